@@ -1,0 +1,361 @@
+"""Read and validate the Feldman–Zhang influence npz layout, class by class.
+
+Only array headers and the small index arrays are read to validate the file;
+the influence matrices are loaded one class block at a time, inside dask tasks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dask
+import dask.array as da
+import numpy as np
+import xarray as xr
+from dask.base import tokenize
+
+from memoxr._version import __version__
+from memoxr._chunks import DEFAULT_CHUNK_MB, BlockChunks, plan_block_chunks
+from memoxr.errors import MemoxrInputError
+from memoxr.schema import CLASS, INFLUENCE_SCHEMA, SCHEMA_VERSION, TEST, TEST_ID, TRAIN, TRAIN_ID
+
+GLOBAL_KEYS = ("tr_mem", "tr_labels", "tt_labels")
+_CLASS_KEY = re.compile(r"^(infl_matrix_class|tr_classidx_|tt_classidx_)(\d+)$")
+_PER_CLASS = ("infl_matrix_class{k}", "tr_classidx_{k}", "tt_classidx_{k}")
+#: Default sample order of the released FZ arrays (TensorFlow-Datasets' order).
+DEFAULT_SAMPLE_ORDER = "tfds"
+
+
+_HEADER_READERS = {
+    (1, 0): np.lib.format.read_array_header_1_0,
+    (2, 0): np.lib.format.read_array_header_2_0,
+    (3, 0): np.lib.format.read_array_header_2_0,  # 3.0 differs only in the header's text encoding
+}
+
+
+@dataclass(frozen=True)
+class ArrayHeader:
+    key: str
+    shape: tuple[int, ...]
+    dtype: np.dtype
+
+
+def read_npz_headers(path: str | os.PathLike[str]) -> dict[str, ArrayHeader]:
+    """Shape and dtype of every array in an npz archive, without loading data."""
+    source = str(path)
+    if not Path(source).is_file():
+        raise MemoxrInputError(f"input {source!r} does not exist or is not a file")
+    if not zipfile.is_zipfile(source):
+        raise MemoxrInputError(f"input {source!r} is not an npz archive (expected a zip of .npy arrays)")
+    headers: dict[str, ArrayHeader] = {}
+    with zipfile.ZipFile(source) as archive:
+        for name in archive.namelist():
+            if not name.endswith(".npy"):
+                continue
+            key = name[: -len(".npy")]
+            with archive.open(name) as fp:
+                try:
+                    version = np.lib.format.read_magic(fp)
+                    read = _HEADER_READERS.get(version)
+                    if read is None:
+                        raise ValueError(f"unsupported .npy format version {version}")
+                    shape, _, dtype = read(fp)
+                except ValueError as exc:
+                    raise MemoxrInputError(f"input {source!r}: key {key!r} is not a valid .npy array: {exc}") from exc
+            headers[key] = ArrayHeader(key, tuple(shape), np.dtype(dtype))
+    return headers
+
+
+def file_sha256(path: str | os.PathLike[str], block: int = 8 * 2**20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fp:
+        while chunk := fp.read(block):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _check_dtype(header: ArrayHeader, *, allow_pickle: bool) -> None:
+    kind = header.dtype.kind
+    if kind == "O":
+        if not allow_pickle:
+            raise MemoxrInputError(
+                f"key {header.key!r}: expected a numeric array, received dtype object (pickled "
+                "Python objects); memoxr never unpickles unless asked: pass allow_pickle=True "
+                "(--allow-pickle) if you trust this file"
+            )
+        return
+    if kind not in "iuf":
+        raise MemoxrInputError(
+            f"key {header.key!r}: expected an integer or float array, received dtype {header.dtype}"
+        )
+
+
+def _as_numeric(key: str, array: np.ndarray) -> np.ndarray:
+    """Numeric view of an array that may have come unpickled as dtype object."""
+    if array.dtype.kind != "O":
+        return array
+    try:
+        return np.asarray(array.tolist(), dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise MemoxrInputError(
+            f"key {key!r}: expected numbers, received objects that are not numeric ({exc})"
+        ) from exc
+
+
+def _as_indices(key: str, array: np.ndarray, *, size: int, what: str) -> np.ndarray:
+    """Validate an index or label array: finite, whole numbers, in ``[0, size)``."""
+    array = _as_numeric(key, array)
+    if array.dtype.kind == "f":
+        bad = ~np.isfinite(array)
+        if bad.any():
+            where = int(np.flatnonzero(bad)[0])
+            raise MemoxrInputError(
+                f"key {key!r}: expected finite {what}, received {array[where]} at position {where}"
+            )
+        fractional = array != np.round(array)
+        if fractional.any():
+            where = int(np.flatnonzero(fractional)[0])
+            raise MemoxrInputError(
+                f"key {key!r}: expected whole-number {what}, received {array[where]} at position {where}"
+            )
+    array = array.astype(np.int64)
+    out_of_range = (array < 0) | (array >= size)
+    if out_of_range.any():
+        where = int(np.flatnonzero(out_of_range)[0])
+        raise MemoxrInputError(
+            f"key {key!r}: expected {what} in [0, {size}), received {array[where]} at position {where}"
+        )
+    return array
+
+
+@dataclass
+class FZLayout:
+    """A validated FZ influence npz: its small arrays in memory, matrices on disk."""
+
+    path: str
+    allow_pickle: bool
+    classes: list[int]
+    train_index: list[np.ndarray]
+    test_index: list[np.ndarray]
+    tr_mem: np.ndarray
+    tr_labels: np.ndarray
+    tt_labels: np.ndarray
+    ignored_keys: list[str] = field(default_factory=list)
+    sha256: str = ""
+
+    @property
+    def max_train(self) -> int:
+        return max((len(i) for i in self.train_index), default=0)
+
+    @property
+    def max_test(self) -> int:
+        return max((len(i) for i in self.test_index), default=0)
+
+    def plan(self, *, chunk_mb: float = DEFAULT_CHUNK_MB) -> BlockChunks:
+        return plan_block_chunks(len(self.classes), self.max_train, self.max_test, chunk_mb=chunk_mb)
+
+    def to_dataset(
+        self,
+        *,
+        chunk_mb: float = DEFAULT_CHUNK_MB,
+        chunks: BlockChunks | None = None,
+        sample_order: str = DEFAULT_SAMPLE_ORDER,
+    ) -> xr.Dataset:
+        """The influence store's Dataset, with ``influence`` loaded lazily per class block."""
+        plan = chunks or self.plan(chunk_mb=chunk_mb)
+        n_class, n_tr, n_tt = len(self.classes), self.max_train, self.max_test
+        blocks = []
+        for start in range(0, n_class, plan.cls):
+            group = self.classes[start : start + plan.cls]
+            shapes = [(len(self.train_index[i]), len(self.test_index[i])) for i in range(start, start + len(group))]
+            token = tokenize(self.path, self.sha256, group, n_tr, n_tt)
+            load = dask.delayed(_load_class_block, pure=True)(
+                self.path, group, shapes, n_tr, n_tt, self.allow_pickle, dask_key_name=f"load-fz-block-{token}"
+            )
+            blocks.append(da.from_delayed(load, shape=(len(group), n_tr, n_tt), dtype=np.float32))
+        influence = da.concatenate(blocks, axis=0).rechunk((plan.cls, plan.train, plan.test))
+
+        memorization = np.full((n_class, n_tr), np.nan)
+        train_index = np.full((n_class, n_tr), -1, dtype=np.int64)
+        test_index = np.full((n_class, n_tt), -1, dtype=np.int64)
+        for c, (tr, tt) in enumerate(zip(self.train_index, self.test_index, strict=True)):
+            memorization[c, : len(tr)] = self.tr_mem[tr]
+            train_index[c, : len(tr)] = tr
+            test_index[c, : len(tt)] = tt
+
+        ds = xr.Dataset(
+            {
+                "influence": ((CLASS, TRAIN, TEST), influence),
+                "memorization": ((CLASS, TRAIN), memorization),
+                "train_index": ((CLASS, TRAIN), train_index),
+                "test_index": ((CLASS, TEST), test_index),
+                "train_count": ((CLASS,), np.array([len(i) for i in self.train_index], dtype=np.int64)),
+                "test_count": ((CLASS,), np.array([len(i) for i in self.test_index], dtype=np.int64)),
+                "tr_mem": ((TRAIN_ID,), self.tr_mem),
+                "tr_labels": ((TRAIN_ID,), self.tr_labels),
+                "tt_labels": ((TEST_ID,), self.tt_labels),
+            },
+            coords={
+                CLASS: np.asarray(self.classes, dtype=np.int64),
+                TRAIN_ID: np.arange(len(self.tr_mem), dtype=np.int64),
+                TEST_ID: np.arange(len(self.tt_labels), dtype=np.int64),
+            },
+            attrs={
+                "schema": INFLUENCE_SCHEMA,
+                "schema_version": SCHEMA_VERSION,
+                "source_name": Path(self.path).name,
+                "source_sha256": self.sha256,
+                "memoxr_version": __version__,
+                "sample_order": sample_order,
+                "ignored_keys": list(self.ignored_keys),
+            },
+        )
+        ds["influence"].attrs.update(
+            description="influence of train sample i of a class on test sample j of that class",
+            padding="NaN beyond train_count / test_count",
+        )
+        ds["memorization"].attrs["description"] = "tr_mem of each class's training samples; NaN padding"
+        ds["train_index"].attrs["description"] = "row of the sample in the train split; -1 padding"
+        ds["test_index"].attrs["description"] = "row of the sample in the test split; -1 padding"
+        return ds
+
+
+def _load_class_block(
+    path: str, classes: Sequence[int], shapes: Sequence[tuple[int, int]], n_tr: int, n_tt: int, allow_pickle: bool
+) -> np.ndarray:
+    """Load the influence matrices of ``classes`` into one NaN-padded float32 block."""
+    block = np.full((len(classes), n_tr, n_tt), np.nan, dtype=np.float32)
+    with np.load(path, allow_pickle=allow_pickle) as npz:
+        for c, (k, shape) in enumerate(zip(classes, shapes, strict=True)):
+            key = f"infl_matrix_class{k}"
+            matrix = _as_numeric(key, npz[key])
+            if matrix.shape != shape:
+                raise MemoxrInputError(f"key {key!r}: expected shape {shape}, received {matrix.shape}")
+            infinite = np.isinf(matrix)
+            if infinite.any():
+                i, j = (int(v[0]) for v in np.nonzero(infinite))
+                raise MemoxrInputError(
+                    f"key {key!r}: expected finite influence values (or NaN for missing), "
+                    f"received {matrix[i, j]} at row {i}, column {j}"
+                )
+            block[c, : shape[0], : shape[1]] = matrix
+    return block
+
+
+def inspect_fz_npz(
+    path: str | os.PathLike[str], *, allow_pickle: bool = False, checksum: bool = True
+) -> FZLayout:
+    """Validate an FZ influence npz and load its small arrays.
+
+    Checks, before anything is written: required keys, dtypes (object arrays are
+    refused unless ``allow_pickle``), shapes of each class matrix against its
+    index arrays, indices finite, whole, in range and claimed by one class only,
+    and labels that agree with class membership.
+    """
+    source = str(path)
+    headers = read_npz_headers(source)
+    missing = [k for k in GLOBAL_KEYS if k not in headers]
+    if missing:
+        raise MemoxrInputError(
+            f"input {source!r}: missing key(s) {missing}; expected {list(GLOBAL_KEYS)} and "
+            "per-class 'infl_matrix_class{k}', 'tr_classidx_{k}', 'tt_classidx_{k}'"
+        )
+    classes = sorted({int(m.group(2)) for key in headers if (m := _CLASS_KEY.match(key))})
+    if not classes:
+        raise MemoxrInputError(
+            f"input {source!r}: no per-class keys; expected 'infl_matrix_class{{k}}', "
+            f"'tr_classidx_{{k}}', 'tt_classidx_{{k}}', received keys {sorted(headers)[:10]}"
+        )
+    for k in classes:
+        for pattern in _PER_CLASS:
+            if pattern.format(k=k) not in headers:
+                present = [p.format(k=k) for p in _PER_CLASS if p.format(k=k) in headers]
+                raise MemoxrInputError(
+                    f"input {source!r}: missing key {pattern.format(k=k)!r} for class {k} "
+                    f"(found {present})"
+                )
+    known = set(GLOBAL_KEYS) | {p.format(k=k) for k in classes for p in _PER_CLASS}
+    for header in headers.values():
+        if header.key in known:
+            _check_dtype(header, allow_pickle=allow_pickle)
+
+    def expect_1d(key: str) -> int:
+        shape = headers[key].shape
+        if len(shape) != 1:
+            raise MemoxrInputError(f"key {key!r}: expected a 1-D array, received shape {shape}")
+        return shape[0]
+
+    n_train, n_test = expect_1d("tr_mem"), expect_1d("tt_labels")
+    if expect_1d("tr_labels") != n_train:
+        raise MemoxrInputError(
+            f"key 'tr_labels': expected shape ({n_train},) like 'tr_mem', received {headers['tr_labels'].shape}"
+        )
+    for k in classes:
+        shape = (expect_1d(f"tr_classidx_{k}"), expect_1d(f"tt_classidx_{k}"))
+        key = f"infl_matrix_class{k}"
+        if headers[key].shape != shape:
+            raise MemoxrInputError(
+                f"key {key!r}: expected shape {shape} (len(tr_classidx_{k}), len(tt_classidx_{k})), "
+                f"received {headers[key].shape}"
+            )
+
+    with np.load(source, allow_pickle=allow_pickle) as npz:
+        tr_mem = _as_numeric("tr_mem", npz["tr_mem"]).astype(np.float64)
+        tr_labels = _as_indices("tr_labels", npz["tr_labels"], size=np.iinfo(np.int64).max, what="class labels")
+        tt_labels = _as_indices("tt_labels", npz["tt_labels"], size=np.iinfo(np.int64).max, what="class labels")
+        train_index = [_as_indices(f"tr_classidx_{k}", npz[f"tr_classidx_{k}"], size=n_train, what="train indices") for k in classes]
+        test_index = [_as_indices(f"tt_classidx_{k}", npz[f"tt_classidx_{k}"], size=n_test, what="test indices") for k in classes]
+
+    for split, indices, labels, size in (
+        ("tr", train_index, tr_labels, n_train),
+        ("tt", test_index, tt_labels, n_test),
+    ):
+        _check_membership(split, classes, indices, labels, size)
+
+    return FZLayout(
+        path=source,
+        allow_pickle=allow_pickle,
+        classes=classes,
+        train_index=train_index,
+        test_index=test_index,
+        tr_mem=tr_mem,
+        tr_labels=tr_labels,
+        tt_labels=tt_labels,
+        ignored_keys=sorted(set(headers) - known),
+        sha256=file_sha256(source) if checksum else "",
+    )
+
+
+def _check_membership(
+    split: str, classes: Sequence[int], indices: Sequence[np.ndarray], labels: np.ndarray, size: int
+) -> None:
+    """Each index claimed by one class only, and labelled with that class."""
+    owner = np.full(size, -1, dtype=np.int64)
+    for c, (k, idx) in enumerate(zip(classes, indices, strict=True)):
+        key = f"{split}_classidx_{k}"
+        values, counts = np.unique(idx, return_counts=True)
+        if (counts > 1).any():
+            dup = int(values[counts > 1][0])
+            raise MemoxrInputError(f"key {key!r}: expected distinct indices, received {dup} more than once")
+        taken = owner[idx] >= 0
+        if taken.any():
+            i = int(idx[taken][0])
+            raise MemoxrInputError(
+                f"key {key!r}: index {i} is also claimed by class {classes[owner[i]]}; "
+                "expected each sample in exactly one class"
+            )
+        owner[idx] = c
+        wrong = labels[idx] != k
+        if wrong.any():
+            i = int(idx[wrong][0])
+            label_key = "tr_labels" if split == "tr" else "tt_labels"
+            raise MemoxrInputError(
+                f"key {label_key!r}: sample {i} is in {key!r}, so its label should be {k}, "
+                f"received {int(labels[i])}"
+            )

@@ -1,0 +1,79 @@
+"""memoxr: memorization and influence analytics on labelled Zarr stores, lazily.
+
+Convert Feldman–Zhang influence estimates to a Zarr store once
+(:func:`memoxr.convert.convert_npz`), open it lazily (:func:`open_influence`),
+and compute the influence-aware scores (:func:`influence_scores`), the
+per-class table (:func:`class_stats`) and the analyses (:mod:`memoxr.analysis`)
+as xarray reductions that dask runs chunk by chunk.
+"""
+
+from __future__ import annotations
+
+import os
+from importlib import resources
+from typing import Any
+
+import xarray as xr
+
+from ._version import __version__
+from .analysis import analyze, rank_agreement, score_ranges, top_classes, top_k
+from .errors import IncompleteStoreError, MemoxrInputError, OutputExistsError
+from .schema import check_influence_dataset
+from .scores import influence_scores, row_statistics
+from .stats import STAT_COLUMNS, class_stats, merge_stats_csv
+from .storage import open_dataset
+
+__all__ = [
+    "STAT_COLUMNS",
+    "IncompleteStoreError",
+    "MemoxrInputError",
+    "OutputExistsError",
+    "__version__",
+    "analyze",
+    "class_stats",
+    "influence_scores",
+    "merge_stats_csv",
+    "open_influence",
+    "rank_agreement",
+    "row_statistics",
+    "sample_path",
+    "score_ranges",
+    "top_classes",
+    "top_k",
+]
+
+SAMPLE_NAME = "digits_infl_matrix.npz"
+
+
+def sample_path() -> str:
+    """Path of the FZ-layout sample that ships with memoxr (used by ``memoxr demo``)."""
+    return str(resources.files("memoxr.data").joinpath(SAMPLE_NAME))
+
+
+def open_influence(
+    path: str | os.PathLike[str], *, chunks: Any = None, allow_pickle: bool = False, chunk_mb: float | None = None
+) -> xr.Dataset:
+    """Open an influence store lazily: a memoxr Zarr store, or an FZ ``.npz`` viewed in place.
+
+    Dims contract: ``influence(class, train_sample, test_sample)``,
+    ``memorization(class, train_sample)`` and the index and count variables of
+    the influence schema (see the README). Nothing is read but metadata (and, for
+    an ``.npz``, its small index arrays, validated).
+
+    Parameters
+    ----------
+    path : path
+        Zarr store written by ``memoxr convert``, or an ``.npz`` in the FZ layout.
+    chunks : optional
+        Dask chunks for a Zarr store (default: the store's own chunks).
+    allow_pickle : bool
+        For an ``.npz`` only: allow arrays of Python objects (unpickling).
+    chunk_mb : float, optional
+        For an ``.npz`` only: target chunk size in MB.
+    """
+    if str(path).endswith(".npz"):
+        from .convert import open_fz_npz
+
+        kwargs = {} if chunk_mb is None else {"chunk_mb": chunk_mb}
+        return open_fz_npz(path, allow_pickle=allow_pickle, **kwargs)
+    return check_influence_dataset(open_dataset(path, chunks=chunks), source=str(path))

@@ -1,0 +1,49 @@
+"""Chunk planning: pure arithmetic on shapes and byte budgets, no I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import MemoxrInputError
+
+DEFAULT_CHUNK_MB = 64.0
+
+
+@dataclass(frozen=True)
+class BlockChunks:
+    """Chunk sizes for a ``(class, train_sample, test_sample)`` block."""
+
+    cls: int
+    train: int
+    test: int
+
+    def as_dict(self) -> dict[str, int]:
+        return {"class": self.cls, "train_sample": self.train, "test_sample": self.test}
+
+    def nbytes(self, itemsize: int = 4) -> int:
+        return self.cls * self.train * self.test * itemsize
+
+
+def plan_block_chunks(
+    n_class: int, n_train: int, n_test: int, *, chunk_mb: float = DEFAULT_CHUNK_MB, itemsize: int = 4
+) -> BlockChunks:
+    """Largest chunk within ``chunk_mb`` that keeps whole classes, then whole rows.
+
+    Whole class blocks are grouped while they fit; a class larger than the budget
+    is split along ``train_sample`` (whole rows), and only a single row larger
+    than the budget is split along ``test_sample``.
+
+    >>> plan_block_chunks(100, 500, 100, chunk_mb=1)
+    BlockChunks(cls=5, train=500, test=100)
+    """
+    if not chunk_mb > 0:
+        raise MemoxrInputError(f"chunk_mb must be a positive number of megabytes; received {chunk_mb!r}")
+    budget = int(chunk_mb * 2**20)
+    n_train, n_test = max(n_train, 1), max(n_test, 1)
+    row = n_test * itemsize
+    block = n_train * row
+    if block <= budget:
+        return BlockChunks(max(1, min(n_class, budget // block)), n_train, n_test)
+    if row <= budget:
+        return BlockChunks(1, max(1, budget // row), n_test)
+    return BlockChunks(1, 1, max(1, budget // itemsize))

@@ -1,0 +1,119 @@
+"""Pure numpy kernels. No xarray, no dask: every function takes ``axis``.
+
+The row statistics that every influence-aware score needs are computed in one
+fused pass as mergeable partial moments (Chan et al.'s parallel update), so a
+row split over several chunks gives the same answer as the whole row.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: Fields of a partial-moment record, stacked along the last axis.
+PARTIAL_FIELDS = ("count", "positive_sum", "mean", "m2")
+#: Fields of a finished row-statistics record, stacked along the last axis.
+ROW_STAT_FIELDS = ("count", "positive_mean", "mean", "std")
+N_FIELDS = 4
+
+
+def row_moments(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Partial moments of ``x`` along ``axis``, NaN ignored.
+
+    Returns an array shaped like ``x`` with ``axis`` replaced by a trailing
+    axis of length 4: ``count`` (finite values), ``positive_sum``
+    (sum of ``max(x, 0)``), ``mean`` and ``m2`` (sum of squared deviations).
+    Accumulates in float64 whatever the input dtype.
+    """
+    x = np.moveaxis(np.asarray(x, dtype=np.float64), axis, -1)
+    finite = ~np.isnan(x)
+    count = finite.sum(axis=-1).astype(np.float64)
+    filled = np.where(finite, x, 0.0)
+    total = filled.sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(count > 0, total / count, 0.0)
+    deviation = np.where(finite, x - mean[..., None], 0.0)
+    m2 = np.einsum("...i,...i->...", deviation, deviation)
+    positive_sum = np.maximum(filled, 0.0).sum(axis=-1)
+    return np.stack([count, positive_sum, mean, m2], axis=-1)
+
+
+def merge_moments(parts: np.ndarray, axis: int = -2) -> np.ndarray:
+    """Merge partial-moment records along ``axis`` (records on the last axis).
+
+    ``parts`` has shape ``(..., m, 4)`` when ``axis=-2``; the result drops that
+    axis. Empty partials (count 0) are neutral.
+    """
+    parts = np.moveaxis(np.asarray(parts, dtype=np.float64), axis, -2)
+    count_i, possum_i, mean_i, m2_i = (parts[..., k] for k in range(N_FIELDS))
+    count = count_i.sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(count > 0, (count_i * mean_i).sum(axis=-1) / count, 0.0)
+    spread = count_i * (mean_i - mean[..., None]) ** 2
+    m2 = m2_i.sum(axis=-1) + spread.sum(axis=-1)
+    return np.stack([count, possum_i.sum(axis=-1), mean, m2], axis=-1)
+
+
+def finalize_moments(parts: np.ndarray) -> np.ndarray:
+    """Turn partial moments ``(..., 4)`` into row statistics ``(..., 4)``.
+
+    Fields: ``count``, ``positive_mean = positive_sum / count``, ``mean`` and
+    the population ``std = sqrt(m2 / count)``; NaN where ``count == 0``.
+    """
+    count, positive_sum, mean, m2 = (parts[..., k] for k in range(N_FIELDS))
+    empty = count == 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        positive_mean = np.where(empty, np.nan, positive_sum / count)
+        std = np.where(empty, np.nan, np.sqrt(np.maximum(m2, 0.0) / count))
+    mean = np.where(empty, np.nan, mean)
+    return np.stack([count, positive_mean, mean, std], axis=-1)
+
+
+def row_statistics(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Count, positive-part mean, mean and population std along ``axis``.
+
+    Equivalent to ``finalize_moments(row_moments(x, axis))``; NaN ignored.
+
+    >>> row_statistics(np.array([[1.0, -1.0, 3.0, np.nan]]))[0].round(4).tolist()
+    [3.0, 1.3333, 1.0, 1.633]
+    """
+    return finalize_moments(row_moments(x, axis=axis))
+
+
+def normalize_by_max(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """``x / nanmax(x)`` along ``axis``; 0 where that maximum is not positive.
+
+    NaN entries stay NaN. A group whose maximum is 0 (or negative) has nothing
+    to normalize by, so its finite entries become 0.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    finite = ~np.isnan(x)
+    peak = np.max(np.where(finite, x, -np.inf), axis=axis, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.where(peak > 0, x / peak, 0.0)
+    return np.where(finite, out, np.nan)
+
+
+def descending_rank(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """0-based rank of each entry in descending order along ``axis``.
+
+    Ties keep sample order (a stable sort). NaN entries are not ranked (NaN).
+    """
+    x = np.moveaxis(np.asarray(x, dtype=np.float64), axis, -1)
+    finite = ~np.isnan(x)
+    # NaN keys sort last; the stable sort keeps sample order among ties.
+    keys = np.where(finite, -x, np.inf)
+    order = np.argsort(keys, axis=-1, kind="stable")
+    ranks = np.empty(x.shape, dtype=np.float64)
+    np.put_along_axis(ranks, order, np.broadcast_to(np.arange(x.shape[-1], dtype=np.float64), x.shape), axis=-1)
+    ranks = np.where(finite, ranks, np.nan)
+    return np.moveaxis(ranks, -1, axis)
+
+
+def normalized_descending_rank(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """``descending_rank / (n - 1)`` with ``n`` the finite entries along ``axis``.
+
+    In ``[0, 1]``; a group with a single finite entry gives rank 0.
+    """
+    ranks = descending_rank(x, axis=axis)
+    n = np.sum(~np.isnan(np.asarray(x, dtype=np.float64)), axis=axis, keepdims=True)
+    return ranks / np.maximum(n - 1, 1)

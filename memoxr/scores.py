@@ -1,0 +1,214 @@
+"""Influence-aware memorization scores as lazy xarray reductions.
+
+One wrapper layer over :mod:`memoxr._kernels`: the row statistics come from a
+single fused dask reduction over ``test_sample`` (each influence chunk is read
+once), then the cheap per-class steps (max, rank) run on the small
+``(class, train_sample)`` results.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import dask.array as da
+import numpy as np
+import xarray as xr
+
+from . import _kernels
+from .errors import MemoxrInputError
+from .schema import CLASS, SCORES_SCHEMA, SCHEMA_VERSION, TEST, TRAIN, check_influence_dataset
+
+ZERO_STD_RULES = ("zero", "nan")
+
+
+def _fused_chunk(x: np.ndarray, axis: tuple[int, ...], keepdims: bool) -> np.ndarray:
+    (ax,) = axis
+    return np.moveaxis(_kernels.row_moments(x, axis=ax), -1, ax)
+
+
+def _fused_combine(x: np.ndarray, axis: tuple[int, ...], keepdims: bool) -> np.ndarray:
+    (ax,) = axis
+    parts = np.moveaxis(x, ax, -1)  # (..., m * 4), records laid end to end
+    parts = parts.reshape(*parts.shape[:-1], -1, _kernels.N_FIELDS)
+    return np.moveaxis(_kernels.merge_moments(parts, axis=-2), -1, ax)
+
+
+def _fused_aggregate(x: np.ndarray, axis: tuple[int, ...], keepdims: bool) -> np.ndarray:
+    (ax,) = axis
+    merged = np.moveaxis(_fused_combine(x, axis, keepdims), ax, -1)
+    return np.moveaxis(_kernels.finalize_moments(merged), -1, ax)
+
+
+def row_statistics(influence: xr.DataArray, *, dim: str = TEST) -> xr.Dataset:
+    """Count, positive-part mean, mean and population std of each row, in one pass.
+
+    NaN entries are ignored. Lazy when ``influence`` is dask-backed: one dask
+    reduction reads each chunk once and merges partial moments across chunks of
+    ``dim``.
+    """
+    axis = influence.get_axis_num(dim)
+    data = influence.data
+    if not isinstance(data, da.Array):
+        stats = np.moveaxis(_kernels.row_statistics(data, axis=axis), -1, axis)
+    else:
+        stats = da.reduction(
+            data,
+            chunk=_fused_chunk,
+            combine=_fused_combine,
+            aggregate=_fused_aggregate,
+            axis=axis,
+            keepdims=True,
+            output_size=_kernels.N_FIELDS,
+            dtype=np.float64,
+            concatenate=True,
+            name="memoxr-row-statistics",
+            meta=np.empty((0,) * data.ndim, dtype=np.float64),
+        )
+    dims = [d for d in influence.dims if d != dim]
+    coords = {k: v for k, v in influence.coords.items() if dim not in v.dims}
+    fields = {}
+    for k, field in enumerate(_kernels.ROW_STAT_FIELDS):
+        index = [slice(None)] * data.ndim
+        index[axis] = k
+        fields[field] = (dims, stats[tuple(index)])
+    return xr.Dataset(fields, coords=coords)
+
+
+def _per_class(func, x: xr.DataArray) -> xr.DataArray:
+    """Apply a kernel along ``train_sample`` within each class (small arrays)."""
+    if x.chunks is not None:
+        x = x.chunk({TRAIN: -1})
+    return xr.apply_ufunc(
+        func,
+        x,
+        input_core_dims=[[TRAIN]],
+        output_core_dims=[[TRAIN]],
+        dask="parallelized",
+        output_dtypes=[np.float64],
+        kwargs={"axis": -1},
+    )
+
+
+def influence_scores(
+    ds: xr.Dataset,
+    *,
+    alpha: float = 0.7,
+    beta: float = 0.3,
+    skipna: bool = False,
+    zero_std: Literal["zero", "nan"] = "zero",
+) -> xr.Dataset:
+    """The four influence-aware memorization scores, per class, lazily.
+
+    Dims contract: ``ds`` is an influence store (``memoxr.open_influence``) with
+    ``influence(class, train_sample, test_sample)``; the result has dims
+    ``(class, train_sample)`` and the same padding (NaN scores, index -1).
+
+    For training sample ``i`` of class ``c`` with memorization ``m_i`` and
+    influence row ``I_ij`` over the class's test samples ``j``:
+
+    - ``pos_infl_mean = mean_j max(I_ij, 0)``; ``influence_std = std_j I_ij``
+      (population std, ``ddof=0``);
+    - ``influence_weighted_memo = m_i * pos_infl_mean``;
+    - ``representativeness_score = m_i * pos_infl_mean / influence_std``; where
+      ``influence_std == 0`` the ratio is 0 (``zero_std="zero"``) or NaN
+      (``zero_std="nan"``);
+    - ``weighted_combination = alpha * m_i + beta * pos_infl_mean / max_c(pos_infl_mean)``,
+      the maximum taken within the class (0 where that maximum is 0);
+    - ``critical_sample_score = m_i * (1 - rank_i / (n_c - 1))`` with ``rank_i``
+      the 0-based descending rank of ``pos_infl_mean`` within the class, ties
+      broken by sample order, and ``rank = 0`` in a one-sample class.
+
+    Padding never enters a statistic. A NaN inside a real influence row makes
+    that sample's scores NaN (``skipna=False``, like numpy), or is skipped
+    (``skipna=True``, the row's statistics use its finite values). Samples with
+    NaN ``pos_infl_mean`` are not ranked and do not count in ``n_c``.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Influence store, lazy (dask) or in memory.
+    alpha, beta : float
+        Weights of the linear combination.
+    skipna : bool
+        Skip NaN entries inside real influence rows.
+    zero_std : {"zero", "nan"}
+        Representativeness where the influence std is zero.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``influence_weighted_memo``, ``representativeness_score``,
+        ``weighted_combination``, ``critical_sample_score``, ``original_memo``,
+        ``training_indices``, ``pos_infl_mean``, ``influence_std`` and
+        ``train_count``; lazy if ``ds`` is.
+
+    Examples
+    --------
+    >>> import memoxr
+    >>> ds = memoxr.open_influence(memoxr.sample_path())
+    >>> scores = memoxr.influence_scores(ds)
+    >>> sorted(scores.sizes.items())
+    [('class', 10), ('train_sample', 140)]
+    """
+    check_influence_dataset(ds)
+    _validate_weight("alpha", alpha)
+    _validate_weight("beta", beta)
+    if zero_std not in ZERO_STD_RULES:
+        raise MemoxrInputError(f"zero_std must be one of {ZERO_STD_RULES}; received {zero_std!r}")
+
+    stats = row_statistics(ds["influence"], dim=TEST)
+    pos_mean, std = stats["positive_mean"], stats["std"]
+    if not skipna:
+        # A real row with fewer finite values than its class has test samples held a NaN.
+        complete = stats["count"] == ds["test_count"]
+        pos_mean, std = pos_mean.where(complete), std.where(complete)
+    real = ds["train_index"] >= 0
+    pos_mean, std = pos_mean.where(real), std.where(real)
+    memo = ds["memorization"].where(real)
+
+    ratio = pos_mean / std.where(std > 0)
+    if zero_std == "zero":
+        ratio = xr.where(std == 0, 0.0, ratio)
+
+    scores = xr.Dataset(
+        {
+            "influence_weighted_memo": memo * pos_mean,
+            "representativeness_score": memo * ratio,
+            "weighted_combination": alpha * memo + beta * _per_class(_kernels.normalize_by_max, pos_mean),
+            "critical_sample_score": memo * (1 - _per_class(_kernels.normalized_descending_rank, pos_mean)),
+            "original_memo": memo,
+            "training_indices": ds["train_index"],
+            "pos_infl_mean": pos_mean,
+            "influence_std": std,
+            "train_count": ds["train_count"],
+        },
+        attrs={
+            "schema": SCORES_SCHEMA,
+            "schema_version": SCHEMA_VERSION,
+            "alpha": float(alpha),
+            "beta": float(beta),
+            "skipna": int(skipna),
+            "zero_std": zero_std,
+            "source_name": ds.attrs.get("source_name", ""),
+            "source_sha256": ds.attrs.get("source_sha256", ""),
+            "sample_order": ds.attrs.get("sample_order", ""),
+        },
+    )
+    descriptions = {
+        "influence_weighted_memo": "memorization * mean positive influence",
+        "representativeness_score": "memorization * mean positive influence / influence std",
+        "weighted_combination": "alpha * memorization + beta * class-normalized mean positive influence",
+        "critical_sample_score": "memorization * (1 - normalized within-class influence rank)",
+        "original_memo": "Feldman-Zhang memorization estimate",
+        "training_indices": "row of the sample in the train split; -1 padding",
+        "pos_infl_mean": "mean over the class's test samples of max(influence, 0)",
+        "influence_std": "population std of the influence row",
+    }
+    for name, text in descriptions.items():
+        scores[name].attrs["description"] = text
+    return scores.transpose(CLASS, TRAIN, ...)
+
+
+def _validate_weight(name: str, value: float) -> None:
+    if not isinstance(value, int | float) or not np.isfinite(value):
+        raise MemoxrInputError(f"{name} must be a finite number; received {value!r}")

@@ -1,0 +1,120 @@
+"""The per-class statistics table, by grouped reductions over class (flox)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+from flox.xarray import xarray_reduce
+
+from .errors import MemoxrInputError
+from .progress import compute
+from .schema import CLASS, STAT_STEMS, STATISTICS, TRAIN, check_scores_dataset
+from .storage import atomic_output, check_writable
+
+#: The seed's columns, in the seed's order.
+STAT_COLUMNS = ("class_label", "sample_count") + tuple(
+    f"{stat}_{stem}" for stem in STAT_STEMS.values() for stat in STATISTICS
+)
+#: Columns ``update-csv`` adds or replaces (everything but the memorization block).
+SCORE_COLUMNS = tuple(
+    f"{stat}_{stem}" for name, stem in STAT_STEMS.items() if name != "original_memo" for stat in STATISTICS
+)
+
+
+def class_stats(scores: xr.Dataset, *, skipna: bool = False, show_progress: bool = False) -> pd.DataFrame:
+    """Per-class count, mean, std, min, max and median of memorization and each score.
+
+    Dims contract: ``scores`` has dims ``(class, train_sample)`` as returned by
+    :func:`memoxr.influence_scores`; padding (``training_indices == -1``) is
+    excluded by grouping, so every class appears, an empty one with
+    ``sample_count == 0`` and NaN statistics. ``std`` is the population std
+    (``ddof=0``) and ``median`` is exact. With ``skipna=False`` a NaN score makes
+    its class's statistics NaN; ``skipna=True`` ignores it.
+
+    All groups are reduced in one dask computation, so for lazy scores each
+    influence chunk is read once.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``class_label, sample_count``, then ``mean_/std_/min_/max_/median_``
+        for ``memo_score, infl_weighted_memo, representativeness,
+        weighted_combination, critical_sample``; one row per class, by class.
+    """
+    check_scores_dataset(scores)
+    names = list(STAT_STEMS)
+    data = scores[names]
+    lazy = any(v.chunks is not None for v in scores.data_vars.values())
+    if lazy:
+        # Each class whole inside one chunk: flox then reduces every group blockwise, exactly.
+        data = data.chunk({TRAIN: -1}).unify_chunks()
+    # Group labels in memory (they come from the small index array, not the influence):
+    # flox factorizes them up front.
+    real = (scores["training_indices"] >= 0).compute()
+    label = scores[CLASS].broadcast_like(real).where(real).rename("class_label")
+    groups = pd.Index(scores[CLASS].values, name="class_label")
+    prefix = "nan" if skipna else ""
+
+    def reduce(obj: xr.Dataset | xr.DataArray, func: str, fill_value: float) -> xr.Dataset | xr.DataArray:
+        return xarray_reduce(
+            obj, label, func=func, expected_groups=groups, dim=(CLASS, TRAIN),
+            fill_value=fill_value, method="blockwise" if lazy else None,
+        )
+
+    sample_count = reduce(real.astype(np.int64).rename("sample_count"), "sum", 0)
+    reduced = {stat: reduce(data, prefix + stat, np.nan) for stat in STATISTICS}
+    sample_count, reduced = compute(sample_count, reduced, show_progress=show_progress)
+
+    table = pd.DataFrame({"class_label": groups.to_numpy(), "sample_count": sample_count.to_numpy()})
+    for name, stem in STAT_STEMS.items():
+        for stat in STATISTICS:
+            table[f"{stat}_{stem}"] = reduced[stat][name].to_numpy().astype(np.float64)
+    return table[list(STAT_COLUMNS)]
+
+
+def merge_stats_csv(
+    table: pd.DataFrame,
+    csv_file: str | os.PathLike[str],
+    output: str | os.PathLike[str] | None = None,
+    *,
+    overwrite: bool = False,
+) -> Path:
+    """Fold the score columns of ``table`` into a per-class CSV, keyed on ``class_label``.
+
+    When ``csv_file`` exists its other columns are kept and the score columns
+    are added or replaced; its classes must be exactly ``table``'s. When it does
+    not exist the full table is written. ``output`` defaults to ``csv_file``;
+    an existing output is replaced only with ``overwrite``. The write is atomic.
+    """
+    target = Path(output if output is not None else csv_file)
+    check_writable(target, overwrite=overwrite)
+    source = Path(csv_file)
+    if source.exists():
+        try:
+            existing = pd.read_csv(source)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+            raise MemoxrInputError(f"csv file {str(source)!r} is not a readable CSV: {exc}") from exc
+        if "class_label" not in existing.columns:
+            raise MemoxrInputError(
+                f"csv file {str(source)!r}: column 'class_label' missing; received columns {list(existing.columns)}"
+            )
+        theirs = set(existing["class_label"].tolist())
+        ours = set(table["class_label"].tolist())
+        if theirs != ours or existing["class_label"].duplicated().any():
+            raise MemoxrInputError(
+                f"csv file {str(source)!r}: its classes differ from the scores' classes; "
+                f"only in the CSV: {sorted(theirs - ours)[:10]}, only in the scores: "
+                f"{sorted(ours - theirs)[:10]}, duplicated in the CSV: "
+                f"{sorted(existing['class_label'][existing['class_label'].duplicated()].tolist())[:10]}"
+            )
+        kept = existing.drop(columns=[c for c in SCORE_COLUMNS if c in existing.columns])
+        merged = kept.merge(table[["class_label", *SCORE_COLUMNS]], on="class_label", how="left", validate="one_to_one")
+    else:
+        merged = table
+    with atomic_output(target, overwrite=overwrite) as tmp:
+        merged.to_csv(tmp, index=False)
+    return target
