@@ -1,4 +1,4 @@
-"""Progress on long work: dask's own diagnostics, shown on stderr."""
+"""Progress on long work, and the one place memoxr triggers dask computations."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import dask
+import xarray as xr
 from dask.diagnostics import ProgressBar
 
 
@@ -24,7 +25,38 @@ def progress(show: bool = True, *, minimum: float = 0.5) -> Iterator[None]:
         yield
 
 
+def _dask_variables(obj: xr.Dataset | xr.DataArray) -> list[xr.Variable]:
+    if isinstance(obj, xr.Dataset):
+        variables = list(obj.variables.values())
+    else:
+        variables = [obj.variable, *obj.coords.variables.values()]
+    return [var for var in variables if dask.is_dask_collection(var.data)]
+
+
 def compute(*objs: Any, show_progress: bool = False) -> tuple[Any, ...]:
-    """``dask.compute`` all objects in one pass, optionally with progress."""
+    """Compute xarray objects (and other dask collections) together, in one dask pass.
+
+    Shared inputs, such as the influence chunks behind several scores, are read
+    once. xarray objects are handed to dask as their variables' arrays, the way
+    ``Dataset.compute`` does: dask 2026.8 mis-optimizes a whole Dataset passed
+    as one collection when it holds both an array and an expression on it
+    ("Missing dependency").
+    """
+    arrays: list[Any] = []
+    for obj in objs:
+        if isinstance(obj, xr.Dataset | xr.DataArray):
+            arrays.extend(var.data for var in _dask_variables(obj))
+        elif dask.is_dask_collection(obj):
+            arrays.append(obj)
     with progress(show_progress):
-        return dask.compute(*objs)
+        values = iter(dask.compute(*arrays))
+    out: list[Any] = []
+    for obj in objs:
+        if isinstance(obj, xr.Dataset | xr.DataArray):
+            new = obj.copy(deep=False)
+            for var in _dask_variables(new):
+                var.data = next(values)
+            out.append(new)
+        else:
+            out.append(next(values) if dask.is_dask_collection(obj) else obj)
+    return tuple(out)

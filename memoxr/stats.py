@@ -66,8 +66,10 @@ def class_stats(scores: xr.Dataset, *, skipna: bool = False, show_progress: bool
         )
 
     sample_count = reduce(real.astype(np.int64).rename("sample_count"), "sum", 0)
-    reduced = {stat: reduce(data, prefix + stat, np.nan) for stat in STATISTICS}
-    sample_count, reduced = compute(sample_count, reduced, show_progress=show_progress)
+    sample_count, *results = compute(
+        sample_count, *(reduce(data, prefix + stat, np.nan) for stat in STATISTICS), show_progress=show_progress
+    )
+    reduced = dict(zip(STATISTICS, results, strict=True))
 
     table = pd.DataFrame({"class_label": groups.to_numpy(), "sample_count": sample_count.to_numpy()})
     for name, stem in STAT_STEMS.items():

@@ -1,0 +1,165 @@
+"""The ``memoxr`` command. It parses arguments and calls the library; no logic lives here.
+
+Bad input exits with status 2 and a one-line message naming the argument or key.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ._version import __version__
+from .errors import MemoxrInputError, OutputExistsError
+
+
+def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn memoxr's input errors into ``Error: ...`` on stderr and exit status 2."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except (MemoxrInputError, OutputExistsError) as exc:
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(2)
+
+    return wrapper
+
+
+overwrite_option = click.option(
+    "--overwrite", is_flag=True, help="Replace OUTPUT if it exists (it is kept until the new one is complete)."
+)
+allow_pickle_option = click.option(
+    "--allow-pickle",
+    is_flag=True,
+    help="Allow arrays of Python objects in an .npz (this unpickles: only for files you trust).",
+)
+quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="memoxr")
+def main() -> None:
+    """memoxr: memorization and influence analytics on labelled Zarr stores, lazily."""
+
+
+@main.command("convert")
+@click.argument("input_npz", metavar="INPUT.npz", type=click.Path(dir_okay=False))
+@click.argument("output", metavar="OUTPUT.zarr", type=click.Path())
+@overwrite_option
+@allow_pickle_option
+@click.option(
+    "--chunk-mb",
+    type=float,
+    default=64.0,
+    show_default=True,
+    help="Target size of one influence chunk in MB (uncompressed): whole classes are grouped "
+    "while they fit; a larger class is split along train_sample.",
+)
+@click.option(
+    "--sample-order",
+    default="tfds",
+    show_default=True,
+    help="Name of the order the npz's samples follow, recorded in the store (FZ's release: tfds).",
+)
+@quiet_option
+@handle_errors
+def convert_cmd(
+    input_npz: str, output: str, overwrite: bool, allow_pickle: bool, chunk_mb: float, sample_order: str, quiet: bool
+) -> None:
+    """Convert a Feldman–Zhang influence npz into a labelled Zarr store.
+
+    INPUT.npz holds tr_mem, tr_labels, tt_labels and, per class k,
+    infl_matrix_class{k}, tr_classidx_{k}, tt_classidx_{k}. It is validated
+    completely before anything is written; OUTPUT.zarr appears only once complete.
+    """
+    from .convert import convert_npz
+
+    path = convert_npz(
+        input_npz, output, overwrite=overwrite, allow_pickle=allow_pickle, chunk_mb=chunk_mb,
+        sample_order=sample_order, show_progress=not quiet,
+    )
+    click.echo(f"wrote {path}")
+
+
+@main.command("calculate")
+@click.option("--input", "input_path", required=True, type=click.Path(), help="Influence data: an FZ .npz or a memoxr .zarr store.")
+@click.option(
+    "--output",
+    "output_path",
+    type=click.Path(),
+    default=None,
+    help="Where to save the scores: a .zarr store, or an .npz in the seed's layout (per-class dicts; pickled).",
+)
+@click.option("--analyze-class", type=int, default=None, help="Class to analyse in detail.  [default: the first class]")
+@click.option("--top-k", type=click.IntRange(min=1), default=10, show_default=True, help="Samples shown per method in the analysis.")
+@click.option("--alpha", type=float, default=0.7, show_default=True, help="Weight of memorization in weighted_combination.")
+@click.option("--beta", type=float, default=0.3, show_default=True, help="Weight of normalized influence in weighted_combination.")
+@click.option("--stats-csv", type=click.Path(dir_okay=False), default=None, help="Also write the per-class statistics table to this CSV.")
+@overwrite_option
+@allow_pickle_option
+@quiet_option
+@handle_errors
+def calculate_cmd(
+    input_path: str, output_path: str | None, analyze_class: int | None, top_k: int, alpha: float, beta: float,
+    stats_csv: str | None, overwrite: bool, allow_pickle: bool, quiet: bool,
+) -> None:
+    """Compute the four influence-aware memorization scores, the per-class table and the analysis."""
+    from . import workflows
+
+    result = workflows.calculate(
+        input_path, output=output_path, alpha=alpha, beta=beta, stats_csv=stats_csv, overwrite=overwrite,
+        allow_pickle=allow_pickle, class_label=analyze_class, k=top_k, show_progress=not quiet,
+    )
+    click.echo(str(result.analysis))
+    for path in result.written:
+        click.echo(f"wrote {path}")
+
+
+@main.command("update-csv")
+@click.option("--influence-file", required=True, type=click.Path(), help="Scores: a .zarr written by calculate, or a seed-layout .npz (needs --allow-pickle).")
+@click.option("--csv-file", required=True, type=click.Path(dir_okay=False), help="Per-class CSV to update; created with the full table if it does not exist.")
+@click.option("--output", type=click.Path(dir_okay=False), default=None, help="Where to write the updated CSV.  [default: --csv-file]")
+@overwrite_option
+@allow_pickle_option
+@quiet_option
+@handle_errors
+def update_csv_cmd(
+    influence_file: str, csv_file: str, output: str | None, overwrite: bool, allow_pickle: bool, quiet: bool
+) -> None:
+    """Merge the per-class statistics of the four scores into a CSV, on class_label.
+
+    Other columns of an existing CSV are kept; its classes must equal the scores'.
+    Replacing an existing file (including --csv-file itself) needs --overwrite.
+    """
+    from . import workflows
+
+    path = workflows.update_csv(
+        influence_file, csv_file, output=output, overwrite=overwrite, allow_pickle=allow_pickle, show_progress=not quiet
+    )
+    click.echo(f"wrote {path}")
+
+
+@main.command("demo")
+@click.option("--output", "output_dir", type=click.Path(file_okay=False), default="memoxr-demo", show_default=True, help="Folder for the demo's outputs.")
+@overwrite_option
+@quiet_option
+@handle_errors
+def demo_cmd(output_dir: str, overwrite: bool, quiet: bool) -> None:
+    """Run the whole pipeline on the sample that ships with memoxr: convert, score, stats, analysis."""
+    from . import workflows
+
+    result = workflows.demo(Path(output_dir), overwrite=overwrite, show_progress=not quiet)
+    click.echo(str(result.analysis))
+    click.echo("")
+    click.echo(result.stats.iloc[:, :7].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    for path in result.written:
+        click.echo(f"wrote {path}")
+
+
+# Commands defined in other modules are registered here, one line each.

@@ -1,0 +1,98 @@
+"""The seed scripts' npz layout for scores: one pickled dict per method, class id -> array.
+
+Kept so that scripts written against ``calculate_influence_aware_memo.py`` keep working.
+Reading it back unpickles, so it needs ``allow_pickle=True``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from .errors import MemoxrInputError
+from .schema import CLASS, SCORES_SCHEMA, SCHEMA_VERSION, TRAIN, check_scores_dataset
+from .storage import atomic_output
+
+#: Seed key -> scores variable.
+SEED_KEYS = {
+    "influence_weighted_memo": "influence_weighted_memo",
+    "representativeness_score": "representativeness_score",
+    "weighted_combination": "weighted_combination",
+    "critical_sample_score": "critical_sample_score",
+    "training_indices": "training_indices",
+    "original_memo": "original_memo",
+}
+_OPTIONAL = ("pos_infl_mean", "influence_std")
+
+
+def write_seed_npz(scores: xr.Dataset, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+    """Save scores in the seed's npz layout (each key a dict from class id to its samples' array)."""
+    check_scores_dataset(scores)
+    scores = scores.compute()
+    real = scores["training_indices"].values >= 0
+    labels = scores[CLASS].values.tolist()
+    payload = {}
+    for key, name in SEED_KEYS.items():
+        values = scores[name].values
+        payload[key] = {int(k): values[c][real[c]] for c, k in enumerate(labels)}
+    with atomic_output(path, overwrite=overwrite) as tmp:
+        with open(tmp, "wb") as fp:  # a file object keeps numpy from appending ".npz"
+            np.savez(fp, **{key: np.array(value, dtype=object) for key, value in payload.items()})
+    return Path(path)
+
+
+def read_seed_npz(path: str | os.PathLike[str], *, allow_pickle: bool = False) -> xr.Dataset:
+    """Read a seed-layout scores npz into a padded ``(class, train_sample)`` scores Dataset."""
+    source = str(path)
+    if not allow_pickle:
+        raise MemoxrInputError(
+            f"influence file {source!r} is a seed-layout npz of pickled dicts; reading it unpickles: "
+            "pass allow_pickle=True (--allow-pickle) if you trust this file"
+        )
+    with np.load(source, allow_pickle=True) as npz:
+        missing = [key for key in SEED_KEYS if key not in npz.files]
+        if missing:
+            raise MemoxrInputError(f"influence file {source!r}: missing key(s) {missing}; expected {list(SEED_KEYS)}")
+        per_key = {}
+        for key in SEED_KEYS:
+            value = npz[key]
+            item = value.item() if value.dtype.kind == "O" and value.shape == () else None
+            if not isinstance(item, dict):
+                raise MemoxrInputError(
+                    f"influence file {source!r}: key {key!r} should hold a dict from class id to array; "
+                    f"received {type(item).__name__ if item is not None else value.dtype}"
+                )
+            per_key[key] = {int(k): np.asarray(v) for k, v in item.items()}
+    labels = sorted(per_key["training_indices"])
+    for key, data in per_key.items():
+        if sorted(data) != labels:
+            raise MemoxrInputError(
+                f"influence file {source!r}: key {key!r} has classes {sorted(data)[:10]}; "
+                f"expected those of 'training_indices' {labels[:10]}"
+            )
+    width = max((len(v) for v in per_key["training_indices"].values()), default=0)
+    variables = {}
+    for key, name in SEED_KEYS.items():
+        integer = name == "training_indices"
+        out = np.full((len(labels), width), -1 if integer else np.nan, dtype=np.int64 if integer else np.float64)
+        for c, k in enumerate(labels):
+            values = per_key[key][k]
+            if len(values) != len(per_key["training_indices"][k]):
+                raise MemoxrInputError(
+                    f"influence file {source!r}: key {key!r} class {k} has {len(values)} values; "
+                    f"expected {len(per_key['training_indices'][k])} like 'training_indices'"
+                )
+            out[c, : len(values)] = values
+        variables[name] = ((CLASS, TRAIN), out)
+    for name in _OPTIONAL:  # not in the seed layout
+        variables[name] = ((CLASS, TRAIN), np.full((len(labels), width), np.nan))
+    counts = np.array([len(per_key["training_indices"][k]) for k in labels], dtype=np.int64)
+    variables["train_count"] = ((CLASS,), counts)
+    return xr.Dataset(
+        variables,
+        coords={CLASS: np.asarray(labels, dtype=np.int64)},
+        attrs={"schema": SCORES_SCHEMA, "schema_version": SCHEMA_VERSION, "source_name": Path(source).name},
+    )

@@ -1,0 +1,135 @@
+"""What the CLI commands do, as plain functions: open, compute once, write, report."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import xarray as xr
+
+from . import open_influence, sample_path
+from .analysis import Analysis, analyze
+from .convert import convert_npz, read_npz_headers
+from .errors import MemoxrInputError
+from .legacy import SEED_KEYS, read_seed_npz, write_seed_npz
+from .progress import compute
+from .schema import CLASS, INFLUENCE_SCHEMA, SCORES_SCHEMA, check_scores_dataset
+from .scores import influence_scores
+from .stats import class_stats, merge_stats_csv
+from .storage import atomic_output, check_writable, open_dataset, write_dataset
+
+
+@dataclass
+class Result:
+    """Scores in memory, the per-class table, the analysis and the files written."""
+
+    scores: xr.Dataset
+    stats: pd.DataFrame
+    analysis: Analysis
+    written: list[Path] = field(default_factory=list)
+
+
+def _check_class(ds: xr.Dataset, class_label: int | None) -> None:
+    if class_label is not None and class_label not in ds[CLASS].values.tolist():
+        labels = ds[CLASS].values.tolist()
+        raise MemoxrInputError(
+            f"--analyze-class must be one of the classes {labels[0]}..{labels[-1]} ({len(labels)} classes); "
+            f"received {class_label}"
+        )
+
+
+def save_scores(scores: xr.Dataset, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+    """Save scores as a Zarr store, or as the seed's npz layout when ``path`` ends in ``.npz``."""
+    if str(path).endswith(".npz"):
+        return write_seed_npz(scores, path, overwrite=overwrite)
+    return write_dataset(scores, path, overwrite=overwrite)
+
+
+def load_scores(path: str | os.PathLike[str], *, allow_pickle: bool = False) -> xr.Dataset:
+    """Scores from a scores store, a seed-layout npz, or computed from an influence store or FZ npz."""
+    source = str(path)
+    if source.endswith(".npz"):
+        keys = set(read_npz_headers(source))
+        if set(SEED_KEYS) <= keys:
+            return read_seed_npz(source, allow_pickle=allow_pickle)
+        return influence_scores(open_influence(source, allow_pickle=allow_pickle))
+    ds = open_dataset(source)
+    schema = ds.attrs.get("schema")
+    if schema == SCORES_SCHEMA:
+        return check_scores_dataset(ds, source=source)
+    if schema == INFLUENCE_SCHEMA:
+        return influence_scores(open_influence(source))
+    raise MemoxrInputError(
+        f"{source!r}: attribute 'schema' is {schema!r}; expected {SCORES_SCHEMA!r} or {INFLUENCE_SCHEMA!r}"
+    )
+
+
+def calculate(
+    source: str | os.PathLike[str],
+    *,
+    output: str | os.PathLike[str] | None = None,
+    stats_csv: str | os.PathLike[str] | None = None,
+    alpha: float = 0.7,
+    beta: float = 0.3,
+    class_label: int | None = None,
+    k: int = 10,
+    overwrite: bool = False,
+    allow_pickle: bool = False,
+    show_progress: bool = False,
+) -> Result:
+    """Scores, table and analysis of an influence store or FZ npz; one pass over the influence."""
+    for target in (output, stats_csv):
+        if target is not None:
+            check_writable(target, overwrite=overwrite)
+    ds = open_influence(source, allow_pickle=allow_pickle)
+    _check_class(ds, class_label)
+    (scores,) = compute(influence_scores(ds, alpha=alpha, beta=beta), show_progress=show_progress)
+    stats = class_stats(scores)
+    result = Result(scores, stats, analyze(scores, stats, class_label=class_label, k=k))
+    if output is not None:
+        result.written.append(save_scores(scores, output, overwrite=overwrite))
+    if stats_csv is not None:
+        with atomic_output(stats_csv, overwrite=overwrite) as tmp:
+            stats.to_csv(tmp, index=False)
+        result.written.append(Path(stats_csv))
+    return result
+
+
+def update_csv(
+    influence_file: str | os.PathLike[str],
+    csv_file: str | os.PathLike[str],
+    *,
+    output: str | os.PathLike[str] | None = None,
+    overwrite: bool = False,
+    allow_pickle: bool = False,
+    show_progress: bool = False,
+) -> Path:
+    """Merge the score statistics of ``influence_file`` into ``csv_file`` (see :func:`merge_stats_csv`)."""
+    check_writable(output if output is not None else csv_file, overwrite=overwrite)
+    scores = load_scores(influence_file, allow_pickle=allow_pickle)
+    table = class_stats(scores, show_progress=show_progress)
+    return merge_stats_csv(table, csv_file, output, overwrite=overwrite)
+
+
+def demo(output_dir: str | os.PathLike[str], *, overwrite: bool = False, show_progress: bool = False) -> Result:
+    """The whole pipeline on the shipped sample, written to ``output_dir``.
+
+    Writes ``influence.zarr`` (the converted store), ``scores.zarr``,
+    ``influence_aware_memo.npz`` (seed layout), ``per_class_memorization_stats.csv``
+    and ``analysis.txt``. The folder appears only when everything is written.
+    """
+    target = Path(output_dir)
+    with atomic_output(target, overwrite=overwrite) as tmp:
+        tmp.mkdir()
+        store = convert_npz(sample_path(), tmp / "influence.zarr", show_progress=show_progress)
+        result = calculate(
+            store, output=tmp / "scores.zarr", stats_csv=tmp / "per_class_memorization_stats.csv",
+            show_progress=show_progress,
+        )
+        save_scores(result.scores, tmp / "influence_aware_memo.npz")
+        (tmp / "analysis.txt").write_text(str(result.analysis) + "\n")
+    names = ["influence.zarr", "scores.zarr", "influence_aware_memo.npz", "per_class_memorization_stats.csv", "analysis.txt"]
+    result.written = [target / name for name in names]
+    return result
