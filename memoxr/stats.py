@@ -57,17 +57,17 @@ def class_stats(scores: xr.Dataset, *, skipna: bool = False, show_progress: bool
     real = (scores["training_indices"] >= 0).compute()
     label = scores[CLASS].broadcast_like(real).where(real).rename("class_label")
     groups = pd.Index(scores[CLASS].values, name="class_label")
-    prefix = "nan" if skipna else ""
 
     def reduce(obj: xr.Dataset | xr.DataArray, func: str, fill_value: float) -> xr.Dataset | xr.DataArray:
+        # skipna is explicit: xarray's convention would otherwise skip NaN in float data.
         return xarray_reduce(
-            obj, label, func=func, expected_groups=groups, dim=(CLASS, TRAIN),
+            obj, label, func=func, expected_groups=groups, dim=(CLASS, TRAIN), skipna=skipna,
             fill_value=fill_value, method="blockwise" if lazy else None,
         )
 
     sample_count = reduce(real.astype(np.int64).rename("sample_count"), "sum", 0)
     sample_count, *results = compute(
-        sample_count, *(reduce(data, prefix + stat, np.nan) for stat in STATISTICS), show_progress=show_progress
+        sample_count, *(reduce(data, stat, np.nan) for stat in STATISTICS), show_progress=show_progress
     )
     reduced = dict(zip(STATISTICS, results, strict=True))
 

@@ -104,17 +104,21 @@ def write_dataset(
     return Path(path)
 
 
-def open_dataset(path: str | os.PathLike[str], *, chunks: Any = None) -> xr.Dataset:
-    """Open a memoxr Zarr store lazily (one dask chunk per Zarr chunk by default)."""
+def open_dataset(path: str | os.PathLike[str] | zarr.abc.store.Store, *, chunks: Any = None) -> xr.Dataset:
+    """Open a memoxr Zarr store lazily (one dask chunk per Zarr chunk by default).
+
+    ``path`` is a folder, or any zarr ``Store`` (for instance a wrapper).
+    """
+    store = path if isinstance(path, zarr.abc.store.Store) else str(path)
     source = str(path)
-    if not Path(source).exists():
+    if isinstance(store, str) and not Path(store).exists():
         raise MemoxrInputError(f"store {source!r} does not exist")
     try:
-        attrs = dict(zarr.open_group(source, mode="r").attrs)
+        attrs = dict(zarr.open_group(store, mode="r").attrs)
     except Exception as exc:  # zarr raises several kinds for a folder that is not a store
         raise MemoxrInputError(f"{source!r} is not a readable Zarr store: {exc}") from exc
     check_complete(attrs, source=source)
     with _zarr_v3_quiet():
-        ds = xr.open_zarr(source, consolidated=True, chunks={} if chunks is None else chunks)
+        ds = xr.open_zarr(store, consolidated=True, chunks={} if chunks is None else chunks)
     ds.attrs.pop(COMPLETE_ATTR, None)
     return ds

@@ -1,0 +1,78 @@
+"""Top-k, top classes, rank agreement and ranges, against the reference."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from reference import all_scores
+from scipy import stats as sps
+
+import memoxr
+from memoxr.analysis import METHODS
+from memoxr.errors import MemoxrInputError
+
+
+@pytest.fixture
+def scores(ragged_store):
+    return memoxr.influence_scores(memoxr.open_influence(ragged_store))
+
+
+@pytest.mark.parametrize("by", METHODS)
+def test_top_k_matches_reference(scores, ragged_arrays, by):
+    expected = all_scores(ragged_arrays)[3]
+    order = sorted(range(len(expected[by])), key=lambda i: (-expected[by][i], i))[:4]
+    top = memoxr.top_k(scores, 3, k=4, by=by)
+    assert top["rank"].tolist() == [1, 2, 3, 4]
+    assert top["sample_index"].tolist() == [int(expected["training_indices"][i]) for i in order]
+    assert top["train_sample"].tolist() == order
+    for name in METHODS:
+        np.testing.assert_allclose(top[name], expected[name][order], rtol=1e-6)
+
+
+def test_top_k_larger_than_class(scores):
+    assert len(memoxr.top_k(scores, 2, k=50)) == 1
+
+
+def test_rank_agreement_matches_scipy(scores, ragged_arrays):
+    expected = all_scores(ragged_arrays)
+    table = memoxr.rank_agreement(scores)
+    assert len(table) == 10 * (len(expected) + 1)
+    got = table.set_index(["class_label", "method_a", "method_b"])["spearman"]
+    a, b = "original_memo", "critical_sample_score"
+    assert got[(4, a, b)] == pytest.approx(sps.spearmanr(expected[4][a], expected[4][b]).statistic)
+    pooled = [np.concatenate([expected[k][m] for k in expected]) for m in (a, b)]
+    assert got[("all", a, b)] == pytest.approx(sps.spearmanr(*pooled).statistic)
+    assert np.isnan(got[(2, a, b)])  # one sample: no correlation
+
+
+def test_ranges_and_top_classes(scores, ragged_arrays):
+    expected = all_scores(ragged_arrays)
+    ranges = memoxr.score_ranges(scores).set_index("method")
+    for m in METHODS:
+        values = np.concatenate([expected[k][m] for k in expected])
+        assert ranges.loc[m, "min"] == pytest.approx(values.min()) and ranges.loc[m, "max"] == pytest.approx(values.max())
+    table = memoxr.class_stats(scores)
+    top = memoxr.top_classes(table, n=3)
+    best = top[top["method"] == "weighted_combination"]["class_label"].tolist()
+    means = {k: expected[k]["weighted_combination"].mean() for k in expected}
+    assert best == sorted(means, key=lambda k: -means[k])[:3]
+
+
+def test_analysis_report(scores):
+    table = memoxr.class_stats(scores)
+    report = memoxr.analyze(scores, table, class_label=1, k=2)
+    text = str(report)
+    for part in ("Score ranges", "Top samples of class 1 by critical_sample_score", "Top classes", "Rank agreement"):
+        assert part in text
+    assert "memoxr.Analysis" in repr(report)
+
+
+def test_analysis_errors(scores):
+    with pytest.raises(MemoxrInputError, match=r"class_label must be one of the store's classes \[0, 1, 2, 3, 4, 5\]; received 9"):
+        memoxr.top_k(scores, 9)
+    with pytest.raises(MemoxrInputError, match="by must be one of .*; received 'memo'"):
+        memoxr.top_k(scores, 0, by="memo")
+    with pytest.raises(MemoxrInputError, match="k must be a positive integer; received 0"):
+        memoxr.top_k(scores, 0, k=0)
+    with pytest.raises(MemoxrInputError, match="n must be a positive integer; received -2"):
+        memoxr.top_classes(memoxr.class_stats(scores), n=-2)

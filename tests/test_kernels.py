@@ -1,0 +1,60 @@
+"""The pure numpy kernels alone, against numpy/scipy and by properties."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+from scipy import stats as sps
+
+from memoxr import _kernels
+
+finite_rows = hnp.arrays(
+    np.float64,
+    hnp.array_shapes(min_dims=2, max_dims=2, min_side=1, max_side=12),
+    elements=st.floats(-1, 1, allow_nan=False, width=32),
+)
+
+
+@given(finite_rows, st.data())
+def test_merged_chunks_equal_whole_row(x, data):
+    cuts = sorted(data.draw(st.lists(st.integers(0, x.shape[1]), max_size=4)))
+    pieces = np.split(x, cuts, axis=1)
+    parts = np.stack([_kernels.row_moments(p, axis=1) for p in pieces], axis=1)
+    merged = _kernels.finalize_moments(_kernels.merge_moments(parts, axis=1))
+    np.testing.assert_allclose(merged, _kernels.row_statistics(x, axis=1), rtol=1e-9, atol=1e-12)
+
+
+@given(finite_rows)
+def test_row_statistics_match_numpy(x):
+    stats = _kernels.row_statistics(x, axis=1)
+    np.testing.assert_array_equal(stats[:, 0], x.shape[1])
+    np.testing.assert_allclose(stats[:, 1], np.maximum(x, 0).mean(axis=1), atol=1e-12)
+    np.testing.assert_allclose(stats[:, 2], x.mean(axis=1), atol=1e-12)
+    np.testing.assert_allclose(stats[:, 3], x.std(axis=1), atol=1e-9)
+
+
+def test_row_statistics_ignore_nan_and_axis():
+    x = np.array([[1.0, np.nan, -2.0], [np.nan, np.nan, np.nan]])
+    stats = _kernels.row_statistics(x.T, axis=0)
+    np.testing.assert_allclose(stats[0], [2, 0.5, -0.5, 1.5])
+    assert stats[1, 0] == 0 and np.isnan(stats[1, 1:]).all()
+
+
+@given(hnp.arrays(np.float64, st.integers(1, 30), elements=st.sampled_from([0.0, 0.5, 1.0, 2.0, -1.0])))
+def test_descending_rank_is_scipy_ordinal_rank(x):
+    expected = sps.rankdata(-x, method="ordinal") - 1  # ordinal = ties by position
+    np.testing.assert_array_equal(_kernels.descending_rank(x), expected)
+
+
+def test_descending_rank_nan_and_single():
+    np.testing.assert_array_equal(_kernels.descending_rank(np.array([1.0, 3, 3, np.nan, 0])), [2, 0, 1, np.nan, 3])
+    np.testing.assert_array_equal(_kernels.normalized_descending_rank(np.array([[5.0, np.nan]])), [[0, np.nan]])
+    ranks = _kernels.normalized_descending_rank(np.array([[3.0, 1.0, 2.0]]), axis=1)
+    np.testing.assert_allclose(ranks, [[0, 1, 0.5]])
+
+
+def test_normalize_by_max():
+    x = np.array([[0.5, 1.0, np.nan], [0.0, 0.0, 0.0], [-1.0, -2.0, np.nan]])
+    np.testing.assert_allclose(_kernels.normalize_by_max(x, axis=1), [[0.5, 1, np.nan], [0, 0, 0], [0, 0, np.nan]])
