@@ -22,15 +22,43 @@ def row_moments(x: np.ndarray, axis: int = -1) -> np.ndarray:
     Returns an array shaped like ``x`` with ``axis`` replaced by a trailing
     axis of length 4: ``count`` (finite values), ``positive_sum``
     (sum of ``max(x, 0)``), ``mean`` and ``m2`` (sum of squared deviations).
-    Accumulates in float64 whatever the input dtype.
+
+    This is the hot loop of every score, so it runs in a few passes in the
+    input's float precision: pairwise sums around the row mean, with the
+    centering error corrected (relative error ~1e-7 for float32). Only rows
+    holding a NaN take a slower, NaN-aware float64 path. Partials are float64.
     """
-    x = np.moveaxis(np.asarray(x, dtype=np.float64), axis, -1)
+    x = np.moveaxis(np.asarray(x), axis, -1)
+    if x.dtype not in (np.float32, np.float64):
+        x = x.astype(np.float64)
+    n = x.shape[-1]
+    out = np.zeros((*x.shape[:-1], N_FIELDS), dtype=np.float64)
+    if n == 0:
+        return out
+    scratch = np.empty_like(x)
+    with np.errstate(invalid="ignore", over="ignore"):
+        mean = np.add.reduce(x, axis=-1) / x.dtype.type(n)
+        deviation = np.subtract(x, mean[..., None], out=scratch)
+        shift = np.add.reduce(deviation, axis=-1).astype(np.float64)
+        m2 = np.add.reduce(np.square(deviation, out=scratch), axis=-1).astype(np.float64) - shift**2 / n
+        out[..., 0] = n
+        out[..., 1] = np.add.reduce(np.maximum(x, 0, out=scratch), axis=-1)
+        out[..., 2] = mean + shift / n
+        out[..., 3] = np.maximum(m2, 0.0)
+    with_nan = np.isnan(mean)
+    if with_nan.any():
+        out[with_nan] = _row_moments_skipping_nan(x[with_nan])
+    return out
+
+
+def _row_moments_skipping_nan(x: np.ndarray) -> np.ndarray:
+    """``row_moments`` of 2-D ``x`` along its last axis, NaN-aware, in float64."""
+    x = x.astype(np.float64)
     finite = ~np.isnan(x)
     count = finite.sum(axis=-1).astype(np.float64)
     filled = np.where(finite, x, 0.0)
-    total = filled.sum(axis=-1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(count > 0, total / count, 0.0)
+        mean = np.where(count > 0, filled.sum(axis=-1) / count, 0.0)
     deviation = np.where(finite, x - mean[..., None], 0.0)
     m2 = np.einsum("...i,...i->...", deviation, deviation)
     positive_sum = np.maximum(filled, 0.0).sum(axis=-1)

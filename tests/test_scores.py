@@ -53,13 +53,13 @@ def test_dask_equals_numpy(ragged_store):
     lazy = memoxr.influence_scores(ds).compute()
     eager = memoxr.influence_scores(ds.load())
     assert not any(v.chunks for v in eager.data_vars.values())
-    xr.testing.assert_allclose(lazy, eager, rtol=1e-12)
+    xr.testing.assert_allclose(lazy, eager, rtol=1e-6)
 
 
 def test_npz_viewed_in_place_equals_store(ragged_npz, ragged_store):
     from_npz = memoxr.influence_scores(memoxr.open_influence(ragged_npz, chunk_mb=0.0001)).compute()
     from_store = memoxr.influence_scores(memoxr.open_influence(ragged_store)).compute()
-    xr.testing.assert_allclose(from_npz.drop_attrs(), from_store.drop_attrs(), rtol=1e-12)
+    xr.testing.assert_allclose(from_npz.drop_attrs(), from_store.drop_attrs(), rtol=1e-6)
 
 
 def test_lazy_calls_compute_nothing(ragged_store):
