@@ -20,8 +20,8 @@ import numpy as np
 import xarray as xr
 from dask.base import tokenize
 
-from memoxr._version import __version__
 from memoxr._chunks import DEFAULT_CHUNK_MB, BlockChunks, plan_block_chunks
+from memoxr._version import __version__
 from memoxr.errors import MemoxrInputError
 from memoxr.schema import CLASS, INFLUENCE_SCHEMA, SCHEMA_VERSION, TEST, TEST_ID, TRAIN, TRAIN_ID
 

@@ -23,6 +23,14 @@ from .scores import influence_scores, row_statistics
 from .stats import STAT_COLUMNS, class_stats, merge_stats_csv
 from .storage import open_dataset
 
+# Installed, the top-level convert/ folder is the subpackage memoxr.convert; from a
+# source checkout that was not installed, find it beside this package instead.
+_here = os.path.dirname(__file__)
+if not os.path.isdir(os.path.join(_here, "convert")) and os.path.isfile(
+    os.path.join(_here, os.pardir, "convert", "fz_npz.py")
+):
+    __path__.append(os.path.join(_here, os.pardir))
+
 __all__ = [
     "STAT_COLUMNS",
     "IncompleteStoreError",

@@ -163,3 +163,9 @@ def demo_cmd(output_dir: str, overwrite: bool, quiet: bool) -> None:
 
 
 # Commands defined in other modules are registered here, one line each.
+main.add_command(__import__("memoxr.estimate", fromlist=["estimate_command"]).estimate_command)
+from .dynamics.cli import dynamics_demo_command, evaluate_command, ingest_command  # noqa: E402
+
+main.add_command(ingest_command)
+main.add_command(evaluate_command)
+main.add_command(dynamics_demo_command)

@@ -13,7 +13,7 @@ import numpy as np
 import xarray as xr
 
 from .errors import MemoxrInputError
-from .schema import CLASS, SCORES_SCHEMA, SCHEMA_VERSION, TRAIN, check_scores_dataset
+from .schema import CLASS, SCHEMA_VERSION, SCORES_SCHEMA, TRAIN, check_scores_dataset
 from .storage import atomic_output
 
 #: Seed key -> scores variable.

@@ -16,7 +16,7 @@ import xarray as xr
 
 from . import _kernels
 from .errors import MemoxrInputError
-from .schema import CLASS, SCORES_SCHEMA, SCHEMA_VERSION, TEST, TRAIN, check_influence_dataset
+from .schema import CLASS, SCHEMA_VERSION, SCORES_SCHEMA, TEST, TRAIN, check_influence_dataset
 
 ZERO_STD_RULES = ("zero", "nan")
 

@@ -24,7 +24,7 @@ def make_fz_arrays(
     if len(train_per_class) != len(test_per_class):
         raise ValueError("train_per_class and test_per_class must have the same length")
     rng = np.random.default_rng(seed)
-    n_train, n_test = int(sum(train_per_class)), int(sum(test_per_class))
+    n_train = int(sum(train_per_class))
     tr_labels = rng.permutation(np.repeat(np.arange(len(train_per_class)), train_per_class))
     tt_labels = rng.permutation(np.repeat(np.arange(len(test_per_class)), test_per_class))
     arrays: dict[str, np.ndarray] = {

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from reference import all_scores
 from scipy import stats as sps
 
 import memoxr
 from memoxr.analysis import METHODS
 from memoxr.errors import MemoxrInputError
+
+from reference import all_scores
 
 
 @pytest.fixture

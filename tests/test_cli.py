@@ -6,11 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from reference import all_scores
 
 import memoxr
 from memoxr.cli import main
 from memoxr.legacy import SEED_KEYS, read_seed_npz
+
+from reference import all_scores
 
 
 def run(*args):

@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zarr
-from conftest import SMALL_CHUNKS, write_npz
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -16,6 +15,8 @@ import memoxr
 from memoxr.convert import convert_npz, fz_npz, inspect_fz_npz
 from memoxr.errors import IncompleteStoreError, MemoxrInputError, OutputExistsError
 from memoxr.synthetic import make_fz_arrays
+
+from conftest import SMALL_CHUNKS, write_npz
 
 
 def assert_round_trip(store, arrays):

@@ -6,14 +6,15 @@ import numpy as np
 import pytest
 import xarray as xr
 import zarr
-from conftest import SMALL_CHUNKS, CountingStore, raise_if_dask_computes, write_npz
 from hypothesis import given
 from hypothesis import strategies as st
-from reference import all_scores
 
 import memoxr
 from memoxr.convert import convert_npz
 from memoxr.synthetic import make_fz_arrays
+
+from conftest import SMALL_CHUNKS, CountingStore, raise_if_dask_computes, write_npz
+from reference import all_scores
 
 NAMES = ["influence_weighted_memo", "representativeness_score", "weighted_combination",
          "critical_sample_score", "pos_infl_mean", "influence_std", "original_memo"]

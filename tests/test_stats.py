@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import write_npz
-from reference import all_scores, stats_rows
 
 import memoxr
 from memoxr.errors import MemoxrInputError, OutputExistsError
 from memoxr.stats import SCORE_COLUMNS
+
+from conftest import write_npz
+from reference import all_scores, stats_rows
 
 SEED_COLUMNS = (
     "class_label,sample_count,mean_memo_score,std_memo_score,min_memo_score,max_memo_score,median_memo_score,"
