@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import xarray as xr
 from zarr.codecs import BloscCodec
 
-from memoxr._chunks import DEFAULT_CHUNK_MB, BlockChunks
-from memoxr.storage import check_writable, write_dataset
+from memoxr._chunks import DEFAULT_CHUNK_MB, BlockChunks, plan_shards
+from memoxr.storage import StorageOptions, check_writable, is_url, write_dataset
 
 from .fz_npz import DEFAULT_SAMPLE_ORDER, FZLayout, inspect_fz_npz, read_npz_headers
 
@@ -25,10 +24,16 @@ __all__ = [
 
 #: Byte-shuffled zstd: influence values are noisy floats, so shuffling does most of the work.
 COMPRESSOR = BloscCodec(cname="zstd", clevel=3, shuffle="shuffle")
+#: Default shard size on object storage, where many small objects are slow and costly.
+REMOTE_SHARD_MB = 256.0
 
 
-def influence_encoding(ds: xr.Dataset) -> dict[str, dict]:
-    """Zarr chunks and compressors for an influence Dataset, taken from its dask chunks."""
+def influence_encoding(ds: xr.Dataset, *, inner_chunks: BlockChunks | None = None) -> dict[str, dict]:
+    """Zarr chunks and compressors for an influence Dataset, taken from its dask chunks.
+
+    With ``inner_chunks``, each dask chunk of ``influence`` is written as one shard
+    holding chunks of that size.
+    """
     encoding: dict[str, dict] = {}
     for name, var in ds.data_vars.items():
         if var.chunks is not None:
@@ -37,6 +42,9 @@ def influence_encoding(ds: xr.Dataset) -> dict[str, dict]:
             chunks = tuple(max(1, n) for n in var.shape)
         encoding[str(name)] = {"chunks": chunks, "compressors": (COMPRESSOR,)}
     encoding["influence"]["fill_value"] = float("nan")
+    if inner_chunks is not None:
+        encoding["influence"]["shards"] = encoding["influence"]["chunks"]
+        encoding["influence"]["chunks"] = (inner_chunks.cls, inner_chunks.train, inner_chunks.test)
     return encoding
 
 
@@ -47,9 +55,10 @@ def open_fz_npz(
     chunk_mb: float = DEFAULT_CHUNK_MB,
     chunks: BlockChunks | None = None,
     sample_order: str = DEFAULT_SAMPLE_ORDER,
+    storage_options: StorageOptions = None,
 ) -> xr.Dataset:
-    """Validate an FZ npz and view it lazily with the influence store's schema."""
-    layout = inspect_fz_npz(path, allow_pickle=allow_pickle)
+    """Validate an FZ npz (local or URL) and view it lazily with the influence store's schema."""
+    layout = inspect_fz_npz(path, allow_pickle=allow_pickle, storage_options=storage_options)
     return layout.to_dataset(chunk_mb=chunk_mb, chunks=chunks, sample_order=sample_order)
 
 
@@ -62,8 +71,10 @@ def convert_npz(
     chunk_mb: float = DEFAULT_CHUNK_MB,
     chunks: BlockChunks | None = None,
     sample_order: str = DEFAULT_SAMPLE_ORDER,
+    shard_mb: float | None = None,
+    storage_options: StorageOptions = None,
     show_progress: bool = False,
-) -> Path:
+) -> str:
     """Convert a Feldman–Zhang influence npz into a labelled Zarr store, once.
 
     The npz is validated completely before anything is written; the store is
@@ -86,7 +97,25 @@ def convert_npz(
         Explicit chunk sizes, overriding ``chunk_mb``.
     sample_order : str
         Name of the order the arrays' samples follow, kept in the store's attrs.
+    shard_mb : float, optional
+        Group chunks into Zarr shards of about this size (few, large objects).
+        Default: none locally, 256 MB for an object-store ``output`` (``s3://``).
+    storage_options : dict, optional
+        fsspec options (credentials, ``client_kwargs={"endpoint_url": ...}``)
+        for ``s3://`` paths, input or output.
     """
-    check_writable(output, overwrite=overwrite)
-    ds = open_fz_npz(source, allow_pickle=allow_pickle, chunk_mb=chunk_mb, chunks=chunks, sample_order=sample_order)
-    return write_dataset(ds, output, overwrite=overwrite, encoding=influence_encoding(ds), show_progress=show_progress)
+    check_writable(output, overwrite=overwrite, storage_options=storage_options)
+    ds = open_fz_npz(
+        source, allow_pickle=allow_pickle, chunk_mb=chunk_mb, chunks=chunks, sample_order=sample_order,
+        storage_options=storage_options,
+    )
+    if shard_mb is None and is_url(output):
+        shard_mb = REMOTE_SHARD_MB
+    inner = BlockChunks(*ds["influence"].data.chunksize)
+    shards = plan_shards(ds["influence"].shape, inner, shard_mb=shard_mb) if shard_mb else None
+    if shards is not None:
+        ds = ds.chunk(shards.as_dict())
+    encoding = influence_encoding(ds, inner_chunks=inner if shards is not None else None)
+    return write_dataset(
+        ds, output, overwrite=overwrite, encoding=encoding, storage_options=storage_options, show_progress=show_progress
+    )

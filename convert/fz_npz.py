@@ -24,6 +24,7 @@ from memoxr._chunks import DEFAULT_CHUNK_MB, BlockChunks, plan_block_chunks
 from memoxr._version import __version__
 from memoxr.errors import MemoxrInputError
 from memoxr.schema import CLASS, INFLUENCE_SCHEMA, SCHEMA_VERSION, TEST, TEST_ID, TRAIN, TRAIN_ID
+from memoxr.storage import StorageOptions, file_exists, open_file
 
 GLOBAL_KEYS = ("tr_mem", "tr_labels", "tt_labels")
 _CLASS_KEY = re.compile(r"^(infl_matrix_class|tr_classidx_|tt_classidx_)(\d+)$")
@@ -46,35 +47,37 @@ class ArrayHeader:
     dtype: np.dtype
 
 
-def read_npz_headers(path: str | os.PathLike[str]) -> dict[str, ArrayHeader]:
-    """Shape and dtype of every array in an npz archive, without loading data."""
+def read_npz_headers(path: str | os.PathLike[str], *, storage_options: StorageOptions = None) -> dict[str, ArrayHeader]:
+    """Shape and dtype of every array in an npz archive (local or URL), without loading data."""
     source = str(path)
-    if not Path(source).is_file():
+    if not file_exists(source, storage_options=storage_options):
         raise MemoxrInputError(f"input {source!r} does not exist or is not a file")
-    if not zipfile.is_zipfile(source):
-        raise MemoxrInputError(f"input {source!r} is not an npz archive (expected a zip of .npy arrays)")
     headers: dict[str, ArrayHeader] = {}
-    with zipfile.ZipFile(source) as archive:
-        for name in archive.namelist():
-            if not name.endswith(".npy"):
-                continue
-            key = name[: -len(".npy")]
-            with archive.open(name) as fp:
-                try:
-                    version = np.lib.format.read_magic(fp)
-                    read = _HEADER_READERS.get(version)
-                    if read is None:
-                        raise ValueError(f"unsupported .npy format version {version}")
-                    shape, _, dtype = read(fp)
-                except ValueError as exc:
-                    raise MemoxrInputError(f"input {source!r}: key {key!r} is not a valid .npy array: {exc}") from exc
-            headers[key] = ArrayHeader(key, tuple(shape), np.dtype(dtype))
+    with open_file(source, storage_options=storage_options) as raw:
+        if not zipfile.is_zipfile(raw):
+            raise MemoxrInputError(f"input {source!r} is not an npz archive (expected a zip of .npy arrays)")
+        raw.seek(0)
+        with zipfile.ZipFile(raw) as archive:
+            for name in archive.namelist():
+                if not name.endswith(".npy"):
+                    continue
+                key = name[: -len(".npy")]
+                with archive.open(name) as fp:
+                    try:
+                        version = np.lib.format.read_magic(fp)
+                        read = _HEADER_READERS.get(version)
+                        if read is None:
+                            raise ValueError(f"unsupported .npy format version {version}")
+                        shape, _, dtype = read(fp)
+                    except ValueError as exc:
+                        raise MemoxrInputError(f"input {source!r}: key {key!r} is not a valid .npy array: {exc}") from exc
+                headers[key] = ArrayHeader(key, tuple(shape), np.dtype(dtype))
     return headers
 
 
-def file_sha256(path: str | os.PathLike[str], block: int = 8 * 2**20) -> str:
+def file_sha256(path: str | os.PathLike[str], block: int = 8 * 2**20, *, storage_options: StorageOptions = None) -> str:
     digest = hashlib.sha256()
-    with open(path, "rb") as fp:
+    with open_file(path, storage_options=storage_options) as fp:
         while chunk := fp.read(block):
             digest.update(chunk)
     return digest.hexdigest()
@@ -148,6 +151,7 @@ class FZLayout:
     tt_labels: np.ndarray
     ignored_keys: list[str] = field(default_factory=list)
     sha256: str = ""
+    storage_options: dict | None = field(default=None, repr=False)
 
     @property
     def max_train(self) -> int:
@@ -176,7 +180,8 @@ class FZLayout:
             shapes = [(len(self.train_index[i]), len(self.test_index[i])) for i in range(start, start + len(group))]
             token = tokenize(self.path, self.sha256, group, n_tr, n_tt)
             load = dask.delayed(_load_class_block, pure=True)(
-                self.path, group, shapes, n_tr, n_tt, self.allow_pickle, dask_key_name=f"load-fz-block-{token}"
+                self.path, group, shapes, n_tr, n_tt, self.allow_pickle, self.storage_options,
+                dask_key_name=f"load-fz-block-{token}",
             )
             blocks.append(da.from_delayed(load, shape=(len(group), n_tr, n_tt), dtype=np.float32))
         influence = da.concatenate(blocks, axis=0).rechunk((plan.cls, plan.train, plan.test))
@@ -227,11 +232,17 @@ class FZLayout:
 
 
 def _load_class_block(
-    path: str, classes: Sequence[int], shapes: Sequence[tuple[int, int]], n_tr: int, n_tt: int, allow_pickle: bool
+    path: str,
+    classes: Sequence[int],
+    shapes: Sequence[tuple[int, int]],
+    n_tr: int,
+    n_tt: int,
+    allow_pickle: bool,
+    storage_options: StorageOptions = None,
 ) -> np.ndarray:
     """Load the influence matrices of ``classes`` into one NaN-padded float32 block."""
     block = np.full((len(classes), n_tr, n_tt), np.nan, dtype=np.float32)
-    with np.load(path, allow_pickle=allow_pickle) as npz:
+    with open_file(path, storage_options=storage_options) as fp, np.load(fp, allow_pickle=allow_pickle) as npz:
         for c, (k, shape) in enumerate(zip(classes, shapes, strict=True)):
             key = f"infl_matrix_class{k}"
             matrix = _as_numeric(key, npz[key])
@@ -249,7 +260,11 @@ def _load_class_block(
 
 
 def inspect_fz_npz(
-    path: str | os.PathLike[str], *, allow_pickle: bool = False, checksum: bool = True
+    path: str | os.PathLike[str],
+    *,
+    allow_pickle: bool = False,
+    checksum: bool = True,
+    storage_options: StorageOptions = None,
 ) -> FZLayout:
     """Validate an FZ influence npz and load its small arrays.
 
@@ -259,7 +274,7 @@ def inspect_fz_npz(
     and labels that agree with class membership.
     """
     source = str(path)
-    headers = read_npz_headers(source)
+    headers = read_npz_headers(source, storage_options=storage_options)
     missing = [k for k in GLOBAL_KEYS if k not in headers]
     if missing:
         raise MemoxrInputError(
@@ -305,7 +320,7 @@ def inspect_fz_npz(
                 f"received {headers[key].shape}"
             )
 
-    with np.load(source, allow_pickle=allow_pickle) as npz:
+    with open_file(source, storage_options=storage_options) as fp, np.load(fp, allow_pickle=allow_pickle) as npz:
         tr_mem = _as_numeric("tr_mem", npz["tr_mem"]).astype(np.float64)
         tr_labels = _as_indices("tr_labels", npz["tr_labels"], size=np.iinfo(np.int64).max, what="class labels")
         tt_labels = _as_indices("tt_labels", npz["tt_labels"], size=np.iinfo(np.int64).max, what="class labels")
@@ -328,7 +343,8 @@ def inspect_fz_npz(
         tr_labels=tr_labels,
         tt_labels=tt_labels,
         ignored_keys=sorted(set(headers) - known),
-        sha256=file_sha256(source) if checksum else "",
+        sha256=file_sha256(source, storage_options=storage_options) if checksum else "",
+        storage_options=dict(storage_options) if storage_options else None,
     )
 
 

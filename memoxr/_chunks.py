@@ -47,3 +47,28 @@ def plan_block_chunks(
     if row <= budget:
         return BlockChunks(1, max(1, budget // row), n_test)
     return BlockChunks(1, 1, max(1, budget // itemsize))
+
+
+def plan_shards(
+    shape: tuple[int, int, int], chunks: BlockChunks, *, shard_mb: float, itemsize: int = 4
+) -> BlockChunks | None:
+    """Group whole chunks into shards of about ``shard_mb``, along the outermost split dim.
+
+    Returns ``None`` when a shard would hold a single chunk (nothing to gain).
+    Object stores then hold few, large objects even when chunks are small.
+
+    >>> plan_shards((100, 500, 100), BlockChunks(5, 500, 100), shard_mb=4)
+    BlockChunks(cls=20, train=500, test=100)
+    """
+    if not shard_mb > 0:
+        raise MemoxrInputError(f"shard_mb must be a positive number of megabytes; received {shard_mb!r}")
+    per_shard = int(shard_mb * 2**20) // max(chunks.nbytes(itemsize), 1)
+    n_class, n_train, n_test = shape
+    if chunks.test < n_test:
+        sizes = (chunks.cls, chunks.train, min(n_test, chunks.test * per_shard))
+    elif chunks.train < n_train:
+        sizes = (chunks.cls, min(n_train, chunks.train * per_shard), chunks.test)
+    else:
+        sizes = (min(n_class, chunks.cls * per_shard), chunks.train, chunks.test)
+    shard = BlockChunks(*sizes)
+    return None if shard == chunks or per_shard < 2 else shard

@@ -148,7 +148,7 @@ def influence_scores(
     >>> ds = memoxr.open_influence(memoxr.sample_path())
     >>> scores = memoxr.influence_scores(ds)
     >>> sorted(scores.sizes.items())
-    [('class', 10), ('train_sample', 140)]
+    [('class', 10), ('train_sample', 137)]
     """
     check_influence_dataset(ds)
     _validate_weight("alpha", alpha)

@@ -1,28 +1,52 @@
-"""Where stores live, and writes that are complete or absent.
+"""Where stores live (local folders or ``s3://`` URLs via fsspec), and writes that are complete or absent.
 
-Every write goes to a hidden sibling first and is moved into place only when
-it finished; a failure or an interrupt removes the partial copy. The completion
-marker (:data:`memoxr.schema.COMPLETE_ATTR`) is set last, so a store that lost
-its writer half way is refused on open.
+Local outputs are written to a hidden sibling and moved into place only when
+finished; a failure or an interrupt removes the partial copy. Object stores
+have no rename, so a store is written in place and the completion marker
+(:data:`memoxr.schema.COMPLETE_ATTR`) is set last: a store whose writer died is
+refused on open, and a rerun replaces it without ``overwrite``. Single files
+(CSV, npz) go to object storage in one PUT, which is atomic.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
+import tempfile
 import uuid
 import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import fsspec
 import xarray as xr
 import zarr
 
 from .errors import MemoxrInputError, OutputExistsError
-from .progress import progress
+from .progress import compute
 from .schema import COMPLETE_ATTR, check_complete
+
+PathLike = str | os.PathLike[str]
+StorageOptions = Mapping[str, Any] | None
+
+
+def is_url(path: object) -> bool:
+    """True for ``protocol://`` paths other than ``file://``."""
+    text = str(path)
+    return "://" in text and not text.startswith("file://")
+
+
+def _fs(path: PathLike, storage_options: StorageOptions) -> tuple[fsspec.AbstractFileSystem, str]:
+    return fsspec.core.url_to_fs(str(path), **dict(storage_options or {}))
+
+
+def describe_access_error(path: PathLike, exc: BaseException) -> str:
+    """A one-line reason for a failed access, without credentials."""
+    reason = getattr(exc, "args", [None])[0] or type(exc).__name__
+    return f"cannot access {str(path)!r}: {reason}"
 
 
 def _siblings(path: Path, tag: str) -> Path:
@@ -36,25 +60,56 @@ def _remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def check_writable(path: str | os.PathLike[str], *, overwrite: bool) -> Path:
-    """Refuse an existing output unless ``overwrite``; refuse a missing parent folder."""
+def _remote_state(path: PathLike, storage_options: StorageOptions) -> str:
+    """``"absent"``, ``"incomplete"`` (a memoxr store whose writer died) or ``"present"``."""
+    fs, fs_path = _fs(path, storage_options)
+    bucket = fs_path.split("/", 1)[0]
+    try:
+        if not fs.exists(bucket):
+            raise MemoxrInputError(f"output {str(path)!r}: bucket {bucket!r} does not exist")
+        if not fs.exists(fs_path):
+            return "absent"
+        if fs.isfile(f"{fs_path}/zarr.json"):
+            attrs = json.loads(fs.cat_file(f"{fs_path}/zarr.json")).get("attributes", {})
+            return "present" if attrs.get(COMPLETE_ATTR) is True else "incomplete"
+    except (PermissionError, OSError) as exc:
+        raise MemoxrInputError(describe_access_error(path, exc)) from exc
+    return "present"
+
+
+def check_writable(path: PathLike, *, overwrite: bool, storage_options: StorageOptions = None) -> None:
+    """Refuse an existing output unless ``overwrite``; refuse a missing parent folder or bucket.
+
+    An unfinished memoxr store on object storage (no completion marker) does not
+    count as an output: a rerun replaces it.
+    """
+    if is_url(path):
+        if _remote_state(path, storage_options) == "present" and not overwrite:
+            raise OutputExistsError(str(path))
+        return
     target = Path(path)
     if target.exists() and not overwrite:
         raise OutputExistsError(str(target))
     if not target.parent.exists():
-        raise MemoxrInputError(
-            f"output {str(target)!r}: parent folder {str(target.parent)!r} does not exist"
-        )
-    return target
+        raise MemoxrInputError(f"output {str(target)!r}: parent folder {str(target.parent)!r} does not exist")
 
 
 @contextlib.contextmanager
-def atomic_output(path: str | os.PathLike[str], *, overwrite: bool = False) -> Iterator[Path]:
-    """Yield a temporary path; move it onto ``path`` only if the block succeeds.
+def atomic_output(path: PathLike, *, overwrite: bool = False, storage_options: StorageOptions = None) -> Iterator[Path]:
+    """Yield a temporary local path; it becomes ``path`` only if the block succeeds.
 
-    The existing output, if any, is kept until the new one is complete.
+    Locally the existing output is kept until the new one is complete. For a URL
+    the finished file is uploaded in one PUT (files only; stores use :func:`store_output`).
     """
-    target = check_writable(path, overwrite=overwrite)
+    check_writable(path, overwrite=overwrite, storage_options=storage_options)
+    if is_url(path):
+        with tempfile.TemporaryDirectory() as tmp:
+            local = Path(tmp) / Path(str(path)).name
+            yield local
+            fs, fs_path = _fs(path, storage_options)
+            fs.put_file(str(local), fs_path)
+        return
+    target = Path(path)
     partial = _siblings(target, "partial")
     try:
         yield partial
@@ -71,6 +126,30 @@ def atomic_output(path: str | os.PathLike[str], *, overwrite: bool = False) -> I
 
 
 @contextlib.contextmanager
+def store_output(path: PathLike, *, overwrite: bool = False, storage_options: StorageOptions = None) -> Iterator[str]:
+    """Yield where to write a Zarr store that must end up at ``path``.
+
+    Locally: a hidden sibling folder, moved into place at the end. On object
+    storage: ``path`` itself, emptied first; on failure it is removed again (and
+    if the process dies, the missing completion marker makes it unreadable).
+    """
+    if not is_url(path):
+        with atomic_output(path, overwrite=overwrite) as tmp:
+            yield str(tmp)
+        return
+    check_writable(path, overwrite=overwrite, storage_options=storage_options)
+    fs, fs_path = _fs(path, storage_options)
+    if fs.exists(fs_path):
+        fs.rm(fs_path, recursive=True)
+    try:
+        yield str(path)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            fs.rm(fs_path, recursive=True)
+        raise
+
+
+@contextlib.contextmanager
 def _zarr_v3_quiet() -> Iterator[None]:
     """Silence zarr's note that consolidated metadata is not yet in the v3 spec."""
     with warnings.catch_warnings():
@@ -80,45 +159,76 @@ def _zarr_v3_quiet() -> Iterator[None]:
 
 def write_dataset(
     ds: xr.Dataset,
-    path: str | os.PathLike[str],
+    path: PathLike,
     *,
     overwrite: bool = False,
     encoding: Mapping[str, Mapping[str, Any]] | None = None,
+    storage_options: StorageOptions = None,
     show_progress: bool = False,
-) -> Path:
+) -> str:
     """Write ``ds`` as a Zarr v3 store, complete or absent, with consolidated metadata.
 
-    Dask-backed variables are computed chunk by chunk while writing.
+    Dask-backed variables are computed chunk by chunk while writing (on the
+    active scheduler: threads by default, a ``distributed`` client if one is set).
     """
-    with atomic_output(path, overwrite=overwrite) as tmp:
+    so = dict(storage_options or {}) or None
+    with store_output(path, overwrite=overwrite, storage_options=so) as target:
         with _zarr_v3_quiet():
             delayed = ds.to_zarr(
-                tmp, mode="w-", zarr_format=3, consolidated=False, encoding=dict(encoding or {}),
-                compute=False,
+                target, mode="w-", zarr_format=3, consolidated=False, encoding=dict(encoding or {}),
+                compute=False, storage_options=so if is_url(target) else None,
             )
-            with progress(show_progress):
-                delayed.compute()
-            group = zarr.open_group(tmp, mode="r+")
+            compute(delayed, show_progress=show_progress)
+            group = zarr.open_group(target, mode="r+", storage_options=so if is_url(target) else None)
             group.attrs[COMPLETE_ATTR] = True
-            zarr.consolidate_metadata(tmp)
-    return Path(path)
+            zarr.consolidate_metadata(group.store)
+    return str(path)
 
 
-def open_dataset(path: str | os.PathLike[str] | zarr.abc.store.Store, *, chunks: Any = None) -> xr.Dataset:
+def open_dataset(path: PathLike | zarr.abc.store.Store, *, chunks: Any = None, storage_options: StorageOptions = None) -> xr.Dataset:
     """Open a memoxr Zarr store lazily (one dask chunk per Zarr chunk by default).
 
-    ``path`` is a folder, or any zarr ``Store`` (for instance a wrapper).
+    ``path`` is a folder, an ``s3://`` URL (``storage_options`` for fsspec), or
+    any zarr ``Store`` (for instance a wrapper).
     """
-    store = path if isinstance(path, zarr.abc.store.Store) else str(path)
     source = str(path)
-    if isinstance(store, str) and not Path(store).exists():
+    store = path if isinstance(path, zarr.abc.store.Store) else source
+    so = dict(storage_options or {}) if isinstance(store, str) and is_url(store) else None
+    if isinstance(store, str) and not _exists(store, so):
         raise MemoxrInputError(f"store {source!r} does not exist")
     try:
-        attrs = dict(zarr.open_group(store, mode="r").attrs)
-    except Exception as exc:  # zarr raises several kinds for a folder that is not a store
+        attrs = dict(zarr.open_group(store, mode="r", storage_options=so).attrs)
+    except PermissionError as exc:
+        raise MemoxrInputError(describe_access_error(source, exc)) from exc
+    except Exception as exc:  # zarr raises several kinds for a location that is not a store
         raise MemoxrInputError(f"{source!r} is not a readable Zarr store: {exc}") from exc
     check_complete(attrs, source=source)
     with _zarr_v3_quiet():
-        ds = xr.open_zarr(store, consolidated=True, chunks={} if chunks is None else chunks)
+        ds = xr.open_zarr(store, consolidated=True, chunks={} if chunks is None else chunks, storage_options=so)
     ds.attrs.pop(COMPLETE_ATTR, None)
     return ds
+
+
+def _exists(path: str, storage_options: StorageOptions) -> bool:
+    if not is_url(path):
+        return Path(path).exists()
+    fs, fs_path = _fs(path, storage_options)
+    try:
+        return fs.exists(fs_path)
+    except (PermissionError, OSError) as exc:
+        raise MemoxrInputError(describe_access_error(path, exc)) from exc
+
+
+def open_file(path: PathLike, mode: str = "rb", *, storage_options: StorageOptions = None) -> Any:
+    """An fsspec file for a local path or URL (use as a context manager)."""
+    return fsspec.open(str(path), mode, **(dict(storage_options or {}) if is_url(path) else {}))
+
+
+def file_exists(path: PathLike, *, storage_options: StorageOptions = None) -> bool:
+    if not is_url(path):
+        return Path(path).is_file()
+    fs, fs_path = _fs(path, storage_options)
+    try:
+        return fs.isfile(fs_path)
+    except (PermissionError, OSError) as exc:
+        raise MemoxrInputError(describe_access_error(path, exc)) from exc

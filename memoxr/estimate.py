@@ -1,0 +1,822 @@
+"""The Feldman–Zhang subsampling estimator on Dask: trial records in, an influence store out.
+
+Trial records
+-------------
+Many models are trained, each on a random subset ``S_t`` of the train split
+(Feldman & Zhang used 70%), and each is evaluated on every train and test
+sample. The records of ``n_trials`` such runs are five arrays:
+
+==================  ======================  =============================================
+key                 dims (shape)            meaning
+==================  ======================  =============================================
+``mask``            ``(trial, train_id)``   bool or 0/1: train sample ``i`` is in ``S_t``
+``train_correct``   ``(trial, train_id)``   0/1: model ``t`` right on train sample ``i``
+``test_correct``    ``(trial, test_id)``    0/1: model ``t`` right on test sample ``j``
+``tr_labels``       ``(train_id,)``         class label (whole number >= 0) of each train sample
+``tt_labels``       ``(test_id,)``          class label of each test sample
+==================  ======================  =============================================
+
+They are read from an ``.npz`` archive (:func:`numpy.savez`, no pickle; loaded
+whole, as npz members cannot be sliced), from a Zarr store (a group holding
+arrays of these names, for example one written by :func:`write_trials` or by
+``xarray.Dataset.to_zarr``; read lazily, chunk by chunk), or from a mapping or
+:class:`xarray.Dataset` of numpy or dask arrays. Other keys are ignored (and
+listed in the ``ignored_keys`` attribute). :func:`open_trials` opens a file as a
+lazy Dataset.
+
+Estimator
+---------
+With ``n_in(i) = sum_t mask[t, i]`` and ``n_out(i) = n_trials - n_in(i)``:
+
+- ``mem(i) = mean_t(train_correct[t, i] | mask[t, i]) - mean_t(train_correct[t, i] | not mask[t, i])``;
+- ``infl(i, j) = mean_t(test_correct[t, j] | mask[t, i]) - mean_t(test_correct[t, j] | not mask[t, i])``.
+
+Both are computed from sums over trials (``mask.T @ test_correct`` and friends,
+see :mod:`memoxr._estimator_kernels`), chunk by chunk, so memory is bounded by
+the chunk sizes, not by the number of trials.
+
+A train sample that is in every trial's subset or in none has no estimate: its
+memorization (``tr_mem``) and its whole influence row are NaN, and a
+:class:`DegenerateSampleWarning` names how many and which samples. Scores of
+such a sample are NaN too (``memoxr.influence_scores`` with ``skipna=False``).
+
+Output
+------
+The influence store of ``memoxr convert``, with exactly its schema (see
+:mod:`memoxr.schema`): the influence of each train sample on the test samples
+of its own class, ``influence(class, train_sample, test_sample)`` float32,
+NaN-padded for ragged classes; ``memorization``, ``train_index``,
+``test_index``, ``train_count``, ``test_count``, ``tr_mem``, ``tr_labels``,
+``tt_labels``. Classes are the distinct labels, ascending; a class's samples
+follow the split's order. With ``full=True`` the whole ``influence_full(train_id,
+test_id)`` is added. Save it as a Zarr store (:func:`estimate_to_zarr`) or as an
+FZ-layout ``.npz`` (:func:`write_fz_npz`); :func:`write_estimate` picks by suffix.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import warnings
+import zipfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+import dask
+import dask.array as da
+import numpy as np
+import xarray as xr
+import zarr
+from dask.array import PerformanceWarning
+
+from . import _estimator_kernels as _k
+from ._chunks import DEFAULT_CHUNK_MB, BlockChunks, plan_block_chunks
+from ._version import __version__
+from .convert import influence_encoding, read_npz_headers
+from .convert.fz_npz import file_sha256
+from .errors import MemoxrInputError
+from .progress import progress
+from .schema import (
+    CLASS,
+    INFLUENCE_SCHEMA,
+    SCHEMA_VERSION,
+    TEST,
+    TEST_ID,
+    TRAIN,
+    TRAIN_ID,
+    check_influence_dataset,
+)
+from .storage import atomic_output, check_writable, write_dataset
+
+__all__ = [
+    "TRIAL",
+    "TRIAL_VARIABLES",
+    "DegenerateSampleWarning",
+    "estimate",
+    "estimate_command",
+    "estimate_to_zarr",
+    "open_trials",
+    "write_estimate",
+    "write_fz_npz",
+    "write_trials",
+]
+
+TRIAL = "trial"
+#: The trial records: key -> dims.
+TRIAL_VARIABLES = {
+    "mask": (TRIAL, TRAIN_ID),
+    "train_correct": (TRIAL, TRAIN_ID),
+    "test_correct": (TRIAL, TEST_ID),
+    "tr_labels": (TRAIN_ID,),
+    "tt_labels": (TEST_ID,),
+}
+_BINARY_KEYS = ("mask", "train_correct", "test_correct")
+#: Default name of the sample order: the order of the trial records themselves.
+DEFAULT_SAMPLE_ORDER = "trials"
+ESTIMATOR_NAME = "feldman-zhang subsampling"
+
+
+class DegenerateSampleWarning(UserWarning):
+    """Some train samples are in every trial's subset or in none: their estimates are NaN."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading trial records
+
+
+def open_trials(path: str | os.PathLike[str], *, chunks: Any = None) -> xr.Dataset:
+    """Open trial records (``.npz`` or Zarr store) as a Dataset of dask arrays.
+
+    Dims contract: ``mask``, ``train_correct`` ``(trial, train_id)``;
+    ``test_correct`` ``(trial, test_id)``; ``tr_labels`` ``(train_id,)``;
+    ``tt_labels`` ``(test_id,)``. Only keys and shapes are checked here;
+    :func:`estimate` validates the rest.
+
+    Parameters
+    ----------
+    path : path
+        ``.npz`` archive (loaded whole, never unpickled) or Zarr store (lazy).
+    chunks : optional
+        Dask chunks for the arrays; default: the Zarr chunks, or one chunk for npz.
+    """
+    arrays, _ = _read_arrays(path)
+    _validate_keys(arrays, str(path))
+    _validate_shapes(arrays, str(path))
+    variables = {}
+    for key, dims in TRIAL_VARIABLES.items():
+        data = arrays[key] if isinstance(arrays[key], da.Array) else da.asarray(arrays[key])
+        if chunks is not None:
+            data = data.rechunk(chunks)
+        variables[key] = (dims, data)
+    return xr.Dataset(variables, attrs={"source_name": Path(str(path)).name})
+
+
+def _read_arrays(path: str | os.PathLike[str]) -> tuple[dict[str, Any], str]:
+    """Arrays of an npz (numpy, after header checks) or a Zarr group (dask), and a sha256."""
+    source = str(path)
+    target = Path(source)
+    if not target.exists():
+        raise MemoxrInputError(f"trials {source!r} do not exist; expected an .npz file or a Zarr store")
+    if target.is_file():
+        headers = read_npz_headers(source)
+        for key in TRIAL_VARIABLES:
+            if key in headers and headers[key].dtype.kind == "O":
+                raise MemoxrInputError(
+                    f"trials {source!r}: key {key!r}: expected a numeric or bool array, received dtype "
+                    "object (pickled Python objects), which memoxr does not load"
+                )
+        with np.load(source, allow_pickle=False) as npz:
+            arrays = {key: npz[key] for key in headers if key in TRIAL_VARIABLES}
+            arrays.update({key: None for key in headers if key not in TRIAL_VARIABLES})
+        return arrays, file_sha256(source)
+    try:
+        group = zarr.open_group(source, mode="r")
+        names = list(group.array_keys())
+    except Exception as exc:  # zarr raises several kinds for a folder that is not a store
+        raise MemoxrInputError(f"trials {source!r}: not a readable Zarr store ({exc})") from exc
+    arrays = {name: da.from_zarr(group[name]) if name in TRIAL_VARIABLES else None for name in names}
+    return arrays, ""
+
+
+def _trial_arrays(trials: Any) -> tuple[dict[str, Any], str, str]:
+    """Arrays, source name and sha256 of any accepted ``trials`` argument."""
+    if isinstance(trials, str | os.PathLike):
+        arrays, sha = _read_arrays(trials)
+        return arrays, Path(str(trials)).name, sha
+    if isinstance(trials, xr.Dataset):
+        arrays = {str(k): v.data for k, v in trials.data_vars.items()}
+        return arrays, str(trials.attrs.get("source_name", "<dataset>")), ""
+    if isinstance(trials, Mapping):
+        return dict(trials), "<memory>", ""
+    raise MemoxrInputError(
+        "trials: expected a path (.npz or Zarr store), a mapping of arrays or an xarray.Dataset, "
+        f"received {type(trials).__name__}"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation (keys, dtypes and shapes first: nothing is read; then labels; then values)
+
+
+def _validate_keys(arrays: Mapping[str, Any], source: str) -> None:
+    missing = [key for key in TRIAL_VARIABLES if arrays.get(key) is None]
+    if missing:
+        raise MemoxrInputError(
+            f"trials {source!r}: missing key(s) {missing}; expected {list(TRIAL_VARIABLES)}, "
+            f"received {sorted(k for k in arrays if arrays[k] is not None) or sorted(arrays)}"
+        )
+
+
+def _validate_dtypes(arrays: Mapping[str, Any], source: str) -> None:
+    for key in TRIAL_VARIABLES:
+        dtype = np.dtype(arrays[key].dtype)
+        allowed = "biuf" if key in _BINARY_KEYS else "iuf"
+        if dtype.kind not in allowed:
+            expected = "bool, integer or float 0/1 values" if key in _BINARY_KEYS else "integer class labels"
+            raise MemoxrInputError(f"trials {source!r}: key {key!r}: expected {expected}, received dtype {dtype}")
+
+
+def _validate_shapes(arrays: Mapping[str, Any], source: str) -> None:
+    for key, dims in TRIAL_VARIABLES.items():
+        shape = tuple(np.shape(arrays[key]))
+        if len(shape) != len(dims):
+            raise MemoxrInputError(
+                f"trials {source!r}: key {key!r}: expected a {len(dims)}-D array {dims}, received shape {shape}"
+            )
+    n_trials, n_train = np.shape(arrays["mask"])
+    n_test = np.shape(arrays["test_correct"])[1]
+    if n_trials < 1 or n_train < 1 or n_test < 1:
+        raise MemoxrInputError(
+            f"trials {source!r}: expected at least one trial, train and test sample, received "
+            f"mask {np.shape(arrays['mask'])} and test_correct {np.shape(arrays['test_correct'])}"
+        )
+    expected = {
+        "train_correct": (n_trials, n_train),
+        "test_correct": (n_trials, n_test),
+        "tr_labels": (n_train,),
+        "tt_labels": (n_test,),
+    }
+    for key, shape in expected.items():
+        if tuple(np.shape(arrays[key])) != shape:
+            raise MemoxrInputError(
+                f"trials {source!r}: key {key!r}: expected shape {shape} (from 'mask' {(n_trials, n_train)} "
+                f"and 'test_correct' {np.shape(arrays['test_correct'])}), received {tuple(np.shape(arrays[key]))}"
+            )
+    if n_trials >= _k.MAX_EXACT_TRIALS:
+        raise MemoxrInputError(
+            f"trials {source!r}: expected fewer than {_k.MAX_EXACT_TRIALS} trials, received {n_trials}"
+        )
+
+
+def _validate_labels(key: str, labels: np.ndarray, source: str) -> np.ndarray:
+    labels = np.asarray(labels)
+    if labels.dtype.kind == "f":
+        bad = ~np.isfinite(labels) | (labels != np.round(labels))
+        if bad.any():
+            where = int(np.flatnonzero(bad)[0])
+            raise MemoxrInputError(
+                f"trials {source!r}: key {key!r}: expected whole-number class labels, "
+                f"received {labels[where]} at position {where}"
+            )
+    labels = labels.astype(np.int64)
+    if (labels < 0).any():
+        where = int(np.flatnonzero(labels < 0)[0])
+        raise MemoxrInputError(
+            f"trials {source!r}: key {key!r}: expected class labels >= 0, received {labels[where]} at position {where}"
+        )
+    return labels
+
+
+def _validate_binary(key: str, x: da.Array, n_bad: int, source: str) -> None:
+    if n_bad == 0:
+        return
+    flat = int(da.argmax(da.map_blocks(_k.not_binary, x, dtype=bool).ravel()).compute())
+    t, i = np.unravel_index(flat, x.shape)
+    value = x[t, i].compute()
+    raise MemoxrInputError(
+        f"trials {source!r}: key {key!r}: expected 0/1 values, received {value} at trial {t}, "
+        f"sample {i} ({n_bad} such values)"
+    )
+
+
+def _validate_chunk_mb(chunk_mb: float) -> float:
+    if not (isinstance(chunk_mb, int | float) and chunk_mb > 0):
+        raise MemoxrInputError(f"chunk_mb: expected a positive number of megabytes, received {chunk_mb!r}")
+    return float(chunk_mb)
+
+
+# ---------------------------------------------------------------------------------------------
+# The dask layer
+
+
+@dataclass(frozen=True)
+class _Sums:
+    """Results of the validation pass: small per-sample sums, in memory."""
+
+    train: np.ndarray  # (3, train): n_in, hit_in, hit_all
+    test_all: np.ndarray  # (test,)
+    bad: dict[str, int]
+
+
+def _trial_sums_block(mask: np.ndarray, correct: np.ndarray) -> np.ndarray:
+    return _k.trial_sums(mask, correct)[None]
+
+
+def _count_not_binary(x: np.ndarray) -> np.ndarray:
+    return np.array([[int(_k.not_binary(x).sum())]], dtype=np.int64)
+
+
+def _pass_sums(mask: da.Array, train_correct: da.Array, test_correct: da.Array) -> _Sums:
+    """One pass over the records: per-sample sums and the count of non-0/1 values."""
+    train = da.blockwise(
+        _trial_sums_block, "tkn", mask, "tn", train_correct, "tn",
+        new_axes={"k": 3}, adjust_chunks={"t": 1}, dtype=np.float64,
+    ).sum(axis=0)
+    test_all = test_correct.astype(np.float64).sum(axis=0)
+    bad = {
+        key: da.map_blocks(_count_not_binary, x, chunks=((1,) * x.numblocks[0], (1,) * x.numblocks[1]), dtype=np.int64).sum()
+        for key, x in (("mask", mask), ("train_correct", train_correct), ("test_correct", test_correct))
+    }
+    train, test_all, bad = dask.compute(train, test_all, bad)
+    return _Sums(train, test_all, {k: int(v) for k, v in bad.items()})
+
+
+def _gather_block(x: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """Columns ``index`` (``(class, sample)``, -1 padding read as column 0) of a trial chunk, as bool."""
+    return x[:, np.maximum(index, 0)] != 0
+
+
+def _products_block(mask: np.ndarray, correct: np.ndarray) -> np.ndarray:
+    return _k.masked_products(mask, correct)[None]
+
+
+def _finalize_block(test_in: np.ndarray, test_all: np.ndarray, n_in: np.ndarray, n_trials: int) -> np.ndarray:
+    return _k.influence_from_sums(test_in, test_all, n_in, n_trials).astype(np.float32)
+
+
+@contextlib.contextmanager
+def _quiet_blockwise() -> Iterator[None]:
+    """Silence dask's note that a product has more output chunks than inputs: that is the plan."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=PerformanceWarning)
+        yield
+
+
+def _trial_chunk(n_trials: int, width: int, itemsize: int, budget: int) -> int:
+    """Trials per chunk so that a ``(trials, width)`` block stays within ``budget`` bytes."""
+    return int(min(n_trials, max(1, budget // max(1, width * itemsize))))
+
+
+def _class_influence(
+    mask: da.Array, test_correct: da.Array, train_index: np.ndarray, test_index: np.ndarray,
+    n_in: np.ndarray, test_all: np.ndarray, n_trials: int, plan: BlockChunks, budget: int,
+) -> da.Array:
+    """``influence(class, train_sample, test_sample)``: within-class blocks, lazily.
+
+    Each chunk of trials is gathered once into class-major bool blocks
+    ``(trial, class, sample)``; those are rechunked so that one product's float32
+    operands stay within ``budget``, and multiplied block by block, summing over
+    chunks of trials.
+    """
+    n_train, n_test = mask.shape[1], test_correct.shape[1]
+    n_class = train_index.shape[0]
+    # Gather: whole rows of trials (bool input, bool output) within the budget.
+    tc = _trial_chunk(n_trials, max(n_train, n_test, n_class * max(train_index.shape[1], test_index.shape[1])), 1, budget)
+    rows, cols = (
+        da.blockwise(
+            _gather_block, "tck", x.rechunk((tc, -1)), "tn",
+            new_axes={"c": n_class, "k": index.shape[1]}, index=index, dtype=bool, concatenate=True,
+        )
+        for x, index in ((mask, train_index), (test_correct, test_index))
+    )
+    # Products: float32 operands of one block within the budget.
+    tp = _trial_chunk(n_trials, plan.cls * max(plan.train, plan.test), 4, budget)
+    rows = rows.rechunk((tp, plan.cls, plan.train))
+    cols = cols.rechunk((tp, plan.cls, plan.test))
+    with _quiet_blockwise():
+        partial = da.blockwise(
+            _products_block, "tcij", rows, "tci", cols, "tcj", adjust_chunks={"t": 1}, dtype=np.float32,
+        )
+    test_in = partial.sum(axis=0, dtype=np.float32)
+    # Padding: n_in = 0 for padded train rows, NaN test totals for padded test columns.
+    n_in_pad = np.where(train_index >= 0, n_in[np.maximum(train_index, 0)], 0.0)
+    test_all_pad = np.where(test_index >= 0, test_all[np.maximum(test_index, 0)], np.nan)
+    return da.blockwise(
+        _finalize_block, "cij", test_in, "cij",
+        da.from_array(test_all_pad, chunks=(plan.cls, plan.test)), "cj",
+        da.from_array(n_in_pad, chunks=(plan.cls, plan.train)), "ci",
+        n_trials=n_trials, dtype=np.float32,
+    )
+
+
+def _full_influence(
+    mask: da.Array, test_correct: da.Array, n_in: np.ndarray, test_all: np.ndarray,
+    n_trials: int, chunk_mb: float, budget: int,
+) -> da.Array:
+    """``influence_full(train_id, test_id)``: every train sample on every test sample, lazily."""
+    n_train, n_test = mask.shape[1], test_correct.shape[1]
+    plan = plan_block_chunks(1, n_train, n_test, chunk_mb=chunk_mb)
+    tc = _trial_chunk(n_trials, max(plan.train, plan.test), 4, budget)
+    mask = mask.rechunk((tc, plan.train))
+    test_correct = test_correct.rechunk((tc, plan.test))
+    with _quiet_blockwise():
+        partial = da.blockwise(
+            _products_block, "tij", mask, "ti", test_correct, "tj",
+            adjust_chunks={"t": 1}, dtype=np.float32, concatenate=True,
+        )
+    test_in = partial.sum(axis=0, dtype=np.float32)
+    return da.blockwise(
+        _finalize_block, "ij", test_in, "ij",
+        da.from_array(test_all, chunks=(plan.test,)), "j",
+        da.from_array(n_in, chunks=(plan.train,)), "i",
+        n_trials=n_trials, dtype=np.float32,
+    )
+
+
+def _as_dask(x: Any, trial_chunk: int) -> da.Array:
+    x = x if isinstance(x, da.Array) else da.from_array(np.asarray(x), chunks=(trial_chunk, -1))
+    return x.rechunk({0: trial_chunk})
+
+
+def estimate(
+    trials: str | os.PathLike[str] | Mapping[str, Any] | xr.Dataset,
+    *,
+    full: bool = False,
+    chunk_mb: float = DEFAULT_CHUNK_MB,
+    chunks: BlockChunks | None = None,
+    sample_order: str = DEFAULT_SAMPLE_ORDER,
+    show_progress: bool = False,
+) -> xr.Dataset:
+    """Estimate memorization and influence from trial records, as an influence store.
+
+    Dims contract: the trial records (see the module docstring) are
+    ``(trial, train_id)`` and ``(trial, test_id)``; the result is the influence
+    store of ``memoxr convert``: ``influence(class, train_sample, test_sample)``
+    float32 (within-class blocks, NaN-padded), ``memorization(class,
+    train_sample)``, ``train_index``, ``test_index``, ``train_count``,
+    ``test_count``, ``tr_mem(train_id)``, ``tr_labels(train_id)``,
+    ``tt_labels(test_id)``, and with ``full=True`` also
+    ``influence_full(train_id, test_id)`` float32.
+
+    With ``n_in(i) = sum_t mask[t, i]`` and ``n_out(i) = n_trials - n_in(i)``::
+
+        mem(i)     = sum_t mask*train_correct[t, i] / n_in(i) - sum_t (1-mask)*train_correct[t, i] / n_out(i)
+        infl(i, j) = (mask.T @ test_correct)[i, j] / n_in(i) - ((1-mask).T @ test_correct)[i, j] / n_out(i)
+
+    The records are read once here, to validate their values and sum them per
+    sample (small results, in memory); ``influence`` stays lazy: a dask matrix
+    product over chunks of trials, computed when written or loaded. Memory is
+    bounded by ``chunk_mb``-sized chunks.
+
+    A train sample in every trial's subset or in none gets NaN memorization and
+    a NaN influence row, with a :class:`DegenerateSampleWarning`.
+
+    Parameters
+    ----------
+    trials : path, mapping or xarray.Dataset
+        Trial records: ``.npz``, Zarr store, or arrays ``mask``, ``train_correct``,
+        ``test_correct``, ``tr_labels``, ``tt_labels`` (numpy or dask).
+    full : bool
+        Also compute ``influence_full(train_id, test_id)``, across classes.
+    chunk_mb : float
+        Target size in MB of one chunk of the influence and of the trial blocks.
+    chunks : BlockChunks, optional
+        Explicit ``(class, train_sample, test_sample)`` chunks of ``influence``.
+    sample_order : str
+        Name of the order the records' samples follow, kept in the attrs.
+    show_progress : bool
+        Progress bar for the validation pass.
+
+    Returns
+    -------
+    xarray.Dataset
+        Influence store; attrs ``schema``, ``schema_version``, ``source_name``,
+        ``source_sha256``, ``memoxr_version``, ``sample_order``,
+        ``ignored_keys``, ``estimator`` and ``n_trials``.
+
+    Raises
+    ------
+    MemoxrInputError
+        Missing keys; wrong dims or shapes; a dtype other than bool, integer or
+        float; values other than 0/1; labels that are not whole numbers >= 0;
+        a non-positive ``chunk_mb``.
+
+    Examples
+    --------
+    >>> import numpy as np, memoxr.estimate as me
+    >>> mask = np.array([[1, 0], [0, 1], [1, 1], [0, 0]])
+    >>> records = {"mask": mask, "train_correct": mask, "test_correct": mask[:, :1],
+    ...            "tr_labels": np.array([0, 0]), "tt_labels": np.array([0])}
+    >>> ds = me.estimate(records)
+    >>> ds["tr_mem"].values.tolist(), ds["influence"].values[0].round(2).tolist()
+    ([1.0, 1.0], [[1.0], [0.0]])
+    """
+    chunk_mb = _validate_chunk_mb(chunk_mb)
+    arrays, source_name, sha256 = _trial_arrays(trials)
+    source = source_name
+    _validate_keys(arrays, source)
+    _validate_dtypes(arrays, source)
+    _validate_shapes(arrays, source)
+    tr_labels = _validate_labels("tr_labels", np.asarray(arrays["tr_labels"]), source)
+    tt_labels = _validate_labels("tt_labels", np.asarray(arrays["tt_labels"]), source)
+
+    n_trials, n_train = np.shape(arrays["mask"])
+    n_test = np.shape(arrays["test_correct"])[1]
+    budget = int(chunk_mb * 2**20)
+    tc = _trial_chunk(n_trials, n_train + n_test, 8, budget)
+    mask, train_correct, test_correct = (_as_dask(arrays[key], tc) for key in _BINARY_KEYS)
+
+    with progress(show_progress):
+        sums = _pass_sums(mask, train_correct, test_correct)
+    for key in _BINARY_KEYS:
+        _validate_binary(key, {"mask": mask, "train_correct": train_correct, "test_correct": test_correct}[key],
+                         sums.bad[key], source)
+
+    n_in = sums.train[0]
+    tr_mem = _k.memorization_from_sums(sums.train, n_trials)
+    _warn_degenerate(n_in, n_trials)
+
+    classes = np.unique(np.concatenate([tr_labels, tt_labels]))
+    train_lists = [np.flatnonzero(tr_labels == k) for k in classes]
+    test_lists = [np.flatnonzero(tt_labels == k) for k in classes]
+    max_train = max(len(i) for i in train_lists)
+    max_test = max(1, max(len(i) for i in test_lists))
+    train_index = _padded(train_lists, max_train)
+    test_index = _padded(test_lists, max_test)
+    plan = chunks or plan_block_chunks(len(classes), max_train, max_test, chunk_mb=chunk_mb)
+
+    influence = _class_influence(
+        mask, test_correct, train_index, test_index, n_in, sums.test_all, n_trials, plan, budget
+    ).rechunk((plan.cls, plan.train, plan.test))
+    memorization = np.where(train_index >= 0, tr_mem[np.maximum(train_index, 0)], np.nan)
+
+    ds = xr.Dataset(
+        {
+            "influence": ((CLASS, TRAIN, TEST), influence),
+            "memorization": ((CLASS, TRAIN), memorization),
+            "train_index": ((CLASS, TRAIN), train_index),
+            "test_index": ((CLASS, TEST), test_index),
+            "train_count": ((CLASS,), np.array([len(i) for i in train_lists], dtype=np.int64)),
+            "test_count": ((CLASS,), np.array([len(i) for i in test_lists], dtype=np.int64)),
+            "tr_mem": ((TRAIN_ID,), tr_mem),
+            "tr_labels": ((TRAIN_ID,), tr_labels),
+            "tt_labels": ((TEST_ID,), tt_labels),
+        },
+        coords={
+            CLASS: classes.astype(np.int64),
+            TRAIN_ID: np.arange(n_train, dtype=np.int64),
+            TEST_ID: np.arange(n_test, dtype=np.int64),
+        },
+        attrs={
+            "schema": INFLUENCE_SCHEMA,
+            "schema_version": SCHEMA_VERSION,
+            "source_name": source_name,
+            "source_sha256": sha256,
+            "memoxr_version": __version__,
+            "sample_order": sample_order,
+            "ignored_keys": sorted(k for k in arrays if k not in TRIAL_VARIABLES),
+            "estimator": ESTIMATOR_NAME,
+            "n_trials": int(n_trials),
+        },
+    )
+    ds["influence"].attrs.update(
+        description="influence of train sample i of a class on test sample j of that class",
+        padding="NaN beyond train_count / test_count",
+        formula="mean(test_correct | i in S) - mean(test_correct | i not in S)",
+    )
+    ds["memorization"].attrs["description"] = "tr_mem of each class's training samples; NaN padding"
+    ds["train_index"].attrs["description"] = "row of the sample in the train split; -1 padding"
+    ds["test_index"].attrs["description"] = "row of the sample in the test split; -1 padding"
+    ds["tr_mem"].attrs["formula"] = "mean(train_correct | i in S) - mean(train_correct | i not in S)"
+    if full:
+        ds["influence_full"] = (
+            (TRAIN_ID, TEST_ID),
+            _full_influence(mask, test_correct, n_in, sums.test_all, n_trials, chunk_mb, budget),
+        )
+        ds["influence_full"].attrs["description"] = "influence of every train sample on every test sample"
+    return ds
+
+
+def _padded(lists: list[np.ndarray], width: int) -> np.ndarray:
+    out = np.full((len(lists), width), -1, dtype=np.int64)
+    for c, idx in enumerate(lists):
+        out[c, : len(idx)] = idx
+    return out
+
+
+def _warn_degenerate(n_in: np.ndarray, n_trials: int) -> None:
+    always, never = np.flatnonzero(n_in == n_trials), np.flatnonzero(n_in == 0)
+    if len(always) or len(never):
+        warnings.warn(
+            f"{len(always)} train sample(s) are in every trial's subset (first: {always[:5].tolist()}) and "
+            f"{len(never)} in none (first: {never[:5].tolist()}): their memorization and influence rows "
+            "are NaN (no trial to compare with); use more trials or a subset fraction further from 0 and 1",
+            DegenerateSampleWarning,
+            stacklevel=3,
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Writers
+
+
+def _encoding(ds: xr.Dataset) -> dict[str, dict]:
+    encoding = influence_encoding(ds)
+    if "influence_full" in encoding:
+        encoding["influence_full"]["fill_value"] = float("nan")
+    return encoding
+
+
+def estimate_to_zarr(
+    trials: str | os.PathLike[str] | Mapping[str, Any] | xr.Dataset,
+    output: str | os.PathLike[str],
+    *,
+    overwrite: bool = False,
+    full: bool = False,
+    chunk_mb: float = DEFAULT_CHUNK_MB,
+    chunks: BlockChunks | None = None,
+    sample_order: str = DEFAULT_SAMPLE_ORDER,
+    show_progress: bool = False,
+) -> Path:
+    """Estimate (see :func:`estimate`) and write the influence store as Zarr, complete or absent."""
+    check_writable(output, overwrite=overwrite)
+    ds = estimate(trials, full=full, chunk_mb=chunk_mb, chunks=chunks, sample_order=sample_order,
+                  show_progress=show_progress)
+    return write_dataset(ds, output, overwrite=overwrite, encoding=_encoding(ds), show_progress=show_progress)
+
+
+def _write_npy_streamed(archive: zipfile.ZipFile, key: str, shape: tuple[int, ...], dtype: np.dtype, parts) -> None:
+    """Write one ``.npy`` member from C-order row blocks, never the whole array at once."""
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": shape}
+    # A fixed timestamp: the same arrays give the same bytes.
+    info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+    info.compress_type = archive.compression
+    with archive.open(info, "w", force_zip64=True) as fp:
+        np.lib.format.write_array_header_1_0(fp, header)
+        for part in parts:
+            fp.write(np.ascontiguousarray(part, dtype=dtype).tobytes())
+
+
+def write_fz_npz(
+    ds: xr.Dataset,
+    output: str | os.PathLike[str],
+    *,
+    overwrite: bool = False,
+    show_progress: bool = False,
+) -> Path:
+    """Save an influence store as an FZ-layout ``.npz`` (compressed), complete or absent.
+
+    Keys: ``tr_mem``, ``tr_labels``, ``tt_labels`` and per class ``k``:
+    ``tr_classidx_{k}``, ``tt_classidx_{k}`` (int64) and ``infl_matrix_class{k}``
+    float32 of shape ``(train_count[k], test_count[k])`` — the layout
+    ``memoxr convert`` reads. The influence is computed one chunk of classes at a
+    time (rows streamed for a class split along ``train_sample``), so memory
+    holds one class block, not the whole store.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Influence store (from :func:`estimate` or ``memoxr.open_influence``).
+    output : path
+        ``.npz`` file to create.
+    """
+    check_influence_dataset(ds)
+    if not str(output).endswith(".npz"):
+        raise MemoxrInputError(f"output {str(output)!r}: expected a file name ending in '.npz'")
+    classes = ds[CLASS].values.tolist()
+    train_index, test_index = ds["train_index"].values, ds["test_index"].values
+    train_count, test_count = ds["train_count"].values, ds["test_count"].values
+    influence = ds["influence"].data
+    if not isinstance(influence, da.Array):
+        influence = da.from_array(influence, chunks=(1, -1, -1))
+    class_chunks, train_chunks = influence.chunks[0], influence.chunks[1]
+    with atomic_output(output, overwrite=overwrite) as tmp, progress(show_progress):
+        with open(tmp, "wb") as fp, zipfile.ZipFile(fp, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as archive:
+            for key in ("tr_mem", "tr_labels", "tt_labels"):
+                values = ds[key].values
+                _write_npy_streamed(archive, key, values.shape, values.dtype, [values])
+            start = 0
+            for size in class_chunks:
+                group = range(start, start + size)
+                start += size
+                if size > 1 or len(train_chunks) == 1:
+                    block = np.asarray(influence[group.start : group.stop].compute())
+                    row_blocks = {c: [block[c - group.start]] for c in group}
+                else:
+                    row_blocks = {group.start: _row_chunks(influence, group.start, train_chunks)}
+                for c in group:
+                    n_tr, n_tt, k = int(train_count[c]), int(test_count[c]), classes[c]
+                    tr, tt = train_index[c, :n_tr].astype(np.int64), test_index[c, :n_tt].astype(np.int64)
+                    _write_npy_streamed(archive, f"tr_classidx_{k}", tr.shape, tr.dtype, [tr])
+                    _write_npy_streamed(archive, f"tt_classidx_{k}", tt.shape, tt.dtype, [tt])
+                    _write_npy_streamed(
+                        archive, f"infl_matrix_class{k}", (n_tr, n_tt), np.dtype(np.float32),
+                        _clip_rows(row_blocks[c], n_tr, n_tt),
+                    )
+    return Path(output)
+
+
+def _row_chunks(influence: da.Array, c: int, train_chunks: tuple[int, ...]):
+    start = 0
+    for size in train_chunks:
+        yield np.asarray(influence[c, start : start + size].compute())
+        start += size
+
+
+def _clip_rows(blocks, n_tr: int, n_tt: int):
+    """Rows ``[0, n_tr)`` and columns ``[0, n_tt)`` of a class's padded row blocks."""
+    done = 0
+    for block in blocks:
+        take = min(len(block), n_tr - done)
+        if take <= 0:
+            break
+        yield block[:take, :n_tt]
+        done += take
+
+
+def write_estimate(
+    trials: str | os.PathLike[str] | Mapping[str, Any] | xr.Dataset,
+    output: str | os.PathLike[str],
+    *,
+    overwrite: bool = False,
+    full: bool = False,
+    chunk_mb: float = DEFAULT_CHUNK_MB,
+    sample_order: str = DEFAULT_SAMPLE_ORDER,
+    show_progress: bool = False,
+) -> Path:
+    """Estimate and save: an FZ ``.npz`` when ``output`` ends in ``.npz``, else a Zarr store.
+
+    ``full`` needs a Zarr output (the FZ layout has no place for it).
+    """
+    if str(output).endswith(".npz"):
+        if full:
+            raise MemoxrInputError(
+                f"full: the FZ .npz layout holds within-class blocks only; received full=True with "
+                f"output {str(output)!r}: write a Zarr store to keep influence_full"
+            )
+        check_writable(output, overwrite=overwrite)
+        ds = estimate(trials, chunk_mb=chunk_mb, sample_order=sample_order, show_progress=show_progress)
+        return write_fz_npz(ds, output, overwrite=overwrite, show_progress=show_progress)
+    return estimate_to_zarr(trials, output, overwrite=overwrite, full=full, chunk_mb=chunk_mb,
+                            sample_order=sample_order, show_progress=show_progress)
+
+
+def write_trials(
+    trials: Mapping[str, Any] | xr.Dataset,
+    output: str | os.PathLike[str],
+    *,
+    overwrite: bool = False,
+) -> Path:
+    """Save trial records: a compressed ``.npz`` (suffix ``.npz``) or a Zarr store, complete or absent.
+
+    ``mask`` and the correctness arrays are stored as bool, labels as int64.
+    """
+    arrays, source, _ = _trial_arrays(trials)
+    _validate_keys(arrays, source)
+    _validate_dtypes(arrays, source)
+    _validate_shapes(arrays, source)
+    data = {
+        key: np.asarray(arrays[key]).astype(bool if key in _BINARY_KEYS else np.int64) for key in TRIAL_VARIABLES
+    }
+    if str(output).endswith(".npz"):
+        with atomic_output(output, overwrite=overwrite) as tmp, open(tmp, "wb") as fp:
+            np.savez_compressed(fp, **data)
+        return Path(output)
+    ds = xr.Dataset({key: (TRIAL_VARIABLES[key], value) for key, value in data.items()})
+    return write_dataset(ds, output, overwrite=overwrite)
+
+
+# ---------------------------------------------------------------------------------------------
+# CLI
+
+
+def _handle_errors(func: Any) -> Any:
+    """``memoxr.cli.handle_errors``, looked up when the command runs.
+
+    ``memoxr.cli`` imports this module to register the command, so importing it
+    here at import time would be circular.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from .cli import handle_errors
+
+        return handle_errors(func)(*args, **kwargs)
+
+    return wrapper
+
+
+@click.command("estimate")
+@click.argument("trials", metavar="TRIALS", type=click.Path())
+@click.argument("output", metavar="OUTPUT", type=click.Path())
+@click.option(
+    "--overwrite", is_flag=True, help="Replace OUTPUT if it exists (it is kept until the new one is complete)."
+)
+@click.option("--full", is_flag=True, help="Also store influence_full(train_id, test_id), across classes (Zarr output only).")
+@click.option(
+    "--chunk-mb", type=float, default=DEFAULT_CHUNK_MB, show_default=True,
+    help="Target size in MB of one influence chunk and of one block of trials.",
+)
+@click.option(
+    "--sample-order", default=DEFAULT_SAMPLE_ORDER, show_default=True,
+    help="Name of the order the records' samples follow, recorded in the output.",
+)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+@_handle_errors
+def estimate_command(
+    trials: str, output: str, overwrite: bool, full: bool, chunk_mb: float, sample_order: str, quiet: bool
+) -> None:
+    """Estimate memorization and influence (Feldman–Zhang) from trial records.
+
+    TRIALS (.npz or Zarr store) holds mask and train_correct (trial, train),
+    test_correct (trial, test), tr_labels and tt_labels. OUTPUT ending in .npz
+    is written in the FZ npz layout, anything else as a Zarr influence store;
+    it appears only once complete.
+    """
+    path = write_estimate(trials, output, overwrite=overwrite, full=full, chunk_mb=chunk_mb,
+                          sample_order=sample_order, show_progress=not quiet)
+    click.echo(f"wrote {path}")
