@@ -17,6 +17,7 @@ import xarray as xr
 
 from ._version import __version__
 from .analysis import analyze, rank_agreement, score_ranges, top_classes, top_k
+from .dynamics import DynamicsWriter, compute_proxies, csl, evaluate, open_dynamics
 from .errors import IncompleteStoreError, MemoxrInputError, OutputExistsError
 from .schema import check_influence_dataset
 from .scores import influence_scores, row_statistics
@@ -32,6 +33,11 @@ if not os.path.isdir(os.path.join(_here, "convert")) and os.path.isfile(
     __path__.append(os.path.join(_here, os.pardir))
 
 __all__ = [
+    "DynamicsWriter",
+    "compute_proxies",
+    "csl",
+    "evaluate",
+    "open_dynamics",
     "STAT_COLUMNS",
     "IncompleteStoreError",
     "MemoxrInputError",
@@ -59,7 +65,12 @@ def sample_path() -> str:
 
 
 def open_influence(
-    path: str | os.PathLike[str], *, chunks: Any = None, allow_pickle: bool = False, chunk_mb: float | None = None
+    path: str | os.PathLike[str],
+    *,
+    chunks: Any = None,
+    allow_pickle: bool = False,
+    chunk_mb: float | None = None,
+    storage_options: dict[str, Any] | None = None,
 ) -> xr.Dataset:
     """Open an influence store lazily: a memoxr Zarr store, or an FZ ``.npz`` viewed in place.
 
@@ -78,10 +89,14 @@ def open_influence(
         For an ``.npz`` only: allow arrays of Python objects (unpickling).
     chunk_mb : float, optional
         For an ``.npz`` only: target chunk size in MB.
+    storage_options : dict, optional
+        fsspec options for ``s3://`` URLs (credentials, ``client_kwargs={"endpoint_url": ...}``);
+        see :func:`memoxr.storage.resolve_storage_options` for MinIO credentials files.
     """
     if str(path).endswith(".npz"):
         from .convert import open_fz_npz
 
         kwargs = {} if chunk_mb is None else {"chunk_mb": chunk_mb}
-        return open_fz_npz(path, allow_pickle=allow_pickle, **kwargs)
-    return check_influence_dataset(open_dataset(path, chunks=chunks), source=str(path))
+        return open_fz_npz(path, allow_pickle=allow_pickle, storage_options=storage_options, **kwargs)
+    ds = open_dataset(path, chunks=chunks, storage_options=storage_options)
+    return check_influence_dataset(ds, source=str(path))

@@ -169,3 +169,4 @@ from .dynamics.cli import dynamics_demo_command, evaluate_command, ingest_comman
 main.add_command(ingest_command)
 main.add_command(evaluate_command)
 main.add_command(dynamics_demo_command)
+main.add_command(__import__("memoxr.plot_cli", fromlist=["plot_command"]).plot_command)

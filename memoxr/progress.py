@@ -11,6 +11,14 @@ import dask
 import xarray as xr
 from dask.diagnostics import ProgressBar
 
+from .scheduler import current_client
+
+
+def distributed_progress(futures: Any) -> None:
+    from distributed import progress as show
+
+    show(futures, notebook=False)
+
 
 @contextlib.contextmanager
 def progress(show: bool = True, *, minimum: float = 0.5) -> Iterator[None]:
@@ -48,8 +56,17 @@ def compute(*objs: Any, show_progress: bool = False) -> tuple[Any, ...]:
             arrays.extend(var.data for var in _dask_variables(obj))
         elif dask.is_dask_collection(obj):
             arrays.append(obj)
-    with progress(show_progress):
-        values = iter(dask.compute(*arrays))
+    client = current_client()
+    if client is not None:
+        # On a cluster: distributed's own progress, on stderr like dask's bar.
+        futures = client.compute(arrays)
+        if show_progress:
+            with contextlib.redirect_stdout(sys.stderr):
+                distributed_progress(futures)
+        values = iter(client.gather(futures))
+    else:
+        with progress(show_progress):
+            values = iter(dask.compute(*arrays))
     out: list[Any] = []
     for obj in objs:
         if isinstance(obj, xr.Dataset | xr.DataArray):

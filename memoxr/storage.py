@@ -232,3 +232,73 @@ def file_exists(path: PathLike, *, storage_options: StorageOptions = None) -> bo
         return fs.isfile(fs_path)
     except (PermissionError, OSError) as exc:
         raise MemoxrInputError(describe_access_error(path, exc)) from exc
+
+
+#: Keys of the seed's MinIO ``credentials.json``; ``url`` and ``api`` may also be present.
+CREDENTIALS_KEYS = ("endpoint", "accessKey", "secretKey")
+
+
+def resolve_storage_options(
+    storage_options: str | Mapping[str, Any] | None = None, credentials: PathLike | None = None
+) -> dict[str, Any] | None:
+    """fsspec options from JSON text or a dict, and/or a MinIO ``credentials.json``.
+
+    The credentials file has the seed's form: ``endpoint`` (``host:port``, or a
+    URL with its scheme; plain ``host:port`` means ``http://``), ``accessKey``,
+    ``secretKey``, ``api`` (``s3v4``) and ``path`` (``auto``/``on``/``off``: path-style
+    addressing, which MinIO needs). Explicit ``storage_options`` win over the file.
+    With neither, fsspec/s3fs read the usual places (``AWS_*`` environment
+    variables, ``~/.aws``). Error messages never quote secrets.
+    """
+    options: dict[str, Any] = {}
+    if credentials is not None:
+        options.update(_minio_options(credentials))
+    if isinstance(storage_options, str):
+        try:
+            parsed = json.loads(storage_options)
+        except json.JSONDecodeError as exc:
+            raise MemoxrInputError(
+                f"--storage-options: expected a JSON object, received text that is not JSON ({exc.msg} at "
+                f"character {exc.pos})"
+            ) from None
+        if not isinstance(parsed, dict):
+            raise MemoxrInputError(f"--storage-options: expected a JSON object, received a JSON {type(parsed).__name__}")
+        storage_options = parsed
+    if storage_options:
+        for key, value in dict(storage_options).items():
+            if isinstance(value, dict) and isinstance(options.get(key), dict):
+                options[key] = {**options[key], **value}
+            else:
+                options[key] = value
+    return options or None
+
+
+def _minio_options(credentials: PathLike) -> dict[str, Any]:
+    path = Path(credentials)
+    if not path.is_file():
+        raise MemoxrInputError(f"--credentials: file {str(path)!r} does not exist")
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise MemoxrInputError(f"--credentials: {str(path)!r} is not a JSON file") from None
+    if not isinstance(data, dict):
+        raise MemoxrInputError(f"--credentials: {str(path)!r} should hold a JSON object")
+    missing = [key for key in CREDENTIALS_KEYS if not data.get(key)]
+    if missing:
+        raise MemoxrInputError(
+            f"--credentials: {str(path)!r} lacks {missing}; expected keys {list(CREDENTIALS_KEYS)} "
+            "(and optionally 'api', 'path')"
+        )
+    endpoint = str(data["endpoint"])
+    if "://" not in endpoint:
+        endpoint = f"http://{endpoint}"
+    addressing = {"auto": "path", "on": "path", "true": "path", "off": "virtual", "false": "virtual"}
+    config: dict[str, Any] = {"s3": {"addressing_style": addressing.get(str(data.get("path", "auto")).lower(), "path")}}
+    if data.get("api") == "s3v4":
+        config["signature_version"] = "s3v4"
+    return {
+        "key": data["accessKey"],
+        "secret": data["secretKey"],
+        "client_kwargs": {"endpoint_url": endpoint},
+        "config_kwargs": config,
+    }

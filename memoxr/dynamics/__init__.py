@@ -1,0 +1,68 @@
+"""Training dynamics: ingest per-epoch records, compute memorization proxies lazily, evaluate them.
+
+- :func:`ingest` / ``memoxr ingest``: per-epoch ``.npy``/``.npz`` files -> a dynamics store;
+- :class:`DynamicsWriter`: record one epoch (or batch) at a time from a training loop, resumably;
+- :func:`open_dynamics`: the store, lazily, complete epochs only;
+- proxies (:func:`csl` and the baselines, :func:`compute_proxies`): lazy reductions over ``epoch``;
+- :func:`evaluate`, :func:`cross_run`, :func:`compare_stores`, :func:`table`: tidy DataFrames;
+- :func:`align_samples`: pair samples by identity, refusing differing sample orders without a mapping.
+"""
+
+from __future__ import annotations
+
+from .align import align_samples, check_orders, load_mapping
+from .evaluate import (
+    compare_stores,
+    correlation_metrics,
+    cross_run,
+    detection_metrics,
+    evaluate,
+    table,
+)
+from .proxies import (
+    PROXIES,
+    compute_proxies,
+    confidence,
+    csl,
+    cumulative_grad_norm,
+    final_loss,
+    forgetting_events,
+    in_confidence,
+    learning_time,
+    mean_curvature,
+    mean_loss,
+    threshold_learning_time,
+    variability,
+)
+from .store import DYNAMICS_SCHEMA, check_dynamics_dataset, ingest, open_dynamics
+from .writer import DynamicsWriter
+
+__all__ = [
+    "DYNAMICS_SCHEMA",
+    "PROXIES",
+    "DynamicsWriter",
+    "align_samples",
+    "check_dynamics_dataset",
+    "check_orders",
+    "compare_stores",
+    "compute_proxies",
+    "confidence",
+    "correlation_metrics",
+    "cross_run",
+    "csl",
+    "cumulative_grad_norm",
+    "detection_metrics",
+    "evaluate",
+    "final_loss",
+    "forgetting_events",
+    "in_confidence",
+    "ingest",
+    "learning_time",
+    "load_mapping",
+    "mean_curvature",
+    "mean_loss",
+    "open_dynamics",
+    "table",
+    "threshold_learning_time",
+    "variability",
+]

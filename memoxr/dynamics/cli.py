@@ -1,0 +1,122 @@
+"""Click commands of the dynamics subpackage (registered on ``memoxr.cli.main``). No logic here."""
+
+from __future__ import annotations
+
+import click
+
+from ..cli import handle_errors, overwrite_option, quiet_option
+from ..errors import MemoxrInputError
+
+
+def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep or not name or not value:
+            raise MemoxrInputError(f"{option} {item!r}: expected NAME=VALUE, e.g. loss=losses/loss_epoch_{{epoch}}.npy")
+        if name in out:
+            raise MemoxrInputError(f"{option}: {name!r} given twice; expected each name once")
+        out[name] = value
+    return out
+
+
+@click.command("ingest")
+@click.argument("paths", nargs=-1, metavar="[PATTERN] OUTPUT.zarr")
+@click.option("--var", "var_patterns", multiple=True, metavar="NAME=PATTERN", help="A recorded variable and its file pattern (repeatable), instead of PATTERN.")
+@click.option("--name", default="loss", show_default=True, help="Variable name for PATTERN when it has no {variable} field.")
+@click.option("--sample-order", default="unknown", show_default=True, help="Name of the order the samples follow (tfds, torchvision...).")
+@click.option("--sample-ids", type=click.Path(), default=None, help="File (.npy/.npz/.txt) with each sample's identity.  [default: its position]")
+@click.option("--truth", multiple=True, metavar="NAME=FILE_OR_PATTERN", help="Ground truth over samples, e.g. is_mislabeled=masks/noise_{noise}.npy (repeatable).")
+@click.option("--chunk-mb", type=float, default=64.0, show_default=True, help="Target Zarr chunk size in MB (whole epochs per chunk).")
+@overwrite_option
+@quiet_option
+@handle_errors
+def ingest_command(
+    paths: tuple[str, ...], var_patterns: tuple[str, ...], name: str, sample_order: str, sample_ids: str | None,
+    truth: tuple[str, ...], chunk_mb: float, overwrite: bool, quiet: bool,
+) -> None:
+    """Ingest per-epoch .npy/.npz files into a dynamics store.
+
+    PATTERN names fields that become dims, e.g.
+    'losses/loss_{dataset}_run{run}_epoch_{epoch}_noise_{noise}.npy'; {epoch} is
+    required, {variable} names the variable. Every file is checked before
+    anything is written; OUTPUT.zarr appears only once complete.
+    """
+    from .store import ingest
+
+    variables: str | dict[str, str]
+    if var_patterns:
+        if len(paths) != 1:
+            raise MemoxrInputError(f"arguments: with --var expected only OUTPUT.zarr; received {list(paths)}")
+        variables, output = _pairs(var_patterns, "--var"), paths[0]
+    else:
+        if len(paths) != 2:
+            raise MemoxrInputError(f"arguments: expected PATTERN OUTPUT.zarr (or --var NAME=PATTERN OUTPUT.zarr); received {list(paths)}")
+        variables, output = paths[0], paths[1]
+    path = ingest(
+        variables, output, name=name, sample_order=sample_order, sample_ids=sample_ids,
+        truth=_pairs(truth, "--truth"), chunk_mb=chunk_mb, overwrite=overwrite, show_progress=not quiet,
+    )
+    click.echo(f"wrote {path}")
+
+
+@click.command("evaluate")
+@click.argument("store", metavar="DYNAMICS.zarr", type=click.Path())
+@click.option("--proxy", "proxies", multiple=True, help="Proxy to evaluate (repeatable).  [default: all the store allows]")
+@click.option("--mask", default=None, help="Boolean ground-truth variable of the store, e.g. is_mislabeled.")
+@click.option("--influence", type=click.Path(), default=None, help="Influence store (or FZ .npz) whose tr_mem to correlate with.")
+@click.option("--mapping", type=click.Path(), default=None, help="Permutation file from the dynamics' sample order to the other's.")
+@click.option("--top-k", type=click.IntRange(min=1), default=5000, show_default=True, help="Most-memorized samples for the top-k correlations.")
+@click.option("--k", "k", type=click.IntRange(min=1), default=None, help="k of precision at k.  [default: number of positives]")
+@click.option("--across", default=None, help="Run dim to compare proxies across (e.g. architecture).")
+@click.option("--compare", "compare", type=click.Path(), default=None, help="Second dynamics store to compare proxies with.")
+@click.option("--table", "metric", default=None, help="Print a pivot of this metric (rows proxies), e.g. auroc.")
+@click.option("--columns", default=None, help="Column dim of --table.  [default: the first run dim]")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None, help="Also write the tidy result to this CSV.")
+@overwrite_option
+@handle_errors
+def evaluate_command(
+    store: str, proxies: tuple[str, ...], mask: str | None, influence: str | None, mapping: str | None, top_k: int,
+    k: int | None, across: str | None, compare: str | None, metric: str | None, columns: str | None,
+    csv_path: str | None, overwrite: bool,
+) -> None:
+    """Evaluate memorization proxies: mislabel/duplicate detection, agreement with FZ memorization, across runs."""
+    from ..storage import atomic_output
+    from .evaluate import compare_stores, cross_run, evaluate, table
+    from .store import open_dynamics
+
+    ds = open_dynamics(store)
+    names = list(proxies) or None
+    if across is not None:
+        result = cross_run(ds, dim=across, proxies=names)
+    elif compare is not None:
+        result = compare_stores(ds, open_dynamics(compare), proxies=names, mapping=mapping)
+    else:
+        infl = None
+        if influence is not None:
+            from .. import open_influence
+
+            infl = open_influence(influence)
+        result = evaluate(ds, proxies=names, mask=mask, influence=infl, mapping=mapping, top_k=top_k, k=k)
+    if metric is not None:
+        click.echo(table(result, metric=metric, columns=columns).to_string(float_format=lambda v: f"{v:.4f}"))
+    else:
+        click.echo(result.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    if csv_path is not None:
+        with atomic_output(csv_path, overwrite=overwrite) as tmp:
+            result.to_csv(tmp, index=False)
+        click.echo(f"wrote {csv_path}")
+
+
+@click.command("dynamics-demo")
+@click.option("--output", type=click.Path(), default=None, help="Keep the recorded store here (resumed if it exists).")
+@click.option("--sample", "use_sample", is_flag=True, help="Evaluate the recording that ships with memoxr; no training.")
+@overwrite_option
+@handle_errors
+def dynamics_demo_command(output: str | None, use_sample: bool, overwrite: bool) -> None:
+    """Train an MLP on digits with 1-10% label noise, record its dynamics, print the AUROC table."""
+    from .demo import run
+
+    result = run(output=output, use_sample=use_sample, overwrite=overwrite)
+    click.echo("Mislabel detection AUROC (%) on digits, MLP, 40 epochs")
+    click.echo(result.to_string(float_format=lambda v: f"{v:.1f}"))

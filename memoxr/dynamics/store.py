@@ -1,0 +1,517 @@
+"""The dynamics store: schema, opening, and ingestion from per-epoch files.
+
+A dynamics store is a Zarr store with dims ``(*run, epoch, sample)``: recorded
+variables (``loss``, ``correct``, ``true_prob``, ``grad_norm``,
+``curvature``...) with dims ``(*run, epoch, sample)``, optional ground truth
+(``is_mislabeled``, ``duplicate_group``...) with dims ``(*some run dims,
+sample)``, the coordinate ``sample`` holding each sample's identity (its row in
+the order named by ``attrs["sample_order"]``), and a coordinate per run dim.
+
+Files are listed through fsspec, so a pattern can name a local folder today and
+an ``s3://`` bucket once its filesystem package is installed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import zipfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from itertools import product
+from pathlib import Path
+from typing import Any
+
+import dask
+import dask.array as da
+import fsspec
+import numpy as np
+import xarray as xr
+
+from .._version import __version__
+from ..errors import MemoxrInputError
+from ..schema import SCHEMA_VERSION
+from ..storage import check_writable, open_dataset, write_dataset
+
+DYNAMICS_SCHEMA = "memoxr.dynamics"
+EPOCH, SAMPLE, VARIABLE = "epoch", "sample", "variable"
+#: Per-epoch completion flags of a store written by :class:`DynamicsWriter`.
+COMPLETION_VAR = "epoch_complete"
+_FIELD = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_INT = re.compile(r"[+-]?\d+")
+
+
+# --------------------------------------------------------------------------- opening
+
+
+def check_dynamics_dataset(ds: xr.Dataset, *, source: str = "dataset") -> xr.Dataset:
+    """Raise unless ``ds`` carries the dynamics schema (attrs, ``sample`` dim, dims order)."""
+    found = ds.attrs.get("schema")
+    if found != DYNAMICS_SCHEMA:
+        raise MemoxrInputError(f"{source}: attribute 'schema' is {found!r}; expected {DYNAMICS_SCHEMA!r}")
+    version = ds.attrs.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise MemoxrInputError(
+            f"{source}: schema_version is {version!r}; this memoxr reads version {SCHEMA_VERSION}"
+        )
+    if SAMPLE not in ds.dims or SAMPLE not in ds.coords:
+        raise MemoxrInputError(f"{source}: coordinate {SAMPLE!r} (sample identity) missing")
+    for name, var in ds.data_vars.items():
+        if name == COMPLETION_VAR:
+            continue
+        if var.dims[-1:] != (SAMPLE,) or (EPOCH in var.dims and var.dims[-2:] != (EPOCH, SAMPLE)):
+            raise MemoxrInputError(
+                f"{source}: variable {name!r} has dims {var.dims}; expected (..., {EPOCH!r}, {SAMPLE!r}) "
+                f"or (..., {SAMPLE!r})"
+            )
+    return ds
+
+
+def open_dynamics(
+    path: str | os.PathLike[str], *, chunks: Any = None, storage_options: dict[str, Any] | None = None
+) -> xr.Dataset:
+    """Open a dynamics store lazily.
+
+    For a store written by :class:`DynamicsWriter`, only the epochs marked
+    complete for every run are kept (an epoch interrupted half way is never
+    seen), and the completion flags are dropped.
+
+    Dims contract: recorded variables ``(*run, epoch, sample)``, ground truth
+    ``(*run subset, sample)``, coordinate ``sample`` = sample identity.
+    """
+    ds = check_dynamics_dataset(
+        open_dataset(path, chunks=chunks, storage_options=storage_options), source=str(path)
+    )
+    if COMPLETION_VAR in ds:
+        flags = ds[COMPLETION_VAR].load()
+        done = (flags > 0).all([d for d in flags.dims if d != EPOCH]).values
+        ds = ds.drop_vars(COMPLETION_VAR).isel({EPOCH: np.flatnonzero(done)})
+    return ds
+
+
+# --------------------------------------------------------------------------- arrays on disk
+
+
+def _read_npy_header(f: Any, source: str) -> tuple[tuple[int, ...], np.dtype]:
+    try:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+        else:
+            shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+    except (ValueError, OSError, EOFError) as exc:
+        raise MemoxrInputError(f"file {source!r}: not a readable .npy array: {exc}") from exc
+    return tuple(shape), np.dtype(dtype)
+
+
+def _single_member(z: zipfile.ZipFile, source: str) -> str:
+    names = [n for n in z.namelist() if n.endswith(".npy")]
+    if len(names) != 1:
+        raise MemoxrInputError(
+            f"file {source!r}: expected an .npz with exactly one array; received {len(names)} "
+            f"({[n[:-4] for n in names]})"
+        )
+    return names[0]
+
+
+def _array_header(fs: fsspec.AbstractFileSystem, path: str) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype of the one array in ``path`` (``.npy`` or ``.npz``), without reading it."""
+    with fs.open(path, "rb") as f:
+        if path.endswith(".npz"):
+            try:
+                with zipfile.ZipFile(f) as z, z.open(_single_member(z, path)) as member:
+                    return _read_npy_header(member, path)
+            except zipfile.BadZipFile as exc:
+                raise MemoxrInputError(f"file {path!r}: not a readable .npz: {exc}") from exc
+        return _read_npy_header(f, path)
+
+
+def _load(fs: fsspec.AbstractFileSystem, path: str) -> np.ndarray:
+    with fs.open(path, "rb") as f:
+        if path.endswith(".npz"):
+            with np.load(f, allow_pickle=False) as z:
+                return z[z.files[0]]
+        return np.load(f, allow_pickle=False)
+
+
+def load_array(source: str | os.PathLike[str] | np.ndarray | Sequence[Any], *, argument: str) -> np.ndarray:
+    """An array given in memory, or read from an ``.npy`` / single-array ``.npz`` / ``.txt`` file."""
+    if isinstance(source, str | os.PathLike):
+        path = str(source)
+        fs, local = fsspec.core.url_to_fs(path)
+        if not fs.exists(local):
+            raise MemoxrInputError(f"{argument}: file {path!r} does not exist")
+        if path.endswith((".npy", ".npz")):
+            _, dtype = _array_header(fs, local)
+            if dtype.hasobject:
+                raise MemoxrInputError(f"{argument}: file {path!r} holds Python objects; expected a numeric array")
+            return _load(fs, local)
+        if path.endswith((".txt", ".csv")):
+            with fs.open(local, "r") as f:
+                return np.loadtxt(f, delimiter="," if path.endswith(".csv") else None)
+        raise MemoxrInputError(f"{argument}: file {path!r}; expected .npy, .npz, .txt or .csv")
+    return np.asarray(source)
+
+
+# --------------------------------------------------------------------------- patterns
+
+
+@dataclass
+class _Pattern:
+    text: str
+    fields: list[str]  # in order of first appearance
+    fs: fsspec.AbstractFileSystem
+    glob: str
+    regex: re.Pattern[str]
+
+
+def parse_pattern(
+    pattern: str, *, argument: str = "pattern", storage_options: dict[str, Any] | None = None
+) -> _Pattern:
+    """Turn ``dir/loss_run{run}_epoch_{epoch}.npy`` into a glob and a regex with named fields."""
+    fields: list[str] = []
+    tokens = []
+    for k, m in enumerate(_FIELD.finditer(pattern)):
+        tokens.append((m.group(0), f"MEMOXRFIELD{k}X", m.group(1)))
+        if m.group(1) not in fields:
+            fields.append(m.group(1))
+    if not fields:
+        raise MemoxrInputError(
+            f"{argument} {pattern!r}: no {{field}}; expected fields such as {{epoch}}, e.g. "
+            "'losses/loss_run{run}_epoch_{epoch}.npy'"
+        )
+    marked = pattern
+    for text, token, _ in tokens:
+        marked = marked.replace(text, token, 1)
+    fs, path = fsspec.core.url_to_fs(marked, **(storage_options or {}))
+    glob = path
+    regex = re.escape(path)
+    seen: set[str] = set()
+    for _, token, name in tokens:
+        glob = glob.replace(token, "*", 1)
+        group = f"(?P={name})" if name in seen else f"(?P<{name}>[^/]+?)"
+        regex = regex.replace(re.escape(token), group, 1)
+        seen.add(name)
+    return _Pattern(pattern, fields, fs, glob, re.compile(regex))
+
+
+def _typed(values: list[str]) -> list[Any]:
+    """Field strings to ints, else floats, else strings (the same type for a whole field)."""
+    if all(_INT.fullmatch(v) for v in values):
+        return [int(v) for v in values]
+    try:
+        return [float(v) for v in values]
+    except ValueError:
+        return list(values)
+
+
+@dataclass
+class _Listing:
+    """Files matched by one pattern: field values (typed) per file."""
+
+    pattern: _Pattern
+    paths: list[str] = field(default_factory=list)
+    values: dict[str, list[Any]] = field(default_factory=dict)
+
+
+def _list(pattern: _Pattern, *, argument: str) -> _Listing:
+    paths = sorted(pattern.fs.glob(pattern.glob))
+    listing = _Listing(pattern)
+    raw: dict[str, list[str]] = {f: [] for f in pattern.fields}
+    for p in paths:
+        m = pattern.regex.fullmatch(p)
+        if m is None:
+            continue
+        listing.paths.append(p)
+        for f in pattern.fields:
+            raw[f].append(m.group(f))
+    if not listing.paths:
+        raise MemoxrInputError(
+            f"{argument} {pattern.text!r}: no file matches; expected files like {pattern.glob!r}"
+        )
+    listing.values = {f: _typed(v) for f, v in raw.items()}
+    return listing
+
+
+# --------------------------------------------------------------------------- ingestion
+
+
+def _validate_var_patterns(
+    variables: str | Mapping[str, str], name: str, storage_options: dict[str, Any] | None = None
+) -> list[tuple[str | None, _Pattern]]:
+    if isinstance(variables, str):
+        p = parse_pattern(variables, argument="pattern", storage_options=storage_options)
+        return [(None if VARIABLE in p.fields else name, p)]
+    if not variables:
+        raise MemoxrInputError("variables: expected at least one NAME=PATTERN; received none")
+    out: list[tuple[str | None, _Pattern]] = []
+    for var, text in variables.items():
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", var):
+            raise MemoxrInputError(f"variable name {var!r}: expected a Python identifier such as 'loss'")
+        p = parse_pattern(text, argument=f"pattern of variable {var!r}", storage_options=storage_options)
+        if VARIABLE in p.fields:
+            raise MemoxrInputError(
+                f"pattern of variable {var!r}: has a {{variable}} field; expected the name to come from "
+                f"either NAME=PATTERN or {{variable}}, not both"
+            )
+        out.append((var, p))
+    return out
+
+
+@dataclass
+class _Plan:
+    """Everything ingestion needs, validated, before any array is read."""
+
+    run_dims: list[str]
+    run_values: dict[str, list[Any]]
+    epochs: list[int]
+    n_samples: int
+    files: dict[str, dict[tuple[Any, ...], str]]  # variable -> (*run, epoch) -> path
+    dtypes: dict[str, np.dtype]
+    fs: dict[str, fsspec.AbstractFileSystem]
+    storage_options: dict[str, Any] | None = None
+
+
+def _check_epoch_range(epochs: list[int], expected: Sequence[int] | None) -> None:
+    """Epochs must be the ``expected`` ones, or else evenly spaced with no gap."""
+    if expected is None:
+        diffs = np.diff(epochs)
+        step = int(np.gcd.reduce(diffs)) if diffs.size else 1
+        expected = range(epochs[0], epochs[-1] + 1, step)
+        rule = f"evenly spaced epochs {epochs[0]}..{epochs[-1]} (step {step})"
+    else:
+        rule = f"epochs {list(expected)}"
+    missing = sorted(set(expected) - set(epochs))
+    extra = sorted(set(epochs) - set(expected))
+    if missing or extra:
+        raise MemoxrInputError(
+            f"missing epochs: expected {rule}; no file for epochs {missing[:10]}"
+            + (f", unexpected epochs {extra[:10]}" if extra else "")
+        )
+
+
+def plan_ingest(
+    variables: str | Mapping[str, str], *, name: str = "loss", expected_epochs: Sequence[int] | None = None,
+    storage_options: dict[str, Any] | None = None,
+) -> _Plan:
+    """List and check every file (names, grid completeness, shapes, dtypes), reading headers only."""
+    files: dict[str, dict[tuple[Any, ...], str]] = {}
+    run_fields: dict[str, list[str]] = {}
+    fss: dict[str, fsspec.AbstractFileSystem] = {}
+    values_all: dict[str, set[Any]] = {}
+    for var, pattern in _validate_var_patterns(variables, name, storage_options):
+        if EPOCH not in pattern.fields:
+            raise MemoxrInputError(f"pattern {pattern.text!r}: no {{epoch}} field; expected one, e.g. '..._epoch_{{epoch}}.npy'")
+        listing = _list(pattern, argument="pattern" if var is None else f"pattern of variable {var!r}")
+        epochs = listing.values[EPOCH]
+        if not all(isinstance(e, int) for e in epochs):
+            raise MemoxrInputError(f"pattern {pattern.text!r}: field 'epoch' must be an integer; received e.g. {epochs[0]!r}")
+        fields = [f for f in pattern.fields if f not in (EPOCH, VARIABLE)]
+        for i, path in enumerate(listing.paths):
+            v = listing.values[VARIABLE][i] if var is None else var
+            v = str(v)
+            key = (*(listing.values[f][i] for f in fields), epochs[i])
+            seen = files.setdefault(v, {})
+            if key in seen:
+                raise MemoxrInputError(
+                    f"duplicate matches for variable {v!r} at {dict(zip([*fields, EPOCH], key, strict=True))}: "
+                    f"{seen[key]!r} and {path!r}; expected one file per combination"
+                )
+            seen[key] = path
+            run_fields[v] = fields
+            fss[v] = pattern.fs
+        for f in (*fields, EPOCH):
+            values_all.setdefault(f, set()).update(listing.values[f])
+    names = list(files)
+    first = names[0]
+    for v in names[1:]:
+        if run_fields[v] != run_fields[first]:
+            raise MemoxrInputError(
+                f"variable {v!r}: pattern fields {run_fields[v]}; expected the same run fields as "
+                f"{first!r}: {run_fields[first]}"
+            )
+    run_dims = run_fields[first]
+    run_values = {f: sorted(values_all[f]) for f in run_dims}
+    epochs = sorted(values_all[EPOCH])
+    _check_epoch_range(epochs, expected_epochs)
+    grid = list(product(*(run_values[f] for f in run_dims), epochs))
+    for v in names:
+        missing = [key for key in grid if key not in files[v]]
+        if missing:
+            shown = "; ".join(
+                ", ".join(f"{f}={x}" for f, x in zip([*run_dims, EPOCH], key, strict=True)) for key in missing[:5]
+            )
+            raise MemoxrInputError(
+                f"variable {v!r}: missing epochs: {len(missing)} of {len(grid)} files absent; expected one "
+                f"file per combination of {run_dims + [EPOCH]} (epochs {epochs[0]}..{epochs[-1]}); "
+                f"missing: {shown}{' ...' if len(missing) > 5 else ''}"
+            )
+    dtypes: dict[str, np.dtype] = {}
+    n_samples: int | None = None
+    n_from = ""
+    for v in names:
+        for key in grid:
+            path = files[v][key]
+            shape, dtype = _array_header(fss[v], path)
+            if dtype.hasobject:
+                raise MemoxrInputError(f"file {path!r}: dtype object; expected numeric or bool values (no pickles)")
+            if len(shape) != 1:
+                raise MemoxrInputError(f"file {path!r}: shape {shape}; expected a 1-D array (one value per sample)")
+            if n_samples is None:
+                n_samples, n_from = shape[0], path
+            elif shape[0] != n_samples:
+                raise MemoxrInputError(
+                    f"ragged lengths: file {path!r} has {shape[0]} samples; expected {n_samples} like {n_from!r}"
+                )
+            if v not in dtypes:
+                dtypes[v] = dtype
+            elif dtype != dtypes[v]:
+                raise MemoxrInputError(
+                    f"mismatched dtypes for variable {v!r}: file {path!r} has {dtype}; expected {dtypes[v]} "
+                    f"like the other files of {v!r}"
+                )
+    assert n_samples is not None
+    return _Plan(run_dims, run_values, epochs, n_samples, files, dtypes, fss, storage_options)
+
+
+def _variable_array(plan: _Plan, var: str, epochs_per_chunk: int) -> da.Array:
+    keys = list(product(*(plan.run_values[f] for f in plan.run_dims), plan.epochs))
+    fs, dtype, n = plan.fs[var], plan.dtypes[var], plan.n_samples
+    blocks = [
+        da.from_delayed(dask.delayed(_load)(fs, plan.files[var][key]), shape=(n,), dtype=dtype)
+        for key in keys
+    ]
+    shape = (*(len(plan.run_values[f]) for f in plan.run_dims), len(plan.epochs), n)
+    stacked = da.stack(blocks).reshape(shape)
+    return stacked.rechunk({len(shape) - 2: epochs_per_chunk, len(shape) - 1: -1})
+
+
+def _truth_array(
+    name: str, source: Any, plan: _Plan, *, squeeze: list[str]
+) -> tuple[list[str], np.ndarray]:
+    """A ground-truth variable: an array/file over ``sample``, or a pattern over some run fields."""
+    if isinstance(source, str) and _FIELD.search(source):
+        pattern = parse_pattern(source, argument=f"truth {name!r}", storage_options=plan.storage_options)
+        extra = [f for f in pattern.fields if f not in plan.run_dims]
+        if extra:
+            raise MemoxrInputError(
+                f"truth {name!r} pattern {source!r}: fields {extra}; expected only run fields {plan.run_dims}"
+            )
+        listing = _list(pattern, argument=f"truth {name!r} pattern")
+        dims = [f for f in plan.run_dims if f in pattern.fields]
+        index = {tuple(listing.values[f][i] for f in dims): p for i, p in enumerate(listing.paths)}
+        grid = list(product(*(plan.run_values[f] for f in dims)))
+        missing = [k for k in grid if k not in index]
+        if missing:
+            raise MemoxrInputError(f"truth {name!r}: no file for {dims} = {missing[:5]}; expected one per run")
+        arrays = [_load(pattern.fs, index[k]) for k in grid]
+        values = np.stack(arrays).reshape(*(len(plan.run_values[f]) for f in dims), -1)
+        if values.shape[-1] != plan.n_samples:
+            raise MemoxrInputError(f"truth {name!r}: {values.shape[-1]} samples; expected {plan.n_samples}")
+        keep = [i for i, d in enumerate(dims) if d not in squeeze]
+        values = values.reshape([values.shape[i] for i in keep] + [plan.n_samples]) if len(keep) < len(dims) else values
+        return [dims[i] for i in keep], values
+    values = load_array(source, argument=f"truth {name!r}")
+    if values.shape != (plan.n_samples,):
+        raise MemoxrInputError(f"truth {name!r}: shape {values.shape}; expected ({plan.n_samples},), one per sample")
+    return [], values
+
+
+def _validate_sample_ids(sample_ids: Any, n: int) -> np.ndarray:
+    if sample_ids is None:
+        return np.arange(n, dtype=np.int64)
+    ids = load_array(sample_ids, argument="sample_ids")
+    if ids.shape != (n,):
+        raise MemoxrInputError(f"sample_ids: shape {ids.shape}; expected ({n},), one identity per sample")
+    if ids.dtype.kind == "f":
+        if not np.all(ids == np.round(ids)):
+            raise MemoxrInputError("sample_ids: non-integer values; expected integer identities")
+        ids = ids.astype(np.int64)
+    if len(np.unique(ids)) != n:
+        raise MemoxrInputError("sample_ids: repeated identities; expected every sample's identity once")
+    return ids
+
+
+def ingest(
+    variables: str | Mapping[str, str],
+    output: str | os.PathLike[str],
+    *,
+    name: str = "loss",
+    sample_order: str = "unknown",
+    sample_ids: Any = None,
+    truth: Mapping[str, Any] | None = None,
+    epochs: Sequence[int] | None = None,
+    chunk_mb: float = 64.0,
+    overwrite: bool = False,
+    storage_options: dict[str, Any] | None = None,
+    show_progress: bool = False,
+) -> Path:
+    """Ingest per-epoch ``.npy`` / single-array ``.npz`` files into a dynamics store.
+
+    Parameters
+    ----------
+    variables : str or mapping
+        A file pattern such as ``"losses/loss_{dataset}_run{run}_epoch_{epoch}_noise_{noise}.npy"``
+        (the variable is called ``name``, or comes from a ``{variable}`` field), or
+        ``{"loss": PATTERN, "correct": PATTERN}``. ``{epoch}`` is required; every
+        other field becomes a run dim with the field's values as coordinate (ints,
+        else floats, else strings); a field with a single value becomes a scalar
+        coordinate. Each file holds one 1-D array, one value per sample.
+    output : path
+        The Zarr store to write, complete or absent.
+    name : str
+        Variable name for a pattern without ``{variable}``.
+    sample_order : str
+        Name of the order the samples follow (``"tfds"``, ``"torchvision"``...).
+    sample_ids : array or path, optional
+        Identity of each sample (default: its position).
+    truth : mapping, optional
+        Ground truth such as ``{"is_mislabeled": "masks/mislabeled_noise_{noise}.npy"}``:
+        a file or array over ``sample``, or a pattern whose fields are run fields.
+    epochs : sequence of int, optional
+        The epochs expected (e.g. ``range(200)``); by default the epochs found
+        must be evenly spaced with no gap.
+    chunk_mb : float
+        Target Zarr chunk size in MB (whole epochs are grouped while they fit).
+    storage_options : dict, optional
+        fsspec options for the input files and the output (e.g. an S3 endpoint).
+
+    Every file is listed and its header checked (grid complete, one file per
+    combination, same length, one dtype per variable) before anything is written.
+    """
+    check_writable(output, overwrite=overwrite, storage_options=storage_options)
+    if not (isinstance(chunk_mb, int | float) and chunk_mb > 0):
+        raise MemoxrInputError(f"chunk_mb must be a positive number; received {chunk_mb!r}")
+    plan = plan_ingest(variables, name=name, expected_epochs=epochs, storage_options=storage_options)
+    ids = _validate_sample_ids(sample_ids, plan.n_samples)
+    squeeze = [f for f in plan.run_dims if len(plan.run_values[f]) == 1]
+    data_vars: dict[str, Any] = {}
+    for var in plan.files:
+        per_epoch = plan.n_samples * plan.dtypes[var].itemsize
+        arr = _variable_array(plan, var, max(1, int(chunk_mb * 2**20 // per_epoch)))
+        data_vars[var] = ([*plan.run_dims, EPOCH, SAMPLE], arr)
+    for tname, source in (truth or {}).items():
+        if tname in data_vars:
+            raise MemoxrInputError(f"truth {tname!r}: also a recorded variable; expected a new name")
+        dims, values = _truth_array(tname, source, plan, squeeze=squeeze)
+        data_vars[tname] = ([*dims, SAMPLE], values)
+    # Strings as objects: Zarr v3 stores them as variable-length UTF-8 (in its spec).
+    coords = {f: np.asarray(plan.run_values[f], dtype=object if isinstance(plan.run_values[f][0], str) else None) for f in plan.run_dims}
+    coords.update({EPOCH: np.asarray(plan.epochs, dtype=np.int64), SAMPLE: ids})
+    ds = xr.Dataset(
+        data_vars,
+        coords=coords,
+        attrs={
+            "schema": DYNAMICS_SCHEMA,
+            "schema_version": SCHEMA_VERSION,
+            "sample_order": sample_order,
+            "source_pattern": variables if isinstance(variables, str) else dict(variables),
+            "memoxr_version": __version__,
+        },
+    )
+    if squeeze:
+        ds = ds.squeeze(squeeze)
+        ds = ds.assign_coords({f: np.asarray(ds[f].item(), dtype=object) for f in squeeze if ds[f].dtype.kind == "U"})
+    return Path(
+        write_dataset(ds, output, overwrite=overwrite, storage_options=storage_options, show_progress=show_progress)
+    )
