@@ -5,41 +5,18 @@ Bad input exits with status 2 and a one-line message naming the argument or key.
 
 from __future__ import annotations
 
-import functools
-import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import click
 
+from ._cli_options import (
+    allow_pickle_option,
+    handle_errors,
+    overwrite_option,
+    quiet_option,
+    remote_options,
+)
 from ._version import __version__
-from .errors import MemoxrInputError, OutputExistsError
-
-
-def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn memoxr's input errors into ``Error: ...`` on stderr and exit status 2."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except (MemoxrInputError, OutputExistsError) as exc:
-            click.echo(f"Error: {exc}", err=True)
-            sys.exit(2)
-
-    return wrapper
-
-
-overwrite_option = click.option(
-    "--overwrite", is_flag=True, help="Replace OUTPUT if it exists (it is kept until the new one is complete)."
-)
-allow_pickle_option = click.option(
-    "--allow-pickle",
-    is_flag=True,
-    help="Allow arrays of Python objects in an .npz (this unpickles: only for files you trust).",
-)
-quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -67,10 +44,19 @@ def main() -> None:
     show_default=True,
     help="Name of the order the npz's samples follow, recorded in the store (FZ's release: tfds).",
 )
+@click.option(
+    "--shard-mb",
+    type=float,
+    default=None,
+    help="Group chunks into Zarr shards of about this size (few, large objects).  [default: none locally, "
+    "256 for s3:// outputs]",
+)
 @quiet_option
 @handle_errors
+@remote_options
 def convert_cmd(
-    input_npz: str, output: str, overwrite: bool, allow_pickle: bool, chunk_mb: float, sample_order: str, quiet: bool
+    input_npz: str, output: str, overwrite: bool, allow_pickle: bool, chunk_mb: float, sample_order: str,
+    shard_mb: float | None, quiet: bool, storage_options: dict | None,
 ) -> None:
     """Convert a Feldman–Zhang influence npz into a labelled Zarr store.
 
@@ -82,7 +68,7 @@ def convert_cmd(
 
     path = convert_npz(
         input_npz, output, overwrite=overwrite, allow_pickle=allow_pickle, chunk_mb=chunk_mb,
-        sample_order=sample_order, show_progress=not quiet,
+        sample_order=sample_order, shard_mb=shard_mb, storage_options=storage_options, show_progress=not quiet,
     )
     click.echo(f"wrote {path}")
 
@@ -105,9 +91,10 @@ def convert_cmd(
 @allow_pickle_option
 @quiet_option
 @handle_errors
+@remote_options
 def calculate_cmd(
     input_path: str, output_path: str | None, analyze_class: int | None, top_k: int, alpha: float, beta: float,
-    stats_csv: str | None, overwrite: bool, allow_pickle: bool, quiet: bool,
+    stats_csv: str | None, overwrite: bool, allow_pickle: bool, quiet: bool, storage_options: dict | None,
 ) -> None:
     """Compute the four influence-aware memorization scores, the per-class table and the analysis."""
     from . import workflows
@@ -115,6 +102,7 @@ def calculate_cmd(
     result = workflows.calculate(
         input_path, output=output_path, alpha=alpha, beta=beta, stats_csv=stats_csv, overwrite=overwrite,
         allow_pickle=allow_pickle, class_label=analyze_class, k=top_k, show_progress=not quiet,
+        storage_options=storage_options,
     )
     click.echo(str(result.analysis))
     for path in result.written:
@@ -129,8 +117,10 @@ def calculate_cmd(
 @allow_pickle_option
 @quiet_option
 @handle_errors
+@remote_options
 def update_csv_cmd(
-    influence_file: str, csv_file: str, output: str | None, overwrite: bool, allow_pickle: bool, quiet: bool
+    influence_file: str, csv_file: str, output: str | None, overwrite: bool, allow_pickle: bool, quiet: bool,
+    storage_options: dict | None,
 ) -> None:
     """Merge the per-class statistics of the four scores into a CSV, on class_label.
 
@@ -140,7 +130,8 @@ def update_csv_cmd(
     from . import workflows
 
     path = workflows.update_csv(
-        influence_file, csv_file, output=output, overwrite=overwrite, allow_pickle=allow_pickle, show_progress=not quiet
+        influence_file, csv_file, output=output, overwrite=overwrite, allow_pickle=allow_pickle,
+        show_progress=not quiet, storage_options=storage_options,
     )
     click.echo(f"wrote {path}")
 
@@ -163,10 +154,11 @@ def demo_cmd(output_dir: str, overwrite: bool, quiet: bool) -> None:
 
 
 # Commands defined in other modules are registered here, one line each.
-main.add_command(__import__("memoxr.estimate", fromlist=["estimate_command"]).estimate_command)
+from .estimate import estimate_command  # noqa: E402
+
+main.add_command(estimate_command)
 from .dynamics.cli import dynamics_demo_command, evaluate_command, ingest_command  # noqa: E402
 
 main.add_command(ingest_command)
 main.add_command(evaluate_command)
 main.add_command(dynamics_demo_command)
-main.add_command(__import__("memoxr.plot_cli", fromlist=["plot_command"]).plot_command)

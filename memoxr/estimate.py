@@ -56,7 +56,6 @@ FZ-layout ``.npz`` (:func:`write_fz_npz`); :func:`write_estimate` picks by suffi
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import warnings
 import zipfile
@@ -75,6 +74,7 @@ from dask.array import PerformanceWarning
 
 from . import _estimator_kernels as _k
 from ._chunks import DEFAULT_CHUNK_MB, BlockChunks, plan_block_chunks
+from ._cli_options import handle_errors, remote_options
 from ._version import __version__
 from .convert import influence_encoding, read_npz_headers
 from .convert.fz_npz import file_sha256
@@ -90,7 +90,15 @@ from .schema import (
     TRAIN_ID,
     check_influence_dataset,
 )
-from .storage import atomic_output, check_writable, write_dataset
+from .storage import (
+    StorageOptions,
+    atomic_output,
+    check_writable,
+    file_exists,
+    is_url,
+    open_file,
+    write_dataset,
+)
 
 __all__ = [
     "TRIAL",
@@ -128,7 +136,7 @@ class DegenerateSampleWarning(UserWarning):
 # Reading trial records
 
 
-def open_trials(path: str | os.PathLike[str], *, chunks: Any = None) -> xr.Dataset:
+def open_trials(path: str | os.PathLike[str], *, chunks: Any = None, storage_options: StorageOptions = None) -> xr.Dataset:
     """Open trial records (``.npz`` or Zarr store) as a Dataset of dask arrays.
 
     Dims contract: ``mask``, ``train_correct`` ``(trial, train_id)``;
@@ -143,7 +151,7 @@ def open_trials(path: str | os.PathLike[str], *, chunks: Any = None) -> xr.Datas
     chunks : optional
         Dask chunks for the arrays; default: the Zarr chunks, or one chunk for npz.
     """
-    arrays, _ = _read_arrays(path)
+    arrays, _ = _read_arrays(path, storage_options)
     _validate_keys(arrays, str(path))
     _validate_shapes(arrays, str(path))
     variables = {}
@@ -155,26 +163,30 @@ def open_trials(path: str | os.PathLike[str], *, chunks: Any = None) -> xr.Datas
     return xr.Dataset(variables, attrs={"source_name": Path(str(path)).name})
 
 
-def _read_arrays(path: str | os.PathLike[str]) -> tuple[dict[str, Any], str]:
+def _read_arrays(path: str | os.PathLike[str], storage_options: StorageOptions = None) -> tuple[dict[str, Any], str]:
     """Arrays of an npz (numpy, after header checks) or a Zarr group (dask), and a sha256."""
     source = str(path)
-    target = Path(source)
-    if not target.exists():
-        raise MemoxrInputError(f"trials {source!r} do not exist; expected an .npz file or a Zarr store")
-    if target.is_file():
-        headers = read_npz_headers(source)
+    so = storage_options if is_url(source) else None
+    if is_url(source):
+        is_npz = file_exists(source, storage_options=so)
+    else:
+        if not Path(source).exists():
+            raise MemoxrInputError(f"trials {source!r} do not exist; expected an .npz file or a Zarr store")
+        is_npz = Path(source).is_file()
+    if is_npz:
+        headers = read_npz_headers(source, storage_options=so)
         for key in TRIAL_VARIABLES:
             if key in headers and headers[key].dtype.kind == "O":
                 raise MemoxrInputError(
                     f"trials {source!r}: key {key!r}: expected a numeric or bool array, received dtype "
                     "object (pickled Python objects), which memoxr does not load"
                 )
-        with np.load(source, allow_pickle=False) as npz:
+        with open_file(source, storage_options=so) as fp, np.load(fp, allow_pickle=False) as npz:
             arrays = {key: npz[key] for key in headers if key in TRIAL_VARIABLES}
             arrays.update({key: None for key in headers if key not in TRIAL_VARIABLES})
-        return arrays, file_sha256(source)
+        return arrays, file_sha256(source, storage_options=so)
     try:
-        group = zarr.open_group(source, mode="r")
+        group = zarr.open_group(source, mode="r", storage_options=so)
         names = list(group.array_keys())
     except Exception as exc:  # zarr raises several kinds for a folder that is not a store
         raise MemoxrInputError(f"trials {source!r}: not a readable Zarr store ({exc})") from exc
@@ -182,10 +194,10 @@ def _read_arrays(path: str | os.PathLike[str]) -> tuple[dict[str, Any], str]:
     return arrays, ""
 
 
-def _trial_arrays(trials: Any) -> tuple[dict[str, Any], str, str]:
+def _trial_arrays(trials: Any, storage_options: StorageOptions = None) -> tuple[dict[str, Any], str, str]:
     """Arrays, source name and sha256 of any accepted ``trials`` argument."""
     if isinstance(trials, str | os.PathLike):
-        arrays, sha = _read_arrays(trials)
+        arrays, sha = _read_arrays(trials, storage_options)
         return arrays, Path(str(trials)).name, sha
     if isinstance(trials, xr.Dataset):
         arrays = {str(k): v.data for k, v in trials.data_vars.items()}
@@ -430,6 +442,7 @@ def estimate(
     chunks: BlockChunks | None = None,
     sample_order: str = DEFAULT_SAMPLE_ORDER,
     show_progress: bool = False,
+    storage_options: StorageOptions = None,
 ) -> xr.Dataset:
     """Estimate memorization and influence from trial records, as an influence store.
 
@@ -496,7 +509,7 @@ def estimate(
     ([1.0, 1.0], [[1.0], [0.0]])
     """
     chunk_mb = _validate_chunk_mb(chunk_mb)
-    arrays, source_name, sha256 = _trial_arrays(trials)
+    arrays, source_name, sha256 = _trial_arrays(trials, storage_options)
     source = source_name
     _validate_keys(arrays, source)
     _validate_dtypes(arrays, source)
@@ -621,12 +634,16 @@ def estimate_to_zarr(
     chunks: BlockChunks | None = None,
     sample_order: str = DEFAULT_SAMPLE_ORDER,
     show_progress: bool = False,
-) -> Path:
+    storage_options: StorageOptions = None,
+) -> str:
     """Estimate (see :func:`estimate`) and write the influence store as Zarr, complete or absent."""
-    check_writable(output, overwrite=overwrite)
+    so = storage_options
+    check_writable(output, overwrite=overwrite, storage_options=so)
     ds = estimate(trials, full=full, chunk_mb=chunk_mb, chunks=chunks, sample_order=sample_order,
-                  show_progress=show_progress)
-    return write_dataset(ds, output, overwrite=overwrite, encoding=_encoding(ds), show_progress=show_progress)
+                  show_progress=show_progress, storage_options=so)
+    return write_dataset(
+        ds, output, overwrite=overwrite, encoding=_encoding(ds), show_progress=show_progress, storage_options=so
+    )
 
 
 def _write_npy_streamed(archive: zipfile.ZipFile, key: str, shape: tuple[int, ...], dtype: np.dtype, parts) -> None:
@@ -647,7 +664,8 @@ def write_fz_npz(
     *,
     overwrite: bool = False,
     show_progress: bool = False,
-) -> Path:
+    storage_options: StorageOptions = None,
+) -> str:
     """Save an influence store as an FZ-layout ``.npz`` (compressed), complete or absent.
 
     Keys: ``tr_mem``, ``tr_labels``, ``tt_labels`` and per class ``k``:
@@ -674,7 +692,7 @@ def write_fz_npz(
     if not isinstance(influence, da.Array):
         influence = da.from_array(influence, chunks=(1, -1, -1))
     class_chunks, train_chunks = influence.chunks[0], influence.chunks[1]
-    with atomic_output(output, overwrite=overwrite) as tmp, progress(show_progress):
+    with atomic_output(output, overwrite=overwrite, storage_options=storage_options) as tmp, progress(show_progress):
         with open(tmp, "wb") as fp, zipfile.ZipFile(fp, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as archive:
             for key in ("tr_mem", "tr_labels", "tt_labels"):
                 values = ds[key].values
@@ -727,7 +745,8 @@ def write_estimate(
     chunk_mb: float = DEFAULT_CHUNK_MB,
     sample_order: str = DEFAULT_SAMPLE_ORDER,
     show_progress: bool = False,
-) -> Path:
+    storage_options: StorageOptions = None,
+) -> str:
     """Estimate and save: an FZ ``.npz`` when ``output`` ends in ``.npz``, else a Zarr store.
 
     ``full`` needs a Zarr output (the FZ layout has no place for it).
@@ -738,11 +757,12 @@ def write_estimate(
                 f"full: the FZ .npz layout holds within-class blocks only; received full=True with "
                 f"output {str(output)!r}: write a Zarr store to keep influence_full"
             )
-        check_writable(output, overwrite=overwrite)
-        ds = estimate(trials, chunk_mb=chunk_mb, sample_order=sample_order, show_progress=show_progress)
-        return write_fz_npz(ds, output, overwrite=overwrite, show_progress=show_progress)
+        so = storage_options
+        check_writable(output, overwrite=overwrite, storage_options=so)
+        ds = estimate(trials, chunk_mb=chunk_mb, sample_order=sample_order, show_progress=show_progress, storage_options=so)
+        return write_fz_npz(ds, output, overwrite=overwrite, show_progress=show_progress, storage_options=so)
     return estimate_to_zarr(trials, output, overwrite=overwrite, full=full, chunk_mb=chunk_mb,
-                            sample_order=sample_order, show_progress=show_progress)
+                            sample_order=sample_order, show_progress=show_progress, storage_options=storage_options)
 
 
 def write_trials(
@@ -774,22 +794,6 @@ def write_trials(
 # CLI
 
 
-def _handle_errors(func: Any) -> Any:
-    """``memoxr.cli.handle_errors``, looked up when the command runs.
-
-    ``memoxr.cli`` imports this module to register the command, so importing it
-    here at import time would be circular.
-    """
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from .cli import handle_errors
-
-        return handle_errors(func)(*args, **kwargs)
-
-    return wrapper
-
-
 @click.command("estimate")
 @click.argument("trials", metavar="TRIALS", type=click.Path())
 @click.argument("output", metavar="OUTPUT", type=click.Path())
@@ -806,9 +810,11 @@ def _handle_errors(func: Any) -> Any:
     help="Name of the order the records' samples follow, recorded in the output.",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
-@_handle_errors
+@handle_errors
+@remote_options
 def estimate_command(
-    trials: str, output: str, overwrite: bool, full: bool, chunk_mb: float, sample_order: str, quiet: bool
+    trials: str, output: str, overwrite: bool, full: bool, chunk_mb: float, sample_order: str, quiet: bool,
+    storage_options: dict | None,
 ) -> None:
     """Estimate memorization and influence (Feldman–Zhang) from trial records.
 
@@ -818,5 +824,5 @@ def estimate_command(
     it appears only once complete.
     """
     path = write_estimate(trials, output, overwrite=overwrite, full=full, chunk_mb=chunk_mb,
-                          sample_order=sample_order, show_progress=not quiet)
+                          sample_order=sample_order, show_progress=not quiet, storage_options=storage_options)
     click.echo(f"wrote {path}")

@@ -14,7 +14,7 @@ import xarray as xr
 
 from .errors import MemoxrInputError
 from .schema import CLASS, SCHEMA_VERSION, SCORES_SCHEMA, TRAIN, check_scores_dataset
-from .storage import atomic_output
+from .storage import StorageOptions, atomic_output, open_file
 
 #: Seed key -> scores variable.
 SEED_KEYS = {
@@ -28,7 +28,9 @@ SEED_KEYS = {
 _OPTIONAL = ("pos_infl_mean", "influence_std")
 
 
-def write_seed_npz(scores: xr.Dataset, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+def write_seed_npz(
+    scores: xr.Dataset, path: str | os.PathLike[str], *, overwrite: bool = False, storage_options: StorageOptions = None
+) -> str:
     """Save scores in the seed's npz layout (each key a dict from class id to its samples' array)."""
     check_scores_dataset(scores)
     scores = scores.compute()
@@ -38,13 +40,15 @@ def write_seed_npz(scores: xr.Dataset, path: str | os.PathLike[str], *, overwrit
     for key, name in SEED_KEYS.items():
         values = scores[name].values
         payload[key] = {int(k): values[c][real[c]] for c, k in enumerate(labels)}
-    with atomic_output(path, overwrite=overwrite) as tmp:
+    with atomic_output(path, overwrite=overwrite, storage_options=storage_options) as tmp:
         with open(tmp, "wb") as fp:  # a file object keeps numpy from appending ".npz"
             np.savez(fp, **{key: np.array(value, dtype=object) for key, value in payload.items()})
-    return Path(path)
+    return str(path)
 
 
-def read_seed_npz(path: str | os.PathLike[str], *, allow_pickle: bool = False) -> xr.Dataset:
+def read_seed_npz(
+    path: str | os.PathLike[str], *, allow_pickle: bool = False, storage_options: StorageOptions = None
+) -> xr.Dataset:
     """Read a seed-layout scores npz into a padded ``(class, train_sample)`` scores Dataset."""
     source = str(path)
     if not allow_pickle:
@@ -52,7 +56,7 @@ def read_seed_npz(path: str | os.PathLike[str], *, allow_pickle: bool = False) -
             f"influence file {source!r} is a seed-layout npz of pickled dicts; reading it unpickles: "
             "pass allow_pickle=True (--allow-pickle) if you trust this file"
         )
-    with np.load(source, allow_pickle=True) as npz:
+    with open_file(source, storage_options=storage_options) as fp, np.load(fp, allow_pickle=True) as npz:
         missing = [key for key in SEED_KEYS if key not in npz.files]
         if missing:
             raise MemoxrInputError(f"influence file {source!r}: missing key(s) {missing}; expected {list(SEED_KEYS)}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,7 +12,7 @@ from flox.xarray import xarray_reduce
 from .errors import MemoxrInputError
 from .progress import compute
 from .schema import CLASS, STAT_STEMS, STATISTICS, TRAIN, check_scores_dataset
-from .storage import atomic_output, check_writable
+from .storage import StorageOptions, atomic_output, check_writable, file_exists, open_file
 
 #: The seed's columns, in the seed's order.
 STAT_COLUMNS = ("class_label", "sample_count") + tuple(
@@ -84,7 +83,8 @@ def merge_stats_csv(
     output: str | os.PathLike[str] | None = None,
     *,
     overwrite: bool = False,
-) -> Path:
+    storage_options: StorageOptions = None,
+) -> str:
     """Fold the score columns of ``table`` into a per-class CSV, keyed on ``class_label``.
 
     When ``csv_file`` exists its other columns are kept and the score columns
@@ -92,23 +92,24 @@ def merge_stats_csv(
     not exist the full table is written. ``output`` defaults to ``csv_file``;
     an existing output is replaced only with ``overwrite``. The write is atomic.
     """
-    target = Path(output if output is not None else csv_file)
-    check_writable(target, overwrite=overwrite)
-    source = Path(csv_file)
-    if source.exists():
+    target = str(output if output is not None else csv_file)
+    check_writable(target, overwrite=overwrite, storage_options=storage_options)
+    source = str(csv_file)
+    if file_exists(source, storage_options=storage_options):
         try:
-            existing = pd.read_csv(source)
+            with open_file(source, storage_options=storage_options) as fp:
+                existing = pd.read_csv(fp)
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-            raise MemoxrInputError(f"csv file {str(source)!r} is not a readable CSV: {exc}") from exc
+            raise MemoxrInputError(f"csv file {source!r} is not a readable CSV: {exc}") from exc
         if "class_label" not in existing.columns:
             raise MemoxrInputError(
-                f"csv file {str(source)!r}: column 'class_label' missing; received columns {list(existing.columns)}"
+                f"csv file {source!r}: column 'class_label' missing; received columns {list(existing.columns)}"
             )
         theirs = set(existing["class_label"].tolist())
         ours = set(table["class_label"].tolist())
         if theirs != ours or existing["class_label"].duplicated().any():
             raise MemoxrInputError(
-                f"csv file {str(source)!r}: its classes differ from the scores' classes; "
+                f"csv file {source!r}: its classes differ from the scores' classes; "
                 f"only in the CSV: {sorted(theirs - ours)[:10]}, only in the scores: "
                 f"{sorted(ours - theirs)[:10]}, duplicated in the CSV: "
                 f"{sorted(existing['class_label'][existing['class_label'].duplicated()].tolist())[:10]}"
@@ -117,6 +118,6 @@ def merge_stats_csv(
         merged = kept.merge(table[["class_label", *SCORE_COLUMNS]], on="class_label", how="left", validate="one_to_one")
     else:
         merged = table
-    with atomic_output(target, overwrite=overwrite) as tmp:
+    with atomic_output(target, overwrite=overwrite, storage_options=storage_options) as tmp:
         merged.to_csv(tmp, index=False)
     return target

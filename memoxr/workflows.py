@@ -18,7 +18,7 @@ from .progress import compute
 from .schema import CLASS, INFLUENCE_SCHEMA, SCORES_SCHEMA, check_scores_dataset
 from .scores import influence_scores
 from .stats import class_stats, merge_stats_csv
-from .storage import atomic_output, check_writable, open_dataset, write_dataset
+from .storage import StorageOptions, atomic_output, check_writable, open_dataset, write_dataset
 
 
 @dataclass
@@ -28,7 +28,7 @@ class Result:
     scores: xr.Dataset
     stats: pd.DataFrame
     analysis: Analysis
-    written: list[Path] = field(default_factory=list)
+    written: list[str] = field(default_factory=list)
 
 
 def _check_class(ds: xr.Dataset, class_label: int | None) -> None:
@@ -40,27 +40,32 @@ def _check_class(ds: xr.Dataset, class_label: int | None) -> None:
         )
 
 
-def save_scores(scores: xr.Dataset, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+def save_scores(
+    scores: xr.Dataset, path: str | os.PathLike[str], *, overwrite: bool = False, storage_options: StorageOptions = None
+) -> str:
     """Save scores as a Zarr store, or as the seed's npz layout when ``path`` ends in ``.npz``."""
     if str(path).endswith(".npz"):
-        return write_seed_npz(scores, path, overwrite=overwrite)
-    return write_dataset(scores, path, overwrite=overwrite)
+        return str(write_seed_npz(scores, path, overwrite=overwrite, storage_options=storage_options))
+    return write_dataset(scores, path, overwrite=overwrite, storage_options=storage_options)
 
 
-def load_scores(path: str | os.PathLike[str], *, allow_pickle: bool = False) -> xr.Dataset:
+def load_scores(
+    path: str | os.PathLike[str], *, allow_pickle: bool = False, storage_options: StorageOptions = None
+) -> xr.Dataset:
     """Scores from a scores store, a seed-layout npz, or computed from an influence store or FZ npz."""
     source = str(path)
+    so = storage_options
     if source.endswith(".npz"):
-        keys = set(read_npz_headers(source))
+        keys = set(read_npz_headers(source, storage_options=so))
         if set(SEED_KEYS) <= keys:
-            return read_seed_npz(source, allow_pickle=allow_pickle)
-        return influence_scores(open_influence(source, allow_pickle=allow_pickle))
-    ds = open_dataset(source)
+            return read_seed_npz(source, allow_pickle=allow_pickle, storage_options=so)
+        return influence_scores(open_influence(source, allow_pickle=allow_pickle, storage_options=so))
+    ds = open_dataset(source, storage_options=so)
     schema = ds.attrs.get("schema")
     if schema == SCORES_SCHEMA:
         return check_scores_dataset(ds, source=source)
     if schema == INFLUENCE_SCHEMA:
-        return influence_scores(open_influence(source))
+        return influence_scores(open_influence(source, storage_options=so))
     raise MemoxrInputError(
         f"{source!r}: attribute 'schema' is {schema!r}; expected {SCORES_SCHEMA!r} or {INFLUENCE_SCHEMA!r}"
     )
@@ -78,22 +83,24 @@ def calculate(
     overwrite: bool = False,
     allow_pickle: bool = False,
     show_progress: bool = False,
+    storage_options: StorageOptions = None,
 ) -> Result:
     """Scores, table and analysis of an influence store or FZ npz; one pass over the influence."""
+    so = storage_options
     for target in (output, stats_csv):
         if target is not None:
-            check_writable(target, overwrite=overwrite)
-    ds = open_influence(source, allow_pickle=allow_pickle)
+            check_writable(target, overwrite=overwrite, storage_options=so)
+    ds = open_influence(source, allow_pickle=allow_pickle, storage_options=so)
     _check_class(ds, class_label)
     (scores,) = compute(influence_scores(ds, alpha=alpha, beta=beta), show_progress=show_progress)
     stats = class_stats(scores)
     result = Result(scores, stats, analyze(scores, stats, class_label=class_label, k=k))
     if output is not None:
-        result.written.append(save_scores(scores, output, overwrite=overwrite))
+        result.written.append(save_scores(scores, output, overwrite=overwrite, storage_options=so))
     if stats_csv is not None:
-        with atomic_output(stats_csv, overwrite=overwrite) as tmp:
+        with atomic_output(stats_csv, overwrite=overwrite, storage_options=so) as tmp:
             stats.to_csv(tmp, index=False)
-        result.written.append(Path(stats_csv))
+        result.written.append(str(stats_csv))
     return result
 
 
@@ -105,12 +112,14 @@ def update_csv(
     overwrite: bool = False,
     allow_pickle: bool = False,
     show_progress: bool = False,
-) -> Path:
+    storage_options: StorageOptions = None,
+) -> str:
     """Merge the score statistics of ``influence_file`` into ``csv_file`` (see :func:`merge_stats_csv`)."""
-    check_writable(output if output is not None else csv_file, overwrite=overwrite)
-    scores = load_scores(influence_file, allow_pickle=allow_pickle)
+    so = storage_options
+    check_writable(output if output is not None else csv_file, overwrite=overwrite, storage_options=so)
+    scores = load_scores(influence_file, allow_pickle=allow_pickle, storage_options=so)
     table = class_stats(scores, show_progress=show_progress)
-    return merge_stats_csv(table, csv_file, output, overwrite=overwrite)
+    return merge_stats_csv(table, csv_file, output, overwrite=overwrite, storage_options=so)
 
 
 def demo(output_dir: str | os.PathLike[str], *, overwrite: bool = False, show_progress: bool = False) -> Result:
@@ -131,5 +140,5 @@ def demo(output_dir: str | os.PathLike[str], *, overwrite: bool = False, show_pr
         save_scores(result.scores, tmp / "influence_aware_memo.npz")
         (tmp / "analysis.txt").write_text(str(result.analysis) + "\n")
     names = ["influence.zarr", "scores.zarr", "influence_aware_memo.npz", "per_class_memorization_stats.csv", "analysis.txt"]
-    result.written = [target / name for name in names]
+    result.written = [str(target / name) for name in names]
     return result

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..cli import handle_errors, overwrite_option, quiet_option
+from .._cli_options import handle_errors, overwrite_option, quiet_option, remote_options
 from ..errors import MemoxrInputError
 
 
@@ -31,9 +31,10 @@ def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
 @overwrite_option
 @quiet_option
 @handle_errors
+@remote_options
 def ingest_command(
     paths: tuple[str, ...], var_patterns: tuple[str, ...], name: str, sample_order: str, sample_ids: str | None,
-    truth: tuple[str, ...], chunk_mb: float, overwrite: bool, quiet: bool,
+    truth: tuple[str, ...], chunk_mb: float, overwrite: bool, quiet: bool, storage_options: dict | None,
 ) -> None:
     """Ingest per-epoch .npy/.npz files into a dynamics store.
 
@@ -56,6 +57,7 @@ def ingest_command(
     path = ingest(
         variables, output, name=name, sample_order=sample_order, sample_ids=sample_ids,
         truth=_pairs(truth, "--truth"), chunk_mb=chunk_mb, overwrite=overwrite, show_progress=not quiet,
+        storage_options=storage_options,
     )
     click.echo(f"wrote {path}")
 
@@ -75,35 +77,37 @@ def ingest_command(
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None, help="Also write the tidy result to this CSV.")
 @overwrite_option
 @handle_errors
+@remote_options
 def evaluate_command(
     store: str, proxies: tuple[str, ...], mask: str | None, influence: str | None, mapping: str | None, top_k: int,
     k: int | None, across: str | None, compare: str | None, metric: str | None, columns: str | None,
-    csv_path: str | None, overwrite: bool,
+    csv_path: str | None, overwrite: bool, storage_options: dict | None,
 ) -> None:
     """Evaluate memorization proxies: mislabel/duplicate detection, agreement with FZ memorization, across runs."""
     from ..storage import atomic_output
     from .evaluate import compare_stores, cross_run, evaluate, table
     from .store import open_dynamics
 
-    ds = open_dynamics(store)
+    so = storage_options
+    ds = open_dynamics(store, storage_options=so)
     names = list(proxies) or None
     if across is not None:
         result = cross_run(ds, dim=across, proxies=names)
     elif compare is not None:
-        result = compare_stores(ds, open_dynamics(compare), proxies=names, mapping=mapping)
+        result = compare_stores(ds, open_dynamics(compare, storage_options=so), proxies=names, mapping=mapping)
     else:
         infl = None
         if influence is not None:
             from .. import open_influence
 
-            infl = open_influence(influence)
+            infl = open_influence(influence, storage_options=so)
         result = evaluate(ds, proxies=names, mask=mask, influence=infl, mapping=mapping, top_k=top_k, k=k)
     if metric is not None:
         click.echo(table(result, metric=metric, columns=columns).to_string(float_format=lambda v: f"{v:.4f}"))
     else:
         click.echo(result.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     if csv_path is not None:
-        with atomic_output(csv_path, overwrite=overwrite) as tmp:
+        with atomic_output(csv_path, overwrite=overwrite, storage_options=so) as tmp:
             result.to_csv(tmp, index=False)
         click.echo(f"wrote {csv_path}")
 
