@@ -28,11 +28,11 @@ COMPRESSOR = BloscCodec(cname="zstd", clevel=3, shuffle="shuffle")
 REMOTE_SHARD_MB = 256.0
 
 
-def influence_encoding(ds: xr.Dataset, *, inner_chunks: BlockChunks | None = None) -> dict[str, dict]:
+def influence_encoding(ds: xr.Dataset, *, shards: BlockChunks | None = None) -> dict[str, dict]:
     """Zarr chunks and compressors for an influence Dataset, taken from its dask chunks.
 
-    With ``inner_chunks``, each dask chunk of ``influence`` is written as one shard
-    holding chunks of that size.
+    With ``shards``, ``influence`` is written in shards of that shape (whole
+    numbers of its dask chunks, which must align with them).
     """
     encoding: dict[str, dict] = {}
     for name, var in ds.data_vars.items():
@@ -42,9 +42,8 @@ def influence_encoding(ds: xr.Dataset, *, inner_chunks: BlockChunks | None = Non
             chunks = tuple(max(1, n) for n in var.shape)
         encoding[str(name)] = {"chunks": chunks, "compressors": (COMPRESSOR,)}
     encoding["influence"]["fill_value"] = float("nan")
-    if inner_chunks is not None:
-        encoding["influence"]["shards"] = encoding["influence"]["chunks"]
-        encoding["influence"]["chunks"] = (inner_chunks.cls, inner_chunks.train, inner_chunks.test)
+    if shards is not None:
+        encoding["influence"]["shards"] = (shards.cls, shards.train, shards.test)
     return encoding
 
 
@@ -114,8 +113,10 @@ def convert_npz(
     inner = BlockChunks(*ds["influence"].data.chunksize)
     shards = plan_shards(ds["influence"].shape, inner, shard_mb=shard_mb) if shard_mb else None
     if shards is not None:
-        ds = ds.chunk(shards.as_dict())
-    encoding = influence_encoding(ds, inner_chunks=inner if shards is not None else None)
+        ds = ds.chunk(shards.as_dict())  # one dask task writes one whole shard
+    encoding = influence_encoding(ds, shards=shards)
+    if shards is not None:
+        encoding["influence"]["chunks"] = (inner.cls, inner.train, inner.test)
     return write_dataset(
         ds, output, overwrite=overwrite, encoding=encoding, storage_options=storage_options, show_progress=show_progress
     )

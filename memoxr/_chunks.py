@@ -64,11 +64,16 @@ def plan_shards(
         raise MemoxrInputError(f"shard_mb must be a positive number of megabytes; received {shard_mb!r}")
     per_shard = int(shard_mb * 2**20) // max(chunks.nbytes(itemsize), 1)
     n_class, n_train, n_test = shape
+
+    def grow(chunk: int, extent: int) -> int:
+        # A shard is a whole number of chunks (Zarr requires it), no more than the extent needs.
+        return chunk * max(1, min(per_shard, -(-extent // chunk)))
+
     if chunks.test < n_test:
-        sizes = (chunks.cls, chunks.train, min(n_test, chunks.test * per_shard))
+        sizes = (chunks.cls, chunks.train, grow(chunks.test, n_test))
     elif chunks.train < n_train:
-        sizes = (chunks.cls, min(n_train, chunks.train * per_shard), chunks.test)
+        sizes = (chunks.cls, grow(chunks.train, n_train), chunks.test)
     else:
-        sizes = (min(n_class, chunks.cls * per_shard), chunks.train, chunks.test)
+        sizes = (grow(chunks.cls, n_class), chunks.train, chunks.test)
     shard = BlockChunks(*sizes)
     return None if shard == chunks or per_shard < 2 else shard

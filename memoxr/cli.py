@@ -162,3 +162,6 @@ from .dynamics.cli import dynamics_demo_command, evaluate_command, ingest_comman
 main.add_command(ingest_command)
 main.add_command(evaluate_command)
 main.add_command(dynamics_demo_command)
+from .plot_cli import plot_command  # noqa: E402
+
+main.add_command(plot_command)

@@ -46,7 +46,10 @@ def _fs(path: PathLike, storage_options: StorageOptions) -> tuple[fsspec.Abstrac
 def describe_access_error(path: PathLike, exc: BaseException) -> str:
     """A one-line reason for a failed access, without credentials."""
     reason = getattr(exc, "args", [None])[0] or type(exc).__name__
-    return f"cannot access {str(path)!r}: {reason}"
+    hint = ""
+    if isinstance(exc, PermissionError):
+        hint = "; check the credentials (--credentials, --storage-options, AWS_* variables, ~/.aws)"
+    return f"cannot access {str(path)!r}: {reason}{hint}"
 
 
 def _siblings(path: Path, tag: str) -> Path:
@@ -63,10 +66,8 @@ def _remove(path: Path) -> None:
 def _remote_state(path: PathLike, storage_options: StorageOptions) -> str:
     """``"absent"``, ``"incomplete"`` (a memoxr store whose writer died) or ``"present"``."""
     fs, fs_path = _fs(path, storage_options)
-    bucket = fs_path.split("/", 1)[0]
+    _check_bucket(fs, fs_path, path)
     try:
-        if not fs.exists(bucket):
-            raise MemoxrInputError(f"output {str(path)!r}: bucket {bucket!r} does not exist")
         if not fs.exists(fs_path):
             return "absent"
         if fs.isfile(f"{fs_path}/zarr.json"):
@@ -75,6 +76,21 @@ def _remote_state(path: PathLike, storage_options: StorageOptions) -> str:
     except (PermissionError, OSError) as exc:
         raise MemoxrInputError(describe_access_error(path, exc)) from exc
     return "present"
+
+
+def _check_bucket(fs: fsspec.AbstractFileSystem, fs_path: str, path: PathLike) -> None:
+    """Raise a clear error for a missing bucket or refused credentials (``exists`` hides both)."""
+    bucket = fs_path.split("/", 1)[0]
+    head_bucket = getattr(fs, "call_s3", None)
+    try:
+        if head_bucket is not None:
+            head_bucket("head_bucket", Bucket=bucket)
+        elif not fs.exists(bucket):
+            raise FileNotFoundError(bucket)
+    except FileNotFoundError:
+        raise MemoxrInputError(f"{str(path)!r}: bucket {bucket!r} does not exist") from None
+    except (PermissionError, OSError) as exc:
+        raise MemoxrInputError(describe_access_error(path, exc)) from exc
 
 
 def check_writable(path: PathLike, *, overwrite: bool, storage_options: StorageOptions = None) -> None:
@@ -213,6 +229,7 @@ def _exists(path: str, storage_options: StorageOptions) -> bool:
     if not is_url(path):
         return Path(path).exists()
     fs, fs_path = _fs(path, storage_options)
+    _check_bucket(fs, fs_path, path)
     try:
         return fs.exists(fs_path)
     except (PermissionError, OSError) as exc:
@@ -228,6 +245,7 @@ def file_exists(path: PathLike, *, storage_options: StorageOptions = None) -> bo
     if not is_url(path):
         return Path(path).is_file()
     fs, fs_path = _fs(path, storage_options)
+    _check_bucket(fs, fs_path, path)
     try:
         return fs.isfile(fs_path)
     except (PermissionError, OSError) as exc:
