@@ -46,7 +46,7 @@ STATISTICS = ("mean", "std", "min", "max", "median")
 
 def check_influence_dataset(ds: xr.Dataset, *, source: str = "dataset") -> xr.Dataset:
     """Raise unless ``ds`` carries the influence schema (variables and dims)."""
-    _check_schema_attrs(ds, INFLUENCE_SCHEMA, source)
+    check_schema_attrs(ds, INFLUENCE_SCHEMA, source)
     for name, dims in INFLUENCE_VARIABLES.items():
         if name not in ds.variables:
             raise MemoxrInputError(f"{source}: variable {name!r} missing; expected dims {dims}")
@@ -74,7 +74,8 @@ def check_scores_dataset(ds: xr.Dataset, *, source: str = "scores") -> xr.Datase
     return ds
 
 
-def _check_schema_attrs(ds: xr.Dataset, schema: str, source: str) -> None:
+def check_schema_attrs(ds: xr.Dataset, schema: str, source: str) -> None:
+    """Raise unless ``ds`` says it follows ``schema`` in the version this memoxr reads."""
     found = ds.attrs.get("schema")
     if found != schema:
         raise MemoxrInputError(f"{source}: attribute 'schema' is {found!r}; expected {schema!r}")

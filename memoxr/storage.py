@@ -226,14 +226,7 @@ def open_dataset(path: PathLike | zarr.abc.store.Store, *, chunks: Any = None, s
 
 
 def _exists(path: str, storage_options: StorageOptions) -> bool:
-    if not is_url(path):
-        return Path(path).exists()
-    fs, fs_path = _fs(path, storage_options)
-    _check_bucket(fs, fs_path, path)
-    try:
-        return fs.exists(fs_path)
-    except (PermissionError, OSError) as exc:
-        raise MemoxrInputError(describe_access_error(path, exc)) from exc
+    return _probe(path, storage_options, local=Path.exists, remote="exists")
 
 
 def open_file(path: PathLike, mode: str = "rb", *, storage_options: StorageOptions = None) -> Any:
@@ -242,12 +235,17 @@ def open_file(path: PathLike, mode: str = "rb", *, storage_options: StorageOptio
 
 
 def file_exists(path: PathLike, *, storage_options: StorageOptions = None) -> bool:
+    return _probe(path, storage_options, local=Path.is_file, remote="isfile")
+
+
+def _probe(path: PathLike, storage_options: StorageOptions, *, local: Any, remote: str) -> bool:
+    """``local(Path)`` for a local path; the fsspec method ``remote`` for a URL, errors made clear."""
     if not is_url(path):
-        return Path(path).is_file()
+        return bool(local(Path(path)))
     fs, fs_path = _fs(path, storage_options)
     _check_bucket(fs, fs_path, path)
     try:
-        return fs.isfile(fs_path)
+        return bool(getattr(fs, remote)(fs_path))
     except (PermissionError, OSError) as exc:
         raise MemoxrInputError(describe_access_error(path, exc)) from exc
 

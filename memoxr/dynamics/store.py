@@ -30,7 +30,7 @@ import xarray as xr
 
 from .._version import __version__
 from ..errors import MemoxrInputError
-from ..schema import SCHEMA_VERSION
+from ..schema import SCHEMA_VERSION, check_schema_attrs
 from ..storage import check_writable, open_dataset, write_dataset
 
 DYNAMICS_SCHEMA = "memoxr.dynamics"
@@ -46,14 +46,7 @@ _INT = re.compile(r"[+-]?\d+")
 
 def check_dynamics_dataset(ds: xr.Dataset, *, source: str = "dataset") -> xr.Dataset:
     """Raise unless ``ds`` carries the dynamics schema (attrs, ``sample`` dim, dims order)."""
-    found = ds.attrs.get("schema")
-    if found != DYNAMICS_SCHEMA:
-        raise MemoxrInputError(f"{source}: attribute 'schema' is {found!r}; expected {DYNAMICS_SCHEMA!r}")
-    version = ds.attrs.get("schema_version")
-    if version != SCHEMA_VERSION:
-        raise MemoxrInputError(
-            f"{source}: schema_version is {version!r}; this memoxr reads version {SCHEMA_VERSION}"
-        )
+    check_schema_attrs(ds, DYNAMICS_SCHEMA, source)
     if SAMPLE not in ds.dims or SAMPLE not in ds.coords:
         raise MemoxrInputError(f"{source}: coordinate {SAMPLE!r} (sample identity) missing")
     for name, var in ds.data_vars.items():
