@@ -158,6 +158,16 @@ class Analysis:
     def __repr__(self) -> str:
         return f"<memoxr.Analysis class={self.class_label} methods={len(self.top_samples)}>\n{self}"
 
+    def _repr_html_(self) -> str:
+        """Jupyter: the same sections as ``str()``, as HTML tables."""
+        parts = ["<h4>Score ranges (all samples)</h4>", self.ranges.to_html(index=False)]
+        for method, frame in self.top_samples.items():
+            parts += [f"<h4>Top samples of class {self.class_label} by {method}</h4>", frame.to_html(index=False)]
+        wide = self.top_classes.pivot(index="rank", columns="method", values="class_label")[list(METHODS)]
+        parts += ["<h4>Top classes by mean score (class labels)</h4>", wide.to_html()]
+        parts += ["<h4>Rank agreement (Spearman)</h4>", self.agreement_summary().to_html(index=False)]
+        return "\n".join(parts)
+
 
 def analyze(
     scores: xr.Dataset, table: pd.DataFrame, *, class_label: int | None = None, k: int = 10, n_classes: int = 5

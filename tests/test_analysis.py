@@ -66,6 +66,8 @@ def test_analysis_report(scores):
     for part in ("Score ranges", "Top samples of class 1 by critical_sample_score", "Top classes", "Rank agreement"):
         assert part in text
     assert "memoxr.Analysis" in repr(report)
+    html = report._repr_html_()
+    assert html.count("<table") == 2 + 5 + 1 and "Top samples of class 1 by critical_sample_score" in html
 
 
 def test_analysis_errors(scores):
