@@ -34,8 +34,10 @@ def class_stats(scores: xr.Dataset, *, skipna: bool = False, show_progress: bool
     (``ddof=0``) and ``median`` is exact. With ``skipna=False`` a NaN score makes
     its class's statistics NaN; ``skipna=True`` ignores it.
 
-    All groups are reduced in one dask computation, so for lazy scores each
-    influence chunk is read once.
+    Lazy scores are computed first, in one dask pass (each influence chunk is
+    read once); the grouped reductions then run in memory on the small
+    ``(class, train_sample)`` results: a dask graph for them cost more than the
+    reductions themselves (measured: +0.7 s on a 1.1 GB store).
 
     Returns
     -------
@@ -46,29 +48,19 @@ def class_stats(scores: xr.Dataset, *, skipna: bool = False, show_progress: bool
     """
     check_scores_dataset(scores)
     names = list(STAT_STEMS)
-    data = scores[names]
-    lazy = any(v.chunks is not None for v in scores.data_vars.values())
-    if lazy:
-        # Each class whole inside one chunk: flox then reduces every group blockwise, exactly.
-        data = data.chunk({TRAIN: -1}).unify_chunks()
-    # Group labels in memory (they come from the small index array, not the influence):
-    # flox factorizes them up front.
-    real = (scores["training_indices"] >= 0).compute()
-    label = scores[CLASS].broadcast_like(real).where(real).rename("class_label")
-    groups = pd.Index(scores[CLASS].values, name="class_label")
+    (data,) = compute(scores[[*names, "training_indices"]], show_progress=show_progress)
+    real = data["training_indices"] >= 0
+    label = data[CLASS].broadcast_like(real).where(real).rename("class_label")
+    groups = pd.Index(data[CLASS].values, name="class_label")
 
     def reduce(obj: xr.Dataset | xr.DataArray, func: str, fill_value: float) -> xr.Dataset | xr.DataArray:
         # skipna is explicit: xarray's convention would otherwise skip NaN in float data.
         return xarray_reduce(
-            obj, label, func=func, expected_groups=groups, dim=(CLASS, TRAIN), skipna=skipna,
-            fill_value=fill_value, method="blockwise" if lazy else None,
+            obj, label, func=func, expected_groups=groups, dim=(CLASS, TRAIN), skipna=skipna, fill_value=fill_value
         )
 
     sample_count = reduce(real.astype(np.int64).rename("sample_count"), "sum", 0)
-    sample_count, *results = compute(
-        sample_count, *(reduce(data, stat, np.nan) for stat in STATISTICS), show_progress=show_progress
-    )
-    reduced = dict(zip(STATISTICS, results, strict=True))
+    reduced = {stat: reduce(data[names], stat, np.nan) for stat in STATISTICS}
 
     table = pd.DataFrame({"class_label": groups.to_numpy(), "sample_count": sample_count.to_numpy()})
     for name, stem in STAT_STEMS.items():
