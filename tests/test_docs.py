@@ -14,3 +14,17 @@ MODULES = ["memoxr._kernels", "memoxr._chunks", "memoxr.scores"]
 def test_docstring_examples(name):
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_readme_quickstart_snippet_runs(tmp_path, monkeypatch):
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    snippet = re.findall(r"```python\n(.*?)```", readme, re.S)[0]
+    assert "memoxr.open_influence" in snippet
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(snippet, "README.md", "exec"), namespace)
+    assert list(namespace["stats"]["class_label"]) == list(range(10))
+    assert (tmp_path / "digits.zarr").is_dir()
