@@ -243,3 +243,44 @@ def test_ingest_from_a_bucket_laid_out_like_the_seed(tmp_path, bucket, options):
     np.testing.assert_array_equal(ds["loss"].squeeze().values, losses)
     csl = memoxr.csl(ds["loss"]).squeeze().values
     np.testing.assert_allclose(csl, losses.astype(np.float64).sum(axis=0), rtol=1e-6)
+
+
+def test_estimate_ingest_and_evaluate_on_s3(tmp_path, bucket, options):
+    """The remaining commands read and write s3:// too: estimate (trials in, store out), ingest, evaluate."""
+    from memoxr.estimate import estimate, write_trials
+
+    rng = np.random.default_rng(1)
+    mask = rng.random((30, 20)) < 0.7
+    mask[0], mask[1] = True, False
+    trials = {
+        "mask": mask, "train_correct": rng.random((30, 20)) < 0.8, "test_correct": rng.random((30, 9)) < 0.6,
+        "tr_labels": np.arange(20) % 2, "tt_labels": np.arange(9) % 2,
+    }
+    write_trials(trials, tmp_path / "trials.npz")
+    fs = _fs(options)
+    fs.put_file(str(tmp_path / "trials.npz"), f"{bucket}/trials.npz")
+    so = json.dumps(options)
+    runner = CliRunner()
+    result = runner.invoke(main, ["estimate", f"s3://{bucket}/trials.npz", f"s3://{bucket}/est.zarr", "-q", "--storage-options", so])
+    assert result.exit_code == 0, result.output
+    remote = memoxr.open_influence(f"s3://{bucket}/est.zarr", storage_options=options).load()
+    np.testing.assert_allclose(remote["memorization"].values, estimate(trials)["memorization"].values)
+
+    for epoch in range(4):
+        np.save(tmp_path / f"loss_e{epoch}.npy", rng.random(20).astype(np.float32))
+    mislabeled = np.zeros(20, dtype=bool)
+    mislabeled[:3] = True
+    np.save(tmp_path / "mask.npy", mislabeled)
+    result = runner.invoke(main, ["ingest", str(tmp_path / "loss_e{epoch}.npy"), f"s3://{bucket}/dyn.zarr",
+                                  "--truth", f"is_mislabeled={tmp_path / 'mask.npy'}", "-q", "--storage-options", so])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(main, ["evaluate", f"s3://{bucket}/dyn.zarr", "--mask", "is_mislabeled", "--proxy", "csl",
+                                  "--csv", f"s3://{bucket}/eval.csv", "--storage-options", so])
+    assert result.exit_code == 0, result.output
+    with fs.open(f"{bucket}/eval.csv") as fp:
+        table = pd.read_csv(fp)
+    auroc = table[(table.proxy == "csl") & (table.metric == "auroc")]["value"].item()
+    losses = np.stack([np.load(tmp_path / f"loss_e{e}.npy") for e in range(4)]).astype(np.float64).sum(axis=0)
+    from sklearn.metrics import roc_auc_score
+
+    assert auroc == pytest.approx(roc_auc_score(mislabeled, losses))
