@@ -53,7 +53,7 @@ def open_fz_npz(
     allow_pickle: bool = False,
     chunk_mb: float = DEFAULT_CHUNK_MB,
     chunks: BlockChunks | None = None,
-    sample_order: str = DEFAULT_SAMPLE_ORDER,
+    sample_order: str | None = None,
     storage_options: StorageOptions = None,
 ) -> xr.Dataset:
     """Validate an FZ npz (local or URL) and view it lazily with the influence store's schema."""
@@ -69,7 +69,7 @@ def convert_npz(
     allow_pickle: bool = False,
     chunk_mb: float = DEFAULT_CHUNK_MB,
     chunks: BlockChunks | None = None,
-    sample_order: str = DEFAULT_SAMPLE_ORDER,
+    sample_order: str | None = None,
     shard_mb: float | None = None,
     storage_options: StorageOptions = None,
     show_progress: bool = False,
@@ -94,8 +94,10 @@ def convert_npz(
         grouped while they fit, larger classes are split along ``train_sample``.
     chunks : BlockChunks, optional
         Explicit chunk sizes, overriding ``chunk_mb``.
-    sample_order : str
+    sample_order : str, optional
         Name of the order the arrays' samples follow, kept in the store's attrs.
+        Default: the npz's ``sample_order`` key if it has one, else ``"tfds"``
+        (the order of the released FZ arrays).
     shard_mb : float, optional
         Group chunks into Zarr shards of about this size (few, large objects).
         Default: none locally, 256 MB for an object-store ``output`` (``s3://``).

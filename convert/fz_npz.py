@@ -27,6 +27,8 @@ from memoxr.schema import CLASS, INFLUENCE_SCHEMA, SCHEMA_VERSION, TEST, TEST_ID
 from memoxr.storage import StorageOptions, file_exists, open_file
 
 GLOBAL_KEYS = ("tr_mem", "tr_labels", "tt_labels")
+#: Optional key: a string scalar naming the order the arrays' samples follow.
+ORDER_KEY = "sample_order"
 _CLASS_KEY = re.compile(r"^(infl_matrix_class|tr_classidx_|tt_classidx_)(\d+)$")
 _PER_CLASS = ("infl_matrix_class{k}", "tr_classidx_{k}", "tt_classidx_{k}")
 #: Default sample order of the released FZ arrays (TensorFlow-Datasets' order).
@@ -151,6 +153,7 @@ class FZLayout:
     tt_labels: np.ndarray
     ignored_keys: list[str] = field(default_factory=list)
     sha256: str = ""
+    sample_order: str | None = None
     storage_options: dict | None = field(default=None, repr=False)
 
     @property
@@ -169,9 +172,14 @@ class FZLayout:
         *,
         chunk_mb: float = DEFAULT_CHUNK_MB,
         chunks: BlockChunks | None = None,
-        sample_order: str = DEFAULT_SAMPLE_ORDER,
+        sample_order: str | None = None,
     ) -> xr.Dataset:
-        """The influence store's Dataset, with ``influence`` loaded lazily per class block."""
+        """The influence store's Dataset, with ``influence`` loaded lazily per class block.
+
+        ``sample_order`` defaults to the file's ``sample_order`` key, else ``"tfds"``
+        (the order of the released FZ arrays).
+        """
+        sample_order = sample_order or self.sample_order or DEFAULT_SAMPLE_ORDER
         plan = chunks or self.plan(chunk_mb=chunk_mb)
         n_class, n_tr, n_tt = len(self.classes), self.max_train, self.max_test
         blocks = []
@@ -296,8 +304,15 @@ def inspect_fz_npz(
                     f"(found {present})"
                 )
     known = set(GLOBAL_KEYS) | {p.format(k=k) for k in classes for p in _PER_CLASS}
+    if ORDER_KEY in headers:
+        known.add(ORDER_KEY)
+        if headers[ORDER_KEY].dtype.kind != "U" or headers[ORDER_KEY].shape != ():
+            raise MemoxrInputError(
+                f"key {ORDER_KEY!r}: expected a string scalar naming the sample order, received dtype "
+                f"{headers[ORDER_KEY].dtype} and shape {headers[ORDER_KEY].shape}"
+            )
     for header in headers.values():
-        if header.key in known:
+        if header.key in known and header.key != ORDER_KEY:
             _check_dtype(header, allow_pickle=allow_pickle)
 
     def expect_1d(key: str) -> int:
@@ -326,6 +341,7 @@ def inspect_fz_npz(
         tt_labels = _as_indices("tt_labels", npz["tt_labels"], size=np.iinfo(np.int64).max, what="class labels")
         train_index = [_as_indices(f"tr_classidx_{k}", npz[f"tr_classidx_{k}"], size=n_train, what="train indices") for k in classes]
         test_index = [_as_indices(f"tt_classidx_{k}", npz[f"tt_classidx_{k}"], size=n_test, what="test indices") for k in classes]
+        sample_order = str(npz[ORDER_KEY][()]) if ORDER_KEY in headers else None
 
     for split, indices, labels, size in (
         ("tr", train_index, tr_labels, n_train),
@@ -345,6 +361,7 @@ def inspect_fz_npz(
         ignored_keys=sorted(set(headers) - known),
         sha256=file_sha256(source, storage_options=storage_options) if checksum else "",
         storage_options=dict(storage_options) if storage_options else None,
+        sample_order=sample_order,
     )
 
 

@@ -40,9 +40,9 @@ def main() -> None:
 )
 @click.option(
     "--sample-order",
-    default="tfds",
-    show_default=True,
-    help="Name of the order the npz's samples follow, recorded in the store (FZ's release: tfds).",
+    default=None,
+    help="Name of the order the npz's samples follow, recorded in the store.  "
+    "[default: the npz's sample_order key, else tfds (the FZ release's order)]",
 )
 @click.option(
     "--shard-mb",
@@ -55,7 +55,7 @@ def main() -> None:
 @handle_errors
 @remote_options
 def convert_cmd(
-    input_npz: str, output: str, overwrite: bool, allow_pickle: bool, chunk_mb: float, sample_order: str,
+    input_npz: str, output: str, overwrite: bool, allow_pickle: bool, chunk_mb: float, sample_order: str | None,
     shard_mb: float | None, quiet: bool, storage_options: dict | None,
 ) -> None:
     """Convert a Feldman–Zhang influence npz into a labelled Zarr store.
@@ -165,3 +165,6 @@ main.add_command(dynamics_demo_command)
 from .plot_cli import plot_command  # noqa: E402
 
 main.add_command(plot_command)
+from .convert.heldout_runs import trials_from_runs_command  # noqa: E402
+
+main.add_command(trials_from_runs_command)

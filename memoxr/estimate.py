@@ -194,6 +194,33 @@ def _read_arrays(path: str | os.PathLike[str], storage_options: StorageOptions =
     return arrays, ""
 
 
+def _recorded_sample_order(trials: Any, storage_options: StorageOptions = None) -> str | None:
+    """The ``sample_order`` the trial records carry (Dataset or Zarr attrs, npz key), if any."""
+    if isinstance(trials, xr.Dataset):
+        return trials.attrs.get("sample_order")
+    if not isinstance(trials, str | os.PathLike):
+        return None
+    source = str(trials)
+    so = storage_options if is_url(source) else None
+    if source.endswith(".npz"):
+        # A missing or broken file is reported by _trial_arrays, with the trials' own message.
+        if not file_exists(source, storage_options=so) or "sample_order" not in _headers_or_empty(source, so):
+            return None
+        with open_file(source, storage_options=so) as fp, np.load(fp, allow_pickle=False) as npz:
+            return str(npz["sample_order"][()])
+    try:
+        return zarr.open_group(source, mode="r", storage_options=so).attrs.get("sample_order")
+    except Exception:  # not a store: _trial_arrays reports it with the right message
+        return None
+
+
+def _headers_or_empty(source: str, storage_options: StorageOptions) -> dict:
+    try:
+        return read_npz_headers(source, storage_options=storage_options)
+    except MemoxrInputError:
+        return {}
+
+
 def _trial_arrays(trials: Any, storage_options: StorageOptions = None) -> tuple[dict[str, Any], str, str]:
     """Arrays, source name and sha256 of any accepted ``trials`` argument."""
     if isinstance(trials, str | os.PathLike):
@@ -440,7 +467,7 @@ def estimate(
     full: bool = False,
     chunk_mb: float = DEFAULT_CHUNK_MB,
     chunks: BlockChunks | None = None,
-    sample_order: str = DEFAULT_SAMPLE_ORDER,
+    sample_order: str | None = None,
     show_progress: bool = False,
     storage_options: StorageOptions = None,
 ) -> xr.Dataset:
@@ -479,8 +506,10 @@ def estimate(
         Target size in MB of one chunk of the influence and of the trial blocks.
     chunks : BlockChunks, optional
         Explicit ``(class, train_sample, test_sample)`` chunks of ``influence``.
-    sample_order : str
+    sample_order : str, optional
         Name of the order the records' samples follow, kept in the attrs.
+        Default: the order the records carry (Dataset or Zarr attribute, npz
+        ``sample_order`` key, as ``trials-from-runs`` writes), else ``"trials"``.
     show_progress : bool
         Progress bar for the validation pass.
 
@@ -509,6 +538,7 @@ def estimate(
     ([1.0, 1.0], [[1.0], [0.0]])
     """
     chunk_mb = _validate_chunk_mb(chunk_mb)
+    sample_order = sample_order or _recorded_sample_order(trials, storage_options) or DEFAULT_SAMPLE_ORDER
     arrays, source_name, sha256 = _trial_arrays(trials, storage_options)
     source = source_name
     _validate_keys(arrays, source)
@@ -632,7 +662,7 @@ def estimate_to_zarr(
     full: bool = False,
     chunk_mb: float = DEFAULT_CHUNK_MB,
     chunks: BlockChunks | None = None,
-    sample_order: str = DEFAULT_SAMPLE_ORDER,
+    sample_order: str | None = None,
     show_progress: bool = False,
     storage_options: StorageOptions = None,
 ) -> str:
@@ -715,6 +745,8 @@ def write_fz_npz(
                         archive, f"infl_matrix_class{k}", (n_tr, n_tt), np.dtype(np.float32),
                         _clip_rows(row_blocks[c], n_tr, n_tt),
                     )
+            order = np.array(str(ds.attrs.get("sample_order", DEFAULT_SAMPLE_ORDER)))  # a string, not pickled
+            _write_npy_streamed(archive, "sample_order", (), order.dtype, [order])
     return Path(output)
 
 
@@ -743,7 +775,7 @@ def write_estimate(
     overwrite: bool = False,
     full: bool = False,
     chunk_mb: float = DEFAULT_CHUNK_MB,
-    sample_order: str = DEFAULT_SAMPLE_ORDER,
+    sample_order: str | None = None,
     show_progress: bool = False,
     storage_options: StorageOptions = None,
 ) -> str:
@@ -806,14 +838,15 @@ def write_trials(
     help="Target size in MB of one influence chunk and of one block of trials.",
 )
 @click.option(
-    "--sample-order", default=DEFAULT_SAMPLE_ORDER, show_default=True,
-    help="Name of the order the records' samples follow, recorded in the output.",
+    "--sample-order", default=None,
+    help="Name of the order the records' samples follow, recorded in the output.  "
+    "[default: the order the records carry, else 'trials']",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @handle_errors
 @remote_options
 def estimate_command(
-    trials: str, output: str, overwrite: bool, full: bool, chunk_mb: float, sample_order: str, quiet: bool,
+    trials: str, output: str, overwrite: bool, full: bool, chunk_mb: float, sample_order: str | None, quiet: bool,
     storage_options: dict | None,
 ) -> None:
     """Estimate memorization and influence (Feldman–Zhang) from trial records.

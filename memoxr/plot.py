@@ -674,7 +674,7 @@ def pr_curves(
     ax.set_title(
         f"Precision-recall of proxies detecting {mask_name}\n({int(truth.sum())} of {truth.size} samples positive)"
     )
-    ax.legend(loc="upper right", fontsize="small")
+    ax.legend(loc="lower left", fontsize="small")  # good curves run along the top right
     ax.grid(alpha=0.3)
     return ax
 

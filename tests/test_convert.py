@@ -213,6 +213,10 @@ BAD_INPUTS = {
         lambda a: _broken(a, tr_mem=a["tr_mem"].reshape(6, 7)),
         r"key 'tr_mem': expected a 1-D array, received shape \(6, 7\)",
     ),
+    "sample_order not a string": (
+        lambda a: _broken(a, sample_order=np.arange(3)),
+        r"key 'sample_order': expected a string scalar naming the sample order, received dtype int64 and shape \(3,\)",
+    ),
     "infinite influence": (
         lambda a: _broken(a, infl_matrix_class3=np.where(np.eye(9, 11, dtype=bool), np.inf, a["infl_matrix_class3"])),
         r"key 'infl_matrix_class3': expected finite influence values \(or NaN for missing\), received inf at row 0, column 0",
@@ -245,3 +249,17 @@ def test_missing_output_parent(tmp_path, ragged_npz):
 def test_bad_chunk_mb(tmp_path, ragged_npz):
     with pytest.raises(MemoxrInputError, match="chunk_mb must be a positive number of megabytes; received -1"):
         convert_npz(ragged_npz, tmp_path / "x.zarr", chunk_mb=-1)
+
+
+def test_sample_order_key_of_the_npz(tmp_path, ragged_arrays):
+    path = write_npz(tmp_path / "o.npz", {**ragged_arrays, "sample_order": np.array("torchvision")})
+    assert memoxr.open_influence(path).attrs["sample_order"] == "torchvision"
+    convert_npz(path, tmp_path / "a.zarr")
+    assert memoxr.open_influence(tmp_path / "a.zarr").attrs["sample_order"] == "torchvision"
+    convert_npz(path, tmp_path / "b.zarr", sample_order="mine")  # an explicit order wins
+    assert memoxr.open_influence(tmp_path / "b.zarr").attrs["sample_order"] == "mine"
+    assert inspect_fz_npz(path).ignored_keys == []
+
+
+def test_shipped_sample_names_its_order():
+    assert memoxr.open_influence(memoxr.sample_path()).attrs["sample_order"].startswith("sklearn load_digits")

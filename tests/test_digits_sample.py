@@ -40,7 +40,7 @@ def test_regenerate_small_sample_end_to_end(tmp_path):
     assert np.isfinite(ds["memorization"].values[real]).sum() >= real.sum() - 5  # NaN only if degenerate
 
     # Same records through the saved trial file give the same estimate.
-    again = write_estimate(tmp_path / "trials.npz", tmp_path / "again.npz")
+    again = write_estimate(tmp_path / "trials.npz", tmp_path / "again.npz", sample_order=ds.attrs["sample_order"])
     with np.load(path) as a, np.load(again) as b:
         for key in a.files:
             np.testing.assert_array_equal(a[key], b[key])

@@ -230,5 +230,5 @@ def test_cli_evaluate_refuses_other_sample_order(tmp_path: Path) -> None:
     store = write_sample(tmp_path / "digits.zarr")  # sample_order "sklearn-digits"
     res = CliRunner().invoke(main, ["evaluate", str(store), "--influence", memoxr.sample_path(), "--csv", str(tmp_path / "x.csv")])
     assert res.exit_code == 2
-    assert "sample orders differ: dynamics follows 'sklearn-digits', influence follows 'tfds'" in res.output
+    assert "sample orders differ: dynamics follows 'sklearn-digits', influence follows 'sklearn load_digits, train_test_split" in res.output
     assert not (tmp_path / "x.csv").exists()
