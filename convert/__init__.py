@@ -114,7 +114,7 @@ def convert_npz(
     if shard_mb is None and is_url(output):
         shard_mb = REMOTE_SHARD_MB
     inner = BlockChunks(*ds["influence"].data.chunksize)
-    shards = plan_shards(ds["influence"].shape, inner, shard_mb=shard_mb) if shard_mb else None
+    shards = plan_shards(ds["influence"].shape, inner, shard_mb=shard_mb) if shard_mb is not None else None
     if shards is not None:
         ds = ds.chunk(shards.as_dict())  # one dask task writes one whole shard
     encoding = influence_encoding(ds, shards=shards)

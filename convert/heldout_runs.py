@@ -56,9 +56,10 @@ import numpy as np
 import xarray as xr
 from dask.base import tokenize
 
+from memoxr._chunks import validate_mb
 from memoxr._cli_options import handle_errors, overwrite_option, quiet_option, remote_options
 from memoxr.errors import MemoxrInputError
-from memoxr.estimate import TRIAL, TRIAL_VARIABLES
+from memoxr.estimate import TRIAL, TRIAL_VARIABLES, _write_npy_streamed
 from memoxr.progress import compute, progress
 from memoxr.storage import (
     StorageOptions,
@@ -466,8 +467,7 @@ def read_heldout_runs(
         ``index_train``, correctness values other than 0/1.
     """
     source = str(folder)
-    if not (isinstance(trial_chunk_mb, int | float) and trial_chunk_mb > 0):
-        raise MemoxrInputError(f"trial_chunk_mb: expected a positive number of megabytes, received {trial_chunk_mb!r}")
+    trial_chunk_mb = validate_mb("trial_chunk_mb", trial_chunk_mb)
     tr = _validate_labels("tr_labels", tr_labels, "<argument>")
     tt = _validate_labels("tt_labels", tt_labels, "<argument>")
     n_train, n_test = len(tr), len(tt)
@@ -540,6 +540,8 @@ def _write_trials_npz(ds: xr.Dataset, output: str, *, overwrite: bool, storage_o
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as archive:
             for key in keys:
                 archive.write(Path(parts) / f"{key}.npy", arcname=f"{key}.npy")
+            order = np.array(str(ds.attrs["sample_order"]))  # a string scalar, not pickled
+            _write_npy_streamed(archive, "sample_order", (), order.dtype, [order])
     return str(output)
 
 

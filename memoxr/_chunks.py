@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass
 
 from .errors import MemoxrInputError
 
 DEFAULT_CHUNK_MB = 64.0
+
+
+def validate_mb(name: str, value: object) -> float:
+    """A size in megabytes: a finite positive real number (not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (math.isfinite(value) and value > 0):
+        raise MemoxrInputError(f"{name} must be a positive number of megabytes; received {value!r}")
+    return float(value)
 
 
 @dataclass(frozen=True)
@@ -36,9 +45,7 @@ def plan_block_chunks(
     >>> plan_block_chunks(100, 500, 100, chunk_mb=1)
     BlockChunks(cls=5, train=500, test=100)
     """
-    if not chunk_mb > 0:
-        raise MemoxrInputError(f"chunk_mb must be a positive number of megabytes; received {chunk_mb!r}")
-    budget = int(chunk_mb * 2**20)
+    budget = int(validate_mb("chunk_mb", chunk_mb) * 2**20)
     n_train, n_test = max(n_train, 1), max(n_test, 1)
     row = n_test * itemsize
     block = n_train * row
@@ -60,9 +67,7 @@ def plan_shards(
     >>> plan_shards((100, 500, 100), BlockChunks(5, 500, 100), shard_mb=4)
     BlockChunks(cls=20, train=500, test=100)
     """
-    if not shard_mb > 0:
-        raise MemoxrInputError(f"shard_mb must be a positive number of megabytes; received {shard_mb!r}")
-    per_shard = int(shard_mb * 2**20) // max(chunks.nbytes(itemsize), 1)
+    per_shard = int(validate_mb("shard_mb", shard_mb) * 2**20) // max(chunks.nbytes(itemsize), 1)
     n_class, n_train, n_test = shape
 
     def grow(chunk: int, extent: int) -> int:

@@ -73,7 +73,7 @@ import zarr
 from dask.array import PerformanceWarning
 
 from . import _estimator_kernels as _k
-from ._chunks import DEFAULT_CHUNK_MB, BlockChunks, plan_block_chunks
+from ._chunks import DEFAULT_CHUNK_MB, BlockChunks, plan_block_chunks, validate_mb
 from ._cli_options import handle_errors, remote_options
 from ._version import __version__
 from .convert import influence_encoding, read_npz_headers
@@ -323,9 +323,7 @@ def _validate_binary(key: str, x: da.Array, n_bad: int, source: str) -> None:
 
 
 def _validate_chunk_mb(chunk_mb: float) -> float:
-    if not (isinstance(chunk_mb, int | float) and chunk_mb > 0):
-        raise MemoxrInputError(f"chunk_mb: expected a positive number of megabytes, received {chunk_mb!r}")
-    return float(chunk_mb)
+    return validate_mb("chunk_mb", chunk_mb)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -246,9 +246,24 @@ def test_missing_output_parent(tmp_path, ragged_npz):
         convert_npz(ragged_npz, tmp_path / "no" / "x.zarr")
 
 
-def test_bad_chunk_mb(tmp_path, ragged_npz):
-    with pytest.raises(MemoxrInputError, match="chunk_mb must be a positive number of megabytes; received -1"):
-        convert_npz(ragged_npz, tmp_path / "x.zarr", chunk_mb=-1)
+@pytest.mark.parametrize("value", [-1, 0, float("inf"), float("nan"), True])
+def test_bad_chunk_and_shard_sizes(tmp_path, ragged_npz, value):
+    with pytest.raises(MemoxrInputError, match=f"chunk_mb must be a positive number of megabytes; received {value!r}"):
+        convert_npz(ragged_npz, tmp_path / "x.zarr", chunk_mb=value)
+    with pytest.raises(MemoxrInputError, match=f"shard_mb must be a positive number of megabytes; received {value!r}"):
+        convert_npz(ragged_npz, tmp_path / "x.zarr", shard_mb=value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ragged.npz"]
+
+
+def test_infinite_sizes_on_the_cli_exit_2(tmp_path, ragged_npz):
+    from click.testing import CliRunner
+
+    from memoxr.cli import main
+
+    for args in (["convert", ragged_npz, str(tmp_path / "x.zarr"), "--chunk-mb", "inf"],
+                 ["convert", ragged_npz, str(tmp_path / "x.zarr"), "--shard-mb", "inf"]):
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 2 and "must be a positive number of megabytes; received inf" in result.stderr
 
 
 def test_sample_order_key_of_the_npz(tmp_path, ragged_arrays):

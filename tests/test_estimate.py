@@ -285,7 +285,7 @@ def test_input_errors(records, change, match):
 
 
 def test_chunk_mb_error(records):
-    with pytest.raises(MemoxrInputError, match=r"chunk_mb: expected a positive number of megabytes, received 0"):
+    with pytest.raises(MemoxrInputError, match=r"chunk_mb must be a positive number of megabytes; received 0"):
         estimate(records, chunk_mb=0)
 
 
@@ -414,7 +414,7 @@ def test_cli_full(tmp_path, trials_file):
     ("args", "match"),
     [
         (["--full"], "full: the FZ .npz layout"),
-        (["--chunk-mb", "-1"], "chunk_mb: expected a positive number"),
+        (["--chunk-mb", "-1"], "chunk_mb must be a positive number of megabytes"),
     ],
 )
 def test_cli_bad_options_exit_2(tmp_path, trials_file, args, match):

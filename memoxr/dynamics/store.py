@@ -28,6 +28,7 @@ import fsspec
 import numpy as np
 import xarray as xr
 
+from .._chunks import validate_mb
 from .._version import __version__
 from ..errors import MemoxrInputError
 from ..schema import SCHEMA_VERSION, check_schema_attrs
@@ -473,8 +474,7 @@ def ingest(
     combination, same length, one dtype per variable) before anything is written.
     """
     check_writable(output, overwrite=overwrite, storage_options=storage_options)
-    if not (isinstance(chunk_mb, int | float) and chunk_mb > 0):
-        raise MemoxrInputError(f"chunk_mb must be a positive number; received {chunk_mb!r}")
+    chunk_mb = validate_mb("chunk_mb", chunk_mb)
     plan = plan_ingest(variables, name=name, expected_epochs=epochs, storage_options=storage_options)
     ids = _validate_sample_ids(sample_ids, plan.n_samples)
     squeeze = [f for f in plan.run_dims if len(plan.run_values[f]) == 1]
