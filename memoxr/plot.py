@@ -864,6 +864,13 @@ def write_score_figures(
     list of pathlib.Path
         The files written, in :data:`FIGURE_FILES` order.
     """
+    from .storage import is_url
+
+    if is_url(output_dir):
+        raise MemoxrInputError(
+            f"output_dir: figures are written to a local folder; received the URL {str(output_dir)!r} "
+            "(write locally, then upload the folder)"
+        )
     from . import influence_scores, open_influence
     from .storage import atomic_output
 

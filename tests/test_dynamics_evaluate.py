@@ -219,3 +219,17 @@ def test_flip_labels_is_symmetric_noise() -> None:
     assert mask.sum() == 50
     assert (noisy[mask] != y[mask]).all() and (noisy[~mask] == y[~mask]).all()
     assert set(noisy[mask]) <= set(range(10))
+
+
+def test_cli_evaluate_checks_csv_and_option_conflicts_first(tmp_path):
+    from click.testing import CliRunner
+
+    from memoxr.cli import main
+    from memoxr.dynamics.demo import write_sample
+
+    store = write_sample(tmp_path / "dyn.zarr")
+    runner = CliRunner()
+    result = runner.invoke(main, ["evaluate", str(store), "--mask", "is_mislabeled", "--csv", str(tmp_path / "no" / "x.csv")])
+    assert result.exit_code == 2 and "parent folder" in result.stderr and "auroc" not in result.output
+    result = runner.invoke(main, ["evaluate", str(store), "--across", "noise", "--mask", "is_mislabeled"])
+    assert result.exit_code == 2 and "options ['--across', '--mask'] cannot be combined" in result.stderr

@@ -232,3 +232,20 @@ def test_cli_evaluate_refuses_other_sample_order(tmp_path: Path) -> None:
     assert res.exit_code == 2
     assert "sample orders differ: dynamics follows 'sklearn-digits', influence follows 'sklearn load_digits, train_test_split" in res.output
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_truth_pattern_files_are_checked_before_loading(tmp_path):
+    """A mis-shaped or pickled truth file behind a pattern is a clear error, and nothing is written."""
+    for run in (0, 1):
+        for epoch in range(3):
+            np.save(tmp_path / f"loss_run{run}_e{epoch}.npy", np.random.default_rng(epoch).random(10))
+    np.save(tmp_path / "mask_run0.npy", np.zeros(10, dtype=bool))
+    np.save(tmp_path / "mask_run1.npy", np.zeros((2, 5), dtype=bool))
+    pattern = str(tmp_path / "loss_run{run}_e{epoch}.npy")
+    truth = {"is_mislabeled": str(tmp_path / "mask_run{run}.npy")}
+    with pytest.raises(MemoxrInputError, match=r"truth 'is_mislabeled': file .*mask_run1.npy' holds bool of shape \(2, 5\); expected a numeric array of shape \(10,\)"):
+        ingest(pattern, tmp_path / "out.zarr", truth=truth)
+    np.save(tmp_path / "mask_run1.npy", np.array([None] * 10, dtype=object), allow_pickle=True)
+    with pytest.raises(MemoxrInputError, match="holds Python objects"):
+        ingest(pattern, tmp_path / "out.zarr", truth=truth)
+    assert not (tmp_path / "out.zarr").exists()

@@ -497,3 +497,10 @@ def test_cli_bad_input_exits_2_and_writes_nothing(tmp_path, ragged_npz, args, me
 def test_cli_missing_input_exits_2(tmp_path):
     result = run("plot", tmp_path / "missing.zarr", tmp_path / "figures", "-q")
     assert result.exit_code == 2 and "does not exist" in result.output
+
+
+def test_figures_folder_must_be_local(tmp_path):
+    from memoxr.plot import write_score_figures
+
+    with pytest.raises(memoxr.MemoxrInputError, match="output_dir: figures are written to a local folder; received the URL 's3://bucket/figs'"):
+        write_score_figures(memoxr.sample_path(), "s3://bucket/figs")

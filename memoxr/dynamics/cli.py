@@ -75,7 +75,7 @@ def ingest_command(
 @click.option("--table", "metric", default=None, help="Print a pivot of this metric (rows proxies), e.g. auroc.")
 @click.option("--columns", default=None, help="Column dim of --table.  [default: the first run dim]")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None, help="Also write the tidy result to this CSV.")
-@overwrite_option
+@click.option("--overwrite", is_flag=True, help="Replace the --csv file if it exists.")
 @handle_errors
 @remote_options
 def evaluate_command(
@@ -84,11 +84,22 @@ def evaluate_command(
     csv_path: str | None, overwrite: bool, storage_options: dict | None,
 ) -> None:
     """Evaluate memorization proxies: mislabel/duplicate detection, agreement with FZ memorization, across runs."""
-    from ..storage import atomic_output
+    from ..storage import atomic_output, check_writable
     from .evaluate import compare_stores, cross_run, evaluate, table
     from .store import open_dynamics
 
     so = storage_options
+    if csv_path is not None:  # before any work: an unwritable output fails fast
+        check_writable(csv_path, overwrite=overwrite, storage_options=so)
+    modes = {"--across": across, "--compare": compare}
+    chosen = [flag for flag, value in modes.items() if value is not None]
+    others = {"--influence": influence, "--mask": mask}
+    if len(chosen) > 1 or (chosen and any(v is not None for v in others.values())):
+        given = chosen + [flag for flag, value in others.items() if value is not None]
+        raise MemoxrInputError(
+            f"options {given} cannot be combined: --across compares proxies across a run dim, --compare across "
+            "two stores, and --mask/--influence evaluate one store against a mask or FZ memorization"
+        )
     ds = open_dynamics(store, storage_options=so)
     names = list(proxies) or None
     if across is not None:

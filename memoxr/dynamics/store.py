@@ -32,7 +32,7 @@ from .._chunks import validate_mb
 from .._version import __version__
 from ..errors import MemoxrInputError
 from ..schema import SCHEMA_VERSION, check_schema_attrs
-from ..storage import check_writable, open_dataset, write_dataset
+from ..storage import check_writable, file_exists, is_url, open_dataset, write_dataset
 
 DYNAMICS_SCHEMA = "memoxr.dynamics"
 EPOCH, SAMPLE, VARIABLE = "epoch", "sample", "variable"
@@ -128,13 +128,18 @@ def _load(fs: fsspec.AbstractFileSystem, path: str) -> np.ndarray:
         return np.load(f, allow_pickle=False)
 
 
-def load_array(source: str | os.PathLike[str] | np.ndarray | Sequence[Any], *, argument: str) -> np.ndarray:
-    """An array given in memory, or read from an ``.npy`` / single-array ``.npz`` / ``.txt`` file."""
+def load_array(
+    source: str | os.PathLike[str] | np.ndarray | Sequence[Any],
+    *,
+    argument: str,
+    storage_options: dict[str, Any] | None = None,
+) -> np.ndarray:
+    """An array given in memory, or read from an ``.npy`` / single-array ``.npz`` / ``.txt`` file (local or URL)."""
     if isinstance(source, str | os.PathLike):
         path = str(source)
-        fs, local = fsspec.core.url_to_fs(path)
-        if not fs.exists(local):
+        if not file_exists(path, storage_options=storage_options):
             raise MemoxrInputError(f"{argument}: file {path!r} does not exist")
+        fs, local = fsspec.core.url_to_fs(path, **(storage_options if is_url(path) and storage_options else {}))
         if path.endswith((".npy", ".npz")):
             _, dtype = _array_header(fs, local)
             if dtype.hasobject:
@@ -263,7 +268,7 @@ class _Plan:
     files: dict[str, dict[tuple[Any, ...], str]]  # variable -> (*run, epoch) -> path
     dtypes: dict[str, np.dtype]
     fs: dict[str, fsspec.AbstractFileSystem]
-    storage_options: dict[str, Any] | None = None
+    storage_options: dict[str, Any] | None = field(default=None, repr=False)  # may hold secrets
 
 
 def _check_epoch_range(epochs: list[int], expected: Sequence[int] | None) -> None:
@@ -398,6 +403,13 @@ def _truth_array(
         missing = [k for k in grid if k not in index]
         if missing:
             raise MemoxrInputError(f"truth {name!r}: no file for {dims} = {missing[:5]}; expected one per run")
+        for key in grid:  # headers first: a wrong shape or pickled objects is an error, not a traceback
+            shape, dtype = _array_header(pattern.fs, index[key])
+            if dtype.hasobject or shape != (plan.n_samples,):
+                raise MemoxrInputError(
+                    f"truth {name!r}: file {index[key]!r} holds {'Python objects' if dtype.hasobject else dtype} "
+                    f"of shape {shape}; expected a numeric array of shape ({plan.n_samples},), one per sample"
+                )
         arrays = [_load(pattern.fs, index[k]) for k in grid]
         values = np.stack(arrays).reshape(*(len(plan.run_values[f]) for f in dims), -1)
         if values.shape[-1] != plan.n_samples:
@@ -405,16 +417,16 @@ def _truth_array(
         keep = [i for i, d in enumerate(dims) if d not in squeeze]
         values = values.reshape([values.shape[i] for i in keep] + [plan.n_samples]) if len(keep) < len(dims) else values
         return [dims[i] for i in keep], values
-    values = load_array(source, argument=f"truth {name!r}")
+    values = load_array(source, argument=f"truth {name!r}", storage_options=plan.storage_options)
     if values.shape != (plan.n_samples,):
         raise MemoxrInputError(f"truth {name!r}: shape {values.shape}; expected ({plan.n_samples},), one per sample")
     return [], values
 
 
-def _validate_sample_ids(sample_ids: Any, n: int) -> np.ndarray:
+def _validate_sample_ids(sample_ids: Any, n: int, storage_options: dict[str, Any] | None = None) -> np.ndarray:
     if sample_ids is None:
         return np.arange(n, dtype=np.int64)
-    ids = load_array(sample_ids, argument="sample_ids")
+    ids = load_array(sample_ids, argument="sample_ids", storage_options=storage_options)
     if ids.shape != (n,):
         raise MemoxrInputError(f"sample_ids: shape {ids.shape}; expected ({n},), one identity per sample")
     if ids.dtype.kind == "f":
@@ -476,7 +488,7 @@ def ingest(
     check_writable(output, overwrite=overwrite, storage_options=storage_options)
     chunk_mb = validate_mb("chunk_mb", chunk_mb)
     plan = plan_ingest(variables, name=name, expected_epochs=epochs, storage_options=storage_options)
-    ids = _validate_sample_ids(sample_ids, plan.n_samples)
+    ids = _validate_sample_ids(sample_ids, plan.n_samples, storage_options)
     squeeze = [f for f in plan.run_dims if len(plan.run_values[f]) == 1]
     data_vars: dict[str, Any] = {}
     for var in plan.files:
