@@ -56,9 +56,14 @@ def open_fz_npz(
     chunks: BlockChunks | None = None,
     sample_order: str | None = None,
     storage_options: StorageOptions = None,
+    checksum: bool = False,
 ) -> xr.Dataset:
-    """Validate an FZ npz (local or URL) and view it lazily with the influence store's schema."""
-    layout = inspect_fz_npz(path, allow_pickle=allow_pickle, storage_options=storage_options)
+    """Validate an FZ npz (local or URL) and view it lazily with the influence store's schema.
+
+    Only headers and index arrays are read; ``checksum=True`` also hashes the
+    whole file into ``source_sha256`` (what :func:`convert_npz` records).
+    """
+    layout = inspect_fz_npz(path, allow_pickle=allow_pickle, checksum=checksum, storage_options=storage_options)
     return layout.to_dataset(chunk_mb=chunk_mb, chunks=chunks, sample_order=sample_order)
 
 
@@ -109,7 +114,7 @@ def convert_npz(
     check_writable(output, overwrite=overwrite, storage_options=storage_options)
     ds = open_fz_npz(
         source, allow_pickle=allow_pickle, chunk_mb=chunk_mb, chunks=chunks, sample_order=sample_order,
-        storage_options=storage_options,
+        storage_options=storage_options, checksum=True,
     )
     if shard_mb is None and is_url(output):
         shard_mb = REMOTE_SHARD_MB

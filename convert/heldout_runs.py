@@ -590,7 +590,9 @@ def heldout_runs_to_trials(
     check_writable(output, overwrite=overwrite, storage_options=so)
     tr_labels, tt_labels = _read_labels(labels, so)
     ds = read_heldout_runs(
-        folder, subset_ratio=subset_ratio, tr_labels=tr_labels, tt_labels=tt_labels, validate=True,
+        # Each run's loader validates its own file while the output is written, and the output is
+        # complete or absent: a separate validation pass would read every run twice.
+        folder, subset_ratio=subset_ratio, tr_labels=tr_labels, tt_labels=tt_labels, validate=False,
         trial_chunk_mb=trial_chunk_mb, show_progress=show_progress, storage_options=so,
     )
     if str(output).endswith(".npz"):

@@ -151,7 +151,7 @@ def open_trials(path: str | os.PathLike[str], *, chunks: Any = None, storage_opt
     chunks : optional
         Dask chunks for the arrays; default: the Zarr chunks, or one chunk for npz.
     """
-    arrays, _ = _read_arrays(path, storage_options)
+    arrays, _, _ = _read_arrays(path, storage_options)
     _validate_keys(arrays, str(path))
     _validate_shapes(arrays, str(path))
     variables = {}
@@ -163,8 +163,10 @@ def open_trials(path: str | os.PathLike[str], *, chunks: Any = None, storage_opt
     return xr.Dataset(variables, attrs={"source_name": Path(str(path)).name})
 
 
-def _read_arrays(path: str | os.PathLike[str], storage_options: StorageOptions = None) -> tuple[dict[str, Any], str]:
-    """Arrays of an npz (numpy, after header checks) or a Zarr group (dask), and a sha256."""
+def _read_arrays(
+    path: str | os.PathLike[str], storage_options: StorageOptions = None
+) -> tuple[dict[str, Any], str, str | None]:
+    """Arrays of an npz (numpy, after header checks) or a Zarr group (dask), a sha256, the recorded order."""
     source = str(path)
     so = storage_options if is_url(source) else None
     if is_url(source):
@@ -181,56 +183,33 @@ def _read_arrays(path: str | os.PathLike[str], storage_options: StorageOptions =
                     f"trials {source!r}: key {key!r}: expected a numeric or bool array, received dtype "
                     "object (pickled Python objects), which memoxr does not load"
                 )
+        order_header = headers.get("sample_order")
         with open_file(source, storage_options=so) as fp, np.load(fp, allow_pickle=False) as npz:
             arrays = {key: npz[key] for key in headers if key in TRIAL_VARIABLES}
             arrays.update({key: None for key in headers if key not in TRIAL_VARIABLES})
-        return arrays, file_sha256(source, storage_options=so)
+            order = str(npz["sample_order"][()]) if order_header is not None and order_header.dtype.kind == "U" else None
+        return arrays, file_sha256(source, storage_options=so), order
     try:
         group = zarr.open_group(source, mode="r", storage_options=so)
         names = list(group.array_keys())
     except Exception as exc:  # zarr raises several kinds for a folder that is not a store
         raise MemoxrInputError(f"trials {source!r}: not a readable Zarr store ({exc})") from exc
     arrays = {name: da.from_zarr(group[name]) if name in TRIAL_VARIABLES else None for name in names}
-    return arrays, ""
+    return arrays, "", group.attrs.get("sample_order")
 
 
-def _recorded_sample_order(trials: Any, storage_options: StorageOptions = None) -> str | None:
-    """The ``sample_order`` the trial records carry (Dataset or Zarr attrs, npz key), if any."""
-    if isinstance(trials, xr.Dataset):
-        return trials.attrs.get("sample_order")
-    if not isinstance(trials, str | os.PathLike):
-        return None
-    source = str(trials)
-    so = storage_options if is_url(source) else None
-    if source.endswith(".npz"):
-        # A missing or broken file is reported by _trial_arrays, with the trials' own message.
-        if not file_exists(source, storage_options=so) or "sample_order" not in _headers_or_empty(source, so):
-            return None
-        with open_file(source, storage_options=so) as fp, np.load(fp, allow_pickle=False) as npz:
-            return str(npz["sample_order"][()])
-    try:
-        return zarr.open_group(source, mode="r", storage_options=so).attrs.get("sample_order")
-    except Exception:  # not a store: _trial_arrays reports it with the right message
-        return None
-
-
-def _headers_or_empty(source: str, storage_options: StorageOptions) -> dict:
-    try:
-        return read_npz_headers(source, storage_options=storage_options)
-    except MemoxrInputError:
-        return {}
-
-
-def _trial_arrays(trials: Any, storage_options: StorageOptions = None) -> tuple[dict[str, Any], str, str]:
-    """Arrays, source name and sha256 of any accepted ``trials`` argument."""
+def _trial_arrays(
+    trials: Any, storage_options: StorageOptions = None
+) -> tuple[dict[str, Any], str, str, str | None]:
+    """Arrays, source name, sha256 and recorded sample order of any accepted ``trials`` argument."""
     if isinstance(trials, str | os.PathLike):
-        arrays, sha = _read_arrays(trials, storage_options)
-        return arrays, Path(str(trials)).name, sha
+        arrays, sha, order = _read_arrays(trials, storage_options)
+        return arrays, Path(str(trials)).name, sha, order
     if isinstance(trials, xr.Dataset):
         arrays = {str(k): v.data for k, v in trials.data_vars.items()}
-        return arrays, str(trials.attrs.get("source_name", "<dataset>")), ""
+        return arrays, str(trials.attrs.get("source_name", "<dataset>")), "", trials.attrs.get("sample_order")
     if isinstance(trials, Mapping):
-        return dict(trials), "<memory>", ""
+        return dict(trials), "<memory>", "", None
     raise MemoxrInputError(
         "trials: expected a path (.npz or Zarr store), a mapping of arrays or an xarray.Dataset, "
         f"received {type(trials).__name__}"
@@ -536,8 +515,8 @@ def estimate(
     ([1.0, 1.0], [[1.0], [0.0]])
     """
     chunk_mb = _validate_chunk_mb(chunk_mb)
-    sample_order = sample_order or _recorded_sample_order(trials, storage_options) or DEFAULT_SAMPLE_ORDER
-    arrays, source_name, sha256 = _trial_arrays(trials, storage_options)
+    arrays, source_name, sha256, recorded_order = _trial_arrays(trials, storage_options)
+    sample_order = sample_order or recorded_order or DEFAULT_SAMPLE_ORDER
     source = source_name
     _validate_keys(arrays, source)
     _validate_dtypes(arrays, source)
@@ -805,7 +784,7 @@ def write_trials(
 
     ``mask`` and the correctness arrays are stored as bool, labels as int64.
     """
-    arrays, source, _ = _trial_arrays(trials)
+    arrays, source, _, _ = _trial_arrays(trials)
     _validate_keys(arrays, source)
     _validate_dtypes(arrays, source)
     _validate_shapes(arrays, source)

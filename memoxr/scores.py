@@ -8,6 +8,7 @@ once), then the cheap per-class steps (max, rank) run on the small
 
 from __future__ import annotations
 
+import numbers
 from typing import Literal
 
 import dask.array as da
@@ -210,5 +211,5 @@ def influence_scores(
 
 
 def _validate_weight(name: str, value: float) -> None:
-    if not isinstance(value, int | float) or not np.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
         raise MemoxrInputError(f"{name} must be a finite number; received {value!r}")

@@ -25,7 +25,7 @@ import fsspec
 import xarray as xr
 import zarr
 
-from .errors import MemoxrInputError, OutputExistsError
+from .errors import IncompleteStoreError, MemoxrInputError, OutputExistsError
 from .progress import compute
 from .schema import COMPLETE_ATTR, check_complete
 
@@ -156,6 +156,12 @@ def store_output(path: PathLike, *, overwrite: bool = False, storage_options: St
     check_writable(path, overwrite=overwrite, storage_options=storage_options)
     fs, fs_path = _fs(path, storage_options)
     if fs.exists(fs_path):
+        if "/" not in fs_path.strip("/") or not fs.isfile(f"{fs_path}/zarr.json"):
+            raise MemoxrInputError(
+                f"output {str(path)!r} exists and is not a Zarr store (or is a whole bucket); "
+                "memoxr only replaces stores it could have written: choose another prefix"
+            )
+        # No rename on object storage: the old store goes first (a failed rewrite leaves nothing).
         fs.rm(fs_path, recursive=True)
     try:
         yield str(path)
@@ -219,8 +225,13 @@ def open_dataset(path: PathLike | zarr.abc.store.Store, *, chunks: Any = None, s
     except Exception as exc:  # zarr raises several kinds for a location that is not a store
         raise MemoxrInputError(f"{source!r} is not a readable Zarr store: {exc}") from exc
     check_complete(attrs, source=source)
-    with _zarr_v3_quiet():
-        ds = xr.open_zarr(store, consolidated=True, chunks={} if chunks is None else chunks, storage_options=so)
+    try:
+        with _zarr_v3_quiet():
+            ds = xr.open_zarr(store, consolidated=True, chunks={} if chunks is None else chunks, storage_options=so)
+    except Exception as exc:  # e.g. the writer died between the marker and the consolidated metadata
+        raise IncompleteStoreError(
+            f"{source!r}: store is damaged or incomplete ({type(exc).__name__}: {exc}); write it again with --overwrite"
+        ) from exc
     ds.attrs.pop(COMPLETE_ATTR, None)
     return ds
 

@@ -15,7 +15,13 @@ from .convert import convert_npz, read_npz_headers
 from .errors import MemoxrInputError
 from .legacy import SEED_KEYS, read_seed_npz, write_seed_npz
 from .progress import compute
-from .schema import CLASS, INFLUENCE_SCHEMA, SCORES_SCHEMA, check_scores_dataset
+from .schema import (
+    CLASS,
+    INFLUENCE_SCHEMA,
+    SCORES_SCHEMA,
+    check_influence_dataset,
+    check_scores_dataset,
+)
 from .scores import influence_scores
 from .stats import class_stats, merge_stats_csv
 from .storage import StorageOptions, atomic_output, check_writable, open_dataset, write_dataset
@@ -65,7 +71,7 @@ def load_scores(
     if schema == SCORES_SCHEMA:
         return check_scores_dataset(ds, source=source)
     if schema == INFLUENCE_SCHEMA:
-        return influence_scores(open_influence(source, storage_options=so))
+        return influence_scores(check_influence_dataset(ds, source=source))
     raise MemoxrInputError(
         f"{source!r}: attribute 'schema' is {schema!r}; expected {SCORES_SCHEMA!r} or {INFLUENCE_SCHEMA!r}"
     )

@@ -278,3 +278,16 @@ def test_sample_order_key_of_the_npz(tmp_path, ragged_arrays):
 
 def test_shipped_sample_names_its_order():
     assert memoxr.open_influence(memoxr.sample_path()).attrs["sample_order"].startswith("sklearn load_digits")
+
+
+def test_damaged_store_is_a_clear_error(tmp_path, ragged_npz):
+    """The writer died after the completion marker but before the consolidated metadata."""
+    import json
+
+    out = convert_npz(ragged_npz, tmp_path / "out.zarr")
+    root = Path(out) / "zarr.json"
+    meta = json.loads(root.read_text())
+    del meta["consolidated_metadata"]
+    root.write_text(json.dumps(meta))
+    with pytest.raises(IncompleteStoreError, match="store is damaged or incomplete"):
+        memoxr.open_influence(out)

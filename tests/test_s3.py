@@ -284,3 +284,11 @@ def test_estimate_ingest_and_evaluate_on_s3(tmp_path, bucket, options):
     from sklearn.metrics import roc_auc_score
 
     assert auroc == pytest.approx(roc_auc_score(mislabeled, losses))
+
+
+def test_overwrite_refuses_to_delete_what_is_not_a_store(ragged_npz, bucket, options):
+    fs = _fs(options)
+    fs.pipe(f"{bucket}/data/notes.txt", b"precious")
+    with pytest.raises(MemoxrInputError, match="exists and is not a Zarr store"):
+        convert_npz(ragged_npz, f"s3://{bucket}/data", overwrite=True, storage_options=options)
+    assert fs.cat_file(f"{bucket}/data/notes.txt") == b"precious"

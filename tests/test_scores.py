@@ -172,3 +172,11 @@ def test_convert_chunk_mb_splits_whole_classes(tmp_path, ragged_npz, ragged_arra
 def test_small_chunks_fixture_is_what_it_says(ragged_store):
     ds = memoxr.open_influence(ragged_store)
     assert ds["influence"].data.chunksize == (SMALL_CHUNKS.cls, SMALL_CHUNKS.train, SMALL_CHUNKS.test)
+
+
+def test_weights_accept_numpy_reals_and_refuse_bools(ragged_store):
+    ds = memoxr.open_influence(ragged_store)
+    scores = memoxr.influence_scores(ds, alpha=np.float32(0.5), beta=np.int64(1))
+    assert scores.attrs["alpha"] == 0.5 and scores.attrs["beta"] == 1.0
+    with pytest.raises(memoxr.MemoxrInputError, match="alpha must be a finite number; received True"):
+        memoxr.influence_scores(ds, alpha=True)
