@@ -21,9 +21,8 @@ import xarray as xr
 from dask.base import tokenize
 
 from memoxr._chunks import DEFAULT_CHUNK_MB, BlockChunks, plan_block_chunks
-from memoxr._version import __version__
 from memoxr.errors import MemoxrInputError
-from memoxr.schema import CLASS, INFLUENCE_SCHEMA, SCHEMA_VERSION, TEST, TEST_ID, TRAIN, TRAIN_ID
+from memoxr.schema import influence_dataset, pad_indices
 from memoxr.storage import StorageOptions, file_exists, open_file
 
 GLOBAL_KEYS = ("tr_mem", "tr_labels", "tt_labels")
@@ -194,49 +193,21 @@ class FZLayout:
             blocks.append(da.from_delayed(load, shape=(len(group), n_tr, n_tt), dtype=np.float32))
         influence = da.concatenate(blocks, axis=0).rechunk((plan.cls, plan.train, plan.test))
 
-        memorization = np.full((n_class, n_tr), np.nan)
-        train_index = np.full((n_class, n_tr), -1, dtype=np.int64)
-        test_index = np.full((n_class, n_tt), -1, dtype=np.int64)
-        for c, (tr, tt) in enumerate(zip(self.train_index, self.test_index, strict=True)):
-            memorization[c, : len(tr)] = self.tr_mem[tr]
-            train_index[c, : len(tr)] = tr
-            test_index[c, : len(tt)] = tt
-
-        ds = xr.Dataset(
-            {
-                "influence": ((CLASS, TRAIN, TEST), influence),
-                "memorization": ((CLASS, TRAIN), memorization),
-                "train_index": ((CLASS, TRAIN), train_index),
-                "test_index": ((CLASS, TEST), test_index),
-                "train_count": ((CLASS,), np.array([len(i) for i in self.train_index], dtype=np.int64)),
-                "test_count": ((CLASS,), np.array([len(i) for i in self.test_index], dtype=np.int64)),
-                "tr_mem": ((TRAIN_ID,), self.tr_mem),
-                "tr_labels": ((TRAIN_ID,), self.tr_labels),
-                "tt_labels": ((TEST_ID,), self.tt_labels),
-            },
-            coords={
-                CLASS: np.asarray(self.classes, dtype=np.int64),
-                TRAIN_ID: np.arange(len(self.tr_mem), dtype=np.int64),
-                TEST_ID: np.arange(len(self.tt_labels), dtype=np.int64),
-            },
+        return influence_dataset(
+            influence,
+            pad_indices(self.train_index, n_tr),
+            pad_indices(self.test_index, n_tt),
+            classes=self.classes,
+            tr_mem=self.tr_mem,
+            tr_labels=self.tr_labels,
+            tt_labels=self.tt_labels,
             attrs={
-                "schema": INFLUENCE_SCHEMA,
-                "schema_version": SCHEMA_VERSION,
                 "source_name": Path(self.path).name,
                 "source_sha256": self.sha256,
-                "memoxr_version": __version__,
                 "sample_order": sample_order,
                 "ignored_keys": list(self.ignored_keys),
             },
         )
-        ds["influence"].attrs.update(
-            description="influence of train sample i of a class on test sample j of that class",
-            padding="NaN beyond train_count / test_count",
-        )
-        ds["memorization"].attrs["description"] = "tr_mem of each class's training samples; NaN padding"
-        ds["train_index"].attrs["description"] = "row of the sample in the train split; -1 padding"
-        ds["test_index"].attrs["description"] = "row of the sample in the test split; -1 padding"
-        return ds
 
 
 def _load_class_block(

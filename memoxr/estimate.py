@@ -75,20 +75,17 @@ from dask.array import PerformanceWarning
 from . import _estimator_kernels as _k
 from ._chunks import DEFAULT_CHUNK_MB, BlockChunks, plan_block_chunks, validate_mb
 from ._cli_options import handle_errors, remote_options
-from ._version import __version__
 from .convert import influence_encoding, read_npz_headers
 from .convert.fz_npz import file_sha256
 from .errors import MemoxrInputError
 from .progress import progress
 from .schema import (
     CLASS,
-    INFLUENCE_SCHEMA,
-    SCHEMA_VERSION,
-    TEST,
     TEST_ID,
-    TRAIN,
     TRAIN_ID,
     check_influence_dataset,
+    influence_dataset,
+    pad_indices,
 )
 from .storage import (
     StorageOptions,
@@ -545,52 +542,31 @@ def estimate(
     test_lists = [np.flatnonzero(tt_labels == k) for k in classes]
     max_train = max(len(i) for i in train_lists)
     max_test = max(1, max(len(i) for i in test_lists))
-    train_index = _padded(train_lists, max_train)
-    test_index = _padded(test_lists, max_test)
+    train_index = pad_indices(train_lists, max_train)
+    test_index = pad_indices(test_lists, max_test)
     plan = chunks or plan_block_chunks(len(classes), max_train, max_test, chunk_mb=chunk_mb)
 
     influence = _class_influence(
         mask, test_correct, train_index, test_index, n_in, sums.test_all, n_trials, plan, budget
     ).rechunk((plan.cls, plan.train, plan.test))
-    memorization = np.where(train_index >= 0, tr_mem[np.maximum(train_index, 0)], np.nan)
-
-    ds = xr.Dataset(
-        {
-            "influence": ((CLASS, TRAIN, TEST), influence),
-            "memorization": ((CLASS, TRAIN), memorization),
-            "train_index": ((CLASS, TRAIN), train_index),
-            "test_index": ((CLASS, TEST), test_index),
-            "train_count": ((CLASS,), np.array([len(i) for i in train_lists], dtype=np.int64)),
-            "test_count": ((CLASS,), np.array([len(i) for i in test_lists], dtype=np.int64)),
-            "tr_mem": ((TRAIN_ID,), tr_mem),
-            "tr_labels": ((TRAIN_ID,), tr_labels),
-            "tt_labels": ((TEST_ID,), tt_labels),
-        },
-        coords={
-            CLASS: classes.astype(np.int64),
-            TRAIN_ID: np.arange(n_train, dtype=np.int64),
-            TEST_ID: np.arange(n_test, dtype=np.int64),
-        },
+    ds = influence_dataset(
+        influence,
+        train_index,
+        test_index,
+        classes=classes,
+        tr_mem=tr_mem,
+        tr_labels=tr_labels,
+        tt_labels=tt_labels,
         attrs={
-            "schema": INFLUENCE_SCHEMA,
-            "schema_version": SCHEMA_VERSION,
             "source_name": source_name,
             "source_sha256": sha256,
-            "memoxr_version": __version__,
             "sample_order": sample_order,
             "ignored_keys": sorted(k for k in arrays if k not in TRIAL_VARIABLES),
             "estimator": ESTIMATOR_NAME,
             "n_trials": int(n_trials),
         },
     )
-    ds["influence"].attrs.update(
-        description="influence of train sample i of a class on test sample j of that class",
-        padding="NaN beyond train_count / test_count",
-        formula="mean(test_correct | i in S) - mean(test_correct | i not in S)",
-    )
-    ds["memorization"].attrs["description"] = "tr_mem of each class's training samples; NaN padding"
-    ds["train_index"].attrs["description"] = "row of the sample in the train split; -1 padding"
-    ds["test_index"].attrs["description"] = "row of the sample in the test split; -1 padding"
+    ds["influence"].attrs["formula"] = "mean(test_correct | i in S) - mean(test_correct | i not in S)"
     ds["tr_mem"].attrs["formula"] = "mean(train_correct | i in S) - mean(train_correct | i not in S)"
     if full:
         ds["influence_full"] = (
@@ -599,13 +575,6 @@ def estimate(
         )
         ds["influence_full"].attrs["description"] = "influence of every train sample on every test sample"
     return ds
-
-
-def _padded(lists: list[np.ndarray], width: int) -> np.ndarray:
-    out = np.full((len(lists), width), -1, dtype=np.int64)
-    for c, idx in enumerate(lists):
-        out[c, : len(idx)] = idx
-    return out
 
 
 def _warn_degenerate(n_in: np.ndarray, n_trials: int) -> None:

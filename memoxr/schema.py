@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
 import xarray as xr
 
+from ._version import __version__
 from .errors import IncompleteStoreError, MemoxrInputError
 
 INFLUENCE_SCHEMA = "memoxr.influence"
@@ -94,3 +99,59 @@ def check_complete(attrs: dict, *, source: str) -> None:
             "it was interrupted while being written or was not written by memoxr; "
             "write it again with --overwrite"
         )
+
+
+def pad_indices(lists: Sequence[np.ndarray], width: int) -> np.ndarray:
+    """Per-class index arrays as one ``(class, width)`` int64 array, padded with -1."""
+    out = np.full((len(lists), width), -1, dtype=np.int64)
+    for c, idx in enumerate(lists):
+        out[c, : len(idx)] = idx
+    return out
+
+
+def influence_dataset(
+    influence: Any,
+    train_index: np.ndarray,
+    test_index: np.ndarray,
+    *,
+    classes: Sequence[int] | np.ndarray,
+    tr_mem: np.ndarray,
+    tr_labels: np.ndarray,
+    tt_labels: np.ndarray,
+    attrs: Mapping[str, Any],
+) -> xr.Dataset:
+    """The influence store's Dataset around an ``influence(class, train_sample, test_sample)`` array.
+
+    ``train_index`` / ``test_index`` are ``(class, *_sample)`` rows of the splits
+    padded with -1 (:func:`pad_indices`); counts and the per-class memorization are
+    derived from them. ``attrs`` add to the schema's own (schema, version, memoxr version).
+    """
+    real = train_index >= 0
+    memorization = np.where(real, np.asarray(tr_mem, dtype=np.float64)[np.maximum(train_index, 0)], np.nan)
+    ds = xr.Dataset(
+        {
+            "influence": ((CLASS, TRAIN, TEST), influence),
+            "memorization": ((CLASS, TRAIN), memorization),
+            "train_index": ((CLASS, TRAIN), train_index),
+            "test_index": ((CLASS, TEST), test_index),
+            "train_count": ((CLASS,), real.sum(axis=1).astype(np.int64)),
+            "test_count": ((CLASS,), (test_index >= 0).sum(axis=1).astype(np.int64)),
+            "tr_mem": ((TRAIN_ID,), tr_mem),
+            "tr_labels": ((TRAIN_ID,), tr_labels),
+            "tt_labels": ((TEST_ID,), tt_labels),
+        },
+        coords={
+            CLASS: np.asarray(classes, dtype=np.int64),
+            TRAIN_ID: np.arange(len(tr_mem), dtype=np.int64),
+            TEST_ID: np.arange(len(tt_labels), dtype=np.int64),
+        },
+        attrs={"schema": INFLUENCE_SCHEMA, "schema_version": SCHEMA_VERSION, "memoxr_version": __version__, **attrs},
+    )
+    ds["influence"].attrs.update(
+        description="influence of train sample i of a class on test sample j of that class",
+        padding="NaN beyond train_count / test_count",
+    )
+    ds["memorization"].attrs["description"] = "tr_mem of each class's training samples; NaN padding"
+    ds["train_index"].attrs["description"] = "row of the sample in the train split; -1 padding"
+    ds["test_index"].attrs["description"] = "row of the sample in the test split; -1 padding"
+    return ds
