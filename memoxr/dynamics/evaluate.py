@@ -141,7 +141,7 @@ def _memorization(influence: xr.Dataset | xr.DataArray) -> tuple[xr.DataArray, s
     mem = mem.rename({dim: SAMPLE}) if dim != SAMPLE else mem
     if SAMPLE not in mem.coords:
         mem = mem.assign_coords({SAMPLE: np.arange(mem.sizes[SAMPLE])})
-    mem = mem.copy()
+    mem = mem.compute()  # one value per sample: read once here, not once per proxy
     mem.attrs["sample_order"] = order
     return mem, order
 
