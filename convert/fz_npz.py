@@ -76,6 +76,32 @@ def read_npz_headers(path: str | os.PathLike[str], *, storage_options: StorageOp
     return headers
 
 
+def load_npz_arrays(
+    path: str | os.PathLike[str],
+    keys: Sequence[str],
+    *,
+    what: str,
+    expected: str,
+    storage_options: StorageOptions = None,
+) -> tuple[dict[str, np.ndarray | None], dict[str, ArrayHeader]]:
+    """Load ``keys`` of an npz, refusing pickled arrays by their header; other keys map to None.
+
+    Errors read ``{what} '{path}': key '{key}': expected {expected}, received dtype object ...``.
+    """
+    source = str(path)
+    headers = read_npz_headers(source, storage_options=storage_options)
+    for key in keys:
+        if key in headers and headers[key].dtype.kind == "O":
+            raise MemoxrInputError(
+                f"{what} {source!r}: key {key!r}: expected {expected}, received dtype object "
+                "(pickled Python objects), which memoxr does not load"
+            )
+    with open_file(source, storage_options=storage_options) as fp, np.load(fp, allow_pickle=False) as npz:
+        arrays: dict[str, np.ndarray | None] = {key: npz[key] for key in keys if key in headers}
+    arrays.update({key: None for key in headers if key not in keys})
+    return arrays, headers
+
+
 def file_sha256(path: str | os.PathLike[str], block: int = 8 * 2**20, *, storage_options: StorageOptions = None) -> str:
     digest = hashlib.sha256()
     with open_file(path, storage_options=storage_options) as fp:

@@ -71,7 +71,7 @@ from memoxr.storage import (
     write_dataset,
 )
 
-from .fz_npz import read_npz_headers
+from .fz_npz import load_npz_arrays, read_npz_headers
 
 __all__ = [
     "AUX_FILE",
@@ -225,16 +225,9 @@ def _read_labels(labels: LabelsArg, storage_options: StorageOptions) -> tuple[np
     elif isinstance(labels, str | os.PathLike):
         source = str(labels)
         so = storage_options if is_url(source) else None
-        headers = read_npz_headers(source, storage_options=so)
-        for key in LABEL_KEYS:
-            if key in headers and headers[key].dtype.kind == "O":
-                raise MemoxrInputError(
-                    f"labels {source!r}: key {key!r}: expected integer class labels, received dtype object "
-                    "(pickled Python objects), which memoxr does not load"
-                )
-        with open_file(source, storage_options=so) as fp, np.load(fp, allow_pickle=False) as npz:
-            arrays = {key: npz[key] for key in LABEL_KEYS if key in headers}
-        arrays.update({key: None for key in headers if key not in LABEL_KEYS})
+        arrays, _ = load_npz_arrays(
+            source, LABEL_KEYS, what="labels", expected="integer class labels", storage_options=so
+        )
     else:
         raise MemoxrInputError(
             f"labels: expected a path to an .npz or a mapping with {list(LABEL_KEYS)}, "

@@ -75,8 +75,8 @@ from dask.array import PerformanceWarning
 from . import _estimator_kernels as _k
 from ._chunks import DEFAULT_CHUNK_MB, BlockChunks, plan_block_chunks, validate_mb
 from ._cli_options import handle_errors, remote_options
-from .convert import influence_encoding, read_npz_headers
-from .convert.fz_npz import file_sha256
+from .convert import influence_encoding
+from .convert.fz_npz import file_sha256, load_npz_arrays
 from .errors import MemoxrInputError
 from .progress import progress
 from .schema import (
@@ -93,7 +93,6 @@ from .storage import (
     check_writable,
     file_exists,
     is_url,
-    open_file,
     write_dataset,
 )
 
@@ -173,19 +172,13 @@ def _read_arrays(
             raise MemoxrInputError(f"trials {source!r} do not exist; expected an .npz file or a Zarr store")
         is_npz = Path(source).is_file()
     if is_npz:
-        headers = read_npz_headers(source, storage_options=so)
-        for key in TRIAL_VARIABLES:
-            if key in headers and headers[key].dtype.kind == "O":
-                raise MemoxrInputError(
-                    f"trials {source!r}: key {key!r}: expected a numeric or bool array, received dtype "
-                    "object (pickled Python objects), which memoxr does not load"
-                )
-        order_header = headers.get("sample_order")
-        with open_file(source, storage_options=so) as fp, np.load(fp, allow_pickle=False) as npz:
-            arrays = {key: npz[key] for key in headers if key in TRIAL_VARIABLES}
-            arrays.update({key: None for key in headers if key not in TRIAL_VARIABLES})
-            order = str(npz["sample_order"][()]) if order_header is not None and order_header.dtype.kind == "U" else None
-        return arrays, file_sha256(source, storage_options=so), order
+        keys = [*TRIAL_VARIABLES, "sample_order"]
+        loaded, _ = load_npz_arrays(
+            source, keys, what="trials", expected="a numeric or bool array", storage_options=so
+        )
+        order = loaded.pop("sample_order", None)
+        order = str(order[()]) if order is not None and order.dtype.kind == "U" else None
+        return loaded, file_sha256(source, storage_options=so), order
     try:
         group = zarr.open_group(source, mode="r", storage_options=so)
         names = list(group.array_keys())
