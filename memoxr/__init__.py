@@ -5,24 +5,19 @@ Convert Feldman–Zhang influence estimates to a Zarr store once
 and compute the influence-aware scores (:func:`influence_scores`), the
 per-class table (:func:`class_stats`) and the analyses (:mod:`memoxr.analysis`)
 as xarray reductions that dask runs chunk by chunk.
+
+Public names are imported on first use (PEP 562), so ``import memoxr`` and
+``memoxr --help`` do not pay for xarray, dask, scikit-learn or matplotlib.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
-from importlib import resources
-from typing import Any
-
-import xarray as xr
+from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
-from .analysis import analyze, rank_agreement, score_ranges, top_classes, top_k
-from .dynamics import DynamicsWriter, compute_proxies, csl, evaluate, open_dynamics
 from .errors import IncompleteStoreError, MemoxrInputError, OutputExistsError
-from .schema import check_influence_dataset
-from .scores import influence_scores, row_statistics
-from .stats import STAT_COLUMNS, class_stats, merge_stats_csv
-from .storage import open_dataset
 
 # Installed, the top-level convert/ folder is the subpackage memoxr.convert; from a
 # source checkout that was not installed, find it beside this package instead.
@@ -32,21 +27,42 @@ if not os.path.isdir(os.path.join(_here, "convert")) and os.path.isfile(
 ):
     __path__.append(os.path.join(_here, os.pardir))
 
+#: Public name -> module that defines it (relative to this package).
+_LAZY = {
+    "analyze": ".analysis",
+    "rank_agreement": ".analysis",
+    "score_ranges": ".analysis",
+    "top_classes": ".analysis",
+    "top_k": ".analysis",
+    "DynamicsWriter": ".dynamics",
+    "compute_proxies": ".dynamics",
+    "csl": ".dynamics",
+    "evaluate": ".dynamics",
+    "open_dynamics": ".dynamics",
+    "influence_scores": ".scores",
+    "row_statistics": ".scores",
+    "STAT_COLUMNS": ".stats",
+    "class_stats": ".stats",
+    "merge_stats_csv": ".stats",
+    "open_influence": "._open",
+    "sample_path": "._open",
+}
+
 __all__ = [
-    "DynamicsWriter",
-    "compute_proxies",
-    "csl",
-    "evaluate",
-    "open_dynamics",
-    "STAT_COLUMNS",
     "IncompleteStoreError",
     "MemoxrInputError",
     "OutputExistsError",
     "__version__",
+    "DynamicsWriter",
+    "STAT_COLUMNS",
     "analyze",
     "class_stats",
+    "compute_proxies",
+    "csl",
+    "evaluate",
     "influence_scores",
     "merge_stats_csv",
+    "open_dynamics",
     "open_influence",
     "rank_agreement",
     "row_statistics",
@@ -56,47 +72,22 @@ __all__ = [
     "top_k",
 ]
 
-SAMPLE_NAME = "digits_infl_matrix.npz"
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from ._open import open_influence, sample_path
+    from .analysis import analyze, rank_agreement, score_ranges, top_classes, top_k
+    from .dynamics import DynamicsWriter, compute_proxies, csl, evaluate, open_dynamics
+    from .scores import influence_scores, row_statistics
+    from .stats import STAT_COLUMNS, class_stats, merge_stats_csv
 
 
-def sample_path() -> str:
-    """Path of the FZ-layout sample that ships with memoxr (used by ``memoxr demo``)."""
-    return str(resources.files("memoxr.data").joinpath(SAMPLE_NAME))
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'memoxr' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
 
 
-def open_influence(
-    path: str | os.PathLike[str],
-    *,
-    chunks: Any = None,
-    allow_pickle: bool = False,
-    chunk_mb: float | None = None,
-    storage_options: dict[str, Any] | None = None,
-) -> xr.Dataset:
-    """Open an influence store lazily: a memoxr Zarr store, or an FZ ``.npz`` viewed in place.
-
-    Dims contract: ``influence(class, train_sample, test_sample)``,
-    ``memorization(class, train_sample)`` and the index and count variables of
-    the influence schema (see the README). Nothing is read but metadata (and, for
-    an ``.npz``, its small index arrays, validated).
-
-    Parameters
-    ----------
-    path : path
-        Zarr store written by ``memoxr convert``, or an ``.npz`` in the FZ layout.
-    chunks : optional
-        Dask chunks for a Zarr store (default: the store's own chunks).
-    allow_pickle : bool
-        For an ``.npz`` only: allow arrays of Python objects (unpickling).
-    chunk_mb : float, optional
-        For an ``.npz`` only: target chunk size in MB.
-    storage_options : dict, optional
-        fsspec options for ``s3://`` URLs (credentials, ``client_kwargs={"endpoint_url": ...}``);
-        see :func:`memoxr.storage.resolve_storage_options` for MinIO credentials files.
-    """
-    if str(path).endswith(".npz"):
-        from .convert import open_fz_npz
-
-        kwargs = {} if chunk_mb is None else {"chunk_mb": chunk_mb}
-        return open_fz_npz(path, allow_pickle=allow_pickle, storage_options=storage_options, **kwargs)
-    ds = open_dataset(path, chunks=chunks, storage_options=storage_options)
-    return check_influence_dataset(ds, source=str(path))
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

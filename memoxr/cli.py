@@ -5,7 +5,9 @@ Bad input exits with status 2 and a one-line message naming the argument or key.
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -19,7 +21,36 @@ from ._cli_options import (
 from ._version import __version__
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """A click group whose commands from other modules are imported on first use."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy_commands: dict[str, tuple[str, str, str]] = {}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy_commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy_commands and cmd_name not in self.commands:
+            module, attribute, _ = self.lazy_commands[cmd_name]
+            self.add_command(getattr(importlib.import_module(module, __package__), attribute), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        names = self.list_commands(ctx)
+        limit = formatter.width - 6 - max(map(len, names))
+        rows = []
+        for name in names:
+            if name in self.commands:
+                rows.append((name, self.commands[name].get_short_help_str(limit)))
+            else:
+                rows.append((name, self.lazy_commands[name][2]))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="memoxr")
 def main() -> None:
     """memoxr: memorization and influence analytics on labelled Zarr stores, lazily."""
@@ -153,18 +184,17 @@ def demo_cmd(output_dir: str, overwrite: bool, quiet: bool) -> None:
         click.echo(f"wrote {path}")
 
 
-# Commands defined in other modules are registered here, one line each.
-from .estimate import estimate_command  # noqa: E402
-
-main.add_command(estimate_command)
-from .dynamics.cli import dynamics_demo_command, evaluate_command, ingest_command  # noqa: E402
-
-main.add_command(ingest_command)
-main.add_command(evaluate_command)
-main.add_command(dynamics_demo_command)
-from .plot_cli import plot_command  # noqa: E402
-
-main.add_command(plot_command)
-from .convert.heldout_runs import trials_from_runs_command  # noqa: E402
-
-main.add_command(trials_from_runs_command)
+# Commands defined in other modules, imported only when they run (or show their own help),
+# so `memoxr --help` starts at once: name -> (module, attribute, one-line help for the listing).
+main.lazy_commands.update(
+    {
+        "estimate": (".estimate", "estimate_command", "Feldman-Zhang memorization and influence from trial records."),
+        "trials-from-runs": (
+            ".convert.heldout_runs", "trials_from_runs_command", "The released held-out runs as trial records."
+        ),
+        "ingest": (".dynamics.cli", "ingest_command", "Per-epoch training records into a dynamics store."),
+        "evaluate": (".dynamics.cli", "evaluate_command", "CSL and baselines: detection metrics, agreement with FZ."),
+        "dynamics-demo": (".dynamics.cli", "dynamics_demo_command", "Train on digits with label noise; AUROC table."),
+        "plot": (".plot_cli", "plot_command", "PNG figures of the scores of an influence store or FZ npz."),
+    }
+)

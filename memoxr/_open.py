@@ -1,0 +1,57 @@
+"""Opening influence data: the shipped sample and :func:`open_influence` (store or FZ npz)."""
+
+from __future__ import annotations
+
+import os
+from importlib import resources
+from typing import Any
+
+import xarray as xr
+
+from .schema import check_influence_dataset
+from .storage import open_dataset
+
+SAMPLE_NAME = "digits_infl_matrix.npz"
+
+
+def sample_path() -> str:
+    """Path of the FZ-layout sample that ships with memoxr (used by ``memoxr demo``)."""
+    return str(resources.files("memoxr.data").joinpath(SAMPLE_NAME))
+
+
+def open_influence(
+    path: str | os.PathLike[str],
+    *,
+    chunks: Any = None,
+    allow_pickle: bool = False,
+    chunk_mb: float | None = None,
+    storage_options: dict[str, Any] | None = None,
+) -> xr.Dataset:
+    """Open an influence store lazily: a memoxr Zarr store, or an FZ ``.npz`` viewed in place.
+
+    Dims contract: ``influence(class, train_sample, test_sample)``,
+    ``memorization(class, train_sample)`` and the index and count variables of
+    the influence schema (see the README). Nothing is read but metadata (and, for
+    an ``.npz``, its small index arrays, validated).
+
+    Parameters
+    ----------
+    path : path
+        Zarr store written by ``memoxr convert``, or an ``.npz`` in the FZ layout.
+    chunks : optional
+        Dask chunks for a Zarr store (default: the store's own chunks).
+    allow_pickle : bool
+        For an ``.npz`` only: allow arrays of Python objects (unpickling).
+    chunk_mb : float, optional
+        For an ``.npz`` only: target chunk size in MB.
+    storage_options : dict, optional
+        fsspec options for ``s3://`` URLs (credentials, ``client_kwargs={"endpoint_url": ...}``);
+        see :func:`memoxr.storage.resolve_storage_options` for MinIO credentials files.
+    """
+    if str(path).endswith(".npz"):
+        from .convert import open_fz_npz
+
+        kwargs = {} if chunk_mb is None else {"chunk_mb": chunk_mb}
+        return open_fz_npz(path, allow_pickle=allow_pickle, storage_options=storage_options, **kwargs)
+    ds = open_dataset(path, chunks=chunks, storage_options=storage_options)
+    return check_influence_dataset(ds, source=str(path))

@@ -1,0 +1,53 @@
+"""Start-up cost: ``import memoxr`` and ``memoxr --help`` load no heavy optional library."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+import memoxr
+
+HEAVY = ("sklearn", "scipy.stats", "matplotlib", "distributed", "s3fs")
+
+
+def _modules_after(code: str) -> set[str]:
+    out = subprocess.run(
+        [sys.executable, "-c", f"{code}\nimport sys, json; print(json.dumps(sorted(sys.modules)))"],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    return set(json.loads(out.splitlines()[-1]))
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import memoxr",
+        "from memoxr.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass",
+        "from memoxr.cli import main\ntry:\n    main(['convert', '--help'])\nexcept SystemExit:\n    pass",
+    ],
+    ids=["import", "help", "convert-help"],
+)
+def test_start_up_imports_nothing_heavy(code):
+    loaded = _modules_after(code)
+    assert not [name for name in HEAVY if name in loaded]
+
+
+def test_calculate_path_does_not_import_scipy_stats_or_sklearn():
+    loaded = _modules_after("import memoxr.workflows")
+    assert not [name for name in ("sklearn", "scipy.stats", "matplotlib", "distributed", "s3fs") if name in loaded]
+
+
+def test_every_lazy_name_resolves():
+    for name in memoxr.__all__:
+        assert getattr(memoxr, name) is not None
+    assert set(dir(memoxr)) >= set(memoxr.__all__)
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        memoxr.nope  # noqa: B018
+
+
+def test_python_dash_m_memoxr_is_the_cli():
+    done = subprocess.run([sys.executable, "-m", "memoxr", "--help"], capture_output=True, text=True)
+    assert done.returncode == 0 and "Usage: memoxr" in done.stdout and "estimate" in done.stdout
