@@ -145,3 +145,52 @@ def normalized_descending_rank(x: np.ndarray, axis: int = -1) -> np.ndarray:
     ranks = descending_rank(x, axis=axis)
     n = np.sum(~np.isnan(np.asarray(x, dtype=np.float64)), axis=axis, keepdims=True)
     return ranks / np.maximum(n - 1, 1)
+
+
+def average_rank(x: np.ndarray, keep: np.ndarray, axis: int = -1) -> np.ndarray:
+    """1-based ranks along ``axis`` among the entries where ``keep`` is true; NaN elsewhere.
+
+    Ties get the average of the ranks they span (``scipy.stats.rankdata``'s
+    ``"average"`` method), so the Pearson correlation of two such rankings is
+    Spearman's rho. Entries left out by ``keep`` sort after every kept entry and
+    never touch the kept entries' ranks.
+
+    >>> average_rank(np.array([3.0, 1.0, 3.0, 9.0]), np.array([True, True, True, False])).tolist()
+    [2.5, 1.0, 2.5, nan]
+    """
+    x = np.moveaxis(np.asarray(x, dtype=np.float64), axis, -1)
+    keep = np.moveaxis(np.broadcast_to(np.asarray(keep, dtype=bool), x.shape), axis, -1)
+    values = np.where(keep, x, 0.0)
+    order = np.lexsort((values, ~keep), axis=-1)  # kept entries first, each part by value
+    ordered = np.take_along_axis(values, order, axis=-1)
+    kept = np.take_along_axis(keep, order, axis=-1)
+    n = x.shape[-1]
+    position = np.broadcast_to(np.arange(n, dtype=np.float64), x.shape)
+    start = np.ones(x.shape, dtype=bool)  # a new run of ties begins here
+    start[..., 1:] = (ordered[..., 1:] != ordered[..., :-1]) | (kept[..., 1:] != kept[..., :-1])
+    end = np.ones(x.shape, dtype=bool)
+    end[..., :-1] = start[..., 1:]
+    first = np.maximum.accumulate(np.where(start, position, 0.0), axis=-1)
+    last = np.flip(np.minimum.accumulate(np.flip(np.where(end, position, n), axis=-1), axis=-1), axis=-1)
+    ranks = np.empty(x.shape, dtype=np.float64)
+    np.put_along_axis(ranks, order, (first + last) / 2.0 + 1.0, axis=-1)
+    return np.moveaxis(np.where(keep, ranks, np.nan), -1, axis)
+
+
+def masked_pearson(a: np.ndarray, b: np.ndarray, keep: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Pearson correlation of ``a`` and ``b`` along ``axis`` over the entries where ``keep`` is true.
+
+    NaN where fewer than two entries are kept or either side is constant there.
+    Applied to :func:`average_rank` results it is Spearman's rho.
+    """
+    a = np.moveaxis(np.asarray(a, dtype=np.float64), axis, -1)
+    b = np.moveaxis(np.asarray(b, dtype=np.float64), axis, -1)
+    keep = np.moveaxis(np.broadcast_to(np.asarray(keep, dtype=bool), a.shape), axis, -1)
+    count = keep.sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        da = np.where(keep, a - np.where(keep, a, 0.0).sum(axis=-1, keepdims=True) / count[..., None], 0.0)
+        db = np.where(keep, b - np.where(keep, b, 0.0).sum(axis=-1, keepdims=True) / count[..., None], 0.0)
+        va, vb = np.einsum("...i,...i->...", da, da), np.einsum("...i,...i->...", db, db)
+        r = np.einsum("...i,...i->...", da, db) / np.sqrt(va * vb)
+    r = np.clip(r, -1.0, 1.0)
+    return np.where((count >= 2) & (va > 0) & (vb > 0), r, np.nan)

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import xarray as xr
-from scipy import stats as sps
 
+from . import _kernels
 from .errors import MemoxrInputError
 from .schema import CLASS, SCORE_NAMES, STAT_STEMS, check_scores_dataset
 
@@ -87,33 +87,51 @@ def top_classes(table: pd.DataFrame, *, n: int = 5) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["method", "rank", "class_label", "mean"])
 
 
-def _spearman(a: np.ndarray, b: np.ndarray) -> float:
-    keep = ~(np.isnan(a) | np.isnan(b))
-    if keep.sum() < 2 or np.ptp(a[keep]) == 0 or np.ptp(b[keep]) == 0:
-        return float("nan")
-    return float(sps.spearmanr(a[keep], b[keep]).statistic)
-
-
 def rank_agreement(scores: xr.Dataset) -> pd.DataFrame:
     """Spearman rank correlation between every pair of methods, per class and overall.
 
     Computed on real samples with both scores finite; NaN where fewer than two
     remain or a method is constant. ``class_label`` is ``"all"`` for the pooled
-    correlation over every sample.
+    correlation over every sample. Ties get average ranks, as in
+    ``scipy.stats.spearmanr``; every class is ranked at once (vectorised), not
+    one scipy call per class and pair.
 
     Returns a tidy DataFrame: ``class_label``, ``method_a``, ``method_b``, ``spearman``.
     """
     scores = _in_memory(scores)
     real = scores["training_indices"].values >= 0
-    values = {m: scores[m].values for m in METHODS}
-    rows = []
+    values = {m: scores[m].values.astype(np.float64) for m in METHODS}
+    finite = {m: real & ~np.isnan(v) for m, v in values.items()}
+    pooled = {m: v[real] for m, v in values.items()}
+    pooled_finite = {m: f[real] for m, f in finite.items()}
+    cache: dict[tuple[str, bool, bytes], np.ndarray] = {}
+
+    def ranked(method: str, keep: np.ndarray, pooled_axis: bool) -> np.ndarray:
+        # Pairs usually share one mask (NaN only in padding), so each method is ranked once.
+        key = (method, pooled_axis, np.packbits(keep).tobytes())
+        if key not in cache:
+            x = pooled[method] if pooled_axis else values[method]
+            cache[key] = _kernels.average_rank(x, keep, axis=-1)
+        return cache[key]
+
     labels = scores[CLASS].values.tolist()
+    frames = []
     for a, b in itertools.combinations(METHODS, 2):
-        for c, label in enumerate(labels):
-            keep = real[c]
-            rows.append((label, a, b, _spearman(values[a][c][keep], values[b][c][keep])))
-        rows.append(("all", a, b, _spearman(values[a][real], values[b][real])))
-    return pd.DataFrame(rows, columns=["class_label", "method_a", "method_b", "spearman"])
+        keep = finite[a] & finite[b]
+        per_class = _kernels.masked_pearson(ranked(a, keep, False), ranked(b, keep, False), keep)
+        keep_all = pooled_finite[a] & pooled_finite[b]
+        overall = _kernels.masked_pearson(ranked(a, keep_all, True), ranked(b, keep_all, True), keep_all)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "class_label": pd.Series([*labels, "all"], dtype=object),
+                    "method_a": a,
+                    "method_b": b,
+                    "spearman": np.append(per_class, overall),
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
 
 
 def score_ranges(scores: xr.Dataset) -> pd.DataFrame:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -58,3 +59,26 @@ def test_descending_rank_nan_and_single():
 def test_normalize_by_max():
     x = np.array([[0.5, 1.0, np.nan], [0.0, 0.0, 0.0], [-1.0, -2.0, np.nan]])
     np.testing.assert_allclose(_kernels.normalize_by_max(x, axis=1), [[0.5, 1, np.nan], [0, 0, 0], [0, 0, np.nan]])
+
+
+small_values = st.sampled_from([-1.5, 0.0, 0.0, 0.25, 1.0, 3.0, np.nan, np.inf])
+
+
+@given(
+    hnp.arrays(np.float64, st.tuples(st.integers(1, 5), st.integers(1, 12)), elements=small_values),
+    hnp.arrays(np.float64, st.tuples(st.integers(1, 5), st.integers(1, 12)), elements=small_values),
+)
+def test_vectorised_spearman_equals_scipy_per_row(a, b):
+    """average_rank + masked_pearson == scipy.stats.spearmanr row by row, ties, NaN and inf included."""
+    rows, n = min(a.shape[0], b.shape[0]), min(a.shape[1], b.shape[1])
+    a, b = a[:rows, :n], b[:rows, :n]
+    keep = ~np.isnan(a) & ~np.isnan(b)
+    got = _kernels.masked_pearson(_kernels.average_rank(a, keep), _kernels.average_rank(b, keep), keep)
+    for r in range(rows):
+        x, y = a[r][keep[r]], b[r][keep[r]]
+        ranks = sps.rankdata(x)
+        np.testing.assert_array_equal(_kernels.average_rank(a[r], keep[r])[keep[r]], ranks)
+        if x.size < 2 or np.ptp(sps.rankdata(x)) == 0 or np.ptp(sps.rankdata(y)) == 0:
+            assert np.isnan(got[r])
+        else:
+            assert got[r] == pytest.approx(sps.spearmanr(x, y).statistic, abs=1e-12)
