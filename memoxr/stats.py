@@ -7,8 +7,8 @@ import os
 import numpy as np
 import pandas as pd
 import xarray as xr
-from flox.xarray import xarray_reduce
 
+from . import _kernels
 from .errors import MemoxrInputError
 from .progress import compute
 from .schema import CLASS, STAT_STEMS, STATISTICS, TRAIN, check_scores_dataset
@@ -35,9 +35,11 @@ def class_stats(scores: xr.Dataset, *, skipna: bool = False, show_progress: bool
     its class's statistics NaN; ``skipna=True`` ignores it.
 
     Lazy scores are computed first, in one dask pass (each influence chunk is
-    read once); the grouped reductions then run in memory on the small
-    ``(class, train_sample)`` results: a dask graph for them cost more than the
-    reductions themselves (measured: +0.7 s on a 1.1 GB store).
+    read once). ``class`` is a dimension, so the group of a class is its row
+    along ``train_sample``: the table is one in-memory reduction over that dim
+    (:func:`memoxr._kernels.group_summary`: one sort per class for min, max and
+    median). Grouping with flox instead cost 2.3 s at ImageNet size (1000
+    classes), factorizing a label per sample for every statistic.
 
     Returns
     -------
@@ -49,23 +51,16 @@ def class_stats(scores: xr.Dataset, *, skipna: bool = False, show_progress: bool
     check_scores_dataset(scores)
     names = list(STAT_STEMS)
     (data,) = compute(scores[[*names, "training_indices"]], show_progress=show_progress)
-    real = data["training_indices"] >= 0
-    label = data[CLASS].broadcast_like(real).where(real).rename("class_label")
-    groups = pd.Index(data[CLASS].values, name="class_label")
+    data = data.transpose(CLASS, TRAIN)
+    real = data["training_indices"].to_numpy() >= 0
+    values = np.stack([data[name].to_numpy() for name in names])  # (score, class, train_sample)
+    summary = _kernels.group_summary(values, real, skipna=skipna, axis=-1)  # (score, class, statistic)
 
-    def reduce(obj: xr.Dataset | xr.DataArray, func: str, fill_value: float) -> xr.Dataset | xr.DataArray:
-        # skipna is explicit: xarray's convention would otherwise skip NaN in float data.
-        return xarray_reduce(
-            obj, label, func=func, expected_groups=groups, dim=(CLASS, TRAIN), skipna=skipna, fill_value=fill_value
-        )
-
-    sample_count = reduce(real.astype(np.int64).rename("sample_count"), "sum", 0)
-    reduced = {stat: reduce(data[names], stat, np.nan) for stat in STATISTICS}
-
-    table = pd.DataFrame({"class_label": groups.to_numpy(), "sample_count": sample_count.to_numpy()})
-    for name, stem in STAT_STEMS.items():
+    table = pd.DataFrame({"class_label": data[CLASS].to_numpy(), "sample_count": real.sum(axis=-1)})
+    fields = _kernels.SUMMARY_FIELDS
+    for i, stem in enumerate(STAT_STEMS.values()):
         for stat in STATISTICS:
-            table[f"{stat}_{stem}"] = reduced[stat][name].to_numpy().astype(np.float64)
+            table[f"{stat}_{stem}"] = summary[i, :, fields.index(stat)]
     return table[list(STAT_COLUMNS)]
 
 

@@ -82,3 +82,23 @@ def test_vectorised_spearman_equals_scipy_per_row(a, b):
             assert np.isnan(got[r])
         else:
             assert got[r] == pytest.approx(sps.spearmanr(x, y).statistic, abs=1e-12)
+
+
+@given(
+    hnp.arrays(np.float64, st.tuples(st.integers(1, 6), st.integers(0, 15)), elements=small_values.filter(np.isfinite) | st.just(np.nan) | st.floats(-1, 1)),
+    st.data(),
+    st.booleans(),
+)
+def test_group_summary_equals_numpy_per_group(x, data, skipna):
+    """Each row's valid entries summarised exactly as numpy does; NaN rules by skipna; empty -> NaN."""
+    valid = data.draw(hnp.arrays(bool, x.shape))
+    got = _kernels.group_summary(x, valid, skipna=skipna)
+    for r in range(x.shape[0]):
+        v = x[r][valid[r]]
+        if skipna:
+            v = v[~np.isnan(v)]
+        if v.size == 0 or np.isnan(v).any():
+            assert np.isnan(got[r]).all()
+            continue
+        expected = [v.mean(), v.std(), v.min(), v.max(), np.median(v)]
+        np.testing.assert_allclose(got[r], expected, rtol=1e-12, atol=1e-15)
