@@ -257,3 +257,60 @@ def group_summary(x: np.ndarray, valid: np.ndarray, *, skipna: bool = False, axi
     dropped = (n == 0) if skipna else (n == 0) | (n < valid.sum(axis=-1))
     out[dropped] = np.nan
     return out
+
+
+#: Fields of :func:`class_scores`, stacked along the last axis.
+SCORE_FIELDS = (
+    "influence_weighted_memo",
+    "representativeness_score",
+    "weighted_combination",
+    "critical_sample_score",
+    "original_memo",
+    "pos_infl_mean",
+    "influence_std",
+)
+
+
+def class_scores(
+    stats: np.ndarray,
+    memorization: np.ndarray,
+    real: np.ndarray,
+    test_count: np.ndarray,
+    *,
+    alpha: float,
+    beta: float,
+    skipna: bool,
+    zero_std: str,
+) -> np.ndarray:
+    """The four scores and their inputs for classes laid out along the last axis.
+
+    ``stats`` are :func:`finalize_moments` records ``(..., n, 4)`` of each
+    sample's influence row; ``memorization`` and ``real`` (false on padding) are
+    ``(..., n)``, ``test_count`` ``(...)`` the class's test samples. Every sample
+    of a class must be present along the last axis (the max and the rank are
+    taken over it). Returns ``(..., n, 7)`` in :data:`SCORE_FIELDS` order; see
+    :func:`memoxr.influence_scores` for the formulas and the NaN rules.
+    """
+    count, pos_mean, std = stats[..., 0], stats[..., 1], stats[..., 3]
+    drop = ~real
+    if not skipna:
+        # A real row with fewer finite values than its class has test samples held a NaN.
+        drop = drop | (count != np.asarray(test_count)[..., None])
+    pos_mean = np.where(drop, np.nan, pos_mean)
+    std = np.where(drop, np.nan, std)
+    memo = np.array(memorization, copy=True)
+    memo[~real] = np.nan
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = pos_mean / np.where(std > 0, std, np.nan)
+        if zero_std == "zero":
+            ratio = np.where(std == 0, 0.0, ratio)
+        fields = (
+            memo * pos_mean,
+            memo * ratio,
+            alpha * memo + beta * normalize_by_max(pos_mean, axis=-1),
+            memo * (1 - normalized_descending_rank(pos_mean, axis=-1)),
+            memo,
+            pos_mean,
+            std,
+        )
+    return np.stack(np.broadcast_arrays(*fields), axis=-1).astype(np.float64, copy=False)

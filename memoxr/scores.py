@@ -75,19 +75,41 @@ def row_statistics(influence: xr.DataArray, *, dim: str = TEST) -> xr.Dataset:
     return xr.Dataset(fields, coords=coords)
 
 
-def _per_class(func, x: xr.DataArray) -> xr.DataArray:
-    """Apply a kernel along ``train_sample`` within each class (small arrays)."""
-    if x.chunks is not None:
-        x = x.chunk({TRAIN: -1})
-    return xr.apply_ufunc(
-        func,
-        x,
-        input_core_dims=[[TRAIN]],
-        output_core_dims=[[TRAIN]],
-        dask="parallelized",
-        output_dtypes=[np.float64],
-        kwargs={"axis": -1},
+def _row_statistics_array(data, axis: int):
+    """Finished row statistics ``(..., 4)`` of ``data`` along ``axis`` (numpy, or one dask reduction)."""
+    if not isinstance(data, da.Array):
+        return _kernels.row_statistics(data, axis=axis)
+    stats = da.reduction(
+        data,
+        chunk=_fused_chunk,
+        combine=_fused_combine,
+        aggregate=_fused_aggregate,
+        axis=axis,
+        keepdims=True,
+        output_size=_kernels.N_FIELDS,
+        dtype=np.float64,
+        concatenate=True,
+        name="memoxr-row-statistics",
+        meta=np.empty((0,) * data.ndim, dtype=np.float64),
     )
+    return da.moveaxis(stats, axis, -1)
+
+
+def _class_scores_block(moments, memo, index, test_count, **kwargs):
+    # Blocks of (class, train_sample, 1) inputs beside (class, train_sample, 4) moments.
+    return _kernels.class_scores(moments, memo[..., 0], index[..., 0] >= 0, test_count[:, 0, 0], **kwargs)
+
+
+#: Order of the score variables in the returned Dataset.
+_SCORE_ORDER = (
+    "influence_weighted_memo",
+    "representativeness_score",
+    "weighted_combination",
+    "critical_sample_score",
+    "original_memo",
+    "pos_infl_mean",
+    "influence_std",
+)
 
 
 def influence_scores(
@@ -157,32 +179,35 @@ def influence_scores(
     if zero_std not in ZERO_STD_RULES:
         raise MemoxrInputError(f"zero_std must be one of {ZERO_STD_RULES}; received {zero_std!r}")
 
-    stats = row_statistics(ds["influence"], dim=TEST)
-    pos_mean, std = stats["positive_mean"], stats["std"]
-    if not skipna:
-        # A real row with fewer finite values than its class has test samples held a NaN.
-        complete = stats["count"] == ds["test_count"]
-        pos_mean, std = pos_mean.where(complete), std.where(complete)
-    real = ds["train_index"] >= 0
-    pos_mean, std = pos_mean.where(real), std.where(real)
-    memo = ds["memorization"].where(real)
-
-    ratio = pos_mean / std.where(std > 0)
-    if zero_std == "zero":
-        ratio = xr.where(std == 0, 0.0, ratio)
-
+    influence = ds["influence"].transpose(CLASS, TRAIN, TEST)
+    moments = _row_statistics_array(influence.data, axis=2)  # (class, train_sample, 4)
+    memo = ds["memorization"].transpose(CLASS, TRAIN).data
+    index = ds["train_index"].transpose(CLASS, TRAIN).data
+    test_count = ds["test_count"].data
+    kwargs = {"alpha": float(alpha), "beta": float(beta), "skipna": bool(skipna), "zero_std": zero_std}
+    if isinstance(moments, da.Array):
+        # The max and the rank need a class's samples in one block: merge train_sample chunks if split.
+        moments = moments.rechunk({1: -1, 2: -1})
+        memo, index = (da.asarray(a).rechunk({0: moments.chunks[0], 1: -1}) for a in (memo, index))
+        test_count = da.asarray(test_count).rechunk({0: moments.chunks[0]})
+        fields = da.map_blocks(
+            _class_scores_block, moments, memo[:, :, None], index[:, :, None], test_count[:, None, None], **kwargs,
+            dtype=np.float64, chunks=(*moments.chunks[:2], (len(_kernels.SCORE_FIELDS),)),
+            name="memoxr-class-scores", meta=np.empty((0, 0, 0), dtype=np.float64),
+        )
+    else:
+        memo, index = np.asarray(memo)[:, :, None], np.asarray(index)[:, :, None]
+        fields = _class_scores_block(moments, memo, index, np.asarray(test_count)[:, None, None], **kwargs)
+    dims = (CLASS, TRAIN)
+    variables = {name: (dims, fields[..., k]) for k, name in enumerate(_kernels.SCORE_FIELDS)}
     scores = xr.Dataset(
         {
-            "influence_weighted_memo": memo * pos_mean,
-            "representativeness_score": memo * ratio,
-            "weighted_combination": alpha * memo + beta * _per_class(_kernels.normalize_by_max, pos_mean),
-            "critical_sample_score": memo * (1 - _per_class(_kernels.normalized_descending_rank, pos_mean)),
-            "original_memo": memo,
+            **{name: variables[name] for name in _SCORE_ORDER[:5]},
             "training_indices": ds["train_index"],
-            "pos_infl_mean": pos_mean,
-            "influence_std": std,
+            **{name: variables[name] for name in _SCORE_ORDER[5:]},
             "train_count": ds["train_count"],
         },
+        coords={CLASS: ds[CLASS]},
         attrs={
             "schema": SCORES_SCHEMA,
             "schema_version": SCHEMA_VERSION,
