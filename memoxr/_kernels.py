@@ -187,15 +187,18 @@ def average_rank(x: np.ndarray, keep: np.ndarray, axis: int = -1) -> np.ndarray:
     order = np.argsort(values, axis=-1)
     ordered = np.take_along_axis(values, order, axis=-1)
     n = x.shape[-1]
-    position = np.broadcast_to(np.arange(n, dtype=np.float64), x.shape)
-    start = np.ones(x.shape, dtype=bool)  # a new run of ties begins here
-    start[..., 1:] = ordered[..., 1:] != ordered[..., :-1]
-    end = np.ones(x.shape, dtype=bool)
-    end[..., :-1] = start[..., 1:]
-    first = np.maximum.accumulate(np.where(start, position, 0.0), axis=-1)
-    last = np.flip(np.minimum.accumulate(np.flip(np.where(end, position, n), axis=-1), axis=-1), axis=-1)
     ranks = np.empty(x.shape, dtype=np.float64)
-    np.put_along_axis(ranks, order, (first + last) / 2.0 + 1.0, axis=-1)
+    if n == 0:
+        return np.moveaxis(ranks, -1, axis)
+    start = np.ones(x.shape, dtype=bool)  # a new run of ties begins here (always at a row's start)
+    start[..., 1:] = ordered[..., 1:] != ordered[..., :-1]
+    flat = start.reshape(-1)
+    first = np.flatnonzero(flat)  # flat position of each run's first entry
+    last = np.append(first[1:], flat.size) - 1
+    run = np.cumsum(flat) - 1  # run of every sorted entry
+    row_start = (np.arange(flat.size) // n) * n
+    sorted_ranks = ((first + last) / 2.0)[run] - row_start + 1.0
+    np.put_along_axis(ranks, order, sorted_ranks.reshape(x.shape), axis=-1)
     return np.moveaxis(np.where(keep, ranks, np.nan), -1, axis)
 
 

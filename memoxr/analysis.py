@@ -7,6 +7,8 @@ computed once on entry.
 from __future__ import annotations
 
 import itertools
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -102,35 +104,38 @@ def rank_agreement(scores: xr.Dataset) -> pd.DataFrame:
     real = scores["training_indices"].values >= 0
     values = {m: scores[m].values.astype(np.float64) for m in METHODS}
     finite = {m: real & ~np.isnan(v) for m, v in values.items()}
-    pooled = {m: v[real] for m, v in values.items()}
-    pooled_finite = {m: f[real] for m, f in finite.items()}
-    cache: dict[tuple[str, bool, bytes], np.ndarray] = {}
+    pairs = list(itertools.combinations(METHODS, 2))
+    # Per class (2-D, one row per class) and pooled over every real sample (1-D).
+    layouts = {
+        "class": (values, {pair: finite[pair[0]] & finite[pair[1]] for pair in pairs}),
+        "all": ({m: v[real] for m, v in values.items()}, {p: (finite[p[0]] & finite[p[1]])[real] for p in pairs}),
+    }
+    # Pairs usually share one mask (NaN only in padding), so each method is ranked once per layout.
+    jobs: dict[tuple[str, str, bytes], tuple[np.ndarray, np.ndarray]] = {}
+    for layout, (data, keeps) in layouts.items():
+        for pair, keep in keeps.items():
+            for method in pair:
+                jobs.setdefault((layout, method, np.packbits(keep).tobytes()), (data[method], keep))
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # numpy sorts release the GIL
+        ranks = dict(zip(jobs, pool.map(lambda job: _kernels.average_rank(*job), jobs.values()), strict=True))
 
-    def ranked(method: str, keep: np.ndarray, pooled_axis: bool) -> np.ndarray:
-        # Pairs usually share one mask (NaN only in padding), so each method is ranked once.
-        key = (method, pooled_axis, np.packbits(keep).tobytes())
-        if key not in cache:
-            x = pooled[method] if pooled_axis else values[method]
-            cache[key] = _kernels.average_rank(x, keep, axis=-1)
-        return cache[key]
+    def spearman(layout: str, pair: tuple[str, str]) -> np.ndarray:
+        keep = layouts[layout][1][pair]
+        a, b = (ranks[(layout, m, np.packbits(keep).tobytes())] for m in pair)
+        return _kernels.masked_pearson(a, b, keep)
 
-    labels = scores[CLASS].values.tolist()
-    frames = []
-    for a, b in itertools.combinations(METHODS, 2):
-        keep = finite[a] & finite[b]
-        per_class = _kernels.masked_pearson(ranked(a, keep, False), ranked(b, keep, False), keep)
-        keep_all = pooled_finite[a] & pooled_finite[b]
-        overall = _kernels.masked_pearson(ranked(a, keep_all, True), ranked(b, keep_all, True), keep_all)
-        frames.append(
-            pd.DataFrame(
-                {
-                    "class_label": pd.Series([*labels, "all"], dtype=object),
-                    "method_a": a,
-                    "method_b": b,
-                    "spearman": np.append(per_class, overall),
-                }
-            )
+    labels = pd.Series([*scores[CLASS].values.tolist(), "all"], dtype=object)
+    frames = [
+        pd.DataFrame(
+            {
+                "class_label": labels,
+                "method_a": a,
+                "method_b": b,
+                "spearman": np.append(spearman("class", (a, b)), spearman("all", (a, b))),
+            }
         )
+        for a, b in pairs
+    ]
     return pd.concat(frames, ignore_index=True)
 
 
