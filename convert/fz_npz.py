@@ -245,23 +245,84 @@ def _load_class_block(
     allow_pickle: bool,
     storage_options: StorageOptions = None,
 ) -> np.ndarray:
-    """Load the influence matrices of ``classes`` into one NaN-padded float32 block."""
-    block = np.full((len(classes), n_tr, n_tt), np.nan, dtype=np.float32)
-    with open_file(path, storage_options=storage_options) as fp, np.load(fp, allow_pickle=allow_pickle) as npz:
+    """Load the influence matrices of ``classes`` into one NaN-padded float32 block.
+
+    Stored (uncompressed) numeric members, what ``np.savez`` writes, are read
+    straight into the block; deflated or pickled members go through ``np.load``.
+    """
+    block = np.empty((len(classes), n_tr, n_tt), dtype=np.float32)
+    with open_file(path, storage_options=storage_options) as fp, zipfile.ZipFile(fp) as archive:
+        npz = None
         for c, (k, shape) in enumerate(zip(classes, shapes, strict=True)):
             key = f"infl_matrix_class{k}"
-            matrix = _as_numeric(key, npz[key])
-            if matrix.shape != shape:
-                raise MemoxrInputError(f"key {key!r}: expected shape {shape}, received {matrix.shape}")
-            infinite = np.isinf(matrix)
+            target = block[c, : shape[0], : shape[1]]
+            block[c, shape[0] :, :] = np.nan
+            block[c, : shape[0], shape[1] :] = np.nan
+            if not _read_stored_member(fp, archive, key, shape, target):
+                if npz is None:
+                    npz = np.load(fp, allow_pickle=allow_pickle)
+                matrix = _as_numeric(key, npz[key])
+                if matrix.shape != shape:
+                    raise MemoxrInputError(f"key {key!r}: expected shape {shape}, received {matrix.shape}")
+                target[...] = matrix
+            infinite = np.isinf(target)
             if infinite.any():
                 i, j = (int(v[0]) for v in np.nonzero(infinite))
                 raise MemoxrInputError(
                     f"key {key!r}: expected finite influence values (or NaN for missing), "
-                    f"received {matrix[i, j]} at row {i}, column {j}"
+                    f"received {target[i, j]} at row {i}, column {j}"
                 )
-            block[c, : shape[0], : shape[1]] = matrix
     return block
+
+
+def _read_stored_member(fp, archive: zipfile.ZipFile, key: str, shape: tuple[int, int], out: np.ndarray) -> bool:
+    """Read the stored ``.npy`` member ``key`` into ``out``; False if it is not a plain stored array.
+
+    Skips zipfile's buffered reads and CRC pass and numpy's intermediate copy:
+    a converted store records the source's sha256, which covers the bytes.
+    """
+    try:
+        info = archive.getinfo(f"{key}.npy")
+    except KeyError:
+        return False
+    if info.compress_type != zipfile.ZIP_STORED:
+        return False
+    fp.seek(info.header_offset)
+    local = fp.read(30)
+    if len(local) != 30 or local[:4] != b"PK\x03\x04":
+        return False
+    name_length, extra_length = int.from_bytes(local[26:28], "little"), int.from_bytes(local[28:30], "little")
+    data_start = info.header_offset + 30 + name_length + extra_length
+    fp.seek(data_start)
+    try:
+        version = np.lib.format.read_magic(fp)
+        read_header = _HEADER_READERS.get(version)
+        if read_header is None:
+            return False
+        stored_shape, fortran, dtype = read_header(fp)
+    except ValueError:
+        return False
+    dtype = np.dtype(dtype)
+    if dtype.kind != "f" or dtype.hasobject:
+        return False
+    if tuple(stored_shape) != shape:
+        raise MemoxrInputError(f"key {key!r}: expected shape {shape}, received {tuple(stored_shape)}")
+    expected = int(np.prod(shape)) * dtype.itemsize
+    available = info.file_size - (fp.tell() - data_start)  # the member's bytes after its .npy header
+    if available < expected:
+        raise MemoxrInputError(
+            f"key {key!r}: member is truncated: expected {expected} bytes of data, received {max(available, 0)}"
+        )
+    direct = dtype == np.float32 and dtype.isnative and not fortran and out.flags.c_contiguous
+    buffer = out if direct else np.empty(shape[::-1] if fortran else shape, dtype=dtype)
+    received = fp.readinto(memoryview(buffer).cast("B")) if expected else 0
+    if received != expected:
+        raise MemoxrInputError(
+            f"key {key!r}: member is truncated: expected {expected} bytes of data, received {received}"
+        )
+    if not direct:
+        out[...] = buffer.T if fortran else buffer
+    return True
 
 
 def inspect_fz_npz(
