@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import xarray as xr
 from zarr.codecs import BloscCodec
@@ -10,7 +11,7 @@ from zarr.codecs import BloscCodec
 from memoxr._chunks import DEFAULT_CHUNK_MB, BlockChunks, plan_shards
 from memoxr.storage import StorageOptions, check_writable, is_url, write_dataset
 
-from .fz_npz import DEFAULT_SAMPLE_ORDER, FZLayout, inspect_fz_npz, read_npz_headers
+from .fz_npz import DEFAULT_SAMPLE_ORDER, FZLayout, file_sha256, inspect_fz_npz, read_npz_headers
 
 __all__ = [
     "DEFAULT_SAMPLE_ORDER",
@@ -114,8 +115,12 @@ def convert_npz(
     check_writable(output, overwrite=overwrite, storage_options=storage_options)
     ds = open_fz_npz(
         source, allow_pickle=allow_pickle, chunk_mb=chunk_mb, chunks=chunks, sample_order=sample_order,
-        storage_options=storage_options, checksum=True,
+        storage_options=storage_options, checksum=False,
     )
+    # The source's sha256 runs on its own thread while the store is written (hashlib releases
+    # the GIL), and is recorded before the completion marker.
+    hashing = ThreadPoolExecutor(max_workers=1)
+    checksum = hashing.submit(file_sha256, source, storage_options=storage_options)
     if shard_mb is None and is_url(output):
         shard_mb = REMOTE_SHARD_MB
     inner = BlockChunks(*ds["influence"].data.chunksize)
@@ -125,6 +130,11 @@ def convert_npz(
     encoding = influence_encoding(ds, shards=shards)
     if shards is not None:
         encoding["influence"]["chunks"] = (inner.cls, inner.train, inner.test)
-    return write_dataset(
-        ds, output, overwrite=overwrite, encoding=encoding, storage_options=storage_options, show_progress=show_progress
-    )
+    try:
+        return write_dataset(
+            ds, output, overwrite=overwrite, encoding=encoding, storage_options=storage_options,
+            show_progress=show_progress, final_attrs=lambda: {"source_sha256": checksum.result()},
+        )
+    finally:
+        checksum.cancel()
+        hashing.shutdown(wait=True)

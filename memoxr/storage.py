@@ -17,7 +17,7 @@ import shutil
 import tempfile
 import uuid
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -187,11 +187,14 @@ def write_dataset(
     encoding: Mapping[str, Mapping[str, Any]] | None = None,
     storage_options: StorageOptions = None,
     show_progress: bool = False,
+    final_attrs: Callable[[], Mapping[str, Any]] | None = None,
 ) -> str:
     """Write ``ds`` as a Zarr v3 store, complete or absent, with consolidated metadata.
 
     Dask-backed variables are computed chunk by chunk while writing (on the
     active scheduler: threads by default, a ``distributed`` client if one is set).
+    ``final_attrs`` is called once the data are written; its attributes are
+    stored before the completion marker (e.g. a checksum computed meanwhile).
     """
     so = dict(storage_options or {}) or None
     with store_output(path, overwrite=overwrite, storage_options=so) as target:
@@ -202,6 +205,8 @@ def write_dataset(
             )
             compute(delayed, show_progress=show_progress)
             group = zarr.open_group(target, mode="r+", storage_options=so if is_url(target) else None)
+            if final_attrs is not None:
+                group.attrs.update(dict(final_attrs()))
             group.attrs[COMPLETE_ATTR] = True
             zarr.consolidate_metadata(group.store)
     return str(path)
