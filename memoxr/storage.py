@@ -202,6 +202,8 @@ def write_dataset(
             delayed = ds.to_zarr(
                 target, mode="w-", zarr_format=3, consolidated=False, encoding=dict(encoding or {}),
                 compute=False, storage_options=so if is_url(target) else None,
+                # Write every chunk: zarr's test for all-fill-value chunks (NaN-aware) cost 12% of a conversion.
+                write_empty_chunks=True,
             )
             compute(delayed, show_progress=show_progress)
             group = zarr.open_group(target, mode="r+", storage_options=so if is_url(target) else None)
