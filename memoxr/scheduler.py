@@ -30,6 +30,20 @@ def current_client() -> Any | None:
         return None
 
 
+def _local_scheduler(name: str) -> Any:
+    if name == "threads":
+        import dask.threaded
+
+        return dask.threaded.get
+    if name == "processes":
+        import dask.multiprocessing
+
+        return dask.multiprocessing.get
+    import dask.local
+
+    return dask.local.get_sync
+
+
 @contextlib.contextmanager
 def use_scheduler(address: str | None = None, *, timeout: str = "10s") -> Iterator[Any | None]:
     """Run the block's dask work on ``address``.
@@ -42,7 +56,8 @@ def use_scheduler(address: str | None = None, *, timeout: str = "10s") -> Iterat
     """
     address = address or os.environ.get(SCHEDULER_ENV) or "threads"
     if address in LOCAL_SCHEDULERS:
-        with dask.config.set(scheduler=address):
+        # dask imports distributed (0.1-0.2 s) to resolve a scheduler *name*; its function skips that.
+        with dask.config.set(scheduler=_local_scheduler(address)):
             yield None
         return
     from distributed import Client

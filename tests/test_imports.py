@@ -51,3 +51,13 @@ def test_every_lazy_name_resolves():
 def test_python_dash_m_memoxr_is_the_cli():
     done = subprocess.run([sys.executable, "-m", "memoxr", "--help"], capture_output=True, text=True)
     assert done.returncode == 0 and "Usage: memoxr" in done.stdout and "estimate" in done.stdout
+
+
+def test_calculate_loads_no_cluster_plot_or_s3_library():
+    code = (
+        "import memoxr\nfrom memoxr.cli import main\n"
+        f"try:\n    main(['calculate', '--input', {memoxr.sample_path()!r}, '-q'])\nexcept SystemExit:\n    pass"
+    )
+    loaded = _modules_after(code)
+    assert "memoxr.workflows" in loaded
+    assert not [name for name in HEAVY if name in loaded]
