@@ -6,13 +6,17 @@ the influence matrices are loaded one class block at a time, inside dask tasks.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import math
 import os
 import re
 import zipfile
-from collections.abc import Sequence
+import zlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import dask
 import dask.array as da
@@ -46,34 +50,146 @@ class ArrayHeader:
     key: str
     shape: tuple[int, ...]
     dtype: np.dtype
+    fortran_order: bool = False
+
+    @property
+    def nbytes(self) -> int:
+        return math.prod(self.shape) * self.dtype.itemsize
+
+
+class _Counted:
+    """Counts the bytes read through it (a zip member need not support ``tell``)."""
+
+    def __init__(self, fp: Any) -> None:
+        self.fp, self.count = fp, 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.fp.read(size)
+        self.count += len(data)
+        return data
+
+
+def read_npy_header(fp: Any, *, source: str, key: str | None, stored: int | None) -> ArrayHeader:
+    """Header of one ``.npy`` stream at ``fp``, checked against the ``stored`` bytes it really holds.
+
+    A header claiming more data than the member (or file) holds is refused here,
+    before anything is allocated: a huge claimed shape or a truncated body.
+    """
+    where = f"input {source!r}" + (f": key {key!r}" if key is not None else "")
+    counted = _Counted(fp)
+    try:
+        version = np.lib.format.read_magic(counted)
+        read = _HEADER_READERS.get(version)
+        if read is None:
+            raise ValueError(f"unsupported .npy format version {version}")
+        shape, fortran_order, dtype = read(counted)
+        offset = counted.count
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        raise MemoxrInputError(f"{where}: not a valid .npy array: {exc}") from exc
+    header = ArrayHeader(key or "", tuple(shape), np.dtype(dtype), bool(fortran_order))
+    if stored is not None and not header.dtype.hasobject:  # pickled bodies have no fixed size
+        need = header.nbytes
+        have = stored - offset
+        if need > have:
+            raise MemoxrInputError(
+                f"{where}: header says shape {header.shape} of {header.dtype}, "
+                f"expected {need} bytes of data, received {max(have, 0)} (truncated or corrupt file)"
+            )
+    return header
+
+
+def _npz_members(archive: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
+    return {info.filename[: -len(".npy")]: info for info in archive.infolist() if info.filename.endswith(".npy")}
 
 
 def read_npz_headers(path: str | os.PathLike[str], *, storage_options: StorageOptions = None) -> dict[str, ArrayHeader]:
-    """Shape and dtype of every array in an npz archive (local or URL), without loading data."""
+    """Shape and dtype of every array in an npz archive (local or URL), without loading data.
+
+    Each header is checked against its member's stored size (see :func:`read_npy_header`).
+    """
     source = str(path)
     if not file_exists(source, storage_options=storage_options):
         raise MemoxrInputError(f"input {source!r} does not exist or is not a file")
-    headers: dict[str, ArrayHeader] = {}
     with open_file(source, storage_options=storage_options) as raw:
-        if not zipfile.is_zipfile(raw):
-            raise MemoxrInputError(f"input {source!r} is not an npz archive (expected a zip of .npy arrays)")
-        raw.seek(0)
+        return read_npz_headers_from(raw, source=source)
+
+
+def read_npz_headers_from(raw: Any, *, source: str) -> dict[str, ArrayHeader]:
+    """:func:`read_npz_headers` on an open binary file."""
+    headers: dict[str, ArrayHeader] = {}
+    if not zipfile.is_zipfile(raw):
+        raise MemoxrInputError(f"input {source!r} is not an npz archive (expected a zip of .npy arrays)")
+    raw.seek(0)
+    try:
         with zipfile.ZipFile(raw) as archive:
-            for name in archive.namelist():
-                if not name.endswith(".npy"):
-                    continue
-                key = name[: -len(".npy")]
-                with archive.open(name) as fp:
-                    try:
-                        version = np.lib.format.read_magic(fp)
-                        read = _HEADER_READERS.get(version)
-                        if read is None:
-                            raise ValueError(f"unsupported .npy format version {version}")
-                        shape, _, dtype = read(fp)
-                    except ValueError as exc:
-                        raise MemoxrInputError(f"input {source!r}: key {key!r} is not a valid .npy array: {exc}") from exc
-                headers[key] = ArrayHeader(key, tuple(shape), np.dtype(dtype))
+            for key, info in _npz_members(archive).items():
+                with archive.open(info) as fp:
+                    headers[key] = read_npy_header(fp, source=source, key=key, stored=info.file_size)
+    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+        raise MemoxrInputError(f"input {source!r} is not a readable npz archive: {exc}") from exc
     return headers
+
+
+def read_npy_body(fp: Any, header: ArrayHeader, *, source: str) -> np.ndarray:
+    """The data after a checked, non-object header: exactly ``header.nbytes`` bytes, or an error."""
+    try:
+        data = fp.read(header.nbytes)
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        raise MemoxrInputError(f"input {source!r}: key {header.key!r} could not be read: {exc}") from exc
+    if len(data) != header.nbytes:
+        raise MemoxrInputError(
+            f"input {source!r}: key {header.key!r}: expected {header.nbytes} bytes of data, received "
+            f"{len(data)} (truncated file)"
+        )
+    array = np.frombuffer(bytearray(data), dtype=header.dtype)
+    return array.reshape(header.shape, order="F" if header.fortran_order else "C")
+
+
+class CheckedNpz:
+    """An npz opened for reading whose arrays were checked by header first.
+
+    ``npz[key]`` reads the very member whose header was checked, and turns a
+    damaged member into an error naming the file and the key.
+    """
+
+    def __init__(self, raw: Any, *, source: str, allow_pickle: bool = False) -> None:
+        self.source = source
+        self.headers = read_npz_headers_from(raw, source=source)
+        raw.seek(0)
+        self._npz = np.load(raw, allow_pickle=allow_pickle)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.headers
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        if key not in self.headers:
+            raise MemoxrInputError(f"input {self.source!r}: key {key!r} missing; received keys {sorted(self.headers)[:10]}")
+        try:
+            array = self._npz[key]
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+            raise MemoxrInputError(f"input {self.source!r}: key {key!r} could not be read: {exc}") from exc
+        header = self.headers[key]
+        if array.shape != header.shape:  # e.g. a member replaced between the header read and this one
+            raise MemoxrInputError(
+                f"input {self.source!r}: key {key!r}: expected shape {header.shape} (its header), received {array.shape}"
+            )
+        return array
+
+    def __enter__(self) -> CheckedNpz:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._npz.close()
+
+
+@contextlib.contextmanager
+def open_npz(
+    path: str | os.PathLike[str], *, allow_pickle: bool = False, storage_options: StorageOptions = None
+) -> Iterator[CheckedNpz]:
+    """Open an npz (local or URL) whose members are header-checked before any is read."""
+    source = str(path)
+    with open_file(source, storage_options=storage_options) as raw, CheckedNpz(raw, source=source, allow_pickle=allow_pickle) as npz:
+        yield npz
 
 
 def load_npz_arrays(
@@ -89,14 +205,16 @@ def load_npz_arrays(
     Errors read ``{what} '{path}': key '{key}': expected {expected}, received dtype object ...``.
     """
     source = str(path)
-    headers = read_npz_headers(source, storage_options=storage_options)
-    for key in keys:
-        if key in headers and headers[key].dtype.kind == "O":
-            raise MemoxrInputError(
-                f"{what} {source!r}: key {key!r}: expected {expected}, received dtype object "
-                "(pickled Python objects), which memoxr does not load"
-            )
-    with open_file(source, storage_options=storage_options) as fp, np.load(fp, allow_pickle=False) as npz:
+    if not file_exists(source, storage_options=storage_options):
+        raise MemoxrInputError(f"input {source!r} does not exist or is not a file")
+    with open_npz(source, storage_options=storage_options) as npz:
+        headers = npz.headers
+        for key in keys:
+            if key in headers and headers[key].dtype.kind == "O":
+                raise MemoxrInputError(
+                    f"{what} {source!r}: key {key!r}: expected {expected}, received dtype object "
+                    "(pickled Python objects), which memoxr does not load"
+                )
         arrays: dict[str, np.ndarray | None] = {key: npz[key] for key in keys if key in headers}
     arrays.update({key: None for key in headers if key not in keys})
     return arrays, headers
@@ -247,7 +365,7 @@ def _load_class_block(
 ) -> np.ndarray:
     """Load the influence matrices of ``classes`` into one NaN-padded float32 block."""
     block = np.full((len(classes), n_tr, n_tt), np.nan, dtype=np.float32)
-    with open_file(path, storage_options=storage_options) as fp, np.load(fp, allow_pickle=allow_pickle) as npz:
+    with open_npz(path, allow_pickle=allow_pickle, storage_options=storage_options) as npz:
         for c, (k, shape) in enumerate(zip(classes, shapes, strict=True)):
             key = f"infl_matrix_class{k}"
             matrix = _as_numeric(key, npz[key])
@@ -332,7 +450,7 @@ def inspect_fz_npz(
                 f"received {headers[key].shape}"
             )
 
-    with open_file(source, storage_options=storage_options) as fp, np.load(fp, allow_pickle=allow_pickle) as npz:
+    with open_npz(source, allow_pickle=allow_pickle, storage_options=storage_options) as npz:
         tr_mem = _as_numeric("tr_mem", npz["tr_mem"]).astype(np.float64)
         tr_labels = _as_indices("tr_labels", npz["tr_labels"], size=np.iinfo(np.int64).max, what="class labels")
         tt_labels = _as_indices("tt_labels", npz["tt_labels"], size=np.iinfo(np.int64).max, what="class labels")
