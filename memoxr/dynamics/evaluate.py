@@ -20,6 +20,7 @@ from scipy.stats import rankdata
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
 from ..errors import MemoxrInputError
+from ..progress import compute
 from ..schema import TRAIN_ID
 from .align import align_samples
 from .proxies import compute_proxies
@@ -103,7 +104,7 @@ def _scores(ds: xr.Dataset, proxies: Sequence[str] | None) -> xr.Dataset:
         missing = [p for p in proxies if p not in ds]
         if missing:
             raise MemoxrInputError(f"proxies {missing} not in the scores; expected among {sorted(map(str, ds.data_vars))}")
-    return ds.compute()
+    return compute(ds)[0]  # the gateway names a damaged chunk instead of a codec traceback
 
 
 def _oriented(ds: xr.Dataset, proxies: Sequence[str] | None) -> dict[str, xr.DataArray]:
@@ -131,7 +132,7 @@ def _validate_mask(mask: str | xr.DataArray, ds: xr.Dataset) -> tuple[str, xr.Da
     if SAMPLE not in m.dims or any(d not in run_dims for d in m.dims if d != SAMPLE) or m.dtype.kind not in "biu":
         raise MemoxrInputError(f"mask {name!r}: {expected}; received dtype {m.dtype} with dims {tuple(map(str, m.dims))}")
     if m.dtype.kind != "b":
-        values = np.unique(np.asarray(m.values))
+        values = np.unique(np.asarray(compute(m)[0].values))
         if not np.isin(values, (0, 1)).all():
             raise MemoxrInputError(
                 f"mask {name!r}: {expected}; received dtype {m.dtype} with values {values[:5].tolist()}"
@@ -154,7 +155,7 @@ def _memorization(influence: xr.Dataset | xr.DataArray) -> tuple[xr.DataArray, s
     mem = mem.rename({dim: SAMPLE}) if dim != SAMPLE else mem
     if SAMPLE not in mem.coords:
         mem = mem.assign_coords({SAMPLE: np.arange(mem.sizes[SAMPLE])})
-    mem = mem.compute()  # one value per sample: read once here, not once per proxy
+    mem = compute(mem)[0]  # one value per sample: read once here, not once per proxy
     mem.attrs["sample_order"] = order
     return mem, order
 
