@@ -795,6 +795,9 @@ def estimate_command(
     is written in the FZ npz layout, anything else as a Zarr influence store;
     it appears only once complete.
     """
+    from ._chunks import validate_option_mb
+
+    chunk_mb = validate_option_mb("--chunk-mb", chunk_mb)
     path = write_estimate(trials, output, overwrite=overwrite, full=full, chunk_mb=chunk_mb,
                           sample_order=sample_order, show_progress=not quiet, storage_options=storage_options)
     click.echo(f"wrote {path}")

@@ -45,8 +45,10 @@ def ingest_command(
     required, {variable} names the variable. Every file is checked before
     anything is written; OUTPUT.zarr appears only once complete.
     """
+    from .._chunks import validate_option_mb
     from .store import ingest
 
+    chunk_mb = validate_option_mb("--chunk-mb", chunk_mb)
     variables: str | dict[str, str]
     if var_patterns:
         if len(paths) != 1:
