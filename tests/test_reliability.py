@@ -13,6 +13,11 @@ import hashlib
 import io
 import os
 import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -381,3 +386,170 @@ def test_malformed_input_is_one_clear_error(world, case):
     assert snapshot(world.out) == before_out
     assert snapshot(world.inp) == before_in
     assert not world.marker.exists(), "a pickled payload was unpickled"
+
+
+# ------------------------------------------------------------------------------------------------
+# Kill tests: SIGKILL at moments chosen from measured progress, then rerun
+
+
+def chunk_files(folder: Path, pattern: str) -> int:
+    """Chunk objects written so far under folders matching ``pattern`` (e.g. a partial store)."""
+    return sum(1 for d in folder.glob(pattern) for p in d.rglob("c/**/*") if p.is_file())
+
+
+def run_until(args: list[str], progress, at: int) -> int:
+    """Start ``args``, SIGKILL it once ``progress()`` reaches ``at``; return the progress seen then.
+
+    Fails if the process ends first (the moment was not reached).
+    """
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        while (seen := progress()) < at:
+            if proc.poll() is not None:
+                pytest.fail(f"{args[3:5]} ended (status {proc.returncode}) before progress {at}; saw {seen}: "
+                            f"{proc.stderr.read().decode()[-500:]}")
+            time.sleep(0.002)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait()
+        proc.stderr.close()
+    assert proc.returncode == -signal.SIGKILL
+    return seen
+
+
+def memoxr_cli(*args) -> list[str]:
+    return [sys.executable, "-c", "from memoxr.cli import main; main()", *map(str, args)]
+
+
+def assert_absent_or_refused(target: Path) -> None:
+    if target.exists():  # only an unfinished store may remain, and it must not open
+        with pytest.raises(memoxr.errors.MemoxrInputError):
+            memoxr.open_influence(target)
+
+
+def moments(total: int) -> list[int]:
+    """Kill points spread over the run: first chunk, half, nearly all (each launch costs ~3 s of imports)."""
+    return sorted({1, max(2, total // 2), max(3, total - 2)})
+
+
+@pytest.fixture(scope="module")
+def big_fz_npz(tmp_path_factory) -> Path:
+    """12 MB of influence in ragged classes: a chunk per class at --chunk-mb 1."""
+    folder = tmp_path_factory.mktemp("kill-convert")
+    train = [512, 300, 480, 512, 200, 512] * 2
+    test = [512, 512, 400, 256, 512, 300] * 2
+    path = folder / "big.npz"
+    np.savez(path, **make_fz_arrays(train, test, seed=3))
+    return path
+
+
+def test_kill_convert_at_several_moments(tmp_path, big_fz_npz):
+    reference = tmp_path / "reference.zarr"
+    result = CliRunner().invoke(main, ["convert", str(big_fz_npz), str(reference), "--chunk-mb", "1", "-q"])
+    assert result.exit_code == 0, result.output
+    total = chunk_files(tmp_path, "reference.zarr")
+    assert total >= 10  # enough chunks to spread the kills
+    target = tmp_path / "out.zarr"
+    source = snapshot(big_fz_npz.parent)
+    for at in moments(total):
+        seen = run_until(memoxr_cli("convert", big_fz_npz, target, "--chunk-mb", 1, "-q"),
+                         lambda: chunk_files(tmp_path, ".out.zarr.partial*"), at)
+        assert seen < total + 1
+        assert_absent_or_refused(target)
+    done = subprocess.run(memoxr_cli("convert", big_fz_npz, target, "--chunk-mb", 1, "-q"), capture_output=True)
+    assert done.returncode == 0, done.stderr.decode()
+    # A conversion is deterministic: the rerun's store equals the reference byte for byte.
+    assert snapshot(target) == snapshot(reference)
+    assert snapshot(big_fz_npz.parent) == source
+
+
+@pytest.fixture(scope="module")
+def big_trials(tmp_path_factory) -> Path:
+    """Trial records whose influence store is a chunk per class (12) at --chunk-mb 1."""
+    rng = np.random.default_rng(8)
+    n_class, per_train, per_test, n_trials = 12, 512, 512, 16
+    tr = np.repeat(np.arange(n_class), per_train)
+    tt = np.repeat(np.arange(n_class), per_test)
+    tr, tt = tr[: len(tr) - 700], tt[: len(tt) - 300]  # ragged: the last classes are smaller
+    trials = {
+        "mask": rng.random((n_trials, tr.size)) < 0.7,
+        "train_correct": rng.random((n_trials, tr.size)) < 0.8,
+        "test_correct": rng.random((n_trials, tt.size)) < 0.6,
+        "tr_labels": rng.permutation(tr),
+        "tt_labels": rng.permutation(tt),
+    }
+    trials["mask"][0], trials["mask"][1] = True, False
+    return write_trials(trials, tmp_path_factory.mktemp("kill-estimate") / "trials.npz")
+
+
+def test_kill_estimate_at_several_moments(tmp_path, big_trials):
+    reference = tmp_path / "reference.zarr"
+    result = CliRunner().invoke(main, ["estimate", str(big_trials), str(reference), "--chunk-mb", "1", "-q"])
+    assert result.exit_code == 0, result.output
+    total = chunk_files(tmp_path, "reference.zarr")
+    assert total >= 10
+    target = tmp_path / "out.zarr"
+    for at in moments(total):
+        run_until(memoxr_cli("estimate", big_trials, target, "--chunk-mb", 1, "-q"),
+                  lambda: chunk_files(tmp_path, ".out.zarr.partial*"), at)
+        assert_absent_or_refused(target)
+    done = subprocess.run(memoxr_cli("estimate", big_trials, target, "--chunk-mb", 1, "-q"), capture_output=True)
+    assert done.returncode == 0, done.stderr.decode()
+    assert snapshot(target) == snapshot(reference)
+
+
+WRITER_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    import numpy as np
+    from memoxr.dynamics import DynamicsWriter
+
+    path, n, epochs = sys.argv[1], 200_000, 12
+    truth = {"is_mislabeled": np.arange(n) % 7 == 0}
+    w = DynamicsWriter(path, samples=n, epochs=epochs, variables={"loss": "float32", "correct": "bool"},
+                       runs={"seed": [0, 1]}, truth=truth, sample_order="test")
+    pending = {seed: set(w.pending_epochs(run={"seed": seed})) for seed in (0, 1)}
+    for epoch in range(epochs):
+        for seed in (0, 1):
+            if epoch in pending[seed]:
+                rng = np.random.default_rng(1000 * seed + epoch)  # the same values whenever rerun
+                loss = rng.random(n, dtype=np.float32)
+                w.write_epoch(epoch, run={"seed": seed}, loss=loss, correct=loss < 0.5)
+    """
+)
+
+
+def epochs_flagged(store: Path) -> int:
+    """Epoch flags set so far in a DynamicsWriter store (0 before it exists or while unreadable)."""
+    import zarr
+
+    if not (store / "zarr.json").exists():
+        return 0
+    try:
+        return int(np.asarray(zarr.open_array(store / "epoch_complete", mode="r")[...]).sum())
+    except Exception:  # a flag chunk caught mid-write: count it next time
+        return 0
+
+
+def test_kill_dynamics_writer_at_several_moments(tmp_path):
+    script = tmp_path / "train.py"
+    script.write_text(WRITER_SCRIPT)
+    reference, target = tmp_path / "reference.zarr", tmp_path / "out.zarr"
+    done = subprocess.run([sys.executable, script, reference], capture_output=True)
+    assert done.returncode == 0, done.stderr.decode()
+    expected = memoxr.dynamics.open_dynamics(reference).load()
+    assert expected.sizes["epoch"] == 12
+    for at in (1, 11, 21):  # of 24 epoch flags (12 epochs x 2 seeds)
+        seen = run_until([sys.executable, str(script), str(target)], lambda: epochs_flagged(target), at)
+        # Only epochs flagged for every run are visible, and they hold exactly the values written.
+        ds = memoxr.dynamics.open_dynamics(target).load()
+        assert ds.sizes["epoch"] >= seen // 2
+        xr.testing.assert_identical(ds, expected.isel(epoch=slice(0, ds.sizes["epoch"])))
+    done = subprocess.run([sys.executable, script, target], capture_output=True)
+    assert done.returncode == 0, done.stderr.decode()
+    xr.testing.assert_identical(memoxr.dynamics.open_dynamics(target).load(), expected)
+    # Each epoch's chunks are written whole with the same values, so the files match too, except
+    # Zarr's own temporary files ("<chunk>.<uuid>.partial", empty) that a kill mid-write leaves
+    # inside the store: never read, but not removed by the resumed run either.
+    leftovers = {k for k in snapshot(target) if k.endswith(".partial")}
+    assert {k: v for k, v in snapshot(target).items() if k not in leftovers} == snapshot(reference)
