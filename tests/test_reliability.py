@@ -553,3 +553,45 @@ def test_kill_dynamics_writer_at_several_moments(tmp_path):
     # inside the store: never read, but not removed by the resumed run either.
     leftovers = {k for k in snapshot(target) if k.endswith(".partial")}
     assert {k: v for k, v in snapshot(target).items() if k not in leftovers} == snapshot(reference)
+
+
+# ------------------------------------------------------------------------------------------------
+# The checks refuse only bad data
+
+
+def test_ingest_reads_the_member_it_checked(tmp_path):
+    rng = np.random.default_rng(0)
+    a = [rng.random(9) for _ in range(3)]
+    b = [rng.random(9).astype(np.float32) for _ in range(3)]
+    for e in range(3):
+        write_members(tmp_path / f"two_{e}.npz", {"a": npy(a[e]), "b": npy(b[e])})
+        # One array plus a non-array member: the array is read, whatever the member order.
+        with zipfile.ZipFile(tmp_path / f"one_{e}.npz", "w") as archive:
+            archive.writestr("README.txt", "not an array")
+            archive.writestr("loss.npy", npy(b[e]))
+    two = ingest(str(tmp_path / "two_{epoch}.npz"), tmp_path / "two.zarr", npz_key="b")
+    one = ingest(str(tmp_path / "one_{epoch}.npz"), tmp_path / "one.zarr")
+    for store in (two, one):
+        ds = memoxr.dynamics.open_dynamics(store)
+        assert ds["loss"].dtype == np.float32
+        np.testing.assert_array_equal(ds["loss"].values, np.stack(b))
+
+
+def test_fortran_order_and_compressed_members_still_load(tmp_path):
+    fz = make_fz_arrays(RAGGED_TRAIN, RAGGED_TEST, seed=2)
+    fz["infl_matrix_class3"] = np.asfortranarray(fz["infl_matrix_class3"])
+    np.savez_compressed(tmp_path / "f.npz", **fz)
+    ds = memoxr.open_influence(convert_npz(tmp_path / "f.npz", tmp_path / "f.zarr", chunks=SMALL_CHUNKS))
+    c = list(ds["class"].values).index(3)
+    n_tr, n_tt = fz["infl_matrix_class3"].shape
+    np.testing.assert_array_equal(ds["influence"].values[c, :n_tr, :n_tt], fz["infl_matrix_class3"])
+
+
+def test_numeric_sample_ids_text_and_integer_mask(tmp_path, world):
+    (tmp_path / "ids.txt").write_text("\n".join(str(100 + i) for i in range(20)))
+    store = ingest(str(world.inp / "epochs" / "loss_epoch_{epoch}.npy"), tmp_path / "d.zarr",
+                   sample_ids=str(tmp_path / "ids.txt"), truth={"flag": (np.arange(20) % 4 == 0).astype(np.int8)})
+    ds = memoxr.dynamics.open_dynamics(store)
+    assert list(ds["sample"].values[:2]) == [100, 101]
+    table = memoxr.dynamics.evaluate(ds, mask="flag")  # 0/1 integers are a mask
+    assert set(table["metric"]) >= {"auroc"}
