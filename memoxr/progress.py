@@ -126,6 +126,25 @@ def _zarr_sources(arrays: list[Any]) -> list[Any]:
     return list(found.values())
 
 
+def _first_bad_chunk(zarray: Any) -> str | None:
+    """Read each chunk of a Zarr array until one fails; describe it."""
+    chunks = zarray.chunks
+    grid = [range(-(-n // c)) for n, c in zip(zarray.shape, chunks, strict=True)]
+    for coords in itertools.product(*grid):
+        region = tuple(slice(i * c, (i + 1) * c) for i, c in zip(coords, chunks, strict=True))
+        try:
+            zarray[region]
+        except Exception as err:
+            shards = zarray.shards or chunks
+            key = zarray.metadata.encode_chunk_key(tuple(i * c // s for i, c, s in zip(coords, chunks, shards, strict=True)))
+            return (
+                f"store {str(zarray.store_path)[: -len(zarray.path)].rstrip('/')!r}: variable "
+                f"{zarray.path!r}, chunk {coords} (object {key!r}) could not be decoded "
+                f"({type(err).__name__}: {err}); the store is damaged: write it again"
+            )
+    return None
+
+
 def describe_undecodable(arrays: list[Any], exc: BaseException) -> str | None:
     """Name the variable and chunk of a Zarr store that cannot be decoded, if ``exc`` came from one.
 
@@ -135,18 +154,23 @@ def describe_undecodable(arrays: list[Any], exc: BaseException) -> str | None:
     if not _raised_in_codec(exc.__traceback__):
         return None
     for zarray in _zarr_sources(arrays):
-        chunks = zarray.chunks
-        grid = [range(-(-n // c)) for n, c in zip(zarray.shape, chunks, strict=True)]
-        for coords in itertools.product(*grid):
-            region = tuple(slice(i * c, (i + 1) * c) for i, c in zip(coords, chunks, strict=True))
-            try:
-                zarray[region]
-            except Exception as err:
-                shards = zarray.shards or chunks
-                key = zarray.metadata.encode_chunk_key(tuple(i * c // s for i, c, s in zip(coords, chunks, shards, strict=True)))
-                return (
-                    f"store {str(zarray.store_path)[: -len(zarray.path)].rstrip('/')!r}: variable "
-                    f"{zarray.path!r}, chunk {coords} (object {key!r}) could not be decoded "
-                    f"({type(err).__name__}: {err}); the store is damaged: write it again"
-                )
+        if (found := _first_bad_chunk(zarray)) is not None:
+            return found
+    return None
+
+
+def describe_undecodable_store(path: Any, exc: BaseException, storage_options: dict | None = None) -> str | None:
+    """:func:`describe_undecodable` for every array of the Zarr store at ``path`` (for code that
+    computes outside :func:`compute`)."""
+    import zarr
+
+    if not _raised_in_codec(exc.__traceback__):
+        return None
+    try:
+        group = zarr.open_group(str(path), mode="r", storage_options=storage_options)
+    except Exception:  # not a store: the failure came from elsewhere
+        return None
+    for _, zarray in group.arrays():
+        if (found := _first_bad_chunk(zarray)) is not None:
+            return found
     return None

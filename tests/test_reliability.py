@@ -162,6 +162,8 @@ def world(tmp_path_factory) -> World:
     }
     write_trials(trials, inp / "trials.npz")
     write_trials(trials, inp / "trials.zarr")
+    shutil.copytree(inp / "trials.zarr", inp / "t_damaged.zarr")
+    corrupt_one_chunk(inp / "t_damaged.zarr", "mask")
     for name, arrays, raw in (
         ("t_no_mask", {**trials, "mask": None}, {}),
         ("t_mask_3", {**trials, "mask": trials["mask"].astype(np.int64) * 3}, {}),
@@ -304,6 +306,7 @@ CORPUS = [
     C("estimate-huge-header", "estimate {in}/t_huge.npz {out}/e.zarr -q", "mask", "bytes"),
     C("estimate-truncated", "estimate {in}/t_truncated.npz {out}/e.npz -q", "test_correct", "truncated"),
     C("estimate-foreign-store", "estimate {in}/foreign.zarr {out}/e.zarr -q", "foreign.zarr"),
+    C("estimate-damaged-store", "estimate {in}/t_damaged.zarr {out}/e.zarr -q", "'mask'", "chunk"),
     C("estimate-absent", "estimate {in}/absent.npz {out}/e.zarr -q", "absent.npz"),
     C("estimate-chunk-tiny", "estimate {in}/trials.npz {out}/e.zarr --chunk-mb 0.001 -q", "--chunk-mb", "between 1 and"),
     C("estimate-full-npz", "estimate {in}/trials.npz {out}/e.npz --full -q", "full"),
