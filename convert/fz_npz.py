@@ -132,54 +132,100 @@ def read_npz_headers_from(raw: Any, *, source: str) -> dict[str, ArrayHeader]:
 
 def read_npy_body(fp: Any, header: ArrayHeader, *, source: str) -> np.ndarray:
     """The data after a checked, non-object header: exactly ``header.nbytes`` bytes, or an error."""
+    buffer = np.empty(header.nbytes, dtype=np.uint8)
+    view, got = memoryview(buffer), 0
     try:
-        data = fp.read(header.nbytes)
+        while got < header.nbytes:
+            if hasattr(fp, "readinto"):  # straight into the array: no second copy of a large matrix
+                n = fp.readinto(view[got:])
+            else:
+                data = fp.read(header.nbytes - got)
+                n = len(data)
+                view[got : got + n] = data
+            if not n:
+                break
+            got += n
     except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
         raise MemoxrInputError(f"input {source!r}: key {header.key!r} could not be read: {exc}") from exc
-    if len(data) != header.nbytes:
+    if got != header.nbytes:
         raise MemoxrInputError(
             f"input {source!r}: key {header.key!r}: expected {header.nbytes} bytes of data, received "
-            f"{len(data)} (truncated file)"
+            f"{got} (truncated file)"
         )
-    array = np.frombuffer(bytearray(data), dtype=header.dtype)
+    array = buffer.view(header.dtype)
     return array.reshape(header.shape, order="F" if header.fortran_order else "C")
 
 
 class CheckedNpz:
-    """An npz opened for reading whose arrays were checked by header first.
+    """An npz opened for reading; each array's header is checked right before it is read.
 
-    ``npz[key]`` reads the very member whose header was checked, and turns a
-    damaged member into an error naming the file and the key.
+    ``npz[key]`` checks the member's header against its stored size, then reads
+    the values from that very member, and turns a damaged member into an error
+    naming the file and the key. Only the members asked for are touched.
     """
 
     def __init__(self, raw: Any, *, source: str, allow_pickle: bool = False) -> None:
-        self.source = source
-        self.headers = read_npz_headers_from(raw, source=source)
+        self.source, self.allow_pickle, self._raw = source, allow_pickle, raw
+        if not zipfile.is_zipfile(raw):
+            raise MemoxrInputError(f"input {source!r} is not an npz archive (expected a zip of .npy arrays)")
         raw.seek(0)
-        self._npz = np.load(raw, allow_pickle=allow_pickle)
+        try:
+            self._zip = zipfile.ZipFile(raw)
+        except (zipfile.BadZipFile, EOFError) as exc:
+            raise MemoxrInputError(f"input {source!r} is not a readable npz archive: {exc}") from exc
+        self._members = _npz_members(self._zip)
+        self._headers: dict[str, ArrayHeader] = {}
+
+    @property
+    def headers(self) -> dict[str, ArrayHeader]:
+        """Every array's checked header."""
+        return {key: self.header(key) for key in self._members}
+
+    def header(self, key: str) -> ArrayHeader:
+        if key not in self._headers:
+            info = self._member(key)
+            try:
+                with self._zip.open(info) as fp:
+                    self._headers[key] = read_npy_header(fp, source=self.source, key=key, stored=info.file_size)
+            except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+                raise MemoxrInputError(f"input {self.source!r}: key {key!r} could not be read: {exc}") from exc
+        return self._headers[key]
+
+    def _member(self, key: str) -> zipfile.ZipInfo:
+        if key not in self._members:
+            raise MemoxrInputError(
+                f"input {self.source!r}: key {key!r} missing; received keys {sorted(self._members)[:10]}"
+            )
+        return self._members[key]
 
     def __contains__(self, key: str) -> bool:
-        return key in self.headers
+        return key in self._members
 
     def __getitem__(self, key: str) -> np.ndarray:
-        if key not in self.headers:
-            raise MemoxrInputError(f"input {self.source!r}: key {key!r} missing; received keys {sorted(self.headers)[:10]}")
+        info = self._member(key)
         try:
-            array = self._npz[key]
+            with self._zip.open(info) as fp:
+                header = read_npy_header(fp, source=self.source, key=key, stored=info.file_size)
+                self._headers[key] = header
+                if not header.dtype.hasobject:
+                    return read_npy_body(fp, header, source=self.source)
+                if not self.allow_pickle:
+                    raise MemoxrInputError(
+                        f"input {self.source!r}: key {key!r}: expected a numeric array, received dtype object "
+                        "(pickled Python objects), which memoxr does not load"
+                    )
+            with self._zip.open(info) as fp:  # unpickled only when asked for (--allow-pickle)
+                return np.lib.format.read_array(fp, allow_pickle=True)
+        except MemoxrInputError:
+            raise
         except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
             raise MemoxrInputError(f"input {self.source!r}: key {key!r} could not be read: {exc}") from exc
-        header = self.headers[key]
-        if array.shape != header.shape:  # e.g. a member replaced between the header read and this one
-            raise MemoxrInputError(
-                f"input {self.source!r}: key {key!r}: expected shape {header.shape} (its header), received {array.shape}"
-            )
-        return array
 
     def __enter__(self) -> CheckedNpz:
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self._npz.close()
+        self._zip.close()
 
 
 @contextlib.contextmanager
