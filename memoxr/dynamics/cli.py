@@ -28,7 +28,7 @@ def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
 @click.option("--sample-ids", type=click.Path(), default=None, help="File (.npy/.npz/.txt) with each sample's identity.  [default: its position]")
 @click.option("--truth", multiple=True, metavar="NAME=FILE_OR_PATTERN", help="Ground truth over samples, e.g. is_mislabeled=masks/noise_{noise}.npy (repeatable).")
 @click.option("--chunk-mb", type=float, default=64.0, show_default=True, help="Target Zarr chunk size in MB (whole epochs per chunk).")
-@click.option("--npz-key", default=None, help="Array to read from each .npz file.  [default: its only array]")
+@click.option("--npz-key", default=None, help="Array to read from each .npz file of PATTERN / --var.  [default: the file's only array]")
 @overwrite_option
 @quiet_option
 @handle_errors

@@ -168,7 +168,7 @@ def load_array(
                     return np.loadtxt(f, delimiter="," if path.endswith(".csv") else None, ndmin=1)
             except (ValueError, UnicodeDecodeError) as exc:
                 raise MemoxrInputError(
-                    f"{argument}: file {path!r}: expected numbers, one per sample; received text that is not ({exc})"
+                    f"{argument}: file {path!r}: expected numbers, one per sample; received text that is not numeric ({exc})"
                 ) from exc
         raise MemoxrInputError(f"{argument}: file {path!r}; expected .npy, .npz, .txt or .csv")
     return np.asarray(source)
