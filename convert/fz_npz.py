@@ -6,13 +6,17 @@ the influence matrices are loaded one class block at a time, inside dask tasks.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import math
 import os
 import re
 import zipfile
-from collections.abc import Sequence
+import zlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import dask
 import dask.array as da
@@ -46,34 +50,240 @@ class ArrayHeader:
     key: str
     shape: tuple[int, ...]
     dtype: np.dtype
+    fortran_order: bool = False
+
+    @property
+    def nbytes(self) -> int:
+        return math.prod(self.shape) * self.dtype.itemsize
+
+
+class _Counted:
+    """Counts the bytes read through it (a zip member need not support ``tell``)."""
+
+    def __init__(self, fp: Any) -> None:
+        self.fp, self.count = fp, 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.fp.read(size)
+        self.count += len(data)
+        return data
+
+
+def read_npy_header(fp: Any, *, source: str, key: str | None, stored: int | None) -> ArrayHeader:
+    """Header of one ``.npy`` stream at ``fp``, checked against the ``stored`` bytes it really holds.
+
+    A header claiming more data than the member (or file) holds is refused here,
+    before anything is allocated: a huge claimed shape or a truncated body.
+    """
+    where = f"input {source!r}" + (f": key {key!r}" if key is not None else "")
+    counted = _Counted(fp)
+    try:
+        version = np.lib.format.read_magic(counted)
+        read = _HEADER_READERS.get(version)
+        if read is None:
+            raise ValueError(f"unsupported .npy format version {version}")
+        shape, fortran_order, dtype = read(counted)
+        offset = counted.count
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        raise MemoxrInputError(f"{where}: not a valid .npy array: {exc}") from exc
+    header = ArrayHeader(key or "", tuple(shape), np.dtype(dtype), bool(fortran_order))
+    if stored is not None and not header.dtype.hasobject:  # pickled bodies have no fixed size
+        need = header.nbytes
+        have = stored - offset
+        if need > have:
+            raise MemoxrInputError(
+                f"{where}: header says shape {header.shape} of {header.dtype}, "
+                f"expected {need} bytes of data, received {max(have, 0)} (truncated or corrupt file)"
+            )
+    return header
+
+
+def _npz_members(archive: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
+    return {info.filename[: -len(".npy")]: info for info in archive.infolist() if info.filename.endswith(".npy")}
 
 
 def read_npz_headers(path: str | os.PathLike[str], *, storage_options: StorageOptions = None) -> dict[str, ArrayHeader]:
-    """Shape and dtype of every array in an npz archive (local or URL), without loading data."""
+    """Shape and dtype of every array in an npz archive (local or URL), without loading data.
+
+    Each header is checked against its member's stored size (see :func:`read_npy_header`).
+    """
     source = str(path)
     if not file_exists(source, storage_options=storage_options):
         raise MemoxrInputError(f"input {source!r} does not exist or is not a file")
-    headers: dict[str, ArrayHeader] = {}
     with open_file(source, storage_options=storage_options) as raw:
+        return read_npz_headers_from(raw, source=source)
+
+
+def read_npz_headers_from(raw: Any, *, source: str) -> dict[str, ArrayHeader]:
+    """:func:`read_npz_headers` on an open binary file."""
+    headers: dict[str, ArrayHeader] = {}
+    if not zipfile.is_zipfile(raw):
+        raise MemoxrInputError(f"input {source!r} is not an npz archive (expected a zip of .npy arrays)")
+    raw.seek(0)
+    try:
+        with zipfile.ZipFile(raw) as archive:
+            for key, info in _npz_members(archive).items():
+                with archive.open(info) as fp:
+                    headers[key] = read_npy_header(fp, source=source, key=key, stored=info.file_size)
+    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+        raise MemoxrInputError(f"input {source!r} is not a readable npz archive: {exc}") from exc
+    return headers
+
+
+def read_npy_body(fp: Any, header: ArrayHeader, *, source: str) -> np.ndarray:
+    """The data after a checked, non-object header: exactly ``header.nbytes`` bytes, or an error."""
+    buffer = np.empty(header.nbytes, dtype=np.uint8)
+    view, got = memoryview(buffer), 0
+    try:
+        while got < header.nbytes:
+            if hasattr(fp, "readinto"):  # straight into the array: no second copy of a large matrix
+                n = fp.readinto(view[got:])
+            else:
+                data = fp.read(header.nbytes - got)
+                n = len(data)
+                view[got : got + n] = data
+            if not n:
+                break
+            got += n
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        raise MemoxrInputError(f"input {source!r}: key {header.key!r} could not be read: {exc}") from exc
+    if got != header.nbytes:
+        raise MemoxrInputError(
+            f"input {source!r}: key {header.key!r}: expected {header.nbytes} bytes of data, received "
+            f"{got} (truncated file)"
+        )
+    array = buffer.view(header.dtype)
+    return array.reshape(header.shape, order="F" if header.fortran_order else "C")
+
+
+class CheckedNpz:
+    """An npz opened for reading; each array's header is checked right before it is read.
+
+    ``npz[key]`` checks the member's header against its stored size, then reads
+    the values from that very member, and turns a damaged member into an error
+    naming the file and the key. Only the members asked for are touched.
+    """
+
+    def __init__(self, raw: Any, *, source: str, allow_pickle: bool = False) -> None:
+        self.source, self.allow_pickle, self._raw = source, allow_pickle, raw
         if not zipfile.is_zipfile(raw):
             raise MemoxrInputError(f"input {source!r} is not an npz archive (expected a zip of .npy arrays)")
         raw.seek(0)
-        with zipfile.ZipFile(raw) as archive:
-            for name in archive.namelist():
-                if not name.endswith(".npy"):
-                    continue
-                key = name[: -len(".npy")]
-                with archive.open(name) as fp:
-                    try:
-                        version = np.lib.format.read_magic(fp)
-                        read = _HEADER_READERS.get(version)
-                        if read is None:
-                            raise ValueError(f"unsupported .npy format version {version}")
-                        shape, _, dtype = read(fp)
-                    except ValueError as exc:
-                        raise MemoxrInputError(f"input {source!r}: key {key!r} is not a valid .npy array: {exc}") from exc
-                headers[key] = ArrayHeader(key, tuple(shape), np.dtype(dtype))
-    return headers
+        try:
+            self._zip = zipfile.ZipFile(raw)
+        except (zipfile.BadZipFile, EOFError) as exc:
+            raise MemoxrInputError(f"input {source!r} is not a readable npz archive: {exc}") from exc
+        self._members = _npz_members(self._zip)
+        self._headers: dict[str, ArrayHeader] = {}
+
+    @property
+    def headers(self) -> dict[str, ArrayHeader]:
+        """Every array's checked header."""
+        return {key: self.header(key) for key in self._members}
+
+    def header(self, key: str) -> ArrayHeader:
+        if key not in self._headers:
+            info = self._member(key)
+            try:
+                with self._zip.open(info) as fp:
+                    self._headers[key] = read_npy_header(fp, source=self.source, key=key, stored=info.file_size)
+            except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+                raise MemoxrInputError(f"input {self.source!r}: key {key!r} could not be read: {exc}") from exc
+        return self._headers[key]
+
+    def _member(self, key: str) -> zipfile.ZipInfo:
+        if key not in self._members:
+            raise MemoxrInputError(
+                f"input {self.source!r}: key {key!r} missing; received keys {sorted(self._members)[:10]}"
+            )
+        return self._members[key]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._members
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        info = self._member(key)
+        try:
+            with self._zip.open(info) as fp:
+                header = read_npy_header(fp, source=self.source, key=key, stored=info.file_size)
+                self._headers[key] = header
+                if not header.dtype.hasobject:
+                    return read_npy_body(fp, header, source=self.source)
+                if not self.allow_pickle:
+                    raise MemoxrInputError(
+                        f"input {self.source!r}: key {key!r}: expected a numeric array, received dtype object "
+                        "(pickled Python objects), which memoxr does not load"
+                    )
+            with self._zip.open(info) as fp:  # unpickled only when asked for (--allow-pickle)
+                return np.lib.format.read_array(fp, allow_pickle=True)
+        except MemoxrInputError:
+            raise
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+            raise MemoxrInputError(f"input {self.source!r}: key {key!r} could not be read: {exc}") from exc
+
+    def read_stored_into(self, key: str, shape: tuple[int, ...], out: np.ndarray) -> bool:
+        """Read the stored float member ``key`` straight into ``out``; False if it is anything else.
+
+        Skips zipfile's buffered reads and CRC pass and the intermediate copy of a
+        large matrix: a converted store records the source's sha256, which covers
+        the bytes. The member's recorded size bounds the read.
+        """
+        info = self._member(key)
+        fp = self._raw
+        if info.compress_type != zipfile.ZIP_STORED:
+            return False
+        fp.seek(info.header_offset)
+        local = fp.read(30)
+        if len(local) != 30 or local[:4] != b"PK\x03\x04":
+            return False
+        name_length, extra_length = int.from_bytes(local[26:28], "little"), int.from_bytes(local[28:30], "little")
+        data_start = info.header_offset + 30 + name_length + extra_length
+        fp.seek(data_start)
+        try:
+            version = np.lib.format.read_magic(fp)
+            read_header = _HEADER_READERS.get(version)
+            if read_header is None:
+                return False
+            stored_shape, fortran, dtype = read_header(fp)
+        except ValueError:
+            return False
+        dtype = np.dtype(dtype)
+        if dtype.kind != "f" or dtype.hasobject:
+            return False
+        if tuple(stored_shape) != shape:
+            raise MemoxrInputError(f"key {key!r}: expected shape {shape}, received {tuple(stored_shape)}")
+        expected = int(np.prod(shape)) * dtype.itemsize
+        available = info.file_size - (fp.tell() - data_start)  # the member's bytes after its .npy header
+        if available < expected:
+            raise MemoxrInputError(
+                f"key {key!r}: member is truncated: expected {expected} bytes of data, received {max(available, 0)}"
+            )
+        direct = dtype == np.float32 and dtype.isnative and not fortran and out.flags.c_contiguous
+        buffer = out if direct else np.empty(shape[::-1] if fortran else shape, dtype=dtype)
+        received = fp.readinto(memoryview(buffer).cast("B")) if expected else 0
+        if received != expected:
+            raise MemoxrInputError(
+                f"key {key!r}: member is truncated: expected {expected} bytes of data, received {received}"
+            )
+        if not direct:
+            out[...] = buffer.T if fortran else buffer
+        return True
+
+    def __enter__(self) -> CheckedNpz:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._zip.close()
+
+
+@contextlib.contextmanager
+def open_npz(
+    path: str | os.PathLike[str], *, allow_pickle: bool = False, storage_options: StorageOptions = None
+) -> Iterator[CheckedNpz]:
+    """Open an npz (local or URL) whose members are header-checked before any is read."""
+    source = str(path)
+    with open_file(source, storage_options=storage_options) as raw, CheckedNpz(raw, source=source, allow_pickle=allow_pickle) as npz:
+        yield npz
 
 
 def load_npz_arrays(
@@ -89,14 +299,16 @@ def load_npz_arrays(
     Errors read ``{what} '{path}': key '{key}': expected {expected}, received dtype object ...``.
     """
     source = str(path)
-    headers = read_npz_headers(source, storage_options=storage_options)
-    for key in keys:
-        if key in headers and headers[key].dtype.kind == "O":
-            raise MemoxrInputError(
-                f"{what} {source!r}: key {key!r}: expected {expected}, received dtype object "
-                "(pickled Python objects), which memoxr does not load"
-            )
-    with open_file(source, storage_options=storage_options) as fp, np.load(fp, allow_pickle=False) as npz:
+    if not file_exists(source, storage_options=storage_options):
+        raise MemoxrInputError(f"input {source!r} does not exist or is not a file")
+    with open_npz(source, storage_options=storage_options) as npz:
+        headers = npz.headers
+        for key in keys:
+            if key in headers and headers[key].dtype.kind == "O":
+                raise MemoxrInputError(
+                    f"{what} {source!r}: key {key!r}: expected {expected}, received dtype object "
+                    "(pickled Python objects), which memoxr does not load"
+                )
         arrays: dict[str, np.ndarray | None] = {key: npz[key] for key in keys if key in headers}
     arrays.update({key: None for key in headers if key not in keys})
     return arrays, headers
@@ -247,20 +459,17 @@ def _load_class_block(
 ) -> np.ndarray:
     """Load the influence matrices of ``classes`` into one NaN-padded float32 block.
 
-    Stored (uncompressed) numeric members, what ``np.savez`` writes, are read
-    straight into the block; deflated or pickled members go through ``np.load``.
+    Stored (uncompressed) float members, what ``np.savez`` writes, are read
+    straight into the block; other members go through the checked reader.
     """
     block = np.empty((len(classes), n_tr, n_tt), dtype=np.float32)
-    with open_file(path, storage_options=storage_options) as fp, zipfile.ZipFile(fp) as archive:
-        npz = None
+    with open_npz(path, allow_pickle=allow_pickle, storage_options=storage_options) as npz:
         for c, (k, shape) in enumerate(zip(classes, shapes, strict=True)):
             key = f"infl_matrix_class{k}"
             target = block[c, : shape[0], : shape[1]]
             block[c, shape[0] :, :] = np.nan
             block[c, : shape[0], shape[1] :] = np.nan
-            if not _read_stored_member(fp, archive, key, shape, target):
-                if npz is None:
-                    npz = np.load(fp, allow_pickle=allow_pickle)
+            if not npz.read_stored_into(key, shape, target):
                 matrix = _as_numeric(key, npz[key])
                 if matrix.shape != shape:
                     raise MemoxrInputError(f"key {key!r}: expected shape {shape}, received {matrix.shape}")
@@ -273,56 +482,6 @@ def _load_class_block(
                     f"received {target[i, j]} at row {i}, column {j}"
                 )
     return block
-
-
-def _read_stored_member(fp, archive: zipfile.ZipFile, key: str, shape: tuple[int, int], out: np.ndarray) -> bool:
-    """Read the stored ``.npy`` member ``key`` into ``out``; False if it is not a plain stored array.
-
-    Skips zipfile's buffered reads and CRC pass and numpy's intermediate copy:
-    a converted store records the source's sha256, which covers the bytes.
-    """
-    try:
-        info = archive.getinfo(f"{key}.npy")
-    except KeyError:
-        return False
-    if info.compress_type != zipfile.ZIP_STORED:
-        return False
-    fp.seek(info.header_offset)
-    local = fp.read(30)
-    if len(local) != 30 or local[:4] != b"PK\x03\x04":
-        return False
-    name_length, extra_length = int.from_bytes(local[26:28], "little"), int.from_bytes(local[28:30], "little")
-    data_start = info.header_offset + 30 + name_length + extra_length
-    fp.seek(data_start)
-    try:
-        version = np.lib.format.read_magic(fp)
-        read_header = _HEADER_READERS.get(version)
-        if read_header is None:
-            return False
-        stored_shape, fortran, dtype = read_header(fp)
-    except ValueError:
-        return False
-    dtype = np.dtype(dtype)
-    if dtype.kind != "f" or dtype.hasobject:
-        return False
-    if tuple(stored_shape) != shape:
-        raise MemoxrInputError(f"key {key!r}: expected shape {shape}, received {tuple(stored_shape)}")
-    expected = int(np.prod(shape)) * dtype.itemsize
-    available = info.file_size - (fp.tell() - data_start)  # the member's bytes after its .npy header
-    if available < expected:
-        raise MemoxrInputError(
-            f"key {key!r}: member is truncated: expected {expected} bytes of data, received {max(available, 0)}"
-        )
-    direct = dtype == np.float32 and dtype.isnative and not fortran and out.flags.c_contiguous
-    buffer = out if direct else np.empty(shape[::-1] if fortran else shape, dtype=dtype)
-    received = fp.readinto(memoryview(buffer).cast("B")) if expected else 0
-    if received != expected:
-        raise MemoxrInputError(
-            f"key {key!r}: member is truncated: expected {expected} bytes of data, received {received}"
-        )
-    if not direct:
-        out[...] = buffer.T if fortran else buffer
-    return True
 
 
 def inspect_fz_npz(
@@ -393,7 +552,7 @@ def inspect_fz_npz(
                 f"received {headers[key].shape}"
             )
 
-    with open_file(source, storage_options=storage_options) as fp, np.load(fp, allow_pickle=allow_pickle) as npz:
+    with open_npz(source, allow_pickle=allow_pickle, storage_options=storage_options) as npz:
         tr_mem = _as_numeric("tr_mem", npz["tr_mem"]).astype(np.float64)
         tr_labels = _as_indices("tr_labels", npz["tr_labels"], size=np.iinfo(np.int64).max, what="class labels")
         tt_labels = _as_indices("tt_labels", npz["tt_labels"], size=np.iinfo(np.int64).max, what="class labels")

@@ -67,11 +67,10 @@ from memoxr.storage import (
     check_writable,
     describe_access_error,
     is_url,
-    open_file,
     write_dataset,
 )
 
-from .fz_npz import load_npz_arrays, read_npz_headers
+from .fz_npz import load_npz_arrays, open_npz, read_npz_headers
 
 __all__ = [
     "AUX_FILE",
@@ -361,7 +360,7 @@ def _load_run(path: str, n_train: int, n_test: int, storage_options: StorageOpti
     so = storage_options if is_url(path) else None
     _validate_run_headers(path, n_train, n_test, so)
     try:
-        with open_file(path, storage_options=so) as fp, np.load(fp, allow_pickle=False) as npz:
+        with open_npz(path, storage_options=so) as npz:  # headers checked against stored sizes first
             arrays = {key: np.asarray(npz[key]) for key in RUN_KEYS}
     except (PermissionError, OSError) as exc:
         raise MemoxrInputError(describe_access_error(path, exc)) from exc

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 from dataclasses import dataclass
 
 from .errors import MemoxrInputError
@@ -16,6 +17,37 @@ def validate_mb(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (math.isfinite(value) and value > 0):
         raise MemoxrInputError(f"{name} must be a positive number of megabytes; received {value!r}")
     return float(value)
+
+
+#: Smallest size a command-line size option accepts: below it a small input
+#: already becomes thousands of chunk files (the library still takes any size).
+MIN_OPTION_MB = 1.0
+
+
+def memory_mb() -> float:
+    """This machine's physical memory in MB."""
+    try:
+        import psutil
+
+        return psutil.virtual_memory().total / 2**20
+    except ImportError:  # psutil comes with distributed; sysconf is the fallback
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**20
+
+
+def validate_option_mb(option: str, value: object) -> float:
+    """A size option of a command (``--chunk-mb``...), in [1 MB, a quarter of the memory].
+
+    A quarter because a chunk (or shard) is held several times over while it is
+    computed, compressed and written, once per thread.
+    """
+    value = validate_mb(option.lstrip("-").replace("-", "_"), value)
+    ceiling = math.floor(memory_mb() / 4)
+    if not MIN_OPTION_MB <= value <= ceiling:
+        raise MemoxrInputError(
+            f"{option}: expected between {MIN_OPTION_MB:g} and {ceiling} MB (at most a quarter of this "
+            f"machine's memory); received {value:g}"
+        )
+    return value
 
 
 @dataclass(frozen=True)

@@ -95,8 +95,11 @@ def convert_cmd(
     infl_matrix_class{k}, tr_classidx_{k}, tt_classidx_{k}. It is validated
     completely before anything is written; OUTPUT.zarr appears only once complete.
     """
+    from ._chunks import validate_option_mb
     from .convert import convert_npz
 
+    chunk_mb = validate_option_mb("--chunk-mb", chunk_mb)
+    shard_mb = None if shard_mb is None else validate_option_mb("--shard-mb", shard_mb)
     path = convert_npz(
         input_npz, output, overwrite=overwrite, allow_pickle=allow_pickle, chunk_mb=chunk_mb,
         sample_order=sample_order, shard_mb=shard_mb, storage_options=storage_options, show_progress=not quiet,

@@ -795,6 +795,19 @@ def estimate_command(
     is written in the FZ npz layout, anything else as a Zarr influence store;
     it appears only once complete.
     """
-    path = write_estimate(trials, output, overwrite=overwrite, full=full, chunk_mb=chunk_mb,
-                          sample_order=sample_order, show_progress=not quiet, storage_options=storage_options)
+    from ._chunks import validate_option_mb
+
+    chunk_mb = validate_option_mb("--chunk-mb", chunk_mb)
+    try:
+        path = write_estimate(trials, output, overwrite=overwrite, full=full, chunk_mb=chunk_mb,
+                              sample_order=sample_order, show_progress=not quiet, storage_options=storage_options)
+    except MemoxrInputError:
+        raise
+    except Exception as exc:  # a damaged trials store: name its chunk, not a codec traceback
+        from .progress import describe_undecodable_store
+
+        damaged = describe_undecodable_store(trials, exc, storage_options if is_url(trials) else None)
+        if damaged is None:
+            raise
+        raise MemoxrInputError(damaged) from exc
     click.echo(f"wrote {path}")

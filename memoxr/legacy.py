@@ -14,7 +14,7 @@ import xarray as xr
 
 from .errors import MemoxrInputError
 from .schema import CLASS, SCHEMA_VERSION, SCORES_SCHEMA, TRAIN, check_scores_dataset
-from .storage import StorageOptions, atomic_output, open_file
+from .storage import StorageOptions, atomic_output
 
 #: Seed key -> scores variable.
 SEED_KEYS = {
@@ -56,8 +56,10 @@ def read_seed_npz(
             f"influence file {source!r} is a seed-layout npz of pickled dicts; reading it unpickles: "
             "pass allow_pickle=True (--allow-pickle) if you trust this file"
         )
-    with open_file(source, storage_options=storage_options) as fp, np.load(fp, allow_pickle=True) as npz:
-        missing = [key for key in SEED_KEYS if key not in npz.files]
+    from .convert.fz_npz import open_npz  # headers checked against stored sizes before any load
+
+    with open_npz(source, allow_pickle=True, storage_options=storage_options) as npz:
+        missing = [key for key in SEED_KEYS if key not in npz]
         if missing:
             raise MemoxrInputError(f"influence file {source!r}: missing key(s) {missing}; expected {list(SEED_KEYS)}")
         per_key = {}

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import sys
 from collections.abc import Iterator
+from types import TracebackType
 from typing import Any
 
 import dask
 import xarray as xr
 from dask.diagnostics import ProgressBar
 
+from .errors import MemoxrInputError
 from .scheduler import current_client
 
 
@@ -56,6 +59,28 @@ def compute(*objs: Any, show_progress: bool = False) -> tuple[Any, ...]:
             arrays.extend(var.data for var in _dask_variables(obj))
         elif dask.is_dask_collection(obj):
             arrays.append(obj)
+    try:
+        values = _compute_arrays(arrays, show_progress)
+    except MemoxrInputError:
+        raise
+    except Exception as exc:
+        damaged = describe_undecodable(arrays, exc)
+        if damaged is None:
+            raise
+        raise MemoxrInputError(damaged) from exc
+    out: list[Any] = []
+    for obj in objs:
+        if isinstance(obj, xr.Dataset | xr.DataArray):
+            new = obj.copy(deep=False)
+            for var in _dask_variables(new):
+                var.data = next(values)
+            out.append(new)
+        else:
+            out.append(next(values) if dask.is_dask_collection(obj) else obj)
+    return tuple(out)
+
+
+def _compute_arrays(arrays: list[Any], show_progress: bool) -> Iterator[Any]:
     client = current_client()
     if client is not None:
         # On a cluster: distributed's own progress, on stderr like dask's bar.
@@ -67,13 +92,85 @@ def compute(*objs: Any, show_progress: bool = False) -> tuple[Any, ...]:
     else:
         with progress(show_progress):
             values = iter(dask.compute(*arrays))
-    out: list[Any] = []
-    for obj in objs:
-        if isinstance(obj, xr.Dataset | xr.DataArray):
-            new = obj.copy(deep=False)
-            for var in _dask_variables(new):
-                var.data = next(values)
-            out.append(new)
-        else:
-            out.append(next(values) if dask.is_dask_collection(obj) else obj)
-    return tuple(out)
+    return values
+
+
+def _raised_in_codec(tb: TracebackType | None) -> bool:
+    """Whether a traceback passes through Zarr's or numcodecs' decoding."""
+    while tb is not None:
+        name = tb.tb_frame.f_code.co_filename.replace("\\", "/")
+        if "numcodecs" in name or "/zarr/codecs/" in name or "codec_pipeline" in name:
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def _zarr_sources(arrays: list[Any]) -> list[Any]:
+    """The Zarr arrays behind dask arrays opened by xarray (found in their graphs)."""
+    from dask._task_spec import DataNode
+    from xarray.backends.zarr import ZarrArrayWrapper
+
+    found: dict[int, Any] = {}
+    for array in arrays:
+        if not dask.is_dask_collection(array):
+            continue
+        for value in dict(array.__dask_graph__()).values():
+            obj = value.value if isinstance(value, DataNode) else value
+            for _ in range(8):  # xarray nests a few lazy-indexing adapters around the wrapper
+                if isinstance(obj, ZarrArrayWrapper):
+                    found[id(obj)] = obj._array
+                    break
+                obj = getattr(obj, "array", None)
+                if obj is None:
+                    break
+    return list(found.values())
+
+
+def _first_bad_chunk(zarray: Any) -> str | None:
+    """Read each chunk of a Zarr array until one fails; describe it."""
+    chunks = zarray.chunks
+    grid = [range(-(-n // c)) for n, c in zip(zarray.shape, chunks, strict=True)]
+    for coords in itertools.product(*grid):
+        region = tuple(slice(i * c, (i + 1) * c) for i, c in zip(coords, chunks, strict=True))
+        try:
+            zarray[region]
+        except Exception as err:
+            shards = zarray.shards or chunks
+            key = zarray.metadata.encode_chunk_key(tuple(i * c // s for i, c, s in zip(coords, chunks, shards, strict=True)))
+            return (
+                f"store {str(zarray.store_path)[: -len(zarray.path)].rstrip('/')!r}: variable "
+                f"{zarray.path!r}, chunk {coords} (object {key!r}) could not be decoded "
+                f"({type(err).__name__}: {err}); the store is damaged: write it again"
+            )
+    return None
+
+
+def describe_undecodable(arrays: list[Any], exc: BaseException) -> str | None:
+    """Name the variable and chunk of a Zarr store that cannot be decoded, if ``exc`` came from one.
+
+    Only run after a failure, and only when the error came from a codec: each
+    chunk of the arrays involved is read again until the damaged one is found.
+    """
+    if not _raised_in_codec(exc.__traceback__):
+        return None
+    for zarray in _zarr_sources(arrays):
+        if (found := _first_bad_chunk(zarray)) is not None:
+            return found
+    return None
+
+
+def describe_undecodable_store(path: Any, exc: BaseException, storage_options: dict | None = None) -> str | None:
+    """:func:`describe_undecodable` for every array of the Zarr store at ``path`` (for code that
+    computes outside :func:`compute`)."""
+    import zarr
+
+    if not _raised_in_codec(exc.__traceback__):
+        return None
+    try:
+        group = zarr.open_group(str(path), mode="r", storage_options=storage_options)
+    except Exception:  # not a store: the failure came from elsewhere
+        return None
+    for _, zarray in group.arrays():
+        if (found := _first_bad_chunk(zarray)) is not None:
+            return found
+    return None

@@ -32,7 +32,7 @@ def test_help_explains_every_flag():
 
 
 def test_convert_then_calculate_to_seed_npz(tmp_path, ragged_npz, ragged_arrays):
-    result = run("convert", ragged_npz, tmp_path / "s.zarr", "--chunk-mb", "0.0005", "-q")
+    result = run("convert", ragged_npz, tmp_path / "s.zarr", "--chunk-mb", "1", "-q")
     assert result.exit_code == 0, result.output
     result = run("calculate", "--input", tmp_path / "s.zarr", "--output", tmp_path / "out.npz",
                  "--analyze-class", 3, "--top-k", 2, "-q")

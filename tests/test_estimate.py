@@ -393,7 +393,7 @@ def trials_file(tmp_path, records):
 @pytest.mark.parametrize("name", ["out.zarr", "out.npz"])
 def test_cli_writes(tmp_path, trials_file, name):
     out = tmp_path / name
-    result = CliRunner().invoke(main, ["estimate", trials_file, str(out), "--chunk-mb", "0.001", "--quiet"])
+    result = CliRunner().invoke(main, ["estimate", trials_file, str(out), "--chunk-mb", "1", "--quiet"])
     assert result.exit_code == 0, result.output
     assert f"wrote {out}" in result.output
     ds = memoxr.open_influence(out)

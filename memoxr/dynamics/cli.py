@@ -28,13 +28,15 @@ def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
 @click.option("--sample-ids", type=click.Path(), default=None, help="File (.npy/.npz/.txt) with each sample's identity.  [default: its position]")
 @click.option("--truth", multiple=True, metavar="NAME=FILE_OR_PATTERN", help="Ground truth over samples, e.g. is_mislabeled=masks/noise_{noise}.npy (repeatable).")
 @click.option("--chunk-mb", type=float, default=64.0, show_default=True, help="Target Zarr chunk size in MB (whole epochs per chunk).")
+@click.option("--npz-key", default=None, help="Array to read from each .npz file of PATTERN / --var.  [default: the file's only array]")
 @overwrite_option
 @quiet_option
 @handle_errors
 @remote_options
 def ingest_command(
     paths: tuple[str, ...], var_patterns: tuple[str, ...], name: str, sample_order: str, sample_ids: str | None,
-    truth: tuple[str, ...], chunk_mb: float, overwrite: bool, quiet: bool, storage_options: dict | None,
+    truth: tuple[str, ...], chunk_mb: float, npz_key: str | None, overwrite: bool, quiet: bool,
+    storage_options: dict | None,
 ) -> None:
     """Ingest per-epoch .npy/.npz files into a dynamics store.
 
@@ -43,8 +45,10 @@ def ingest_command(
     required, {variable} names the variable. Every file is checked before
     anything is written; OUTPUT.zarr appears only once complete.
     """
+    from .._chunks import validate_option_mb
     from .store import ingest
 
+    chunk_mb = validate_option_mb("--chunk-mb", chunk_mb)
     variables: str | dict[str, str]
     if var_patterns:
         if len(paths) != 1:
@@ -57,7 +61,7 @@ def ingest_command(
     path = ingest(
         variables, output, name=name, sample_order=sample_order, sample_ids=sample_ids,
         truth=_pairs(truth, "--truth"), chunk_mb=chunk_mb, overwrite=overwrite, show_progress=not quiet,
-        storage_options=storage_options,
+        storage_options=storage_options, npz_key=npz_key,
     )
     click.echo(f"wrote {path}")
 

@@ -20,6 +20,7 @@ from scipy.stats import rankdata
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
 from ..errors import MemoxrInputError
+from ..progress import compute
 from ..schema import TRAIN_ID
 from .align import align_samples
 from .proxies import compute_proxies
@@ -103,7 +104,7 @@ def _scores(ds: xr.Dataset, proxies: Sequence[str] | None) -> xr.Dataset:
         missing = [p for p in proxies if p not in ds]
         if missing:
             raise MemoxrInputError(f"proxies {missing} not in the scores; expected among {sorted(map(str, ds.data_vars))}")
-    return ds.compute()
+    return compute(ds)[0]  # the gateway names a damaged chunk instead of a codec traceback
 
 
 def _oriented(ds: xr.Dataset, proxies: Sequence[str] | None) -> dict[str, xr.DataArray]:
@@ -115,15 +116,28 @@ def _validate_mask(mask: str | xr.DataArray, ds: xr.Dataset) -> tuple[str, xr.Da
     if isinstance(mask, str):
         if mask not in ds:
             raise MemoxrInputError(f"mask {mask!r} not in the dataset; expected one of {sorted(map(str, ds.data_vars))}")
-        return mask, ds[mask]
-    if not isinstance(mask, xr.DataArray) or SAMPLE not in mask.dims:
-        raise MemoxrInputError(f"mask: expected a variable name or a DataArray with dim {SAMPLE!r}")
-    if SAMPLE in mask.coords and not np.array_equal(mask[SAMPLE].values, ds[SAMPLE].values):
-        raise MemoxrInputError(
-            f"mask: its {SAMPLE!r} identities differ from the dataset's; expected the same samples in the "
-            "same order (see memoxr.dynamics.align_samples)"
-        )
-    return str(mask.name or "mask"), mask
+        name, m = mask, ds[mask]
+    else:
+        if not isinstance(mask, xr.DataArray) or SAMPLE not in mask.dims:
+            raise MemoxrInputError(f"mask: expected a variable name or a DataArray with dim {SAMPLE!r}")
+        if SAMPLE in mask.coords and not np.array_equal(mask[SAMPLE].values, ds[SAMPLE].values):
+            raise MemoxrInputError(
+                f"mask: its {SAMPLE!r} identities differ from the dataset's; expected the same samples in the "
+                "same order (see memoxr.dynamics.align_samples)"
+            )
+        name, m = str(mask.name or "mask"), mask
+    # Ground truth is yes/no per sample (and run): a float or per-epoch variable is not a mask.
+    run_dims = [str(d) for d in ds.dims if d not in (EPOCH, SAMPLE)]
+    expected = f"expected bool or 0/1 integers with dims ({SAMPLE!r},) plus any of the run dims {run_dims}"
+    if SAMPLE not in m.dims or any(d not in run_dims for d in m.dims if d != SAMPLE) or m.dtype.kind not in "biu":
+        raise MemoxrInputError(f"mask {name!r}: {expected}; received dtype {m.dtype} with dims {tuple(map(str, m.dims))}")
+    if m.dtype.kind != "b":
+        values = np.unique(np.asarray(compute(m)[0].values))
+        if not np.isin(values, (0, 1)).all():
+            raise MemoxrInputError(
+                f"mask {name!r}: {expected}; received dtype {m.dtype} with values {values[:5].tolist()}"
+            )
+    return name, m
 
 
 def _memorization(influence: xr.Dataset | xr.DataArray) -> tuple[xr.DataArray, str]:
@@ -141,7 +155,7 @@ def _memorization(influence: xr.Dataset | xr.DataArray) -> tuple[xr.DataArray, s
     mem = mem.rename({dim: SAMPLE}) if dim != SAMPLE else mem
     if SAMPLE not in mem.coords:
         mem = mem.assign_coords({SAMPLE: np.arange(mem.sizes[SAMPLE])})
-    mem = mem.compute()  # one value per sample: read once here, not once per proxy
+    mem = compute(mem)[0]  # one value per sample: read once here, not once per proxy
     mem.attrs["sample_order"] = order
     return mem, order
 

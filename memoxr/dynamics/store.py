@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import re
 import zipfile
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import product
@@ -30,6 +31,7 @@ import xarray as xr
 
 from .._chunks import validate_mb
 from .._version import __version__
+from ..convert.fz_npz import ArrayHeader, read_npy_body, read_npy_header
 from ..errors import MemoxrInputError
 from ..schema import SCHEMA_VERSION, check_schema_attrs
 from ..storage import check_writable, file_exists, is_url, open_dataset, write_dataset
@@ -86,46 +88,61 @@ def open_dynamics(
 # --------------------------------------------------------------------------- arrays on disk
 
 
-def _read_npy_header(f: Any, source: str) -> tuple[tuple[int, ...], np.dtype]:
-    try:
-        version = np.lib.format.read_magic(f)
-        if version == (1, 0):
-            shape, _, dtype = np.lib.format.read_array_header_1_0(f)
-        else:
-            shape, _, dtype = np.lib.format.read_array_header_2_0(f)
-    except (ValueError, OSError, EOFError) as exc:
-        raise MemoxrInputError(f"file {source!r}: not a readable .npy array: {exc}") from exc
-    return tuple(shape), np.dtype(dtype)
-
-
-def _single_member(z: zipfile.ZipFile, source: str) -> str:
-    names = [n for n in z.namelist() if n.endswith(".npy")]
+def _npz_member(z: zipfile.ZipFile, source: str, key: str | None) -> str:
+    """The one array of an npz, or the one named ``key``: the same member is checked and read."""
+    names = [n[: -len(".npy")] for n in z.namelist() if n.endswith(".npy")]
+    if key is not None:
+        if key not in names:
+            raise MemoxrInputError(f"file {source!r}: no array {key!r} (--npz-key); received arrays {names}")
+        return key
     if len(names) != 1:
         raise MemoxrInputError(
             f"file {source!r}: expected an .npz with exactly one array; received {len(names)} "
-            f"({[n[:-4] for n in names]})"
+            f"({names}); name the one to read with --npz-key"
         )
     return names[0]
 
 
-def _array_header(fs: fsspec.AbstractFileSystem, path: str) -> tuple[tuple[int, ...], np.dtype]:
-    """Shape and dtype of the one array in ``path`` (``.npy`` or ``.npz``), without reading it."""
+def _read_array(
+    fs: fsspec.AbstractFileSystem, path: str, *, key: str | None = None, load: bool = True
+) -> tuple[ArrayHeader, np.ndarray | None]:
+    """Header (checked against the bytes stored) and, if ``load``, values of the one array in ``path``.
+
+    ``.npy`` or ``.npz``; the header and the values come from the same member.
+    Pickled arrays are never loaded.
+    """
     with fs.open(path, "rb") as f:
         if path.endswith(".npz"):
             try:
-                with zipfile.ZipFile(f) as z, z.open(_single_member(z, path)) as member:
-                    return _read_npy_header(member, path)
-            except zipfile.BadZipFile as exc:
+                with zipfile.ZipFile(f) as z:
+                    member = _npz_member(z, path, key)
+                    info = z.getinfo(member + ".npy")
+                    with z.open(info) as fp:
+                        header = read_npy_header(fp, source=path, key=member, stored=info.file_size)
+                        if not load or header.dtype.hasobject:
+                            return header, None
+                        return header, read_npy_body(fp, header, source=path)
+            except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
                 raise MemoxrInputError(f"file {path!r}: not a readable .npz: {exc}") from exc
-        return _read_npy_header(f, path)
+        header = read_npy_header(f, source=path, key=None, stored=fs.size(path))
+        if not load or header.dtype.hasobject:
+            return header, None
+        return header, read_npy_body(f, header, source=path)
 
 
-def _load(fs: fsspec.AbstractFileSystem, path: str) -> np.ndarray:
-    with fs.open(path, "rb") as f:
-        if path.endswith(".npz"):
-            with np.load(f, allow_pickle=False) as z:
-                return z[z.files[0]]
-        return np.load(f, allow_pickle=False)
+def _array_header(
+    fs: fsspec.AbstractFileSystem, path: str, key: str | None = None
+) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype of the one array in ``path`` (``.npy`` or ``.npz``), without reading it."""
+    header, _ = _read_array(fs, path, key=key, load=False)
+    return header.shape, header.dtype
+
+
+def _load(fs: fsspec.AbstractFileSystem, path: str, key: str | None = None) -> np.ndarray:
+    header, values = _read_array(fs, path, key=key)
+    if values is None:
+        raise MemoxrInputError(f"file {path!r}: dtype object; expected numeric or bool values (no pickles)")
+    return values
 
 
 def load_array(
@@ -146,8 +163,13 @@ def load_array(
                 raise MemoxrInputError(f"{argument}: file {path!r} holds Python objects; expected a numeric array")
             return _load(fs, local)
         if path.endswith((".txt", ".csv")):
-            with fs.open(local, "r") as f:
-                return np.loadtxt(f, delimiter="," if path.endswith(".csv") else None)
+            try:
+                with fs.open(local, "r") as f:
+                    return np.loadtxt(f, delimiter="," if path.endswith(".csv") else None, ndmin=1)
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise MemoxrInputError(
+                    f"{argument}: file {path!r}: expected numbers, one per sample; received text that is not numeric ({exc})"
+                ) from exc
         raise MemoxrInputError(f"{argument}: file {path!r}; expected .npy, .npz, .txt or .csv")
     return np.asarray(source)
 
@@ -269,6 +291,7 @@ class _Plan:
     dtypes: dict[str, np.dtype]
     fs: dict[str, fsspec.AbstractFileSystem]
     storage_options: dict[str, Any] | None = field(default=None, repr=False)  # may hold secrets
+    npz_key: str | None = None  # the array read from each .npz (None: its only array)
 
 
 def _check_epoch_range(epochs: list[int], expected: Sequence[int] | None) -> None:
@@ -291,7 +314,7 @@ def _check_epoch_range(epochs: list[int], expected: Sequence[int] | None) -> Non
 
 def plan_ingest(
     variables: str | Mapping[str, str], *, name: str = "loss", expected_epochs: Sequence[int] | None = None,
-    storage_options: dict[str, Any] | None = None,
+    storage_options: dict[str, Any] | None = None, npz_key: str | None = None,
 ) -> _Plan:
     """List and check every file (names, grid completeness, shapes, dtypes), reading headers only."""
     files: dict[str, dict[tuple[Any, ...], str]] = {}
@@ -351,7 +374,7 @@ def plan_ingest(
     for v in names:
         for key in grid:
             path = files[v][key]
-            shape, dtype = _array_header(fss[v], path)
+            shape, dtype = _array_header(fss[v], path, npz_key)
             if dtype.hasobject:
                 raise MemoxrInputError(f"file {path!r}: dtype object; expected numeric or bool values (no pickles)")
             if len(shape) != 1:
@@ -370,14 +393,14 @@ def plan_ingest(
                     f"like the other files of {v!r}"
                 )
     assert n_samples is not None
-    return _Plan(run_dims, run_values, epochs, n_samples, files, dtypes, fss, storage_options)
+    return _Plan(run_dims, run_values, epochs, n_samples, files, dtypes, fss, storage_options, npz_key)
 
 
 def _variable_array(plan: _Plan, var: str, epochs_per_chunk: int) -> da.Array:
     keys = list(product(*(plan.run_values[f] for f in plan.run_dims), plan.epochs))
     fs, dtype, n = plan.fs[var], plan.dtypes[var], plan.n_samples
     blocks = [
-        da.from_delayed(dask.delayed(_load)(fs, plan.files[var][key]), shape=(n,), dtype=dtype)
+        da.from_delayed(dask.delayed(_load)(fs, plan.files[var][key], plan.npz_key), shape=(n,), dtype=dtype)
         for key in keys
     ]
     shape = (*(len(plan.run_values[f]) for f in plan.run_dims), len(plan.epochs), n)
@@ -451,6 +474,7 @@ def ingest(
     overwrite: bool = False,
     storage_options: dict[str, Any] | None = None,
     show_progress: bool = False,
+    npz_key: str | None = None,
 ) -> Path:
     """Ingest per-epoch ``.npy`` / single-array ``.npz`` files into a dynamics store.
 
@@ -481,13 +505,15 @@ def ingest(
         Target Zarr chunk size in MB (whole epochs are grouped while they fit).
     storage_options : dict, optional
         fsspec options for the input files and the output (e.g. an S3 endpoint).
+    npz_key : str, optional
+        The array to read from each ``.npz`` file; by default each must hold exactly one.
 
     Every file is listed and its header checked (grid complete, one file per
     combination, same length, one dtype per variable) before anything is written.
     """
     check_writable(output, overwrite=overwrite, storage_options=storage_options)
     chunk_mb = validate_mb("chunk_mb", chunk_mb)
-    plan = plan_ingest(variables, name=name, expected_epochs=epochs, storage_options=storage_options)
+    plan = plan_ingest(variables, name=name, expected_epochs=epochs, storage_options=storage_options, npz_key=npz_key)
     ids = _validate_sample_ids(sample_ids, plan.n_samples, storage_options)
     squeeze = [f for f in plan.run_dims if len(plan.run_values[f]) == 1]
     data_vars: dict[str, Any] = {}
