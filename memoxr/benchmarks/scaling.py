@@ -13,8 +13,8 @@ state).
 Measured per run: wall time of the work (the client is connected before the
 clock starts), and each worker process's resident memory (RSS), polled from
 this process with ``psutil`` every ``--poll`` seconds while the work runs.
-The baseline is a worker's RSS just before the run, after memoxr, xarray,
-zarr and flox have been imported on it, so "peak - base" is what the work
+The baseline is a worker's RSS just before the run, after memoxr, xarray
+and zarr have been imported on it, so "peak - base" is what the work
 itself added. Also printed: the workers' CPU time over the wall time (CPU %,
 100 per fully busy worker) and the machine's load average, to tell a lack of
 speedup caused by other processes on the machine from one in the work. Expected: that stays flat as the data grows (bounded by the
@@ -63,11 +63,10 @@ def _warm_worker() -> int:
     """Import what the work needs, so the baseline RSS includes the libraries."""
     import os
 
-    import flox  # noqa: F401
     import xarray  # noqa: F401
     import zarr  # noqa: F401
 
-    import memoxr  # noqa: F401
+    import memoxr.scores  # noqa: F401
 
     return os.getpid()
 
