@@ -1,4 +1,4 @@
-"""The per-class statistics table, by grouped reductions over class (flox)."""
+"""The per-class statistics table: each class's samples reduced along train_sample, in one pass."""
 
 from __future__ import annotations
 
