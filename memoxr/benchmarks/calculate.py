@@ -20,7 +20,7 @@ rounds of four whole processes (each round starts from a different variant):
 
 Printed per size: median and min-max wall time of each, the ratios memoxr/seed
 and memoxr/read (ratio of medians, and median and range of the per-round
-ratios), and each process's peak RSS (``ru_maxrss`` from ``os.wait4``) and CPU
+ratios), and each process's peak RSS (GNU time's ``%M``, see ``_common.run_process``) and CPU
 time over wall time. With ``--rss-gb A B ...``: ``memoxr calculate`` on ragged
 stores of A, B, ... GB, peak RSS of each and its ratio to the first.
 Nothing is asserted.
