@@ -95,6 +95,8 @@ def compare(folder: Path, size: str, values: str, repeat: int) -> None:
 
 def rss_flatness(folder: Path, gbs: list[float], values: str, repeat: int) -> None:
     """Peak RSS of ``memoxr calculate`` on ragged stores of each size in ``gbs``."""
+    folder = folder / "rss"  # its own folder: a size may also be in --sizes
+    folder.mkdir(exist_ok=True)
     stores = {}
     for gb in gbs:
         _, _, store = prepare(folder, f"{gb:g}gb-ragged", values, keep_npz=False)
