@@ -1,54 +1,49 @@
-"""Benchmark: memoxr's scores + stats table vs a bare read of the same store, and vs the seed's loop.
+"""Benchmark (in-process): memoxr's scores + stats table vs a plain read pass of the same store, and vs the seed's loop.
 
-Run ``python -m memoxr.benchmarks.scores --gb 1.1`` (needs about twice that on disk).
-Everything is measured side by side in one run, repeated, and reported as
-medians and ratios; nothing here is asserted.
+Run ``python -m memoxr.benchmarks.scores --gb 1.1 --layout balanced --chunk-mb 64 16 --repeat 5``
+and again with ``--layout ragged`` (needs about twice ``--gb`` on disk; ``--workdir`` for the data).
 
-1. bare read:   ``ds.influence.sum().compute()``: read and decompress every chunk, one cheap op.
-2. memoxr:      ``class_stats(influence_scores(ds))``: the four scores and the table, one pass.
-3. seed loop:   the seed script's numpy code class by class over the npz, plus a pandas table.
+An FZ npz is written class by class (``--layout balanced``: 100-class shape
+1000 train x 2750 test; ``ragged``: train 700..1300 per class, 2000 test, so
+about 22% of the padded store is NaN padding; the number of classes follows
+``--gb``; influence ``--values``, ``quantized`` by default, imitating the FZ
+estimates). It is converted once per ``--chunk-mb`` (default 64 and 16), every
+file read once so all runs find it in the page cache, and then, per chunk size,
+``--repeat`` interleaved rounds (each starting from a different variant) of:
+
+1. read:       ``dask.array.from_zarr(store, component="influence").sum().compute()``: every raw
+               chunk read and decompressed, no NaN handling (the physical floor).
+2. memoxr:     ``memoxr.class_stats(memoxr.influence_scores(memoxr.open_influence(store)))``:
+               the four scores and the per-class table, one pass.
+3. seed loop:  the seed script's numpy code class by class over the npz, plus a pandas table.
+
+Printed: median and min-max seconds of each, GB/s of float32 influence (unpadded),
+and the ratios memoxr/read and memoxr/seed (ratio of medians, and median and
+range of the per-round ratios). Nothing is asserted.
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
-import time
-import zipfile
-from collections.abc import Callable
 from pathlib import Path
 
 import dask
+import dask.array as da
 import numpy as np
 import pandas as pd
 
 import memoxr
+from memoxr.benchmarks import _common as c
 from memoxr.convert import convert_npz
 
 
-def write_large_fz_npz(path: Path, n_class: int, n_train: int, n_test: int, seed: int = 0) -> None:
-    """Stream an FZ-layout npz to disk one class at a time (never all in memory)."""
-    rng = np.random.default_rng(seed)
-    tr_labels = rng.permutation(np.repeat(np.arange(n_class), n_train))
-    tt_labels = rng.permutation(np.repeat(np.arange(n_class), n_test))
-    with zipfile.ZipFile(path, "w", allowZip64=True) as archive:
-
-        def put(key: str, array: np.ndarray) -> None:
-            with archive.open(f"{key}.npy", "w", force_zip64=True) as fp:
-                np.lib.format.write_array(fp, np.ascontiguousarray(array))
-
-        put("tr_mem", rng.beta(0.6, 1.8, size=tr_labels.size))
-        put("tr_labels", tr_labels)
-        put("tt_labels", tt_labels)
-        for k in range(n_class):
-            put(f"tr_classidx_{k}", np.flatnonzero(tr_labels == k))
-            put(f"tt_classidx_{k}", np.flatnonzero(tt_labels == k))
-            matrix = rng.normal(0.0, 0.01, size=(n_train, n_test)).astype(np.float32)
-            strong = rng.random((n_train, n_test)) < 0.02
-            matrix[strong] += rng.uniform(0.05, 0.6, size=int(strong.sum())).astype(np.float32)
-            put(f"infl_matrix_class{k}", matrix)
+def write_large_fz_npz(path: Path, n_class: int, n_train: int, n_test: int, seed: int = 0,
+                       values: str = "quantized") -> None:
+    """Stream a balanced FZ-layout npz to disk one class at a time (never all in memory)."""
+    sizes = c.Layout(f"{n_class}x{n_train}x{n_test}", (n_train,) * n_class, (n_test,) * n_class)
+    c.write_fz_npz(path, sizes, seed=seed, values=values)
 
 
 def seed_loop(npz_path: Path, alpha: float = 0.7, beta: float = 0.3) -> pd.DataFrame:
@@ -79,64 +74,48 @@ def seed_loop(npz_path: Path, alpha: float = 0.7, beta: float = 0.3) -> pd.DataF
     return pd.DataFrame(rows)
 
 
-def timed(func: Callable[[], object]) -> float:
-    start = time.perf_counter()
-    func()
-    return time.perf_counter() - start
+def read_pass(store: Path) -> float:
+    """The floor: raw influence chunks read, decompressed and summed (NaN padding not skipped)."""
+    return float(da.from_zarr(str(store), component="influence").sum().compute())
+
+
+def memoxr_pass(store: Path) -> pd.DataFrame:
+    return memoxr.class_stats(memoxr.influence_scores(memoxr.open_influence(store)))
+
+
+def compare(npz: Path, store: Path, raw_gb: float, chunk_mb: float, repeat: int) -> None:
+    """Convert at ``chunk_mb``, then the three variants interleaved; table and ratios."""
+    convert = c.timed(lambda: convert_npz(npz, store, chunk_mb=chunk_mb, overwrite=True))
+    influence = memoxr.open_influence(store)["influence"].data
+    print(f"\n-- --chunk-mb {chunk_mb:g}: convert {convert:.1f} s; store {c.disk_gb(store):.3f} GB on disk, "
+          f"chunks {influence.chunksize}, {influence.npartitions} chunks")
+    c.warm(npz, store)
+    variants = {"read": lambda: read_pass(store), "memoxr": lambda: memoxr_pass(store),
+                "seed loop": lambda: seed_loop(npz)}
+    results = c.interleave(variants, repeat)
+    c.print_table(results, gb=raw_gb, title=f"   {repeat} interleaved rounds, in-process:")
+    c.print_ratio(results, "memoxr", "read", "memoxr / read")
+    c.print_ratio(results, "memoxr", "seed loop", "memoxr / seed loop")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--gb", type=float, default=1.1, help="size of the influence data in GB (float32)")
-    parser.add_argument("--classes", type=int, default=100)
-    parser.add_argument("--train", type=int, default=1000, help="train samples per class")
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--chunk-mb", type=float, default=64.0)
+    parser.add_argument("--gb", type=float, default=1.1, help="size of the padded influence in GB (float32)")
+    parser.add_argument("--layout", choices=["balanced", "ragged"], default="balanced")
+    parser.add_argument("--chunk-mb", type=float, nargs="+", default=[64.0, 16.0], help="default: 64 16")
+    parser.add_argument("--repeat", type=int, default=5, help="interleaved rounds (default 5)")
+    parser.add_argument("--values", choices=["quantized", "gaussian"], default="quantized")
     parser.add_argument("--workdir", type=Path, default=None, help="folder for the data (default: a temp folder)")
     args = parser.parse_args(argv)
 
-    n_test = max(1, int(args.gb * 1e9 / (4 * args.classes * args.train)))
+    sizes = c.layout(f"{args.gb:g}gb-{args.layout}")
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
-        folder = Path(tmp)
-        npz, store = folder / "bench.npz", folder / "bench.zarr"
-        t0 = time.perf_counter()
-        write_large_fz_npz(npz, args.classes, args.train, n_test)
-        t_npz = time.perf_counter() - t0
-        t_convert = timed(lambda: convert_npz(npz, store, chunk_mb=args.chunk_mb))
-        ds = memoxr.open_influence(store)
-        raw_gb = ds["influence"].nbytes / 1e9
-        disk_gb = sum(p.stat().st_size for p in store.rglob("*") if p.is_file()) / 1e9
-        print(f"influence: {args.classes} classes x {args.train} train x {n_test} test = {raw_gb:.2f} GB float32 "
-              f"({disk_gb:.2f} GB compressed in Zarr, chunks {ds['influence'].data.chunksize}, "
-              f"{ds['influence'].data.npartitions} chunks); npz {npz.stat().st_size / 1e9:.2f} GB")
-        print(f"write npz {t_npz:.1f} s, memoxr convert {t_convert:.1f} s; scheduler: threads, "
-              f"{dask.system.CPU_COUNT} cores")
-
-        def bare() -> object:
-            return memoxr.open_influence(store)["influence"].sum().compute()
-
-        def ours() -> object:
-            return memoxr.class_stats(memoxr.influence_scores(memoxr.open_influence(store)))
-
-        def seed() -> object:
-            return seed_loop(npz)
-
-        bare()  # warm the page cache so no variant pays for the first read
-        times: dict[str, list[float]] = {"bare read + sum": [], "memoxr scores + stats": [], "seed numpy loop": []}
-        for _ in range(args.repeat):
-            for name, func in zip(times, (bare, ours, seed), strict=True):
-                times[name].append(timed(func))
-        median = {name: statistics.median(v) for name, v in times.items()}
-        best = {name: min(v) for name, v in times.items()}
-        print(f"{'variant':<24}{'median s':>10}{'GB/s':>8}{'x bare':>8}{'best s':>9}{'x bare':>8}   runs")
-        for name in times:
-            runs = ", ".join(f"{t:.2f}" for t in times[name])
-            print(f"{name:<24}{median[name]:>10.2f}{raw_gb / median[name]:>8.2f}"
-                  f"{median[name] / median['bare read + sum']:>8.2f}{best[name]:>9.2f}"
-                  f"{best[name] / best['bare read + sum']:>8.2f}   [{runs}]")
-        ours, loop = "memoxr scores + stats", "seed numpy loop"
-        print(f"memoxr takes {median[ours] / median[loop]:.2f}x the seed loop's time (median; "
-              f"{best[ours] / best[loop]:.2f}x best of {args.repeat})")
+        npz, store = Path(tmp) / "bench.npz", Path(tmp) / "bench.zarr"
+        write = c.timed(lambda: c.write_fz_npz(npz, sizes, values=args.values))
+        print(f"{sizes.describe()}; values {args.values}; npz {c.disk_gb(npz):.3f} GB written in {write:.1f} s; "
+              f"dask threads, {dask.system.CPU_COUNT} cores")
+        for chunk_mb in args.chunk_mb:
+            compare(npz, store, sizes.raw_gb, chunk_mb, args.repeat)
     return 0
 
 
