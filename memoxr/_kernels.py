@@ -202,6 +202,34 @@ def average_rank(x: np.ndarray, keep: np.ndarray, axis: int = -1) -> np.ndarray:
     return np.moveaxis(np.where(keep, ranks, np.nan), -1, axis)
 
 
+def centered(x: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``x`` minus its mean over the kept entries of the last axis (0 elsewhere), and the sum of squares.
+
+    Shared by every correlation a variable takes part in (see :func:`centered_correlation`).
+    """
+    x = np.asarray(x, dtype=np.float64)
+    keep = np.broadcast_to(np.asarray(keep, dtype=bool), x.shape)
+    count = keep.sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(keep, x, 0.0).sum(axis=-1) / count
+        deviation = np.where(keep, x - mean[..., None], 0.0)
+    return deviation, np.einsum("...i,...i->...", deviation, deviation)
+
+
+def centered_correlation(
+    a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray], keep: np.ndarray
+) -> np.ndarray:
+    """Pearson correlation along the last axis from two :func:`centered` results over the same ``keep``.
+
+    NaN where fewer than two entries are kept or either side is constant there.
+    """
+    (da, va), (db, vb) = a, b
+    count = np.broadcast_to(np.asarray(keep, dtype=bool), da.shape).sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = np.clip(np.einsum("...i,...i->...", da, db) / np.sqrt(va * vb), -1.0, 1.0)
+    return np.where((count >= 2) & (va > 0) & (vb > 0), r, np.nan)
+
+
 def masked_pearson(a: np.ndarray, b: np.ndarray, keep: np.ndarray, axis: int = -1) -> np.ndarray:
     """Pearson correlation of ``a`` and ``b`` along ``axis`` over the entries where ``keep`` is true.
 

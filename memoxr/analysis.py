@@ -116,13 +116,18 @@ def rank_agreement(scores: xr.Dataset) -> pd.DataFrame:
         for pair, keep in keeps.items():
             for method in pair:
                 jobs.setdefault((layout, method, np.packbits(keep).tobytes()), (data[method], keep))
+    def centered_ranks(job: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        data, keep = job
+        return _kernels.centered(_kernels.average_rank(data, keep), keep)
+
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # numpy sorts release the GIL
-        ranks = dict(zip(jobs, pool.map(lambda job: _kernels.average_rank(*job), jobs.values()), strict=True))
+        ranks = dict(zip(jobs, pool.map(centered_ranks, jobs.values()), strict=True))
 
     def spearman(layout: str, pair: tuple[str, str]) -> np.ndarray:
+        # Pearson of average ranks: each ranking centred once, one product per pair.
         keep = layouts[layout][1][pair]
         a, b = (ranks[(layout, m, np.packbits(keep).tobytes())] for m in pair)
-        return _kernels.masked_pearson(a, b, keep)
+        return _kernels.centered_correlation(a, b, keep)
 
     labels = pd.Series([*scores[CLASS].values.tolist(), "all"], dtype=object)
     frames = [

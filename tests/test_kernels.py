@@ -102,3 +102,14 @@ def test_group_summary_equals_numpy_per_group(x, data, skipna):
             continue
         expected = [v.mean(), v.std(), v.min(), v.max(), np.median(v)]
         np.testing.assert_allclose(got[r], expected, rtol=1e-12, atol=1e-15)
+
+
+@given(
+    hnp.arrays(np.float64, st.tuples(st.integers(1, 4), st.integers(1, 10)), elements=small_values.filter(np.isfinite)),
+    st.data(),
+)
+def test_centered_correlation_equals_masked_pearson(a, data):
+    b = data.draw(hnp.arrays(np.float64, a.shape, elements=small_values.filter(np.isfinite)))
+    keep = data.draw(hnp.arrays(bool, a.shape))
+    got = _kernels.centered_correlation(_kernels.centered(a, keep), _kernels.centered(b, keep), keep)
+    np.testing.assert_allclose(got, _kernels.masked_pearson(a, b, keep), rtol=1e-12, atol=1e-12, equal_nan=True)
