@@ -13,17 +13,53 @@ from .errors import MemoxrInputError, OutputExistsError
 
 
 def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn memoxr's input errors into ``Error: ...`` on stderr and exit status 2."""
+    """Turn memoxr's input errors, unreachable object storage and unusable files into one
+    ``Error: ...`` line on stderr and exit status 2 (no traceback)."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
         except (MemoxrInputError, OutputExistsError) as exc:
-            click.echo(f"Error: {exc}", err=True)
-            sys.exit(2)
+            message = str(exc)
+        except Exception as exc:
+            message = _storage_failure(exc, None)
+            if message is None:
+                raise
+        click.echo(f"Error: {' '.join(message.split())}", err=True)
+        sys.exit(2)
 
     return wrapper
+
+
+def _endpoint(options: dict | None) -> str | None:
+    options = options or {}
+    return (options.get("client_kwargs") or {}).get("endpoint_url") or options.get("endpoint_url")
+
+
+def _storage_failure(exc: BaseException, options: dict | None) -> str | None:
+    """A one-line reason for a connection failure to object storage or a failed file access, else None.
+
+    Looks through the exception's causes: dask and zarr re-raise what botocore
+    or aiohttp raised. Never quotes the options (they may hold secrets).
+    """
+    try:
+        from botocore.exceptions import BotoCoreError
+    except ImportError:  # pragma: no cover - s3fs is a dependency
+        BotoCoreError = ()
+    try:
+        from aiohttp import ClientError
+    except ImportError:  # pragma: no cover
+        ClientError = ()
+    seen = exc
+    while seen is not None:
+        if isinstance(seen, (BotoCoreError, ClientError, TimeoutError)):
+            endpoint = _endpoint(options) or getattr(seen, "kwargs", {}).get("endpoint_url") or "the default AWS endpoint"
+            return f"object storage at {endpoint} failed: {seen or type(seen).__name__}; check that it is running and reachable, then rerun"
+        seen = seen.__cause__ or seen.__context__
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return f"cannot use {str(exc.filename)!r}: {exc.strerror or exc}"
+    return None
 
 
 overwrite_option = click.option(
@@ -70,7 +106,15 @@ def remote_options(func: Callable[..., Any]) -> Callable[..., Any]:
         from .storage import resolve_storage_options
 
         options = resolve_storage_options(storage_options, credentials)
-        with use_scheduler(scheduler):
-            return func(*args, storage_options=options, **kwargs)
+        try:
+            with use_scheduler(scheduler):
+                return func(*args, storage_options=options, **kwargs)
+        except (MemoxrInputError, OutputExistsError):
+            raise
+        except Exception as exc:
+            message = _storage_failure(exc, options)  # here the endpoint is known
+            if message is None:
+                raise
+            raise MemoxrInputError(message) from None
 
     return wrapper
