@@ -285,6 +285,10 @@ _DELETE_BATCH = 1000
 _UNFINISHED_ROOT = {"zarr_format": 3, "node_type": "group", "attributes": {"schema": "memoxr.removing"}}
 
 
+def _delete_keys(fs: fsspec.AbstractFileSystem, keys: list[str]) -> None:
+    fs.rm(keys)  # one bulk request on S3
+
+
 def _remove_remote_store(fs: fsspec.AbstractFileSystem, fs_path: str) -> None:
     """Delete a remote store so that no interruption leaves it looking complete.
 
@@ -298,7 +302,7 @@ def _remove_remote_store(fs: fsspec.AbstractFileSystem, fs_path: str) -> None:
     fs.invalidate_cache(fs_path)
     keys = [key for key in fs.find(fs_path) if key.strip("/") != root.strip("/")]
     for start in range(0, len(keys), _DELETE_BATCH):
-        fs.rm(keys[start : start + _DELETE_BATCH])
+        _delete_keys(fs, keys[start : start + _DELETE_BATCH])
     if fs.isfile(root):
         fs.rm_file(root)
     fs.invalidate_cache(fs_path)
@@ -327,10 +331,17 @@ def write_dataset(
     active scheduler: threads by default, a ``distributed`` client if one is set).
     """
     so = _remote_options(path, storage_options) if is_url(path) else None
+    schema = str(ds.attrs.get("schema", ""))
     with store_output(path, overwrite=overwrite, storage_options=so) as target:
         with _zarr_v3_quiet():
+            mode = "w-"
+            if is_url(target) and schema.startswith("memoxr."):
+                # The first object says it is memoxr's (xarray would first write a root without
+                # attributes): a writer killed at any point leaves a store a rerun may replace.
+                zarr.open_group(target, mode="w-", zarr_format=3, attributes={"schema": schema}, storage_options=so)
+                mode = "a"
             delayed = ds.to_zarr(
-                target, mode="w-", zarr_format=3, consolidated=False, encoding=dict(encoding or {}),
+                target, mode=mode, zarr_format=3, consolidated=False, encoding=dict(encoding or {}),
                 compute=False, storage_options=so if is_url(target) else None,
             )
             compute(delayed, show_progress=show_progress)
