@@ -38,28 +38,13 @@ def _endpoint(options: dict | None) -> str | None:
 
 
 def _storage_failure(exc: BaseException, options: dict | None) -> str | None:
-    """A one-line reason for a connection failure to object storage or a failed file access, else None.
+    """One line for a failure to reach object storage or to use a file, else None (never quotes the options)."""
+    from .storage import connection_failure
 
-    Looks through the exception's causes: dask and zarr re-raise what botocore
-    or aiohttp raised. Never quotes the options (they may hold secrets).
-    """
-    try:
-        from botocore.exceptions import BotoCoreError
-    except ImportError:  # pragma: no cover - s3fs is a dependency
-        BotoCoreError = ()
-    try:
-        from aiohttp import ClientError
-    except ImportError:  # pragma: no cover
-        ClientError = ()
-    seen = exc
-    while seen is not None:
-        if isinstance(seen, (BotoCoreError, ClientError, TimeoutError)):
-            endpoint = _endpoint(options) or getattr(seen, "kwargs", {}).get("endpoint_url") or "the default AWS endpoint"
-            return f"object storage at {endpoint} failed: {seen or type(seen).__name__}; check that it is running and reachable, then rerun"
-        seen = seen.__cause__ or seen.__context__
-    if isinstance(exc, OSError) and exc.filename is not None:
-        return f"cannot use {str(exc.filename)!r}: {exc.strerror or exc}"
-    return None
+    message = connection_failure(exc, _endpoint(options))
+    if message is None and isinstance(exc, OSError) and exc.filename is not None:
+        message = f"cannot use {str(exc.filename)!r}: {exc.strerror or exc}"
+    return message
 
 
 overwrite_option = click.option(

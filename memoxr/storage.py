@@ -78,8 +78,36 @@ def _fs(path: PathLike, storage_options: StorageOptions) -> tuple[fsspec.Abstrac
     return fsspec.core.url_to_fs(str(path), **_remote_options(path, storage_options))
 
 
-def describe_access_error(path: PathLike, exc: BaseException) -> str:
+def connection_failure(exc: BaseException, endpoint: str | None = None) -> str | None:
+    """A one-line reason when ``exc`` (or what caused it) is a failure to talk to object storage, else None.
+
+    dask and zarr re-raise what botocore or aiohttp raised, so the causes are
+    searched. Names the endpoint, never the credentials.
+    """
+    from aiohttp import ClientError
+    from botocore.exceptions import BotoCoreError
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, (BotoCoreError, ClientError, TimeoutError)):
+            where = endpoint or getattr(seen, "kwargs", {}).get("endpoint_url") or "the default AWS endpoint"
+            return (
+                f"object storage at {where} failed: {seen or type(seen).__name__}; "
+                "check that it is running and reachable, then rerun"
+            )
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _endpoint_of(fs: fsspec.AbstractFileSystem) -> str | None:
+    return (getattr(fs, "client_kwargs", None) or {}).get("endpoint_url") or getattr(fs, "endpoint_url", None)
+
+
+def describe_access_error(path: PathLike, exc: BaseException, endpoint: str | None = None) -> str:
     """A one-line reason for a failed access, without credentials."""
+    failure = connection_failure(exc, endpoint)
+    if failure is not None:
+        return f"cannot access {str(path)!r}: {failure}"
     reason = getattr(exc, "args", [None])[0] or type(exc).__name__
     hint = ""
     if isinstance(exc, PermissionError):
@@ -137,7 +165,7 @@ def _remote_state(path: PathLike, storage_options: StorageOptions) -> str:
         if fs.isfile(f"{fs_path}/zarr.json"):
             return "incomplete" if _unfinished_memoxr(fs.cat_file(f"{fs_path}/zarr.json")) else "present"
     except (PermissionError, OSError) as exc:
-        raise MemoxrInputError(describe_access_error(path, exc)) from exc
+        raise MemoxrInputError(describe_access_error(path, exc, _endpoint_of(fs))) from exc
     return "present"
 
 
@@ -161,8 +189,10 @@ def _check_bucket(fs: fsspec.AbstractFileSystem, fs_path: str, path: PathLike) -
             raise FileNotFoundError(bucket)
     except FileNotFoundError:
         raise MemoxrInputError(f"{str(path)!r}: bucket {bucket!r} does not exist") from None
-    except (PermissionError, OSError) as exc:
-        raise MemoxrInputError(describe_access_error(path, exc)) from exc
+    except Exception as exc:
+        if isinstance(exc, OSError) or connection_failure(exc) is not None:
+            raise MemoxrInputError(describe_access_error(path, exc, _endpoint_of(fs))) from exc
+        raise
 
 
 def check_writable(path: PathLike, *, overwrite: bool, storage_options: StorageOptions = None) -> None:
@@ -404,7 +434,7 @@ def _probe(path: PathLike, storage_options: StorageOptions, *, local: Any, remot
     try:
         return bool(getattr(fs, remote)(fs_path))
     except (PermissionError, OSError) as exc:
-        raise MemoxrInputError(describe_access_error(path, exc)) from exc
+        raise MemoxrInputError(describe_access_error(path, exc, _endpoint_of(fs))) from exc
 
 
 #: Keys of the seed's MinIO ``credentials.json``; ``url`` and ``api`` may also be present.

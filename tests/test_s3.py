@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 import uuid
@@ -340,7 +342,7 @@ for line in sys.stdin:
     print(pid, flush=True)
     print(os.waitpid(pid, 0)[1], flush=True)
 """
-CHUNKS = (2, 6, 6)
+CHUNKS = (3, 12, 12)
 
 
 @pytest.fixture
@@ -382,7 +384,8 @@ def _kill_when(converter, args, client, bucket, prefix, reached) -> None:
             break
         assert os.path.exists(f"/proc/{pid}"), f"the conversion ended before the moment to kill it ({seen[-5:]})"
         assert time.monotonic() < deadline
-    os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):  # if it ended just now, the status below says so
+        os.kill(pid, signal.SIGKILL)
     status = int(converter.stdout.readline())
     assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, "the conversion had already ended"
 
@@ -410,7 +413,8 @@ def test_s3_conversion_killed_at_several_moments(converter, client, ragged_npz, 
     assert total >= 12  # enough objects for a halfway
     moments = [
         ("fresh: halfway", False, lambda count, root, seen: count >= total // 2),
-        ("fresh: consolidated, not marked", False, lambda count, root, seen: bool(root and root.get("consolidated_metadata"))),
+        ("fresh: consolidated, not marked", False, lambda count, root, seen: bool(root and root.get("consolidated_metadata"))
+         and COMPLETE not in root["attributes"]),
         ("overwrite: old root unmarked", True, lambda count, root, seen: root is not None and COMPLETE not in root["attributes"]),
         ("overwrite: delete halfway", True, lambda count, root, seen: count <= total // 2),
         ("overwrite: write halfway", True, lambda count, root, seen: min(seen) <= 1 and count >= total // 2),
@@ -424,3 +428,99 @@ def test_s3_conversion_killed_at_several_moments(converter, client, ragged_npz, 
         assert _objects(options, bucket, prefix) == reference, name
     with pytest.raises(OutputExistsError):  # finished now: replacing it needs --overwrite
         convert_npz(ragged_npz, url, storage_options=options)
+
+
+def _one_error_line(result, *expected):
+    lines = result.stderr.strip().splitlines()
+    assert result.exit_code == 2, result.output
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
+    assert "Traceback" not in result.output and SECRET not in result.output
+    for text in expected:
+        assert text in lines[0], lines[0]
+    return lines[0]
+
+
+_SLOW_CLI = """
+import sys, time
+from memoxr.convert import fz_npz
+from memoxr.cli import main
+original = fz_npz._load_class_block
+def slow(*args, **kwargs):
+    time.sleep(0.2)
+    return original(*args, **kwargs)
+fz_npz._load_class_block = slow
+main(sys.argv[1:], prog_name="memoxr")
+"""
+
+
+def test_server_gone_mid_upload_then_dead_before_the_command(tmp_path, ragged_npz):
+    """One line naming the endpoint, exit 2, no traceback: when the server dies while objects are
+    being written (seen appearing), and when it is already dead at the start."""
+    server, url = _start_moto()
+    try:
+        client = boto3.client("s3", endpoint_url=url, aws_access_key_id="testing", aws_secret_access_key=SECRET,
+                              region_name="us-east-1")
+        client.create_bucket(Bucket="gone")
+        options = json.dumps({"key": "testing", "secret": SECRET, "client_kwargs": {"endpoint_url": url, "region_name": "us-east-1"}})
+        script = tmp_path / "slow_cli.py"
+        script.write_text(_SLOW_CLI)
+        cli = subprocess.Popen([sys.executable, str(script), "convert", ragged_npz, "s3://gone/x.zarr", "-q",
+                                "--storage-options", options], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while client.list_objects_v2(Bucket="gone").get("KeyCount", 0) == 0:
+            assert cli.poll() is None and time.monotonic() < deadline, "the upload ended before the server could die"
+        server.kill()
+        server.wait()
+        _, stderr = cli.communicate(timeout=120)
+        result = type("Result", (), {"exit_code": cli.returncode, "stderr": stderr, "output": stderr})
+        _one_error_line(result, f"object storage at {url}")
+        for args in (["convert", ragged_npz, "s3://gone/x.zarr"], ["calculate", "--input", "s3://gone/x.zarr"]):
+            _one_error_line(CliRunner().invoke(main, [*args, "-q", "--storage-options", options]), f"object storage at {url}",
+                            "Could not connect")
+    finally:
+        server.kill()
+        server.wait()
+
+
+def test_nothing_listening_on_the_endpoint(ragged_npz):
+    url = f"http://127.0.0.1:{_free_port()}"
+    options = json.dumps({"key": "testing", "secret": SECRET, "client_kwargs": {"endpoint_url": url}})
+    result = CliRunner().invoke(main, ["convert", ragged_npz, "s3://bucket/x.zarr", "--storage-options", options])
+    _one_error_line(result, f"object storage at {url}", "Could not connect")
+
+
+def test_silent_endpoint_times_out(ragged_npz):
+    """An endpoint that accepts connections and never answers is reported (timeout made small here)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    accepted = []
+
+    def accept_forever():
+        with contextlib.suppress(OSError):
+            while True:
+                accepted.append(listener.accept()[0])
+
+    threading.Thread(target=accept_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    try:
+        options = json.dumps({"key": "testing", "secret": SECRET, "client_kwargs": {"endpoint_url": url},
+                              "config_kwargs": {"read_timeout": 0.3}})
+        result = CliRunner().invoke(main, ["convert", ragged_npz, "s3://bucket/x.zarr", "--storage-options", options])
+        _one_error_line(result, f"object storage at {url}", "Read timeout")
+        assert accepted  # it did connect: the silence is what failed
+    finally:
+        listener.close()
+        for conn in accepted:
+            conn.close()
+
+
+def test_object_storage_has_default_timeouts():
+    from memoxr.storage import S3_TIMEOUTS, _fs, resolve_storage_options
+
+    assert S3_TIMEOUTS["connect_timeout"] <= 10 and S3_TIMEOUTS["read_timeout"] <= 10
+    assert resolve_storage_options(None)["config_kwargs"] == S3_TIMEOUTS
+    mine = resolve_storage_options('{"config_kwargs": {"read_timeout": 1, "retries": {"max_attempts": 3}}}')
+    assert mine["config_kwargs"] == {**S3_TIMEOUTS, "read_timeout": 1, "retries": {"max_attempts": 3}}
+    fs, _ = _fs("s3://bucket/x.zarr", {"key": "k", "secret": "s"})
+    assert fs.config_kwargs == S3_TIMEOUTS  # the library's own accesses get them too
