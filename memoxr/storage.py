@@ -253,6 +253,12 @@ def atomic_output(path: PathLike, *, overwrite: bool = False, storage_options: S
     partial = _siblings(target, "partial")
     try:
         yield partial
+        if target.exists() and target.is_dir() != partial.is_dir():
+            # --overwrite replaces an output by one of its kind, never a folder by a file.
+            kinds = ("a folder", "a file") if target.is_dir() else ("a file", "a folder")
+            raise MemoxrInputError(
+                f"output {str(target)!r} is {kinds[0]}; refusing to replace it with {kinds[1]}: choose another path"
+            )
         if target.exists():
             old = _siblings(target, "replaced")
             os.replace(target, old)
@@ -286,6 +292,13 @@ def store_output(path: PathLike, *, overwrite: bool = False, storage_options: St
     if the process dies, the missing completion marker makes it unreadable).
     """
     if not is_url(path):
+        target = Path(path)
+        if overwrite and target.exists() and not (target / "zarr.json").is_file():
+            if not target.is_dir() or any(target.iterdir()):
+                raise MemoxrInputError(
+                    f"output {str(target)!r} exists and is not a Zarr store; memoxr only replaces stores "
+                    "it could have written: choose another path"
+                )
         with atomic_output(path, overwrite=overwrite) as tmp:
             yield str(tmp)
         return

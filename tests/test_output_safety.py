@@ -197,3 +197,18 @@ def test_killed_local_conversion_is_cleaned_up_by_the_rerun(tmp_path, ragged_npz
     convert_npz(ragged_npz, target, chunks=SMALL_CHUNKS)
     assert list(tmp_path.glob(".out.zarr.*")) == []
     assert tree(target) == tree(reference)
+
+
+def test_overwrite_replaces_an_output_only_by_one_of_its_kind(tmp_path, ragged_npz, ragged_store):
+    """--overwrite never deletes a folder that is not a store, nor a folder to put a file in its place."""
+    folder = tmp_path / "precious"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("keep me")
+    result = run("convert", ragged_npz, folder, "--overwrite", "-q")
+    assert result.exit_code == 2 and "exists and is not a Zarr store" in result.stderr, result.output
+    assert tree(folder) == {"notes.txt": b"keep me"}
+    folder = folder.rename(tmp_path / "precious.npz")
+    result = run("calculate", "--input", ragged_store, "--output", folder, "--overwrite", "-q")
+    assert result.exit_code == 2 and "is a folder; refusing to replace it with a file" in result.stderr, result.output
+    assert tree(folder) == {"notes.txt": b"keep me"}
+    assert [p.name for p in tmp_path.glob(".precious*")] == []
