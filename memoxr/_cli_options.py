@@ -70,7 +70,8 @@ def remote_options(func: Callable[..., Any]) -> Callable[..., Any]:
         metavar="JSON",
         default=None,
         help="fsspec options for s3:// paths as JSON, e.g. '{\"client_kwargs\": {\"endpoint_url\": "
-        "\"http://127.0.0.1:9000\"}}'.  [default: AWS_* environment variables, ~/.aws]",
+        "\"http://127.0.0.1:9000\"}}'. Timeouts: connect 5 s, read 8 s, one attempt per s3fs try, unless "
+        "config_kwargs sets them.  [default: AWS_* environment variables, ~/.aws]",
     )
     @click.option(
         "--credentials",

@@ -4,18 +4,20 @@ Local outputs are written to a hidden sibling ``.NAME.partial-<pid>-<rand>``
 and moved into place only when finished; a failure or an interrupt removes the
 partial copy, and a partial left by a killed writer (its pid no longer alive)
 is removed by the next write of the same output. Object stores have no rename,
-so a store is written in place and the completion marker
-(:data:`memoxr.schema.COMPLETE_ATTR`) is set last, in the same root
-``zarr.json`` write as nothing else: a store whose writer died is refused on
-open, and a rerun replaces it without ``overwrite`` (only if its ``schema``
-attribute says memoxr wrote it). Replacing a store first rewrites its root
+so a store is written in place, its first object a root ``zarr.json`` whose
+``schema`` says memoxr wrote it, and the completion marker
+(:data:`memoxr.schema.COMPLETE_ATTR`) is set last, in one rewrite of the root
+that keeps the consolidated metadata: a store whose writer died is refused on
+open, and a rerun replaces it without ``overwrite`` (only a store whose
+``schema`` says memoxr wrote it). Replacing a store first rewrites its root
 ``zarr.json`` without the marker, then deletes the rest. Single files (CSV,
 npz) go to object storage in one PUT, which is atomic.
 
 Object storage (``s3://``) gets default timeouts (:data:`S3_TIMEOUTS`: connect
-5 s, read 10 s, one botocore attempt; s3fs itself tries a request up to 5
+5 s, read 8 s, one botocore attempt; s3fs itself tries a request up to 5
 times), so an endpoint that accepts connections and never answers is reported
-in about a minute instead of several. Any of them can be overridden through the
+after about 45 s instead of about 7 minutes, and one that refuses connections
+at once. Any of them can be overridden through the
 storage options' ``config_kwargs``.
 """
 
@@ -54,8 +56,8 @@ def is_url(path: object) -> bool:
 
 #: botocore ``Config`` defaults memoxr gives ``s3://`` access (``config_kwargs``
 #: of the storage options win). A silent endpoint fails after about
-#: 5 s3fs tries x 1 attempt x 10 s; a refused connection at once.
-S3_TIMEOUTS: dict[str, Any] = {"connect_timeout": 5, "read_timeout": 10, "retries": {"total_max_attempts": 1}}
+#: 5 s3fs tries x 1 attempt x 8 s (about 45 s); a refused connection at once.
+S3_TIMEOUTS: dict[str, Any] = {"connect_timeout": 5, "read_timeout": 8, "retries": {"total_max_attempts": 1}}
 
 
 def with_timeouts(storage_options: StorageOptions) -> dict[str, Any]:
@@ -137,7 +139,7 @@ def remove_stale_partials(path: PathLike) -> list[Path]:
     that made them no longer runs. Returns what was removed.
     """
     target = Path(path)
-    pattern = re.compile(rf"\.{re.escape(target.name)}\.(?:partial|replaced)-(\d+)-[0-9a-f]{{8}}")
+    pattern = re.compile(rf"\.{re.escape(target.name)}\.(?:partial|replaced)-(\d+)-[0-9a-z_]{{8}}")
     removed = []
     with contextlib.suppress(OSError):
         for entry in target.parent.iterdir():
