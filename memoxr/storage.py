@@ -88,10 +88,12 @@ def connection_failure(exc: BaseException, endpoint: str | None = None) -> str |
     """
     from aiohttp import ClientError
     from botocore.exceptions import BotoCoreError
+    from fsspec.exceptions import FSTimeoutError
 
     seen: BaseException | None = exc
     while seen is not None:
-        if isinstance(seen, (BotoCoreError, ClientError, TimeoutError)):
+        # Not any TimeoutError: a dask scheduler's is not object storage's.
+        if isinstance(seen, (BotoCoreError, ClientError, FSTimeoutError)):
             where = endpoint or getattr(seen, "kwargs", {}).get("endpoint_url") or "the default AWS endpoint"
             return (
                 f"object storage at {where} failed: {seen or type(seen).__name__}; "
