@@ -13,17 +13,38 @@ from .errors import MemoxrInputError, OutputExistsError
 
 
 def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn memoxr's input errors into ``Error: ...`` on stderr and exit status 2."""
+    """Turn memoxr's input errors, unreachable object storage and unusable files into one
+    ``Error: ...`` line on stderr and exit status 2 (no traceback)."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
         except (MemoxrInputError, OutputExistsError) as exc:
-            click.echo(f"Error: {exc}", err=True)
-            sys.exit(2)
+            message = str(exc)
+        except Exception as exc:
+            message = _storage_failure(exc, None)
+            if message is None:
+                raise
+        click.echo(f"Error: {' '.join(message.split())}", err=True)
+        sys.exit(2)
 
     return wrapper
+
+
+def _endpoint(options: dict | None) -> str | None:
+    options = options or {}
+    return (options.get("client_kwargs") or {}).get("endpoint_url") or options.get("endpoint_url")
+
+
+def _storage_failure(exc: BaseException, options: dict | None) -> str | None:
+    """One line for a failure to reach object storage or to use a file, else None (never quotes the options)."""
+    from .storage import connection_failure
+
+    message = connection_failure(exc, _endpoint(options))
+    if message is None and isinstance(exc, OSError) and exc.filename is not None:
+        message = f"cannot use {str(exc.filename)!r}: {exc.strerror or exc}"
+    return message
 
 
 overwrite_option = click.option(
@@ -49,7 +70,8 @@ def remote_options(func: Callable[..., Any]) -> Callable[..., Any]:
         metavar="JSON",
         default=None,
         help="fsspec options for s3:// paths as JSON, e.g. '{\"client_kwargs\": {\"endpoint_url\": "
-        "\"http://127.0.0.1:9000\"}}'.  [default: AWS_* environment variables, ~/.aws]",
+        "\"http://127.0.0.1:9000\"}}'. Timeouts: connect 5 s, read 8 s, one attempt per s3fs try, unless "
+        "config_kwargs sets them.  [default: AWS_* environment variables, ~/.aws]",
     )
     @click.option(
         "--credentials",
@@ -70,7 +92,15 @@ def remote_options(func: Callable[..., Any]) -> Callable[..., Any]:
         from .storage import resolve_storage_options
 
         options = resolve_storage_options(storage_options, credentials)
-        with use_scheduler(scheduler):
-            return func(*args, storage_options=options, **kwargs)
+        try:
+            with use_scheduler(scheduler):
+                return func(*args, storage_options=options, **kwargs)
+        except (MemoxrInputError, OutputExistsError):
+            raise
+        except Exception as exc:
+            message = _storage_failure(exc, options)  # here the endpoint is known
+            if message is None:
+                raise
+            raise MemoxrInputError(message) from None
 
     return wrapper

@@ -1,18 +1,33 @@
 """Where stores live (local folders or ``s3://`` URLs via fsspec), and writes that are complete or absent.
 
-Local outputs are written to a hidden sibling and moved into place only when
-finished; a failure or an interrupt removes the partial copy. Object stores
-have no rename, so a store is written in place and the completion marker
-(:data:`memoxr.schema.COMPLETE_ATTR`) is set last: a store whose writer died is
-refused on open, and a rerun replaces it without ``overwrite``. Single files
-(CSV, npz) go to object storage in one PUT, which is atomic.
+Local outputs are written to a hidden sibling ``.NAME.partial-<pid>-<rand>``
+and moved into place only when finished; a failure or an interrupt removes the
+partial copy, and a partial left by a killed writer (its pid no longer alive)
+is removed by the next write of the same output. Object stores have no rename,
+so a store is written in place, its first object a root ``zarr.json`` whose
+``schema`` says memoxr wrote it, and the completion marker
+(:data:`memoxr.schema.COMPLETE_ATTR`) is set last, in one rewrite of the root
+that keeps the consolidated metadata: a store whose writer died is refused on
+open, and a rerun replaces it without ``overwrite`` (only a store whose
+``schema`` says memoxr wrote it). Replacing a store first rewrites its root
+``zarr.json`` without the marker, then deletes the rest. Single files (CSV,
+npz) go to object storage in one PUT, which is atomic.
+
+Object storage (``s3://``) gets default timeouts (:data:`S3_TIMEOUTS`: connect
+5 s, read 8 s, one botocore attempt; s3fs itself tries a request up to 5
+times), so an endpoint that accepts connections and never answers is reported
+after about 45 s instead of about 7 minutes, and one that refuses connections
+at once. Any of them can be overridden through the
+storage options' ``config_kwargs``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import os
+import re
 import shutil
 import tempfile
 import uuid
@@ -39,12 +54,64 @@ def is_url(path: object) -> bool:
     return "://" in text and not text.startswith("file://")
 
 
+#: botocore ``Config`` defaults memoxr gives ``s3://`` access (``config_kwargs``
+#: of the storage options win). A silent endpoint fails after about
+#: 5 s3fs tries x 1 attempt x 8 s (about 45 s); a refused connection at once.
+S3_TIMEOUTS: dict[str, Any] = {"connect_timeout": 5, "read_timeout": 8, "retries": {"total_max_attempts": 1}}
+
+
+def with_timeouts(storage_options: StorageOptions) -> dict[str, Any]:
+    """``storage_options`` with :data:`S3_TIMEOUTS` filled into ``config_kwargs`` where not given."""
+    options = dict(storage_options or {})
+    config = dict(options.get("config_kwargs") or {})
+    for key, value in S3_TIMEOUTS.items():
+        config.setdefault(key, copy.deepcopy(value))  # botocore edits the retries dict it is given
+    options["config_kwargs"] = config
+    return options
+
+
+def _remote_options(path: PathLike, storage_options: StorageOptions) -> dict[str, Any]:
+    if str(path).split("://", 1)[0] in ("s3", "s3a"):
+        return with_timeouts(storage_options)
+    return dict(storage_options or {})
+
+
 def _fs(path: PathLike, storage_options: StorageOptions) -> tuple[fsspec.AbstractFileSystem, str]:
-    return fsspec.core.url_to_fs(str(path), **dict(storage_options or {}))
+    return fsspec.core.url_to_fs(str(path), **_remote_options(path, storage_options))
 
 
-def describe_access_error(path: PathLike, exc: BaseException) -> str:
+def connection_failure(exc: BaseException, endpoint: str | None = None) -> str | None:
+    """A one-line reason when ``exc`` (or what caused it) is a failure to talk to object storage, else None.
+
+    dask and zarr re-raise what botocore or aiohttp raised, so the causes are
+    searched. Names the endpoint, never the credentials.
+    """
+    from aiohttp import ClientError
+    from botocore.exceptions import BotoCoreError
+    from fsspec.exceptions import FSTimeoutError
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        # Not any TimeoutError: a dask scheduler's is not object storage's.
+        if isinstance(seen, (BotoCoreError, ClientError, FSTimeoutError)):
+            where = endpoint or getattr(seen, "kwargs", {}).get("endpoint_url") or "the default AWS endpoint"
+            return (
+                f"object storage at {where} failed: {seen or type(seen).__name__}; "
+                "check that it is running and reachable, then rerun"
+            )
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _endpoint_of(fs: fsspec.AbstractFileSystem) -> str | None:
+    return (getattr(fs, "client_kwargs", None) or {}).get("endpoint_url") or getattr(fs, "endpoint_url", None)
+
+
+def describe_access_error(path: PathLike, exc: BaseException, endpoint: str | None = None) -> str:
     """A one-line reason for a failed access, without credentials."""
+    failure = connection_failure(exc, endpoint)
+    if failure is not None:
+        return f"cannot access {str(path)!r}: {failure}"
     reason = getattr(exc, "args", [None])[0] or type(exc).__name__
     hint = ""
     if isinstance(exc, PermissionError):
@@ -53,7 +120,36 @@ def describe_access_error(path: PathLike, exc: BaseException) -> str:
 
 
 def _siblings(path: Path, tag: str) -> Path:
-    return path.with_name(f".{path.name}.{tag}-{uuid.uuid4().hex[:8]}")
+    # The writer's pid lets a later run tell a dead writer's leftovers from a live one's.
+    return path.with_name(f".{path.name}.{tag}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def remove_stale_partials(path: PathLike) -> list[Path]:
+    """Remove ``.NAME.partial-<pid>-*`` / ``.NAME.replaced-<pid>-*`` siblings of ``path`` whose writer is dead.
+
+    Only memoxr's own leftovers of this very output, and only when the process
+    that made them no longer runs. Returns what was removed.
+    """
+    target = Path(path)
+    pattern = re.compile(rf"\.{re.escape(target.name)}\.(?:partial|replaced)-(\d+)-[0-9a-z_]{{8}}")
+    removed = []
+    with contextlib.suppress(OSError):
+        for entry in target.parent.iterdir():
+            match = pattern.fullmatch(entry.name)
+            if match and not _pid_alive(int(match.group(1))):
+                _remove(entry)
+                removed.append(entry)
+    return removed
 
 
 def _remove(path: Path) -> None:
@@ -71,11 +167,19 @@ def _remote_state(path: PathLike, storage_options: StorageOptions) -> str:
         if not fs.exists(fs_path):
             return "absent"
         if fs.isfile(f"{fs_path}/zarr.json"):
-            attrs = json.loads(fs.cat_file(f"{fs_path}/zarr.json")).get("attributes", {})
-            return "present" if attrs.get(COMPLETE_ATTR) is True else "incomplete"
+            return "incomplete" if _unfinished_memoxr(fs.cat_file(f"{fs_path}/zarr.json")) else "present"
     except (PermissionError, OSError) as exc:
-        raise MemoxrInputError(describe_access_error(path, exc)) from exc
+        raise MemoxrInputError(describe_access_error(path, exc, _endpoint_of(fs))) from exc
     return "present"
+
+
+def _unfinished_memoxr(root_json: bytes) -> bool:
+    """True only for a root ``zarr.json`` memoxr wrote (schema ``memoxr.*``) without the completion marker."""
+    try:
+        attrs = json.loads(root_json).get("attributes") or {}
+    except (ValueError, AttributeError):
+        return False  # not ours to judge: treated as an existing output
+    return str(attrs.get("schema", "")).startswith("memoxr.") and attrs.get(COMPLETE_ATTR) is not True
 
 
 def _check_bucket(fs: fsspec.AbstractFileSystem, fs_path: str, path: PathLike) -> None:
@@ -89,25 +193,48 @@ def _check_bucket(fs: fsspec.AbstractFileSystem, fs_path: str, path: PathLike) -
             raise FileNotFoundError(bucket)
     except FileNotFoundError:
         raise MemoxrInputError(f"{str(path)!r}: bucket {bucket!r} does not exist") from None
-    except (PermissionError, OSError) as exc:
-        raise MemoxrInputError(describe_access_error(path, exc)) from exc
+    except Exception as exc:
+        if isinstance(exc, OSError) or connection_failure(exc) is not None:
+            raise MemoxrInputError(describe_access_error(path, exc, _endpoint_of(fs))) from exc
+        raise
 
 
 def check_writable(path: PathLike, *, overwrite: bool, storage_options: StorageOptions = None) -> None:
-    """Refuse an existing output unless ``overwrite``; refuse a missing parent folder or bucket.
+    """Refuse an existing output unless ``overwrite``, and an output that could not be written.
 
-    An unfinished memoxr store on object storage (no completion marker) does not
-    count as an output: a rerun replaces it.
+    Locally: a dangling symlink, a parent that is missing or a file, a folder
+    in which this process cannot create anything (tried, not guessed from
+    permission bits: root ignores them but not a read-only mount). On object
+    storage: a missing bucket or refused credentials. An unfinished memoxr store
+    on object storage (schema ``memoxr.*``, no completion marker) does not count
+    as an output: a rerun replaces it. A Zarr store memoxr did not write does.
     """
     if is_url(path):
         if _remote_state(path, storage_options) == "present" and not overwrite:
             raise OutputExistsError(str(path))
         return
     target = Path(path)
+    if target.is_symlink() and not target.exists():
+        raise MemoxrInputError(
+            f"output {str(target)!r} is a dangling symlink (to {os.readlink(target)!r}); "
+            "expected a path that does not exist yet, or remove the link"
+        )
     if target.exists() and not overwrite:
         raise OutputExistsError(str(target))
-    if not target.parent.exists():
-        raise MemoxrInputError(f"output {str(target)!r}: parent folder {str(target.parent)!r} does not exist")
+    parent = target.parent
+    if not parent.is_dir():
+        ancestor = parent
+        while not ancestor.exists() and ancestor != ancestor.parent:
+            ancestor = ancestor.parent
+        if ancestor.exists() and not ancestor.is_dir():
+            raise MemoxrInputError(f"output {str(target)!r}: {str(ancestor)!r} is a file, not a folder")
+        raise MemoxrInputError(f"output {str(target)!r}: parent folder {str(parent)!r} does not exist")
+    try:  # the only honest test of writability: create something (named like a partial, so never left over)
+        os.rmdir(tempfile.mkdtemp(prefix=f".{target.name}.partial-{os.getpid()}-", dir=parent))
+    except OSError as exc:
+        raise MemoxrInputError(
+            f"output {str(target)!r}: cannot write in folder {str(parent)!r}: {exc.strerror or exc}"
+        ) from None
 
 
 @contextlib.contextmanager
@@ -126,9 +253,16 @@ def atomic_output(path: PathLike, *, overwrite: bool = False, storage_options: S
             fs.put_file(str(local), fs_path)
         return
     target = Path(path)
+    remove_stale_partials(target)
     partial = _siblings(target, "partial")
     try:
         yield partial
+        if target.exists() and target.is_dir() != partial.is_dir():
+            # --overwrite replaces an output by one of its kind, never a folder by a file.
+            kinds = ("a folder", "a file") if target.is_dir() else ("a file", "a folder")
+            raise MemoxrInputError(
+                f"output {str(target)!r} is {kinds[0]}; refusing to replace it with {kinds[1]}: choose another path"
+            )
         if target.exists():
             old = _siblings(target, "replaced")
             os.replace(target, old)
@@ -141,6 +275,18 @@ def atomic_output(path: PathLike, *, overwrite: bool = False, storage_options: S
         raise
 
 
+def remove_output(path: PathLike, *, storage_options: StorageOptions = None) -> None:
+    """Remove an output this run wrote (a file or a store), local or remote; for all-or-none commands."""
+    if not is_url(path):
+        _remove(Path(path))
+        return
+    fs, fs_path = _fs(path, storage_options)
+    if fs.isfile(fs_path):
+        fs.rm_file(fs_path)
+    elif fs.exists(fs_path):
+        _remove_remote_store(fs, fs_path)
+
+
 @contextlib.contextmanager
 def store_output(path: PathLike, *, overwrite: bool = False, storage_options: StorageOptions = None) -> Iterator[str]:
     """Yield where to write a Zarr store that must end up at ``path``.
@@ -150,6 +296,13 @@ def store_output(path: PathLike, *, overwrite: bool = False, storage_options: St
     if the process dies, the missing completion marker makes it unreadable).
     """
     if not is_url(path):
+        target = Path(path)
+        if overwrite and target.exists() and not (target / "zarr.json").is_file():
+            if not target.is_dir() or any(target.iterdir()):
+                raise MemoxrInputError(
+                    f"output {str(target)!r} exists and is not a Zarr store; memoxr only replaces stores "
+                    "it could have written: choose another path"
+                )
         with atomic_output(path, overwrite=overwrite) as tmp:
             yield str(tmp)
         return
@@ -162,13 +315,44 @@ def store_output(path: PathLike, *, overwrite: bool = False, storage_options: St
                 "memoxr only replaces stores it could have written: choose another prefix"
             )
         # No rename on object storage: the old store goes first (a failed rewrite leaves nothing).
-        fs.rm(fs_path, recursive=True)
+        _remove_remote_store(fs, fs_path)
     try:
         yield str(path)
     except BaseException:
         with contextlib.suppress(Exception):
-            fs.rm(fs_path, recursive=True)
+            _remove_remote_store(fs, fs_path)
         raise
+
+
+#: Objects deleted per request while removing a remote store (S3 allows 1000).
+_DELETE_BATCH = 1000
+
+#: Root metadata of a store being removed: memoxr's, unfinished, so it never opens as
+#: complete and a rerun may replace it without ``overwrite``.
+_UNFINISHED_ROOT = {"zarr_format": 3, "node_type": "group", "attributes": {"schema": "memoxr.removing"}}
+
+
+def _delete_keys(fs: fsspec.AbstractFileSystem, keys: list[str]) -> None:
+    fs.rm(keys)  # one bulk request on S3
+
+
+def _remove_remote_store(fs: fsspec.AbstractFileSystem, fs_path: str) -> None:
+    """Delete a remote store so that no interruption leaves it looking complete.
+
+    The root ``zarr.json`` (completion marker and consolidated metadata) is
+    rewritten as unfinished first, in one PUT; then the other objects go; the
+    root goes last, so whatever remains at any moment is refused on open.
+    """
+    root = f"{fs_path}/zarr.json"
+    if fs.isfile(root):
+        fs.pipe_file(root, json.dumps(_UNFINISHED_ROOT).encode())
+    fs.invalidate_cache(fs_path)
+    keys = [key for key in fs.find(fs_path) if key.strip("/") != root.strip("/")]
+    for start in range(0, len(keys), _DELETE_BATCH):
+        _delete_keys(fs, keys[start : start + _DELETE_BATCH])
+    if fs.isfile(root):
+        fs.rm_file(root)
+    fs.invalidate_cache(fs_path)
 
 
 @contextlib.contextmanager
@@ -196,11 +380,18 @@ def write_dataset(
     ``final_attrs`` is called once the data are written; its attributes are
     stored before the completion marker (e.g. a checksum computed meanwhile).
     """
-    so = dict(storage_options or {}) or None
+    so = _remote_options(path, storage_options) if is_url(path) else None
+    schema = str(ds.attrs.get("schema", ""))
     with store_output(path, overwrite=overwrite, storage_options=so) as target:
         with _zarr_v3_quiet():
+            mode = "w-"
+            if is_url(target) and schema.startswith("memoxr."):
+                # The first object says it is memoxr's (xarray would first write a root without
+                # attributes): a writer killed at any point leaves a store a rerun may replace.
+                zarr.open_group(target, mode="w-", zarr_format=3, attributes={"schema": schema}, storage_options=so)
+                mode = "a"
             delayed = ds.to_zarr(
-                target, mode="w-", zarr_format=3, consolidated=False, encoding=dict(encoding or {}),
+                target, mode=mode, zarr_format=3, consolidated=False, encoding=dict(encoding or {}),
                 compute=False, storage_options=so if is_url(target) else None,
                 # Write every chunk: zarr's test for all-fill-value chunks (NaN-aware) cost 12% of a conversion.
                 write_empty_chunks=True,
@@ -209,8 +400,10 @@ def write_dataset(
             group = zarr.open_group(target, mode="r+", storage_options=so if is_url(target) else None)
             if final_attrs is not None:
                 group.attrs.update(dict(final_attrs()))
-            group.attrs[COMPLETE_ATTR] = True
             zarr.consolidate_metadata(group.store)
+            # The marker last, in the same root zarr.json PUT that keeps the consolidated metadata.
+            group = zarr.open_group(target, mode="r+", storage_options=so if is_url(target) else None)
+            group.attrs[COMPLETE_ATTR] = True
     return str(path)
 
 
@@ -222,7 +415,7 @@ def open_dataset(path: PathLike | zarr.abc.store.Store, *, chunks: Any = None, s
     """
     source = str(path)
     store = path if isinstance(path, zarr.abc.store.Store) else source
-    so = dict(storage_options or {}) if isinstance(store, str) and is_url(store) else None
+    so = _remote_options(store, storage_options) if isinstance(store, str) and is_url(store) else None
     if isinstance(store, str) and not _exists(store, so):
         raise MemoxrInputError(f"store {source!r} does not exist")
     try:
@@ -249,7 +442,7 @@ def _exists(path: str, storage_options: StorageOptions) -> bool:
 
 def open_file(path: PathLike, mode: str = "rb", *, storage_options: StorageOptions = None) -> Any:
     """An fsspec file for a local path or URL (use as a context manager)."""
-    return fsspec.open(str(path), mode, **(dict(storage_options or {}) if is_url(path) else {}))
+    return fsspec.open(str(path), mode, **(_remote_options(path, storage_options) if is_url(path) else {}))
 
 
 def file_exists(path: PathLike, *, storage_options: StorageOptions = None) -> bool:
@@ -265,7 +458,7 @@ def _probe(path: PathLike, storage_options: StorageOptions, *, local: Any, remot
     try:
         return bool(getattr(fs, remote)(fs_path))
     except (PermissionError, OSError) as exc:
-        raise MemoxrInputError(describe_access_error(path, exc)) from exc
+        raise MemoxrInputError(describe_access_error(path, exc, _endpoint_of(fs))) from exc
 
 
 #: Keys of the seed's MinIO ``credentials.json``; ``url`` and ``api`` may also be present.
@@ -274,7 +467,7 @@ CREDENTIALS_KEYS = ("endpoint", "accessKey", "secretKey")
 
 def resolve_storage_options(
     storage_options: str | Mapping[str, Any] | None = None, credentials: PathLike | None = None
-) -> dict[str, Any] | None:
+) -> dict[str, Any]:
     """fsspec options from JSON text or a dict, and/or a MinIO ``credentials.json``.
 
     The credentials file has the seed's form: ``endpoint`` (``host:port``, or a
@@ -282,7 +475,8 @@ def resolve_storage_options(
     ``secretKey``, ``api`` (``s3v4``) and ``path`` (``auto``/``on``/``off``: path-style
     addressing, which MinIO needs). Explicit ``storage_options`` win over the file.
     With neither, fsspec/s3fs read the usual places (``AWS_*`` environment
-    variables, ``~/.aws``). Error messages never quote secrets.
+    variables, ``~/.aws``). :data:`S3_TIMEOUTS` fill ``config_kwargs`` keys not
+    given. Error messages never quote secrets.
     """
     options: dict[str, Any] = {}
     if credentials is not None:
@@ -304,7 +498,8 @@ def resolve_storage_options(
                 options[key] = {**options[key], **value}
             else:
                 options[key] = value
-    return options or None
+    # Every command gets the object-storage timeouts, whichever module opens the files.
+    return with_timeouts(options)
 
 
 def _minio_options(credentials: PathLike) -> dict[str, Any]:

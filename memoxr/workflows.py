@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +25,14 @@ from .schema import (
 )
 from .scores import influence_scores
 from .stats import class_stats, merge_stats_csv
-from .storage import StorageOptions, atomic_output, check_writable, open_dataset, write_dataset
+from .storage import (
+    StorageOptions,
+    atomic_output,
+    check_writable,
+    open_dataset,
+    remove_output,
+    write_dataset,
+)
 
 
 @dataclass
@@ -93,7 +101,9 @@ def calculate(
 ) -> Result:
     """Scores, table and analysis of an influence store or FZ npz; one pass over the influence."""
     so = storage_options
-    for target in (output, stats_csv):
+    if output is not None and stats_csv is not None and str(output) == str(stats_csv):
+        raise MemoxrInputError(f"--output and --stats-csv are the same path {str(output)!r}; expected two outputs")
+    for target in (output, stats_csv):  # every output usable before any work
         if target is not None:
             check_writable(target, overwrite=overwrite, storage_options=so)
     ds = open_influence(source, allow_pickle=allow_pickle, storage_options=so)
@@ -101,11 +111,22 @@ def calculate(
     (scores,) = compute(influence_scores(ds, alpha=alpha, beta=beta), show_progress=show_progress)
     stats = class_stats(scores)
     result = Result(scores, stats, analyze(scores, stats, class_label=class_label, k=k))
-    if output is not None:
-        result.written.append(save_scores(scores, output, overwrite=overwrite, storage_options=so))
+    # All or none: the CSV waits in its partial until the scores are written; if it
+    # then fails to land, the scores this run wrote are removed again.
+    wrote_scores = False
+    try:
+        with contextlib.ExitStack() as stack:
+            if stats_csv is not None:
+                tmp = stack.enter_context(atomic_output(stats_csv, overwrite=overwrite, storage_options=so))
+                stats.to_csv(tmp, index=False)
+            if output is not None:
+                result.written.append(save_scores(scores, output, overwrite=overwrite, storage_options=so))
+                wrote_scores = True
+    except BaseException:
+        if wrote_scores:
+            remove_output(output, storage_options=so)
+        raise
     if stats_csv is not None:
-        with atomic_output(stats_csv, overwrite=overwrite, storage_options=so) as tmp:
-            stats.to_csv(tmp, index=False)
         result.written.append(str(stats_csv))
     return result
 

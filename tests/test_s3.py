@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
-import textwrap
+import threading
 import time
 import urllib.request
 import uuid
@@ -167,42 +169,6 @@ def test_failed_upload_leaves_nothing(ragged_npz, bucket, options, monkeypatch):
     assert not _fs(options).exists(f"{bucket}/x.zarr")
 
 
-def test_killed_upload_is_refused_then_rerun_finishes(tmp_path, ragged_npz, bucket, options):
-    """A conversion killed with SIGKILL mid-upload: the store is refused on open; a rerun completes it."""
-    url = f"s3://{bucket}/killed.zarr"
-    script = tmp_path / "slow_convert.py"
-    script.write_text(textwrap.dedent(f"""
-        import time
-        from memoxr.convert import convert_npz, fz_npz
-        from memoxr._chunks import BlockChunks
-        original = fz_npz._load_class_block
-        def slow(*args, **kwargs):
-            time.sleep(0.5)
-            return original(*args, **kwargs)
-        fz_npz._load_class_block = slow
-        convert_npz({ragged_npz!r}, {url!r}, chunks=BlockChunks(1, 4, 3), shard_mb=1e-4,
-                    storage_options={options!r})
-    """))
-    proc = subprocess.Popen([sys.executable, str(script)], env={**os.environ, "DASK_SCHEDULER": "synchronous"})
-    fs = _fs(options)
-    deadline = time.monotonic() + 60
-    while not fs.exists(f"{bucket}/killed.zarr/zarr.json"):
-        fs.invalidate_cache()
-        assert proc.poll() is None, "the conversion ended before it could be killed"
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    time.sleep(0.6)
-    proc.kill()
-    proc.wait()
-    fs.invalidate_cache()
-    with pytest.raises(IncompleteStoreError, match="store is incomplete"):
-        memoxr.open_influence(url, storage_options=options)
-    convert_npz(ragged_npz, url, storage_options=options)  # no --overwrite needed for an unfinished store
-    assert memoxr.open_influence(url, storage_options=options).attrs["source_name"] == "ragged.npz"
-    with pytest.raises(OutputExistsError):
-        convert_npz(ragged_npz, url, storage_options=options)
-
-
 def test_missing_bucket(ragged_npz, options):
     with pytest.raises(MemoxrInputError, match="'s3://no-such-bucket-memoxr/x.zarr': bucket 'no-such-bucket-memoxr' does not exist"):
         convert_npz(ragged_npz, "s3://no-such-bucket-memoxr/x.zarr", storage_options=options)
@@ -292,3 +258,269 @@ def test_overwrite_refuses_to_delete_what_is_not_a_store(ragged_npz, bucket, opt
     with pytest.raises(MemoxrInputError, match="exists and is not a Zarr store"):
         convert_npz(ragged_npz, f"s3://{bucket}/data", overwrite=True, storage_options=options)
     assert fs.cat_file(f"{bucket}/data/notes.txt") == b"precious"
+
+
+def _objects(options, bucket, prefix) -> dict[str, bytes]:
+    """Every object under ``prefix`` (relative key -> bytes), read without any cache."""
+    fs = _fs(options)
+    return {key.split(f"{prefix}/", 1)[1]: body for key, body in fs.cat(fs.find(f"{bucket}/{prefix}")).items()}
+
+
+def test_foreign_store_is_an_output_not_an_interrupted_write(ragged_npz, bucket, options):
+    """A Zarr store memoxr did not write (no schema memoxr.*) is refused without --overwrite, as locally."""
+    url = f"s3://{bucket}/results.zarr"
+    xr.Dataset({"x": ("i", np.arange(5))}).to_zarr(url, zarr_format=3, storage_options=options)
+    before = _objects(options, bucket, "results.zarr")
+    result = CliRunner().invoke(main, ["convert", ragged_npz, url, "-q", "--storage-options", json.dumps(options)])
+    assert result.exit_code == 2 and "already exists" in result.stderr, result.output
+    assert _objects(options, bucket, "results.zarr") == before
+    result = CliRunner().invoke(main, ["convert", ragged_npz, url, "-q", "--overwrite", "--storage-options", json.dumps(options)])
+    assert result.exit_code == 0, result.output
+    assert memoxr.open_influence(url, storage_options=options).attrs["source_name"] == "ragged.npz"
+
+
+def test_overwrite_unmarks_the_old_store_before_deleting_it(ragged_npz, bucket, options, monkeypatch):
+    """The delete fails after its first batch: what is left never opens as complete, and a rerun replaces it."""
+    from memoxr import storage
+
+    url = f"s3://{bucket}/o.zarr"
+    convert_npz(ragged_npz, url, storage_options=options)
+    reference = _objects(options, bucket, "o.zarr")
+    monkeypatch.setattr(storage, "_DELETE_BATCH", 1)
+    real_delete, calls = storage._delete_keys, []
+
+    def failing_delete(fs, keys):
+        calls.append(keys)
+        if len(calls) == 2:
+            raise OSError("connection reset")
+        return real_delete(fs, keys)
+
+    monkeypatch.setattr(storage, "_delete_keys", failing_delete)
+    with pytest.raises(OSError, match="connection reset"):
+        convert_npz(ragged_npz, url, overwrite=True, storage_options=options)
+    monkeypatch.undo()
+    left = _objects(options, bucket, "o.zarr")
+    assert 0 < len(left) < len(reference) and COMPLETE not in json.loads(left["zarr.json"])["attributes"]
+    with pytest.raises(IncompleteStoreError, match="store is incomplete"):
+        memoxr.open_influence(url, storage_options=options)
+    convert_npz(ragged_npz, url, storage_options=options)  # no --overwrite needed
+    assert _objects(options, bucket, "o.zarr") == reference
+
+
+COMPLETE = "memoxr_complete"
+
+# Conversions slowed down so that a test can watch them: each class block, each batch of
+# deleted objects and the moment after consolidation take a little longer. One process
+# imports memoxr once and forks a child per conversion, which the test SIGKILLs.
+_SLOW_CONVERTER = """
+import json, os, sys, time
+import zarr
+from memoxr import storage
+from memoxr.convert import convert_npz, fz_npz
+from memoxr._chunks import BlockChunks
+
+def slowed(function, seconds, after=False):
+    def wrapper(*args, **kwargs):
+        if not after:
+            time.sleep(seconds)
+        result = function(*args, **kwargs)
+        if after:
+            time.sleep(seconds)
+        return result
+    return wrapper
+
+fz_npz._load_class_block = slowed(fz_npz._load_class_block, 0.05)
+storage._delete_keys = slowed(storage._delete_keys, 0.1)
+zarr.consolidate_metadata = slowed(zarr.consolidate_metadata, 0.8, after=True)
+storage._DELETE_BATCH = 4
+for line in sys.stdin:
+    npz, url, options, overwrite = json.loads(line)
+    pid = os.fork()
+    if pid == 0:
+        convert_npz(npz, url, chunks=BlockChunks(*CHUNKS), overwrite=overwrite, storage_options=options)
+        os._exit(0)
+    print(pid, flush=True)
+    print(os.waitpid(pid, 0)[1], flush=True)
+"""
+CHUNKS = (3, 12, 12)
+
+
+@pytest.fixture
+def converter(tmp_path):
+    script = tmp_path / "slow_converter.py"
+    script.write_text(_SLOW_CONVERTER.replace("CHUNKS", repr(CHUNKS)))
+    proc = subprocess.Popen([sys.executable, str(script)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "MEMOXR_SCHEDULER": "synchronous"})
+    yield proc
+    proc.stdin.close()
+    proc.kill()
+    proc.wait()
+
+
+@pytest.fixture
+def client(s3_endpoint):
+    return boto3.client("s3", endpoint_url=s3_endpoint, aws_access_key_id="testing",
+                        aws_secret_access_key=SECRET, region_name="us-east-1")
+
+
+def _root(client, bucket, prefix):
+    try:
+        return json.loads(client.get_object(Bucket=bucket, Key=f"{prefix}/zarr.json")["Body"].read())
+    except client.exceptions.NoSuchKey:
+        return None
+
+
+def _kill_when(converter, args, client, bucket, prefix, reached) -> None:
+    """Start a slowed conversion; SIGKILL it as soon as ``reached(count, root, seen)`` is true of the bucket."""
+    converter.stdin.write(json.dumps(args) + "\n")
+    converter.stdin.flush()
+    pid = int(converter.stdout.readline())
+    seen: list[int] = []
+    deadline = time.monotonic() + 120
+    while True:
+        count = client.list_objects_v2(Bucket=bucket, Prefix=f"{prefix}/").get("KeyCount", 0)
+        seen.append(count)
+        if reached(count, _root(client, bucket, prefix), seen):
+            break
+        assert os.path.exists(f"/proc/{pid}"), f"the conversion ended before the moment to kill it ({seen[-5:]})"
+        assert time.monotonic() < deadline
+    with contextlib.suppress(ProcessLookupError):  # if it ended just now, the status below says so
+        os.kill(pid, signal.SIGKILL)
+    status = int(converter.stdout.readline())
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, "the conversion had already ended"
+
+
+def _assert_refused_or_absent(url, options, client, bucket, prefix):
+    if client.list_objects_v2(Bucket=bucket, Prefix=f"{prefix}/").get("KeyCount", 0) == 0:
+        return
+    with pytest.raises(IncompleteStoreError):
+        memoxr.open_influence(url, storage_options=options)
+    result = CliRunner().invoke(main, ["calculate", "--input", url, "-q", "--storage-options", json.dumps(options)])
+    assert result.exit_code == 2 and "incomplete" in result.stderr, result.output
+
+
+def test_s3_conversion_killed_at_several_moments(converter, client, ragged_npz, bucket, options):
+    """SIGKILL halfway through the objects, and between the consolidated metadata and the marker;
+    convert --overwrite killed right after the old root is unmarked, halfway through the delete,
+    and halfway through the new write. Never a store that opens as complete; a rerun without
+    --overwrite writes the same bytes as an uninterrupted run."""
+    from memoxr._chunks import BlockChunks
+
+    url, prefix = f"s3://{bucket}/k.zarr", "k.zarr"
+    convert_npz(ragged_npz, url, chunks=BlockChunks(*CHUNKS), storage_options=options)
+    reference = _objects(options, bucket, prefix)
+    total = len(reference)
+    assert total >= 12  # enough objects for a halfway
+    moments = [
+        ("fresh: halfway", False, lambda count, root, seen: count >= total // 2),
+        ("fresh: consolidated, not marked", False, lambda count, root, seen: bool(root and root.get("consolidated_metadata"))
+         and COMPLETE not in root["attributes"]),
+        ("overwrite: old root unmarked", True, lambda count, root, seen: root is not None and COMPLETE not in root["attributes"]),
+        ("overwrite: delete halfway", True, lambda count, root, seen: count <= total // 2),
+        ("overwrite: write halfway", True, lambda count, root, seen: min(seen) <= 1 and count >= total // 2),
+    ]
+    for name, overwrite, reached in moments:
+        if not overwrite:
+            _fs(options).rm(f"{bucket}/{prefix}", recursive=True)
+        _kill_when(converter, [ragged_npz, url, options, overwrite], client, bucket, prefix, reached)
+        _assert_refused_or_absent(url, options, client, bucket, prefix)
+        convert_npz(ragged_npz, url, chunks=BlockChunks(*CHUNKS), storage_options=options)  # no --overwrite needed
+        assert _objects(options, bucket, prefix) == reference, name
+    with pytest.raises(OutputExistsError):  # finished now: replacing it needs --overwrite
+        convert_npz(ragged_npz, url, storage_options=options)
+
+
+def _one_error_line(result, *expected):
+    lines = result.stderr.strip().splitlines()
+    assert result.exit_code == 2, result.output
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
+    assert "Traceback" not in result.output and SECRET not in result.output
+    for text in expected:
+        assert text in lines[0], lines[0]
+    return lines[0]
+
+
+_SLOW_CLI = """
+import sys, time
+from memoxr.convert import fz_npz
+from memoxr.cli import main
+original = fz_npz._load_class_block
+def slow(*args, **kwargs):
+    time.sleep(0.2)
+    return original(*args, **kwargs)
+fz_npz._load_class_block = slow
+main(sys.argv[1:], prog_name="memoxr")
+"""
+
+
+def test_server_gone_mid_upload_then_dead_before_the_command(tmp_path, ragged_npz):
+    """One line naming the endpoint, exit 2, no traceback: when the server dies while objects are
+    being written (seen appearing), and when it is already dead at the start."""
+    server, url = _start_moto()
+    try:
+        client = boto3.client("s3", endpoint_url=url, aws_access_key_id="testing", aws_secret_access_key=SECRET,
+                              region_name="us-east-1")
+        client.create_bucket(Bucket="gone")
+        options = json.dumps({"key": "testing", "secret": SECRET, "client_kwargs": {"endpoint_url": url, "region_name": "us-east-1"}})
+        script = tmp_path / "slow_cli.py"
+        script.write_text(_SLOW_CLI)
+        cli = subprocess.Popen([sys.executable, str(script), "convert", ragged_npz, "s3://gone/x.zarr", "-q",
+                                "--storage-options", options], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while client.list_objects_v2(Bucket="gone").get("KeyCount", 0) == 0:
+            assert cli.poll() is None and time.monotonic() < deadline, "the upload ended before the server could die"
+        server.kill()
+        server.wait()
+        _, stderr = cli.communicate(timeout=120)
+        result = type("Result", (), {"exit_code": cli.returncode, "stderr": stderr, "output": stderr})
+        _one_error_line(result, f"object storage at {url}")
+        for args in (["convert", ragged_npz, "s3://gone/x.zarr"], ["calculate", "--input", "s3://gone/x.zarr"]):
+            _one_error_line(CliRunner().invoke(main, [*args, "-q", "--storage-options", options]), f"object storage at {url}",
+                            "Could not connect")
+    finally:
+        server.kill()
+        server.wait()
+
+
+def test_nothing_listening_on_the_endpoint(ragged_npz):
+    url = f"http://127.0.0.1:{_free_port()}"
+    options = json.dumps({"key": "testing", "secret": SECRET, "client_kwargs": {"endpoint_url": url}})
+    result = CliRunner().invoke(main, ["convert", ragged_npz, "s3://bucket/x.zarr", "--storage-options", options])
+    _one_error_line(result, f"object storage at {url}", "Could not connect")
+
+
+def test_silent_endpoint_times_out(ragged_npz):
+    """An endpoint that accepts connections and never answers is reported (timeout made small here)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    accepted = []
+
+    def accept_forever():
+        with contextlib.suppress(OSError):
+            while True:
+                accepted.append(listener.accept()[0])
+
+    threading.Thread(target=accept_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    try:
+        options = json.dumps({"key": "testing", "secret": SECRET, "client_kwargs": {"endpoint_url": url},
+                              "config_kwargs": {"read_timeout": 0.3}})
+        result = CliRunner().invoke(main, ["convert", ragged_npz, "s3://bucket/x.zarr", "--storage-options", options])
+        _one_error_line(result, f"object storage at {url}", "Read timeout")
+        assert accepted  # it did connect: the silence is what failed
+    finally:
+        listener.close()
+        for conn in accepted:
+            conn.close()
+
+
+def test_object_storage_has_default_timeouts():
+    from memoxr.storage import S3_TIMEOUTS, _fs, resolve_storage_options
+
+    assert S3_TIMEOUTS["connect_timeout"] <= 10 and S3_TIMEOUTS["read_timeout"] <= 10
+    assert resolve_storage_options(None)["config_kwargs"] == S3_TIMEOUTS
+    mine = resolve_storage_options('{"config_kwargs": {"read_timeout": 1, "retries": {"max_attempts": 3}}}')
+    assert mine["config_kwargs"] == {**S3_TIMEOUTS, "read_timeout": 1, "retries": {"max_attempts": 3}}
+    fs, _ = _fs("s3://bucket/x.zarr", {"key": "k", "secret": "s"})
+    assert fs.config_kwargs == S3_TIMEOUTS  # the library's own accesses get them too
