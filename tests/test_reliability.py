@@ -397,7 +397,13 @@ def test_malformed_input_is_one_clear_error(world, case):
 
 def chunk_files(folder: Path, pattern: str) -> int:
     """Chunk objects written so far under folders matching ``pattern`` (e.g. a partial store)."""
-    return sum(1 for d in folder.glob(pattern) for p in d.rglob("c/**/*") if p.is_file())
+    total = 0
+    for d in folder.glob(pattern):
+        try:
+            total += sum(1 for p in d.rglob("c/**/*") if p.is_file())
+        except FileNotFoundError:  # moved into place or removed (a write probe) while counting
+            continue
+    return total
 
 
 def run_until(args: list[str], progress, at: int) -> int:
