@@ -48,9 +48,20 @@ def trial_sums(mask: np.ndarray, train_correct: np.ndarray) -> np.ndarray:
     >>> trial_sums(np.array([[1, 0], [1, 1]]), np.array([[1, 1], [0, 1]])).tolist()
     [[2.0, 1.0], [1.0, 1.0], [1.0, 2.0]]
     """
-    mask = np.asarray(mask, dtype=np.float64)
-    correct = np.asarray(train_correct, dtype=np.float64)
-    return np.stack([mask.sum(axis=0), (mask * correct).sum(axis=0), correct.sum(axis=0)])
+    mask, correct = as_bool(mask), as_bool(train_correct)
+    counts = [_column_counts(mask), _column_counts(mask & correct), _column_counts(correct)]
+    return np.stack(counts).astype(np.float64)
+
+
+def as_bool(x: np.ndarray) -> np.ndarray:
+    """``x != 0`` as bool (``x`` itself when it is bool already)."""
+    x = np.asarray(x)
+    return x if x.dtype == bool else x != 0
+
+
+def _column_counts(x: np.ndarray) -> np.ndarray:
+    """Trues per column of a 2-D bool array (bytes summed into int32: exact below 2**31 rows)."""
+    return np.add.reduce(np.ascontiguousarray(x).view(np.uint8), axis=0, dtype=np.int32)
 
 
 def masked_products(mask: np.ndarray, correct: np.ndarray) -> np.ndarray:
@@ -283,3 +294,11 @@ def not_binary(x: np.ndarray) -> np.ndarray:
     if x.dtype == bool:
         return np.zeros(x.shape, dtype=bool)
     return ~((x == 0) | (x == 1))
+
+
+def count_not_binary(x: np.ndarray) -> int:
+    """How many values of ``x`` are neither 0 nor 1 (NaN included); 0 for booleans, with no temporary."""
+    x = np.asarray(x)
+    if x.dtype == bool:
+        return 0
+    return int(np.count_nonzero((x != 0) & (x != 1)))

@@ -314,7 +314,7 @@ def _trial_sums_block(mask: np.ndarray, correct: np.ndarray) -> np.ndarray:
 
 
 def _count_not_binary(x: np.ndarray) -> np.ndarray:
-    return np.array([[int(_k.not_binary(x).sum())]], dtype=np.int64)
+    return np.array([[_k.count_not_binary(x)]], dtype=np.int64)
 
 
 def _pass_sums(mask: da.Array, train_correct: da.Array, test_correct: da.Array) -> _Sums:
@@ -323,7 +323,7 @@ def _pass_sums(mask: da.Array, train_correct: da.Array, test_correct: da.Array) 
         _trial_sums_block, "tkn", mask, "tn", train_correct, "tn",
         new_axes={"k": 3}, adjust_chunks={"t": 1}, dtype=np.float64,
     ).sum(axis=0)
-    test_all = test_correct.astype(np.float64).sum(axis=0)
+    test_all = test_correct.sum(axis=0, dtype=np.float64)  # no float64 copy of a chunk
     bad = {
         key: da.map_blocks(_count_not_binary, x, chunks=((1,) * x.numblocks[0], (1,) * x.numblocks[1]), dtype=np.int64).sum()
         for key, x in (("mask", mask), ("train_correct", train_correct), ("test_correct", test_correct))
@@ -425,7 +425,8 @@ def _class_influence(
     """
     n_train, n_test = mask.shape[1], test_correct.shape[1]
     itemsize = max(mask.dtype.itemsize, test_correct.dtype.itemsize)
-    read = _even_sizes(n_trials, _trial_chunk(n_trials, n_train + n_test, itemsize, budget))
+    most = _trial_chunk(n_trials, n_train + n_test, itemsize, budget)
+    read = mask.chunks[0] if max(mask.chunks[0]) <= most else _even_sizes(n_trials, most)  # as read, if fit
     groups = _class_groups(train_index.shape[0], plan, n_trials)
     train_chunks, test_chunks = (groups, plan.train), (groups, plan.test)
     train_index_da = da.from_array(train_index, chunks=train_chunks)
@@ -479,7 +480,11 @@ def _full_influence(
     )
 
 
-def _as_dask(x: Any, trial_chunk: int) -> da.Array:
+def _records_itemsize(arrays: Mapping[str, Any]) -> int:
+    return max(np.dtype(arrays[key].dtype).itemsize for key in _BINARY_KEYS)
+
+
+def _as_dask(x: Any, trial_chunk: int | tuple[int, ...]) -> da.Array:
     x = x if isinstance(x, da.Array) else da.from_array(np.asarray(x), chunks=(trial_chunk, -1))
     return x.rechunk({0: trial_chunk})
 
@@ -573,7 +578,8 @@ def estimate(
     n_trials, n_train = np.shape(arrays["mask"])
     n_test = np.shape(arrays["test_correct"])[1]
     budget = int(chunk_mb * 2**20)
-    tc = _trial_chunk(n_trials, n_train + n_test, 8, budget)
+    # Whole rows of the records within the budget, in even chunks: the influence reads the same chunks.
+    tc = _even_sizes(n_trials, _trial_chunk(n_trials, n_train + n_test, _records_itemsize(arrays), budget))
     mask, train_correct, test_correct = (_as_dask(arrays[key], tc) for key in _BINARY_KEYS)
 
     with progress(show_progress):
