@@ -518,7 +518,11 @@ def estimate(
     The records are read once here, to validate their values and sum them per
     sample (small results, in memory); ``influence`` stays lazy: a dask matrix
     product over chunks of trials, computed when written or loaded. Memory is
-    bounded by ``chunk_mb``-sized chunks.
+    bounded by ``chunk_mb``-sized chunks. memoxr's writers compute it with one
+    BLAS thread per dask thread (:func:`memoxr._blas.blas_threads_for_dask`,
+    entered once around the computation); computing it yourself with dask's
+    threaded scheduler, wrap the call in the same context manager to keep BLAS
+    from starting a thread per core inside every task.
 
     A train sample in every trial's subset or in none gets NaN memorization and
     a NaN influence row, with a :class:`DegenerateSampleWarning`.
