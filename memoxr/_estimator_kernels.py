@@ -48,9 +48,20 @@ def trial_sums(mask: np.ndarray, train_correct: np.ndarray) -> np.ndarray:
     >>> trial_sums(np.array([[1, 0], [1, 1]]), np.array([[1, 1], [0, 1]])).tolist()
     [[2.0, 1.0], [1.0, 1.0], [1.0, 2.0]]
     """
-    mask = np.asarray(mask, dtype=np.float64)
-    correct = np.asarray(train_correct, dtype=np.float64)
-    return np.stack([mask.sum(axis=0), (mask * correct).sum(axis=0), correct.sum(axis=0)])
+    mask, correct = as_bool(mask), as_bool(train_correct)
+    counts = [_column_counts(mask), _column_counts(mask & correct), _column_counts(correct)]
+    return np.stack(counts).astype(np.float64)
+
+
+def as_bool(x: np.ndarray) -> np.ndarray:
+    """``x != 0`` as bool (``x`` itself when it is bool already)."""
+    x = np.asarray(x)
+    return x if x.dtype == bool else x != 0
+
+
+def _column_counts(x: np.ndarray) -> np.ndarray:
+    """Trues per column of a 2-D bool array (bytes summed into int32: exact below 2**31 rows)."""
+    return np.add.reduce(np.ascontiguousarray(x).view(np.uint8), axis=0, dtype=np.int32)
 
 
 def masked_products(mask: np.ndarray, correct: np.ndarray) -> np.ndarray:
@@ -130,6 +141,137 @@ def influence_from_sums(
     return np.where(defined, infl, np.nan)
 
 
+def gather_columns(x: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """Columns ``index`` of a ``(trial, sample)`` chunk, as a bool ``(trial, *index.shape)`` array.
+
+    ``index`` holds column numbers, -1 for padding (read as column 0: the
+    finalizer makes padded entries NaN). ``np.take`` on the input, then ``!= 0``
+    on the taken columns only (nothing for bool input): no temporary over the
+    whole chunk.
+
+    >>> gather_columns(np.array([[0, 1, 2], [1, 0, 0]]), np.array([[2, 1], [0, -1]])).astype(int).tolist()
+    [[[1, 1], [0, 0]], [[0, 0], [1, 1]]]
+    """
+    x, index = np.asarray(x), np.asarray(index)
+    taken = np.take(x, np.maximum(index, 0).ravel(), axis=1)
+    if taken.dtype != bool:
+        taken = taken != 0
+    return taken.reshape(x.shape[0], *index.shape)
+
+
+def class_products(
+    rows: np.ndarray,
+    cols: np.ndarray,
+    train_index: np.ndarray,
+    test_index: np.ndarray,
+    *,
+    max_operand_bytes: int | None = None,
+) -> np.ndarray:
+    """Within-class ``sum_t rows[t, c, i] * cols[t, c, j]`` for one chunk of trials, one BLAS product per class.
+
+    Parameters
+    ----------
+    rows, cols : array, shapes ``(trial, class, i)`` and ``(trial, class, j)``
+        0/1 columns of each class (:func:`gather_columns`): subset membership
+        of its train samples, correctness on its test samples.
+    train_index, test_index : int arrays, shapes ``(class, i)`` and ``(class, j)``
+        The columns' sample numbers, -1 for padding (at the end of a class):
+        padded rows and columns are not multiplied.
+    max_operand_bytes : int, optional
+        Bound on one class's float32 operands; more trials than fit are
+        multiplied in several steps and summed.
+
+    Returns
+    -------
+    numpy.ndarray, shape ``(class, i, j)``, float32
+        Exact sums (while trials < ``2**24``); 0 where ``i`` or ``j`` is padding.
+
+    >>> rows, cols = np.array([[[1, 0]], [[1, 1]]]), np.array([[[1]], [[1]]])
+    >>> class_products(rows, cols, np.array([[4, 7]]), np.array([[3]])).tolist()
+    [[[2.0], [1.0]]]
+    """
+    rows, cols = np.asarray(rows), np.asarray(cols)
+    n_trials, n_class = rows.shape[0], rows.shape[1]
+    out = np.zeros((n_class, rows.shape[2], cols.shape[2]), dtype=SUM_DTYPE)
+    for c in range(n_class):
+        n_i, n_j = int((np.asarray(train_index[c]) >= 0).sum()), int((np.asarray(test_index[c]) >= 0).sum())
+        if n_i == 0 or n_j == 0:
+            continue
+        step = n_trials
+        if max_operand_bytes is not None:
+            step = int(min(n_trials, max(1, max_operand_bytes // (4 * (n_i + n_j)))))
+        target = out[c, :n_i, :n_j]
+        for start in range(0, n_trials, step):
+            a = rows[start : start + step, c, :n_i].astype(SUM_DTYPE)
+            b = cols[start : start + step, c, :n_j].astype(SUM_DTYPE)
+            if start > 0:
+                target += a.T @ b
+            elif target.flags.c_contiguous:
+                np.matmul(a.T, b, out=target)  # straight into the result, no temporary
+            else:
+                target[...] = a.T @ b
+    return out
+
+
+def add_parts(parts) -> np.ndarray:
+    """Sum of a (possibly nested) list of arrays, with one new array at most; one array is returned as is."""
+    flat = []
+    stack = [parts]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list | tuple):
+            stack.extend(reversed(item))
+        else:
+            flat.append(item)
+    if len(flat) == 1:
+        return flat[0]
+    total = np.add(flat[0], flat[1])
+    for part in flat[2:]:
+        total += part
+    return total
+
+
+def influence_from_sums_f32(
+    test_in: np.ndarray, test_all: np.ndarray, n_in: np.ndarray, n_trials: int, *, block_elements: int = 2**16
+) -> np.ndarray:
+    """:func:`influence_from_sums` rounded to float32, computed in row blocks.
+
+    The same float64 operations on every element (so the same float32 result),
+    but on blocks of about ``block_elements`` elements at a time: the float64
+    temporaries stay in cache instead of spanning the whole array.
+
+    Parameters are those of :func:`influence_from_sums`; ``test_in`` has shape
+    ``(..., train, test)``.
+
+    Returns
+    -------
+    numpy.ndarray, same shape as ``test_in``, float32
+    """
+    test_in = np.asarray(test_in)
+    shape = test_in.shape
+    n_i, n_j = shape[-2], shape[-1]
+    batch = int(np.prod(shape[:-2], dtype=np.int64))
+    t3 = test_in.reshape(batch, n_i, n_j)
+    n_in3 = np.broadcast_to(np.asarray(n_in, dtype=np.float64), (*shape[:-2], n_i)).reshape(batch, n_i)
+    all3 = np.broadcast_to(np.asarray(test_all, dtype=np.float64), (*shape[:-2], n_j)).reshape(batch, n_j)
+    out = np.empty((batch, n_i, n_j), dtype=np.float32)
+    rows = max(1, block_elements // max(n_j, 1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for b in range(batch):
+            for r in range(0, n_i, rows):
+                n_in_r = n_in3[b, r : r + rows, None]
+                n_out_r = n_trials - n_in_r
+                block = t3[b, r : r + rows].astype(np.float64)
+                rest = all3[b][None, :] - block
+                rest /= n_out_r
+                block /= n_in_r
+                block -= rest
+                undefined = ~((n_in_r[:, 0] > 0) & (n_out_r[:, 0] > 0))
+                block[undefined] = np.nan
+                out[b, r : r + rows] = block
+    return out.reshape(shape)
+
+
 def estimate_memorization(mask: np.ndarray, train_correct: np.ndarray) -> np.ndarray:
     """Memorization ``(train,)`` of every train sample from ``(trial, train)`` records, in memory."""
     return memorization_from_sums(trial_sums(mask, train_correct), np.shape(mask)[0])
@@ -152,3 +294,11 @@ def not_binary(x: np.ndarray) -> np.ndarray:
     if x.dtype == bool:
         return np.zeros(x.shape, dtype=bool)
     return ~((x == 0) | (x == 1))
+
+
+def count_not_binary(x: np.ndarray) -> int:
+    """How many values of ``x`` are neither 0 nor 1 (NaN included); 0 for booleans, with no temporary."""
+    x = np.asarray(x)
+    if x.dtype == bool:
+        return 0
+    return int(np.count_nonzero((x != 0) & (x != 1)))

@@ -73,6 +73,7 @@ import zarr
 from dask.array import PerformanceWarning
 
 from . import _estimator_kernels as _k
+from ._blas import blas_threads_for_dask
 from ._chunks import DEFAULT_CHUNK_MB, BlockChunks, plan_block_chunks, validate_mb
 from ._cli_options import handle_errors, remote_options
 from .convert import influence_encoding
@@ -313,7 +314,7 @@ def _trial_sums_block(mask: np.ndarray, correct: np.ndarray) -> np.ndarray:
 
 
 def _count_not_binary(x: np.ndarray) -> np.ndarray:
-    return np.array([[int(_k.not_binary(x).sum())]], dtype=np.int64)
+    return np.array([[_k.count_not_binary(x)]], dtype=np.int64)
 
 
 def _pass_sums(mask: da.Array, train_correct: da.Array, test_correct: da.Array) -> _Sums:
@@ -322,7 +323,7 @@ def _pass_sums(mask: da.Array, train_correct: da.Array, test_correct: da.Array) 
         _trial_sums_block, "tkn", mask, "tn", train_correct, "tn",
         new_axes={"k": 3}, adjust_chunks={"t": 1}, dtype=np.float64,
     ).sum(axis=0)
-    test_all = test_correct.astype(np.float64).sum(axis=0)
+    test_all = test_correct.sum(axis=0, dtype=np.float64)  # no float64 copy of a chunk
     bad = {
         key: da.map_blocks(_count_not_binary, x, chunks=((1,) * x.numblocks[0], (1,) * x.numblocks[1]), dtype=np.int64).sum()
         for key, x in (("mask", mask), ("train_correct", train_correct), ("test_correct", test_correct))
@@ -332,16 +333,43 @@ def _pass_sums(mask: da.Array, train_correct: da.Array, test_correct: da.Array) 
 
 
 def _gather_block(x: np.ndarray, index: np.ndarray) -> np.ndarray:
-    """Columns ``index`` (``(class, sample)``, -1 padding read as column 0) of a trial chunk, as bool."""
-    return x[:, np.maximum(index, 0)] != 0
+    return _k.gather_columns(x, index)
+
+
+def _class_products_block(
+    rows: np.ndarray, cols: np.ndarray, train_index: np.ndarray, test_index: np.ndarray, max_operand_bytes: int
+) -> np.ndarray:
+    return _k.class_products(rows, cols, train_index, test_index, max_operand_bytes=max_operand_bytes)[None]
 
 
 def _products_block(mask: np.ndarray, correct: np.ndarray) -> np.ndarray:
     return _k.masked_products(mask, correct)[None]
 
 
+def _first(x: np.ndarray, axis: Any = None, keepdims: bool = True) -> np.ndarray:
+    return x
+
+
+def _add_parts(parts: Any, axis: Any = None, keepdims: bool = True) -> np.ndarray:
+    total = _k.add_parts(parts)
+    if keepdims:
+        return total
+    return total[0] if total.shape[0] == 1 else total.sum(axis=0)  # 0 rows: dask's meta probe
+
+
+def _sum_over_trials(partial: da.Array) -> da.Array:
+    """Sum of per-trial-chunk products (each ``(1, ...)`` on axis 0), as a tree of additions.
+
+    Like ``partial.sum(axis=0)`` without its copies: no concatenation of the
+    parts and no copy of a lone part.
+    """
+    return da.reduction(
+        partial, _first, _add_parts, combine=_add_parts, axis=0, concatenate=False, dtype=np.float32,
+    )
+
+
 def _finalize_block(test_in: np.ndarray, test_all: np.ndarray, n_in: np.ndarray, n_trials: int) -> np.ndarray:
-    return _k.influence_from_sums(test_in, test_all, n_in, n_trials).astype(np.float32)
+    return _k.influence_from_sums_f32(test_in, test_all, n_in, n_trials)
 
 
 @contextlib.contextmanager
@@ -357,46 +385,75 @@ def _trial_chunk(n_trials: int, width: int, itemsize: int, budget: int) -> int:
     return int(min(n_trials, max(1, budget // max(1, width * itemsize))))
 
 
+def _even_sizes(n: int, most: int) -> tuple[int, ...]:
+    """``n`` split into as few parts of at most ``most`` as possible, sizes differing by one at most.
+
+    >>> _even_sizes(10, 3), _even_sizes(2000, 1118)
+    ((3, 3, 2, 2), (1000, 1000))
+    """
+    parts = -(-n // max(1, most))
+    size, extra = divmod(n, parts)
+    return tuple(size + 1 if p < extra else size for p in range(parts))
+
+
+#: Fewest multiply-adds in one product task (~20 ms on one core): smaller classes are grouped.
+MIN_TASK_PRODUCTS = 10**9
+
+
+def _class_groups(n_class: int, plan: BlockChunks, trials: int) -> tuple[int, ...]:
+    """Classes per product task: as few as give a sizeable product, at most ``plan.cls``, even sizes."""
+    per_class = max(1, trials * plan.train * plan.test)
+    wanted = max(1, -(-MIN_TASK_PRODUCTS // per_class))
+    return _even_sizes(n_class, min(plan.cls, wanted))
+
+
 def _class_influence(
     mask: da.Array, test_correct: da.Array, train_index: np.ndarray, test_index: np.ndarray,
     n_in: np.ndarray, test_all: np.ndarray, n_trials: int, plan: BlockChunks, budget: int,
 ) -> da.Array:
     """``influence(class, train_sample, test_sample)``: within-class blocks, lazily.
 
-    Each chunk of trials is gathered once into class-major bool blocks
-    ``(trial, class, sample)``; those are rechunked so that one product's float32
-    operands stay within ``budget``, and multiplied block by block, summing over
-    chunks of trials.
+    Each chunk of trials (whole rows of both records within ``budget``) is
+    gathered into bool ``(trial, class, sample)`` blocks, one per group of
+    classes; those are rechunked to as many trials as fit ``budget`` (often all
+    of them: a group's columns are a fraction of a row), and each group's
+    blocks are multiplied, one BLAS product per class
+    (:func:`memoxr._estimator_kernels.class_products`), summed over the chunks
+    of trials if several, and finalized in row blocks. Trial chunks and groups
+    of classes have even sizes, so that threads get even work. The result is
+    chunked by ``plan``.
     """
     n_train, n_test = mask.shape[1], test_correct.shape[1]
-    n_class = train_index.shape[0]
-    # Gather: whole rows of trials (bool input, bool output) within the budget.
-    tc = _trial_chunk(n_trials, max(n_train, n_test, n_class * max(train_index.shape[1], test_index.shape[1])), 1, budget)
-    rows, cols = (
-        da.blockwise(
-            _gather_block, "tck", x.rechunk((tc, -1)), "tn",
-            new_axes={"c": n_class, "k": index.shape[1]}, index=index, dtype=bool, concatenate=True,
+    itemsize = max(mask.dtype.itemsize, test_correct.dtype.itemsize)
+    most = _trial_chunk(n_trials, n_train + n_test, itemsize, budget)
+    read = mask.chunks[0] if max(mask.chunks[0]) <= most else _even_sizes(n_trials, most)  # as read, if fit
+    groups = _class_groups(train_index.shape[0], plan, n_trials)
+    train_chunks, test_chunks = (groups, plan.train), (groups, plan.test)
+    train_index_da = da.from_array(train_index, chunks=train_chunks)
+    test_index_da = da.from_array(test_index, chunks=test_chunks)
+    with _quiet_blockwise():
+        rows, cols = (
+            da.blockwise(_gather_block, "tci", x.rechunk((read, -1)), "tn", index, "ci", dtype=bool, concatenate=True)
+            for x, index in ((mask, train_index_da), (test_correct, test_index_da))
         )
-        for x, index in ((mask, train_index), (test_correct, test_index))
-    )
-    # Products: float32 operands of one block within the budget.
-    tp = _trial_chunk(n_trials, plan.cls * max(plan.train, plan.test), 4, budget)
-    rows = rows.rechunk((tp, plan.cls, plan.train))
-    cols = cols.rechunk((tp, plan.cls, plan.test))
+    # Products: a group's bool operands within the budget (their float32 copies are bounded inside).
+    trials = _even_sizes(n_trials, _trial_chunk(n_trials, max(groups) * (plan.train + plan.test), 1, budget))
+    rows, cols = rows.rechunk((trials, groups, plan.train)), cols.rechunk((trials, groups, plan.test))
     with _quiet_blockwise():
         partial = da.blockwise(
-            _products_block, "tcij", rows, "tci", cols, "tcj", adjust_chunks={"t": 1}, dtype=np.float32,
+            _class_products_block, "tcij", rows, "tci", cols, "tcj", train_index_da, "ci", test_index_da, "cj",
+            max_operand_bytes=budget, adjust_chunks={"t": 1}, dtype=np.float32,
         )
-    test_in = partial.sum(axis=0, dtype=np.float32)
+    test_in = _sum_over_trials(partial)
     # Padding: n_in = 0 for padded train rows, NaN test totals for padded test columns.
     n_in_pad = np.where(train_index >= 0, n_in[np.maximum(train_index, 0)], 0.0)
     test_all_pad = np.where(test_index >= 0, test_all[np.maximum(test_index, 0)], np.nan)
     return da.blockwise(
         _finalize_block, "cij", test_in, "cij",
-        da.from_array(test_all_pad, chunks=(plan.cls, plan.test)), "cj",
-        da.from_array(n_in_pad, chunks=(plan.cls, plan.train)), "ci",
+        da.from_array(test_all_pad, chunks=test_chunks), "cj",
+        da.from_array(n_in_pad, chunks=train_chunks), "ci",
         n_trials=n_trials, dtype=np.float32,
-    )
+    ).rechunk((plan.cls, plan.train, plan.test))
 
 
 def _full_influence(
@@ -414,7 +471,7 @@ def _full_influence(
             _products_block, "tij", mask, "ti", test_correct, "tj",
             adjust_chunks={"t": 1}, dtype=np.float32, concatenate=True,
         )
-    test_in = partial.sum(axis=0, dtype=np.float32)
+    test_in = _sum_over_trials(partial)
     return da.blockwise(
         _finalize_block, "ij", test_in, "ij",
         da.from_array(test_all, chunks=(plan.test,)), "j",
@@ -423,7 +480,11 @@ def _full_influence(
     )
 
 
-def _as_dask(x: Any, trial_chunk: int) -> da.Array:
+def _records_itemsize(arrays: Mapping[str, Any]) -> int:
+    return max(np.dtype(arrays[key].dtype).itemsize for key in _BINARY_KEYS)
+
+
+def _as_dask(x: Any, trial_chunk: int | tuple[int, ...]) -> da.Array:
     x = x if isinstance(x, da.Array) else da.from_array(np.asarray(x), chunks=(trial_chunk, -1))
     return x.rechunk({0: trial_chunk})
 
@@ -457,7 +518,11 @@ def estimate(
     The records are read once here, to validate their values and sum them per
     sample (small results, in memory); ``influence`` stays lazy: a dask matrix
     product over chunks of trials, computed when written or loaded. Memory is
-    bounded by ``chunk_mb``-sized chunks.
+    bounded by ``chunk_mb``-sized chunks. memoxr's writers compute it with one
+    BLAS thread per dask thread (:func:`memoxr._blas.blas_threads_for_dask`,
+    entered once around the computation); computing it yourself with dask's
+    threaded scheduler, wrap the call in the same context manager to keep BLAS
+    from starting a thread per core inside every task.
 
     A train sample in every trial's subset or in none gets NaN memorization and
     a NaN influence row, with a :class:`DegenerateSampleWarning`.
@@ -517,7 +582,8 @@ def estimate(
     n_trials, n_train = np.shape(arrays["mask"])
     n_test = np.shape(arrays["test_correct"])[1]
     budget = int(chunk_mb * 2**20)
-    tc = _trial_chunk(n_trials, n_train + n_test, 8, budget)
+    # Whole rows of the records within the budget, in even chunks: the influence reads the same chunks.
+    tc = _even_sizes(n_trials, _trial_chunk(n_trials, n_train + n_test, _records_itemsize(arrays), budget))
     mask, train_correct, test_correct = (_as_dask(arrays[key], tc) for key in _BINARY_KEYS)
 
     with progress(show_progress):
@@ -541,7 +607,7 @@ def estimate(
 
     influence = _class_influence(
         mask, test_correct, train_index, test_index, n_in, sums.test_all, n_trials, plan, budget
-    ).rechunk((plan.cls, plan.train, plan.test))
+    )
     ds = influence_dataset(
         influence,
         train_index,
@@ -610,9 +676,10 @@ def estimate_to_zarr(
     check_writable(output, overwrite=overwrite, storage_options=so)
     ds = estimate(trials, full=full, chunk_mb=chunk_mb, chunks=chunks, sample_order=sample_order,
                   show_progress=show_progress, storage_options=so)
-    return write_dataset(
-        ds, output, overwrite=overwrite, encoding=_encoding(ds), show_progress=show_progress, storage_options=so
-    )
+    with blas_threads_for_dask([ds["influence"].data]):
+        return write_dataset(
+            ds, output, overwrite=overwrite, encoding=_encoding(ds), show_progress=show_progress, storage_options=so
+        )
 
 
 def _write_npy_streamed(archive: zipfile.ZipFile, key: str, shape: tuple[int, ...], dtype: np.dtype, parts) -> None:
@@ -661,7 +728,11 @@ def write_fz_npz(
     if not isinstance(influence, da.Array):
         influence = da.from_array(influence, chunks=(1, -1, -1))
     class_chunks, train_chunks = influence.chunks[0], influence.chunks[1]
-    with atomic_output(output, overwrite=overwrite, storage_options=storage_options) as tmp, progress(show_progress):
+    with (
+        atomic_output(output, overwrite=overwrite, storage_options=storage_options) as tmp,
+        progress(show_progress),
+        blas_threads_for_dask([influence]),
+    ):
         with open(tmp, "wb") as fp, zipfile.ZipFile(fp, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as archive:
             for key in ("tr_mem", "tr_labels", "tt_labels"):
                 values = ds[key].values

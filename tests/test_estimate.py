@@ -130,6 +130,77 @@ def test_masked_products_batches_over_classes(records):
         np.testing.assert_array_equal(out[b], m[:, b].astype(float).T @ t[:, b])
 
 
+def _loop_class_products(mask, correct, train_index, test_index):
+    """Plain loop: sum over trials of mask[t, i] * correct[t, j] within each class; 0 on padding."""
+    out = np.zeros((train_index.shape[0], train_index.shape[1], test_index.shape[1]))
+    for c in range(train_index.shape[0]):
+        for a, i in enumerate(train_index[c]):
+            for b, j in enumerate(test_index[c]):
+                if i >= 0 and j >= 0:
+                    out[c, a, b] = sum(float(mask[t, i]) * float(correct[t, j]) for t in range(mask.shape[0]))
+    return out
+
+
+@pytest.mark.parametrize("max_operand_bytes", [None, 64])
+def test_gathered_class_products_match_a_loop_over_trial_chunks(records, max_operand_bytes):
+    from memoxr.schema import pad_indices
+
+    m, t = records["mask"], records["test_correct"]  # bool and float64 0/1
+    classes = np.unique(records["tr_labels"])
+    train_lists = [np.flatnonzero(records["tr_labels"] == k) for k in classes]
+    test_lists = [np.flatnonzero(records["tt_labels"] == k) for k in classes]
+    train_index = pad_indices(train_lists, max(map(len, train_lists)))
+    test_index = pad_indices(test_lists, max(map(len, test_lists)))
+    assert (train_index < 0).any() and (test_index < 0).any()  # ragged: padding in both
+    expected = _loop_class_products(m, t, train_index, test_index)
+    split = [0, 7, 8, 25, 40]
+    for rows_sl, cols_sl in [(slice(None), slice(None)), (slice(5, 14), slice(2, 7))]:  # blocks of rows/columns too
+        tr, tt = train_index[:, rows_sl], test_index[:, cols_sl]
+        parts = [
+            K.class_products(K.gather_columns(m[a:b], tr), K.gather_columns(t[a:b], tt), tr, tt,
+                             max_operand_bytes=max_operand_bytes)
+            for a, b in zip(split[:-1], split[1:], strict=True)
+        ]
+        assert all(p.dtype == np.float32 for p in parts)
+        np.testing.assert_array_equal(K.add_parts(parts), expected[:, rows_sl, cols_sl])
+        np.testing.assert_array_equal(K.add_parts([parts[:2], [parts[2], parts[3]]]), expected[:, rows_sl, cols_sl])
+
+
+def test_gather_columns_reads_any_01_dtype(records):
+    index = np.array([[3, 0, -1], [5, 5, 1]])
+    gathered = K.gather_columns(records["mask"], index)
+    assert gathered.dtype == bool and gathered.shape == (40, 2, 3)
+    for dtype in (np.int8, np.uint8, np.float32, np.float64):
+        np.testing.assert_array_equal(K.gather_columns(records["mask"].astype(dtype), index), gathered)
+    np.testing.assert_array_equal(gathered[:, 1, 0], records["mask"][:, 5])
+
+
+@pytest.mark.parametrize("block_elements", [1, 7, 2**16])
+def test_row_block_finalizer_equals_the_float64_one(block_elements):
+    rng = np.random.default_rng(1)
+    n_trials = 40
+    test_in = rng.integers(0, 30, (3, 11, 6)).astype(np.float32)
+    n_in = rng.integers(1, n_trials, (3, 11)).astype(np.float64)
+    n_in[0, 2], n_in[1, 4] = 0, n_trials  # undefined rows
+    test_all = rng.integers(20, n_trials, (3, 6)).astype(np.float64)
+    test_all[2, 5] = np.nan  # a padded test column
+    got = K.influence_from_sums_f32(test_in, test_all, n_in, n_trials, block_elements=block_elements)
+    assert got.dtype == np.float32 and got.shape == test_in.shape
+    np.testing.assert_array_equal(got, K.influence_from_sums(test_in, test_all, n_in, n_trials).astype(np.float32))
+    assert np.isnan(got[0, 2]).all() and np.isnan(got[1, 4]).all() and np.isnan(got[2, :, 5]).all()
+    flat = K.influence_from_sums_f32(test_in[0], test_all[0], n_in[0], n_trials, block_elements=block_elements)
+    np.testing.assert_array_equal(flat, got[0])
+
+
+def test_class_groups_and_trial_chunks_are_even():
+    from memoxr.estimate import _class_groups, _even_sizes
+
+    assert _even_sizes(10, 3) == (3, 3, 2, 2) and _even_sizes(2000, 1118) == (1000, 1000)
+    assert _even_sizes(5, 10) == (5,) and _even_sizes(7, 1) == (1,) * 7
+    assert _class_groups(10, BlockChunks(3, 5000, 1000), 2000) == (1,) * 10  # big classes: one per task
+    assert _class_groups(100, BlockChunks(100, 500, 100), 2000) == (10,) * 10  # small ones grouped, evenly
+
+
 def test_not_binary():
     assert K.not_binary(np.array([0, 1, 2, np.nan, 0.5])).tolist() == [False, False, True, True, True]
     assert not K.not_binary(np.array([True, False])).any()
@@ -432,3 +503,21 @@ def test_cli_bad_input_exit_2_leaves_nothing(tmp_path, records):
         assert result.exit_code == 2
         assert "key 'mask': expected 0/1 values, received 3" in result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.npz"]
+
+
+def test_blas_runs_one_thread_per_dask_thread_only_around_threaded_work():
+    import dask
+    from threadpoolctl import threadpool_info
+
+    from memoxr._blas import blas_threads_for_dask
+
+    def blas_threads():
+        return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+    before = blas_threads()
+    x = da.ones((4, 4), chunks=2)
+    with blas_threads_for_dask([x]):
+        assert all(n == 1 for n in blas_threads())
+    assert blas_threads() == before
+    with dask.config.set(scheduler="synchronous"), blas_threads_for_dask([x]):
+        assert blas_threads() == before

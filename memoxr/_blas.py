@@ -1,0 +1,43 @@
+"""One BLAS thread per dask thread while memoxr computes matrix products with the threaded scheduler.
+
+Dask's threaded scheduler runs one task per core; OpenBLAS would start its own
+threads, one per core, inside each task, so two cores would carry four busy
+threads. :func:`blas_threads_for_dask` sets the BLAS libraries to one thread
+for the whole process, once, around a computation (not per task: BLAS thread
+counts are process-wide state, and context managers entered in several worker
+threads at once would race on it), and restores the previous count after.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import dask
+import dask.base
+import dask.threaded
+
+
+def threaded_scheduler(collections: list[Any] | None = None) -> bool:
+    """True when dask would run ``collections`` (or dask arrays) with its local thread pool."""
+    scheduler = dask.base.get_scheduler(collections=collections)
+    if scheduler is None:  # nothing configured and no collection: dask arrays default to threads
+        return True
+    return scheduler is dask.threaded.get
+
+
+@contextlib.contextmanager
+def blas_threads_for_dask(collections: list[Any] | None = None) -> Iterator[None]:
+    """Within the block, BLAS runs one thread per call when dask's threaded scheduler is in use.
+
+    Enter it once, in the thread that starts the computation. With another
+    scheduler (a ``distributed`` cluster, processes, synchronous) nothing changes.
+    """
+    if not threaded_scheduler(collections):
+        yield
+        return
+    from threadpoolctl import threadpool_limits  # comes with scikit-learn; imported only when used
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
