@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import xarray as xr
@@ -119,10 +120,6 @@ def convert_npz(
         source, allow_pickle=allow_pickle, chunk_mb=chunk_mb, chunks=chunks, sample_order=sample_order,
         storage_options=storage_options, checksum=False,
     )
-    # The source's sha256 runs on its own thread while the store is written (hashlib releases
-    # the GIL), and is recorded before the completion marker.
-    hashing = ThreadPoolExecutor(max_workers=1)
-    checksum = hashing.submit(file_sha256, source, storage_options=storage_options)
     if shard_mb is None and is_url(output):
         shard_mb = REMOTE_SHARD_MB
     inner = BlockChunks(*ds["influence"].data.chunksize)
@@ -132,11 +129,15 @@ def convert_npz(
     encoding = influence_encoding(ds, shards=shards)
     if shards is not None:
         encoding["influence"]["chunks"] = (inner.cls, inner.train, inner.test)
-    try:
-        return write_dataset(
-            ds, output, overwrite=overwrite, encoding=encoding, storage_options=storage_options,
-            show_progress=show_progress, final_attrs=lambda: {"source_sha256": checksum.result()},
-        )
-    finally:
-        checksum.cancel()
-        hashing.shutdown(wait=True)
+    # The source's sha256 runs on its own thread while the store is written (hashlib releases
+    # the GIL), and is recorded before the completion marker; a failed write stops it.
+    stop = threading.Event()
+    with ThreadPoolExecutor(max_workers=1) as hashing:
+        checksum = hashing.submit(file_sha256, source, storage_options=storage_options, stop=stop)
+        try:
+            return write_dataset(
+                ds, output, overwrite=overwrite, encoding=encoding, storage_options=storage_options,
+                show_progress=show_progress, final_attrs=lambda: {"source_sha256": checksum.result()},
+            )
+        finally:
+            stop.set()

@@ -11,6 +11,7 @@ import hashlib
 import math
 import os
 import re
+import threading
 import zipfile
 import zlib
 from collections.abc import Iterator, Sequence
@@ -258,6 +259,7 @@ class CheckedNpz:
             raise MemoxrInputError(
                 f"key {key!r}: member is truncated: expected {expected} bytes of data, received {max(available, 0)}"
             )
+        header_length = fp.tell() - data_start
         direct = dtype == np.float32 and dtype.isnative and not fortran and out.flags.c_contiguous
         buffer = out if direct else np.empty(shape[::-1] if fortran else shape, dtype=dtype)
         received = fp.readinto(memoryview(buffer).cast("B")) if expected else 0
@@ -265,9 +267,26 @@ class CheckedNpz:
             raise MemoxrInputError(
                 f"key {key!r}: member is truncated: expected {expected} bytes of data, received {received}"
             )
+        # The member's CRC-32 over what was read (header, data, any trailing bytes), as zipfile checks it.
+        crc = zlib.crc32(memoryview(buffer).cast("B") if expected else b"", zlib.crc32(self._header_bytes(data_start, header_length)))
+        trailing = info.file_size - header_length - expected
+        if trailing > 0:
+            crc = zlib.crc32(fp.read(trailing), crc)
+        if crc != info.CRC:
+            raise MemoxrInputError(
+                f"input {self.source!r}: key {key!r}: member is damaged (CRC-32 mismatch); expected {info.CRC:#010x}, "
+                f"received {crc:#010x}"
+            )
         if not direct:
             out[...] = buffer.T if fortran else buffer
         return True
+
+    def _header_bytes(self, start: int, length: int) -> bytes:
+        position = self._raw.tell()
+        self._raw.seek(start)
+        head = self._raw.read(length)
+        self._raw.seek(position)
+        return head
 
     def __enter__(self) -> CheckedNpz:
         return self
@@ -314,10 +333,19 @@ def load_npz_arrays(
     return arrays, headers
 
 
-def file_sha256(path: str | os.PathLike[str], block: int = 8 * 2**20, *, storage_options: StorageOptions = None) -> str:
+def file_sha256(
+    path: str | os.PathLike[str],
+    block: int = 8 * 2**20,
+    *,
+    storage_options: StorageOptions = None,
+    stop: threading.Event | None = None,
+) -> str:
+    """Hex sha256 of a file (local or URL); ``""`` if ``stop`` is set before the end (the caller gave up)."""
     digest = hashlib.sha256()
     with open_file(path, storage_options=storage_options) as fp:
         while chunk := fp.read(block):
+            if stop is not None and stop.is_set():
+                return ""
             digest.update(chunk)
     return digest.hexdigest()
 

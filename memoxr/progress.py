@@ -64,6 +64,11 @@ def compute(*objs: Any, show_progress: bool = False) -> tuple[Any, ...]:
     except MemoxrInputError:
         raise
     except Exception as exc:
+        from .storage import connection_failure
+
+        failure = connection_failure(exc)
+        if failure is not None:  # object storage unreachable mid-read: not a damaged store
+            raise MemoxrInputError(failure) from exc
         damaged = describe_undecodable(arrays, exc)
         if damaged is None:
             raise
@@ -135,6 +140,10 @@ def _first_bad_chunk(zarray: Any) -> str | None:
         try:
             zarray[region]
         except Exception as err:
+            from .storage import connection_failure
+
+            if connection_failure(err) is not None:  # a read that failed to arrive, not a bad chunk
+                return None
             shards = zarray.shards or chunks
             key = zarray.metadata.encode_chunk_key(tuple(i * c // s for i, c, s in zip(coords, chunks, shards, strict=True)))
             return (
@@ -164,7 +173,9 @@ def describe_undecodable_store(path: Any, exc: BaseException, storage_options: d
     computes outside :func:`compute`)."""
     import zarr
 
-    if not _raised_in_codec(exc.__traceback__):
+    from .storage import connection_failure
+
+    if not _raised_in_codec(exc.__traceback__) or connection_failure(exc) is not None:
         return None
     try:
         group = zarr.open_group(str(path), mode="r", storage_options=storage_options)

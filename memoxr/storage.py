@@ -199,7 +199,9 @@ def _check_bucket(fs: fsspec.AbstractFileSystem, fs_path: str, path: PathLike) -
         raise
 
 
-def check_writable(path: PathLike, *, overwrite: bool, storage_options: StorageOptions = None) -> None:
+def check_writable(
+    path: PathLike, *, overwrite: bool, storage_options: StorageOptions = None, kind: str | None = None
+) -> None:
     """Refuse an existing output unless ``overwrite``, and an output that could not be written.
 
     Locally: a dangling symlink, a parent that is missing or a file, a folder
@@ -208,6 +210,7 @@ def check_writable(path: PathLike, *, overwrite: bool, storage_options: StorageO
     storage: a missing bucket or refused credentials. An unfinished memoxr store
     on object storage (schema ``memoxr.*``, no completion marker) does not count
     as an output: a rerun replaces it. A Zarr store memoxr did not write does.
+    ``kind`` (``"file"`` or ``"folder"``) refuses replacing an output of the other kind.
     """
     if is_url(path):
         if _remote_state(path, storage_options) == "present" and not overwrite:
@@ -221,6 +224,12 @@ def check_writable(path: PathLike, *, overwrite: bool, storage_options: StorageO
         )
     if target.exists() and not overwrite:
         raise OutputExistsError(str(target))
+    if kind is not None and target.exists() and target.is_dir() != (kind == "folder"):
+        # Checked before any work, so a command with several outputs never replaces one and then fails.
+        kinds = ("a folder", "a file") if target.is_dir() else ("a file", "a folder")
+        raise MemoxrInputError(
+            f"output {str(target)!r} is {kinds[0]}; refusing to replace it with {kinds[1]}: choose another path"
+        )
     parent = target.parent
     if not parent.is_dir():
         ancestor = parent

@@ -58,3 +58,15 @@ def test_truncated_member_is_a_clear_error(tmp_path):
     with pytest.raises(MemoxrInputError, match=rf"key 'infl_matrix_class{last}': member is truncated: expected {matrix.nbytes} bytes of data, received {matrix.nbytes - 8}"):
         fz_npz._load_class_block(str(cut), [last], [matrix.shape], 12, 11, False)
     assert shape == (RAGGED_TRAIN[1], RAGGED_TEST[1])
+
+
+def test_bit_flip_in_a_stored_member_is_a_clear_error(tmp_path):
+    arrays = make_fz_arrays(RAGGED_TRAIN, RAGGED_TEST, seed=3)
+    path = write_npz(tmp_path / "x.npz", arrays)
+    info = zipfile.ZipFile(path).getinfo("infl_matrix_class0.npy")
+    data = bytearray(open(path, "rb").read())
+    data[info.header_offset + 30 + len(info.filename) + len(info.extra) + 200] ^= 0x40  # inside the values
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(MemoxrInputError, match=r"key 'infl_matrix_class0': member is damaged \(CRC-32 mismatch\)"):
+        fz_npz._load_class_block(str(bad), [0], [(RAGGED_TRAIN[0], RAGGED_TEST[0])], 12, 11, False)

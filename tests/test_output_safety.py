@@ -212,3 +212,35 @@ def test_overwrite_replaces_an_output_only_by_one_of_its_kind(tmp_path, ragged_n
     assert result.exit_code == 2 and "is a folder; refusing to replace it with a file" in result.stderr, result.output
     assert tree(folder) == {"notes.txt": b"keep me"}
     assert [p.name for p in tmp_path.glob(".precious*")] == []
+
+
+def test_calculate_overwrite_checks_every_output_kind_before_replacing_any(tmp_path, ragged_store):
+    """With overwrite, a stats CSV path that is a folder is refused before the old scores store is touched."""
+    from memoxr import workflows
+    from memoxr.errors import MemoxrInputError
+
+    scores = tmp_path / "scores.zarr"
+    workflows.calculate(ragged_store, output=scores)
+    before = tree(scores)
+    folder = tmp_path / "stats.csv"
+    folder.mkdir()
+    with pytest.raises(MemoxrInputError, match="is a folder; refusing to replace it with a file"):
+        workflows.calculate(ragged_store, output=scores, stats_csv=folder, overwrite=True)
+    assert tree(scores) == before and folder.is_dir()
+
+
+def test_object_storage_lost_mid_compute_is_a_connection_error_not_a_damaged_store():
+    import dask
+    import dask.array as da
+    from botocore.exceptions import EndpointConnectionError
+
+    from memoxr.errors import MemoxrInputError
+    from memoxr.progress import compute
+
+    def fetch():
+        raise EndpointConnectionError(endpoint_url="http://127.0.0.1:9")
+
+    lost = da.from_delayed(dask.delayed(fetch)(), shape=(3,), dtype=float)
+    with pytest.raises(MemoxrInputError, match=r"object storage at http://127.0.0.1:9 failed") as info:
+        compute(lost)
+    assert "damaged" not in str(info.value)

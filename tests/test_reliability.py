@@ -16,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 import zipfile
@@ -406,22 +407,27 @@ def chunk_files(folder: Path, pattern: str) -> int:
     return total
 
 
-def run_until(args: list[str], progress, at: int) -> int:
+def run_until(args: list[str], progress, at: int, *, timeout: float = 180.0) -> int:
     """Start ``args``, SIGKILL it once ``progress()`` reaches ``at``; return the progress seen then.
 
-    Fails if the process ends first (the moment was not reached).
+    Fails if the process ends first (the moment was not reached) or nothing happens within ``timeout``.
     """
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        while (seen := progress()) < at:
-            if proc.poll() is not None:
-                pytest.fail(f"{args[3:5]} ended (status {proc.returncode}) before progress {at}; saw {seen}: "
-                            f"{proc.stderr.read().decode()[-500:]}")
-            time.sleep(0.002)
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        proc.wait()
-        proc.stderr.close()
+    with tempfile.TemporaryFile() as err:  # a file, not a pipe: a chatty child can never block on it
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=err)
+        deadline = time.monotonic() + timeout
+        try:
+            while (seen := progress()) < at:
+                if proc.poll() is not None:
+                    err.seek(0)
+                    pytest.fail(f"{args[3:5]} ended (status {proc.returncode}) before progress {at}; saw {seen}: "
+                                f"{err.read().decode()[-500:]}")
+                if time.monotonic() > deadline:
+                    pytest.fail(f"{args[3:5]} reached progress {seen} of {at} in {timeout} s")
+                time.sleep(0.01)
+            proc.send_signal(signal.SIGKILL)
+        finally:
+            proc.kill()
+            proc.wait()
     assert proc.returncode == -signal.SIGKILL
     return seen
 
