@@ -20,6 +20,8 @@ from .errors import MemoxrInputError
 from .schema import CLASS, SCHEMA_VERSION, SCORES_SCHEMA, TEST, TRAIN, check_influence_dataset
 
 ZERO_STD_RULES = ("zero", "nan")
+#: Size of the blocks of row moments that the per-class kernel works on.
+PER_CLASS_BLOCK_BYTES = 64 * 2**20
 
 
 def _fused_chunk(x: np.ndarray, axis: tuple[int, ...], keepdims: bool) -> np.ndarray:
@@ -187,7 +189,10 @@ def influence_scores(
     kwargs = {"alpha": float(alpha), "beta": float(beta), "skipna": bool(skipna), "zero_std": zero_std}
     if isinstance(moments, da.Array):
         # The max and the rank need a class's samples in one block: merge train_sample chunks if split.
-        moments = moments.rechunk({1: -1, 2: -1})
+        # Moments are 4 numbers per sample, so the per-class step runs on few, large class blocks
+        # (up to PER_CLASS_BLOCK_BYTES): about 20 small tasks per influence chunk saved.
+        per_block = max(1, PER_CLASS_BLOCK_BYTES // max(1, moments.shape[1] * _kernels.N_FIELDS * 8))
+        moments = moments.rechunk({0: min(moments.shape[0], per_block), 1: -1, 2: -1})
         memo, index = (da.asarray(a).rechunk({0: moments.chunks[0], 1: -1}) for a in (memo, index))
         test_count = da.asarray(test_count).rechunk({0: moments.chunks[0]})
         fields = da.map_blocks(
