@@ -120,7 +120,9 @@ def rank_agreement(scores: xr.Dataset) -> pd.DataFrame:
         data, keep = job
         return _kernels.centered(_kernels.average_rank(data, keep), keep)
 
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # numpy sorts release the GIL
+    # The cores this process may use (affinity, cgroups' cpusets), where the platform says so.
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    with ThreadPoolExecutor(max_workers=cores) as pool:  # numpy sorts release the GIL
         ranks = dict(zip(jobs, pool.map(centered_ranks, jobs.values()), strict=True))
 
     def spearman(layout: str, pair: tuple[str, str]) -> np.ndarray:
