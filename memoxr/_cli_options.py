@@ -20,7 +20,10 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except (MemoxrInputError, OutputExistsError) as exc:
+        except OutputExistsError as exc:
+            # On the command line the flag, not the Python keyword.
+            message = f"output {exc.path!r} already exists; pass --overwrite to replace it"
+        except MemoxrInputError as exc:
             message = str(exc)
         except Exception as exc:
             message = _storage_failure(exc, None)

@@ -96,7 +96,7 @@ def test_update_csv_merges_into_existing(tmp_path, ragged_store):
     ("args", "message"),
     [
         (["convert", "{missing}", "{tmp}/x.zarr"], "does not exist or is not a file"),
-        (["convert", "{npz}", "{store}"], "already exists; pass overwrite=True (--overwrite)"),
+        (["convert", "{npz}", "{store}"], "already exists; pass --overwrite to replace it"),
         (["calculate", "--input", "{store}", "--analyze-class", "42"], "--analyze-class must be one of the classes 0..5"),
         (["calculate", "--input", "{tmp}/nope.zarr"], "does not exist"),
         (["calculate", "--input", "{store}", "--output", "{store}"], "already exists"),
