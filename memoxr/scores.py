@@ -51,29 +51,10 @@ def row_statistics(influence: xr.DataArray, *, dim: str = TEST) -> xr.Dataset:
     """
     axis = influence.get_axis_num(dim)
     data = influence.data
-    if not isinstance(data, da.Array):
-        stats = np.moveaxis(_kernels.row_statistics(data, axis=axis), -1, axis)
-    else:
-        stats = da.reduction(
-            data,
-            chunk=_fused_chunk,
-            combine=_fused_combine,
-            aggregate=_fused_aggregate,
-            axis=axis,
-            keepdims=True,
-            output_size=_kernels.N_FIELDS,
-            dtype=np.float64,
-            concatenate=True,
-            name="memoxr-row-statistics",
-            meta=np.empty((0,) * data.ndim, dtype=np.float64),
-        )
+    stats = _row_statistics_array(data, axis=axis)  # (..., 4), the reduced dim dropped
     dims = [d for d in influence.dims if d != dim]
     coords = {k: v for k, v in influence.coords.items() if dim not in v.dims}
-    fields = {}
-    for k, field in enumerate(_kernels.ROW_STAT_FIELDS):
-        index = [slice(None)] * data.ndim
-        index[axis] = k
-        fields[field] = (dims, stats[tuple(index)])
+    fields = {field: (dims, stats[..., k]) for k, field in enumerate(_kernels.ROW_STAT_FIELDS)}
     return xr.Dataset(fields, coords=coords)
 
 
@@ -101,17 +82,6 @@ def _class_scores_block(moments, memo, index, test_count, **kwargs):
     # Blocks of (class, train_sample, 1) inputs beside (class, train_sample, 4) moments.
     return _kernels.class_scores(moments, memo[..., 0], index[..., 0] >= 0, test_count[:, 0, 0], **kwargs)
 
-
-#: Order of the score variables in the returned Dataset.
-_SCORE_ORDER = (
-    "influence_weighted_memo",
-    "representativeness_score",
-    "weighted_combination",
-    "critical_sample_score",
-    "original_memo",
-    "pos_infl_mean",
-    "influence_std",
-)
 
 
 def influence_scores(
@@ -207,9 +177,9 @@ def influence_scores(
     variables = {name: (dims, fields[..., k]) for k, name in enumerate(_kernels.SCORE_FIELDS)}
     scores = xr.Dataset(
         {
-            **{name: variables[name] for name in _SCORE_ORDER[:5]},
+            **{name: variables[name] for name in _kernels.SCORE_FIELDS[:5]},
             "training_indices": ds["train_index"],
-            **{name: variables[name] for name in _SCORE_ORDER[5:]},
+            **{name: variables[name] for name in _kernels.SCORE_FIELDS[5:]},
             "train_count": ds["train_count"],
         },
         coords={CLASS: ds[CLASS]},
