@@ -225,9 +225,10 @@ class CheckedNpz:
     def read_stored_into(self, key: str, shape: tuple[int, ...], out: np.ndarray) -> bool:
         """Read the stored float member ``key`` straight into ``out``; False if it is anything else.
 
-        Skips zipfile's buffered reads and CRC pass and the intermediate copy of a
-        large matrix: a converted store records the source's sha256, which covers
-        the bytes. The member's recorded size bounds the read.
+        Skips zipfile's buffered reads and the intermediate copy of a large
+        matrix. The header is checked like every other (:func:`read_npy_header`,
+        against the member's recorded size), and the member's CRC-32 is checked
+        over the bytes read, as zipfile would.
         """
         info = self._member(key)
         fp = self._raw
@@ -240,34 +241,21 @@ class CheckedNpz:
         name_length, extra_length = int.from_bytes(local[26:28], "little"), int.from_bytes(local[28:30], "little")
         data_start = info.header_offset + 30 + name_length + extra_length
         fp.seek(data_start)
-        try:
-            version = np.lib.format.read_magic(fp)
-            read_header = _HEADER_READERS.get(version)
-            if read_header is None:
-                return False
-            stored_shape, fortran, dtype = read_header(fp)
-        except ValueError:
-            return False
-        dtype = np.dtype(dtype)
-        if dtype.kind != "f" or dtype.hasobject:
-            return False
-        if tuple(stored_shape) != shape:
-            raise MemoxrInputError(f"key {key!r}: expected shape {shape}, received {tuple(stored_shape)}")
-        expected = int(np.prod(shape)) * dtype.itemsize
-        available = info.file_size - (fp.tell() - data_start)  # the member's bytes after its .npy header
-        if available < expected:
-            raise MemoxrInputError(
-                f"key {key!r}: member is truncated: expected {expected} bytes of data, received {max(available, 0)}"
-            )
-        header_length = fp.tell() - data_start
+        header = read_npy_header(fp, source=self.source, key=key, stored=info.file_size)
+        if header.dtype.kind != "f":
+            return False  # pickled or integer members: the general reader
+        if header.shape != shape:
+            raise MemoxrInputError(f"input {self.source!r}: key {key!r}: expected shape {shape}, received {header.shape}")
+        header_length, expected = fp.tell() - data_start, header.nbytes
+        dtype, fortran = header.dtype, header.fortran_order
         direct = dtype == np.float32 and dtype.isnative and not fortran and out.flags.c_contiguous
         buffer = out if direct else np.empty(shape[::-1] if fortran else shape, dtype=dtype)
         received = fp.readinto(memoryview(buffer).cast("B")) if expected else 0
-        if received != expected:
+        if received != expected:  # the file is shorter than its zip directory says
             raise MemoxrInputError(
-                f"key {key!r}: member is truncated: expected {expected} bytes of data, received {received}"
+                f"input {self.source!r}: key {key!r}: expected {expected} bytes of data, received {received} "
+                "(truncated file)"
             )
-        # The member's CRC-32 over what was read (header, data, any trailing bytes), as zipfile checks it.
         crc = zlib.crc32(memoryview(buffer).cast("B") if expected else b"", zlib.crc32(self._header_bytes(data_start, header_length)))
         trailing = info.file_size - header_length - expected
         if trailing > 0:

@@ -55,7 +55,7 @@ def test_truncated_member_is_a_clear_error(tmp_path):
     cut = tmp_path / "cut.npz"
     with zipfile.ZipFile(cut, "w") as archive:
         archive.writestr(f"infl_matrix_class{last}.npy", header.getvalue()[:-8])
-    with pytest.raises(MemoxrInputError, match=rf"key 'infl_matrix_class{last}': member is truncated: expected {matrix.nbytes} bytes of data, received {matrix.nbytes - 8}"):
+    with pytest.raises(MemoxrInputError, match=rf"key 'infl_matrix_class{last}': header says shape \({matrix.shape[0]}, {matrix.shape[1]}\) of float32, expected {matrix.nbytes} bytes of data, received {matrix.nbytes - 8}"):
         fz_npz._load_class_block(str(cut), [last], [matrix.shape], 12, 11, False)
     assert shape == (RAGGED_TRAIN[1], RAGGED_TEST[1])
 
