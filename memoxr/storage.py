@@ -224,12 +224,8 @@ def check_writable(
         )
     if target.exists() and not overwrite:
         raise OutputExistsError(str(target))
-    if kind is not None and target.exists() and target.is_dir() != (kind == "folder"):
-        # Checked before any work, so a command with several outputs never replaces one and then fails.
-        kinds = ("a folder", "a file") if target.is_dir() else ("a file", "a folder")
-        raise MemoxrInputError(
-            f"output {str(target)!r} is {kinds[0]}; refusing to replace it with {kinds[1]}: choose another path"
-        )
+    if kind is not None:  # before any work, so a command with several outputs never replaces one and then fails
+        _refuse_other_kind(target, folder=kind == "folder")
     parent = target.parent
     if not parent.is_dir():
         ancestor = parent
@@ -244,6 +240,15 @@ def check_writable(
         raise MemoxrInputError(
             f"output {str(target)!r}: cannot write in folder {str(parent)!r}: {exc.strerror or exc}"
         ) from None
+
+
+def _refuse_other_kind(target: Path, *, folder: bool) -> None:
+    """--overwrite replaces an output by one of its kind, never a folder by a file or the reverse."""
+    if target.exists() and target.is_dir() != folder:
+        kinds = ("a folder", "a file") if target.is_dir() else ("a file", "a folder")
+        raise MemoxrInputError(
+            f"output {str(target)!r} is {kinds[0]}; refusing to replace it with {kinds[1]}: choose another path"
+        )
 
 
 @contextlib.contextmanager
@@ -266,12 +271,7 @@ def atomic_output(path: PathLike, *, overwrite: bool = False, storage_options: S
     partial = _siblings(target, "partial")
     try:
         yield partial
-        if target.exists() and target.is_dir() != partial.is_dir():
-            # --overwrite replaces an output by one of its kind, never a folder by a file.
-            kinds = ("a folder", "a file") if target.is_dir() else ("a file", "a folder")
-            raise MemoxrInputError(
-                f"output {str(target)!r} is {kinds[0]}; refusing to replace it with {kinds[1]}: choose another path"
-            )
+        _refuse_other_kind(target, folder=partial.is_dir())
         if target.exists():
             old = _siblings(target, "replaced")
             os.replace(target, old)

@@ -103,10 +103,10 @@ def calculate(
     so = storage_options
     if output is not None and stats_csv is not None and str(output) == str(stats_csv):
         raise MemoxrInputError(f"--output and --stats-csv are the same path {str(output)!r}; expected two outputs")
-    kinds = {output: "file" if str(output).endswith(".npz") else "folder", stats_csv: "file"}
-    for target in (output, stats_csv):  # every output usable before any work
+    outputs = [(output, "file" if str(output).endswith(".npz") else "folder"), (stats_csv, "file")]
+    for target, kind in outputs:  # every output usable before any work
         if target is not None:
-            check_writable(target, overwrite=overwrite, storage_options=so, kind=kinds[target])
+            check_writable(target, overwrite=overwrite, storage_options=so, kind=kind)
     ds = open_influence(source, allow_pickle=allow_pickle, storage_options=so)
     _check_class(ds, class_label)
     (scores,) = compute(influence_scores(ds, alpha=alpha, beta=beta), show_progress=show_progress)
