@@ -230,25 +230,6 @@ def centered_correlation(
     return np.where((count >= 2) & (va > 0) & (vb > 0), r, np.nan)
 
 
-def masked_pearson(a: np.ndarray, b: np.ndarray, keep: np.ndarray, axis: int = -1) -> np.ndarray:
-    """Pearson correlation of ``a`` and ``b`` along ``axis`` over the entries where ``keep`` is true.
-
-    NaN where fewer than two entries are kept or either side is constant there.
-    Applied to :func:`average_rank` results it is Spearman's rho.
-    """
-    a = np.moveaxis(np.asarray(a, dtype=np.float64), axis, -1)
-    b = np.moveaxis(np.asarray(b, dtype=np.float64), axis, -1)
-    keep = np.moveaxis(np.broadcast_to(np.asarray(keep, dtype=bool), a.shape), axis, -1)
-    count = keep.sum(axis=-1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        da = np.where(keep, a - np.where(keep, a, 0.0).sum(axis=-1, keepdims=True) / count[..., None], 0.0)
-        db = np.where(keep, b - np.where(keep, b, 0.0).sum(axis=-1, keepdims=True) / count[..., None], 0.0)
-        va, vb = np.einsum("...i,...i->...", da, da), np.einsum("...i,...i->...", db, db)
-        r = np.einsum("...i,...i->...", da, db) / np.sqrt(va * vb)
-    r = np.clip(r, -1.0, 1.0)
-    return np.where((count >= 2) & (va > 0) & (vb > 0), r, np.nan)
-
-
 #: Fields of :func:`group_summary`, stacked along the last axis.
 SUMMARY_FIELDS = ("mean", "std", "min", "max", "median")
 

@@ -111,11 +111,13 @@ def rank_agreement(scores: xr.Dataset) -> pd.DataFrame:
         "all": ({m: v[real] for m, v in values.items()}, {p: (finite[p[0]] & finite[p[1]])[real] for p in pairs}),
     }
     # Pairs usually share one mask (NaN only in padding), so each method is ranked once per layout.
+    mask_key = {(layout, pair): np.packbits(keep).tobytes() for layout, (_, keeps) in layouts.items() for pair, keep in keeps.items()}
     jobs: dict[tuple[str, str, bytes], tuple[np.ndarray, np.ndarray]] = {}
     for layout, (data, keeps) in layouts.items():
         for pair, keep in keeps.items():
             for method in pair:
-                jobs.setdefault((layout, method, np.packbits(keep).tobytes()), (data[method], keep))
+                jobs.setdefault((layout, method, mask_key[layout, pair]), (data[method], keep))
+
     def centered_ranks(job: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         data, keep = job
         return _kernels.centered(_kernels.average_rank(data, keep), keep)
@@ -127,9 +129,8 @@ def rank_agreement(scores: xr.Dataset) -> pd.DataFrame:
 
     def spearman(layout: str, pair: tuple[str, str]) -> np.ndarray:
         # Pearson of average ranks: each ranking centred once, one product per pair.
-        keep = layouts[layout][1][pair]
-        a, b = (ranks[(layout, m, np.packbits(keep).tobytes())] for m in pair)
-        return _kernels.centered_correlation(a, b, keep)
+        a, b = (ranks[(layout, m, mask_key[layout, pair])] for m in pair)
+        return _kernels.centered_correlation(a, b, layouts[layout][1][pair])
 
     labels = pd.Series([*scores[CLASS].values.tolist(), "all"], dtype=object)
     frames = [
