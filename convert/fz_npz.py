@@ -202,6 +202,11 @@ class CheckedNpz:
     def __contains__(self, key: str) -> bool:
         return key in self._members
 
+    @property
+    def keys(self) -> list[str]:
+        """The archive's array names, in archive order."""
+        return list(self._members)
+
     def __getitem__(self, key: str) -> np.ndarray:
         info = self._member(key)
         try:

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import os
 import re
-import zipfile
-import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import product
@@ -31,7 +29,7 @@ import xarray as xr
 
 from .._chunks import validate_mb
 from .._version import __version__
-from ..convert.fz_npz import ArrayHeader, read_npy_body, read_npy_header
+from ..convert.fz_npz import ArrayHeader, CheckedNpz, read_npy_body, read_npy_header
 from ..errors import MemoxrInputError
 from ..schema import SCHEMA_VERSION, check_schema_attrs
 from ..storage import check_writable, file_exists, is_url, open_dataset, write_dataset
@@ -88,9 +86,9 @@ def open_dynamics(
 # --------------------------------------------------------------------------- arrays on disk
 
 
-def _npz_member(z: zipfile.ZipFile, source: str, key: str | None) -> str:
+def _npz_member(npz: CheckedNpz, source: str, key: str | None) -> str:
     """The one array of an npz, or the one named ``key``: the same member is checked and read."""
-    names = [n[: -len(".npy")] for n in z.namelist() if n.endswith(".npy")]
+    names = npz.keys
     if key is not None:
         if key not in names:
             raise MemoxrInputError(f"file {source!r}: no array {key!r} (--npz-key); received arrays {names}")
@@ -113,17 +111,12 @@ def _read_array(
     """
     with fs.open(path, "rb") as f:
         if path.endswith(".npz"):
-            try:
-                with zipfile.ZipFile(f) as z:
-                    member = _npz_member(z, path, key)
-                    info = z.getinfo(member + ".npy")
-                    with z.open(info) as fp:
-                        header = read_npy_header(fp, source=path, key=member, stored=info.file_size)
-                        if not load or header.dtype.hasobject:
-                            return header, None
-                        return header, read_npy_body(fp, header, source=path)
-            except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
-                raise MemoxrInputError(f"file {path!r}: not a readable .npz: {exc}") from exc
+            with CheckedNpz(f, source=path) as npz:
+                member = _npz_member(npz, path, key)
+                header = npz.header(member)
+                if not load or header.dtype.hasobject:
+                    return header, None
+                return header, npz[member]
         header = read_npy_header(f, source=path, key=None, stored=fs.size(path))
         if not load or header.dtype.hasobject:
             return header, None
