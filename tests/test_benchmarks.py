@@ -84,3 +84,11 @@ def test_scores_benchmark_runs_on_tiny_data(tmp_path, capsys):
                         "--workdir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "ratio memoxr / read:" in out and "ratio memoxr / seed loop:" in out
+
+
+def test_wide_layouts_keep_the_samples_and_grow_the_influence():
+    from memoxr.benchmarks._common import layout
+
+    one, four = layout("1gb-wide"), layout("4gb-wide")
+    assert one.train == four.train == layout("1gb-ragged").train
+    assert four.test[0] == 4 * one.test[0] and four.padded_gb == 4 * one.padded_gb

@@ -38,7 +38,8 @@ STRONG = 0.005
 LAYOUT_HELP = (
     "cifar (100 x 500 x 100), imagenet (1000 classes, train ragged 732..1300, 50 test), "
     "1gb-balanced (100 x 1000 x 2750), 1gb-ragged (100 classes, train ragged 700..1300, 2000 test), "
-    "or XGB-balanced / XGB-ragged for any X (e.g. 0.05gb-ragged, 4gb-ragged: classes scale with X)"
+    "or XGB-balanced / XGB-ragged for any X (e.g. 0.05gb-ragged, 4gb-ragged: classes scale with X), "
+    "or XGB-wide (1gb-ragged's classes and training samples, 2000 x X test samples: only the influence grows)"
 )
 
 
@@ -78,9 +79,12 @@ def layout(name: str, seed: int = 0) -> Layout:
         return Layout(name, (500,) * 100, (100,) * 100)
     if name == "imagenet":
         return Layout(name, tuple(int(n) for n in rng.integers(732, 1301, size=1000)), (50,) * 1000)
-    match = re.fullmatch(r"(\d*\.?\d+)gb-(balanced|ragged)", name.lower())
+    match = re.fullmatch(r"(\d*\.?\d+)gb-(balanced|ragged|wide)", name.lower())
     if match is None:
         raise ValueError(f"unknown size {name!r}; expected {LAYOUT_HELP}")
+    if match.group(2) == "wide":
+        n_test = max(1, round(2000 * float(match.group(1))))
+        return Layout(name, layout("1gb-ragged", seed).train, (n_test,) * 100)
     n_class = max(1, round(100 * float(match.group(1))))
     if match.group(2) == "balanced":
         return Layout(name, (1000,) * n_class, (2750,) * n_class)

@@ -2,7 +2,8 @@
 
 Run ``python -m memoxr.benchmarks.calculate --sizes cifar imagenet 1gb-balanced 1gb-ragged --repeat 5``
 (``--workdir`` for the data, which needs about twice the largest size on disk).
-Add ``--rss-gb 1 4`` for the peak-RSS flatness check (ragged stores of 1 and 4 GB).
+Add ``--rss-gb 1 4`` for the peak-RSS flatness check (``1gb-wide`` and ``4gb-wide`` stores: the same
+samples, four times the influence).
 
 For each size an FZ npz is written class by class (influence ``--values``:
 ``quantized`` by default, imitating the FZ estimates' finite-trial proportions)
@@ -21,7 +22,7 @@ rounds of four whole processes (each round starts from a different variant):
 Printed per size: median and min-max wall time of each, the ratios memoxr/seed
 and memoxr/read (ratio of medians, and median and range of the per-round
 ratios), and each process's peak RSS (GNU time's ``%M``, see ``_common.run_process``) and CPU
-time over wall time. With ``--rss-gb A B ...``: ``memoxr calculate`` on ragged
+time over wall time. With ``--rss-gb A B ...``: ``memoxr calculate`` on ``XGB-wide``
 stores of A, B, ... GB, peak RSS of each and its ratio to the first.
 Nothing is asserted.
 """
@@ -94,12 +95,13 @@ def compare(folder: Path, size: str, values: str, repeat: int) -> None:
 
 
 def rss_flatness(folder: Path, gbs: list[float], values: str, repeat: int) -> None:
-    """Peak RSS of ``memoxr calculate`` on ragged stores of each size in ``gbs``."""
+    """Peak RSS of ``memoxr calculate`` on stores of each size in ``gbs`` (``XGB-wide``: the same classes
+    and training samples, only the influence grows, so any growth is memory that follows the data)."""
     folder = folder / "rss"  # its own folder: a size may also be in --sizes
     folder.mkdir(exist_ok=True)
     stores = {}
     for gb in gbs:
-        _, _, store = prepare(folder, f"{gb:g}gb-ragged", values, keep_npz=False)
+        _, _, store = prepare(folder, f"{gb:g}gb-wide", values, keep_npz=False)
         stores[f"calculate {gb:g} GB"] = store
     out = folder / "rss.csv"
     variants = {name: (lambda s=store: c.run_process(c.memoxr_cmd("calculate", "--input", str(s), "-q",
@@ -122,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
                         help=c.LAYOUT_HELP)
     parser.add_argument("--repeat", type=int, default=5, help="interleaved rounds (default 5)")
     parser.add_argument("--rss-gb", nargs="*", type=float, default=[],
-                        help="also compare peak RSS of calculate on ragged stores of these sizes, e.g. 1 4")
+                        help="also compare peak RSS of calculate on XGB-wide stores of these sizes, e.g. 1 4")
     parser.add_argument("--values", choices=["quantized", "gaussian"], default="quantized")
     parser.add_argument("--workdir", type=Path, default=None, help="folder for the data (default: a temp folder)")
     args = parser.parse_args(argv)
