@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import statistics
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -94,6 +95,17 @@ def compare(folder: Path, size: str, values: str, repeat: int) -> None:
         path.unlink(missing_ok=True)
 
 
+#: A child process: peak of numpy and Python allocations of ``calculate`` on one store, in MB.
+TRACED_PEAK = (
+    "import sys, tracemalloc, dask\n"
+    "from memoxr import workflows\n"
+    "dask.config.set(scheduler='synchronous')\n"
+    "tracemalloc.start()\n"
+    "workflows.calculate(sys.argv[1])\n"
+    "print(round(tracemalloc.get_traced_memory()[1] / 2**20))\n"
+)
+
+
 def rss_flatness(folder: Path, gbs: list[float], values: str, repeat: int) -> None:
     """Peak RSS of ``memoxr calculate`` on stores of each size in ``gbs`` (``XGB-wide``: the same classes
     and training samples, only the influence grows, so any growth is memory that follows the data)."""
@@ -116,6 +128,11 @@ def rss_flatness(folder: Path, gbs: list[float], values: str, repeat: int) -> No
     for name in names[1:]:
         rss = statistics.median(r.maxrss_mb for r in results[name])
         print(f"  ratio peak RSS {name} / {names[0]}: {rss / first:.2f}x (medians)")
+    # What of that is memoxr's own (numpy and Python allocations), one chunk at a time.
+    for name, store in stores.items():
+        traced = subprocess.run([sys.executable, "-c", TRACED_PEAK, str(store)], check=True,
+                                capture_output=True, text=True).stdout.strip()
+        print(f"  traced peak (tracemalloc, synchronous scheduler) {name}: {traced} MB")
 
 
 def main(argv: list[str] | None = None) -> int:
