@@ -18,6 +18,7 @@ from ._cli_options import (
     quiet_option,
     remote_options,
 )
+from ._malloc import keep_freed_buffers
 from ._version import __version__
 
 
@@ -54,6 +55,7 @@ class LazyGroup(click.Group):
 @click.version_option(__version__, prog_name="memoxr")
 def main() -> None:
     """memoxr: memorization and influence analytics on labelled Zarr stores, lazily."""
+    keep_freed_buffers()  # chunk-sized buffers reused, not page-faulted anew (memoxr/_malloc.py)
 
 
 @main.command("convert")
