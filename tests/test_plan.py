@@ -1,0 +1,73 @@
+"""Cost plans (``--dry-run``): figures from metadata, checked against the store and a real run."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import dask
+import zarr
+from dask.callbacks import Callback
+
+import memoxr
+from memoxr import plan as planning
+from memoxr.synthetic import make_fz_arrays
+
+from conftest import write_npz
+
+
+def _chunk_files(store: str) -> list[Path]:
+    return [p for p in Path(store, "influence").rglob("*") if p.is_file() and p.name != "zarr.json"]
+
+
+def test_plan_figures_match_the_store(ragged_store):
+    plan = planning.plan_calculate(ragged_store, threads=3)
+    array = zarr.open_group(ragged_store, mode="r")["influence"]
+    expected_chunks = math.prod(math.ceil(n / c) for n, c in zip(array.shape, array.chunks, strict=True))
+    assert plan.n_chunks == expected_chunks > 8  # several chunks on every dim
+    assert plan.shape == array.shape and plan.chunk_shape == array.chunks
+    assert plan.bytes_to_read == sum(p.stat().st_size for p in _chunk_files(ragged_store))
+    assert plan.uncompressed_bytes == math.prod(array.shape) * 4
+    chunk_bytes = math.prod(array.chunks) * 4
+    assert plan.per_task_bytes == 2 * chunk_bytes + min(math.ceil(plan.bytes_to_read / plan.n_chunks), chunk_bytes)
+    assert plan.resident_bytes == 11 * 8 * array.shape[0] * array.shape[1]
+    assert plan.peak_per_worker == 3 * plan.per_task_bytes + plan.resident_bytes
+
+
+def test_plan_counts_the_tasks_the_run_executes(ragged_store):
+    plan = planning.plan_calculate(ragged_store)
+    executed = []
+
+    class Count(Callback):
+        def _pretask(self, key, dask, state):
+            executed.append(key)
+
+    scores = memoxr.influence_scores(memoxr.open_influence(ragged_store))
+    with Count():
+        dask.compute(*[v.data for v in scores.data_vars.values() if v.chunks], scheduler="sync")
+    assert plan.n_tasks == len(executed)
+
+
+def test_plan_reads_no_data(ragged_store, tmp_path):
+    """Every chunk deleted: the plan still works (it never read one), the real run fails."""
+    for path in _chunk_files(ragged_store):
+        path.unlink()
+    plan = planning.plan_calculate(ragged_store)
+    assert plan.bytes_to_read == plan.uncompressed_bytes  # no listing left to size: assumed uncompressed
+    assert any("unknown" in note for note in plan.notes)
+
+
+def test_plan_of_an_npz(tmp_path):
+    arrays = make_fz_arrays([30, 5, 17], [9, 4, 12], seed=3)
+    npz = write_npz(tmp_path / "x.npz", arrays)
+    plan = planning.plan_calculate(npz, threads=1)
+    assert plan.bytes_to_read == os.path.getsize(npz)
+    assert plan.shape == (3, 30, 12)
+    assert "npz" in str(plan)
+
+
+def test_plan_text_names_every_figure(balanced_store):
+    text = str(planning.plan_calculate(balanced_store, threads=2))
+    for word in ("chunks:", "bytes to read:", "dask tasks:", "predicted peak memory per worker:", "2 thread(s)"):
+        assert word in text
