@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import dask
+import numpy as np
 import zarr
 from dask.callbacks import Callback
 
@@ -71,3 +72,24 @@ def test_plan_text_names_every_figure(balanced_store):
     text = str(planning.plan_calculate(balanced_store, threads=2))
     for word in ("chunks:", "bytes to read:", "dask tasks:", "predicted peak memory per worker:", "2 thread(s)"):
         assert word in text
+
+
+def test_plan_of_an_ingest(tmp_path):
+    """Files sized from the listing; chunks as the written store has them; nothing written."""
+    from memoxr.dynamics.store import ingest
+
+    n, epochs = 40_000, 20  # 160 kB per epoch: six epochs per 1 MB chunk, four chunks per run
+    for run in (0, 1):
+        for epoch in range(epochs):
+            np.save(tmp_path / f"loss_run{run}_epoch_{epoch}.npy", np.full(n, epoch + run, dtype=np.float32))
+    pattern = str(tmp_path / "loss_run{run}_epoch_{epoch}.npy")
+    plan = planning.plan_ingest(pattern, chunk_mb=1, threads=1)
+    assert plan.bytes_to_read == sum(p.stat().st_size for p in tmp_path.glob("*.npy"))
+    assert not list(tmp_path.glob("*.zarr"))
+    store = ingest(pattern, tmp_path / "d.zarr", chunk_mb=1)
+    loss = zarr.open_group(str(store), mode="r")["loss"]
+    assert plan.shape == loss.shape == (2, epochs, n)
+    assert plan.chunk_shape == loss.chunks
+    assert plan.n_chunks == math.prod(math.ceil(s / c) for s, c in zip(loss.shape, loss.chunks, strict=True)) == 8
+    assert plan.per_task_bytes == 3 * math.prod(loss.chunks) * 4
+    assert "40 files" in str(plan)
