@@ -237,7 +237,7 @@ def pairs(
         da.from_array(test_index, chunks=(c_chunks, j_chunks)), "cj",
         min_infl=min_infl, top_k=top_k,
         adjust_chunks={"c": 1, "i": 1, "j": 1}, dtype=object, meta=np.empty((0, 0, 0), dtype=object),
-        name="memoxr-pairs",
+        token="memoxr-pairs",
     )
     # Only the chunks with a row that may pair and a real test column: dask reads no other.
     wanted = [
