@@ -240,8 +240,9 @@ def pairs(
         token="memoxr-pairs",
     )
     # Only the chunks with a row that may pair and a real test column: dask reads no other.
+    blocks = found.to_delayed()  # one graph, optimized once, for any subset of its blocks
     wanted = [
-        found.blocks[b]
+        blocks[b]
         for b in np.ndindex(found.numblocks)
         if _block_of(row_ok, (c_chunks, i_chunks), b[:2]).any()
         and (_block_of(test_index, (c_chunks, j_chunks), (b[0], b[2])) >= 0).any()
