@@ -173,6 +173,26 @@ def test_cli_mapping_round_trips_through_align_samples(tmp_path, digits, digit_f
     assert aligned_a.attrs["sample_order"] == "tfds"
 
 
+def test_mapping_pairs_the_right_samples_in_evaluate(tmp_path, digits, digit_files):
+    """memoxr.evaluate(..., mapping=...) is what `memoxr evaluate --mapping` runs."""
+    x, y, perm = digits
+    a, b = digit_files
+    out = tmp_path / "torchvision_to_tfds.npy"
+    assert run("align-order", a, b, out, "-q").exit_code == 0
+    score = x.reshape(len(x), -1).astype(float).mean(axis=1) + 0.01 * y  # one value per sample (A's order)
+    proxies = xr.Dataset({"score": ("sample", score)}, coords={"sample": np.arange(len(x))},
+                         attrs={"sample_order": "torchvision"})
+    proxies["score"].attrs["direction"] = 1
+    memorization = xr.DataArray(score[perm], dims="sample", attrs={"sample_order": "tfds"})  # B's order
+    with pytest.raises(MemoxrInputError, match="sample orders differ"):
+        memoxr.evaluate(proxies, proxies=["score"], influence=memorization)
+    table = memoxr.evaluate(proxies, proxies=["score"], influence=memorization, mapping=str(out))
+    pearson = table.query("target == 'memorization' and metric == 'pearson'")["value"].item()
+    assert pearson == pytest.approx(1.0, abs=1e-12)
+    by_position = memoxr.evaluate(proxies, proxies=["score"], influence=memorization, mapping=np.arange(len(x)))
+    assert by_position.query("target == 'memorization' and metric == 'pearson'")["value"].item() < 0.2
+
+
 def test_cli_npy_inputs_without_labels(tmp_path, digits):
     x, _, perm = digits
     np.save(tmp_path / "a.npy", x)
