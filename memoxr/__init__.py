@@ -45,6 +45,8 @@ _LAZY = {
     "class_stats": ".stats",
     "merge_stats_csv": ".stats",
     "open_influence": "._open",
+    "pairs": ".high_influence",
+    "align_order": ".sample_order",
     "sample_path": "._open",
 }
 
@@ -64,6 +66,8 @@ __all__ = [
     "merge_stats_csv",
     "open_dynamics",
     "open_influence",
+    "pairs",
+    "align_order",
     "rank_agreement",
     "row_statistics",
     "sample_path",
