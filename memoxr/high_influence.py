@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import numbers
 import os
+from dataclasses import dataclass
 from typing import Any
 
 import click
@@ -157,6 +158,66 @@ def _open(source: Any, *, allow_pickle: bool, chunk_mb: float | None, storage_op
     return ds, repr(str(source))
 
 
+@dataclass
+class Search:
+    """The validated arguments and the lazy search of :func:`pairs`: one delayed block per chunk to read."""
+
+    ds: xr.Dataset
+    influence: da.Array
+    wanted: list[Any]
+    tr_mem: np.ndarray
+    tr_labels: np.ndarray
+    tt_labels: np.ndarray
+    min_infl: float
+    min_mem: float
+    top_k: int | None
+
+
+def plan_search(
+    source: str | os.PathLike[str] | xr.Dataset,
+    *,
+    min_infl: float = 0.15,
+    min_mem: float = 0.25,
+    top_k_per_test: int | None = None,
+    full: bool = False,
+    allow_pickle: bool = False,
+    chunk_mb: float | None = None,
+    storage_options: StorageOptions = None,
+) -> Search:
+    """What :func:`pairs` will compute (arguments as there), from metadata and the small index arrays."""
+    min_infl = _validate_threshold("min_infl", min_infl)
+    min_mem = _validate_threshold("min_mem", min_mem)
+    top_k = _validate_top_k(top_k_per_test)
+    ds, where = _open(source, allow_pickle=allow_pickle, chunk_mb=chunk_mb, storage_options=storage_options)
+    tr_mem = np.asarray(ds["tr_mem"].values, dtype=np.float64)
+    tr_labels, tt_labels = np.asarray(ds["tr_labels"].values), np.asarray(ds["tt_labels"].values)
+    influence, train_index, test_index = _layout(ds, full=full, source=where)
+
+    eligible = np.zeros(tr_mem.size + 1, dtype=bool)  # last entry: padding (-1)
+    eligible[:-1] = tr_mem >= min_mem
+    row_ok = eligible[train_index]
+    c_chunks, i_chunks, j_chunks = influence.chunks
+    rows = da.from_array(row_ok, chunks=(c_chunks, i_chunks))
+    found = da.blockwise(
+        _block_task, "cij",
+        influence, "cij", rows, "ci",
+        da.from_array(train_index, chunks=(c_chunks, i_chunks)), "ci",
+        da.from_array(test_index, chunks=(c_chunks, j_chunks)), "cj",
+        min_infl=min_infl, top_k=top_k,
+        adjust_chunks={"c": 1, "i": 1, "j": 1}, dtype=object, meta=np.empty((0, 0, 0), dtype=object),
+        token="memoxr-pairs",
+    )
+    # Only the chunks with a row that may pair and a real test column: dask reads no other.
+    blocks = found.to_delayed()  # one graph, optimized once, for any subset of its blocks
+    wanted = [
+        blocks[b]
+        for b in np.ndindex(found.numblocks)
+        if _block_of(row_ok, (c_chunks, i_chunks), b[:2]).any()
+        and (_block_of(test_index, (c_chunks, j_chunks), (b[0], b[2])) >= 0).any()
+    ]
+    return Search(ds, influence, wanted, tr_mem, tr_labels, tt_labels, min_infl, min_mem, top_k)
+
+
 def pairs(
     source: str | os.PathLike[str] | xr.Dataset,
     *,
@@ -217,36 +278,12 @@ def pairs(
     >>> bool((table["influence"] >= 0.15).all() and (table["memorization"] >= 0.25).all())
     True
     """
-    min_infl = _validate_threshold("min_infl", min_infl)
-    min_mem = _validate_threshold("min_mem", min_mem)
-    top_k = _validate_top_k(top_k_per_test)
-    ds, where = _open(source, allow_pickle=allow_pickle, chunk_mb=chunk_mb, storage_options=storage_options)
-    tr_mem = np.asarray(ds["tr_mem"].values, dtype=np.float64)
-    tr_labels, tt_labels = np.asarray(ds["tr_labels"].values), np.asarray(ds["tt_labels"].values)
-    influence, train_index, test_index = _layout(ds, full=full, source=where)
-
-    eligible = np.zeros(tr_mem.size + 1, dtype=bool)  # last entry: padding (-1)
-    eligible[:-1] = tr_mem >= min_mem
-    row_ok = eligible[train_index]
-    c_chunks, i_chunks, j_chunks = influence.chunks
-    rows = da.from_array(row_ok, chunks=(c_chunks, i_chunks))
-    found = da.blockwise(
-        _block_task, "cij",
-        influence, "cij", rows, "ci",
-        da.from_array(train_index, chunks=(c_chunks, i_chunks)), "ci",
-        da.from_array(test_index, chunks=(c_chunks, j_chunks)), "cj",
-        min_infl=min_infl, top_k=top_k,
-        adjust_chunks={"c": 1, "i": 1, "j": 1}, dtype=object, meta=np.empty((0, 0, 0), dtype=object),
-        token="memoxr-pairs",
+    search = plan_search(
+        source, min_infl=min_infl, min_mem=min_mem, top_k_per_test=top_k_per_test, full=full,
+        allow_pickle=allow_pickle, chunk_mb=chunk_mb, storage_options=storage_options,
     )
-    # Only the chunks with a row that may pair and a real test column: dask reads no other.
-    blocks = found.to_delayed()  # one graph, optimized once, for any subset of its blocks
-    wanted = [
-        blocks[b]
-        for b in np.ndindex(found.numblocks)
-        if _block_of(row_ok, (c_chunks, i_chunks), b[:2]).any()
-        and (_block_of(test_index, (c_chunks, j_chunks), (b[0], b[2])) >= 0).any()
-    ]
+    ds, wanted, tr_mem, tr_labels, tt_labels = search.ds, search.wanted, search.tr_mem, search.tr_labels, search.tt_labels
+    min_infl, min_mem, top_k = search.min_infl, search.min_mem, search.top_k
     from .progress import compute
 
     parts = [part[0, 0, 0] for part in compute(*wanted, show_progress=show_progress)]
