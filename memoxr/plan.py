@@ -242,3 +242,51 @@ def plan_ingest(
         resident_bytes=resident,
         notes=[f"{sum(len(p) for p in files.files.values())} files; dask tasks include one write per chunk"],
     )
+
+
+def plan_pairs(
+    source: str | os.PathLike[str],
+    *,
+    threads: int | None = None,
+    storage_options: dict[str, Any] | None = None,
+    **options: Any,
+) -> CostPlan:
+    """The cost plan of ``memoxr pairs``: only chunks holding a train row at or above ``min_mem`` are read.
+
+    ``options`` are :func:`memoxr.pairs`'s (``min_infl``, ``min_mem``, ``top_k_per_test``, ``full``...).
+    The memorization and index arrays are read (small, needed to know which chunks to read);
+    the influence is not. A task holds its chunk as read (2x decoded plus stored) and the pairs it finds.
+    """
+    from .high_influence import plan_search
+
+    path = str(source)
+    search = plan_search(path, storage_options=storage_options, **options)
+    data = search.influence
+    variable = "influence_full" if options.get("full") else "influence"
+    itemsize = data.dtype.itemsize
+    chunk_shape = tuple(max(c) for c in data.chunks)
+    chunk_bytes = math.prod(chunk_shape) * itemsize
+    uncompressed = int(math.prod(data.shape) * itemsize)
+    notes = [f"{len(search.wanted)} of {data.npartitions} chunks hold a train row with memorization >= "
+             f"{search.min_mem:g}; only those are read"]
+    stored = _npz_bytes(path, storage_options) if path.endswith(".npz") else _stored_bytes(path, variable, storage_options)
+    if stored is None:
+        stored = uncompressed
+        notes.append("stored sizes unknown (no listing): bytes to read assumed uncompressed")
+    per_chunk = stored / max(1, data.npartitions)
+    return CostPlan(
+        command="pairs",
+        source=path,
+        variable=variable,
+        shape=tuple(int(n) for n in (data.shape[1:] if options.get("full") else data.shape)),
+        dtype=str(data.dtype),
+        chunk_shape=chunk_shape[1:] if options.get("full") else chunk_shape,
+        n_chunks=len(search.wanted),
+        uncompressed_bytes=uncompressed,
+        bytes_to_read=int(per_chunk * len(search.wanted)),
+        n_tasks=count_tasks(search.wanted) if search.wanted else 0,
+        threads_per_worker=threads or default_threads(),
+        per_task_bytes=DECODED_COPIES * chunk_bytes + min(math.ceil(per_chunk), chunk_bytes),
+        resident_bytes=int(search.tr_mem.nbytes + search.tr_labels.nbytes + search.tt_labels.nbytes),
+        notes=notes,
+    )

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import dask
 import numpy as np
+import pytest
 import zarr
 from dask.callbacks import Callback
 
@@ -93,3 +94,28 @@ def test_plan_of_an_ingest(tmp_path):
     assert plan.n_chunks == math.prod(math.ceil(s / c) for s, c in zip(loss.shape, loss.chunks, strict=True)) == 8
     assert plan.per_task_bytes == 3 * math.prod(loss.chunks) * 4
     assert "40 files" in str(plan)
+
+
+@pytest.mark.parametrize("min_mem", [0.0, 0.5, 2.0])
+def test_plan_of_pairs_reads_only_chunks_with_memorized_rows(ragged_store, min_mem):
+    plan = planning.plan_pairs(ragged_store, min_infl=0.0, min_mem=min_mem, threads=1)
+    ds = memoxr.open_influence(ragged_store)
+    influence = ds["influence"].data
+    memo = ds["memorization"].values
+    # Independent: a chunk is read when some real row in it has memorization >= min_mem.
+    c_bounds, i_bounds = (np.cumsum((0, *c)) for c in influence.chunks[:2])
+    wanted_rows = sum(
+        bool(np.any(memo[c_bounds[c]:c_bounds[c + 1], i_bounds[i]:i_bounds[i + 1]] >= min_mem))
+        for c in range(len(c_bounds) - 1) for i in range(len(i_bounds) - 1)
+    )
+    test_index = ds["test_index"].values
+    j_bounds = np.cumsum((0, *influence.chunks[2]))
+    expected = sum(
+        bool(np.any(memo[c_bounds[c]:c_bounds[c + 1], i_bounds[i]:i_bounds[i + 1]] >= min_mem))
+        and bool(np.any(test_index[c_bounds[c]:c_bounds[c + 1], j_bounds[j]:j_bounds[j + 1]] >= 0))
+        for c in range(len(c_bounds) - 1) for i in range(len(i_bounds) - 1) for j in range(len(j_bounds) - 1)
+    )
+    assert plan.n_chunks == expected
+    assert (expected == 0) == (wanted_rows == 0)
+    assert plan.bytes_to_read <= sum(p.stat().st_size for p in _chunk_files(ragged_store))
+    assert f"{expected} of {influence.npartitions} chunks" in str(plan)
