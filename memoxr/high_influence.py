@@ -39,6 +39,7 @@ from ._cli_options import (
     remote_options,
 )
 from .errors import MemoxrInputError
+from .plan import dry_run_option
 from .schema import CLASS, TEST, TEST_ID, TRAIN, TRAIN_ID, check_influence_dataset
 from .storage import StorageOptions, atomic_output, check_writable
 
@@ -351,11 +352,13 @@ def _check_suffix(output: Any) -> None:
 @overwrite_option
 @allow_pickle_option
 @quiet_option
+@dry_run_option
 @handle_errors
 @remote_options
 def pairs_command(
     source: str, output: str, min_infl: float, min_mem: float, top_k_per_test: int | None, full: bool,
-    chunk_mb: float | None, overwrite: bool, allow_pickle: bool, quiet: bool, storage_options: dict | None,
+    chunk_mb: float | None, overwrite: bool, allow_pickle: bool, quiet: bool, dry_run: bool,
+    storage_options: dict | None,
 ) -> None:
     """High-influence train/test pairs of an influence store or FZ npz, chunk by chunk.
 
@@ -371,6 +374,14 @@ def pairs_command(
         chunk_mb = validate_option_mb("--chunk-mb", chunk_mb)
     _check_suffix(output)
     check_writable(output, overwrite=overwrite, storage_options=storage_options)
+    if dry_run:
+        from .plan import plan_pairs
+
+        click.echo(str(plan_pairs(
+            source, min_infl=min_infl, min_mem=min_mem, top_k_per_test=top_k_per_test, full=full,
+            allow_pickle=allow_pickle, chunk_mb=chunk_mb, storage_options=storage_options,
+        )))
+        return
     table = pairs(
         source, min_infl=min_infl, min_mem=min_mem, top_k_per_test=top_k_per_test, full=full,
         allow_pickle=allow_pickle, chunk_mb=chunk_mb, show_progress=not quiet, storage_options=storage_options,

@@ -24,7 +24,16 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+import click
 import numpy as np
+
+#: ``--dry-run`` of the commands that read large data (calculate, estimate, ingest, pairs).
+dry_run_option = click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Print the cost plan (chunks, bytes to read, dask tasks, predicted peak memory per worker) "
+    "from metadata, then stop: no data read, nothing written.",
+)
 
 #: Buffers a task holds per chunk it decodes, in units of the uncompressed chunk (see module docs).
 DECODED_COPIES = 2
@@ -60,7 +69,7 @@ class CostPlan:
         dims = " x ".join(str(n) for n in self.shape)
         chunk = " x ".join(str(n) for n in self.chunk_shape)
         lines = [
-            f"Plan for memoxr {self.command} on {self.source} (dry run: nothing read, nothing written)",
+            f"Plan for memoxr {self.command} on {self.source} (dry run: metadata only, nothing written)",
             f"  {self.variable}: {dims} {self.dtype}, {_size(self.uncompressed_bytes)} uncompressed",
             f"  chunks: {self.n_chunks} (largest {chunk}, {_size(self._chunk_bytes)})",
             f"  bytes to read: {_size(self.bytes_to_read)}",

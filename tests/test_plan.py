@@ -119,3 +119,15 @@ def test_plan_of_pairs_reads_only_chunks_with_memorized_rows(ragged_store, min_m
     assert (expected == 0) == (wanted_rows == 0)
     assert plan.bytes_to_read <= sum(p.stat().st_size for p in _chunk_files(ragged_store))
     assert f"{expected} of {influence.npartitions} chunks" in str(plan)
+
+
+def test_pairs_dry_run_prints_the_plan_and_writes_nothing(ragged_store, tmp_path):
+    from click.testing import CliRunner
+
+    from memoxr.cli import main
+
+    out = tmp_path / "pairs.csv"
+    result = CliRunner().invoke(main, ["pairs", ragged_store, str(out), "--dry-run", "--min-mem", "0"])
+    assert result.exit_code == 0, result.output
+    assert "Plan for memoxr pairs" in result.output and "bytes to read" in result.output
+    assert not out.exists() and not list(tmp_path.glob(".pairs.csv*"))
