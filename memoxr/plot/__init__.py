@@ -27,7 +27,7 @@ except ImportError as exc:  # pragma: no cover - exercised by a test that hides 
         'memoxr.plot needs matplotlib, an optional extra: pip install "memoxr[plot]"'
     ) from exc
 
-from ._style import SCALES
+from ._style import SCALES, resolve_scale
 from .distributions import SORTS, score_distributions
 from .files import DEFAULT_KINDS, FIGURE_FILES, FORMATS, KINDS, write_score_figures
 from .proxies import binned_against_memorization, data_map, pr_curves, roc_curves, tie_aware_bins
@@ -45,6 +45,7 @@ __all__ = [
     "memorization_vs_influence",
     "method_agreement",
     "pr_curves",
+    "resolve_scale",
     "roc_curves",
     "score_distributions",
     "tie_aware_bins",

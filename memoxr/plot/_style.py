@@ -200,10 +200,12 @@ def scale_transforms(scale: str, values: np.ndarray) -> tuple[Callable, Callable
         inverse = transform.inverted()
 
         def forward(v: np.ndarray) -> np.ndarray:
-            return transform.transform_non_affine(np.asarray(v, dtype=float))
+            v = np.asarray(v, dtype=float)  # matplotlib's transforms take arrays of one dim or more
+            return transform.transform_non_affine(np.atleast_1d(v)).reshape(v.shape)
 
         def backward(t: np.ndarray) -> np.ndarray:
-            return inverse.transform_non_affine(np.asarray(t, dtype=float))
+            t = np.asarray(t, dtype=float)
+            return inverse.transform_non_affine(np.atleast_1d(t)).reshape(t.shape)
 
         return forward, backward, {"linthresh": threshold, "linscale": 1.0}
     return (lambda v: np.asarray(v, dtype=float)), (lambda t: np.asarray(t, dtype=float)), {}
