@@ -176,21 +176,23 @@ def pr_curves(
 
 
 def tie_aware_bins(x: np.ndarray, bins: int) -> list[np.ndarray]:
-    """Indices of ``x`` (finite) in at most ``bins`` bins, in ascending order of ``x``; ties never split.
+    """Indices of ``x`` (finite) in about ``bins`` bins, in ascending order of ``x``; ties never split.
 
     A value held by at least ``n / bins`` samples (typically the exact zeros of
     a memorization estimate) is a bin of its own. The other samples are cut at
-    the quantiles ``1/m, ..., (m-1)/m`` of their values, ``m`` the bins left;
-    a value on a cut goes to the upper bin, so tied values share a bin and
-    cuts that coincide merge their bins (fewer than ``bins`` then).
+    the quantiles ``1/m, ..., (m-1)/m`` of their values, ``m`` the bins left
+    (at least 1), and at each value with a bin of its own. A value on a cut
+    goes to the upper bin, so tied values share a bin; cuts that coincide
+    merge bins (fewer than ``bins``), and a bin that would straddle a value
+    with its own bin is split there (at most one more bin per such value).
     """
     values, counts = np.unique(x, return_counts=True)
     heavy = values[counts * bins >= x.size]
     groups = [np.flatnonzero(x == v) for v in heavy]
     rest = np.flatnonzero(~np.isin(x, heavy))
-    left = bins - heavy.size
-    if rest.size and left >= 1:
-        cuts = np.unique(np.quantile(x[rest], np.linspace(0.0, 1.0, left + 1)[1:-1]))
+    if rest.size:
+        quantiles = np.quantile(x[rest], np.linspace(0.0, 1.0, max(1, bins - heavy.size) + 1)[1:-1])
+        cuts = np.unique(np.r_[quantiles, heavy])
         which = np.searchsorted(cuts, x[rest], side="right")
         groups += [rest[which == b] for b in np.unique(which)]
     return sorted(groups, key=lambda g: x[g].min())
