@@ -229,7 +229,8 @@ def binned_against_memorization(
     proxy, memorization : array-like
         Per-sample values (numpy, list, dask or DataArray).
     bins : int
-        Most bins, 1 <= bins <= n.
+        Number of bins aimed at, 1 <= bins <= n (fewer when ties merge
+        quantile cuts; see :func:`tie_aware_bins`).
     label : str, optional
         Name of the proxy for the axis; default the DataArray's ``long_name``
         or name (with ``[units]``), else ``"proxy"``.
