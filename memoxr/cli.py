@@ -199,5 +199,7 @@ main.lazy_commands.update(
         "evaluate": (".dynamics.cli", "evaluate_command", "CSL and baselines: detection metrics, agreement with FZ."),
         "dynamics-demo": (".dynamics.cli", "dynamics_demo_command", "Train on digits with label noise; AUROC table."),
         "plot": (".plot_cli", "plot_command", "PNG figures of the scores of an influence store or FZ npz."),
+        "import-scores": (".importers.cli", "import_scores_command", "Other tools' per-sample scores into a scores store."),
+        "compare": (".compare", "compare_command", "Every score of every store: detection and agreement with FZ."),
     }
 )
