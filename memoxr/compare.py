@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ._cli_options import handle_errors, overwrite_option, remote_options
+from ._cli_options import handle_errors, remote_options
 from .dynamics.align import UNKNOWN_ORDER, check_orders, load_mapping
 from .dynamics.evaluate import (
     CORRELATION_METRICS,
@@ -197,6 +197,15 @@ def compare_scores(
         Columns ``source``, ``score``, the run dims, ``auroc``, ``auprc``,
         ``fpr_at_95_tpr``, ``n_mask`` (with a mask) and ``cosine``, ``pearson``,
         ``spearman``, ``n_memorization`` (with memorization).
+
+    Example
+    -------
+    >>> from memoxr.importers import scores_dataset
+    >>> ds = scores_dataset({"s": [0.9, 0.1, 0.8, 0.3]}, sample_order="tfds", source="x", directions={"s": 1},
+    ...                     truth={"is_mislabeled": [1, 0, 0, 1]})
+    >>> compare_scores([ds], mask="is_mislabeled")[["source", "score", "auroc", "n_mask"]]
+      source score  auroc  n_mask
+    0      x     s   0.75       4
     """
     if mask is None and memorization is None:
         raise MemoxrInputError("compare: nothing to compare against; expected mask= (e.g. 'is_mislabeled') and/or memorization=")
@@ -298,7 +307,7 @@ def _mappings(values: tuple[str, ...]) -> Any:
               "the first STORE's); FILE alone when one order differs (repeatable).")
 @click.option("--proxy", "proxies", multiple=True, help="Proxy computed from dynamics stores (repeatable).  [default: all recorded]")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None, help="Also write the table to this CSV.")
-@overwrite_option
+@click.option("--overwrite", is_flag=True, help="Replace the --csv file if it exists.")
 @handle_errors
 @remote_options
 def compare_command(stores: tuple[str, ...], mask: str | None, memorization: str | None, mappings: tuple[str, ...],

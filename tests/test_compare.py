@@ -11,6 +11,8 @@ import pandas as pd
 import pytest
 import xarray as xr
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import stats
 from sklearn.metrics import average_precision_score, roc_auc_score
 
@@ -174,3 +176,27 @@ def _digit_labels():
     from sklearn.datasets import load_digits
 
     return load_digits().target
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(8, 40), seed=st.integers(0, 2**16))
+def test_rows_in_any_order_and_a_mapped_order_give_the_same_table(n, seed):
+    """Stored row order never matters (pairing is by identity), nor does an order translated by its mapping."""
+    rng = np.random.default_rng(seed)
+    score, mask, mem = rng.normal(size=n), rng.random(n) < 0.3, rng.random(n)
+    mask[:2] = [True, False]  # both classes present
+    base = scores_dataset({"s": score}, sample_order="tfds", source="a", directions={"s": 1},
+                          truth={"is_mislabeled": mask})
+    memo = xr.DataArray(mem, dims="sample", coords={"sample": np.arange(n)}, attrs={"sample_order": "tfds"})
+    expected = compare_scores({"a": base}, mask="is_mislabeled", memorization=memo)
+    rows = rng.permutation(n)
+    shuffled = scores_dataset({"s": score[rows]}, sample_order="tfds", source="a", directions={"s": 1},
+                              sample_ids=rows, truth={"is_mislabeled": mask[rows]})
+    pd.testing.assert_frame_equal(compare_scores({"a": shuffled}, mask="is_mislabeled", memorization=memo), expected)
+    # The memorization in another order: its identity j is tfds identity to_tfds[j].
+    to_tfds = rng.permutation(n)
+    other = xr.DataArray(mem[to_tfds], dims="sample", coords={"sample": np.arange(n)}, attrs={"sample_order": "tv"})
+    mapped = compare_scores({"a": shuffled}, mask="is_mislabeled", memorization=other, mapping={"tv": to_tfds})
+    pd.testing.assert_frame_equal(mapped, expected)
+    assert expected["auroc"].iloc[0] == pytest.approx(roc_auc_score(mask, score))
+    assert expected["spearman"].iloc[0] == pytest.approx(stats.spearmanr(score, mem)[0])

@@ -19,7 +19,7 @@ from __future__ import annotations
 from ._store import SCORES_CONTENT, open_scores, scores_dataset, write_scores
 from .aum import import_aum, read_aum
 from .cartography import cartography_scores, import_cartography, read_cartography
-from .label_quality import import_cleanlab, label_quality, label_quality_dataset
+from .cleanlab_scores import import_cleanlab, label_quality, label_quality_dataset
 from .plain import import_plain, read_table
 from .self_influence import import_self_influence, read_self_influence
 

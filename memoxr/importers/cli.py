@@ -83,7 +83,7 @@ def cleanlab_command(pred_probs: str, labels: str, output: str, sample_order: st
                      methods: tuple[str, ...], sample_ids: str | None, overwrite: bool,
                      storage_options: dict | None) -> None:
     """cleanlab label quality from out-of-sample PRED_PROBS (.npy, samples x classes) and LABELS."""
-    from .label_quality import import_cleanlab
+    from .cleanlab_scores import import_cleanlab
 
     _done(import_cleanlab(pred_probs, labels, output, sample_order=sample_order, sample_ids=sample_ids,
                           truth=_truth(truth), methods=methods or None, overwrite=overwrite,
