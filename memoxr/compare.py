@@ -154,6 +154,18 @@ def _pair(a: xr.DataArray, a_ids: np.ndarray, b: xr.DataArray, b_ids: np.ndarray
     return a, b.transpose(*a.dims)
 
 
+def _select(ds: xr.Dataset, select: Mapping[str, Any] | None) -> xr.Dataset:
+    """``ds`` at the chosen run values of the dims it has."""
+    chosen = {d: v for d, v in (select or {}).items() if d in ds.dims}
+    for dim, value in chosen.items():
+        if dim in (EPOCH, SAMPLE):
+            raise MemoxrInputError(f"select {dim!r}: expected a run dim, not {dim!r}")
+        found = ds[dim].values.tolist() if dim in ds.coords else list(range(ds.sizes[dim]))
+        if value not in found:
+            raise MemoxrInputError(f"select {dim}={value!r}: not a value of {dim!r}; expected one of {found}")
+    return ds.sel(chosen) if chosen else ds
+
+
 def _broadcast_runs(score: xr.DataArray, truth: xr.DataArray, what: str) -> xr.DataArray:
     """``score`` along the run dims of ``truth`` too (same values for each run it lacks)."""
     runs = truth.isel({SAMPLE: 0}, drop=True)
@@ -171,6 +183,7 @@ def compare_scores(
     memorization: xr.Dataset | xr.DataArray | str | os.PathLike[str] | None = None,
     mapping: Any = None,
     proxies: Sequence[str] | None = None,
+    select: Mapping[str, Any] | None = None,
     storage_options: dict[str, Any] | None = None,
 ) -> pd.DataFrame:
     """One row per score, source and run: detection of ``mask`` and agreement with FZ memorization.
@@ -190,6 +203,9 @@ def compare_scores(
         the reference order, or one permutation when a single order differs.
     proxies : sequence of str, optional
         Proxies computed from dynamics sources (default: every one recorded).
+    select : mapping, optional
+        Run values to keep, e.g. ``{"noise": 0.1}``: applied to every source
+        that has the dim; at least one must have it.
 
     Returns
     -------
@@ -219,6 +235,10 @@ def compare_scores(
         if not isinstance(ds, xr.Dataset):
             raise MemoxrInputError(f"source {i}: expected an xarray.Dataset or a path; received {type(src).__name__}")
         opened.append((_name(ds, given, i, path), ds))
+    for dim in select or {}:
+        if not any(dim in ds.dims for _, ds in opened):
+            raise MemoxrInputError(f"select {dim!r}: no source has this dim; expected a run dim such as 'noise'")
+    opened = [(n, _select(ds, select)) for n, ds in opened]
     names = [n for n, _ in opened]
     opened = [(f"{n}#{i}" if names.count(n) > 1 else n, ds) for i, (n, ds) in enumerate(opened)]
 
@@ -297,6 +317,22 @@ def _mappings(values: tuple[str, ...]) -> Any:
     return out
 
 
+def _selections(values: tuple[str, ...]) -> dict[str, Any]:
+    """``--sel DIM=VALUE``: the value as an int, else a float, else text."""
+    out: dict[str, Any] = {}
+    for item in values:
+        dim, sep, text = item.partition("=")
+        if not sep or not dim or not text:
+            raise MemoxrInputError(f"--sel {item!r}: expected DIM=VALUE, e.g. noise=0.1")
+        for cast in (int, float, str):
+            try:
+                out[dim] = cast(text)
+                break
+            except ValueError:
+                continue
+    return out
+
+
 @click.command("compare")
 @click.argument("stores", nargs=-1, required=True, metavar="STORE...")
 @click.option("--mask", default=None, help="Boolean ground truth of a STORE, e.g. is_mislabeled: AUROC, AUPRC, FPR at 95% TPR.")
@@ -306,12 +342,14 @@ def _mappings(values: tuple[str, ...]) -> Any:
               help="Permutation translating ORDER's identities into the reference order (the mask's store's; else "
               "the first STORE's); FILE alone when one order differs (repeatable).")
 @click.option("--proxy", "proxies", multiple=True, help="Proxy computed from dynamics stores (repeatable).  [default: all recorded]")
+@click.option("--sel", "selections", multiple=True, metavar="DIM=VALUE",
+              help="Keep one value of a run dim in every store that has it, e.g. noise=0.1 (repeatable).")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None, help="Also write the table to this CSV.")
 @click.option("--overwrite", is_flag=True, help="Replace the --csv file if it exists.")
 @handle_errors
 @remote_options
 def compare_command(stores: tuple[str, ...], mask: str | None, memorization: str | None, mappings: tuple[str, ...],
-                    proxies: tuple[str, ...], csv_path: str | None, overwrite: bool,
+                    proxies: tuple[str, ...], selections: tuple[str, ...], csv_path: str | None, overwrite: bool,
                     storage_options: dict | None) -> None:
     """Every score of every STORE in one table: detection of --mask, agreement with FZ --memorization.
 
@@ -325,7 +363,8 @@ def compare_command(stores: tuple[str, ...], mask: str | None, memorization: str
     if csv_path is not None:
         check_writable(csv_path, overwrite=overwrite, storage_options=storage_options)
     table = compare_scores(list(stores), mask=mask, memorization=memorization, mapping=_mappings(mappings),
-                           proxies=list(proxies) or None, storage_options=storage_options)
+                           proxies=list(proxies) or None, select=_selections(selections),
+                           storage_options=storage_options)
     click.echo(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     if csv_path is not None:
         with atomic_output(csv_path, overwrite=overwrite, storage_options=storage_options) as tmp:

@@ -200,3 +200,21 @@ def test_rows_in_any_order_and_a_mapped_order_give_the_same_table(n, seed):
     pd.testing.assert_frame_equal(mapped, expected)
     assert expected["auroc"].iloc[0] == pytest.approx(roc_auc_score(mask, score))
     assert expected["spearman"].iloc[0] == pytest.approx(stats.spearmanr(score, mem)[0])
+
+
+def test_select_one_run_for_every_source(world):
+    p = world["path"]
+    full = compare_scores([p / "dyn.zarr", p / "aum.zarr"], mask="is_mislabeled", proxies=["csl"])
+    args = ["compare", str(p / "dyn.zarr"), str(p / "aum.zarr"), "--mask", "is_mislabeled", "--proxy", "csl",
+            "--sel", "noise=0.2", "--csv", str(p / "one.csv")]
+    done = CliRunner().invoke(main, args)
+    assert done.exit_code == 0, done.output
+    one = pd.read_csv(p / "one.csv")
+    assert "noise" not in one.columns and len(one) == 2
+    at = full[full.noise == 0.2].drop(columns="noise").reset_index(drop=True)
+    pd.testing.assert_frame_equal(one, at, check_dtype=False)
+    for bad, message in ((["--sel", "noise=0.3"], "noise=0.3: not a value of 'noise'; expected one of [0.0, 0.2]"),
+                         (["--sel", "seed=1"], "select 'seed': no source has this dim"),
+                         (["--sel", "noise"], "expected DIM=VALUE")):
+        done = CliRunner().invoke(main, args[:7] + bad)
+        assert done.exit_code == 2 and message in " ".join(done.output.split()), done.output

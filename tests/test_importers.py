@@ -31,7 +31,11 @@ from memoxr.importers import (
     read_cartography,
 )
 
-cleanlab_rank = pytest.importorskip("cleanlab.rank")
+
+@pytest.fixture(scope="module")
+def cleanlab_rank():
+    """cleanlab itself, the reference (the plain, AUM, cartography and self-influence tests run without it)."""
+    return pytest.importorskip("cleanlab.rank")
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +55,7 @@ def digits_pred_probs():
 # --------------------------------------------------------------------------- cleanlab
 
 
-def test_cleanlab_scores_on_digits_equal_cleanlabs_own(tmp_path, digits_pred_probs):
+def test_cleanlab_scores_on_digits_equal_cleanlabs_own(tmp_path, digits_pred_probs, cleanlab_rank):
     probs, labels, mask = digits_pred_probs
     ids = np.random.default_rng(0).permutation(labels.size) + 100
     out = import_cleanlab(probs, labels, tmp_path / "cl.zarr", sample_order="sklearn-digits", sample_ids=ids,
@@ -68,7 +72,7 @@ def test_cleanlab_scores_on_digits_equal_cleanlabs_own(tmp_path, digits_pred_pro
     assert roc_auc_score(mask, -ds["cleanlab_self_confidence"].values) > 0.9
 
 
-def test_cleanlab_store_is_read_by_memoxr_evaluate(tmp_path, digits_pred_probs):
+def test_cleanlab_store_is_read_by_memoxr_evaluate(tmp_path, digits_pred_probs, cleanlab_rank):
     probs, labels, mask = digits_pred_probs
     store = import_cleanlab(probs, labels, tmp_path / "cl.zarr", sample_order="sklearn-digits",
                             truth={"is_mislabeled": mask}, methods=["self_confidence"])
@@ -78,7 +82,7 @@ def test_cleanlab_store_is_read_by_memoxr_evaluate(tmp_path, digits_pred_probs):
     assert f"{expected:.4f}" in done.output
 
 
-def test_self_confidence_without_cleanlab(monkeypatch, digits_pred_probs):
+def test_self_confidence_without_cleanlab(monkeypatch, digits_pred_probs, cleanlab_rank):
     probs, labels, _ = digits_pred_probs
     expected = cleanlab_rank.get_self_confidence_for_each_label(labels, probs)
     np.testing.assert_array_equal(label_quality(probs, labels, use_cleanlab=False)["self_confidence"], expected)
@@ -106,7 +110,7 @@ def test_cleanlab_bad_input(probs, labels, message):
         label_quality(probs, labels, use_cleanlab=False)
 
 
-def test_cleanlab_cli(tmp_path, digits_pred_probs):
+def test_cleanlab_cli(tmp_path, digits_pred_probs, cleanlab_rank):
     probs, labels, _ = digits_pred_probs
     np.save(tmp_path / "probs.npy", probs)
     np.save(tmp_path / "labels.npy", labels)
@@ -144,6 +148,31 @@ def test_plain_npy_csv_with_header_and_without(tmp_path):
     ds = open_scores(import_plain(tmp_path / "bare.csv", tmp_path / "c.zarr", sample_order="tfds", name="s")).load()
     np.testing.assert_allclose(ds["s"].values, values, rtol=1e-15)
     assert ds["sample"].values.tolist() == list(range(23))
+
+
+def test_plain_and_aum_command_lines(tmp_path):
+    ids = np.array([5, 2, 9])
+    pd.DataFrame({"idx": ids, "el2n": [0.1, 0.7, 0.3]}).to_csv(tmp_path / "t.csv", index=False)
+    done = CliRunner().invoke(main, ["import-scores", "plain", str(tmp_path / "t.csv"), str(tmp_path / "p.zarr"),
+                                     "--sample-order", "tfds", "--id-column", "idx", "--direction", "-1",
+                                     "--truth", "is_mislabeled=" + str(tmp_path / "m.npy")])
+    assert done.exit_code == 2 and "does not exist" in done.output and not (tmp_path / "p.zarr").exists()
+    np.save(tmp_path / "m.npy", np.array([True, False, False]))
+    done = CliRunner().invoke(main, ["import-scores", "plain", str(tmp_path / "t.csv"), str(tmp_path / "p.zarr"),
+                                     "--sample-order", "tfds", "--id-column", "idx", "--direction", "-1",
+                                     "--truth", "is_mislabeled=" + str(tmp_path / "m.npy")])
+    assert done.exit_code == 0, done.output
+    ds = open_scores(tmp_path / "p.zarr").load()
+    assert ds["sample"].values.tolist() == [5, 2, 9] and ds["el2n"].attrs["direction"] == -1
+    assert ds["is_mislabeled"].values.tolist() == [True, False, False]
+    pd.DataFrame({"sample_id": [3, 1], "aum": [0.5, -2.0]}).to_csv(tmp_path / "aum_values.csv", index=False)
+    done = CliRunner().invoke(main, ["import-scores", "aum", str(tmp_path / "aum_values.csv"), str(tmp_path / "a.zarr"),
+                                     "--sample-order", "tfds"])
+    assert done.exit_code == 0, done.output
+    ds = open_scores(tmp_path / "a.zarr").load()
+    assert ds["sample"].values.tolist() == [1, 3] and ds["aum"].values.tolist() == [-2.0, 0.5]
+    missing = CliRunner().invoke(main, ["import-scores", "aum", str(tmp_path / "aum_values.csv"), str(tmp_path / "b.zarr")])
+    assert missing.exit_code == 2 and "--sample-order" in missing.output
 
 
 def test_plain_bad_input_names_the_problem(tmp_path):
