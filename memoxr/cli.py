@@ -203,5 +203,7 @@ main.lazy_commands.update(
         "plot": (".plot_cli", "plot_command", "PNG figures of the scores of an influence store or FZ npz."),
         "pairs": (".high_influence", "pairs_command", "High-influence train/test pairs (FZ high_infl_pairs), chunk by chunk."),
         "align-order": (".sample_order", "align_order_command", "Permutation between two orders of one data set, from sample content."),
+        "import-scores": (".importers.cli", "import_scores_command", "Other tools' per-sample scores into a scores store."),
+        "compare": (".compare", "compare_command", "Every score of every store: detection and agreement with FZ."),
     }
 )
