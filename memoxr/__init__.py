@@ -30,6 +30,7 @@ if not os.path.isdir(os.path.join(_here, "convert")) and os.path.isfile(
 #: Public name -> module that defines it (relative to this package).
 _LAZY = {
     "analyze": ".analysis",
+    "append_estimate": ".incremental",
     "rank_agreement": ".analysis",
     "score_ranges": ".analysis",
     "top_classes": ".analysis",
@@ -56,6 +57,7 @@ __all__ = [
     "DynamicsWriter",
     "STAT_COLUMNS",
     "analyze",
+    "append_estimate",
     "class_stats",
     "compute_proxies",
     "csl",
