@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from test_estimate import make_records
 
 import memoxr
 from memoxr import _estimate_sums
@@ -21,8 +22,6 @@ from memoxr.convert import convert_npz
 from memoxr.errors import MemoxrInputError
 from memoxr.estimate import estimate, estimate_to_zarr, write_estimate, write_trials
 from memoxr.incremental import append_estimate
-
-from test_estimate import make_records
 
 SMALL = {"chunks": BlockChunks(2, 4, 3), "chunk_mb": 0.001}  # several chunks on every dim, trials included
 SUMS = ("n_in", "n_out", "train_correct_in", "train_correct_out", "test_correct_total", "test_correct_in")
