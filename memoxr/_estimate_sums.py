@@ -234,10 +234,7 @@ def _finalize_block(test_in: np.ndarray, test_all: np.ndarray, n_in: np.ndarray,
 
 
 def _se_block(test_in: np.ndarray, test_all: np.ndarray, n_in: np.ndarray, n_trials: int) -> np.ndarray:
-    test_in = test_in.astype(np.float64)
-    n_in = np.asarray(n_in, dtype=np.float64)[..., :, None]
-    se = standard_error(test_in, n_in, np.asarray(test_all)[..., None, :] - test_in, n_trials - n_in)
-    return se.astype(np.float32)
+    return _k.influence_se_from_sums_f32(test_in, test_all, n_in, n_trials)
 
 
 def _from_sums(block: Any, test_in: da.Array, test_all: np.ndarray, n_in: np.ndarray, n_trials: int) -> da.Array:

@@ -87,6 +87,25 @@ def test_standard_error_formula(k_in, extra_in, k_out, extra_out):
     np.testing.assert_allclose(got, wald(k_in, n_in, k_out, n_out), rtol=1e-12)
 
 
+@pytest.mark.parametrize("block_elements", [1, 5, 2**16])
+def test_row_block_standard_error_kernel_equals_the_formula(block_elements):
+    from memoxr._estimator_kernels import influence_se_from_sums_f32
+
+    rng = np.random.default_rng(0)
+    n_trials = 25
+    n_in = rng.integers(0, n_trials + 1, size=(2, 7)).astype(np.float64)
+    test_all = rng.integers(0, n_trials + 1, size=(2, 4)).astype(np.float64)
+    test_in = np.minimum(rng.integers(0, n_trials + 1, size=(2, 7, 4)), np.minimum(n_in[..., None], test_all[:, None]))
+    test_in = np.maximum(test_in, test_all[:, None] - (n_trials - n_in[..., None])).astype(np.float32)
+    test_all[1, 2] = np.nan  # padding
+    got = influence_se_from_sums_f32(test_in, test_all, n_in, n_trials, block_elements=block_elements)
+    expected = _estimate_sums.standard_error(test_in, n_in[..., None], test_all[:, None] - test_in,
+                                             n_trials - n_in[..., None])
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, expected.astype(np.float32))
+    assert np.isnan(got[1, :, 2]).all()
+
+
 # ------------------------------------------------------------------------------------------------
 # Incremental trials
 

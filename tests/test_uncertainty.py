@@ -131,3 +131,15 @@ def test_score_errors_need_an_estimate_store(estimated):
         memoxr.score_errors(estimated.drop_vars("influence_se"))
     with pytest.raises(MemoxrInputError, match="errors: expected 'independent' or 'bound', received 'x'"):
         memoxr.score_errors(estimated, errors="x")
+
+
+@pytest.mark.parametrize(
+    "name", ["memoxr._estimator_kernels", "memoxr._estimate_sums", "memoxr._bootstrap", "memoxr.estimate",
+             "memoxr.incremental", "memoxr.uncertainty"],
+)
+def test_docstring_examples(name):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0
