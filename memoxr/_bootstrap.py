@@ -33,8 +33,8 @@ from .schema import CLASS, TEST, TRAIN, TRAIN_ID
 
 __all__ = ["add_intervals", "bootstrap_weights", "nan_quantiles"]
 
-#: Bytes per (replicate, sample) value a task holds at once: the float32 sums, a float64 estimate, its sort.
-_BYTES_PER_VALUE = 24
+#: Bytes per (replicate, sample) value a task holds at once: float32 sums, float64 estimates, their sort.
+_BYTES_PER_VALUE = 32
 
 
 def bootstrap_weights(n_trials: int, replicates: int, seed: int) -> np.ndarray:
@@ -113,6 +113,20 @@ def _influence_block(
     return out
 
 
+def interval_blocks(replicates: int, budget: int, n_train: int, max_train: int, max_test: int) -> tuple[int, int, int]:
+    """Samples per task: train samples for memorization, ``(train, test)`` pairs of a class for influence.
+
+    Chosen so that ``replicates x samples x`` :data:`_BYTES_PER_VALUE` stays
+    within ``budget`` (one sample at least).
+
+    >>> interval_blocks(100, 2**20, 5000, 600, 90)
+    (327, 18, 18)
+    """
+    per_sample = max(1, budget // (replicates * _BYTES_PER_VALUE))
+    tj = min(max_test, max(1, int(np.sqrt(per_sample))))
+    return min(n_train, per_sample), min(max_train, max(1, per_sample // tj)), tj
+
+
 def _gather_block(x: np.ndarray, index: np.ndarray) -> np.ndarray:
     return _k.gather_columns(x, index)
 
@@ -131,10 +145,11 @@ def add_intervals(
     qs = ((1 - confidence) / 2, (1 + confidence) / 2)
     weights = bootstrap_weights(n_trials, replicates, seed)
     weights_da = da.from_array(weights, chunks=-1)  # one key, shared by every task
-    per_sample = max(1, budget // (replicates * _BYTES_PER_VALUE))
+    train_index, test_index = ds["train_index"].values, ds["test_index"].values
+    train_block, ti, tj = interval_blocks(replicates, budget, n_train, train_index.shape[1], test_index.shape[1])
 
     # Memorization: all trials of a block of train samples per task.
-    train_block = even_sizes(n_train, min(n_train, per_sample))
+    train_block = even_sizes(n_train, train_block)
     with quiet_blockwise():
         mem = da.blockwise(
             _memorization_block, "qi", mask.rechunk((-1, train_block)), "ti", train_correct.rechunk((-1, train_block)),
@@ -142,10 +157,6 @@ def add_intervals(
         )
 
     # Influence: one class, a block of train rows and test columns per task, all trials.
-    train_index, test_index = ds["train_index"].values, ds["test_index"].values
-    n_j = test_index.shape[1]
-    tj = min(n_j, max(1, int(np.sqrt(per_sample))))
-    ti = min(train_index.shape[1], max(1, per_sample // tj))
     train_index_da = da.from_array(train_index, chunks=(1, ti))
     test_index_da = da.from_array(test_index, chunks=(1, tj))
     # Replicates per product: their (replicate, trial, i) weighted operand within the budget.

@@ -51,6 +51,14 @@ NaN-padded for ragged classes; ``memorization``, ``train_index``,
 follow the split's order. With ``full=True`` the whole ``influence_full(train_id,
 test_id)`` is added. Save it as a Zarr store (:func:`estimate_to_zarr`) or as an
 FZ-layout ``.npz`` (:func:`write_fz_npz`); :func:`write_estimate` picks by suffix.
+
+A Zarr estimate store also keeps, per train sample, ``n_in`` and ``n_out``,
+the standard errors ``tr_mem_se`` and ``influence_se`` (of a difference of two
+independent proportions: ``sqrt(p_in (1 - p_in) / n_in + p_out (1 - p_out) /
+n_out)``) and the sums the estimate is made of (:mod:`memoxr._estimate_sums`),
+so that new trials can be added to it (:func:`memoxr.incremental.append_estimate`,
+``memoxr estimate TRIALS OUT --append``); ``bootstrap=N`` adds percentile
+intervals (:mod:`memoxr._bootstrap`).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from test_estimate import make_records
 
 import memoxr
 from memoxr import _estimate_sums
-from memoxr._bootstrap import bootstrap_weights, nan_quantiles
+from memoxr._bootstrap import _BYTES_PER_VALUE, bootstrap_weights, interval_blocks, nan_quantiles
 from memoxr._chunks import BlockChunks
 from memoxr.cli import main
 from memoxr.convert import convert_npz
@@ -232,6 +232,18 @@ def test_nan_quantiles_equal_numpy(x, q):
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
         expected = np.nanquantile(x, q, axis=0)
     np.testing.assert_allclose(nan_quantiles(x, (q,))[0], expected, rtol=1e-12, atol=1e-12)
+
+
+@settings(max_examples=50, deadline=None)
+@given(replicates=st.integers(1, 5000), mb=st.floats(0.01, 64), n_train=st.integers(1, 10**5),
+       max_train=st.integers(1, 10**4), max_test=st.integers(1, 10**4))
+def test_bootstrap_blocks_stay_within_the_budget(replicates, mb, n_train, max_train, max_test):
+    budget = int(mb * 2**20)
+    mem_block, ti, tj = interval_blocks(replicates, budget, n_train, max(max_train, 1), max_test)
+    assert 1 <= mem_block <= n_train and 1 <= ti <= max_train and 1 <= tj <= max_test
+    if budget >= replicates * _BYTES_PER_VALUE:  # else one sample per task, the least there is
+        assert replicates * mem_block * _BYTES_PER_VALUE <= budget
+        assert replicates * ti * tj * _BYTES_PER_VALUE <= budget
 
 
 def test_bootstrap_intervals_match_a_loop_over_resamples():
