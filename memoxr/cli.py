@@ -199,5 +199,6 @@ main.lazy_commands.update(
         "evaluate": (".dynamics.cli", "evaluate_command", "CSL and baselines: detection metrics, agreement with FZ."),
         "dynamics-demo": (".dynamics.cli", "dynamics_demo_command", "Train on digits with label noise; AUROC table."),
         "plot": (".plot_cli", "plot_command", "PNG figures of the scores of an influence store or FZ npz."),
+        "convergence": (".uncertainty", "convergence_command", "How FZ estimates move as trials are added."),
     }
 )

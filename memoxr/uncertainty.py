@@ -17,17 +17,19 @@ import warnings
 from collections.abc import Sequence
 from typing import Any, Literal
 
+import click
 import dask
 import dask.array as da
 import numpy as np
 import xarray as xr
 
 from ._chunks import DEFAULT_CHUNK_MB, plan_block_chunks
+from ._cli_options import handle_errors, overwrite_option, quiet_option
 from ._estimate_sums import TrialSums, _finalize_block, _from_sums
 from .errors import MemoxrInputError
 from .schema import CLASS, TEST, TRAIN
 
-__all__ = ["convergence", "plot_convergence", "score_errors"]
+__all__ = ["convergence", "convergence_command", "plot_convergence", "score_errors"]
 
 DEFAULT_FRACTIONS = tuple(k / 10 for k in range(1, 11))
 CONVERGENCE_COLUMNS = (
@@ -238,3 +240,46 @@ def score_errors(ds: xr.Dataset, *, errors: Literal["independent", "bound"] = "i
     })
     out.attrs["errors"] = errors
     return out.transpose(CLASS, TRAIN)
+
+
+@click.command("convergence")
+@click.argument("trials", metavar="TRIALS", type=click.Path())
+@click.argument("output", metavar="OUTPUT.csv", type=click.Path())
+@click.option("--fractions", default=",".join(f"{f:g}" for f in DEFAULT_FRACTIONS), show_default=True,
+              help="Increasing fractions of the trials, comma-separated.")
+@click.option("--figure", type=click.Path(), default=None, help="Also draw the table as a PNG.")
+@click.option("--chunk-mb", type=float, default=DEFAULT_CHUNK_MB, show_default=True,
+              help="Target size in MB of one block of trials and of one influence chunk.")
+@overwrite_option
+@quiet_option
+@handle_errors
+def convergence_command(
+    trials: str, output: str, fractions: str, figure: str | None, chunk_mb: float, overwrite: bool, quiet: bool
+) -> None:
+    """How FZ estimates move as trials are added: a CSV table (and a figure).
+
+    For the first 10%, 20%, ... of the TRIALS, the correlation of memorization
+    and influence with the all-trial estimate and their mean |change|.
+    """
+    from .storage import atomic_output, check_writable
+
+    try:
+        values = tuple(float(f) for f in fractions.split(","))
+    except ValueError:
+        raise MemoxrInputError(f"--fractions: expected comma-separated numbers, received {fractions!r}") from None
+    for path in (output, figure):
+        if path is not None:
+            check_writable(path, overwrite=overwrite, kind="file")
+    table = convergence(trials, values, chunk_mb=chunk_mb, show_progress=not quiet)
+    with atomic_output(output, overwrite=overwrite) as tmp:
+        table.to_csv(tmp, index=False)
+    click.echo(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    click.echo(f"wrote {output}")
+    if figure is not None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        fig = plot_convergence(table)
+        with atomic_output(figure, overwrite=overwrite) as tmp:
+            fig.savefig(tmp, format="png", dpi=120)
+        click.echo(f"wrote {figure}")

@@ -143,3 +143,28 @@ def test_docstring_examples(name):
 
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_convergence_cli(tmp_path):
+    pytest.importorskip("matplotlib")
+    import pandas as pd
+    from click.testing import CliRunner
+
+    from memoxr.cli import main
+    from memoxr.estimate import write_trials
+
+    rec = make_records(n_trials=40)
+    write_trials(rec, tmp_path / "t.npz")
+    args = ["convergence", str(tmp_path / "t.npz"), str(tmp_path / "c.csv"), "--fractions", "0.5,1", "-q"]
+    result = CliRunner().invoke(main, [*args, "--figure", str(tmp_path / "c.png")])
+    assert result.exit_code == 0, result.output
+    written = pd.read_csv(tmp_path / "c.csv")
+    pd.testing.assert_frame_equal(written, memoxr.convergence(rec, fractions=(0.5, 1.0)), check_dtype=False)
+    assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2 and "already exists; pass --overwrite" in result.output
+    result = CliRunner().invoke(main, [*args[:2], str(tmp_path / "d.csv"), "--fractions", "0.5,x"])
+    assert result.exit_code == 2 and "--fractions: expected comma-separated numbers" in result.output
+    result = CliRunner().invoke(main, [*args[:2], str(tmp_path / "d.csv"), "--fractions", "0.9,0.5"])
+    assert result.exit_code == 2 and "fractions: expected increasing numbers" in result.output
+    assert not (tmp_path / "d.csv").exists()
