@@ -49,6 +49,8 @@ _LAZY = {
     "open_influence": "._open",
     "plot_convergence": ".uncertainty",
     "score_errors": ".uncertainty",
+    "pairs": ".high_influence",
+    "align_order": ".sample_order",
     "sample_path": "._open",
 }
 
@@ -71,6 +73,8 @@ __all__ = [
     "open_dynamics",
     "open_influence",
     "plot_convergence",
+    "pairs",
+    "align_order",
     "rank_agreement",
     "row_statistics",
     "sample_path",
