@@ -329,6 +329,12 @@ def _count_not_binary(x: np.ndarray) -> np.ndarray:
 
 def _pass_sums(mask: da.Array, train_correct: da.Array, test_correct: da.Array) -> _Sums:
     """One pass over the records: per-sample sums and the count of non-0/1 values."""
+    train, test_all, bad = dask.compute(*pass_sums_graph(mask, train_correct, test_correct))
+    return _Sums(train, test_all, {k: int(v) for k, v in bad.items()})
+
+
+def pass_sums_graph(mask: da.Array, train_correct: da.Array, test_correct: da.Array) -> tuple[Any, Any, Any]:
+    """The validation pass, lazily: per-sample sums of the records and counts of non-0/1 values."""
     train = da.blockwise(
         _trial_sums_block, "tkn", mask, "tn", train_correct, "tn",
         new_axes={"k": 3}, adjust_chunks={"t": 1}, dtype=np.float64,
@@ -338,8 +344,7 @@ def _pass_sums(mask: da.Array, train_correct: da.Array, test_correct: da.Array) 
         key: da.map_blocks(_count_not_binary, x, chunks=((1,) * x.numblocks[0], (1,) * x.numblocks[1]), dtype=np.int64).sum()
         for key, x in (("mask", mask), ("train_correct", train_correct), ("test_correct", test_correct))
     }
-    train, test_all, bad = dask.compute(train, test_all, bad)
-    return _Sums(train, test_all, {k: int(v) for k, v in bad.items()})
+    return train, test_all, bad
 
 
 def _records_itemsize(arrays: Mapping[str, Any]) -> int:
