@@ -90,6 +90,7 @@ from ._estimate_sums import trial_chunk as _trial_chunk
 from .convert import influence_encoding
 from .convert.fz_npz import file_sha256, load_npz_arrays
 from .errors import MemoxrInputError
+from .plan import dry_run_option
 from .progress import progress
 from .schema import (
     CLASS,
@@ -795,11 +796,12 @@ def write_trials(
               show_default=True, help="Coverage of the bootstrap intervals.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap resampling.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+@dry_run_option
 @handle_errors
 @remote_options
 def estimate_command(
     trials: str, output: str, overwrite: bool, full: bool, chunk_mb: float, sample_order: str | None, append: bool,
-    bootstrap: int, confidence: float, seed: int, quiet: bool, storage_options: dict | None,
+    bootstrap: int, confidence: float, seed: int, quiet: bool, dry_run: bool, storage_options: dict | None,
 ) -> None:
     """Estimate memorization and influence (Feldman–Zhang) from trial records.
 
@@ -812,6 +814,11 @@ def estimate_command(
     from ._chunks import validate_option_mb
 
     chunk_mb = validate_option_mb("--chunk-mb", chunk_mb)
+    if dry_run:
+        from .plan import plan_estimate
+
+        click.echo(str(plan_estimate(trials, chunk_mb=chunk_mb, full=full, storage_options=storage_options)))
+        return
     try:
         if append:
             from .incremental import append_estimate

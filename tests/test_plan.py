@@ -131,3 +131,42 @@ def test_pairs_dry_run_prints_the_plan_and_writes_nothing(ragged_store, tmp_path
     assert result.exit_code == 0, result.output
     assert "Plan for memoxr pairs" in result.output and "bytes to read" in result.output
     assert not out.exists() and not list(tmp_path.glob(".pairs.csv*"))
+
+
+@pytest.mark.parametrize("kind", ["npz", "zarr"])
+def test_plan_of_an_estimate(tmp_path, kind):
+    from memoxr.estimate import write_trials
+
+    rng = np.random.default_rng(1)
+    trials, n_train, n_test = 40, 90, 30
+    records = {"mask": rng.random((trials, n_train)) < 0.7, "train_correct": rng.random((trials, n_train)) < 0.9,
+               "test_correct": rng.random((trials, n_test)) < 0.8, "tr_labels": rng.integers(0, 4, n_train),
+               "tt_labels": rng.integers(0, 4, n_test)}
+    path = Path(write_trials(records, tmp_path / f"trials.{kind}"))
+    plan = planning.plan_estimate(path, chunk_mb=1, threads=2)
+    assert plan.shape == (trials, n_train) and plan.command == "estimate"
+    stored = path.stat().st_size if kind == "npz" else sum(
+        p.stat().st_size for key in ("mask", "train_correct", "test_correct")
+        for p in (path / key).rglob("*") if p.is_file() and p.name != "zarr.json")
+    assert plan.bytes_to_read == 2 * stored  # the validation pass, then the products
+    assert plan.n_tasks > 0
+    if kind == "npz":  # the records are loaded whole when estimating from an npz
+        assert plan.resident_bytes >= 2 * trials * (2 * n_train + n_test)
+    assert "4 classes" in str(plan)
+
+
+def test_estimate_dry_run_writes_nothing(tmp_path):
+    from click.testing import CliRunner
+
+    from memoxr.cli import main
+    from memoxr.estimate import write_trials
+
+    rng = np.random.default_rng(2)
+    records = {"mask": rng.random((20, 30)) < 0.7, "train_correct": rng.random((20, 30)) < 0.9,
+               "test_correct": rng.random((20, 10)) < 0.8, "tr_labels": rng.integers(0, 3, 30),
+               "tt_labels": rng.integers(0, 3, 10)}
+    trials = write_trials(records, tmp_path / "t.npz")
+    result = CliRunner().invoke(main, ["estimate", str(trials), str(tmp_path / "e.zarr"), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "Plan for memoxr estimate" in result.output and "predicted peak memory" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.npz"]
