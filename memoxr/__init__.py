@@ -52,6 +52,7 @@ _LAZY = {
     "score_errors": ".uncertainty",
     "pairs": ".high_influence",
     "align_order": ".sample_order",
+    "reproduce": ".reproduce",
     "sample_path": "._open",
 }
 
@@ -78,6 +79,7 @@ __all__ = [
     "pairs",
     "align_order",
     "rank_agreement",
+    "reproduce",
     "row_statistics",
     "sample_path",
     "score_errors",

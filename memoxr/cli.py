@@ -206,5 +206,6 @@ main.lazy_commands.update(
         "align-order": (".sample_order", "align_order_command", "Permutation between two orders of one data set, from sample content."),
         "import-scores": (".importers.cli", "import_scores_command", "Other tools' per-sample scores into a scores store."),
         "compare": (".compare", "compare_command", "Every score of every store: detection and agreement with FZ."),
+        "reproduce": (".reproduce.cli", "reproduce_command", "The CSL paper's experiments on digits, end to end."),
     }
 )
