@@ -121,8 +121,10 @@ def reproduce(
         "fz": st.run_stage(out, "fz", lambda: st.build_fz(out, settings, split, say), say),
         "dynamics": st.run_stage(out, "dynamics", lambda: st.build_dynamics(out, settings, split, say), say),
         "mislabel": st.run_stage(out, "mislabel", lambda: st.build_mislabel(out, settings, say), say),
-        "duplicates": st.run_stage(out, "duplicates", lambda: st.build_duplicates(out, settings, split, say), say),
     }
+    stages["duplicates"] = st.run_stage(
+        out, "duplicates", lambda: st.build_duplicates(out, settings, split, stages["fz"], say), say
+    )
     return _finish(out, settings, stages, figures, say, start)
 
 

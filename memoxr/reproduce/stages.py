@@ -10,8 +10,9 @@ stage store      what it holds
                  ``recordings/dynamics.zarr``) and each run's wall time
 ``mislabel.zarr``  every proxy ``(seed, noise, sample)`` and ``is_mislabeled``, from the
                  dynamics demo's recipe (:func:`memoxr.dynamics.demo.record`)
-``duplicates.zarr``  every proxy ``(arch, kind, seed, sample)`` of runs on the train split
-                 plus planted exact / near copies, and ``is_duplicate``
+``duplicates.zarr``  every proxy ``(arch, source, kind, seed, sample)`` of runs on the train
+                 split plus planted exact / near copies of random / atypical samples,
+                 ``is_duplicate`` and ``in_pool`` ``(source, sample)``
 ===============  ======================================================================
 
 A stage whose store opens is reused as is. Inside a stage the work is resumable
@@ -41,6 +42,7 @@ from .settings import Settings
 Echo = Callable[[str], None]
 STAGES = ("fz", "dynamics", "mislabel", "duplicates")
 DUPLICATE_KINDS = ("exact", "near")
+DUPLICATE_SOURCES = ("random", "atypical")
 
 
 @contextmanager
@@ -268,24 +270,48 @@ def build_mislabel(out: Path, settings: Settings, echo: Echo) -> xr.Dataset:
 # --------------------------------------------------------------------------- duplicates
 
 
-def build_duplicates(out: Path, settings: Settings, split: training.Split, echo: Echo) -> xr.Dataset:
-    sources, inputs, mask = training.plant_duplicates(
-        split, fraction=settings.duplicate_fraction, near_std=settings.near_std, seed=settings.seed
-    )
-    labels = np.concatenate([split.y_train, split.y_train[sources]])
+def build_duplicates(out: Path, settings: Settings, split: training.Split, fz: xr.Dataset, echo: Echo) -> xr.Dataset:
+    """Runs on the train split plus planted copies of ``random`` samples, or of ``atypical`` ones.
+
+    ``atypical`` sources are drawn among the ``2 * count`` samples with the highest
+    FZ memorization (mean over architectures): that pool (``in_pool``) lets Table 3
+    ask whether duplication lowers memorization among samples that had some.
+    """
+    n = split.y_train.size
+    count = max(1, round(settings.duplicate_fraction * n))
+    mean_mem = np.nan_to_num(fz["memorization"].mean("arch").values, nan=-np.inf)
+    top = np.argsort(-mean_mem, kind="stable")[: 2 * count]
+    pools = {"random": np.arange(n), "atypical": np.sort(top)}
+    planted = {
+        source: training.plant_duplicates(split, count=count, candidates=pool, near_std=settings.near_std,
+                                          seed=settings.seed)
+        for source, pool in pools.items()
+    }
+    runs = {"arch": list(settings.architectures), "source": list(DUPLICATE_SOURCES), "kind": list(DUPLICATE_KINDS),
+            "seed": list(settings.seed_values)}
+    masks = np.stack([planted[source][2] for source in DUPLICATE_SOURCES])  # (source, sample)
+    shape = tuple(len(v) for v in runs.values())
+    truth = {"is_duplicate": np.broadcast_to(masks[None, :, None, None, :], (*shape, n + count)).copy()}
     path = out / "recordings" / "duplicates.zarr"
     path.parent.mkdir(exist_ok=True)
-    runs = {"arch": list(settings.architectures), "kind": list(DUPLICATE_KINDS), "seed": list(settings.seed_values)}
-    order = f"{split.sample_order} + {sources.size} planted copies"
+    order = f"{split.sample_order} + {count} planted copies"
 
     def train_run(writer, run: dict) -> float:
+        sources, inputs, _ = planted[run["source"]]
+        labels = np.concatenate([split.y_train, split.y_train[sources]])
         return training.record_run(writer, run, run["arch"], inputs[run["kind"]], labels, epochs=settings.epochs,
                                    seed=run["seed"], n_classes=split.n_classes)
 
-    _record(path, runs, labels.size, settings.epochs, {"is_duplicate": mask}, order, train_run, echo, "duplicates")
+    _record(path, runs, n + count, settings.epochs, truth, order, train_run, echo, "duplicates")
     ds = _recorded_proxies(path)
-    duplicate_of = np.full(labels.size, -1, dtype=np.int64)
-    duplicate_of[split.y_train.size:] = sources
-    ds["duplicate_of"] = ("sample", duplicate_of)
+    ds["is_duplicate"] = (("source", "sample"), masks)  # the same for every arch, kind and seed
+    duplicate_of = np.full((len(DUPLICATE_SOURCES), n + count), -1, dtype=np.int64)
+    in_pool = np.zeros((len(DUPLICATE_SOURCES), n + count), dtype=bool)
+    for i, source in enumerate(DUPLICATE_SOURCES):
+        duplicate_of[i, n:] = planted[source][0]
+        in_pool[i, pools[source]] = True
+        in_pool[i, n:] = True
+    ds["duplicate_of"] = (("source", "sample"), duplicate_of)
+    ds["in_pool"] = (("source", "sample"), in_pool)
     ds.attrs.update(sample_order=order, epochs=settings.epochs, near_std=settings.near_std)
     return ds

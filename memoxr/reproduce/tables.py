@@ -8,6 +8,7 @@ memorized (confidence is negated).
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,25 +93,29 @@ def duplicate_detection(duplicates: xr.Dataset) -> pd.DataFrame:
 
     The score handed to the metrics is the negated oriented proxy, so ``auroc``
     is ``roc_auc_score(is_duplicate, -proxy * direction)``; ``auroc_high``
-    (``1 - auroc``) is the other direction, for reference.
+    (``1 - auroc``) is the other direction, for reference. ``among``: ``all``
+    samples, or (for atypical sources) only the ``pool`` they were drawn from
+    plus the copies.
     """
     from ..dynamics import detection_metrics
 
-    mask = duplicates["is_duplicate"].values.astype(bool)
     rows = []
     for name, score in oriented(duplicates).items():
-        score = score.transpose("arch", "kind", "seed", "sample")
-        for arch in score["arch"].values:
-            for kind in score["kind"].values:
-                for seed in score["seed"].values:
-                    values = score.sel(arch=arch, kind=kind, seed=seed).values
-                    ok = np.isfinite(values)
+        score = score.transpose("arch", "source", "kind", "seed", "sample")
+        for source in score["source"].values:
+            mask = duplicates["is_duplicate"].sel(source=source).values.astype(bool)
+            pool = duplicates["in_pool"].sel(source=source).values.astype(bool)
+            subsets = {"all": np.ones_like(pool)} if pool.all() else {"all": np.ones_like(pool), "pool": pool}
+            for arch, kind, seed in itertools.product(*(score[d].values for d in ("arch", "kind", "seed"))):
+                values = score.sel(arch=arch, source=source, kind=kind, seed=seed).values
+                for among, subset in subsets.items():
+                    ok = np.isfinite(values) & subset
                     metrics = detection_metrics(-values[ok], mask[ok])
                     metrics["auroc_high"] = 1.0 - metrics["auroc"]
                     for metric, value in metrics.items():
-                        rows.append({"arch": str(arch), "kind": str(kind), "seed": int(seed), "proxy": name,
-                                     "direction": "low flags duplicate", "metric": metric, "value": value,
-                                     "n": int(ok.sum())})
+                        rows.append({"arch": str(arch), "source": str(source), "kind": str(kind), "among": among,
+                                     "seed": int(seed), "proxy": name, "direction": "low flags duplicate",
+                                     "metric": metric, "value": value, "n": int(ok.sum())})
     return pd.DataFrame(rows)
 
 

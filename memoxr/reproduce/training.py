@@ -138,17 +138,18 @@ def fz_trials(
 
 
 def plant_duplicates(
-    split: Split, *, fraction: float, near_std: float, seed: int
+    split: Split, *, count: int, candidates: np.ndarray, near_std: float, seed: int
 ) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
-    """Copies of ``round(fraction * n_train)`` random train samples, appended after the train split.
+    """Copies of ``count`` train samples drawn at random among ``candidates``, appended after the train split.
 
-    Returns the source positions, per kind (``exact``: identical pixels; ``near``:
-    Gaussian pixel noise of std ``near_std``, clipped to [0, 1]) the augmented
-    inputs, and the duplicate mask over the augmented samples (sources and copies).
+    Returns the source positions (sorted), per kind (``exact``: identical pixels;
+    ``near``: Gaussian pixel noise of std ``near_std``, clipped to [0, 1]) the
+    augmented inputs, and the duplicate mask over the augmented samples (sources
+    and copies).
     """
     n = split.y_train.size
-    rng = np.random.default_rng([seed, 7])
-    sources = np.sort(rng.choice(n, size=max(1, round(fraction * n)), replace=False))
+    rng = np.random.default_rng([seed, 7, candidates.size])
+    sources = np.sort(rng.choice(candidates, size=count, replace=False))
     copies = split.x_train[sources]
     near = np.clip(copies + rng.normal(0.0, near_std, size=copies.shape), 0.0, 1.0)
     inputs = {"exact": np.vstack([split.x_train, copies]), "near": np.vstack([split.x_train, near])}
