@@ -180,7 +180,16 @@ def cost(fz: xr.Dataset, dynamics: xr.Dataset) -> pd.DataFrame:
 
 
 def compute_tables(stages: dict[str, xr.Dataset], settings: Settings) -> Tables:
+    from sklearn import config_context
+
     fz, dynamics = stages["fz"], stages["dynamics"]
+    # Hundreds of small metric calls on finite arrays: scikit-learn's input checks would
+    # take most of the time.
+    with config_context(assume_finite=True, skip_parameter_validation=True):
+        return _compute_tables(stages, fz, dynamics, settings)
+
+
+def _compute_tables(stages: dict[str, xr.Dataset], fz: xr.Dataset, dynamics: xr.Dataset, settings: Settings) -> Tables:
     return Tables(
         table1=fz_agreement(fz, dynamics, settings),
         table2=mislabel_detection(stages["mislabel"]),
