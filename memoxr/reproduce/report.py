@@ -162,6 +162,7 @@ def render(stages: dict[str, xr.Dataset], tables: Tables, settings: Settings, se
             f"cosine (top {k})": f"{_pm(csl1.loc[(arch, f'top{k}', 'cosine')])} (paper {PAPER['cosine_top']})",
             "chance cosine": f"{_chance_cosine(csl, mem):.3f}",
             "memorization > 0.1": f"{np.mean(mem[np.isfinite(mem)] > 0.1):.1%} of samples",
+            "FZ standard error (median)": f"{float(fz['memorization_se'].sel(arch=arch).median()):.3f}",
             "FZ reliability (ceiling of Pearson)": f"{reliability:.3f} ({np.sqrt(max(reliability, 0)):.3f})",
         })
     t2 = summarize(tables.table2[tables.table2["metric"] == "auroc"], ["proxy", "noise"])
@@ -185,6 +186,9 @@ def render(stages: dict[str, xr.Dataset], tables: Tables, settings: Settings, se
         "is in the cost table). Every number is recomputed by `memoxr reproduce` from the stores in this folder; "
         "± is the std over seeds.",
         "",
+        "Stage times (when each stage ran): " + ", ".join(
+            f"{name} {ds.attrs.get('stage_seconds', float('nan')):.1f} s" for name, ds in stages.items()) + ".",
+        "",
         "## Claim 1: CSL tracks FZ memorization (Table 1)",
         "",
         _markdown(pd.DataFrame(head_rows)),
@@ -199,7 +203,8 @@ def render(stages: dict[str, xr.Dataset], tables: Tables, settings: Settings, se
         "(Spearman-Brown) bounds the Pearson correlation any proxy can reach at about its square root, shown "
         f"above for {settings.trials} models per architecture (the paper compares with FZ's release of thousands). "
         "Cosine similarity of two non-negative scores is high by construction: the chance column is the expected "
-        "cosine against a shuffled memorization.",
+        "cosine against a shuffled memorization. Each sample's FZ estimate has a binomial standard error "
+        "(`tables/fz_memorization.csv`, the estimator's error bar; median above).",
         "",
         "## Claim 2: CSL detects mislabeled samples (Table 2, AUROC)",
         "",

@@ -27,6 +27,7 @@ TABLE_FILES = {
     "table4_proxies": "table4_proxies_across_architectures.csv",
     "table4_fz": "table4_fz_across_architectures.csv",
     "cost": "cost.csv",
+    "fz_samples": "fz_memorization.csv",
 }
 
 
@@ -41,6 +42,7 @@ class Tables:
     table4_proxies: pd.DataFrame
     table4_fz: pd.DataFrame
     cost: pd.DataFrame
+    fz_samples: pd.DataFrame
 
     def save(self, folder: Path) -> list[Path]:
         folder.mkdir(exist_ok=True)
@@ -179,6 +181,12 @@ def cost(fz: xr.Dataset, dynamics: xr.Dataset) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def fz_samples(fz: xr.Dataset) -> pd.DataFrame:
+    """Per train sample and architecture: FZ memorization, its standard error (the error bar) and ``n_in``."""
+    table = fz[["memorization", "memorization_se", "n_in"]].to_dataframe().reset_index()
+    return table.merge(fz["label"].to_dataframe().reset_index(), on="sample")
+
+
 def compute_tables(stages: dict[str, xr.Dataset], settings: Settings) -> Tables:
     from sklearn import config_context
 
@@ -198,6 +206,7 @@ def _compute_tables(stages: dict[str, xr.Dataset], fz: xr.Dataset, dynamics: xr.
         table4_proxies=proxies_across_architectures(dynamics),
         table4_fz=fz_across_architectures(fz),
         cost=cost(fz, dynamics),
+        fz_samples=fz_samples(fz),
     )
 
 
