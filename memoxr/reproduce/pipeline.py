@@ -136,8 +136,11 @@ def _finish(out: Path, settings: Settings, stages: dict[str, xr.Dataset], figure
     written = tables.save(out / "tables")
     say(f"[tables] {len(written)} CSV files in {out / 'tables'}")
     if figures:
-        written += write_figures(stages, tables, settings, out / "figures")
-        say(f"[figures] PNG files in {out / 'figures'}")
+        try:
+            written += write_figures(stages, tables, settings, out / "figures")
+            say(f"[figures] PNG files in {out / 'figures'}")
+        except ImportError as exc:  # matplotlib is an optional extra: the tables and report still get written
+            say(f"[figures] skipped: {exc}")
     seconds = time.perf_counter() - start
     written.append(write_report(render(stages, tables, settings, seconds), out / REPORT_FILE))
     say(f"[report] {out / REPORT_FILE} ({seconds:.1f} s)")

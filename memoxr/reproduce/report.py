@@ -60,12 +60,12 @@ def write_figures(stages: dict[str, xr.Dataset], tables: Tables, settings: Setti
                ax=ax)
     written.append(_save(fig, folder / FIGURES[1]))
 
-    panels = [(source, kind) for source in dup["source"].values for kind in dup["kind"].values]
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 5.4), squeeze=False)
-    for ax, (source, kind) in zip(axes[0], panels, strict=True):
+    sources, kinds = dup["source"].values, dup["kind"].values
+    fig, axes = plt.subplots(len(sources), len(kinds), figsize=(6.2 * len(kinds), 6 * len(sources)), squeeze=False)
+    for ax, (source, kind) in zip(axes.ravel(), [(s, k) for s in sources for k in kinds], strict=True):
         scores = oriented(dup.sel(arch=archs[-1], source=source, kind=kind, seed=seed))
         roc_curves({f"-{k}": -scores[k].values for k in _SHOWN if k in scores},
-                   dup["is_duplicate"].sel(source=source).values, mask_name=f"{kind} copies of {source} samples",
+                   dup["is_duplicate"].sel(source=source).values, mask_name=f"{kind} copies, {source} sources",
                    ax=ax)
     fig.suptitle(f"Planted duplicates, {archs[-1]}: a LOW score flags a duplicate (proxies negated)")
     written.append(_save(fig, folder / FIGURES[2]))
