@@ -264,3 +264,10 @@ def test_overwrite_replaces_only_what_reproduce_writes(tmp_path):
     pipeline._check_out_dir(target, settings, overwrite=True)
     assert sorted(p.name for p in target.iterdir()) == ["notes.txt", "settings.json"]
     assert pipeline.Settings.from_json(pipeline.st._read_json(target / "settings.json")) == settings
+
+
+def test_help_names_every_option():
+    text = run("reproduce", "--help").output
+    for flag in ("--quick", "--trials", "--seeds", "--epochs", "--no-figures", "--overwrite", "--quiet", "-q"):
+        assert flag in text
+    assert "reproduce" in run("--help").output
