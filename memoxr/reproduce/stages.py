@@ -104,18 +104,6 @@ def run_stage(out: Path, name: str, build: Callable[[], xr.Dataset], echo: Echo)
 # --------------------------------------------------------------------------- FZ
 
 
-def _memorization_se(records: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
-    """Binomial standard error of ``P[right | in] - P[right | out]`` per train sample, and ``n_in``."""
-    mask = records["mask"].values.astype(bool)
-    right = records["train_correct"].values.astype(bool)
-    n_in, n_out = mask.sum(axis=0), (~mask).sum(axis=0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        p_in = (right & mask).sum(axis=0) / n_in
-        p_out = (right & ~mask).sum(axis=0) / n_out
-        se = np.sqrt(p_in * (1 - p_in) / n_in + p_out * (1 - p_out) / n_out)
-    return se, n_in
-
-
 def _split_half(records: xr.Dataset) -> float:
     """Pearson correlation of the memorization estimated from the first and the second half of the trials."""
     from ..estimate import estimate
@@ -164,9 +152,8 @@ def build_fz(out: Path, settings: Settings, split: training.Split, echo: Echo) -
         influence = open_influence(folder / f"{arch}.zarr")
         records = open_trials(folder / f"{arch}_trials.zarr").load()
         mem.append(influence["tr_mem"].values.astype(np.float64))
-        s, n = _memorization_se(records)
-        se.append(s)
-        n_in.append(n)
+        se.append(influence["tr_mem_se"].values.astype(np.float64))  # the estimator's error bar
+        n_in.append(influence["n_in"].values)
         half.append(_split_half(records))
         accuracy.append(float(records["test_correct"].values.mean()))
     half_arr = np.array(half)
