@@ -40,6 +40,7 @@ import fsspec
 import xarray as xr
 import zarr
 
+from ._optional import require
 from .errors import IncompleteStoreError, MemoxrInputError, OutputExistsError
 from .progress import compute
 from .schema import COMPLETE_ATTR, check_complete
@@ -72,6 +73,7 @@ def with_timeouts(storage_options: StorageOptions) -> dict[str, Any]:
 
 def _remote_options(path: PathLike, storage_options: StorageOptions) -> dict[str, Any]:
     if str(path).split("://", 1)[0] in ("s3", "s3a"):
+        require("s3fs", "s3")  # fsspec's own ImportError names no extra
         return with_timeouts(storage_options)
     return dict(storage_options or {})
 

@@ -70,7 +70,10 @@ def ingest_command(
     if var_patterns and given["pattern"] is not None:
         raise MemoxrInputError("--input and --var: expected one of them (PATTERN for one variable, --var for several)")
     if given["output"] is None or (not var_patterns and given["pattern"] is None):
-        raise MemoxrInputError("arguments: expected --input PATTERN --output OUTPUT.zarr (or --var NAME=PATTERN --output OUTPUT.zarr)")
+        raise MemoxrInputError(
+            "arguments: expected PATTERN OUTPUT.zarr, as --input PATTERN --output OUTPUT.zarr "
+            "(or --var NAME=PATTERN --output OUTPUT.zarr)"
+        )
     variables: str | dict[str, str] = _pairs(var_patterns, "--var") if var_patterns else str(given["pattern"])
     output = given["output"]
     path = ingest(
