@@ -46,6 +46,8 @@ _LAZY = {
     "merge_stats_csv": ".stats",
     "open_influence": "._open",
     "sample_path": "._open",
+    "plan_block_chunks": "._chunks",
+    "DEFAULT_CHUNK_MB": "._chunks",
 }
 
 __all__ = [
@@ -64,6 +66,8 @@ __all__ = [
     "merge_stats_csv",
     "open_dynamics",
     "open_influence",
+    "plan_block_chunks",
+    "DEFAULT_CHUNK_MB",
     "rank_agreement",
     "row_statistics",
     "sample_path",
