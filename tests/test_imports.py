@@ -61,3 +61,20 @@ def test_calculate_loads_no_cluster_plot_or_s3_library():
     loaded = _modules_after(code)
     assert "memoxr.workflows" in loaded
     assert not [name for name in HEAVY if name in loaded]
+
+
+EXTRAS_ONLY = ("s3fs", "aiohttp", "aiobotocore", "botocore", "distributed", "matplotlib", "bokeh", "jinja2")
+
+
+def test_base_install_commands_run_without_any_extra(tmp_path):
+    # What `pip install memoxr` (no extra) gives: every optional package absent.
+    blocked = "import sys\n" + "".join(f"sys.modules[{name!r}] = None\n" for name in EXTRAS_ONLY)
+    code = (
+        blocked + "from memoxr.cli import main\n"
+        f"for args in (['demo', '--output', {str(tmp_path / 'demo')!r}, '-q'], ['dynamics-demo', '--sample']):\n"
+        "    try:\n        main(args)\n    except SystemExit as exit:\n        assert not exit.code, (args, exit.code)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "Three facts:" in done.stdout and "csl" in done.stdout
+    assert (tmp_path / "demo" / "scores.zarr").is_dir()
