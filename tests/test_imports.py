@@ -78,3 +78,19 @@ def test_base_install_commands_run_without_any_extra(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "Three facts:" in done.stdout and "csl" in done.stdout
     assert (tmp_path / "demo" / "scores.zarr").is_dir()
+
+
+def test_extras_are_consistent():
+    import tomllib
+    from pathlib import Path
+
+    from memoxr._optional import EXTRAS
+
+    project = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+    assert set(EXTRAS) <= set(extras)  # every extra an error message names exists
+    assert sorted(extras["all"]) == sorted(r for name in EXTRAS for r in extras[name])
+    assert set(extras["all"]) <= set(extras["test"])  # the suite exercises every extra
+    base = " ".join(project["dependencies"])
+    for optional in ("s3fs", "distributed", "matplotlib", "diagnostics", "bokeh"):
+        assert optional not in base
