@@ -272,6 +272,49 @@ def influence_from_sums_f32(
     return out.reshape(shape)
 
 
+def influence_se_from_sums_f32(
+    test_in: np.ndarray, test_all: np.ndarray, n_in: np.ndarray, n_trials: int, *, block_elements: int = 2**16
+) -> np.ndarray:
+    """Standard error of the influence from its sums, float32, in row blocks (as :func:`influence_from_sums_f32`).
+
+    ``sqrt(p_in (1 - p_in) / n_in + p_out (1 - p_out) / n_out)`` with
+    ``p_in = test_in / n_in`` and ``p_out = (test_all - test_in) / n_out``: the
+    standard error of a difference of two independent proportions. NaN where
+    ``n_in`` or ``n_out`` is 0, and where ``test_all`` is NaN (padding).
+
+    >>> round(float(influence_se_from_sums_f32(np.array([[3.0]]), np.array([4.0]), np.array([4.0]), 8)[0, 0]), 4)
+    0.3062
+    """
+    test_in = np.asarray(test_in)
+    shape = test_in.shape
+    n_i, n_j = shape[-2], shape[-1]
+    batch = int(np.prod(shape[:-2], dtype=np.int64))
+    t3 = test_in.reshape(batch, n_i, n_j)
+    n_in3 = np.broadcast_to(np.asarray(n_in, dtype=np.float64), (*shape[:-2], n_i)).reshape(batch, n_i)
+    all3 = np.broadcast_to(np.asarray(test_all, dtype=np.float64), (*shape[:-2], n_j)).reshape(batch, n_j)
+    out = np.empty((batch, n_i, n_j), dtype=np.float32)
+    rows = max(1, block_elements // max(n_j, 1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for b in range(batch):
+            for r in range(0, n_i, rows):
+                n_in_r = n_in3[b, r : r + rows, None]
+                n_out_r = n_trials - n_in_r
+                p_in = t3[b, r : r + rows].astype(np.float64)
+                p_out = all3[b][None, :] - p_in
+                p_out /= n_out_r
+                p_in /= n_in_r
+                var = p_in * (1 - p_in)
+                var /= n_in_r
+                p_out *= 1 - p_out
+                p_out /= n_out_r
+                var += p_out
+                np.maximum(var, 0, out=var)  # rounding can leave -0 or a tiny negative
+                np.sqrt(var, out=var)
+                var[~((n_in_r[:, 0] > 0) & (n_out_r[:, 0] > 0))] = np.nan
+                out[b, r : r + rows] = var
+    return out.reshape(shape)
+
+
 def estimate_memorization(mask: np.ndarray, train_correct: np.ndarray) -> np.ndarray:
     """Memorization ``(train,)`` of every train sample from ``(trial, train)`` records, in memory."""
     return memorization_from_sums(trial_sums(mask, train_correct), np.shape(mask)[0])

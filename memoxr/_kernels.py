@@ -182,8 +182,10 @@ def average_rank(x: np.ndarray, keep: np.ndarray, axis: int = -1) -> np.ndarray:
     """
     x = np.moveaxis(np.asarray(x, dtype=np.float64), axis, -1)
     keep = np.moveaxis(np.broadcast_to(np.asarray(keep, dtype=bool), x.shape), axis, -1)
-    # Left-out entries become NaN, which sorts after everything (inf included) and never ties.
-    values = np.where(keep, x, np.nan)
+    # Left-out entries sort after every kept one: as +inf (numpy's sorts are ~3x faster without
+    # NaN), or as NaN when a kept entry is +inf itself (NaN sorts after inf and never ties).
+    fill = np.nan if np.isposinf(x[keep]).any() else np.inf
+    values = np.where(keep, x, fill)
     order = np.argsort(values, axis=-1)
     ordered = np.take_along_axis(values, order, axis=-1)
     n = x.shape[-1]

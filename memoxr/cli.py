@@ -23,6 +23,7 @@ from ._cli_options import (
     remote_options,
     with_path_options,
 )
+from ._malloc import keep_freed_buffers
 from ._version import __version__
 
 
@@ -62,6 +63,7 @@ class LazyGroup(click.Group):
 @click.version_option(__version__, prog_name="memoxr")
 def main() -> None:
     """memoxr: memorization and influence analytics on labelled Zarr stores, lazily."""
+    keep_freed_buffers()  # chunk-sized buffers reused, not page-faulted anew (memoxr/_malloc.py)
 
 
 @main.command("convert")
@@ -210,6 +212,11 @@ main.lazy_commands.update(
         "evaluate": (".dynamics.cli", "evaluate_command", "CSL and baselines: detection metrics, agreement with FZ."),
         "dynamics-demo": (".dynamics.cli", "dynamics_demo_command", "Train on digits with label noise; AUROC table."),
         "plot": (".plot_cli", "plot_command", "PNG figures of the scores of an influence store or FZ npz."),
+        "convergence": (".uncertainty", "convergence_command", "How FZ estimates move as trials are added."),
+        "pairs": (".high_influence", "pairs_command", "High-influence train/test pairs (FZ high_infl_pairs), chunk by chunk."),
+        "align-order": (".sample_order", "align_order_command", "Permutation between two orders of one data set, from sample content."),
+        "import-scores": (".importers.cli", "import_scores_command", "Other tools' per-sample scores into a scores store."),
+        "compare": (".compare", "compare_command", "Every score of every store: detection and agreement with FZ."),
     }
 )
 

@@ -51,15 +51,22 @@ NaN-padded for ragged classes; ``memorization``, ``train_index``,
 follow the split's order. With ``full=True`` the whole ``influence_full(train_id,
 test_id)`` is added. Save it as a Zarr store (:func:`estimate_to_zarr`) or as an
 FZ-layout ``.npz`` (:func:`write_fz_npz`); :func:`write_estimate` picks by suffix.
+
+A Zarr estimate store also keeps, per train sample, ``n_in`` and ``n_out``,
+the standard errors ``tr_mem_se`` and ``influence_se`` (of a difference of two
+independent proportions: ``sqrt(p_in (1 - p_in) / n_in + p_out (1 - p_out) /
+n_out)``) and the sums the estimate is made of (:mod:`memoxr._estimate_sums`),
+so that new trials can be added to it (:func:`memoxr.incremental.append_estimate`,
+``memoxr estimate TRIALS OUT --append``); ``bootstrap=N`` adds percentile
+intervals (:mod:`memoxr._bootstrap`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import warnings
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,22 +77,26 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 import zarr
-from dask.array import PerformanceWarning
 
 from . import _estimator_kernels as _k
 from ._blas import blas_threads_for_dask
 from ._chunks import DEFAULT_CHUNK_MB, BlockChunks, plan_block_chunks, validate_mb
 from ._cli_options import handle_errors, remote_options
+from ._estimate_sums import MIN_TASK_PRODUCTS as MIN_TASK_PRODUCTS
+from ._estimate_sums import TrialSums, class_test_in, estimate_dataset, full_test_in
+from ._estimate_sums import class_groups as _class_groups  # noqa: F401  (the names tests and benchmarks use)
+from ._estimate_sums import even_sizes as _even_sizes
+from ._estimate_sums import trial_chunk as _trial_chunk
 from .convert import influence_encoding
 from .convert.fz_npz import file_sha256, load_npz_arrays
 from .errors import MemoxrInputError
+from .plan import dry_run_option
 from .progress import progress
 from .schema import (
     CLASS,
     TEST_ID,
     TRAIN_ID,
     check_influence_dataset,
-    influence_dataset,
     pad_indices,
 )
 from .storage import (
@@ -319,6 +330,12 @@ def _count_not_binary(x: np.ndarray) -> np.ndarray:
 
 def _pass_sums(mask: da.Array, train_correct: da.Array, test_correct: da.Array) -> _Sums:
     """One pass over the records: per-sample sums and the count of non-0/1 values."""
+    train, test_all, bad = dask.compute(*pass_sums_graph(mask, train_correct, test_correct))
+    return _Sums(train, test_all, {k: int(v) for k, v in bad.items()})
+
+
+def pass_sums_graph(mask: da.Array, train_correct: da.Array, test_correct: da.Array) -> tuple[Any, Any, Any]:
+    """The validation pass, lazily: per-sample sums of the records and counts of non-0/1 values."""
     train = da.blockwise(
         _trial_sums_block, "tkn", mask, "tn", train_correct, "tn",
         new_axes={"k": 3}, adjust_chunks={"t": 1}, dtype=np.float64,
@@ -328,156 +345,7 @@ def _pass_sums(mask: da.Array, train_correct: da.Array, test_correct: da.Array) 
         key: da.map_blocks(_count_not_binary, x, chunks=((1,) * x.numblocks[0], (1,) * x.numblocks[1]), dtype=np.int64).sum()
         for key, x in (("mask", mask), ("train_correct", train_correct), ("test_correct", test_correct))
     }
-    train, test_all, bad = dask.compute(train, test_all, bad)
-    return _Sums(train, test_all, {k: int(v) for k, v in bad.items()})
-
-
-def _gather_block(x: np.ndarray, index: np.ndarray) -> np.ndarray:
-    return _k.gather_columns(x, index)
-
-
-def _class_products_block(
-    rows: np.ndarray, cols: np.ndarray, train_index: np.ndarray, test_index: np.ndarray, max_operand_bytes: int
-) -> np.ndarray:
-    return _k.class_products(rows, cols, train_index, test_index, max_operand_bytes=max_operand_bytes)[None]
-
-
-def _products_block(mask: np.ndarray, correct: np.ndarray) -> np.ndarray:
-    return _k.masked_products(mask, correct)[None]
-
-
-def _first(x: np.ndarray, axis: Any = None, keepdims: bool = True) -> np.ndarray:
-    return x
-
-
-def _add_parts(parts: Any, axis: Any = None, keepdims: bool = True) -> np.ndarray:
-    total = _k.add_parts(parts)
-    if keepdims:
-        return total
-    return total[0] if total.shape[0] == 1 else total.sum(axis=0)  # 0 rows: dask's meta probe
-
-
-def _sum_over_trials(partial: da.Array) -> da.Array:
-    """Sum of per-trial-chunk products (each ``(1, ...)`` on axis 0), as a tree of additions.
-
-    Like ``partial.sum(axis=0)`` without its copies: no concatenation of the
-    parts and no copy of a lone part.
-    """
-    return da.reduction(
-        partial, _first, _add_parts, combine=_add_parts, axis=0, concatenate=False, dtype=np.float32,
-    )
-
-
-def _finalize_block(test_in: np.ndarray, test_all: np.ndarray, n_in: np.ndarray, n_trials: int) -> np.ndarray:
-    return _k.influence_from_sums_f32(test_in, test_all, n_in, n_trials)
-
-
-@contextlib.contextmanager
-def _quiet_blockwise() -> Iterator[None]:
-    """Silence dask's note that a product has more output chunks than inputs: that is the plan."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=PerformanceWarning)
-        yield
-
-
-def _trial_chunk(n_trials: int, width: int, itemsize: int, budget: int) -> int:
-    """Trials per chunk so that a ``(trials, width)`` block stays within ``budget`` bytes."""
-    return int(min(n_trials, max(1, budget // max(1, width * itemsize))))
-
-
-def _even_sizes(n: int, most: int) -> tuple[int, ...]:
-    """``n`` split into as few parts of at most ``most`` as possible, sizes differing by one at most.
-
-    >>> _even_sizes(10, 3), _even_sizes(2000, 1118)
-    ((3, 3, 2, 2), (1000, 1000))
-    """
-    parts = -(-n // max(1, most))
-    size, extra = divmod(n, parts)
-    return tuple(size + 1 if p < extra else size for p in range(parts))
-
-
-#: Fewest multiply-adds in one product task (~20 ms on one core): smaller classes are grouped.
-MIN_TASK_PRODUCTS = 10**9
-
-
-def _class_groups(n_class: int, plan: BlockChunks, trials: int) -> tuple[int, ...]:
-    """Classes per product task: as few as give a sizeable product, at most ``plan.cls``, even sizes."""
-    per_class = max(1, trials * plan.train * plan.test)
-    wanted = max(1, -(-MIN_TASK_PRODUCTS // per_class))
-    return _even_sizes(n_class, min(plan.cls, wanted))
-
-
-def _class_influence(
-    mask: da.Array, test_correct: da.Array, train_index: np.ndarray, test_index: np.ndarray,
-    n_in: np.ndarray, test_all: np.ndarray, n_trials: int, plan: BlockChunks, budget: int,
-) -> da.Array:
-    """``influence(class, train_sample, test_sample)``: within-class blocks, lazily.
-
-    Each chunk of trials (whole rows of both records within ``budget``) is
-    gathered into bool ``(trial, class, sample)`` blocks, one per group of
-    classes; those are rechunked to as many trials as fit ``budget`` (often all
-    of them: a group's columns are a fraction of a row), and each group's
-    blocks are multiplied, one BLAS product per class
-    (:func:`memoxr._estimator_kernels.class_products`), summed over the chunks
-    of trials if several, and finalized in row blocks. Trial chunks and groups
-    of classes have even sizes, so that threads get even work. The result is
-    chunked by ``plan``.
-    """
-    n_train, n_test = mask.shape[1], test_correct.shape[1]
-    itemsize = max(mask.dtype.itemsize, test_correct.dtype.itemsize)
-    most = _trial_chunk(n_trials, n_train + n_test, itemsize, budget)
-    read = mask.chunks[0] if max(mask.chunks[0]) <= most else _even_sizes(n_trials, most)  # as read, if fit
-    groups = _class_groups(train_index.shape[0], plan, n_trials)
-    train_chunks, test_chunks = (groups, plan.train), (groups, plan.test)
-    train_index_da = da.from_array(train_index, chunks=train_chunks)
-    test_index_da = da.from_array(test_index, chunks=test_chunks)
-    with _quiet_blockwise():
-        rows, cols = (
-            da.blockwise(_gather_block, "tci", x.rechunk((read, -1)), "tn", index, "ci", dtype=bool, concatenate=True)
-            for x, index in ((mask, train_index_da), (test_correct, test_index_da))
-        )
-    # Products: a group's bool operands within the budget (their float32 copies are bounded inside).
-    trials = _even_sizes(n_trials, _trial_chunk(n_trials, max(groups) * (plan.train + plan.test), 1, budget))
-    rows, cols = rows.rechunk((trials, groups, plan.train)), cols.rechunk((trials, groups, plan.test))
-    with _quiet_blockwise():
-        partial = da.blockwise(
-            _class_products_block, "tcij", rows, "tci", cols, "tcj", train_index_da, "ci", test_index_da, "cj",
-            max_operand_bytes=budget, adjust_chunks={"t": 1}, dtype=np.float32,
-        )
-    test_in = _sum_over_trials(partial)
-    # Padding: n_in = 0 for padded train rows, NaN test totals for padded test columns.
-    n_in_pad = np.where(train_index >= 0, n_in[np.maximum(train_index, 0)], 0.0)
-    test_all_pad = np.where(test_index >= 0, test_all[np.maximum(test_index, 0)], np.nan)
-    return da.blockwise(
-        _finalize_block, "cij", test_in, "cij",
-        da.from_array(test_all_pad, chunks=test_chunks), "cj",
-        da.from_array(n_in_pad, chunks=train_chunks), "ci",
-        n_trials=n_trials, dtype=np.float32,
-    ).rechunk((plan.cls, plan.train, plan.test))
-
-
-def _full_influence(
-    mask: da.Array, test_correct: da.Array, n_in: np.ndarray, test_all: np.ndarray,
-    n_trials: int, chunk_mb: float, budget: int,
-) -> da.Array:
-    """``influence_full(train_id, test_id)``: every train sample on every test sample, lazily."""
-    n_train, n_test = mask.shape[1], test_correct.shape[1]
-    plan = plan_block_chunks(1, n_train, n_test, chunk_mb=chunk_mb)
-    tc = _trial_chunk(n_trials, max(plan.train, plan.test), 4, budget)
-    mask = mask.rechunk((tc, plan.train))
-    test_correct = test_correct.rechunk((tc, plan.test))
-    with _quiet_blockwise():
-        partial = da.blockwise(
-            _products_block, "tij", mask, "ti", test_correct, "tj",
-            adjust_chunks={"t": 1}, dtype=np.float32, concatenate=True,
-        )
-    test_in = _sum_over_trials(partial)
-    return da.blockwise(
-        _finalize_block, "ij", test_in, "ij",
-        da.from_array(test_all, chunks=(plan.test,)), "j",
-        da.from_array(n_in, chunks=(plan.train,)), "i",
-        n_trials=n_trials, dtype=np.float32,
-    )
+    return train, test_all, bad
 
 
 def _records_itemsize(arrays: Mapping[str, Any]) -> int:
@@ -498,6 +366,9 @@ def estimate(
     sample_order: str | None = None,
     show_progress: bool = False,
     storage_options: StorageOptions = None,
+    bootstrap: int = 0,
+    confidence: float = 0.95,
+    seed: int = 0,
 ) -> xr.Dataset:
     """Estimate memorization and influence from trial records, as an influence store.
 
@@ -544,13 +415,29 @@ def estimate(
         ``sample_order`` key, as ``trials-from-runs`` writes), else ``"trials"``.
     show_progress : bool
         Progress bar for the validation pass.
+    bootstrap : int
+        Replicates of the trial bootstrap (0: none): adds percentile
+        intervals ``tr_mem_ci_low/high`` and ``influence_ci_low/high``
+        (see :mod:`memoxr._bootstrap`).
+    confidence : float
+        Coverage of the bootstrap intervals.
+    seed : int
+        Seed of the bootstrap resampling (the same seed, the same intervals).
 
     Returns
     -------
     xarray.Dataset
         Influence store; attrs ``schema``, ``schema_version``, ``source_name``,
         ``source_sha256``, ``memoxr_version``, ``sample_order``,
-        ``ignored_keys``, ``estimator`` and ``n_trials``.
+        ``ignored_keys``, ``estimator`` and ``n_trials``. Beside the schema's
+        variables: the standard errors ``tr_mem_se(train_id)`` and
+        ``influence_se(class, train_sample, test_sample)`` and the sufficient
+        sums ``n_in``, ``n_out``, ``train_correct_in``, ``train_correct_out``,
+        ``test_correct_total``, ``test_correct_in`` (see
+        :mod:`memoxr._estimate_sums`: the standard error of a difference of two
+        independent proportions, ``sqrt(p_in (1 - p_in) / n_in + p_out (1 -
+        p_out) / n_out)``), which :func:`memoxr.incremental.append_estimate`
+        adds new trials to.
 
     Raises
     ------
@@ -570,70 +457,96 @@ def estimate(
     ([1.0, 1.0], [[1.0], [0.0]])
     """
     chunk_mb = _validate_chunk_mb(chunk_mb)
+    _validate_bootstrap(bootstrap, confidence)
+    records = read_records(trials, chunk_mb, storage_options)
+    classes, train_index, test_index = class_indices(records.tr_labels, records.tt_labels)
+    plan = chunks or plan_block_chunks(len(classes), train_index.shape[1], test_index.shape[1], chunk_mb=chunk_mb)
+    sums = records_sums(records, train_index, test_index, plan, chunk_mb=chunk_mb, full=full,
+                        show_progress=show_progress)
+    _warn_degenerate(sums.train[0], sums.n_trials)
+    ds = estimate_dataset(
+        sums, classes, train_index, test_index, records.tr_labels, records.tt_labels,
+        attrs={
+            "source_name": records.source_name,
+            "source_sha256": records.sha256,
+            "sample_order": sample_order or records.recorded_order or DEFAULT_SAMPLE_ORDER,
+            "ignored_keys": records.ignored_keys,
+            "estimator": ESTIMATOR_NAME,
+        },
+    )
+    if bootstrap:
+        from ._bootstrap import add_intervals
+
+        ds = add_intervals(ds, records.mask, records.train_correct, records.test_correct, replicates=bootstrap,
+                           confidence=confidence, seed=seed, chunk_mb=chunk_mb)
+    return ds
+
+
+@dataclass(frozen=True)
+class Records:
+    """Trial records whose keys, dtypes, shapes and labels are checked; 0/1 values are checked on summing."""
+
+    mask: da.Array
+    train_correct: da.Array
+    test_correct: da.Array
+    tr_labels: np.ndarray
+    tt_labels: np.ndarray
+    source_name: str
+    sha256: str
+    recorded_order: str | None
+    ignored_keys: list[str]
+
+
+def read_records(trials: Any, chunk_mb: float, storage_options: StorageOptions = None) -> Records:
+    """Open and check trial records (nothing big is read): dask arrays in even chunks of whole rows."""
     arrays, source_name, sha256, recorded_order = _trial_arrays(trials, storage_options)
-    sample_order = sample_order or recorded_order or DEFAULT_SAMPLE_ORDER
     source = source_name
     _validate_keys(arrays, source)
     _validate_dtypes(arrays, source)
     _validate_shapes(arrays, source)
     tr_labels = _validate_labels("tr_labels", np.asarray(arrays["tr_labels"]), source)
     tt_labels = _validate_labels("tt_labels", np.asarray(arrays["tt_labels"]), source)
-
     n_trials, n_train = np.shape(arrays["mask"])
     n_test = np.shape(arrays["test_correct"])[1]
     budget = int(chunk_mb * 2**20)
     # Whole rows of the records within the budget, in even chunks: the influence reads the same chunks.
     tc = _even_sizes(n_trials, _trial_chunk(n_trials, n_train + n_test, _records_itemsize(arrays), budget))
     mask, train_correct, test_correct = (_as_dask(arrays[key], tc) for key in _BINARY_KEYS)
+    ignored = sorted(k for k in arrays if k not in TRIAL_VARIABLES)
+    return Records(mask, train_correct, test_correct, tr_labels, tt_labels, source_name, sha256, recorded_order, ignored)
 
-    with progress(show_progress):
-        sums = _pass_sums(mask, train_correct, test_correct)
-    for key in _BINARY_KEYS:
-        _validate_binary(key, {"mask": mask, "train_correct": train_correct, "test_correct": test_correct}[key],
-                         sums.bad[key], source)
 
-    n_in = sums.train[0]
-    tr_mem = _k.memorization_from_sums(sums.train, n_trials)
-    _warn_degenerate(n_in, n_trials)
-
+def class_indices(tr_labels: np.ndarray, tt_labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Classes (distinct labels, ascending) and their padded train and test index rows."""
     classes = np.unique(np.concatenate([tr_labels, tt_labels]))
     train_lists = [np.flatnonzero(tr_labels == k) for k in classes]
     test_lists = [np.flatnonzero(tt_labels == k) for k in classes]
     max_train = max(len(i) for i in train_lists)
     max_test = max(1, max(len(i) for i in test_lists))
-    train_index = pad_indices(train_lists, max_train)
-    test_index = pad_indices(test_lists, max_test)
-    plan = chunks or plan_block_chunks(len(classes), max_train, max_test, chunk_mb=chunk_mb)
+    return classes, pad_indices(train_lists, max_train), pad_indices(test_lists, max_test)
 
-    influence = _class_influence(
-        mask, test_correct, train_index, test_index, n_in, sums.test_all, n_trials, plan, budget
-    )
-    ds = influence_dataset(
-        influence,
-        train_index,
-        test_index,
-        classes=classes,
-        tr_mem=tr_mem,
-        tr_labels=tr_labels,
-        tt_labels=tt_labels,
-        attrs={
-            "source_name": source_name,
-            "source_sha256": sha256,
-            "sample_order": sample_order,
-            "ignored_keys": sorted(k for k in arrays if k not in TRIAL_VARIABLES),
-            "estimator": ESTIMATOR_NAME,
-            "n_trials": int(n_trials),
-        },
-    )
-    ds["influence"].attrs["formula"] = "mean(test_correct | i in S) - mean(test_correct | i not in S)"
-    ds["tr_mem"].attrs["formula"] = "mean(train_correct | i in S) - mean(train_correct | i not in S)"
-    if full:
-        ds["influence_full"] = (
-            (TRAIN_ID, TEST_ID),
-            _full_influence(mask, test_correct, n_in, sums.test_all, n_trials, chunk_mb, budget),
-        )
-        ds["influence_full"].attrs["description"] = "influence of every train sample on every test sample"
-    return ds
+
+def records_sums(
+    records: Records, train_index: np.ndarray, test_index: np.ndarray, plan: BlockChunks, *,
+    chunk_mb: float, full: bool = False, show_progress: bool = False,
+) -> TrialSums:
+    """Read the records once to check their 0/1 values and sum them per sample; the products stay lazy."""
+    mask, train_correct, test_correct = records.mask, records.train_correct, records.test_correct
+    with progress(show_progress):
+        sums = _pass_sums(mask, train_correct, test_correct)
+    for key, x in (("mask", mask), ("train_correct", train_correct), ("test_correct", test_correct)):
+        _validate_binary(key, x, sums.bad[key], records.source_name)
+    budget = int(chunk_mb * 2**20)
+    test_in = class_test_in(mask, test_correct, train_index, test_index, plan, budget)
+    test_in_full = full_test_in(mask, test_correct, chunk_mb, budget) if full else None
+    return TrialSums(mask.shape[0], sums.train, sums.test_all, test_in, test_in_full)
+
+
+def _validate_bootstrap(bootstrap: int, confidence: float) -> None:
+    if isinstance(bootstrap, bool) or not isinstance(bootstrap, int | np.integer) or bootstrap < 0:
+        raise MemoxrInputError(f"bootstrap: expected a whole number of replicates >= 0, received {bootstrap!r}")
+    if not isinstance(confidence, float | int) or not 0 < confidence < 1:
+        raise MemoxrInputError(f"confidence: expected a number between 0 and 1 (exclusive), received {confidence!r}")
 
 
 def _warn_degenerate(n_in: np.ndarray, n_trials: int) -> None:
@@ -654,9 +567,20 @@ def _warn_degenerate(n_in: np.ndarray, n_trials: int) -> None:
 
 def _encoding(ds: xr.Dataset) -> dict[str, dict]:
     encoding = influence_encoding(ds)
-    if "influence_full" in encoding:
-        encoding["influence_full"]["fill_value"] = float("nan")
+    for name in ("influence_full", "influence_se", "influence_ci_low", "influence_ci_high"):
+        if name in encoding:
+            encoding[name]["fill_value"] = float("nan")
     return encoding
+
+
+def write_estimate_store(
+    ds: xr.Dataset, output: str | os.PathLike[str], *, overwrite: bool = False, show_progress: bool = False,
+    storage_options: StorageOptions = None,
+) -> str:
+    """Write an estimate (:func:`estimate`) as a Zarr store, complete or absent (the old one kept till then)."""
+    with blas_threads_for_dask([ds["influence"].data]):
+        return write_dataset(ds, output, overwrite=overwrite, encoding=_encoding(ds), show_progress=show_progress,
+                             storage_options=storage_options)
 
 
 def estimate_to_zarr(
@@ -670,16 +594,17 @@ def estimate_to_zarr(
     sample_order: str | None = None,
     show_progress: bool = False,
     storage_options: StorageOptions = None,
+    bootstrap: int = 0,
+    confidence: float = 0.95,
+    seed: int = 0,
 ) -> str:
     """Estimate (see :func:`estimate`) and write the influence store as Zarr, complete or absent."""
     so = storage_options
     check_writable(output, overwrite=overwrite, storage_options=so)
     ds = estimate(trials, full=full, chunk_mb=chunk_mb, chunks=chunks, sample_order=sample_order,
-                  show_progress=show_progress, storage_options=so)
-    with blas_threads_for_dask([ds["influence"].data]):
-        return write_dataset(
-            ds, output, overwrite=overwrite, encoding=_encoding(ds), show_progress=show_progress, storage_options=so
-        )
+                  show_progress=show_progress, storage_options=so, bootstrap=bootstrap, confidence=confidence,
+                  seed=seed)
+    return write_estimate_store(ds, output, overwrite=overwrite, show_progress=show_progress, storage_options=so)
 
 
 def _write_npy_streamed(archive: zipfile.ZipFile, key: str, shape: tuple[int, ...], dtype: np.dtype, parts) -> None:
@@ -788,23 +713,29 @@ def write_estimate(
     sample_order: str | None = None,
     show_progress: bool = False,
     storage_options: StorageOptions = None,
+    bootstrap: int = 0,
+    confidence: float = 0.95,
+    seed: int = 0,
 ) -> str:
     """Estimate and save: an FZ ``.npz`` when ``output`` ends in ``.npz``, else a Zarr store.
 
-    ``full`` needs a Zarr output (the FZ layout has no place for it).
+    ``full`` and ``bootstrap`` need a Zarr output (the FZ layout has no place
+    for them), and so do the standard errors and the sums that appending needs.
     """
     if str(output).endswith(".npz"):
-        if full:
-            raise MemoxrInputError(
-                f"full: the FZ .npz layout holds within-class blocks only; received full=True with "
-                f"output {str(output)!r}: write a Zarr store to keep influence_full"
-            )
+        for name, value in (("full", full), ("bootstrap", bootstrap)):
+            if value:
+                raise MemoxrInputError(
+                    f"{name}: the FZ .npz layout holds within-class blocks only; received {name}={value!r} with "
+                    f"output {str(output)!r}: write a Zarr store to keep it"
+                )
         so = storage_options
         check_writable(output, overwrite=overwrite, storage_options=so)
         ds = estimate(trials, chunk_mb=chunk_mb, sample_order=sample_order, show_progress=show_progress, storage_options=so)
         return write_fz_npz(ds, output, overwrite=overwrite, show_progress=show_progress, storage_options=so)
     return estimate_to_zarr(trials, output, overwrite=overwrite, full=full, chunk_mb=chunk_mb,
-                            sample_order=sample_order, show_progress=show_progress, storage_options=storage_options)
+                            sample_order=sample_order, show_progress=show_progress, storage_options=storage_options,
+                            bootstrap=bootstrap, confidence=confidence, seed=seed)
 
 
 def write_trials(
@@ -852,26 +783,57 @@ def write_trials(
     help="Name of the order the records' samples follow, recorded in the output.  "
     "[default: the order the records carry, else 'trials']",
 )
+@click.option(
+    "--append", is_flag=True,
+    help="Add the TRIALS to the estimate store OUTPUT (its sums), without re-reading the old trials; "
+    "OUTPUT is replaced only once the new estimate is complete.",
+)
+@click.option(
+    "--bootstrap", type=click.IntRange(min=0), default=0, show_default=True, metavar="N",
+    help="Add percentile confidence intervals from N bootstrap resamples of the trials (Zarr output).",
+)
+@click.option("--confidence", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.95,
+              show_default=True, help="Coverage of the bootstrap intervals.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap resampling.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+@dry_run_option
 @handle_errors
 @remote_options
 def estimate_command(
-    trials: str, output: str, overwrite: bool, full: bool, chunk_mb: float, sample_order: str | None, quiet: bool,
-    storage_options: dict | None,
+    trials: str, output: str, overwrite: bool, full: bool, chunk_mb: float, sample_order: str | None, append: bool,
+    bootstrap: int, confidence: float, seed: int, quiet: bool, dry_run: bool, storage_options: dict | None,
 ) -> None:
     """Estimate memorization and influence (Feldman–Zhang) from trial records.
 
     TRIALS (.npz or Zarr store) holds mask and train_correct (trial, train),
     test_correct (trial, test), tr_labels and tt_labels. OUTPUT ending in .npz
-    is written in the FZ npz layout, anything else as a Zarr influence store;
-    it appears only once complete.
+    is written in the FZ npz layout, anything else as a Zarr influence store
+    with standard errors and the sums that --append adds to; it appears only
+    once complete.
     """
     from ._chunks import validate_option_mb
 
     chunk_mb = validate_option_mb("--chunk-mb", chunk_mb)
+    if dry_run:
+        from .plan import plan_estimate
+
+        click.echo(str(plan_estimate(trials, chunk_mb=chunk_mb, full=full, storage_options=storage_options)))
+        return
     try:
-        path = write_estimate(trials, output, overwrite=overwrite, full=full, chunk_mb=chunk_mb,
-                              sample_order=sample_order, show_progress=not quiet, storage_options=storage_options)
+        if append:
+            from .incremental import append_estimate
+
+            if overwrite or full or bootstrap or sample_order:
+                raise MemoxrInputError(
+                    "--append: adds to the store OUTPUT as it is; received it with --overwrite, --full, "
+                    "--bootstrap or --sample-order, which only a new estimate takes"
+                )
+            path = append_estimate(trials, output, chunk_mb=chunk_mb, show_progress=not quiet,
+                                   storage_options=storage_options)
+        else:
+            path = write_estimate(trials, output, overwrite=overwrite, full=full, chunk_mb=chunk_mb,
+                                  sample_order=sample_order, show_progress=not quiet, storage_options=storage_options,
+                                  bootstrap=bootstrap, confidence=confidence, seed=seed)
     except MemoxrInputError:
         raise
     except Exception as exc:  # a damaged trials store: name its chunk, not a codec traceback
@@ -881,4 +843,4 @@ def estimate_command(
         if damaged is None:
             raise
         raise MemoxrInputError(damaged) from exc
-    click.echo(f"wrote {path}")
+    click.echo(f"{'appended to' if append else 'wrote'} {path}")

@@ -17,7 +17,7 @@ import pytest
 
 from memoxr.benchmarks import _common as c
 
-MODULES = ["_common", "calculate", "convert", "scores", "startup", "scaling"]
+MODULES = ["_common", "calculate", "convert", "plan", "scores", "startup", "scaling"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-MODULES = ["memoxr._kernels", "memoxr._chunks", "memoxr.scores"]
+MODULES = ["memoxr._kernels", "memoxr._chunks", "memoxr.scores", "memoxr.plan"]
 
 
 @pytest.mark.parametrize("name", MODULES)

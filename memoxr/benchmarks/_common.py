@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from memoxr import _malloc
+
 MB = 1e6
 GB = 1e9
 
@@ -186,7 +188,19 @@ GNU_TIME = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else None
 _RSS_TAG = "memoxr-bench-maxrss-kb"
 
 
-def run_process(cmd: Sequence[str], *, stdout: int | None = subprocess.DEVNULL) -> ProcRun:
+#: The allocator settings the ``memoxr`` command gives itself (memoxr/_malloc.py), as environment
+#: variables: given to the processes it is compared with, so no side wins by its allocator.
+SAME_ALLOCATOR = {
+    **os.environ,
+    "MALLOC_ARENA_MAX": "1",
+    "MALLOC_MMAP_THRESHOLD_": str(_malloc.MMAP_THRESHOLD),
+    "MALLOC_TRIM_THRESHOLD_": str(_malloc.TRIM_THRESHOLD),
+}
+
+
+def run_process(
+    cmd: Sequence[str], *, stdout: int | None = subprocess.DEVNULL, env: dict[str, str] | None = None
+) -> ProcRun:
     """Run ``cmd`` to completion; raise if it fails.
 
     Wall time is taken here; CPU time from ``os.wait4`` (it includes the child's own
@@ -195,11 +209,11 @@ def run_process(cmd: Sequence[str], *, stdout: int | None = subprocess.DEVNULL) 
     that image's high-water mark, so it is never below this (large) process's RSS.
     The command therefore runs under ``/usr/bin/time -f %M`` (a small process that
     forks the real one) and its figure is used; without GNU time the polluted
-    ``ru_maxrss`` is returned (an upper bound).
+    ``ru_maxrss`` is returned (an upper bound). ``env``: the child's environment.
     """
     full = [GNU_TIME, "-f", f"{_RSS_TAG} %M", *cmd] if GNU_TIME else list(cmd)
     start = time.perf_counter()
-    proc = subprocess.Popen(full, stdout=stdout, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(full, stdout=stdout, stderr=subprocess.PIPE, env=env)
     assert proc.stderr is not None
     err = proc.stderr.read().decode(errors="replace")  # drained before wait4: a chatty child cannot block
     _, status, usage = os.wait4(proc.pid, 0)

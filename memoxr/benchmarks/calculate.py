@@ -19,6 +19,9 @@ rounds of four whole processes (each round starts from a different variant):
 4. read store:    ``python -c`` with ``dask.array.from_zarr(STORE, component="influence").sum().compute()``:
                   the raw chunks read and decompressed, no NaN handling (the floor).
 
+The seed loop and the read run with the allocator settings ``memoxr`` gives its own
+process (``_common.SAME_ALLOCATOR``, see ``memoxr/_malloc.py``), so neither side wins by them.
+
 Printed per size: median and min-max wall time of each, the ratios memoxr/seed
 and memoxr/read (ratio of medians, and median and range of the per-round
 ratios), and each process's peak RSS (GNU time's ``%M``, see ``_common.run_process``) and CPU
@@ -77,12 +80,12 @@ def compare(folder: Path, size: str, values: str, repeat: int) -> None:
     seed = write_seed_script(folder)
     out = folder / "stats.csv"
     variants = {
-        "seed loop": lambda: c.run_process([sys.executable, str(seed), str(npz), str(out)]),
+        "seed loop": lambda: c.run_process([sys.executable, str(seed), str(npz), str(out)], env=c.SAME_ALLOCATOR),
         "memoxr store": lambda: c.run_process(c.memoxr_cmd("calculate", "--input", str(store), "-q",
                                                            "--stats-csv", str(out), "--overwrite")),
         "memoxr npz": lambda: c.run_process(c.memoxr_cmd("calculate", "--input", str(npz), "-q",
                                                          "--stats-csv", str(out), "--overwrite")),
-        "read store": lambda: c.run_process([sys.executable, "-c", READ_CODE, str(store)]),
+        "read store": lambda: c.run_process([sys.executable, "-c", READ_CODE, str(store)], env=c.SAME_ALLOCATOR),
     }
     c.warm(npz, store)
     results = c.interleave(variants, repeat, before_each=lambda _: out.unlink(missing_ok=True))

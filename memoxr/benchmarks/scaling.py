@@ -19,7 +19,10 @@ itself added. Also printed: the workers' CPU time over the wall time (CPU %,
 100 per fully busy worker) and the machine's load average, to tell a lack of
 speedup caused by other processes on the machine from one in the work. Expected: that stays flat as the data grows (bounded by the
 chunk size, ``--chunk-mb``), while time grows with the data and shrinks with
-workers as far as the machine's cores allow. Nothing is asserted.
+workers as far as the machine's cores allow. Beside each measured "peak - base",
+the peak that ``memoxr.plan`` predicts for one single-threaded worker (what
+``--dry-run`` prints, from metadata only) and the ratio measured / predicted.
+Nothing is asserted.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ import memoxr
 from memoxr._optional import require
 from memoxr.benchmarks.scores import write_large_fz_npz
 from memoxr.convert import convert_npz
+from memoxr.plan import plan_calculate
 from memoxr.scheduler import use_scheduler
 
 MB = 1e6
@@ -58,6 +62,7 @@ class Run:
     peak_mb: list[float]
     cpu_s: float  # CPU seconds (user + system) of all workers during the run
     load: float  # 1-minute load average of the machine at the end of the run
+    predicted_mb: float  # memoxr.plan's predicted peak per single-threaded worker (what --dry-run prints)
 
 
 def _warm_worker() -> int:
@@ -173,6 +178,7 @@ def run_once(store: Path, size_gb: float, n_workers: int, memory_limit: str, pol
     ) as cluster, use_scheduler(cluster.scheduler_address) as client:
         client.wait_for_workers(n_workers)
         pids = client.run(_warm_worker)  # {worker address: pid}
+        predicted = plan_calculate(store, threads=1).peak_per_worker / MB  # metadata only
         time.sleep(0.5)  # let the imports settle before the baseline
         with RssPoller(pids, poll) as poller:
             base = poller.sample()
@@ -186,6 +192,7 @@ def run_once(store: Path, size_gb: float, n_workers: int, memory_limit: str, pol
         return Run(
             size_gb, n_workers, seconds, ds["influence"].nbytes / GB,
             [base[n] / MB for n in names], [poller.peak[n] / MB for n in names], cpu_s, os.getloadavg()[0],
+            predicted,
         )
 
 
@@ -196,14 +203,16 @@ def fmt_list(values: list[float]) -> str:
 def print_table(runs: list[Run]) -> None:
     one = {r.size_gb: r.seconds for r in runs if r.workers == 1}
     header = (f"{'size GB':>8}{'workers':>8}{'seconds':>9}{'GB/s':>7}{'speedup':>9}"
-              f"  {'peak RSS/worker MB':>20}  {'peak-base MB':>14}  {'base MB':>10}{'CPU %':>7}{'load':>6}")
+              f"  {'peak RSS/worker MB':>20}  {'peak-base MB':>14}  {'predicted MB':>13}{'ratio':>7}"
+              f"  {'base MB':>10}{'CPU %':>7}{'load':>6}")
     print(header)
     print("-" * len(header))
     for r in runs:
         speedup = f"{one[r.size_gb] / r.seconds:.2f}x" if r.size_gb in one else "-"
         delta = [p - b for p, b in zip(r.peak_mb, r.base_mb, strict=True)]
         print(f"{r.raw_gb:>8.2f}{r.workers:>8d}{r.seconds:>9.1f}{r.raw_gb / r.seconds:>7.2f}{speedup:>9}"
-              f"  {fmt_list(r.peak_mb):>20}  {fmt_list(delta):>14}  {fmt_list(r.base_mb):>10}"
+              f"  {fmt_list(r.peak_mb):>20}  {fmt_list(delta):>14}  {r.predicted_mb:>13.0f}"
+              f"{max(delta) / r.predicted_mb:>6.2f}x  {fmt_list(r.base_mb):>10}"
               f"{100 * r.cpu_s / r.seconds:>7.0f}{r.load:>6.1f}")
 
 

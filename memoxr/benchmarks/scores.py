@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 import memoxr
+from memoxr import _malloc
 from memoxr.benchmarks import _common as c
 from memoxr.convert import convert_npz
 
@@ -107,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--values", choices=["quantized", "gaussian"], default="quantized")
     parser.add_argument("--workdir", type=Path, default=None, help="folder for the data (default: a temp folder)")
     args = parser.parse_args(argv)
+    # The allocator settings of the memoxr command, here for all three variants alike.
+    print(f"glibc keeps freed chunk buffers (memoxr/_malloc.py): {_malloc.keep_freed_buffers()}")
 
     sizes = c.layout(f"{args.gb:g}gb-{args.layout}")
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:

@@ -454,6 +454,53 @@ def _validate_sample_ids(sample_ids: Any, n: int, storage_options: dict[str, Any
     return ids
 
 
+def ingest_dataset(
+    variables: str | Mapping[str, str],
+    *,
+    name: str = "loss",
+    sample_order: str = "unknown",
+    sample_ids: Any = None,
+    truth: Mapping[str, Any] | None = None,
+    epochs: Sequence[int] | None = None,
+    chunk_mb: float = 64.0,
+    storage_options: dict[str, Any] | None = None,
+    npz_key: str | None = None,
+) -> xr.Dataset:
+    """The lazy dataset :func:`ingest` writes (per-epoch files read when computed); arguments as there."""
+    chunk_mb = validate_mb("chunk_mb", chunk_mb)
+    plan = plan_ingest(variables, name=name, expected_epochs=epochs, storage_options=storage_options, npz_key=npz_key)
+    ids = _validate_sample_ids(sample_ids, plan.n_samples, storage_options)
+    squeeze = [f for f in plan.run_dims if len(plan.run_values[f]) == 1]
+    data_vars: dict[str, Any] = {}
+    for var in plan.files:
+        per_epoch = plan.n_samples * plan.dtypes[var].itemsize
+        arr = _variable_array(plan, var, max(1, int(chunk_mb * 2**20 // per_epoch)))
+        data_vars[var] = ([*plan.run_dims, EPOCH, SAMPLE], arr)
+    for tname, source in (truth or {}).items():
+        if tname in data_vars:
+            raise MemoxrInputError(f"truth {tname!r}: also a recorded variable; expected a new name")
+        dims, values = _truth_array(tname, source, plan, squeeze=squeeze)
+        data_vars[tname] = ([*dims, SAMPLE], values)
+    # Strings as objects: Zarr v3 stores them as variable-length UTF-8 (in its spec).
+    coords = {f: np.asarray(plan.run_values[f], dtype=object if isinstance(plan.run_values[f][0], str) else None) for f in plan.run_dims}
+    coords.update({EPOCH: np.asarray(plan.epochs, dtype=np.int64), SAMPLE: ids})
+    ds = xr.Dataset(
+        data_vars,
+        coords=coords,
+        attrs={
+            "schema": DYNAMICS_SCHEMA,
+            "schema_version": SCHEMA_VERSION,
+            "sample_order": sample_order,
+            "source_pattern": variables if isinstance(variables, str) else dict(variables),
+            "memoxr_version": __version__,
+        },
+    )
+    if squeeze:
+        ds = ds.squeeze(squeeze)
+        ds = ds.assign_coords({f: np.asarray(ds[f].item(), dtype=object) for f in squeeze if ds[f].dtype.kind == "U"})
+    return ds
+
+
 def ingest(
     variables: str | Mapping[str, str],
     output: str | os.PathLike[str],
@@ -505,37 +552,10 @@ def ingest(
     combination, same length, one dtype per variable) before anything is written.
     """
     check_writable(output, overwrite=overwrite, storage_options=storage_options)
-    chunk_mb = validate_mb("chunk_mb", chunk_mb)
-    plan = plan_ingest(variables, name=name, expected_epochs=epochs, storage_options=storage_options, npz_key=npz_key)
-    ids = _validate_sample_ids(sample_ids, plan.n_samples, storage_options)
-    squeeze = [f for f in plan.run_dims if len(plan.run_values[f]) == 1]
-    data_vars: dict[str, Any] = {}
-    for var in plan.files:
-        per_epoch = plan.n_samples * plan.dtypes[var].itemsize
-        arr = _variable_array(plan, var, max(1, int(chunk_mb * 2**20 // per_epoch)))
-        data_vars[var] = ([*plan.run_dims, EPOCH, SAMPLE], arr)
-    for tname, source in (truth or {}).items():
-        if tname in data_vars:
-            raise MemoxrInputError(f"truth {tname!r}: also a recorded variable; expected a new name")
-        dims, values = _truth_array(tname, source, plan, squeeze=squeeze)
-        data_vars[tname] = ([*dims, SAMPLE], values)
-    # Strings as objects: Zarr v3 stores them as variable-length UTF-8 (in its spec).
-    coords = {f: np.asarray(plan.run_values[f], dtype=object if isinstance(plan.run_values[f][0], str) else None) for f in plan.run_dims}
-    coords.update({EPOCH: np.asarray(plan.epochs, dtype=np.int64), SAMPLE: ids})
-    ds = xr.Dataset(
-        data_vars,
-        coords=coords,
-        attrs={
-            "schema": DYNAMICS_SCHEMA,
-            "schema_version": SCHEMA_VERSION,
-            "sample_order": sample_order,
-            "source_pattern": variables if isinstance(variables, str) else dict(variables),
-            "memoxr_version": __version__,
-        },
+    ds = ingest_dataset(
+        variables, name=name, sample_order=sample_order, sample_ids=sample_ids, truth=truth, epochs=epochs,
+        chunk_mb=chunk_mb, storage_options=storage_options, npz_key=npz_key,
     )
-    if squeeze:
-        ds = ds.squeeze(squeeze)
-        ds = ds.assign_coords({f: np.asarray(ds[f].item(), dtype=object) for f in squeeze if ds[f].dtype.kind == "U"})
     return Path(
         write_dataset(ds, output, overwrite=overwrite, storage_options=storage_options, show_progress=show_progress)
     )

@@ -1,0 +1,73 @@
+"""Area Under the Margin (AUM) from the CSV files of asappresearch/aum.
+
+``aum.AUMCalculator.finalize`` (https://github.com/asappresearch/aum, ``aum/aum.py``)
+writes ``aum_values.csv`` with the columns ``sample_id,aum`` (rows sorted by
+``aum``, descending) and, when ``compressed=False``, ``full_aum_records.csv``
+with one row per sample and update: ``sample_id, num_measurements,
+target_logit, target_val, other_logit, other_val, margin, aum`` (``aum`` is the
+running mean of ``margin``). From the full records the row with the most
+measurements of each sample is kept. A low AUM flags a likely mislabeled sample
+(Pleiss et al., NeurIPS 2020), so ``aum`` is stored with direction ``-1``.
+``sample_id`` must be integer (a sample's row in its order).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import MemoxrInputError
+from ..storage import file_exists, open_file
+from ._store import check_output, integer_ids, scores_dataset, write_scores
+
+AUM_COLUMNS = ("sample_id", "aum")
+
+
+def read_aum(path: str | os.PathLike[str], *, storage_options: dict[str, Any] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Identities and AUM of every sample in an ``aum_values.csv`` or ``full_aum_records.csv``, by identity."""
+    path = str(path)
+    if not file_exists(path, storage_options=storage_options):
+        raise MemoxrInputError(f"AUM file {path!r} does not exist")
+    with open_file(path, "rb", storage_options=storage_options) as f:
+        table = pd.read_csv(f)
+    missing = [c for c in AUM_COLUMNS if c not in table.columns]
+    if missing:
+        raise MemoxrInputError(
+            f"AUM file {path!r}: columns {missing} missing; expected aum_values.csv (sample_id,aum) or "
+            f"full_aum_records.csv of asappresearch/aum; received columns {list(table.columns)}"
+        )
+    if "num_measurements" in table.columns:  # full records: each sample's last update
+        table = table.sort_values(["sample_id", "num_measurements"]).groupby("sample_id", sort=False).tail(1)
+    if not pd.api.types.is_numeric_dtype(table["aum"]) or table["aum"].isna().any():
+        raise MemoxrInputError(f"AUM file {path!r}: column 'aum' holds non-numbers; expected one AUM per sample")
+    ids = integer_ids(table["sample_id"].to_numpy(), argument=f"column 'sample_id' of {path!r}")
+    order = np.argsort(ids, kind="stable")
+    return ids[order], table["aum"].to_numpy(dtype=np.float64)[order]
+
+
+def import_aum(
+    path: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    *,
+    sample_order: str,
+    truth: Mapping[str, Any] | None = None,
+    overwrite: bool = False,
+    storage_options: dict[str, Any] | None = None,
+) -> Path:
+    """AUM's CSV output into a scores store (variable ``aum``, samples sorted by identity).
+
+    ``truth`` arrays (e.g. ``is_mislabeled``) follow the sorted identities.
+    """
+    check_output(output, overwrite=overwrite, storage_options=storage_options)
+    ids, aum = read_aum(path, storage_options=storage_options)
+    ds = scores_dataset(
+        {"aum": aum}, sample_order=sample_order, source="aum", directions={"aum": -1},
+        descriptions={"aum": "area under the margin (mean of logit[label] - max other logit over updates)"},
+        sample_ids=ids, truth=truth,
+    )
+    return write_scores(ds, output, overwrite=overwrite, storage_options=storage_options)

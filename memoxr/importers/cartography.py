@@ -1,0 +1,191 @@
+"""Dataset cartography's per-epoch training-dynamics logs (allenai/cartography).
+
+``cartography.selection.selection_utils.log_training_dynamics``
+(https://github.com/allenai/cartography) writes, after every epoch ``e``, the file
+``training_dynamics/dynamics_epoch_{e}.jsonl``: one JSON record per training
+sample, ``{"guid": ..., "logits_epoch_{e}": [...], "gold": ...}``
+(``DataFrame.to_json(lines=True, orient="records")``). Its reader
+(``read_training_dynamics``) opens the same names with a ``.json`` suffix; both
+are accepted. ``guid`` must be an integer (a sample's row in its order); the
+records of an epoch may come in any order.
+
+:func:`cartography_scores` computes the data-map coordinates the way
+``cartography.selection.train_dy_filtering.compute_train_dy_metrics`` does
+(Swayamdipta et al., EMNLP 2020), from the softmax of the logits:
+``confidence`` (mean gold probability, direction -1), ``variability`` (its
+population std, +1), ``correctness`` (epochs predicted right, -1),
+``forgetfulness`` (forgetting events; 1000 for a sample never predicted right,
+as cartography does, +1) and ``threshold_closeness`` (``c * (1 - c)``, +1).
+With ``dynamics=True`` the per-epoch ``loss``, ``correct`` and ``true_prob``
+are written instead, as a dynamics store from which memoxr computes CSL and
+the other proxies.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import fsspec
+import numpy as np
+import xarray as xr
+
+from .._version import __version__
+from ..dynamics.store import DYNAMICS_SCHEMA, EPOCH, SAMPLE
+from ..errors import MemoxrInputError
+from ..schema import SCHEMA_VERSION
+from ._store import check_output, integer_ids, scores_dataset, truth_arrays, write_scores
+
+_FILE = re.compile(r"dynamics_epoch_(\d+)\.jsonl?$")
+NEVER_LEARNT = 1000  # cartography's forgetfulness of a sample never predicted right
+DIRECTIONS = {"confidence": -1, "variability": 1, "correctness": -1, "forgetfulness": 1, "threshold_closeness": 1}
+
+
+@dataclass
+class CartographyLogs:
+    """Per-epoch records of every sample, sorted by identity."""
+
+    ids: np.ndarray  # (sample,) int64
+    gold: np.ndarray  # (sample,) int64
+    true_prob: np.ndarray  # (epoch, sample) softmax probability of the gold label
+    loss: np.ndarray  # (epoch, sample) cross-entropy of the gold label
+    correct: np.ndarray  # (epoch, sample) argmax of the logits == gold
+
+
+def _epoch_files(path: str, storage_options: dict[str, Any] | None) -> tuple[fsspec.AbstractFileSystem, list[str]]:
+    fs, root = fsspec.core.url_to_fs(path, **(storage_options or {}))
+    if not fs.isdir(root):
+        raise MemoxrInputError(f"cartography logs: folder {path!r} does not exist")
+    if fs.isdir(f"{root}/training_dynamics"):
+        root = f"{root}/training_dynamics"
+    found = {}
+    for name in fs.ls(root, detail=False):
+        m = _FILE.search(str(name))
+        if m:
+            epoch = int(m.group(1))
+            if epoch in found:
+                raise MemoxrInputError(f"cartography logs: epoch {epoch} twice ({found[epoch]!r}, {name!r}); expected one file")
+            found[epoch] = str(name)
+    if not found:
+        raise MemoxrInputError(f"cartography logs: no dynamics_epoch_{{e}}.jsonl in {path!r}")
+    epochs = sorted(found)
+    if epochs != list(range(len(epochs))):
+        missing = sorted(set(range(epochs[-1] + 1)) - set(epochs))
+        raise MemoxrInputError(f"cartography logs: epochs {missing[:10]} missing; expected dynamics_epoch_0..{epochs[-1]}")
+    return fs, [found[e] for e in epochs]
+
+
+def _read_epoch(fs: fsspec.AbstractFileSystem, path: str, epoch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    key = f"logits_epoch_{epoch}"
+    guids, golds, logits = [], [], []
+    with fs.open(path, "r") as f:
+        for line_no, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                guids.append(record["guid"])
+                golds.append(record["gold"])
+                logits.append(record[key])
+            except (json.JSONDecodeError, KeyError, TypeError) as exc:
+                raise MemoxrInputError(
+                    f"cartography log {path!r} line {line_no}: expected a JSON record with 'guid', 'gold' and "
+                    f"{key!r}; {type(exc).__name__}: {exc}"
+                ) from exc
+    try:
+        values = np.asarray(logits, dtype=np.float64)
+    except ValueError as exc:
+        raise MemoxrInputError(f"cartography log {path!r}: logits of different lengths; expected one per class") from exc
+    if values.ndim != 2:
+        raise MemoxrInputError(f"cartography log {path!r}: {key!r} of shape {values.shape[1:]}; expected a list of logits")
+    ids = integer_ids(guids, argument=f"'guid' of {path!r}")
+    gold = np.asarray(golds)
+    if gold.dtype.kind not in "iu" or gold.min() < 0 or gold.max() >= values.shape[1]:
+        raise MemoxrInputError(f"cartography log {path!r}: 'gold' must be class indices 0..{values.shape[1] - 1}")
+    order = np.argsort(ids)
+    return ids[order], gold[order].astype(np.int64), values[order]
+
+
+def read_cartography(path: str | os.PathLike[str], *, storage_options: dict[str, Any] | None = None) -> CartographyLogs:
+    """Read every ``dynamics_epoch_{e}.jsonl`` of a folder (or of its ``training_dynamics/``), one epoch at a time."""
+    fs, files = _epoch_files(str(path), storage_options)
+    ids = gold = None
+    probs, losses, corrects = [], [], []
+    for epoch, file in enumerate(files):
+        e_ids, e_gold, logits = _read_epoch(fs, file, epoch)
+        if ids is None:
+            ids, gold = e_ids, e_gold
+        elif not np.array_equal(e_ids, ids):
+            raise MemoxrInputError(
+                f"cartography log {file!r}: {e_ids.size} guids differ from epoch 0's {ids.size}; expected the same samples every epoch"
+            )
+        elif not np.array_equal(e_gold, gold):
+            raise MemoxrInputError(f"cartography log {file!r}: 'gold' labels differ from epoch 0's; expected fixed labels")
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        log_norm = np.log(np.exp(shifted).sum(axis=1))
+        log_p = shifted[np.arange(gold.size), gold] - log_norm
+        probs.append(np.exp(log_p))
+        losses.append(-log_p)
+        corrects.append(np.argmax(logits, axis=1) == gold)
+    assert ids is not None and gold is not None
+    return CartographyLogs(ids, gold, np.stack(probs), np.stack(losses), np.stack(corrects))
+
+
+def _forgetfulness(correct: np.ndarray) -> np.ndarray:
+    """Forgetting events per sample (a right prediction followed by a wrong one); 1000 if never right."""
+    events = (correct[:-1] & ~correct[1:]).sum(axis=0).astype(np.float64)
+    return np.where(correct.any(axis=0), events, float(NEVER_LEARNT))
+
+
+def cartography_scores(logs: CartographyLogs) -> dict[str, np.ndarray]:
+    """Confidence, variability, correctness, forgetfulness and threshold closeness per sample."""
+    confidence = logs.true_prob.mean(axis=0)
+    return {
+        "confidence": confidence,
+        "variability": logs.true_prob.std(axis=0),
+        "correctness": logs.correct.sum(axis=0).astype(np.float64),
+        "forgetfulness": _forgetfulness(logs.correct),
+        "threshold_closeness": confidence * (1 - confidence),
+    }
+
+
+def import_cartography(
+    path: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    *,
+    sample_order: str,
+    dynamics: bool = False,
+    truth: Mapping[str, Any] | None = None,
+    overwrite: bool = False,
+    storage_options: dict[str, Any] | None = None,
+) -> Path:
+    """Cartography logs into a scores store (``cartography_<metric>``) or, with ``dynamics``, a dynamics store.
+
+    ``truth`` arrays (e.g. ``is_mislabeled``) follow the identities sorted (the ``guid`` values).
+    """
+    check_output(output, overwrite=overwrite, storage_options=storage_options)
+    logs = read_cartography(path, storage_options=storage_options)
+    if not dynamics:
+        scores = {f"cartography_{k}": v for k, v in cartography_scores(logs).items()}
+        ds = scores_dataset(
+            scores, sample_order=sample_order, source="cartography",
+            directions={f"cartography_{k}": d for k, d in DIRECTIONS.items()},
+            descriptions={f"cartography_{k}": f"dataset cartography's {k} over {logs.loss.shape[0]} epochs" for k in DIRECTIONS},
+            sample_ids=logs.ids, truth=truth,
+        )
+    else:
+        per_epoch = (EPOCH, SAMPLE)
+        ds = xr.Dataset(
+            {"loss": (per_epoch, logs.loss.astype(np.float32)), "correct": (per_epoch, logs.correct),
+             "true_prob": (per_epoch, logs.true_prob.astype(np.float32)),
+             **{k: ((SAMPLE,), v) for k, v in truth_arrays(truth, logs.ids.size).items()}},
+            coords={EPOCH: np.arange(logs.loss.shape[0], dtype=np.int64), SAMPLE: logs.ids},
+            attrs={"schema": DYNAMICS_SCHEMA, "schema_version": SCHEMA_VERSION, "sample_order": sample_order,
+                   "source": "cartography", "memoxr_version": __version__},
+        )
+    return write_scores(ds, output, overwrite=overwrite, storage_options=storage_options)

@@ -1,0 +1,115 @@
+"""Plain per-sample values: an ``.npy`` / ``.npz`` / ``.txt`` array or a ``.csv`` table."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..dynamics.store import load_array
+from ..errors import MemoxrInputError
+from ..storage import file_exists, open_file
+from ._store import check_output, integer_ids, scores_dataset, write_scores
+
+
+def _is_number(text: Any) -> bool:
+    try:
+        float(str(text))
+    except ValueError:
+        return False
+    return True
+
+
+def read_table(
+    path: str | os.PathLike[str], *, columns: Sequence[str] | None = None, id_column: str | None = None,
+    name: str = "score", storage_options: dict[str, Any] | None = None,
+) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+    """Score columns and identities of a CSV table (with a header row, or bare columns of numbers).
+
+    ``columns`` default to every numeric column but ``id_column``. Without a
+    header, the columns are called ``name`` (one column) or ``name_0``, ``name_1``...
+    """
+    path = str(path)
+    if not file_exists(path, storage_options=storage_options):
+        raise MemoxrInputError(f"input: file {path!r} does not exist")
+    with open_file(path, "rb", storage_options=storage_options) as f:
+        table = pd.read_csv(f)
+    if all(_is_number(c) for c in table.columns):  # no header: the first row was data
+        with open_file(path, "rb", storage_options=storage_options) as f:
+            table = pd.read_csv(f, header=None)
+        table.columns = [name] if table.shape[1] == 1 else [f"{name}_{c}" for c in table.columns]
+    ids = None
+    if id_column is not None:
+        if id_column not in table.columns:
+            raise MemoxrInputError(f"id column {id_column!r}: not in {path!r}; its columns are {list(table.columns)}")
+        ids = integer_ids(table[id_column].to_numpy(), argument=f"id column {id_column!r} of {path!r}")
+    chosen = list(columns) if columns else [
+        c for c in table.columns if c != id_column and pd.api.types.is_numeric_dtype(table[c])
+    ]
+    missing = [c for c in chosen if c not in table.columns]
+    if missing or not chosen:
+        raise MemoxrInputError(
+            f"columns {missing or chosen}: expected numeric score columns of {path!r}; its columns are {list(table.columns)}"
+        )
+    out = {}
+    for c in chosen:
+        if not pd.api.types.is_numeric_dtype(table[c]):
+            raise MemoxrInputError(f"column {c!r} of {path!r}: {table[c].dtype}; expected numbers")
+        out[str(c)] = table[c].to_numpy(dtype=np.float64)
+    return out, ids
+
+
+def import_plain(
+    path: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    *,
+    sample_order: str,
+    name: str = "score",
+    direction: int = 1,
+    columns: Sequence[str] | None = None,
+    id_column: str | None = None,
+    sample_ids: Any = None,
+    source: str = "plain",
+    truth: Mapping[str, Any] | None = None,
+    overwrite: bool = False,
+    storage_options: dict[str, Any] | None = None,
+) -> Path:
+    """Per-sample values from any tool into a scores store.
+
+    Parameters
+    ----------
+    path : path
+        An ``.npy`` / single-array ``.npz`` / ``.txt`` (one number per sample,
+        the score ``name``), or a ``.csv``: with a header, every numeric column
+        (or ``columns``) becomes a score named after it and ``id_column`` gives
+        the identities; without a header, one number per line.
+    sample_order : str
+        Name of the order the samples follow; required, since a score compared
+        in the wrong order pairs the wrong samples.
+    direction : int
+        ``+1`` if a larger value means more memorized / more likely mislabeled, else ``-1``.
+    sample_ids : array or path, optional
+        Identity of each row (default: ``id_column``, else the row's position).
+    """
+    check_output(output, overwrite=overwrite, storage_options=storage_options)
+    ids = None
+    if str(path).endswith(".csv"):
+        scores, ids = read_table(path, columns=columns, id_column=id_column, name=name,
+                                 storage_options=storage_options)
+    else:
+        if columns or id_column:
+            raise MemoxrInputError(f"--column / --id-column: only for a .csv table; received {str(path)!r}")
+        scores = {name: load_array(path, argument="input", storage_options=storage_options)}
+    if sample_ids is not None:
+        if ids is not None:
+            raise MemoxrInputError("sample_ids: given twice (an id column and sample_ids); expected one")
+        ids = sample_ids
+    ds = scores_dataset(
+        scores, sample_order=sample_order, source=source, directions=dict.fromkeys(scores, direction),
+        descriptions={k: f"{k} read from {Path(str(path)).name}" for k in scores}, sample_ids=ids, truth=truth,
+    )
+    return write_scores(ds, output, overwrite=overwrite, storage_options=storage_options)

@@ -1,0 +1,66 @@
+"""TRAK / TracIn-style self-influence: each training sample's influence on itself.
+
+TracIn (Pruthi et al., NeurIPS 2020) scores a sample by the sum over
+checkpoints of ``lr * ||grad loss(z)||^2``; TRAK (Park et al., ICML 2023,
+https://github.com/MadryLab/trak) writes a ``(train, target)`` score matrix
+whose diagonal, when the targets are the training samples in the same order,
+is each sample's self-influence. Either a 1-D vector (one value per sample) or
+a square ``.npy`` matrix (its diagonal, read through a memory map) is imported.
+A large self-influence marks a sample the model must memorize (direction ``+1``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..dynamics.store import load_array
+from ..errors import MemoxrInputError
+from ._store import check_output, scores_dataset, write_scores
+
+
+def read_self_influence(path: str | os.PathLike[str] | np.ndarray) -> np.ndarray:
+    """A self-influence vector, or the diagonal of a square train x train score matrix."""
+    if isinstance(path, str | os.PathLike) and str(path).endswith(".npy") and os.path.isfile(path):
+        try:
+            values = np.load(path, mmap_mode="r", allow_pickle=False)
+        except ValueError as exc:
+            raise MemoxrInputError(f"self-influence {str(path)!r}: {exc}; expected a numeric .npy") from exc
+    else:
+        values = load_array(path, argument="self-influence") if isinstance(path, str | os.PathLike) else np.asarray(path)
+    if values.dtype.kind not in "iuf":
+        raise MemoxrInputError(f"self-influence: dtype {values.dtype}; expected numbers")
+    if values.ndim == 2 and values.shape[0] == values.shape[1]:
+        return np.array(np.diagonal(values), dtype=np.float64)
+    if values.ndim != 1:
+        raise MemoxrInputError(
+            f"self-influence: shape {values.shape}; expected a vector (one value per sample) or a square "
+            "train x train score matrix"
+        )
+    return np.asarray(values, dtype=np.float64)
+
+
+def import_self_influence(
+    path: str | os.PathLike[str] | np.ndarray,
+    output: str | os.PathLike[str],
+    *,
+    sample_order: str,
+    name: str = "self_influence",
+    sample_ids: Any = None,
+    truth: Mapping[str, Any] | None = None,
+    overwrite: bool = False,
+    storage_options: dict[str, Any] | None = None,
+) -> Path:
+    """A self-influence vector (or a square score matrix's diagonal) into a scores store."""
+    check_output(output, overwrite=overwrite, storage_options=storage_options)
+    values = read_self_influence(path)
+    ds = scores_dataset(
+        {name: values}, sample_order=sample_order, source="self_influence", directions={name: 1},
+        descriptions={name: "self-influence (TracIn sum of lr * squared gradient norm, or TRAK score diagonal)"},
+        sample_ids=sample_ids, truth=truth,
+    )
+    return write_scores(ds, output, overwrite=overwrite, storage_options=storage_options)

@@ -1,0 +1,410 @@
+"""Cost plans: what a command will read, run and hold, from metadata alone (``--dry-run``).
+
+A plan opens the input lazily (array metadata, the store's object listing, an npz's
+headers), builds the same dask graph the command would run and counts it; no
+chunk of data is read. The peak memory it predicts per worker is a model of what
+one task holds while it works on one chunk, times the tasks a worker runs at once,
+plus the results that stay in memory:
+
+* a task reading a Zarr chunk holds its stored bytes, the decoded chunk and the
+  array zarr copies it into (2x the chunk, uncompressed, plus the stored size);
+* the scores of a ``(class, train_sample)`` layout stay in memory: the row
+  moments (4 float64 per sample) and the fields (7 float64 per sample).
+
+Checked against measured peaks by ``python -m memoxr.benchmarks.scaling``, which
+prints each prediction beside the measured peak (see the README's Performance
+section). The baseline a worker needs before any work (Python, numpy, xarray,
+dask and zarr imported, about 150-200 MB) is not part of the prediction.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import click
+import numpy as np
+
+#: ``--dry-run`` of the commands that read large data (calculate, estimate, ingest, pairs).
+dry_run_option = click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Print the cost plan (chunks, bytes to read, dask tasks, predicted peak memory per worker) "
+    "from metadata, then stop: no data read, nothing written.",
+)
+
+#: Buffers a task holds per chunk it decodes, in units of the uncompressed chunk (see module docs).
+DECODED_COPIES = 2
+#: float64 values kept per training sample while the scores are assembled (moments 4 + fields 7).
+RESIDENT_VALUES_PER_SAMPLE = 4 + 7
+
+
+@dataclass(frozen=True)
+class CostPlan:
+    """What a command will do, before it does it. Sizes in bytes."""
+
+    command: str
+    source: str
+    variable: str
+    shape: tuple[int, ...]
+    dtype: str
+    chunk_shape: tuple[int, ...]  # the largest chunk
+    n_chunks: int
+    uncompressed_bytes: int
+    bytes_to_read: int
+    n_tasks: int
+    threads_per_worker: int
+    per_task_bytes: int
+    resident_bytes: int
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def peak_per_worker(self) -> int:
+        """Predicted peak memory a worker adds to its baseline: tasks at once x per task + results."""
+        return self.threads_per_worker * self.per_task_bytes + self.resident_bytes
+
+    def __str__(self) -> str:
+        dims = " x ".join(str(n) for n in self.shape)
+        chunk = " x ".join(str(n) for n in self.chunk_shape)
+        lines = [
+            f"Plan for memoxr {self.command} on {self.source} (dry run: metadata only, nothing written)",
+            f"  {self.variable}: {dims} {self.dtype}, {_size(self.uncompressed_bytes)} uncompressed",
+            f"  chunks: {self.n_chunks} (largest {chunk}, {_size(self._chunk_bytes)})",
+            f"  bytes to read: {_size(self.bytes_to_read)}",
+            f"  dask tasks: {self.n_tasks}",
+            f"  predicted peak memory per worker: {_size(self.peak_per_worker)} "
+            f"({self.threads_per_worker} thread(s) x {_size(self.per_task_bytes)} per task "
+            f"+ {_size(self.resident_bytes)} held throughout), above the worker's baseline",
+        ]
+        return "\n".join(lines + [f"  note: {note}" for note in self.notes])
+
+    @property
+    def _chunk_bytes(self) -> int:
+        return math.prod(self.chunk_shape) * np.dtype(self.dtype).itemsize
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(n) < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    raise AssertionError("unreachable")
+
+
+def default_threads() -> int:
+    """Threads dask's local scheduler runs at once here (the cores this process may use)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _stored_bytes(path: str, variable: str, storage_options: dict[str, Any] | None) -> int | None:
+    """Bytes of ``variable``'s chunk (or shard) objects in a Zarr store, from a listing; None if unknown."""
+    from .storage import _fs
+
+    try:
+        fs, root = _fs(path, storage_options)
+        found = fs.find(f"{root.rstrip('/')}/{variable}", detail=True)
+    except (OSError, ValueError):
+        return None
+    sizes = [info.get("size") or 0 for name, info in found.items() if not name.endswith(("zarr.json", ".zarray"))]
+    return int(sum(sizes)) if sizes else None
+
+
+def _npz_bytes(path: str, storage_options: dict[str, Any] | None) -> int | None:
+    from .storage import _fs
+
+    try:
+        fs, fs_path = _fs(path, storage_options)
+        return int(fs.size(fs_path))
+    except (OSError, ValueError):
+        return None
+
+
+class _Counted(Exception):
+    """Raised by :func:`_counting_scheduler` with the number of tasks it was handed."""
+
+
+def _counting_scheduler(dsk: Any, keys: Any, **kwargs: Any) -> Any:
+    graph = dsk.__dask_graph__() if hasattr(dsk, "__dask_graph__") else dsk  # an expression in dask >= 2025
+    # Literal data in the graph (the opened arrays) is not a task: nothing runs for it.
+    raise _Counted(sum(type(node).__name__ != "DataNode" for node in graph.values()))
+
+
+def count_tasks(collections: list[Any]) -> int:
+    """Tasks ``dask.compute(*collections)`` would run: dask optimizes and finalizes the graph as it
+    does for a real run and hands it to a scheduler that counts it and runs nothing."""
+    import dask
+
+    try:
+        dask.compute(*collections, scheduler=_counting_scheduler)
+    except _Counted as counted:
+        return int(counted.args[0])
+    raise AssertionError("the counting scheduler was not called")
+
+
+def plan_calculate(
+    source: str | os.PathLike[str],
+    *,
+    threads: int | None = None,
+    allow_pickle: bool = False,
+    storage_options: dict[str, Any] | None = None,
+) -> CostPlan:
+    """The cost plan of ``memoxr calculate`` (scores, table, analysis) on an influence store or FZ npz.
+
+    ``threads``: tasks a worker runs at once (default: dask's local scheduler, one per core;
+    1 for a single-threaded distributed worker).
+
+    Example
+    -------
+    >>> import memoxr, memoxr.plan
+    >>> plan = memoxr.plan.plan_calculate(memoxr.sample_path(), threads=1)
+    >>> plan.n_chunks >= 1 and plan.bytes_to_read > 0
+    True
+    """
+    from ._open import open_influence
+    from .scores import influence_scores
+
+    path = str(source)
+    ds = open_influence(path, allow_pickle=allow_pickle, storage_options=storage_options)
+    influence = ds["influence"]
+    data = influence.data
+    scores = influence_scores(ds)
+    arrays = [v.data for v in scores.data_vars.values() if v.chunks]
+    chunk_shape = tuple(max(c) for c in data.chunks)
+    itemsize = data.dtype.itemsize
+    uncompressed = int(math.prod(data.shape) * itemsize)
+    chunk_bytes = int(math.prod(chunk_shape) * itemsize)
+    notes = []
+    if path.endswith(".npz"):
+        stored = _npz_bytes(path, storage_options)
+        notes.append("an npz is read member by member into padded class blocks (no decompression)")
+    else:
+        stored = _stored_bytes(path, "influence", storage_options)
+    if stored is None:
+        stored = uncompressed
+        notes.append("stored sizes unknown (no listing): bytes to read assumed uncompressed")
+    stored_per_chunk = math.ceil(stored / max(1, data.npartitions))
+    samples = int(math.prod(influence.shape[:2]))
+    return CostPlan(
+        command="calculate",
+        source=path,
+        variable="influence",
+        shape=tuple(int(n) for n in data.shape),
+        dtype=str(data.dtype),
+        chunk_shape=chunk_shape,
+        n_chunks=int(data.npartitions),
+        uncompressed_bytes=uncompressed,
+        bytes_to_read=int(stored),
+        n_tasks=count_tasks(arrays),
+        threads_per_worker=threads or default_threads(),
+        per_task_bytes=DECODED_COPIES * chunk_bytes + min(stored_per_chunk, chunk_bytes),
+        resident_bytes=RESIDENT_VALUES_PER_SAMPLE * 8 * samples,
+        notes=notes,
+    )
+
+
+def plan_ingest(
+    variables: str | dict[str, str],
+    *,
+    threads: int | None = None,
+    storage_options: dict[str, Any] | None = None,
+    **options: Any,
+) -> CostPlan:
+    """The cost plan of ``memoxr ingest``: the files listed and their headers read, nothing else.
+
+    ``options`` are :func:`memoxr.dynamics.store.ingest`'s (``name``, ``truth``, ``chunk_mb``...).
+    A task reads the files of one chunk's epochs, stacks them into the chunk and
+    compresses it: about 3x the chunk's bytes. Ground truth is loaded whole (resident).
+    """
+    from .dynamics import store as dynamics_store
+
+    name = options.get("name", "loss")
+    files = dynamics_store.plan_ingest(
+        variables, name=name, expected_epochs=options.get("epochs"), storage_options=storage_options,
+        npz_key=options.get("npz_key"),
+    )
+    ds = dynamics_store.ingest_dataset(variables, storage_options=storage_options, **options)
+    recorded = [ds[v].data for v in files.files]
+    largest = max(recorded, key=lambda a: math.prod(max(c) for c in a.chunks) * a.dtype.itemsize)
+    chunk_shape = tuple(max(c) for c in largest.chunks)
+    chunk_bytes = math.prod(chunk_shape) * largest.dtype.itemsize
+    read = 0
+    for var, paths in files.files.items():
+        fs = files.fs[var]
+        read += sum(int(fs.size(path)) for path in paths.values())
+    n_chunks = sum(a.npartitions for a in recorded)
+    resident = sum(int(v.nbytes) for v in ds.data_vars.values() if v.chunks is None)
+    return CostPlan(
+        command="ingest",
+        source=variables if isinstance(variables, str) else ", ".join(f"{k}={v}" for k, v in variables.items()),
+        variable=", ".join(files.files),
+        shape=tuple(int(n) for n in largest.shape),
+        dtype=str(largest.dtype),
+        chunk_shape=chunk_shape,
+        n_chunks=n_chunks,
+        uncompressed_bytes=sum(int(a.nbytes) for a in recorded),
+        bytes_to_read=read,
+        n_tasks=count_tasks(recorded) + n_chunks,
+        threads_per_worker=threads or default_threads(),
+        per_task_bytes=3 * chunk_bytes,
+        resident_bytes=resident,
+        notes=[f"{sum(len(p) for p in files.files.values())} files; dask tasks include one write per chunk"],
+    )
+
+
+def plan_pairs(
+    source: str | os.PathLike[str],
+    *,
+    threads: int | None = None,
+    storage_options: dict[str, Any] | None = None,
+    **options: Any,
+) -> CostPlan:
+    """The cost plan of ``memoxr pairs``: only chunks holding a train row at or above ``min_mem`` are read.
+
+    ``options`` are :func:`memoxr.pairs`'s (``min_infl``, ``min_mem``, ``top_k_per_test``, ``full``...).
+    The memorization and index arrays are read (small, needed to know which chunks to read);
+    the influence is not. A task holds its chunk as read (2x decoded plus stored) and the pairs it finds.
+    """
+    from .high_influence import plan_search
+
+    path = str(source)
+    search = plan_search(path, storage_options=storage_options, **options)
+    data = search.influence
+    variable = "influence_full" if options.get("full") else "influence"
+    itemsize = data.dtype.itemsize
+    chunk_shape = tuple(max(c) for c in data.chunks)
+    chunk_bytes = math.prod(chunk_shape) * itemsize
+    uncompressed = int(math.prod(data.shape) * itemsize)
+    notes = [f"{len(search.wanted)} of {data.npartitions} chunks hold a train row with memorization >= "
+             f"{search.min_mem:g}; only those are read"]
+    stored = _npz_bytes(path, storage_options) if path.endswith(".npz") else _stored_bytes(path, variable, storage_options)
+    if stored is None:
+        stored = uncompressed
+        notes.append("stored sizes unknown (no listing): bytes to read assumed uncompressed")
+    per_chunk = stored / max(1, data.npartitions)
+    return CostPlan(
+        command="pairs",
+        source=path,
+        variable=variable,
+        shape=tuple(int(n) for n in (data.shape[1:] if options.get("full") else data.shape)),
+        dtype=str(data.dtype),
+        chunk_shape=chunk_shape[1:] if options.get("full") else chunk_shape,
+        n_chunks=len(search.wanted),
+        uncompressed_bytes=uncompressed,
+        bytes_to_read=int(per_chunk * len(search.wanted)),
+        n_tasks=count_tasks(search.wanted) if search.wanted else 0,
+        threads_per_worker=threads or default_threads(),
+        per_task_bytes=DECODED_COPIES * chunk_bytes + min(math.ceil(per_chunk), chunk_bytes),
+        resident_bytes=int(search.tr_mem.nbytes + search.tr_labels.nbytes + search.tt_labels.nbytes),
+        notes=notes,
+    )
+
+
+#: Bytes a product task holds per byte of its ``chunk_mb`` budget, with records read chunk by chunk
+#: (the trial block, its gathered operands and their float32 copies, the product).
+ESTIMATE_TASK_BUDGETS = 2
+
+#: Copies of an npz's records in memory at the peak (measured: the loaded arrays and one more).
+NPZ_RECORD_COPIES = 2
+
+
+def _npz_placeholders(path: str, storage_options: dict[str, Any] | None) -> dict[str, Any]:
+    """Trial records of an npz as lazy placeholders from its headers; only the labels are read."""
+    import dask.array as da
+
+    from .convert import read_npz_headers
+    from .convert.fz_npz import load_npz_arrays
+    from .estimate import TRIAL_VARIABLES
+
+    headers = read_npz_headers(path, storage_options=storage_options)
+    labels, _ = load_npz_arrays(path, ["tr_labels", "tt_labels"], what="trials", expected="a numeric array",
+                                storage_options=storage_options)
+    arrays: dict[str, Any] = {key: value for key, value in labels.items() if value is not None}
+    for key in TRIAL_VARIABLES:
+        if key not in arrays and key in headers:
+            arrays[key] = da.empty(headers[key].shape, dtype=headers[key].dtype, chunks=-1)
+    return arrays
+
+
+def _records_stored_bytes(trials: Any, records: Any, storage_options: dict[str, Any] | None) -> int | None:
+    if not isinstance(trials, str | os.PathLike):
+        return None
+    path = str(trials)
+    if path.endswith(".npz"):
+        return _npz_bytes(path, storage_options)
+    sizes = [_stored_bytes(path, key, storage_options) for key in ("mask", "train_correct", "test_correct")]
+    return None if any(size is None for size in sizes) else int(sum(sizes))  # type: ignore[arg-type]
+
+
+def plan_estimate(
+    trials: Any,
+    *,
+    chunk_mb: float | None = None,
+    full: bool = False,
+    threads: int | None = None,
+    storage_options: dict[str, Any] | None = None,
+) -> CostPlan:
+    """The cost plan of ``memoxr estimate``: the records' headers and labels are read, not their values.
+
+    The records are read twice: once to check their 0/1 values and sum them per
+    sample, once for the within-class products (three times with ``full``).
+    Memory: an ``.npz``'s records are decompressed whole (twice over at the peak)
+    and each task adds its ``chunk_mb`` budget; a Zarr trials store's chunks are
+    gathered once into every class group (one bool copy of ``mask`` and
+    ``test_correct``) and each product task holds about ``ESTIMATE_TASK_BUDGETS``
+    times the budget. Measured against tracemalloc's peak of a synchronous run
+    (2000 trials x 20,000 train x 5,000 test, ``python -m memoxr.benchmarks.plan``):
+    0.75-0.97x at ``chunk_mb`` 4 to 64 for an npz; 0.73-0.96x at 16 and 64 MB for a
+    Zarr store, and 1.48x (under-predicted) at 4 MB, where buffers that do not follow
+    the budget dominate.
+    """
+    from ._chunks import DEFAULT_CHUNK_MB, plan_block_chunks
+    from .estimate import class_indices, class_test_in, full_test_in, pass_sums_graph, read_records
+
+    chunk_mb = DEFAULT_CHUNK_MB if chunk_mb is None else chunk_mb
+    budget = int(chunk_mb * 2**20)
+    npz = isinstance(trials, str | os.PathLike) and str(trials).endswith(".npz")
+    records = read_records(_npz_placeholders(str(trials), storage_options) if npz else trials, chunk_mb,
+                           storage_options)
+    classes, train_index, test_index = class_indices(records.tr_labels, records.tt_labels)
+    plan = plan_block_chunks(len(classes), train_index.shape[1], test_index.shape[1], chunk_mb=chunk_mb)
+    test_in = class_test_in(records.mask, records.test_correct, train_index, test_index, plan, budget)
+    products = [test_in]
+    if full:
+        products.append(full_test_in(records.mask, records.test_correct, chunk_mb, budget))
+    validation = pass_sums_graph(records.mask, records.train_correct, records.test_correct)
+    n_tasks = count_tasks(list(validation)) + count_tasks(products)
+    arrays = (records.mask, records.train_correct, records.test_correct)
+    uncompressed = sum(int(a.nbytes) for a in arrays)
+    notes = [f"{len(classes)} classes, {records.mask.shape[0]} trials; records read twice"
+             + (" (three times with --full)" if full else "")]
+    stored = _records_stored_bytes(trials, records, storage_options)
+    if stored is None:
+        stored = uncompressed
+        notes.append("records in memory or stored sizes unknown: bytes to read counted uncompressed")
+    passes = 3 if full else 2
+    n_train, n_test = records.mask.shape[1], records.test_correct.shape[1]
+    if npz:  # an npz's records are decompressed into memory whole; tasks work on views of them
+        resident_records, per_task = NPZ_RECORD_COPIES * uncompressed, budget
+        notes.append("an .npz's records are loaded whole (a Zarr trials store is read chunk by chunk)")
+    else:  # each chunk of records is read once and gathered into every class group: one bool copy at most
+        resident_records = records.mask.shape[0] * (n_train + n_test)
+        per_task = ESTIMATE_TASK_BUDGETS * budget
+    return CostPlan(
+        command="estimate",
+        source=str(trials) if isinstance(trials, str | os.PathLike) else "records in memory",
+        variable="mask, train_correct, test_correct",
+        shape=tuple(int(n) for n in records.mask.shape),
+        dtype=str(records.mask.dtype),
+        chunk_shape=tuple(max(c) for c in records.mask.chunks),
+        n_chunks=sum(a.npartitions for a in arrays),
+        uncompressed_bytes=uncompressed,
+        bytes_to_read=int(stored) * passes,
+        n_tasks=n_tasks,
+        threads_per_worker=threads or default_threads(),
+        per_task_bytes=per_task,
+        # per-sample sums (float64) and the index arrays; the influence is written chunk by chunk.
+        resident_bytes=8 * (4 * n_train + n_test) + train_index.nbytes + test_index.nbytes + resident_records,
+        notes=notes,
+    )

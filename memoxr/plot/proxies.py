@@ -1,0 +1,382 @@
+"""Figures of memorization proxies against a mask or against memorization: ROC, PR, binned, data map.
+
+Proxy figures take plain arrays: numpy arrays, lists, or xarray DataArrays
+(lazy or not) of one shape, paired element by element; two DataArrays must
+also carry the same dims and coordinates, so samples in different orders are
+refused rather than silently mispaired.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import numpy as np
+from matplotlib.axes import Axes
+
+from ..errors import MemoxrInputError
+from ._style import (
+    SCALES,
+    ArrayLike,
+    check_bins,
+    check_choice,
+    check_mask,
+    check_paired,
+    check_proxies,
+    label_of,
+    legend_outside,
+    new_axes,
+    resolve_scale,
+    scale_transforms,
+    significant,
+    to_numpy,
+)
+
+
+def _detection_inputs(
+    proxies: Mapping[str, ArrayLike], mask: ArrayLike
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    check_proxies(proxies)
+    check_mask(mask)
+    for name, value in proxies.items():
+        check_paired("mask", mask, f"proxies[{name!r}]", value)
+    arrays = to_numpy({"\0mask": mask, **proxies})
+    truth = arrays.pop("\0mask")
+    if truth.all() or not truth.any():
+        raise MemoxrInputError(
+            f"mask must hold both True and False samples; received {int(truth.sum())} True of {truth.size}"
+        )
+    return arrays, truth
+
+
+def _finite_pair(name: str, score: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    keep = np.isfinite(score.astype(np.float64))
+    score, truth = score[keep].astype(np.float64), truth[keep]
+    if truth.all() or not truth.any():
+        raise MemoxrInputError(
+            f"proxies[{name!r}]: its finite values must cover both True and False samples of the mask; "
+            f"received {int(truth.sum())} True of {truth.size} finite"
+        )
+    return score, truth
+
+
+def _sklearn_metrics() -> Any:
+    try:
+        from sklearn import metrics
+    except ImportError as exc:  # pragma: no cover
+        raise ImportError('ROC and precision-recall curves need scikit-learn: pip install scikit-learn') from exc
+    return metrics
+
+
+def roc_curves(
+    proxies: Mapping[str, ArrayLike],
+    mask: ArrayLike,
+    *,
+    mask_name: str = "mask",
+    ax: Axes | None = None,
+) -> Axes:
+    """ROC curves of several proxies against a boolean mask, AUROC in the legend (below the axes).
+
+    Dims contract: each proxy has ``mask``'s shape (one value per sample,
+    paired by position; two DataArrays must share dims and coordinates). A
+    higher proxy means "more likely in the mask": negate a proxy whose low
+    values flag samples (e.g. confidence). Non-finite proxy values are left out
+    of that proxy's curve. Curves are :func:`sklearn.metrics.roc_curve`,
+    AUROC :func:`sklearn.metrics.roc_auc_score`.
+
+    Parameters
+    ----------
+    proxies : dict of str to array-like
+        Proxy name to per-sample values (numpy, list, dask or DataArray).
+    mask : array-like of bool
+        True for the positive samples (e.g. mislabeled); both classes present.
+    mask_name : str
+        What the mask marks, for the title.
+    ax : matplotlib.axes.Axes, optional
+        Axes to draw on; a new figure otherwise.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        One line per proxy, ``gid="roc:<name>"``, x = FPR, y = TPR.
+
+    Raises
+    ------
+    MemoxrInputError
+        Empty ``proxies``; non-boolean ``mask`` or one without both classes; a
+        proxy whose shape or coordinates differ from the mask's.
+    """
+    arrays, truth = _detection_inputs(proxies, mask)
+    metrics = _sklearn_metrics()
+    ax = new_axes(ax, (5.8, 6.5))
+    for name, score in arrays.items():
+        score, t = _finite_pair(name, score, truth)
+        fpr, tpr, _ = metrics.roc_curve(t, score)
+        auc = metrics.roc_auc_score(t, score)
+        ax.plot(fpr, tpr, label=f"{name} (AUROC {auc:.3f})", gid=f"roc:{name}")
+    ax.plot([0, 1], [0, 1], linestyle="--", color="0.6", linewidth=1, label="chance (AUROC 0.500)")
+    ax.set_xlim(-0.01, 1.01)
+    ax.set_ylim(-0.01, 1.01)
+    ax.set_aspect("equal")
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.set_title(f"ROC of proxies detecting {mask_name}\n({int(truth.sum())} of {truth.size} samples positive)",
+                 fontsize="medium")
+    legend_outside(ax)  # never over a curve
+    ax.grid(alpha=0.3)
+    return ax
+
+
+def pr_curves(
+    proxies: Mapping[str, ArrayLike],
+    mask: ArrayLike,
+    *,
+    mask_name: str = "mask",
+    ax: Axes | None = None,
+) -> Axes:
+    """Precision-recall curves of several proxies against a boolean mask, AP in the legend (below the axes).
+
+    Same inputs and rules as :func:`roc_curves`. Curves are
+    :func:`sklearn.metrics.precision_recall_curve` drawn as steps, average
+    precision :func:`sklearn.metrics.average_precision_score`; the dashed line
+    is the positive rate (a random proxy's precision).
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        One line per proxy, ``gid="pr:<name>"``, x = recall, y = precision.
+
+    Raises
+    ------
+    MemoxrInputError
+        As :func:`roc_curves`.
+    """
+    arrays, truth = _detection_inputs(proxies, mask)
+    metrics = _sklearn_metrics()
+    ax = new_axes(ax, (5.8, 6.5))
+    for name, score in arrays.items():
+        score, t = _finite_pair(name, score, truth)
+        precision, recall, _ = metrics.precision_recall_curve(t, score)
+        ap = metrics.average_precision_score(t, score)
+        ax.plot(recall, precision, drawstyle="steps-post", label=f"{name} (AP {ap:.3f})", gid=f"pr:{name}")
+    rate = truth.mean()
+    ax.axhline(rate, linestyle="--", color="0.6", linewidth=1, label=f"chance (AP {rate:.3f})")
+    ax.set_xlim(-0.01, 1.01)
+    ax.set_ylim(-0.01, 1.01)
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.set_title(
+        f"Precision-recall of proxies detecting {mask_name}\n({int(truth.sum())} of {truth.size} samples positive)",
+        fontsize="medium",
+    )
+    legend_outside(ax)  # never over a curve
+    ax.grid(alpha=0.3)
+    return ax
+
+
+
+def tie_aware_bins(x: np.ndarray, bins: int) -> list[np.ndarray]:
+    """Indices of ``x`` (finite) in about ``bins`` bins, in ascending order of ``x``; ties never split.
+
+    A value held by at least ``n / bins`` samples (typically the exact zeros of
+    a memorization estimate) is a bin of its own. The other samples are cut at
+    the quantiles ``1/m, ..., (m-1)/m`` of their values, ``m`` the bins left
+    (at least 1), and at each value with a bin of its own. A value on a cut
+    goes to the upper bin, so tied values share a bin; cuts that coincide
+    merge bins (fewer than ``bins``), and a bin that would straddle a value
+    with its own bin is split there (at most one more bin per such value).
+    """
+    values, counts = np.unique(x, return_counts=True)
+    heavy = values[counts * bins >= x.size]
+    groups = [np.flatnonzero(x == v) for v in heavy]
+    rest = np.flatnonzero(~np.isin(x, heavy))
+    if rest.size:
+        quantiles = np.quantile(x[rest], np.linspace(0.0, 1.0, max(1, bins - heavy.size) + 1)[1:-1])
+        cuts = np.unique(np.r_[quantiles, heavy])
+        which = np.searchsorted(cuts, x[rest], side="right")
+        groups += [rest[which == b] for b in np.unique(which)]
+    return sorted(groups, key=lambda g: x[g].min())
+
+
+#: Quantiles of the proxy drawn per bin: the median line, a 25-75 band and a 10-90 band.
+BANDS = ((25.0, 75.0), (10.0, 90.0))
+
+
+def binned_against_memorization(
+    proxy: ArrayLike,
+    memorization: ArrayLike,
+    *,
+    bins: int = 10,
+    label: str | None = None,
+    scale: Literal["auto", "linear", "log", "symlog"] = "auto",
+    ax: Axes | None = None,
+) -> Axes:
+    """A proxy against FZ memorization, in bins that respect ties: median and quantile bands per bin.
+
+    Dims contract: ``proxy`` and ``memorization`` have one shape (one value
+    per sample, paired by position; two DataArrays must share dims and
+    coordinates). Samples where either is not finite (e.g. padding) are left
+    out. The bins are :func:`tie_aware_bins` of the memorization: a value as
+    frequent as one bin's share (the exact zeros, usually) is a bin of its
+    own, the rest is cut at its quantiles. Each bin is drawn at its median
+    memorization (a thin horizontal line spans the bin's range) with the
+    median of the proxy, a band from its 25th to 75th and a lighter one from
+    its 10th to 90th percentile: skewed proxies are not given a symmetric
+    error bar that crosses zero.
+
+    Parameters
+    ----------
+    proxy, memorization : array-like
+        Per-sample values (numpy, list, dask or DataArray).
+    bins : int
+        Number of bins aimed at, 1 <= bins <= n (fewer when ties merge
+        quantile cuts; see :func:`tie_aware_bins`).
+    label : str, optional
+        Name of the proxy for the axis; default the DataArray's ``long_name``
+        or name (with ``[units]``), else ``"proxy"``.
+    scale : {"auto", "linear", "log", "symlog"}
+        Scale of the memorization axis; ``"auto"`` as in
+        :func:`memoxr.plot.score_distributions`, with ``"log"`` applied as
+        ``"symlog"`` so a bin at 0 stays on the figure.
+    ax : matplotlib.axes.Axes, optional
+        Axes to draw on; a new figure otherwise.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        The medians are the line ``gid="binned_median"`` (x = median
+        memorization of the bin); the bands the collections ``gid="band:25-75"``
+        and ``"band:10-90"``; the bins' ranges the collection
+        ``gid="bin_range"``.
+
+    Raises
+    ------
+    MemoxrInputError
+        ``bins`` not an integer in [1, n]; unknown ``scale``; shapes or
+        coordinates that differ.
+
+    Example
+    -------
+    >>> import numpy as np, memoxr.plot
+    >>> memo = np.r_[np.zeros(80), np.linspace(0.1, 1, 20)]
+    >>> ax = memoxr.plot.binned_against_memorization(memo + np.random.rand(100), memo, bins=5)
+    """
+    check_bins(bins)
+    check_choice("scale", scale, SCALES)
+    check_paired("memorization", memorization, "proxy", proxy)
+    arrays = to_numpy({"proxy": proxy, "memorization": memorization})
+    y, x = arrays["proxy"].astype(np.float64), arrays["memorization"].astype(np.float64)
+    keep = np.isfinite(x) & np.isfinite(y)
+    x, y = x[keep], y[keep]
+    check_bins(bins, x.size)
+    groups = tie_aware_bins(x, bins)
+    centers = np.array([np.median(x[g]) for g in groups])
+    medians = np.array([np.median(y[g]) for g in groups])
+
+    name = label if label is not None else label_of(proxy, "proxy")
+    ax = new_axes(ax, (6.5, 5.2))
+    axis_scale = resolve_scale(x, scale)
+    axis_scale = "symlog" if axis_scale == "log" else axis_scale
+    ax.set_xscale(axis_scale, **scale_transforms(axis_scale, x)[2])
+    for (low, high), alpha in zip(BANDS, (0.35, 0.15), strict=True):
+        lower = np.array([np.percentile(y[g], low) for g in groups])
+        upper = np.array([np.percentile(y[g], high) for g in groups])
+        ax.fill_between(centers, lower, upper, color="C0", alpha=alpha, linewidth=0, step=None,
+                        label=f"{low:.0f}th-{high:.0f}th percentile", gid=f"band:{low:.0f}-{high:.0f}")
+    ax.hlines(medians, [x[g].min() for g in groups], [x[g].max() for g in groups], color="C0", linewidth=1.2,
+              alpha=0.8, gid="bin_range", label="range of the bin")
+    ax.plot(centers, medians, "o-", color="C0", markersize=4, linewidth=1.4, label="median", gid="binned_median")
+    ax.set_xlabel("memorization (FZ estimate), median of the bin" + ("; symlog" if axis_scale == "symlog" else ""))
+    ax.set_ylabel(f"{name}, per bin")
+    own = [g for g in groups if np.unique(x[g]).size == 1 and g.size * bins >= x.size]
+    cut = [g.size for g in groups if not any(g is o for o in own)]
+    parts = [f"{g.size} at {significant(x[g[0]])}" for g in own]
+    if cut:
+        sizes = f"{min(cut)}" if min(cut) == max(cut) else f"{min(cut)}-{max(cut)}"
+        parts.append(f"{len(cut)} quantile bins of {sizes}")
+    ax.set_title(f"{name} against memorization\n(bins: {', '.join(parts)}; {x.size} samples)", fontsize="medium")
+    legend_outside(ax, ncols=2)
+    ax.grid(alpha=0.3)
+    return ax
+
+
+def data_map(
+    confidence: ArrayLike,
+    variability: ArrayLike,
+    correct: ArrayLike | None = None,
+    *,
+    ax: Axes | None = None,
+) -> Axes:
+    """Dataset cartography: confidence (y) against variability (x), coloured by correctness.
+
+    Dims contract: the arrays have one shape (one value per sample, paired by
+    position; two DataArrays must share dims and coordinates). ``confidence``
+    is the mean over epochs of the true-class probability, ``variability``
+    its std over epochs, ``correct`` the fraction of epochs where the sample
+    was classified correctly (a boolean array counts as 0 / 1). Samples with a
+    non-finite confidence or variability are left out. Regions follow
+    Swayamdipta et al. (2020): easy-to-learn (high confidence, low
+    variability), hard-to-learn (low confidence, low variability), ambiguous
+    (high variability).
+
+    Parameters
+    ----------
+    confidence, variability : array-like
+        Per-sample values (numpy, list, dask or DataArray).
+    correct : array-like, optional
+        Per-sample fraction correct in [0, 1]; one colour when omitted.
+    ax : matplotlib.axes.Axes, optional
+        Axes to draw on; a new figure otherwise.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        The points are the collection ``gid="data_map"`` (offsets
+        (variability, confidence); colours from ``correct``).
+
+    Raises
+    ------
+    MemoxrInputError
+        Shapes or coordinates that differ; ``correct`` outside [0, 1].
+    """
+    check_paired("confidence", confidence, "variability", variability)
+    inputs = {"confidence": confidence, "variability": variability}
+    if correct is not None:
+        check_paired("confidence", confidence, "correct", correct)
+        inputs["correct"] = correct
+    arrays = to_numpy(inputs)
+    y, x = arrays["confidence"].astype(np.float64), arrays["variability"].astype(np.float64)
+    keep = np.isfinite(x) & np.isfinite(y)
+    fraction = None
+    if correct is not None:
+        fraction = arrays["correct"].astype(np.float64)
+        bad = fraction[keep & ~((fraction >= 0) & (fraction <= 1))]
+        if bad.size:
+            raise MemoxrInputError(
+                f"correct must be the fraction of epochs correct, in [0, 1] (or boolean); "
+                f"received {bad.size} values outside, e.g. {bad[0]!r}"
+            )
+        fraction = fraction[keep]
+    x, y = x[keep], y[keep]
+
+    ax = new_axes(ax, (6.5, 5.5))
+    size = 14 if x.size < 2000 else (5 if x.size < 20000 else 2)
+    style: dict[str, Any] = {"s": size, "linewidths": 0, "alpha": 0.8, "rasterized": x.size > 5000, "gid": "data_map"}
+    if fraction is None:
+        ax.scatter(x, y, color="C0", **style)
+    else:
+        points = ax.scatter(x, y, c=fraction, cmap="viridis", vmin=0, vmax=1, **style)
+        ax.figure.colorbar(points, ax=ax, label="correctness (fraction of epochs correct)")
+    if y.size and y.min() >= 0 and y.max() <= 1:
+        ax.set_ylim(-0.02, 1.02)
+    ax.set_xlim(left=0)
+    ax.set_xlabel("variability (std over epochs of the true-class probability)")
+    ax.set_ylabel("confidence (mean over epochs of the true-class probability)")
+    # The regions are named in the title, not on the axes, where they would hide samples.
+    ax.set_title(
+        f"Data map of {x.size} samples\n(easy-to-learn: top left; hard-to-learn: bottom left; ambiguous: right)",
+        fontsize="medium",
+    )
+    return ax
+
+
