@@ -226,4 +226,8 @@ PATH_OPTIONS: dict[str, list[tuple[str, str]]] = {
     "estimate": [("--input", "Trial records: an .npz or a Zarr store."), ("--output", "An FZ .npz, or else a Zarr influence store.")],
     "trials-from-runs": [("--input", "The experiment folder of the held-out runs."), ("--output", "Trial records to write: .npz, or else a Zarr store.")],
     "plot": [("--input", "Influence or scores data to draw."), ("--output", "Where to write the figures.")],
+    "pairs": [("--input", "An influence store or FZ npz."), ("--output", "The pairs: .csv, or .npz in the FZ keys.")],
+    "convergence": [("--input", "Trial records: an .npz or a Zarr store."), ("--output", "The table to write (.csv).")],
+    "align-order": [("--from", "Samples in the first order (A above)."), ("--to", "The same samples in the other order (B above)."),
+                    ("--output", "The permutation to write (.npy, .txt or .csv).")],
 }
