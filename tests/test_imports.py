@@ -27,8 +27,9 @@ def _modules_after(code: str) -> set[str]:
         "import memoxr",
         "from memoxr.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass",
         "from memoxr.cli import main\ntry:\n    main(['convert', '--help'])\nexcept SystemExit:\n    pass",
+        "from memoxr.cli import main\ntry:\n    main(['evaluate', '--help'])\nexcept SystemExit:\n    pass",
     ],
-    ids=["import", "help", "convert-help"],
+    ids=["import", "help", "convert-help", "evaluate-help"],
 )
 def test_start_up_imports_nothing_heavy(code):
     loaded = _modules_after(code)

@@ -1,10 +1,14 @@
-"""Click commands of the dynamics subpackage (registered on ``memoxr.cli.main``). No logic here."""
+"""Click commands of the dynamics subpackage (registered on ``memoxr.cli.main``). No logic here.
+
+Outside :mod:`memoxr.dynamics`, whose import loads scikit-learn and scipy.stats, so that
+``memoxr evaluate --help`` starts at once.
+"""
 
 from __future__ import annotations
 
 import click
 
-from .._cli_options import (
+from ._cli_options import (
     AliasedOption,
     HiddenArguments,
     handle_errors,
@@ -13,7 +17,7 @@ from .._cli_options import (
     quiet_option,
     remote_options,
 )
-from ..errors import MemoxrInputError
+from .errors import MemoxrInputError
 
 
 def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
@@ -55,8 +59,8 @@ def ingest_command(
     required, {variable} names the variable. Every file is checked before
     anything is written; OUTPUT.zarr appears only once complete.
     """
-    from .._chunks import validate_option_mb
-    from .store import ingest
+    from ._chunks import validate_option_mb
+    from .dynamics.store import ingest
 
     chunk_mb = validate_option_mb("--chunk-mb", chunk_mb)
     # The older form, [PATTERN] OUTPUT.zarr as arguments, fills what the options left out.
@@ -108,10 +112,10 @@ def evaluate_command(
     csv_path: str | None, overwrite: bool, quiet: bool, storage_options: dict | None,
 ) -> None:
     """Evaluate memorization proxies: mislabel/duplicate detection, agreement with FZ memorization, across runs."""
-    from ..progress import progress
-    from ..storage import atomic_output, check_writable
-    from .evaluate import compare_stores, cross_run, evaluate, table
-    from .store import open_dynamics
+    from .dynamics.evaluate import compare_stores, cross_run, evaluate, table
+    from .dynamics.store import open_dynamics
+    from .progress import progress
+    from .storage import atomic_output, check_writable
 
     so = storage_options
     if csv_path is not None:  # before any work: an unwritable output fails fast
@@ -135,7 +139,7 @@ def evaluate_command(
         else:
             infl = None
             if influence is not None:
-                from .. import open_influence
+                from . import open_influence
 
                 infl = open_influence(influence, storage_options=so)
             result = evaluate(ds, proxies=names, mask=mask, influence=infl, mapping=mapping, top_k=top_k, k=k)
@@ -157,7 +161,7 @@ def evaluate_command(
 @handle_errors
 def dynamics_demo_command(output: str | None, use_sample: bool, overwrite: bool, quiet: bool) -> None:
     """Train an MLP on digits with 1-10% label noise, record its dynamics, print the AUROC table."""
-    from .demo import EPOCHS, run
+    from .dynamics.demo import EPOCHS, run
 
     result = run(output=output, use_sample=use_sample, overwrite=overwrite, show_progress=not quiet)
     click.echo(f"Mislabel detection AUROC (%) on digits, MLP, {EPOCHS} epochs")
