@@ -54,6 +54,8 @@ _LAZY = {
     "align_order": ".sample_order",
     "reproduce": ".reproduce",
     "sample_path": "._open",
+    "plan_block_chunks": "._chunks",
+    "DEFAULT_CHUNK_MB": "._chunks",
 }
 
 __all__ = [
@@ -75,6 +77,8 @@ __all__ = [
     "merge_stats_csv",
     "open_dynamics",
     "open_influence",
+    "plan_block_chunks",
+    "DEFAULT_CHUNK_MB",
     "plot_convergence",
     "pairs",
     "align_order",

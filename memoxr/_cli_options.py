@@ -2,14 +2,32 @@
 
 from __future__ import annotations
 
+import copy
 import functools
+import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import click
 
-from .errors import MemoxrInputError, OutputExistsError
+from .errors import MemoxrInputError, MissingExtraError, OutputExistsError
+
+# Library messages name Python keywords ("pass overwrite=True (--overwrite)"); the command line
+# shows the flag alone. Keywords of the library that are also flags of some command:
+_KEYWORD_FLAGS = ("overwrite", "allow_pickle", "full")
+_KEYWORD_PATTERN = re.compile(r"\b(" + "|".join(_KEYWORD_FLAGS) + r")=True(?: \(--[a-z-]+\))?")
+
+
+def cli_wording(message: str) -> str:
+    """``message`` with Python keywords (``overwrite=True``) written as their flags (``--overwrite``).
+
+    Example
+    -------
+    >>> cli_wording("pass allow_pickle=True (--allow-pickle) if you trust this file")
+    'pass --allow-pickle if you trust this file'
+    """
+    return _KEYWORD_PATTERN.sub(lambda m: "--" + m.group(1).replace("_", "-"), message)
 
 
 def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -21,15 +39,14 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return func(*args, **kwargs)
         except OutputExistsError as exc:
-            # On the command line the flag, not the Python keyword.
             message = f"output {exc.path!r} already exists; pass --overwrite to replace it"
-        except MemoxrInputError as exc:
+        except (MemoxrInputError, MissingExtraError) as exc:
             message = str(exc)
         except Exception as exc:
             message = _storage_failure(exc, None)
             if message is None:
                 raise
-        click.echo(f"Error: {' '.join(message.split())}", err=True)
+        click.echo(f"Error: {cli_wording(' '.join(message.split()))}", err=True)
         sys.exit(2)
 
     return wrapper
@@ -98,7 +115,7 @@ def remote_options(func: Callable[..., Any]) -> Callable[..., Any]:
         try:
             with use_scheduler(scheduler):
                 return func(*args, storage_options=options, **kwargs)
-        except (MemoxrInputError, OutputExistsError):
+        except (MemoxrInputError, OutputExistsError, MissingExtraError):
             raise
         except Exception as exc:
             message = _storage_failure(exc, options)  # here the endpoint is known
@@ -107,3 +124,95 @@ def remote_options(func: Callable[..., Any]) -> Callable[..., Any]:
             raise MemoxrInputError(message) from None
 
     return wrapper
+
+
+class AliasedOption(click.Option):
+    """An option that also answers to old names (``aliases``), left out of ``--help``.
+
+    Example
+    -------
+    >>> option = click.option("--precision-at", cls=AliasedOption, aliases=["--k"], type=int)
+    """
+
+    def __init__(self, param_decls: Sequence[str], *, aliases: Sequence[str] = (), **kwargs: Any) -> None:
+        super().__init__([*param_decls, *aliases], **kwargs)
+        self.aliases = tuple(aliases)
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        shown, self.opts = self.opts, [name for name in self.opts if name not in self.aliases]
+        try:
+            return super().get_help_record(ctx)
+        finally:
+            self.opts = shown
+
+
+class HiddenArguments(click.Argument):
+    """Paths given as arguments, the older form of ``--input``/``--output``; not in the usage line."""
+
+    def get_usage_pieces(self, ctx: click.Context) -> list[str]:
+        return []
+
+
+def positional_paths(flags: Sequence[tuple[str, str, bool]]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Also accept the values of path options as positional arguments, in order (hidden aliases).
+
+    ``flags`` lists ``(flag, parameter name, required)``, e.g. ``("--input", "input_path", True)``.
+    ``memoxr convert a.npz b.zarr`` then means ``memoxr convert --input a.npz --output b.zarr``.
+    Put it under ``@click.command`` and above the command's options.
+    """
+
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(func)
+        def wrapper(*args: Any, positional_paths: tuple[str, ...] = (), **kwargs: Any) -> Any:
+            return func(*args, **_resolve_positionals(positional_paths, flags, kwargs))
+
+        return click.argument("positional_paths", nargs=-1, cls=HiddenArguments, type=click.Path())(wrapper)
+
+    return decorate
+
+
+def _resolve_positionals(values: tuple[str, ...], flags: Sequence[tuple[str, str, bool]], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Give the positional ``values``, in order, to the path options not given as options."""
+    free = [(flag, name) for flag, name, _ in flags if kwargs.get(name) is None]
+    if len(values) > len(free):
+        expected = " ".join(flag for flag, _, _ in flags)
+        raise click.UsageError(f"got the arguments {list(values)} beyond the paths expected ({expected})")
+    for (_, name), value in zip(free, values, strict=False):
+        kwargs[name] = value
+    for flag, name, required in flags:
+        if required and kwargs.get(name) is None:
+            raise click.UsageError(f"Missing option '{flag}'.")
+    return kwargs
+
+
+def with_path_options(command: click.Command, flags: Sequence[tuple[str, str]]) -> click.Command:
+    """A copy of ``command`` whose positional path arguments become options (``--input``, ``--output``).
+
+    ``flags`` pairs a flag with its help, in the order of the arguments; the
+    arguments still work, as hidden aliases. For commands defined outside
+    :mod:`memoxr.cli`, so every command names its paths the same way.
+    """
+    arguments = [p for p in command.params if isinstance(p, click.Argument) and p.nargs == 1]
+    if not arguments:
+        return command
+    pairs = list(zip(arguments, flags, strict=False))
+    converted = {
+        argument.name: click.Option(
+            [flag, argument.name], type=argument.type, metavar=argument.metavar or argument.human_readable_name,
+            help=help_text + ("  [required]" if argument.required else ""),
+        )
+        for argument, (flag, help_text) in pairs
+    }
+    params = [converted.get(p.name, p) if isinstance(p, click.Argument) else p for p in command.params]
+    resolve = [(flag, str(argument.name), bool(argument.required)) for argument, (flag, _) in pairs]
+    callback = command.callback
+    assert callback is not None
+
+    @functools.wraps(callback)
+    def run(*args: Any, positional_paths: tuple[str, ...] = (), **kwargs: Any) -> Any:
+        return callback(*args, **_resolve_positionals(positional_paths, resolve, kwargs))
+
+    new = copy.copy(command)
+    new.params = [*params, HiddenArguments(["positional_paths"], nargs=-1, type=click.Path())]
+    new.callback = run
+    return new

@@ -1,6 +1,9 @@
 """The ``memoxr`` command. It parses arguments and calls the library; no logic lives here.
 
 Bad input exits with status 2 and a one-line message naming the argument or key.
+One name per concept across commands, the seed's: ``--input`` and ``--output``
+for paths (the older positional form still works), ``--class``/``--analyze-class``
+for a class, ``--top-k`` for a number of top-ranked samples.
 """
 
 from __future__ import annotations
@@ -15,8 +18,10 @@ from ._cli_options import (
     allow_pickle_option,
     handle_errors,
     overwrite_option,
+    positional_paths,
     quiet_option,
     remote_options,
+    with_path_options,
 )
 from ._malloc import keep_freed_buffers
 from ._version import __version__
@@ -35,7 +40,10 @@ class LazyGroup(click.Group):
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in self.lazy_commands and cmd_name not in self.commands:
             module, attribute, _ = self.lazy_commands[cmd_name]
-            self.add_command(getattr(importlib.import_module(module, __package__), attribute), cmd_name)
+            command = getattr(importlib.import_module(module, __package__), attribute)
+            if cmd_name in PATH_OPTIONS:
+                command = with_path_options(command, PATH_OPTIONS[cmd_name])
+            self.add_command(command, cmd_name)
         return super().get_command(ctx, cmd_name)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
@@ -59,8 +67,9 @@ def main() -> None:
 
 
 @main.command("convert")
-@click.argument("input_npz", metavar="INPUT.npz", type=click.Path(dir_okay=False))
-@click.argument("output", metavar="OUTPUT.zarr", type=click.Path())
+@positional_paths([("--input", "input_npz", True), ("--output", "output", True)])
+@click.option("--input", "input_npz", metavar="INPUT.npz", type=click.Path(dir_okay=False), help="The FZ influence npz.  [required]")
+@click.option("--output", metavar="OUTPUT.zarr", type=click.Path(), help="The store to write.  [required]")
 @overwrite_option
 @allow_pickle_option
 @click.option(
@@ -118,7 +127,7 @@ def convert_cmd(
     default=None,
     help="Where to save the scores: a .zarr store, or an .npz in the seed's layout (per-class dicts; pickled).",
 )
-@click.option("--analyze-class", type=int, default=None, help="Class to analyse in detail.  [default: the first class]")
+@click.option("--analyze-class", "--class", "analyze_class", type=int, default=None, help="Class to analyse in detail.  [default: the first class]")
 @click.option("--top-k", type=click.IntRange(min=1), default=10, show_default=True, help="Samples shown per method in the analysis.")
 @click.option("--alpha", type=float, default=0.7, show_default=True, help="Weight of memorization in weighted_combination.")
 @click.option("--beta", type=float, default=0.3, show_default=True, help="Weight of normalized influence in weighted_combination.")
@@ -148,8 +157,8 @@ def calculate_cmd(
 @main.command("update-csv")
 @click.option("--influence-file", required=True, type=click.Path(), help="Scores: a .zarr written by calculate, or a seed-layout .npz (needs --allow-pickle).")
 @click.option("--csv-file", required=True, type=click.Path(dir_okay=False), help="Per-class CSV to update; created with the full table if it does not exist.")
-@click.option("--output", type=click.Path(dir_okay=False), default=None, help="Where to write the updated CSV.  [default: --csv-file]")
-@overwrite_option
+@click.option("--output", type=click.Path(dir_okay=False), default=None, help="Where to write the updated CSV.  [default: --csv-file, updated in place]")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --output (not needed to update --csv-file in place).")
 @allow_pickle_option
 @quiet_option
 @handle_errors
@@ -161,7 +170,9 @@ def update_csv_cmd(
     """Merge the per-class statistics of the four scores into a CSV, on class_label.
 
     Other columns of an existing CSV are kept; its classes must equal the scores'.
-    Replacing an existing file (including --csv-file itself) needs --overwrite.
+    --csv-file is updated in place: the new table is written beside it and
+    renamed over it, so an interrupted run leaves it as it was. An existing
+    --output other than --csv-file needs --overwrite.
     """
     from . import workflows
 
@@ -178,15 +189,15 @@ def update_csv_cmd(
 @quiet_option
 @handle_errors
 def demo_cmd(output_dir: str, overwrite: bool, quiet: bool) -> None:
-    """Run the whole pipeline on the sample that ships with memoxr: convert, score, stats, analysis."""
+    """Run the whole pipeline on the sample that ships with memoxr: convert, score, stats, analysis.
+
+    Prints a short report: what was computed, the files written, three facts
+    found in the results and the commands to try next.
+    """
     from . import workflows
 
     result = workflows.demo(Path(output_dir), overwrite=overwrite, show_progress=not quiet)
-    click.echo(str(result.analysis))
-    click.echo("")
-    click.echo(result.stats.iloc[:, :7].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-    for path in result.written:
-        click.echo(f"wrote {path}")
+    click.echo(workflows.demo_report(result, output_dir))
 
 
 # Commands defined in other modules, imported only when they run (or show their own help),
@@ -197,9 +208,9 @@ main.lazy_commands.update(
         "trials-from-runs": (
             ".convert.heldout_runs", "trials_from_runs_command", "The released held-out runs as trial records."
         ),
-        "ingest": (".dynamics.cli", "ingest_command", "Per-epoch training records into a dynamics store."),
-        "evaluate": (".dynamics.cli", "evaluate_command", "CSL and baselines: detection metrics, agreement with FZ."),
-        "dynamics-demo": (".dynamics.cli", "dynamics_demo_command", "Train on digits with label noise; AUROC table."),
+        "ingest": (".dynamics_cli", "ingest_command", "Per-epoch training records into a dynamics store."),
+        "evaluate": (".dynamics_cli", "evaluate_command", "CSL and baselines: detection metrics, agreement with FZ."),
+        "dynamics-demo": (".dynamics_cli", "dynamics_demo_command", "Train on digits with label noise; AUROC table."),
         "plot": (".plot_cli", "plot_command", "PNG figures of the scores of an influence store or FZ npz."),
         "convergence": (".uncertainty", "convergence_command", "How FZ estimates move as trials are added."),
         "pairs": (".high_influence", "pairs_command", "High-influence train/test pairs (FZ high_infl_pairs), chunk by chunk."),
@@ -209,3 +220,15 @@ main.lazy_commands.update(
         "reproduce": (".reproduce.cli", "reproduce_command", "The CSL paper's experiments on digits, end to end."),
     }
 )
+
+# Lazy commands whose paths are positional arguments in their own module: here they become
+# --input/--output like everywhere else (the arguments still work). name -> [(flag, help), ...]
+PATH_OPTIONS: dict[str, list[tuple[str, str]]] = {
+    "estimate": [("--input", "Trial records: an .npz or a Zarr store."), ("--output", "An FZ .npz, or else a Zarr influence store.")],
+    "trials-from-runs": [("--input", "The experiment folder of the held-out runs."), ("--output", "Trial records to write: .npz, or else a Zarr store.")],
+    "plot": [("--input", "Influence or scores data to draw."), ("--output", "Where to write the figures.")],
+    "pairs": [("--input", "An influence store or FZ npz."), ("--output", "The pairs: .csv, or .npz in the FZ keys.")],
+    "convergence": [("--input", "Trial records: an .npz or a Zarr store."), ("--output", "The table to write (.csv).")],
+    "align-order": [("--from", "Samples in the first order (A above)."), ("--to", "The same samples in the other order (B above)."),
+                    ("--output", "The permutation to write (.npy, .txt or .csv).")],
+}

@@ -18,10 +18,14 @@ class OutputExistsError(FileExistsError):
 
     def __init__(self, path: str) -> None:
         super().__init__(
-            f"output {path!r} already exists; pass overwrite=True (--overwrite) to replace it"
+            f"output {path!r} already exists; pass overwrite=True to replace it"
         )
         self.path = path
 
 
 class IncompleteStoreError(MemoxrInputError):
     """A store that was never finished (an interrupted write) or is not memoxr's."""
+
+
+class MissingExtraError(ImportError):
+    """A feature needs an optional dependency that is not installed; the message names the extra."""

@@ -10,6 +10,7 @@ from typing import Any
 
 import dask
 
+from ._optional import require
 from .errors import MemoxrInputError
 
 #: Environment variable naming the scheduler when ``--scheduler`` is not given.
@@ -60,7 +61,7 @@ def use_scheduler(address: str | None = None, *, timeout: str = "10s") -> Iterat
         with dask.config.set(scheduler=_local_scheduler(address)):
             yield None
         return
-    from distributed import Client
+    Client = require("distributed", "distributed").Client
 
     try:
         client = Client(address, timeout=timeout, set_as_default=True)

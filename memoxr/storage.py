@@ -40,6 +40,7 @@ import fsspec
 import xarray as xr
 import zarr
 
+from ._optional import require
 from .errors import IncompleteStoreError, MemoxrInputError, OutputExistsError
 from .progress import compute
 from .schema import COMPLETE_ATTR, check_complete
@@ -72,6 +73,7 @@ def with_timeouts(storage_options: StorageOptions) -> dict[str, Any]:
 
 def _remote_options(path: PathLike, storage_options: StorageOptions) -> dict[str, Any]:
     if str(path).split("://", 1)[0] in ("s3", "s3a"):
+        require("s3fs", "s3")  # fsspec's own ImportError names no extra
         return with_timeouts(storage_options)
     return dict(storage_options or {})
 
@@ -86,14 +88,18 @@ def connection_failure(exc: BaseException, endpoint: str | None = None) -> str |
     dask and zarr re-raise what botocore or aiohttp raised, so the causes are
     searched. Names the endpoint, never the credentials.
     """
-    from aiohttp import ClientError
-    from botocore.exceptions import BotoCoreError
     from fsspec.exceptions import FSTimeoutError
 
+    kinds: tuple[type[BaseException], ...] = (FSTimeoutError,)
+    with contextlib.suppress(ImportError):  # aiohttp and botocore come with the [s3] extra
+        from aiohttp import ClientError
+        from botocore.exceptions import BotoCoreError
+
+        kinds = (BotoCoreError, ClientError, FSTimeoutError)
     seen: BaseException | None = exc
     while seen is not None:
         # Not any TimeoutError: a dask scheduler's is not object storage's.
-        if isinstance(seen, (BotoCoreError, ClientError, FSTimeoutError)):
+        if isinstance(seen, kinds):
             where = endpoint or getattr(seen, "kwargs", {}).get("endpoint_url") or "the default AWS endpoint"
             return (
                 f"object storage at {where} failed: {seen or type(seen).__name__}; "

@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import xarray as xr
 
@@ -29,6 +30,7 @@ from .storage import (
     StorageOptions,
     atomic_output,
     check_writable,
+    is_url,
     open_dataset,
     remove_output,
     write_dataset,
@@ -132,6 +134,12 @@ def calculate(
     return result
 
 
+def _same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    if is_url(a) or is_url(b):
+        return str(a) == str(b)
+    return Path(a).resolve() == Path(b).resolve()
+
+
 def update_csv(
     influence_file: str | os.PathLike[str],
     csv_file: str | os.PathLike[str],
@@ -142,8 +150,16 @@ def update_csv(
     show_progress: bool = False,
     storage_options: StorageOptions = None,
 ) -> str:
-    """Merge the score statistics of ``influence_file`` into ``csv_file`` (see :func:`merge_stats_csv`)."""
+    """Merge the score statistics of ``influence_file`` into ``csv_file`` (see :func:`merge_stats_csv`).
+
+    Without ``output`` (or with ``output`` naming ``csv_file`` itself) ``csv_file``
+    is updated in place, as the command is named: no ``overwrite`` needed. The
+    new table is written beside it and renamed over it, so an interrupted run
+    leaves the old file as it was. Any other existing ``output`` needs ``overwrite``.
+    """
     so = storage_options
+    in_place = output is None or _same_file(output, csv_file)
+    overwrite = overwrite or in_place
     check_writable(output if output is not None else csv_file, overwrite=overwrite, storage_options=so)
     scores = load_scores(influence_file, allow_pickle=allow_pickle, storage_options=so)
     table = class_stats(scores, show_progress=show_progress)
@@ -167,6 +183,81 @@ def demo(output_dir: str | os.PathLike[str], *, overwrite: bool = False, show_pr
         )
         save_scores(result.scores, tmp / "influence_aware_memo.npz")
         (tmp / "analysis.txt").write_text(str(result.analysis) + "\n")
-    names = ["influence.zarr", "scores.zarr", "influence_aware_memo.npz", "per_class_memorization_stats.csv", "analysis.txt"]
-    result.written = [str(target / name) for name in names]
+    result.written = [str(target / name) for name in DEMO_FILES]
     return result
+
+
+#: What each file ``demo`` writes holds, in the order of :func:`demo_report`.
+DEMO_FILES = {
+    "influence.zarr": "the converted influence store",
+    "scores.zarr": "the four scores, memorization and influence per training sample",
+    "influence_aware_memo.npz": "the same scores in the seed's npz layout",
+    "per_class_memorization_stats.csv": "per-class statistics",
+    "analysis.txt": "the full analysis: top samples, top classes, agreement",
+}
+
+
+def demo_facts(result: Result) -> list[str]:
+    """Three findings computed from ``result``: zero-inflation of memorization, classes whose most
+    influential memorized sample is not the most memorized, and the two methods that disagree most."""
+    scores = result.scores
+    memo = scores["original_memo"].values
+    present = ~np.isnan(memo)  # ragged classes are padded with NaN
+    n = int(present.sum())
+    zeros = int((memo[present] == 0).sum())
+    high = present & (memo >= 0.5)
+    facts = [
+        f"{zeros} of {n} training samples ({zeros / n:.0%}) have memorization exactly 0; "
+        f"{int(high.sum())} have 0.5 or more."
+    ]
+    # The seed's point: high memorization is not high influence. Per class, is the top sample by
+    # influence-weighted memorization among the most memorized?
+    weighted = np.where(present, scores["influence_weighted_memo"].values, -np.inf)
+    top = weighted.argmax(axis=1)
+    rows = np.arange(memo.shape[0])
+    top_memo = memo[rows, top]
+    class_max = np.nanmax(memo, axis=1)
+    differ = np.flatnonzero(top_memo < class_max)
+    fact = (
+        f"In {differ.size} of {memo.shape[0]} classes the top sample by influence_weighted_memo is not the "
+        "most memorized one"
+    )
+    if differ.size:  # the widest gap as the example
+        c = differ[np.argmax(class_max[differ] - top_memo[differ])]
+        index = int(scores["training_indices"].values[c, top[c]])
+        fact += (
+            f"; e.g. class {scores[CLASS].values[c]}: training sample {index}, memorization "
+            f"{top_memo[c]:.3g} against the class's highest {class_max[c]:.3g}"
+        )
+    facts.append(fact + ".")
+    summary = result.analysis.agreement_summary()
+    worst = summary.loc[summary["overall"].idxmin()]
+    facts.append(
+        f"The methods disagree most between {worst['method_a']} and {worst['method_b']}: Spearman "
+        f"{worst['overall']:.2f} overall, {worst['median_per_class']:.2f} median per class."
+    )
+    return facts
+
+
+def demo_report(result: Result, output_dir: str | os.PathLike[str]) -> str:
+    """What ``memoxr demo`` prints: what was computed, where it went, three facts, what to try next."""
+    scores, stats = result.scores, result.stats
+    n_classes = scores.sizes[CLASS]
+    n_train = int(np.sum(~np.isnan(scores["original_memo"].values)))
+    folder = Path(output_dir)
+    lines = [
+        f"Scored the shipped digits sample ({n_train} training samples, {n_classes} classes): the four "
+        f"influence-aware scores (alpha={scores.attrs.get('alpha')}, beta={scores.attrs.get('beta')}), "
+        f"their per-class statistics ({stats.shape[1]} columns) and the analysis of class {result.analysis.class_label}.",
+        f"Wrote {folder}/:",
+    ]
+    width = max(map(len, DEMO_FILES))
+    lines += [f"  {name:<{width}}  {what}" for name, what in DEMO_FILES.items()]
+    lines += ["Three facts:"] + [f"  {i}. {fact}" for i, fact in enumerate(demo_facts(result), 1)]
+    lines += [
+        "Next:",
+        f"  memoxr plot --input {folder / 'influence.zarr'} --output {folder / 'figures'}",
+        f"  memoxr calculate --input {folder / 'influence.zarr'} --analyze-class 3 --top-k 5",
+        f"  python -c \"import xarray as xr; print(xr.open_zarr('{folder / 'scores.zarr'}'))\"",
+    ]
+    return "\n".join(lines)

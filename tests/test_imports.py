@@ -27,8 +27,9 @@ def _modules_after(code: str) -> set[str]:
         "import memoxr",
         "from memoxr.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass",
         "from memoxr.cli import main\ntry:\n    main(['convert', '--help'])\nexcept SystemExit:\n    pass",
+        "from memoxr.cli import main\ntry:\n    main(['evaluate', '--help'])\nexcept SystemExit:\n    pass",
     ],
-    ids=["import", "help", "convert-help"],
+    ids=["import", "help", "convert-help", "evaluate-help"],
 )
 def test_start_up_imports_nothing_heavy(code):
     loaded = _modules_after(code)
@@ -61,3 +62,36 @@ def test_calculate_loads_no_cluster_plot_or_s3_library():
     loaded = _modules_after(code)
     assert "memoxr.workflows" in loaded
     assert not [name for name in HEAVY if name in loaded]
+
+
+EXTRAS_ONLY = ("s3fs", "aiohttp", "aiobotocore", "botocore", "distributed", "matplotlib", "bokeh", "jinja2")
+
+
+def test_base_install_commands_run_without_any_extra(tmp_path):
+    # What `pip install memoxr` (no extra) gives: every optional package absent.
+    blocked = "import sys\n" + "".join(f"sys.modules[{name!r}] = None\n" for name in EXTRAS_ONLY)
+    code = (
+        blocked + "from memoxr.cli import main\n"
+        f"for args in (['demo', '--output', {str(tmp_path / 'demo')!r}, '-q'], ['dynamics-demo', '--sample']):\n"
+        "    try:\n        main(args)\n    except SystemExit as exit:\n        assert not exit.code, (args, exit.code)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "Three facts:" in done.stdout and "csl" in done.stdout
+    assert (tmp_path / "demo" / "scores.zarr").is_dir()
+
+
+def test_extras_are_consistent():
+    import tomllib
+    from pathlib import Path
+
+    from memoxr._optional import EXTRAS
+
+    project = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+    assert set(EXTRAS) <= set(extras)  # every extra an error message names exists
+    assert sorted(extras["all"]) == sorted(r for name in EXTRAS for r in extras[name])
+    assert set(extras["all"]) <= set(extras["test"])  # the suite exercises every extra
+    base = " ".join(project["dependencies"])
+    for optional in ("s3fs", "distributed", "matplotlib", "diagnostics", "bokeh"):
+        assert optional not in base

@@ -40,6 +40,7 @@ from pathlib import Path
 import psutil
 
 import memoxr
+from memoxr._optional import require
 from memoxr.benchmarks.scores import write_large_fz_npz
 from memoxr.convert import convert_npz
 from memoxr.plan import plan_calculate
@@ -169,7 +170,7 @@ def warm_page_cache(store: Path) -> float:
 
 
 def run_once(store: Path, size_gb: float, n_workers: int, memory_limit: str, poll: float) -> Run:
-    from distributed import LocalCluster
+    LocalCluster = require("distributed", "distributed").LocalCluster
 
     with LocalCluster(
         n_workers=n_workers, threads_per_worker=1, processes=True, memory_limit=memory_limit,

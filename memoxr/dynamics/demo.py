@@ -16,10 +16,12 @@ Run ``python -m memoxr.dynamics.demo`` (or ``memoxr dynamics-demo``);
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import warnings
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -57,18 +59,21 @@ def _digits() -> tuple[np.ndarray, np.ndarray]:
 
 
 def record(
-    path: str | Path, *, noise_levels: tuple[float, ...] = NOISE_LEVELS, epochs: int = EPOCHS,
-    seed: int = SEED, overwrite: bool = False,
+    path: str | Path, *, noise_levels: tuple[float, ...] | None = None, epochs: int | None = None,
+    seed: int = SEED, overwrite: bool = False, show_progress: bool = False,
 ) -> Path:
     """Train one model per noise level and record its dynamics into the store at ``path``.
 
     Resumable: rerunning on an existing store retrains only the noise levels
     with epochs still pending (a model's state is not saved, so such a run is
-    retrained from its first epoch and its epochs rewritten).
+    retrained from its first epoch and its epochs rewritten). ``show_progress``
+    draws a bar of epochs per noise level on stderr. Defaults: :data:`NOISE_LEVELS`, :data:`EPOCHS`.
     """
-    from sklearn.exceptions import ConvergenceWarning
+    import click
     from sklearn.neural_network import MLPClassifier
 
+    noise_levels = NOISE_LEVELS if noise_levels is None else noise_levels
+    epochs = EPOCHS if epochs is None else epochs
     x, y = _digits()
     classes = np.unique(y)
     noisy = {}
@@ -84,26 +89,43 @@ def record(
     for rate in noise_levels:
         run = {"noise": rate}
         if not writer.pending_epochs(run=run):
+            if show_progress:
+                click.echo(f"noise {rate:.0%}: already recorded", err=True)
             continue
         labels = noisy[rate]
         onehot = np.eye(classes.size)[labels]
         model = MLPClassifier(
             hidden_layer_sizes=(256,), learning_rate_init=1e-2, alpha=0.0, batch_size=64, random_state=seed
         )
-        for epoch in range(epochs):
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                model.partial_fit(x, labels, classes=classes)
-            prob = model.predict_proba(x)
-            p_true = prob[rows, labels]
-            writer.write_epoch(
-                epoch, run=run,
-                loss=-np.log(np.clip(p_true, 1e-12, None)),
-                correct=prob.argmax(axis=1) == labels,
-                true_prob=p_true,
-                grad_norm=np.linalg.norm(prob - onehot, axis=1),
-            )
+        bar = click.progressbar(
+            range(epochs), label=f"noise {rate:.0%}", show_pos=True, file=sys.stderr,
+            hidden=not show_progress,
+        )
+        with bar:
+            for epoch in bar:
+                _train_epoch(model, writer, epoch, run, x, labels, classes, onehot, rows)
+        if show_progress and not sys.stderr.isatty():  # no live bar there: one line per noise level
+            click.echo(f"noise {rate:.0%}: {epochs} epochs recorded", err=True)
     return Path(path)
+
+
+def _train_epoch(model: Any, writer: DynamicsWriter, epoch: int, run: dict[str, float], x: np.ndarray,
+                 labels: np.ndarray, classes: np.ndarray, onehot: np.ndarray, rows: np.ndarray) -> None:
+    """One pass of ``partial_fit``, then the per-sample records of the epoch."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.partial_fit(x, labels, classes=classes)
+    prob = model.predict_proba(x)
+    p_true = prob[rows, labels]
+    writer.write_epoch(
+        epoch, run=run,
+        loss=-np.log(np.clip(p_true, 1e-12, None)),
+        correct=prob.argmax(axis=1) == labels,
+        true_prob=p_true,
+        grad_norm=np.linalg.norm(prob - onehot, axis=1),
+    )
 
 
 def export_sample(store: str | Path, output: str | Path) -> Path:
@@ -148,15 +170,17 @@ def auroc_table(ds: xr.Dataset) -> pd.DataFrame:
     return out
 
 
-def run(*, output: str | Path | None = None, use_sample: bool = False, overwrite: bool = False) -> pd.DataFrame:
+def run(
+    *, output: str | Path | None = None, use_sample: bool = False, overwrite: bool = False, show_progress: bool = False,
+) -> pd.DataFrame:
     """Record (or load the shipped recording) and return the AUROC table."""
     if use_sample:
         return auroc_table(sample_dataset())
     if output is not None:
-        store = record(Path(output), overwrite=overwrite)
+        store = record(Path(output), overwrite=overwrite, show_progress=show_progress)
         return auroc_table(open_dynamics(store))
     with tempfile.TemporaryDirectory() as tmp:
-        store = record(Path(tmp) / "digits_dynamics.zarr")
+        store = record(Path(tmp) / "digits_dynamics.zarr", show_progress=show_progress)
         return auroc_table(open_dynamics(store).load())
 
 
@@ -166,8 +190,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace --output instead of resuming it")
     parser.add_argument("--sample", action="store_true", help="evaluate the shipped recording, no training")
     parser.add_argument("--export-sample", metavar="NPZ", help="also save the recording as an npz (with --output)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress")
     args = parser.parse_args(argv)
-    result = run(output=args.output, use_sample=args.sample, overwrite=args.overwrite)
+    result = run(output=args.output, use_sample=args.sample, overwrite=args.overwrite, show_progress=not args.quiet)
     if args.export_sample and args.output:
         export_sample(args.output, args.export_sample)
     print("Mislabel detection AUROC (%) on digits, MLP, 40 epochs")

@@ -1,11 +1,23 @@
-"""Click commands of the dynamics subpackage (registered on ``memoxr.cli.main``). No logic here."""
+"""Click commands of the dynamics subpackage (registered on ``memoxr.cli.main``). No logic here.
+
+Outside :mod:`memoxr.dynamics`, whose import loads scikit-learn and scipy.stats, so that
+``memoxr evaluate --help`` starts at once.
+"""
 
 from __future__ import annotations
 
 import click
 
-from .._cli_options import handle_errors, overwrite_option, quiet_option, remote_options
-from ..errors import MemoxrInputError
+from ._cli_options import (
+    AliasedOption,
+    HiddenArguments,
+    handle_errors,
+    overwrite_option,
+    positional_paths,
+    quiet_option,
+    remote_options,
+)
+from .errors import MemoxrInputError
 
 
 def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
@@ -21,9 +33,11 @@ def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
 
 
 @click.command("ingest")
-@click.argument("paths", nargs=-1, metavar="[PATTERN] OUTPUT.zarr")
-@click.option("--var", "var_patterns", multiple=True, metavar="NAME=PATTERN", help="A recorded variable and its file pattern (repeatable), instead of PATTERN.")
-@click.option("--name", default="loss", show_default=True, help="Variable name for PATTERN when it has no {variable} field.")
+@click.argument("paths", nargs=-1, cls=HiddenArguments, type=click.Path())
+@click.option("--input", "pattern", metavar="PATTERN", default=None, help="Pattern of the per-epoch files (see above); or give --var.")
+@click.option("--output", metavar="OUTPUT.zarr", type=click.Path(), default=None, help="The dynamics store to write.  [required]")
+@click.option("--var", "var_patterns", multiple=True, metavar="NAME=PATTERN", help="A recorded variable and its file pattern (repeatable), instead of --input.")
+@click.option("--name", default="loss", show_default=True, help="Variable name for --input's files when PATTERN has no {variable} field.")
 @click.option("--sample-order", default="unknown", show_default=True, help="Name of the order the samples follow (tfds, torchvision...).")
 @click.option("--sample-ids", type=click.Path(), default=None, help="File (.npy/.npz/.txt) with each sample's identity.  [default: its position]")
 @click.option("--truth", multiple=True, metavar="NAME=FILE_OR_PATTERN", help="Ground truth over samples, e.g. is_mislabeled=masks/noise_{noise}.npy (repeatable).")
@@ -34,9 +48,9 @@ def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
 @handle_errors
 @remote_options
 def ingest_command(
-    paths: tuple[str, ...], var_patterns: tuple[str, ...], name: str, sample_order: str, sample_ids: str | None,
-    truth: tuple[str, ...], chunk_mb: float, npz_key: str | None, overwrite: bool, quiet: bool,
-    storage_options: dict | None,
+    paths: tuple[str, ...], pattern: str | None, output: str | None, var_patterns: tuple[str, ...], name: str,
+    sample_order: str, sample_ids: str | None, truth: tuple[str, ...], chunk_mb: float, npz_key: str | None,
+    overwrite: bool, quiet: bool, storage_options: dict | None,
 ) -> None:
     """Ingest per-epoch .npy/.npz files into a dynamics store.
 
@@ -45,19 +59,27 @@ def ingest_command(
     required, {variable} names the variable. Every file is checked before
     anything is written; OUTPUT.zarr appears only once complete.
     """
-    from .._chunks import validate_option_mb
-    from .store import ingest
+    from ._chunks import validate_option_mb
+    from .dynamics.store import ingest
 
     chunk_mb = validate_option_mb("--chunk-mb", chunk_mb)
-    variables: str | dict[str, str]
-    if var_patterns:
-        if len(paths) != 1:
-            raise MemoxrInputError(f"arguments: with --var expected only OUTPUT.zarr; received {list(paths)}")
-        variables, output = _pairs(var_patterns, "--var"), paths[0]
-    else:
-        if len(paths) != 2:
-            raise MemoxrInputError(f"arguments: expected PATTERN OUTPUT.zarr (or --var NAME=PATTERN OUTPUT.zarr); received {list(paths)}")
-        variables, output = paths[0], paths[1]
+    # The older form, [PATTERN] OUTPUT.zarr as arguments, fills what the options left out.
+    slots = [("--output", "output")] if var_patterns else [("--input", "pattern"), ("--output", "output")]
+    given = {"pattern": pattern, "output": output}
+    free = [flag_name for flag_name in slots if given[flag_name[1]] is None]
+    if len(paths) > len(free):
+        raise MemoxrInputError(f"arguments: {list(paths)} beyond the paths expected ({' '.join(f for f, _ in slots)})")
+    for (_, slot), value in zip(free, paths, strict=False):
+        given[slot] = value
+    if var_patterns and given["pattern"] is not None:
+        raise MemoxrInputError("--input and --var: expected one of them (PATTERN for one variable, --var for several)")
+    if given["output"] is None or (not var_patterns and given["pattern"] is None):
+        raise MemoxrInputError(
+            "arguments: expected PATTERN OUTPUT.zarr, as --input PATTERN --output OUTPUT.zarr "
+            "(or --var NAME=PATTERN --output OUTPUT.zarr)"
+        )
+    variables: str | dict[str, str] = _pairs(var_patterns, "--var") if var_patterns else str(given["pattern"])
+    output = given["output"]
     path = ingest(
         variables, output, name=name, sample_order=sample_order, sample_ids=sample_ids,
         truth=_pairs(truth, "--truth"), chunk_mb=chunk_mb, overwrite=overwrite, show_progress=not quiet,
@@ -67,30 +89,33 @@ def ingest_command(
 
 
 @click.command("evaluate")
-@click.argument("store", metavar="DYNAMICS.zarr", type=click.Path())
+@positional_paths([("--input", "store", True)])
+@click.option("--input", "store", metavar="DYNAMICS.zarr", type=click.Path(), default=None, help="The dynamics store (or its proxies) to evaluate.  [required]")
 @click.option("--proxy", "proxies", multiple=True, help="Proxy to evaluate (repeatable).  [default: all the store allows]")
 @click.option("--mask", default=None, help="Boolean ground-truth variable of the store, e.g. is_mislabeled.")
 @click.option("--influence", type=click.Path(), default=None, help="Influence store (or FZ .npz) whose tr_mem to correlate with.")
 @click.option("--mapping", type=click.Path(), default=None, help="Permutation file from the dynamics' sample order to the other's.")
 @click.option("--top-k", type=click.IntRange(min=1), default=5000, show_default=True, help="Most-memorized samples for the top-k correlations.")
-@click.option("--k", "k", type=click.IntRange(min=1), default=None, help="k of precision at k.  [default: number of positives]")
+@click.option("--precision-at", "k", cls=AliasedOption, aliases=["--k"], type=click.IntRange(min=1), default=None, help="Cut-off of precision at k.  [default: number of positives]")
 @click.option("--across", default=None, help="Run dim to compare proxies across (e.g. architecture).")
 @click.option("--compare", "compare", type=click.Path(), default=None, help="Second dynamics store to compare proxies with.")
 @click.option("--table", "metric", default=None, help="Print a pivot of this metric (rows proxies), e.g. auroc.")
 @click.option("--columns", default=None, help="Column dim of --table.  [default: the first run dim]")
-@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None, help="Also write the tidy result to this CSV.")
-@click.option("--overwrite", is_flag=True, help="Replace the --csv file if it exists.")
+@click.option("--output", "csv_path", cls=AliasedOption, aliases=["--csv"], type=click.Path(dir_okay=False), default=None, help="Also write the tidy result to this CSV.")
+@click.option("--overwrite", is_flag=True, help="Replace the --output file if it exists.")
+@quiet_option
 @handle_errors
 @remote_options
 def evaluate_command(
     store: str, proxies: tuple[str, ...], mask: str | None, influence: str | None, mapping: str | None, top_k: int,
     k: int | None, across: str | None, compare: str | None, metric: str | None, columns: str | None,
-    csv_path: str | None, overwrite: bool, storage_options: dict | None,
+    csv_path: str | None, overwrite: bool, quiet: bool, storage_options: dict | None,
 ) -> None:
     """Evaluate memorization proxies: mislabel/duplicate detection, agreement with FZ memorization, across runs."""
-    from ..storage import atomic_output, check_writable
-    from .evaluate import compare_stores, cross_run, evaluate, table
-    from .store import open_dynamics
+    from .dynamics.evaluate import compare_stores, cross_run, evaluate, table
+    from .dynamics.store import open_dynamics
+    from .progress import progress
+    from .storage import atomic_output, check_writable
 
     so = storage_options
     if csv_path is not None:  # before any work: an unwritable output fails fast
@@ -106,17 +131,18 @@ def evaluate_command(
         )
     ds = open_dynamics(store, storage_options=so)
     names = list(proxies) or None
-    if across is not None:
-        result = cross_run(ds, dim=across, proxies=names)
-    elif compare is not None:
-        result = compare_stores(ds, open_dynamics(compare, storage_options=so), proxies=names, mapping=mapping)
-    else:
-        infl = None
-        if influence is not None:
-            from .. import open_influence
+    with progress(not quiet):  # a bar for each pass over the store that lasts
+        if across is not None:
+            result = cross_run(ds, dim=across, proxies=names)
+        elif compare is not None:
+            result = compare_stores(ds, open_dynamics(compare, storage_options=so), proxies=names, mapping=mapping)
+        else:
+            infl = None
+            if influence is not None:
+                from . import open_influence
 
-            infl = open_influence(influence, storage_options=so)
-        result = evaluate(ds, proxies=names, mask=mask, influence=infl, mapping=mapping, top_k=top_k, k=k)
+                infl = open_influence(influence, storage_options=so)
+            result = evaluate(ds, proxies=names, mask=mask, influence=infl, mapping=mapping, top_k=top_k, k=k)
     if metric is not None:
         click.echo(table(result, metric=metric, columns=columns).to_string(float_format=lambda v: f"{v:.4f}"))
     else:
@@ -131,11 +157,12 @@ def evaluate_command(
 @click.option("--output", type=click.Path(), default=None, help="Keep the recorded store here (resumed if it exists).")
 @click.option("--sample", "use_sample", is_flag=True, help="Evaluate the recording that ships with memoxr; no training.")
 @overwrite_option
+@quiet_option
 @handle_errors
-def dynamics_demo_command(output: str | None, use_sample: bool, overwrite: bool) -> None:
+def dynamics_demo_command(output: str | None, use_sample: bool, overwrite: bool, quiet: bool) -> None:
     """Train an MLP on digits with 1-10% label noise, record its dynamics, print the AUROC table."""
-    from .demo import run
+    from .dynamics.demo import EPOCHS, run
 
-    result = run(output=output, use_sample=use_sample, overwrite=overwrite)
-    click.echo("Mislabel detection AUROC (%) on digits, MLP, 40 epochs")
+    result = run(output=output, use_sample=use_sample, overwrite=overwrite, show_progress=not quiet)
+    click.echo(f"Mislabel detection AUROC (%) on digits, MLP, {EPOCHS} epochs")
     click.echo(result.to_string(float_format=lambda v: f"{v:.1f}"))
