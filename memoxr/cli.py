@@ -25,6 +25,7 @@ from ._cli_options import (
 )
 from ._malloc import keep_freed_buffers
 from ._version import __version__
+from .plan import dry_run_option
 
 
 class LazyGroup(click.Group):
@@ -135,13 +136,20 @@ def convert_cmd(
 @overwrite_option
 @allow_pickle_option
 @quiet_option
+@dry_run_option
 @handle_errors
 @remote_options
 def calculate_cmd(
     input_path: str, output_path: str | None, analyze_class: int | None, top_k: int, alpha: float, beta: float,
-    stats_csv: str | None, overwrite: bool, allow_pickle: bool, quiet: bool, storage_options: dict | None,
+    stats_csv: str | None, overwrite: bool, allow_pickle: bool, quiet: bool, dry_run: bool,
+    storage_options: dict | None,
 ) -> None:
     """Compute the four influence-aware memorization scores, the per-class table and the analysis."""
+    if dry_run:
+        from .plan import plan_calculate
+
+        click.echo(str(plan_calculate(input_path, allow_pickle=allow_pickle, storage_options=storage_options)))
+        return
     from . import workflows
 
     result = workflows.calculate(
@@ -231,4 +239,5 @@ PATH_OPTIONS: dict[str, list[tuple[str, str]]] = {
     "convergence": [("--input", "Trial records: an .npz or a Zarr store."), ("--output", "The table to write (.csv).")],
     "align-order": [("--from", "Samples in the first order (A above)."), ("--to", "The same samples in the other order (B above)."),
                     ("--output", "The permutation to write (.npy, .txt or .csv).")],
+    "reproduce": [("--output", "The folder of stores, tables, figures and report.md (OUT_DIR).")],
 }

@@ -18,6 +18,7 @@ from ._cli_options import (
     remote_options,
 )
 from .errors import MemoxrInputError
+from .plan import dry_run_option
 
 
 def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
@@ -45,12 +46,13 @@ def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
 @click.option("--npz-key", default=None, help="Array to read from each .npz file of PATTERN / --var.  [default: the file's only array]")
 @overwrite_option
 @quiet_option
+@dry_run_option
 @handle_errors
 @remote_options
 def ingest_command(
     paths: tuple[str, ...], pattern: str | None, output: str | None, var_patterns: tuple[str, ...], name: str,
     sample_order: str, sample_ids: str | None, truth: tuple[str, ...], chunk_mb: float, npz_key: str | None,
-    overwrite: bool, quiet: bool, storage_options: dict | None,
+    overwrite: bool, quiet: bool, dry_run: bool, storage_options: dict | None,
 ) -> None:
     """Ingest per-epoch .npy/.npz files into a dynamics store.
 
@@ -80,6 +82,14 @@ def ingest_command(
         )
     variables: str | dict[str, str] = _pairs(var_patterns, "--var") if var_patterns else str(given["pattern"])
     output = given["output"]
+    if dry_run:
+        from .plan import plan_ingest
+
+        click.echo(str(plan_ingest(
+            variables, name=name, sample_order=sample_order, sample_ids=sample_ids, truth=_pairs(truth, "--truth"),
+            chunk_mb=chunk_mb, npz_key=npz_key, storage_options=storage_options,
+        )))
+        return
     path = ingest(
         variables, output, name=name, sample_order=sample_order, sample_ids=sample_ids,
         truth=_pairs(truth, "--truth"), chunk_mb=chunk_mb, overwrite=overwrite, show_progress=not quiet,

@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import click
-import numpy as np
 
 #: ``--dry-run`` of the commands that read large data (calculate, estimate, ingest, pairs).
 dry_run_option = click.option(
@@ -82,6 +81,8 @@ class CostPlan:
 
     @property
     def _chunk_bytes(self) -> int:
+        import numpy as np
+
         return math.prod(self.chunk_shape) * np.dtype(self.dtype).itemsize
 
 

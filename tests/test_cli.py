@@ -140,7 +140,7 @@ def test_every_command_names_its_paths_with_options(command):
     usage = text.splitlines()[0]
     assert usage.endswith(f" {command} [OPTIONS]"), usage  # no positional paths advertised
     inputs = {"--input", "--influence-file", "--from"} & set(re.findall(r"--[a-z-]+", text))
-    assert inputs or command in ("demo", "dynamics-demo"), f"{command}: no input option"  # built-in data
+    assert inputs or command in ("demo", "dynamics-demo", "reproduce"), f"{command}: no input option"  # built-in data
     assert "--output" in text
 
 

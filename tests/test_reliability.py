@@ -294,7 +294,7 @@ CORPUS = [
     C("update-csv-fewer-classes", "update-csv --influence-file {in}/fz.zarr --csv-file {in}/fewer_classes.csv --output {out}/n.csv -q", "fewer_classes.csv"),
     C("update-csv-no-class-column", "update-csv --influence-file {in}/fz.zarr --csv-file {in}/no_class_col.csv --output {out}/n.csv -q", "class_label"),
     C("update-csv-absent-influence", "update-csv --influence-file {in}/absent.zarr --csv-file {out}/n.csv -q", "absent.zarr"),
-    C("update-csv-in-place", "update-csv --influence-file {in}/fz.zarr --csv-file {out}/existing.csv -q", "existing.csv", "overwrite"),
+    C("update-csv-in-place", "update-csv --influence-file {in}/fz.zarr --csv-file {out}/existing.csv -q", "existing.csv", "classes differ"),
     C("update-csv-damaged", "update-csv --influence-file {in}/damaged.zarr --csv-file {out}/n.csv -q", "'influence'", "chunk"),
     C("update-csv-foreign", "update-csv --influence-file {in}/foreign.zarr --csv-file {out}/n.csv -q", "foreign.zarr"),
     # estimate
