@@ -170,3 +170,22 @@ def test_estimate_dry_run_writes_nothing(tmp_path):
     assert result.exit_code == 0, result.output
     assert "Plan for memoxr estimate" in result.output and "predicted peak memory" in result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.npz"]
+
+
+def test_calculate_and_ingest_dry_runs_write_nothing(ragged_store, tmp_path):
+    from click.testing import CliRunner
+
+    from memoxr.cli import main
+
+    runner = CliRunner()
+    result = runner.invoke(main, ["calculate", "--input", ragged_store, "--output", str(tmp_path / "s.zarr"),
+                                  "--stats-csv", str(tmp_path / "t.csv"), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "Plan for memoxr calculate" in result.output and "dask tasks" in result.output
+    for epoch in range(3):
+        np.save(tmp_path / f"loss_epoch_{epoch}.npy", np.zeros(5, np.float32))
+    result = runner.invoke(main, ["ingest", "--input", str(tmp_path / "loss_epoch_{epoch}.npy"),
+                                  "--output", str(tmp_path / "d.zarr"), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "Plan for memoxr ingest" in result.output and "3 files" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("loss_")) == ["ragged.npz", "ragged.zarr"]
