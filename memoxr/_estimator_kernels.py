@@ -22,6 +22,8 @@ every one) has no estimate: its memorization and its influence row are NaN.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 #: Products of 0/1 values are summed in float32: exact while a sum stays below 2**24 trials.
@@ -247,6 +249,25 @@ def influence_from_sums_f32(
     -------
     numpy.ndarray, same shape as ``test_in``, float32
     """
+    return _by_row_blocks(_influence_block, test_in, test_all, n_in, n_trials, block_elements)
+
+
+def _influence_block(block: np.ndarray, all_row: np.ndarray, n_in_r: np.ndarray, n_out_r: np.ndarray) -> np.ndarray:
+    rest = all_row - block
+    rest /= n_out_r
+    block /= n_in_r
+    block -= rest
+    block[~((n_in_r[:, 0] > 0) & (n_out_r[:, 0] > 0))] = np.nan
+    return block
+
+
+def _by_row_blocks(
+    per_block: Callable[..., np.ndarray], test_in: np.ndarray, test_all: np.ndarray, n_in: np.ndarray, n_trials: int, block_elements: int
+) -> np.ndarray:
+    """``per_block(hits_in, hits_all_row, n_in, n_out)`` over float64 row blocks of ``test_in``; float32 out.
+
+    The blocks hold about ``block_elements`` elements, so their float64 temporaries stay in cache.
+    """
     test_in = np.asarray(test_in)
     shape = test_in.shape
     n_i, n_j = shape[-2], shape[-1]
@@ -260,15 +281,8 @@ def influence_from_sums_f32(
         for b in range(batch):
             for r in range(0, n_i, rows):
                 n_in_r = n_in3[b, r : r + rows, None]
-                n_out_r = n_trials - n_in_r
                 block = t3[b, r : r + rows].astype(np.float64)
-                rest = all3[b][None, :] - block
-                rest /= n_out_r
-                block /= n_in_r
-                block -= rest
-                undefined = ~((n_in_r[:, 0] > 0) & (n_out_r[:, 0] > 0))
-                block[undefined] = np.nan
-                out[b, r : r + rows] = block
+                out[b, r : r + rows] = per_block(block, all3[b][None, :], n_in_r, n_trials - n_in_r)
     return out.reshape(shape)
 
 
@@ -285,34 +299,22 @@ def influence_se_from_sums_f32(
     >>> round(float(influence_se_from_sums_f32(np.array([[3.0]]), np.array([4.0]), np.array([4.0]), 8)[0, 0]), 4)
     0.3062
     """
-    test_in = np.asarray(test_in)
-    shape = test_in.shape
-    n_i, n_j = shape[-2], shape[-1]
-    batch = int(np.prod(shape[:-2], dtype=np.int64))
-    t3 = test_in.reshape(batch, n_i, n_j)
-    n_in3 = np.broadcast_to(np.asarray(n_in, dtype=np.float64), (*shape[:-2], n_i)).reshape(batch, n_i)
-    all3 = np.broadcast_to(np.asarray(test_all, dtype=np.float64), (*shape[:-2], n_j)).reshape(batch, n_j)
-    out = np.empty((batch, n_i, n_j), dtype=np.float32)
-    rows = max(1, block_elements // max(n_j, 1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        for b in range(batch):
-            for r in range(0, n_i, rows):
-                n_in_r = n_in3[b, r : r + rows, None]
-                n_out_r = n_trials - n_in_r
-                p_in = t3[b, r : r + rows].astype(np.float64)
-                p_out = all3[b][None, :] - p_in
-                p_out /= n_out_r
-                p_in /= n_in_r
-                var = p_in * (1 - p_in)
-                var /= n_in_r
-                p_out *= 1 - p_out
-                p_out /= n_out_r
-                var += p_out
-                np.maximum(var, 0, out=var)  # rounding can leave -0 or a tiny negative
-                np.sqrt(var, out=var)
-                var[~((n_in_r[:, 0] > 0) & (n_out_r[:, 0] > 0))] = np.nan
-                out[b, r : r + rows] = var
-    return out.reshape(shape)
+    return _by_row_blocks(_se_block, test_in, test_all, n_in, n_trials, block_elements)
+
+
+def _se_block(p_in: np.ndarray, all_row: np.ndarray, n_in_r: np.ndarray, n_out_r: np.ndarray) -> np.ndarray:
+    p_out = all_row - p_in
+    p_out /= n_out_r
+    p_in /= n_in_r
+    var = p_in * (1 - p_in)
+    var /= n_in_r
+    p_out *= 1 - p_out
+    p_out /= n_out_r
+    var += p_out
+    np.maximum(var, 0, out=var)  # rounding can leave -0 or a tiny negative
+    np.sqrt(var, out=var)
+    var[~((n_in_r[:, 0] > 0) & (n_out_r[:, 0] > 0))] = np.nan
+    return var
 
 
 def estimate_memorization(mask: np.ndarray, train_correct: np.ndarray) -> np.ndarray:
