@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ._cli_options import handle_errors, remote_options
+from ._cli_options import handle_errors, quiet_option, remote_options
 from .dynamics.align import UNKNOWN_ORDER, check_orders, load_mapping
 from .dynamics.evaluate import (
     CORRELATION_METRICS,
@@ -46,7 +46,7 @@ from .dynamics.evaluate import (
 )
 from .dynamics.store import EPOCH, SAMPLE
 from .errors import MemoxrInputError
-from .progress import compute
+from .progress import compute, progress
 from .schema import INFLUENCE_SCHEMA, TRAIN_ID
 
 DETECTION_COLUMNS = ("auroc", "auprc", "fpr_at_95_tpr")
@@ -346,11 +346,12 @@ def _selections(values: tuple[str, ...]) -> dict[str, Any]:
               help="Keep one value of a run dim in every store that has it, e.g. noise=0.1 (repeatable).")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None, help="Also write the table to this CSV.")
 @click.option("--overwrite", is_flag=True, help="Replace the --csv file if it exists.")
+@quiet_option
 @handle_errors
 @remote_options
 def compare_command(stores: tuple[str, ...], mask: str | None, memorization: str | None, mappings: tuple[str, ...],
                     proxies: tuple[str, ...], selections: tuple[str, ...], csv_path: str | None, overwrite: bool,
-                    storage_options: dict | None) -> None:
+                    quiet: bool, storage_options: dict | None) -> None:
     """Every score of every STORE in one table: detection of --mask, agreement with FZ --memorization.
 
     STORE is a dynamics store (its proxies: CSL and the baselines), a scores
@@ -362,9 +363,10 @@ def compare_command(stores: tuple[str, ...], mask: str | None, memorization: str
 
     if csv_path is not None:
         check_writable(csv_path, overwrite=overwrite, storage_options=storage_options)
-    table = compare_scores(list(stores), mask=mask, memorization=memorization, mapping=_mappings(mappings),
-                           proxies=list(proxies) or None, select=_selections(selections),
-                           storage_options=storage_options)
+    with progress(not quiet):  # a bar for each pass over a store that lasts
+        table = compare_scores(list(stores), mask=mask, memorization=memorization, mapping=_mappings(mappings),
+                               proxies=list(proxies) or None, select=_selections(selections),
+                               storage_options=storage_options)
     click.echo(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     if csv_path is not None:
         with atomic_output(csv_path, overwrite=overwrite, storage_options=storage_options) as tmp:
