@@ -219,7 +219,7 @@ main.lazy_commands.update(
         "ingest": (".dynamics_cli", "ingest_command", "Per-epoch training records into a dynamics store."),
         "evaluate": (".dynamics_cli", "evaluate_command", "CSL and baselines: detection metrics, agreement with FZ."),
         "dynamics-demo": (".dynamics_cli", "dynamics_demo_command", "Train on digits with label noise; AUROC table."),
-        "plot": (".plot_cli", "plot_command", "PNG figures of the scores of an influence store or FZ npz."),
+        "plot": (".plot_cli", "plot_command", "Figures (PNG/SVG/PDF) of a scores store, influence store or FZ npz."),
         "convergence": (".uncertainty", "convergence_command", "How FZ estimates move as trials are added."),
         "pairs": (".high_influence", "pairs_command", "High-influence train/test pairs (FZ high_infl_pairs), chunk by chunk."),
         "align-order": (".sample_order", "align_order_command", "Permutation between two orders of one data set, from sample content."),

@@ -179,7 +179,7 @@ def plan_calculate(
     notes = []
     if path.endswith(".npz"):
         stored = _npz_bytes(path, storage_options)
-        notes.append("an npz is read member by member into padded class blocks (no decompression)")
+        notes.append("an npz is read member by member into padded class blocks; bytes to read is the file's size")
     else:
         stored = _stored_bytes(path, "influence", storage_options)
     if stored is None:
@@ -378,7 +378,9 @@ def plan_estimate(
     n_tasks = count_tasks(list(validation)) + count_tasks(products)
     arrays = (records.mask, records.train_correct, records.test_correct)
     uncompressed = sum(int(a.nbytes) for a in arrays)
-    notes = [f"{len(classes)} classes, {records.mask.shape[0]} trials; records read twice"
+    notes = [f"records mask and train_correct {records.mask.shape[0]} x {records.mask.shape[1]}, test_correct "
+             f"{records.test_correct.shape[0]} x {records.test_correct.shape[1]}; sizes are of all three",
+             f"{len(classes)} classes, {records.mask.shape[0]} trials; records read twice"
              + (" (three times with --full)" if full else "")]
     stored = _records_stored_bytes(trials, records, storage_options)
     if stored is None:
@@ -395,7 +397,7 @@ def plan_estimate(
     return CostPlan(
         command="estimate",
         source=str(trials) if isinstance(trials, str | os.PathLike) else "records in memory",
-        variable="mask, train_correct, test_correct",
+        variable="mask",
         shape=tuple(int(n) for n in records.mask.shape),
         dtype=str(records.mask.dtype),
         chunk_shape=tuple(max(c) for c in records.mask.chunks),
@@ -404,7 +406,7 @@ def plan_estimate(
         bytes_to_read=int(stored) * passes,
         n_tasks=n_tasks,
         threads_per_worker=threads or default_threads(),
-        per_task_bytes=per_task,
+        per_task_bytes=min(per_task, 4 * uncompressed),  # at most float32 copies of all the records
         # per-sample sums (float64) and the index arrays; the influence is written chunk by chunk.
         resident_bytes=8 * (4 * n_train + n_test) + train_index.nbytes + test_index.nbytes + resident_records,
         notes=notes,

@@ -22,6 +22,7 @@ import memoxr
 from memoxr import plot as mp
 from memoxr.analysis import METHODS
 from memoxr.convert import convert_npz
+from memoxr.errors import MissingExtraError
 from memoxr.synthetic import make_fz_arrays
 
 from conftest import RAGGED_TEST, RAGGED_TRAIN, SMALL_CHUNKS, raise_if_dask_computes, write_npz
@@ -475,5 +476,20 @@ def test_log_scale_refuses_negative_values(scores):
 def test_missing_matplotlib_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     monkeypatch.delitem(sys.modules, "memoxr.plot")
-    with pytest.raises(ImportError, match=r'pip install "memoxr\[plot\]"'):
+    with pytest.raises(MissingExtraError, match=r"pip install .memoxr\[plot\]."):
         importlib.import_module("memoxr.plot")
+
+
+def test_missing_matplotlib_is_one_line_and_status_2_on_the_command_line(monkeypatch, tmp_path):
+    from click.testing import CliRunner
+
+    from memoxr.cli import main
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    for name in [m for m in sys.modules if m == "memoxr.plot" or m.startswith(("memoxr.plot.", "memoxr.plot_cli"))]:
+        monkeypatch.delitem(sys.modules, name)
+    main.commands.pop("plot", None)  # imported again, lazily, without matplotlib
+    result = CliRunner().invoke(main, ["plot", "--input", memoxr.sample_path(), "--output", str(tmp_path / "f")])
+    assert result.exit_code == 2, result.output
+    assert "memoxr[plot]" in result.output and "Traceback" not in result.output
+    main.commands.pop("plot", None)

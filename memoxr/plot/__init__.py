@@ -20,12 +20,12 @@ test or a script can find the plotted data again.
 
 from __future__ import annotations
 
+from .._optional import require
+
 try:
     import matplotlib  # noqa: F401
-except ImportError as exc:  # pragma: no cover - exercised by a test that hides matplotlib
-    raise ImportError(
-        'memoxr.plot needs matplotlib, an optional extra: pip install "memoxr[plot]"'
-    ) from exc
+except ImportError:  # one line naming the extra (exit status 2 on the command line)
+    require("matplotlib", "plot")
 
 from ._style import SCALES, resolve_scale
 from .distributions import SORTS, score_distributions

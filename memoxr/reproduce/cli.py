@@ -35,7 +35,11 @@ def reproduce_command(
 
     result = reproduce(
         out_dir, quick=quick, trials=trials, seeds=seeds, epochs=epochs, overwrite=overwrite,
-        figures=not no_figures, echo=None if quiet else click.echo,
+        figures=not no_figures, echo=None if quiet else _progress,
     )
     if quiet:
         click.echo(f"wrote {result.out_dir / 'report.md'}")
+
+
+def _progress(message: str) -> None:
+    click.echo(message, err=True)  # progress on stderr, like every long command
