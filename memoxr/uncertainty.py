@@ -270,7 +270,21 @@ def convergence_command(
     for path in (output, figure):
         if path is not None:
             check_writable(path, overwrite=overwrite, kind="file")
-    table = convergence(trials, values, chunk_mb=chunk_mb, show_progress=not quiet)
+    if figure is not None:  # before the work: a missing plot extra is one line, not a lost run
+        from ._optional import require
+
+        require("matplotlib", "plot")
+    try:
+        table = convergence(trials, values, chunk_mb=chunk_mb, show_progress=not quiet)
+    except MemoxrInputError:
+        raise
+    except Exception as exc:  # a damaged trials store: name its chunk, not a codec traceback
+        from .progress import describe_undecodable_store
+
+        damaged = describe_undecodable_store(trials, exc, None)
+        if damaged is None:
+            raise
+        raise MemoxrInputError(damaged) from exc
     with atomic_output(output, overwrite=overwrite) as tmp:
         table.to_csv(tmp, index=False)
     click.echo(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))

@@ -355,13 +355,43 @@ CORPUS = [
     C("plot-output-exists", "plot {in}/fz.zarr {out}/taken.zarr -q", "taken.zarr"),
     # demo
     C("demo-output-exists", "demo --output {out}/demo -q", "demo"),
+    # pairs
+    C("pairs-absent", "pairs {in}/absent.zarr {out}/p.csv -q", "absent.zarr"),
+    C("pairs-pickled", "pairs {in}/pickled.npz {out}/p.csv -q", "tr_mem", "--allow-pickle"),
+    C("pairs-huge-header", "pairs {in}/huge.npz {out}/p.csv -q", "infl_matrix_class0"),
+    C("pairs-damaged", "pairs {in}/damaged.zarr {out}/p.csv --min-mem 0 -q", "'influence'", "chunk"),
+    C("pairs-bad-suffix", "pairs {in}/fz.zarr {out}/p.txt -q", "p.txt", ".csv"),
+    C("pairs-no-full", "pairs {in}/fz.zarr {out}/p.csv --full -q", "influence_full"),
+    C("pairs-output-exists", "pairs {in}/fz.zarr {out}/existing.csv -q", "existing.csv"),
+    C("pairs-dry-run-absent", "pairs {in}/absent.zarr {out}/p.csv --dry-run", "absent.zarr"),
+    # align-order
+    C("align-order-absent", "align-order {in}/absent.npy {in}/fz.npz {out}/m.npy", "absent.npy"),
+    C("align-order-pickled", "align-order {in}/pickled.npz {in}/pickled.npz {out}/m.npy", "pickled.npz"),
+    # compare
+    C("compare-absent", "compare {in}/absent.zarr --mask is_mislabeled", "absent.zarr"),
+    C("compare-foreign", "compare {in}/dyn.zarr {in}/foreign.zarr --mask is_mislabeled", "foreign.zarr"),
+    C("compare-mask-absent", "compare {in}/dyn.zarr --mask nothing", "'nothing'"),
+    C("compare-csv-exists", "compare {in}/dyn.zarr --mask is_mislabeled --csv {out}/existing.csv", "existing.csv"),
+    # convergence
+    C("convergence-absent", "convergence {in}/absent.npz {out}/c.csv", "absent.npz"),
+    C("convergence-damaged", "convergence {in}/t_damaged.zarr {out}/c.csv", "'mask'", "chunk"),
+    C("convergence-fractions", "convergence {in}/trials.npz {out}/c.csv --fractions 0.5,0.2", "fractions", "increasing"),
+    # calculate / estimate / ingest --dry-run
+    C("calculate-dry-run-absent", "calculate --input {in}/absent.zarr --dry-run", "absent.zarr"),
+    C("calculate-dry-run-pickled", "calculate --input {in}/pickled.npz --dry-run", "tr_mem", "--allow-pickle"),
+    C("estimate-dry-run-absent", "estimate {in}/absent.npz {out}/e.zarr --dry-run", "absent.npz"),
+    C("ingest-dry-run-missing-epoch", "ingest {in}/ep_gap/loss_epoch_{epoch}.npy {out}/d.zarr --dry-run", "missing epochs"),
+    # import-scores
+    C("import-plain-absent", "import-scores plain {in}/absent.npy {out}/s.zarr --sample-order x", "absent.npy"),
+    C("import-plain-pickled", "import-scores plain {in}/pickled.npz {out}/s.zarr --sample-order x", "pickled.npz"),
 ]
 
 
 def test_corpus_is_large_and_spans_every_command():
     commands = {case.args[0] for case in CORPUS}
     assert len(CORPUS) >= 60
-    assert commands >= {"convert", "calculate", "update-csv", "estimate", "trials-from-runs", "ingest", "evaluate", "plot", "demo"}
+    assert commands >= {"convert", "calculate", "update-csv", "estimate", "trials-from-runs", "ingest", "evaluate", "plot", "demo",
+                        "pairs", "align-order", "compare", "convergence", "import-scores"}
     assert len({case.id for case in CORPUS}) == len(CORPUS)
 
 
