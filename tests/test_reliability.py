@@ -381,6 +381,9 @@ CORPUS = [
     C("calculate-dry-run-pickled", "calculate --input {in}/pickled.npz --dry-run", "tr_mem", "--allow-pickle"),
     C("estimate-dry-run-absent", "estimate {in}/absent.npz {out}/e.zarr --dry-run", "absent.npz"),
     C("ingest-dry-run-missing-epoch", "ingest {in}/ep_gap/loss_epoch_{epoch}.npy {out}/d.zarr --dry-run", "missing epochs"),
+    # reproduce
+    C("reproduce-foreign-folder", "reproduce {out}/taken.zarr --quick -q", "taken.zarr", "--overwrite"),
+    C("reproduce-no-trials", "reproduce {out}/r --trials 0 -q", "trials", "[4, 99999]"),
     # import-scores
     C("import-plain-absent", "import-scores plain {in}/absent.npy {out}/s.zarr --sample-order x", "absent.npy"),
     C("import-plain-pickled", "import-scores plain {in}/pickled.npz {out}/s.zarr --sample-order x", "pickled.npz"),
