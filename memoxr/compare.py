@@ -19,7 +19,9 @@ scores left out. Samples are paired by identity in one *reference order*: the
 mask's source's ``sample_order`` (else the first source's). An object in another
 order is refused unless a mapping translates its identities into the reference
 order (``mapping[i]`` = reference identity of its sample ``i``, as
-``memoxr.dynamics.load_mapping`` reads it).
+``memoxr.dynamics.load_mapping`` reads it). That is the inverse of
+``evaluate --mapping`` (from the dynamics store's order to the other's):
+``memoxr align-order --from OTHER --to REFERENCE`` writes the file compare reads.
 """
 
 from __future__ import annotations
@@ -340,7 +342,9 @@ def _selections(values: tuple[str, ...]) -> dict[str, Any]:
               help="Influence store or FZ .npz whose tr_mem to correlate with (cosine, Pearson, Spearman).")
 @click.option("--mapping", "mappings", multiple=True, metavar="[ORDER=]FILE",
               help="Permutation translating ORDER's identities into the reference order (the mask's store's; else "
-              "the first STORE's); FILE alone when one order differs (repeatable).")
+              "the first STORE's): FILE[i] = reference identity of ORDER's sample i, the inverse of evaluate's "
+              "--mapping; `memoxr align-order --from OTHER --to REFERENCE` writes it. FILE alone when one order "
+              "differs (repeatable).")
 @click.option("--proxy", "proxies", multiple=True, help="Proxy computed from dynamics stores (repeatable).  [default: all recorded]")
 @click.option("--sel", "selections", multiple=True, metavar="DIM=VALUE",
               help="Keep one value of a run dim in every store that has it, e.g. noise=0.1 (repeatable).")

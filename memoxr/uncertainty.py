@@ -267,6 +267,8 @@ def convergence_command(
         values = tuple(float(f) for f in fractions.split(","))
     except ValueError:
         raise MemoxrInputError(f"--fractions: expected comma-separated numbers, received {fractions!r}") from None
+    if figure is not None and (str(figure) == str(output) or not str(figure).endswith(".png")):
+        raise MemoxrInputError(f"--figure {figure!r}: expected a .png file other than the table {output!r}")
     for path in (output, figure):
         if path is not None:
             check_writable(path, overwrite=overwrite, kind="file")

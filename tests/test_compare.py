@@ -218,3 +218,24 @@ def test_select_one_run_for_every_source(world):
                          (["--sel", "noise"], "expected DIM=VALUE")):
         done = CliRunner().invoke(main, args[:7] + bad)
         assert done.exit_code == 2 and message in " ".join(done.output.split()), done.output
+
+
+def test_align_order_writes_the_mapping_compare_reads():
+    """`align-order --from OTHER --to REFERENCE` is compare's direction (the inverse of evaluate's)."""
+    from memoxr import align_order
+
+    rng = np.random.default_rng(4)
+    n = 50
+    samples = rng.normal(size=(n, 3))  # the data set, in the reference order (tfds)
+    score, mask = rng.normal(size=n), rng.random(n) < 0.3
+    mask[:2] = [True, False]
+    base = scores_dataset({"s": score}, sample_order="tfds", source="a", directions={"s": 1},
+                          truth={"is_mislabeled": mask})
+    rows = rng.permutation(n)  # the other order: its sample j is reference sample rows[j]
+    other = xr.DataArray(score[rows], dims="sample", coords={"sample": np.arange(n)}, attrs={"sample_order": "tv"})
+    mapping = align_order(samples[rows], samples).mapping  # --from OTHER --to REFERENCE
+    table = compare_scores({"a": base}, mask="is_mislabeled", memorization=other, mapping={"tv": mapping})
+    assert table["pearson"].iloc[0] == pytest.approx(1.0)
+    wrong = compare_scores({"a": base}, mask="is_mislabeled", memorization=other,
+                           mapping={"tv": align_order(samples, samples[rows]).mapping})
+    assert wrong["pearson"].iloc[0] < 0.9  # the evaluate direction pairs the wrong samples here

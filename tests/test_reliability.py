@@ -140,6 +140,11 @@ def world(tmp_path_factory) -> World:
         "truncated": write_arrays(inp / "truncated.npz", fz, tr_mem=truncated(fz["tr_mem"])),
     }
     (inp / "text.npz").write_text("tr_mem,tr_labels\n1,2\n")
+    (inp / "not_utf8.csv").write_bytes(b"\xff\xfe junk")
+    (inp / "carto").mkdir()
+    (inp / "carto" / "dynamics_epoch_0.jsonl").write_bytes(b"\xff\xfe\x00junk\n")
+    (inp / "rp_bad").mkdir()
+    (inp / "rp_bad" / "settings.json").write_text("{bad")
     xr.Dataset({"a": ("x", np.arange(4.0))}).to_zarr(inp / "foreign.zarr", zarr_format=3, consolidated=False)
     shutil.copytree(inp / "fz.zarr", inp / "damaged.zarr")
     corrupt_one_chunk(inp / "damaged.zarr", "influence")
@@ -376,6 +381,7 @@ CORPUS = [
     C("convergence-absent", "convergence {in}/absent.npz {out}/c.csv", "absent.npz"),
     C("convergence-damaged", "convergence {in}/t_damaged.zarr {out}/c.csv", "'mask'", "chunk"),
     C("convergence-fractions", "convergence {in}/trials.npz {out}/c.csv --fractions 0.5,0.2", "fractions", "increasing"),
+    C("convergence-figure-not-png", "convergence {in}/trials.npz {out}/c.csv --figure {out}/c.csv", "--figure", ".png"),
     # calculate / estimate / ingest --dry-run
     C("calculate-dry-run-absent", "calculate --input {in}/absent.zarr --dry-run", "absent.zarr"),
     C("calculate-dry-run-pickled", "calculate --input {in}/pickled.npz --dry-run", "tr_mem", "--allow-pickle"),
@@ -384,7 +390,11 @@ CORPUS = [
     # reproduce
     C("reproduce-foreign-folder", "reproduce {out}/taken.zarr --quick -q", "taken.zarr", "--overwrite"),
     C("reproduce-no-trials", "reproduce {out}/r --trials 0 -q", "trials", "[4, 99999]"),
+    C("reproduce-bad-settings", "reproduce {in}/rp_bad --quick -q", "settings.json", "--overwrite"),
     # import-scores
+    C("import-aum-not-utf8", "import-scores aum {in}/not_utf8.csv {out}/s.zarr --sample-order x", "not_utf8.csv", "CSV"),
+    C("import-plain-not-utf8", "import-scores plain {in}/not_utf8.csv {out}/s.zarr --sample-order x", "not_utf8.csv", "CSV"),
+    C("import-cartography-not-utf8", "import-scores cartography {in}/carto {out}/s.zarr --sample-order x", "dynamics_epoch_0.jsonl", "UTF-8"),
     C("import-plain-absent", "import-scores plain {in}/absent.npy {out}/s.zarr --sample-order x", "absent.npy"),
     C("import-plain-pickled", "import-scores plain {in}/pickled.npz {out}/s.zarr --sample-order x", "pickled.npz"),
 ]

@@ -167,3 +167,13 @@ def open_scores(path: str | os.PathLike[str], *, storage_options: dict[str, Any]
 def check_output(output: str | os.PathLike[str], *, overwrite: bool, storage_options: dict[str, Any] | None) -> None:
     """Fail before reading any input when ``output`` exists (and no ``overwrite``)."""
     check_writable(output, overwrite=overwrite, storage_options=storage_options)
+
+
+def read_csv_table(f: Any, path: str, **kwargs: Any) -> Any:
+    """``pandas.read_csv`` with unreadable text (empty, not UTF-8, malformed) as one clear error."""
+    import pandas as pd
+
+    try:
+        return pd.read_csv(f, **kwargs)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise MemoxrInputError(f"input {path!r}: not a readable CSV table ({type(exc).__name__}: {exc})") from exc

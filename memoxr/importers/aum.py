@@ -23,7 +23,7 @@ import pandas as pd
 
 from ..errors import MemoxrInputError
 from ..storage import file_exists, open_file
-from ._store import check_output, integer_ids, scores_dataset, write_scores
+from ._store import check_output, integer_ids, read_csv_table, scores_dataset, write_scores
 
 AUM_COLUMNS = ("sample_id", "aum")
 
@@ -34,7 +34,7 @@ def read_aum(path: str | os.PathLike[str], *, storage_options: dict[str, Any] | 
     if not file_exists(path, storage_options=storage_options):
         raise MemoxrInputError(f"AUM file {path!r} does not exist")
     with open_file(path, "rb", storage_options=storage_options) as f:
-        table = pd.read_csv(f)
+        table = read_csv_table(f, path)
     missing = [c for c in AUM_COLUMNS if c not in table.columns]
     if missing:
         raise MemoxrInputError(

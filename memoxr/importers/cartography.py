@@ -83,8 +83,12 @@ def _epoch_files(path: str, storage_options: dict[str, Any] | None) -> tuple[fss
 def _read_epoch(fs: fsspec.AbstractFileSystem, path: str, epoch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     key = f"logits_epoch_{epoch}"
     guids, golds, logits = [], [], []
-    with fs.open(path, "r") as f:
-        for line_no, line in enumerate(f, start=1):
+    with fs.open(path, "rb") as f:
+        for line_no, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise MemoxrInputError(f"cartography log {path!r} line {line_no}: not UTF-8 text ({exc})") from exc
             if not line.strip():
                 continue
             try:

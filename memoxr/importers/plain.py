@@ -13,7 +13,7 @@ import pandas as pd
 from ..dynamics.store import load_array
 from ..errors import MemoxrInputError
 from ..storage import file_exists, open_file
-from ._store import check_output, integer_ids, scores_dataset, write_scores
+from ._store import check_output, integer_ids, read_csv_table, scores_dataset, write_scores
 
 
 def _is_number(text: Any) -> bool:
@@ -37,10 +37,10 @@ def read_table(
     if not file_exists(path, storage_options=storage_options):
         raise MemoxrInputError(f"input: file {path!r} does not exist")
     with open_file(path, "rb", storage_options=storage_options) as f:
-        table = pd.read_csv(f)
+        table = read_csv_table(f, path)
     if all(_is_number(c) for c in table.columns):  # no header: the first row was data
         with open_file(path, "rb", storage_options=storage_options) as f:
-            table = pd.read_csv(f, header=None)
+            table = read_csv_table(f, path, header=None)
         table.columns = [name] if table.shape[1] == 1 else [f"{name}_{c}" for c in table.columns]
     ids = None
     if id_column is not None:

@@ -34,6 +34,17 @@ class Reproduction:
     seconds: float = 0.0
 
 
+def _saved_settings(path: Path) -> Settings:
+    """The settings a previous run saved, or one clear error when the file is not one reproduce wrote."""
+    try:
+        return Settings.from_json(st._read_json(path))
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:  # JSONDecodeError is a ValueError
+        raise MemoxrInputError(
+            f"OUT_DIR {str(path.parent)!r}: {path.name} is not one `memoxr reproduce` wrote "
+            f"({type(exc).__name__}: {exc}); pass --overwrite to start again, or choose another OUT_DIR"
+        ) from exc
+
+
 def _check_out_dir(out: Path, settings: Settings, overwrite: bool) -> None:
     """Create OUT_DIR, resume it, or refuse it (foreign content or other settings without ``overwrite``)."""
     if out.exists() and not out.is_dir():
@@ -51,7 +62,7 @@ def _check_out_dir(out: Path, settings: Settings, overwrite: bool) -> None:
             elif target.exists() or target.is_symlink():
                 target.unlink()
     elif saved_path.is_file():
-        saved = Settings.from_json(st._read_json(saved_path))
+        saved = _saved_settings(saved_path)
         if saved != settings:
             differ = {k: (v, getattr(settings, k)) for k, v in saved.to_json().items() if getattr(settings, k) != v}
             raise MemoxrInputError(
@@ -156,7 +167,7 @@ def load(out_dir: str | os.PathLike[str]) -> Reproduction:
     out = Path(out_dir)
     if not (out / SETTINGS_FILE).is_file():
         raise MemoxrInputError(f"OUT_DIR {str(out)!r}: no {SETTINGS_FILE}; expected a folder `memoxr reproduce` wrote")
-    settings = Settings.from_json(st._read_json(out / SETTINGS_FILE))
+    settings = _saved_settings(out / SETTINGS_FILE)
     stages = {name: st.open_stage(out, name) for name in st.STAGES}
     missing = [name for name, ds in stages.items() if ds is None]
     if missing:
