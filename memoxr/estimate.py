@@ -816,8 +816,17 @@ def estimate_command(
     chunk_mb = validate_option_mb("--chunk-mb", chunk_mb)
     if dry_run:
         from .plan import plan_estimate
+        from .storage import check_writable
 
-        click.echo(str(plan_estimate(trials, chunk_mb=chunk_mb, full=full, storage_options=storage_options)))
+        if not append:  # the run would refuse an existing OUTPUT: so does its plan
+            check_writable(output, overwrite=overwrite, storage_options=storage_options)
+        plan = plan_estimate(trials, chunk_mb=chunk_mb, full=full, storage_options=storage_options)
+        click.echo(str(plan))
+        if bootstrap:
+            click.echo(f"  note: --bootstrap {bootstrap} adds a pass over the records per block of resamples, "
+                       "not counted above")
+        if append:
+            click.echo(f"  note: --append adds these trials' sums to {output!r}; its old trials are not read")
         return
     try:
         if append:
