@@ -91,6 +91,11 @@ def append_estimate(
     old = _open_appendable(store)
     records = read_records(trials, chunk_mb, storage_options)
     _check_same_samples(old, records, store)
+    counted = [h.strip() for h in str(old.attrs.get("source_sha256", "")).split("+")]
+    if records.sha256 and records.sha256 in counted:  # the same file twice would count its trials twice
+        raise MemoxrInputError(
+            f"trials {records.source_name!r}: already in store {str(store)!r} (same sha256); expected new trials"
+        )
     n_total = int(old.attrs["n_trials"]) + records.mask.shape[0]
     if n_total >= _k.MAX_EXACT_TRIALS:
         raise MemoxrInputError(

@@ -204,6 +204,8 @@ def test_cli_append(tmp_path):
     runner = CliRunner()
     out = tmp_path / "est.zarr"
     assert runner.invoke(main, ["estimate", str(tmp_path / "a.npz"), str(out), "-q"]).exit_code == 0
+    again = runner.invoke(main, ["estimate", str(tmp_path / "a.npz"), str(out), "--append", "-q"])
+    assert again.exit_code == 2 and "already in store" in again.output, again.output  # never counted twice
     result = runner.invoke(main, ["estimate", str(tmp_path / "b.zarr"), str(out), "--append", "-q"])
     assert result.exit_code == 0, result.output
     assert "appended to" in result.output
