@@ -147,12 +147,17 @@ def remove_stale_partials(path: PathLike) -> list[Path]:
     that made them no longer runs. Returns what was removed.
     """
     target = Path(path)
-    pattern = re.compile(rf"\.{re.escape(target.name)}\.(?:partial|replaced)-(\d+)-[0-9a-z_]{{8}}")
+    pattern = re.compile(rf"\.{re.escape(target.name)}\.(partial|replaced)-(\d+)-[0-9a-z_]{{8}}")
     removed = []
     with contextlib.suppress(OSError):
-        for entry in target.parent.iterdir():
+        for entry in sorted(target.parent.iterdir()):
             match = pattern.fullmatch(entry.name)
-            if match and not _pid_alive(int(match.group(1))):
+            if match and not _pid_alive(int(match.group(2))):
+                if match.group(1) == "replaced" and not target.exists() and not target.is_symlink():
+                    # The writer died between moving the old output aside and the new one in:
+                    # the old output is the only complete one, so it goes back, not away.
+                    os.replace(entry, target)
+                    continue
                 _remove(entry)
                 removed.append(entry)
     return removed
@@ -278,7 +283,9 @@ def atomic_output(path: PathLike, *, overwrite: bool = False, storage_options: S
     try:
         yield partial
         _refuse_other_kind(target, folder=partial.is_dir())
-        if target.exists():
+        if target.exists() and not target.is_dir() and not partial.is_dir():
+            os.replace(partial, target)  # a file: one atomic rename over the old one
+        elif target.exists():  # a folder cannot be renamed over a folder: old aside, new in, old away
             old = _siblings(target, "replaced")
             os.replace(target, old)
             os.replace(partial, target)

@@ -244,3 +244,23 @@ def test_object_storage_lost_mid_compute_is_a_connection_error_not_a_damaged_sto
     with pytest.raises(MemoxrInputError, match=r"object storage at http://127.0.0.1:9 failed") as info:
         compute(lost)
     assert "damaged" not in str(info.value)
+
+
+def test_a_writer_killed_mid_swap_leaves_the_old_output_restored(tmp_path):
+    """Killed between moving the old store aside and the new one in: the rerun puts the old one back."""
+    import subprocess
+    import sys
+
+    from memoxr.storage import remove_stale_partials
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # its pid now names a writer that no longer runs
+    target = tmp_path / "est.zarr"
+    aside = tmp_path / f".est.zarr.replaced-{dead.pid}-abcdef12"
+    aside.mkdir()
+    (aside / "zarr.json").write_text("{}")
+    partial = tmp_path / f".est.zarr.partial-{dead.pid}-12345678"
+    partial.mkdir()
+    remove_stale_partials(target)
+    assert (target / "zarr.json").read_text() == "{}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["est.zarr"]
