@@ -173,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the split and the subsets (default: 0)")
     parser.add_argument("--trials-output", default=None, help="also save the trial records here (.npz or Zarr)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-    parser.add_argument("--quiet", action="store_true", help="no progress messages")
+    parser.add_argument("--quiet", action="store_true", help="only the files written")
     args = parser.parse_args(argv)
     try:
         start = time.perf_counter()
@@ -184,9 +184,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (MemoxrInputError, FileExistsError) as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 2
-    print(trials.summary())
-    print(f"total time (training + estimate + write): {time.perf_counter() - start:.1f} s")
+    if not args.quiet:
+        print(trials.summary())
+        print(f"total time (training + estimate + write): {time.perf_counter() - start:.1f} s")
     print(f"wrote {path} ({Path(path).stat().st_size / 1024:.0f} KiB)")
+    if args.trials_output is not None:
+        print(f"wrote {args.trials_output}")
     return 0
 
 
