@@ -68,7 +68,7 @@ class CostPlan:
         dims = " x ".join(str(n) for n in self.shape)
         chunk = " x ".join(str(n) for n in self.chunk_shape)
         lines = [
-            f"Plan for memoxr {self.command} on {self.source} (dry run: metadata only, nothing written)",
+            f"Plan for memoxr {self.command} on {self.source} (dry run: metadata, listings and small index arrays read; nothing written)",
             f"  {self.variable}: {dims} {self.dtype}, {_size(self.uncompressed_bytes)} uncompressed",
             f"  chunks: {self.n_chunks} (largest {chunk}, {_size(self._chunk_bytes)})",
             f"  bytes to read: {_size(self.bytes_to_read)}",
