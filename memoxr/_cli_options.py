@@ -76,6 +76,13 @@ allow_pickle_option = click.option(
     help="Allow arrays of Python objects in an .npz (this unpickles: only for files you trust).",
 )
 quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+#: ``--dry-run`` of the commands that read large data (calculate, estimate, ingest, pairs).
+dry_run_option = click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Print the cost plan (chunks, bytes to read, dask tasks, predicted peak memory per worker) "
+    "from metadata, then stop: no data read, nothing written.",
+)
 
 
 def remote_options(func: Callable[..., Any]) -> Callable[..., Any]:

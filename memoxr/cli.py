@@ -16,6 +16,7 @@ import click
 
 from ._cli_options import (
     allow_pickle_option,
+    dry_run_option,
     handle_errors,
     overwrite_option,
     positional_paths,
@@ -25,7 +26,6 @@ from ._cli_options import (
 )
 from ._malloc import keep_freed_buffers
 from ._version import __version__
-from .plan import dry_run_option
 
 
 class LazyGroup(click.Group):

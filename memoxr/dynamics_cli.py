@@ -11,6 +11,7 @@ import click
 from ._cli_options import (
     AliasedOption,
     HiddenArguments,
+    dry_run_option,
     handle_errors,
     overwrite_option,
     positional_paths,
@@ -18,7 +19,6 @@ from ._cli_options import (
     remote_options,
 )
 from .errors import MemoxrInputError
-from .plan import dry_run_option
 
 
 def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:

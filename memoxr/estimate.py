@@ -81,7 +81,7 @@ import zarr
 from . import _estimator_kernels as _k
 from ._blas import blas_threads_for_dask
 from ._chunks import DEFAULT_CHUNK_MB, BlockChunks, plan_block_chunks, validate_mb
-from ._cli_options import handle_errors, remote_options
+from ._cli_options import dry_run_option, handle_errors, remote_options
 from ._estimate_sums import MIN_TASK_PRODUCTS as MIN_TASK_PRODUCTS
 from ._estimate_sums import TrialSums, class_test_in, estimate_dataset, full_test_in
 from ._estimate_sums import class_groups as _class_groups  # noqa: F401  (the names tests and benchmarks use)
@@ -90,7 +90,6 @@ from ._estimate_sums import trial_chunk as _trial_chunk
 from .convert import influence_encoding
 from .convert.fz_npz import file_sha256, load_npz_arrays
 from .errors import MemoxrInputError
-from .plan import dry_run_option
 from .progress import progress
 from .schema import (
     CLASS,

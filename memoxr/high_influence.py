@@ -33,13 +33,13 @@ import xarray as xr
 
 from ._cli_options import (
     allow_pickle_option,
+    dry_run_option,
     handle_errors,
     overwrite_option,
     quiet_option,
     remote_options,
 )
 from .errors import MemoxrInputError
-from .plan import dry_run_option
 from .schema import CLASS, TEST, TEST_ID, TRAIN, TRAIN_ID, check_influence_dataset
 from .storage import StorageOptions, atomic_output, check_writable
 

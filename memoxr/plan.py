@@ -24,16 +24,6 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-import click
-
-#: ``--dry-run`` of the commands that read large data (calculate, estimate, ingest, pairs).
-dry_run_option = click.option(
-    "--dry-run",
-    is_flag=True,
-    help="Print the cost plan (chunks, bytes to read, dask tasks, predicted peak memory per worker) "
-    "from metadata, then stop: no data read, nothing written.",
-)
-
 #: Buffers a task holds per chunk it decodes, in units of the uncompressed chunk (see module docs).
 DECODED_COPIES = 2
 #: float64 values kept per training sample while the scores are assembled (moments 4 + fields 7).
