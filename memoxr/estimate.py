@@ -827,7 +827,10 @@ def estimate_command(
         if append:
             click.echo(f"  note: --append adds these trials' sums to {output!r}; its old trials are not read")
         return
-    try:
+    from .progress import damaged_store_as_input_error
+
+    # A damaged trials store: its chunk named in one line, not a codec traceback.
+    with damaged_store_as_input_error(trials, storage_options if is_url(trials) else None):
         if append:
             from .incremental import append_estimate
 
@@ -842,13 +845,4 @@ def estimate_command(
             path = write_estimate(trials, output, overwrite=overwrite, full=full, chunk_mb=chunk_mb,
                                   sample_order=sample_order, show_progress=not quiet, storage_options=storage_options,
                                   bootstrap=bootstrap, confidence=confidence, seed=seed)
-    except MemoxrInputError:
-        raise
-    except Exception as exc:  # a damaged trials store: name its chunk, not a codec traceback
-        from .progress import describe_undecodable_store
-
-        damaged = describe_undecodable_store(trials, exc, storage_options if is_url(trials) else None)
-        if damaged is None:
-            raise
-        raise MemoxrInputError(damaged) from exc
     click.echo(f"{'appended to' if append else 'wrote'} {path}")

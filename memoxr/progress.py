@@ -185,3 +185,18 @@ def describe_undecodable_store(path: Any, exc: BaseException, storage_options: d
         if (found := _first_bad_chunk(zarray)) is not None:
             return found
     return None
+
+
+@contextlib.contextmanager
+def damaged_store_as_input_error(path: Any, storage_options: dict | None = None) -> Iterator[None]:
+    """Run the block; a codec failure in the Zarr store at ``path`` becomes one
+    :class:`MemoxrInputError` naming its damaged chunk (see :func:`describe_undecodable_store`)."""
+    try:
+        yield
+    except MemoxrInputError:
+        raise
+    except Exception as exc:
+        damaged = describe_undecodable_store(path, exc, storage_options)
+        if damaged is None:
+            raise
+        raise MemoxrInputError(damaged) from exc

@@ -276,17 +276,10 @@ def convergence_command(
         from ._optional import require
 
         require("matplotlib", "plot")
-    try:
-        table = convergence(trials, values, chunk_mb=chunk_mb, show_progress=not quiet)
-    except MemoxrInputError:
-        raise
-    except Exception as exc:  # a damaged trials store: name its chunk, not a codec traceback
-        from .progress import describe_undecodable_store
+    from .progress import damaged_store_as_input_error
 
-        damaged = describe_undecodable_store(trials, exc, None)
-        if damaged is None:
-            raise
-        raise MemoxrInputError(damaged) from exc
+    with damaged_store_as_input_error(trials):  # a damaged trials chunk named in one line
+        table = convergence(trials, values, chunk_mb=chunk_mb, show_progress=not quiet)
     with atomic_output(output, overwrite=overwrite) as tmp:
         table.to_csv(tmp, index=False)
     click.echo(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
