@@ -102,6 +102,17 @@ def _stored_bytes(path: str, variable: str, storage_options: dict[str, Any] | No
     return int(sum(sizes)) if sizes else None
 
 
+def _influence_bytes_to_read(
+    path: str, variable: str, uncompressed: int, notes: list[str], storage_options: dict[str, Any] | None
+) -> int:
+    """Stored bytes of ``variable`` (an npz: the file), or ``uncompressed`` with a note when unknown."""
+    stored = _npz_bytes(path, storage_options) if path.endswith(".npz") else _stored_bytes(path, variable, storage_options)
+    if stored is None:
+        notes.append("stored sizes unknown (no listing): bytes to read assumed uncompressed")
+        return uncompressed
+    return stored
+
+
 def _npz_bytes(path: str, storage_options: dict[str, Any] | None) -> int | None:
     from .storage import _fs
 
@@ -168,13 +179,8 @@ def plan_calculate(
     chunk_bytes = int(math.prod(chunk_shape) * itemsize)
     notes = []
     if path.endswith(".npz"):
-        stored = _npz_bytes(path, storage_options)
         notes.append("an npz is read member by member into padded class blocks; bytes to read is the file's size")
-    else:
-        stored = _stored_bytes(path, "influence", storage_options)
-    if stored is None:
-        stored = uncompressed
-        notes.append("stored sizes unknown (no listing): bytes to read assumed uncompressed")
+    stored = _influence_bytes_to_read(path, "influence", uncompressed, notes, storage_options)
     stored_per_chunk = math.ceil(stored / max(1, data.npartitions))
     samples = int(math.prod(influence.shape[:2]))
     return CostPlan(
@@ -269,10 +275,7 @@ def plan_pairs(
     uncompressed = int(math.prod(data.shape) * itemsize)
     notes = [f"{len(search.wanted)} of {data.npartitions} chunks hold a train row with memorization >= "
              f"{search.min_mem:g}; only those are read"]
-    stored = _npz_bytes(path, storage_options) if path.endswith(".npz") else _stored_bytes(path, variable, storage_options)
-    if stored is None:
-        stored = uncompressed
-        notes.append("stored sizes unknown (no listing): bytes to read assumed uncompressed")
+    stored = _influence_bytes_to_read(path, variable, uncompressed, notes, storage_options)
     per_chunk = stored / max(1, data.npartitions)
     return CostPlan(
         command="pairs",
@@ -318,7 +321,7 @@ def _npz_placeholders(path: str, storage_options: dict[str, Any] | None) -> dict
     return arrays
 
 
-def _records_stored_bytes(trials: Any, records: Any, storage_options: dict[str, Any] | None) -> int | None:
+def _records_stored_bytes(trials: Any, storage_options: dict[str, Any] | None) -> int | None:
     if not isinstance(trials, str | os.PathLike):
         return None
     path = str(trials)
@@ -372,7 +375,7 @@ def plan_estimate(
              f"{records.test_correct.shape[0]} x {records.test_correct.shape[1]}; sizes are of all three",
              f"{len(classes)} classes, {records.mask.shape[0]} trials; records read twice"
              + (" (three times with --full)" if full else "")]
-    stored = _records_stored_bytes(trials, records, storage_options)
+    stored = _records_stored_bytes(trials, storage_options)
     if stored is None:
         stored = uncompressed
         notes.append("records in memory or stored sizes unknown: bytes to read counted uncompressed")
