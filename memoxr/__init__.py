@@ -30,7 +30,7 @@ if not os.path.isdir(os.path.join(_here, "convert")) and os.path.isfile(
 #: Public name -> module that defines it (relative to this package).
 _LAZY = {
     "analyze": ".analysis",
-    "append_estimate": ".incremental",
+    "append_estimate": ".estimate.incremental",
     "rank_agreement": ".analysis",
     "score_ranges": ".analysis",
     "top_classes": ".analysis",
@@ -38,7 +38,7 @@ _LAZY = {
     "DynamicsWriter": ".dynamics",
     "compare_scores": ".compare",
     "compute_proxies": ".dynamics",
-    "convergence": ".uncertainty",
+    "convergence": ".estimate.uncertainty",
     "csl": ".dynamics",
     "evaluate": ".dynamics",
     "open_dynamics": ".dynamics",
@@ -48,8 +48,8 @@ _LAZY = {
     "class_stats": ".stats",
     "merge_stats_csv": ".stats",
     "open_influence": "._open",
-    "plot_convergence": ".uncertainty",
-    "score_errors": ".uncertainty",
+    "plot_convergence": ".estimate.uncertainty",
+    "score_errors": ".estimate.uncertainty",
     "pairs": ".high_influence",
     "align_order": ".sample_order",
     "reproduce": ".reproduce",

@@ -212,7 +212,7 @@ def demo_cmd(output_dir: str, overwrite: bool, quiet: bool) -> None:
 # so `memoxr --help` starts at once: name -> (module, attribute, one-line help for the listing).
 main.lazy_commands.update(
     {
-        "estimate": (".estimate", "estimate_command", "Feldman-Zhang memorization and influence from trial records."),
+        "estimate": (".estimate.cli", "estimate_command", "Feldman-Zhang memorization and influence from trial records."),
         "trials-from-runs": (
             ".convert.heldout_runs", "trials_from_runs_command", "The released held-out runs as trial records."
         ),
@@ -220,7 +220,7 @@ main.lazy_commands.update(
         "evaluate": (".dynamics_cli", "evaluate_command", "CSL and baselines: detection metrics, agreement with FZ."),
         "dynamics-demo": (".dynamics_cli", "dynamics_demo_command", "Train on digits with label noise; AUROC table."),
         "plot": (".plot_cli", "plot_command", "Figures (PNG/SVG/PDF) of a scores store, influence store or FZ npz."),
-        "convergence": (".uncertainty", "convergence_command", "How FZ estimates move as trials are added."),
+        "convergence": (".estimate.cli", "convergence_command", "How FZ estimates move as trials are added."),
         "pairs": (".high_influence", "pairs_command", "High-influence train/test pairs (FZ high_infl_pairs), chunk by chunk."),
         "align-order": (".sample_order", "align_order_command", "Permutation between two orders of one data set, from sample content."),
         "import-scores": (".importers.cli", "import_scores_command", "Other tools' per-sample scores into a scores store."),

@@ -27,9 +27,9 @@ from typing import Any
 import dask.array as da
 import numpy as np
 
-from . import _estimator_kernels as _k
-from ._estimate_sums import even_sizes, quiet_blockwise
-from .schema import CLASS, TEST, TRAIN, TRAIN_ID
+from ..schema import CLASS, TEST, TRAIN, TRAIN_ID
+from . import kernels as _k
+from .sums import even_sizes, quiet_blockwise
 
 __all__ = ["add_intervals", "bootstrap_weights", "nan_quantiles"]
 

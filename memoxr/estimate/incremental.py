@@ -1,7 +1,7 @@
 """Incremental trials: add new trial records to an estimate store without re-reading the old ones.
 
 An estimate store (``memoxr estimate`` to Zarr) keeps the estimator's
-sufficient sums (:mod:`memoxr._estimate_sums`): per train sample the trials
+sufficient sums (:mod:`memoxr.estimate.sums`): per train sample the trials
 with and without it and the correct counts among them, per test sample the
 correct count, per within-class pair the correct count among the trials with
 the train sample. All are sums over trials, so the estimate of old + new
@@ -14,6 +14,7 @@ append leaves the previous estimate as it was.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 from pathlib import Path
@@ -21,13 +22,17 @@ from typing import Any
 
 import numpy as np
 
-from . import _estimator_kernels as _k
-from ._chunks import DEFAULT_CHUNK_MB, BlockChunks
-from ._estimate_sums import SUM_NAMES, estimate_dataset, sums_from_store
-from .errors import MemoxrInputError
-from .storage import StorageOptions, is_url
+from .._chunks import DEFAULT_CHUNK_MB, BlockChunks
+from ..errors import MemoxrInputError
+from ..progress import damaged_store_as_input_error, deprecated_show_progress
+from ..storage import StorageOptions, is_url
+from . import kernels as _k
+from .graph import TrialInput, records_sums, validate_chunk_mb, with_degenerate_warning
+from .sums import SUM_NAMES, estimate_dataset, sums_from_store
+from .trials import read_records
+from .writers import write_estimate, write_estimate_store
 
-__all__ = ["append_estimate"]
+__all__ = ["append_estimate", "write_or_append_estimate"]
 
 #: Store variables an append cannot update (they need every old trial): dropped, with a warning.
 _NEEDS_ALL_TRIALS = ("tr_mem_ci_low", "tr_mem_ci_high", "influence_ci_low", "influence_ci_high")
@@ -38,7 +43,7 @@ def append_estimate(
     store: str | os.PathLike[str],
     *,
     chunk_mb: float = DEFAULT_CHUNK_MB,
-    show_progress: bool = False,
+    show_progress: bool | None = None,
     storage_options: StorageOptions = None,
 ) -> str:
     """Add trial records to an estimate store: the estimate of the old and new trials together.
@@ -61,6 +66,8 @@ def append_estimate(
         The estimate store, replaced once the new estimate is complete.
     chunk_mb : float
         Target size in MB of one block of the new trials.
+    show_progress : bool, optional
+        Deprecated: use ``with memoxr.progress.progress():``.
 
     Returns
     -------
@@ -69,25 +76,23 @@ def append_estimate(
 
     Examples
     --------
-    >>> import numpy as np, memoxr.estimate as me, tempfile, os
+    >>> import numpy as np, memoxr.estimate as me, tempfile, os, warnings
     >>> mask = np.array([[1, 0], [0, 1], [1, 1], [0, 0]])
     >>> records = {"mask": mask, "train_correct": mask, "test_correct": mask[:, :1],
     ...            "tr_labels": np.array([0, 0]), "tt_labels": np.array([0])}
     >>> store = os.path.join(tempfile.mkdtemp(), "est.zarr")
     >>> _ = me.estimate_to_zarr(records, store)
-    >>> _ = append_estimate(records, store)
+    >>> with warnings.catch_warnings():  # the trials are in every or no subset of the 4 new ones
+    ...     warnings.simplefilter("ignore", me.DegenerateSampleWarning)
+    ...     _ = append_estimate(records, store)
     >>> import memoxr; memoxr.open_influence(store).attrs["n_trials"]
     8
     """
-    from .estimate import (
-        _validate_chunk_mb,
-        _warn_degenerate,
-        read_records,
-        records_sums,
-        write_estimate_store,
-    )
+    with deprecated_show_progress(show_progress, "append_estimate"):
+        return _append(trials, store, validate_chunk_mb(chunk_mb), storage_options)
 
-    chunk_mb = _validate_chunk_mb(chunk_mb)
+
+def _append(trials: Any, store: str | os.PathLike[str], chunk_mb: float, storage_options: StorageOptions) -> str:
     old = _open_appendable(store)
     records = read_records(trials, chunk_mb, storage_options)
     _check_same_samples(old, records, store)
@@ -104,10 +109,8 @@ def append_estimate(
         )
     train_index, test_index = old["train_index"].values, old["test_index"].values
     plan = BlockChunks(*(int(c[0]) for c in old["influence"].chunks))
-    new = records_sums(records, train_index, test_index, plan, chunk_mb=chunk_mb,
-                       full="influence_full" in old.variables, show_progress=show_progress)
-    total = sums_from_store(old) + new
-    _warn_degenerate(total.train[0], total.n_trials)
+    new = records_sums(records, train_index, test_index, plan, chunk_mb=chunk_mb, full="influence_full" in old.variables)
+    total = with_degenerate_warning(sums_from_store(old) + new)
     dropped = [name for name in _NEEDS_ALL_TRIALS if name in old.variables]
     if dropped:
         warnings.warn(
@@ -127,12 +130,12 @@ def append_estimate(
     }
     ds = estimate_dataset(total, old["class"].values, train_index, test_index,
                           old["tr_labels"].values, old["tt_labels"].values, attrs)
-    return write_estimate_store(ds, store, overwrite=True, show_progress=show_progress)
+    return write_estimate_store(ds, store, overwrite=True)
 
 
 def _open_appendable(store: str | os.PathLike[str]) -> Any:
     """The estimate store, opened lazily, with its sums; else a clear error."""
-    from ._open import open_influence
+    from .._open import open_influence
 
     source = str(store)
     if is_url(source):
@@ -185,3 +188,36 @@ def _check_same_samples(old: Any, records: Any, store: str | os.PathLike[str]) -
             f"trials {records.source_name!r}: sample order {records.recorded_order!r}, expected the store's "
             f"{order!r}: new trials must follow the store's sample order"
         )
+
+
+def write_or_append_estimate(
+    trials: TrialInput, output: str | os.PathLike[str], *, append: bool = False, overwrite: bool = False,
+    full: bool = False, chunk_mb: float = DEFAULT_CHUNK_MB, sample_order: str | None = None,
+    storage_options: StorageOptions = None, bootstrap: int = 0, confidence: float = 0.95, seed: int = 0,
+) -> str | Path:
+    """What ``memoxr estimate`` does: :func:`append_estimate` with ``append``, else :func:`write_estimate`.
+
+    A damaged chunk of a trials store becomes one :class:`MemoxrInputError` naming it.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os
+    >>> mask = np.array([[1, 0], [0, 1], [1, 1], [0, 0]])
+    >>> records = {"mask": mask, "train_correct": mask, "test_correct": mask[:, :1],
+    ...            "tr_labels": np.array([0, 0]), "tt_labels": np.array([0])}
+    >>> os.path.basename(write_or_append_estimate(records, os.path.join(tempfile.mkdtemp(), "e.npz")))
+    'e.npz'
+    """
+    if append and (overwrite or full or bootstrap or sample_order):
+        raise MemoxrInputError(
+            "append: adds to the store output as it is; received it with overwrite, full, bootstrap or "
+            "sample_order, which only a new estimate takes"
+        )
+    is_path = isinstance(trials, str | os.PathLike)
+    so = storage_options if is_path and is_url(str(trials)) else None
+    with damaged_store_as_input_error(trials, so) if is_path else contextlib.nullcontext():
+        if append:
+            return append_estimate(trials, output, chunk_mb=chunk_mb, storage_options=storage_options)
+        return write_estimate(trials, output, overwrite=overwrite, full=full, chunk_mb=chunk_mb,
+                              sample_order=sample_order, storage_options=storage_options, bootstrap=bootstrap,
+                              confidence=confidence, seed=seed)

@@ -1,9 +1,9 @@
 """The estimator's sufficient sums, their lazy dask graphs, and the store variables made from them.
 
 Everything the Feldman–Zhang estimator needs from the trials is a handful of
-sums that add up over trials (see :mod:`memoxr._estimator_kernels`). An
+sums that add up over trials (see :mod:`memoxr.estimate.kernels`). An
 estimate store keeps them, so new trials are added by summing the new trials
-only (:func:`memoxr.incremental.append_estimate`):
+only (:func:`memoxr.estimate.incremental.append_estimate`):
 
 =========================  ======================================  =======================================
 variable                   dims                                    sum over trials
@@ -31,7 +31,7 @@ proportions (the Wald form)::
 stored as ``tr_mem_se(train_id)`` and ``influence_se(class, train_sample,
 test_sample)``; NaN where the estimate is (``n_in == 0`` or ``n_out == 0``).
 It is 0 when both proportions are 0 or 1 (a known limit of the Wald form with
-few trials); the bootstrap intervals of :mod:`memoxr._bootstrap` do not rely on it.
+few trials); the bootstrap intervals of :mod:`memoxr.estimate.bootstrap` do not rely on it.
 """
 
 from __future__ import annotations
@@ -46,9 +46,9 @@ import dask.array as da
 import numpy as np
 from dask.array import PerformanceWarning
 
-from . import _estimator_kernels as _k
-from ._chunks import BlockChunks, plan_block_chunks
-from .schema import CLASS, TEST, TEST_ID, TRAIN, TRAIN_ID
+from .._chunks import BlockChunks, plan_block_chunks
+from ..schema import CLASS, TEST, TEST_ID, TRAIN, TRAIN_ID
+from . import kernels as _k
 
 #: The sums an estimate store keeps (``test_correct_in_full`` only beside ``influence_full``).
 SUM_NAMES = ("n_in", "n_out", "train_correct_in", "train_correct_out", "test_correct_total", "test_correct_in")
@@ -59,8 +59,8 @@ class TrialSums:
     """The sufficient sums of some trials; adding two gives the sums of both sets of trials."""
 
     n_trials: int
-    train: np.ndarray  # (3, train_id) float64: n_in, hit_in (correct with i in), hit_all (correct overall)
-    test_all: np.ndarray  # (test_id,) float64: correct on j over all trials
+    train: Any  # (3, train_id) float64, numpy or dask: n_in, hit_in (correct with i in), hit_all (correct overall)
+    test_all: Any  # (test_id,) float64, numpy or dask: correct on j over all trials
     test_in: da.Array  # (class, train_sample, test_sample) float32, padding 0
     test_in_full: da.Array | None = None  # (train_id, test_id) float32
 
@@ -183,7 +183,7 @@ def class_test_in(
     classes; those are rechunked to as many trials as fit ``budget`` (often all
     of them: a group's columns are a fraction of a row), and each group's
     blocks are multiplied, one BLAS product per class
-    (:func:`memoxr._estimator_kernels.class_products`), summed over the chunks
+    (:func:`memoxr.estimate.kernels.class_products`), summed over the chunks
     of trials if several. Trial chunks and groups of classes have even sizes,
     so that threads get even work. The result is float32 (exact whole
     numbers), 0 on padding, chunked by ``plan``.
@@ -237,46 +237,86 @@ def _se_block(test_in: np.ndarray, test_all: np.ndarray, n_in: np.ndarray, n_tri
     return _k.influence_se_from_sums_f32(test_in, test_all, n_in, n_trials)
 
 
-def _from_sums(block: Any, test_in: da.Array, test_all: np.ndarray, n_in: np.ndarray, n_trials: int) -> da.Array:
-    """``block(test_in, test_all, n_in, n_trials)`` chunk by chunk, over 2-D or ``(class, ...)`` 3-D sums."""
-    if test_in.ndim == 2:
-        return da.blockwise(
-            block, "ij", test_in, "ij", da.from_array(test_all, chunks=(test_in.chunks[1],)), "j",
-            da.from_array(n_in, chunks=(test_in.chunks[0],)), "i", n_trials=n_trials, dtype=np.float32,
-        )
+def _take_padded(index: np.ndarray, values: np.ndarray, fill: float) -> np.ndarray:
+    return np.where(index >= 0, values[np.maximum(index, 0)], fill)
+
+
+def padded(values: Any, index: np.ndarray, chunks: Any, fill: float) -> da.Array:
+    """``values[index]`` where ``index >= 0``, else ``fill``, lazily, in ``chunks`` (float64).
+
+    >>> padded(np.array([5.0, 6.0]), np.array([[1, -1]]), -1, np.nan).compute().tolist()
+    [[6.0, nan]]
+    """
+    whole = da.asarray(values).astype(np.float64).rechunk(-1)
     return da.blockwise(
-        block, "cij", test_in, "cij", da.from_array(test_all, chunks=test_in.chunks[::2]), "cj",
-        da.from_array(n_in, chunks=test_in.chunks[:2]), "ci", n_trials=n_trials, dtype=np.float32,
+        _take_padded, "ci", da.from_array(index, chunks=chunks), "ci", whole, "z", fill=fill,
+        dtype=np.float64, concatenate=True,
     )
 
 
+def _from_sums(block: Any, test_in: da.Array, test_all: Any, n_in: Any, n_trials: int) -> da.Array:
+    """``block(test_in, test_all, n_in, n_trials)`` chunk by chunk, over 2-D or ``(class, ...)`` 3-D sums."""
+    if test_in.ndim == 2:
+        return da.blockwise(
+            block, "ij", test_in, "ij", da.asarray(test_all).rechunk((test_in.chunks[1],)), "j",
+            da.asarray(n_in).rechunk((test_in.chunks[0],)), "i", n_trials=n_trials, dtype=np.float32,
+        )
+    return da.blockwise(
+        block, "cij", test_in, "cij", da.asarray(test_all).rechunk(test_in.chunks[::2]), "cj",
+        da.asarray(n_in).rechunk(test_in.chunks[:2]), "ci", n_trials=n_trials, dtype=np.float32,
+    )
+
+
+def within_class_influence(sums: TrialSums, train_index: np.ndarray, test_index: np.ndarray) -> da.Array:
+    """``influence(class, train_sample, test_sample)`` from the sums, lazily (NaN padding)."""
+    n_in_pad = padded(da.asarray(sums.train)[0], train_index, sums.test_in.chunks[:2], 0.0)
+    test_all_pad = padded(sums.test_all, test_index, sums.test_in.chunks[::2], np.nan)
+    return _from_sums(_finalize_block, sums.test_in, test_all_pad, n_in_pad, sums.n_trials)
+
+
+def _tr_mem_se_block(train: np.ndarray, n_trials: int) -> np.ndarray:
+    n_in, hit_in, hit_all = train
+    return standard_error(hit_in, n_in, hit_all - hit_in, n_trials - n_in)
+
+
+def memorization(train: Any, n_trials: int) -> da.Array:
+    """``tr_mem(train_id)`` from the ``(3, train_id)`` sums, lazily (:func:`~memoxr.estimate.kernels.memorization_from_sums`).
+
+    >>> memorization(np.array([[1.0, 2.0], [1.0, 2.0], [1.0, 2.0]]), 2).compute().tolist()
+    [1.0, nan]
+    """
+    whole = da.asarray(train).rechunk(-1)
+    return whole.map_blocks(_k.memorization_from_sums, n_trials=n_trials, drop_axis=0, dtype=np.float64)
+
+
 def store_variables(sums: TrialSums, train_index: np.ndarray, test_index: np.ndarray) -> dict[str, tuple]:
-    """The estimate and its sums as store variables ``name -> (dims, data)``; influence ones lazy.
+    """The estimate and its sums as store variables ``name -> (dims, data)``, all lazy.
 
     ``influence`` and ``influence_se`` (and ``influence_full``) from the sums,
     ``tr_mem`` and ``tr_mem_se``, and the sums themselves (:data:`SUM_NAMES`).
     """
     n_trials = sums.n_trials
-    n_in, hit_in, hit_all = sums.train
-    n_out = n_trials - n_in
+    train = da.asarray(sums.train).rechunk(-1)
+    test_all = da.asarray(sums.test_all).rechunk(-1)
+    n_in, hit_in, hit_all = train[0], train[1], train[2]
     # Padding: n_in = 0 for padded train rows (a NaN row), NaN test totals for padded test columns.
-    n_in_pad = np.where(train_index >= 0, n_in[np.maximum(train_index, 0)], 0.0)
-    test_all_pad = np.where(test_index >= 0, sums.test_all[np.maximum(test_index, 0)], np.nan)
+    n_in_pad = padded(n_in, train_index, sums.test_in.chunks[:2], 0.0)
+    test_all_pad = padded(test_all, test_index, sums.test_in.chunks[::2], np.nan)
     within = (CLASS, TRAIN, TEST)
     variables = {
         "influence": (within, _from_sums(_finalize_block, sums.test_in, test_all_pad, n_in_pad, n_trials)),
         "influence_se": (within, _from_sums(_se_block, sums.test_in, test_all_pad, n_in_pad, n_trials)),
-        "tr_mem": ((TRAIN_ID,), _k.memorization_from_sums(sums.train, n_trials)),
-        "tr_mem_se": ((TRAIN_ID,), standard_error(hit_in, n_in, hit_all - hit_in, n_out)),
+        "tr_mem": ((TRAIN_ID,), memorization(train, n_trials)),
+        "tr_mem_se": ((TRAIN_ID,), train.map_blocks(_tr_mem_se_block, n_trials=n_trials, drop_axis=0, dtype=np.float64)),
         "n_in": ((TRAIN_ID,), n_in.astype(np.int64)),
-        "n_out": ((TRAIN_ID,), n_out.astype(np.int64)),
+        "n_out": ((TRAIN_ID,), (n_trials - n_in).astype(np.int64)),
         "train_correct_in": ((TRAIN_ID,), hit_in.astype(np.int64)),
         "train_correct_out": ((TRAIN_ID,), (hit_all - hit_in).astype(np.int64)),
-        "test_correct_total": ((TEST_ID,), sums.test_all.astype(np.int64)),
+        "test_correct_total": ((TEST_ID,), test_all.astype(np.int64)),
         "test_correct_in": (within, sums.test_in),
     }
     if sums.test_in_full is not None:
-        full = _from_sums(_finalize_block, sums.test_in_full, sums.test_all, n_in, n_trials)
+        full = _from_sums(_finalize_block, sums.test_in_full, test_all, n_in, n_trials)
         variables["influence_full"] = ((TRAIN_ID, TEST_ID), full)
         variables["test_correct_in_full"] = ((TRAIN_ID, TEST_ID), sums.test_in_full)
     return variables
@@ -314,14 +354,18 @@ def estimate_dataset(
     sums: TrialSums, classes: np.ndarray, train_index: np.ndarray, test_index: np.ndarray,
     tr_labels: np.ndarray, tt_labels: np.ndarray, attrs: dict[str, Any],
 ) -> Any:
-    """The influence store of an estimate: the schema's variables, the standard errors and the sums."""
-    from .schema import influence_dataset
+    """The influence store of an estimate: the schema's variables, the standard errors and the sums, lazily."""
+    from ..schema import influence_dataset
 
     variables = store_variables(sums, train_index, test_index)
+    tr_mem = variables.pop("tr_mem")[1]
+    placeholder = np.full(tr_mem.shape, np.nan)  # the schema's builder reads tr_mem; the lazy one replaces it
     ds = influence_dataset(
-        variables.pop("influence")[1], train_index, test_index, classes=classes, tr_mem=variables.pop("tr_mem")[1],
+        variables.pop("influence")[1], train_index, test_index, classes=classes, tr_mem=placeholder,
         tr_labels=tr_labels, tt_labels=tt_labels, attrs={**attrs, "n_trials": int(sums.n_trials)},
     )
+    ds["tr_mem"] = ds["tr_mem"].copy(data=tr_mem)
+    ds["memorization"] = ds["memorization"].copy(data=padded(tr_mem, train_index, -1, np.nan))
     for name, variable in variables.items():
         ds[name] = variable
         if name in DESCRIPTIONS:

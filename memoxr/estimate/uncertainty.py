@@ -6,30 +6,30 @@
   each estimate still is from the all-trial one; :func:`plot_convergence`
   draws that table.
 - :func:`score_errors` carries the standard errors an estimate store keeps
-  (``tr_mem_se``, ``influence_se``, see :mod:`memoxr._estimate_sums`) into
+  (``tr_mem_se``, ``influence_se``, see :mod:`memoxr.estimate.sums`) into
   ``influence_weighted_memo`` to first order.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
 import warnings
 from collections.abc import Sequence
 from typing import Any, Literal
 
-import click
-import dask
 import dask.array as da
 import numpy as np
 import xarray as xr
 
-from ._chunks import DEFAULT_CHUNK_MB, plan_block_chunks
-from ._cli_options import handle_errors, overwrite_option, quiet_option
-from ._estimate_sums import TrialSums, _finalize_block, _from_sums
-from .errors import MemoxrInputError
-from .schema import CLASS, TEST, TRAIN
+from .._chunks import DEFAULT_CHUNK_MB, plan_block_chunks
+from ..errors import MemoxrInputError
+from ..progress import compute, deprecated_show_progress
+from ..schema import CLASS, TEST, TRAIN
+from .sums import TrialSums, memorization, within_class_influence
 
-__all__ = ["convergence", "convergence_command", "plot_convergence", "score_errors"]
+__all__ = ["convergence", "plot_convergence", "score_errors", "write_convergence"]
 
 DEFAULT_FRACTIONS = tuple(k / 10 for k in range(1, 11))
 CONVERGENCE_COLUMNS = (
@@ -42,7 +42,7 @@ def convergence(
     fractions: Sequence[float] = DEFAULT_FRACTIONS,
     *,
     chunk_mb: float = DEFAULT_CHUNK_MB,
-    show_progress: bool = False,
+    show_progress: bool | None = None,
     storage_options: Any = None,
 ) -> Any:
     """How the estimates move as trials are added: a tidy pandas table, one row per fraction and estimate.
@@ -68,6 +68,8 @@ def convergence(
         Trial records, as :func:`memoxr.estimate.estimate` reads them.
     fractions : sequence of float
         Increasing fractions of the trials in ``(0, 1]``.
+    show_progress : bool, optional
+        Deprecated: use ``with memoxr.progress.progress():``.
 
     Returns
     -------
@@ -88,10 +90,10 @@ def convergence(
     """
     import pandas as pd
 
-    from ._estimator_kernels import memorization_from_sums
-    from .estimate import _validate_chunk_mb, class_indices, read_records, records_sums
+    from .graph import class_indices, records_sums, validate_chunk_mb
+    from .trials import read_records
 
-    chunk_mb = _validate_chunk_mb(chunk_mb)
+    chunk_mb = validate_chunk_mb(chunk_mb)
     records = read_records(trials, chunk_mb, storage_options)
     n_total = records.mask.shape[0]
     ends = _trial_counts(fractions, n_total)
@@ -101,20 +103,20 @@ def convergence(
     start = 0
     for end in sorted({*ends, n_total}):
         part = dataclasses.replace(records, **{k: getattr(records, k)[start:end] for k in ("mask", "train_correct", "test_correct")})
-        sums = records_sums(part, train_index, test_index, plan, chunk_mb=chunk_mb, show_progress=show_progress)
+        sums = records_sums(part, train_index, test_index, plan, chunk_mb=chunk_mb)
         cumulative.append(sums if not cumulative else cumulative[-1] + sums)
         start = end
     by_count = {s.n_trials: s for s in cumulative}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        mems = {n: memorization_from_sums(s.train, n) for n, s in by_count.items()}
-    infls = {n: _influence(s, train_index, test_index) for n, s in by_count.items()}
+    mems = {n: memorization(s.train, n) for n, s in by_count.items()}
+    infls = {n: within_class_influence(s, train_index, test_index) for n, s in by_count.items()}
     stats = []
     for k, n in enumerate(ends):
         previous = ends[k - 1] if k else None
         stats.append(("memorization", _compare(mems[n], mems[n_total], None if previous is None else mems[previous])))
         stats.append(("influence", _compare(infls[n], infls[n_total], None if previous is None else infls[previous])))
-    (computed,) = dask.compute([s for _, s in stats])
+    with deprecated_show_progress(show_progress, "convergence"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the means of samples without an estimate
+        computed = compute(*(da.stack([da.asarray(v) for v in s]) for _, s in stats))
     rows = []
     for (name, _), values, k in zip(stats, computed, np.repeat(np.arange(len(ends)), 2), strict=True):
         count, sx, sy, sxx, syy, sxy, diff, change, change_count = (float(v) for v in values)
@@ -141,13 +143,6 @@ def _trial_counts(fractions: Sequence[float], n_total: int) -> list[int]:
             f"fractions: expected increasing numbers in (0, 1], received {fractions!r}"
         )
     return [max(1, round(f * n_total)) for f in values]
-
-
-def _influence(sums: TrialSums, train_index: np.ndarray, test_index: np.ndarray) -> da.Array:
-    n_in = sums.train[0]
-    n_in_pad = np.where(train_index >= 0, n_in[np.maximum(train_index, 0)], 0.0)
-    test_all_pad = np.where(test_index >= 0, sums.test_all[np.maximum(test_index, 0)], np.nan)
-    return _from_sums(_finalize_block, sums.test_in, test_all_pad, n_in_pad, sums.n_trials)
 
 
 def _compare(x: Any, full: Any, previous: Any) -> list[Any]:
@@ -242,48 +237,44 @@ def score_errors(ds: xr.Dataset, *, errors: Literal["independent", "bound"] = "i
     return out.transpose(CLASS, TRAIN)
 
 
-@click.command("convergence")
-@click.argument("trials", metavar="TRIALS", type=click.Path())
-@click.argument("output", metavar="OUTPUT.csv", type=click.Path())
-@click.option("--fractions", default=",".join(f"{f:g}" for f in DEFAULT_FRACTIONS), show_default=True,
-              help="Increasing fractions of the trials, comma-separated.")
-@click.option("--figure", type=click.Path(), default=None, help="Also draw the table as a PNG.")
-@click.option("--chunk-mb", type=float, default=DEFAULT_CHUNK_MB, show_default=True,
-              help="Target size in MB of one block of trials and of one influence chunk.")
-@overwrite_option
-@quiet_option
-@handle_errors
-def convergence_command(
-    trials: str, output: str, fractions: str, figure: str | None, chunk_mb: float, overwrite: bool, quiet: bool
-) -> None:
-    """How FZ estimates move as trials are added: a CSV table (and a figure).
+def write_convergence(
+    trials: Any, output: str | os.PathLike[str], *, fractions: Sequence[float] = DEFAULT_FRACTIONS,
+    figure: str | os.PathLike[str] | None = None, chunk_mb: float = DEFAULT_CHUNK_MB, overwrite: bool = False,
+) -> tuple[Any, list[str]]:
+    """:func:`convergence` saved as a CSV table (and, with ``figure``, a PNG of :func:`plot_convergence`).
 
-    For the first 10%, 20%, ... of the TRIALS, the correlation of memorization
-    and influence with the all-trial estimate and their mean |change|.
+    Both outputs are checked before the work and written complete or absent.
+    Returns the table and the paths written.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os
+    >>> rng = np.random.default_rng(0)
+    >>> mask = rng.random((20, 4)) < 0.5
+    >>> records = {"mask": mask, "train_correct": mask, "test_correct": rng.random((20, 2)) < 0.5,
+    ...            "tr_labels": np.arange(4) % 2, "tt_labels": np.arange(2)}
+    >>> table, written = write_convergence(records, os.path.join(tempfile.mkdtemp(), "c.csv"), fractions=(0.5, 1.0))
+    >>> len(table), [os.path.basename(p) for p in written]
+    (4, ['c.csv'])
     """
-    from .storage import atomic_output, check_writable
+    from ..progress import damaged_store_as_input_error
+    from ..storage import atomic_output, check_writable
 
-    try:
-        values = tuple(float(f) for f in fractions.split(","))
-    except ValueError:
-        raise MemoxrInputError(f"--fractions: expected comma-separated numbers, received {fractions!r}") from None
     if figure is not None and (str(figure) == str(output) or not str(figure).endswith(".png")):
-        raise MemoxrInputError(f"--figure {figure!r}: expected a .png file other than the table {output!r}")
+        raise MemoxrInputError(f"figure {str(figure)!r}: expected a .png file other than the table {str(output)!r}")
     for path in (output, figure):
         if path is not None:
             check_writable(path, overwrite=overwrite, kind="file")
     if figure is not None:  # before the work: a missing plot extra is one line, not a lost run
-        from ._optional import require
+        from .._optional import require
 
         require("matplotlib", "plot")
-    from .progress import damaged_store_as_input_error
-
-    with damaged_store_as_input_error(trials):  # a damaged trials chunk named in one line
-        table = convergence(trials, values, chunk_mb=chunk_mb, show_progress=not quiet)
+    is_path = isinstance(trials, str | os.PathLike)
+    with damaged_store_as_input_error(trials) if is_path else contextlib.nullcontext():  # a damaged chunk in one line
+        table = convergence(trials, fractions, chunk_mb=chunk_mb)
     with atomic_output(output, overwrite=overwrite) as tmp:
         table.to_csv(tmp, index=False)
-    click.echo(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-    click.echo(f"wrote {output}")
+    written = [str(output)]
     if figure is not None:
         import matplotlib
 
@@ -291,4 +282,14 @@ def convergence_command(
         fig = plot_convergence(table)
         with atomic_output(figure, overwrite=overwrite) as tmp:
             fig.savefig(tmp, format="png", dpi=120)
-        click.echo(f"wrote {figure}")
+        written.append(str(figure))
+    return table, written
+
+
+def __getattr__(name: str) -> Any:
+    # The command moved to memoxr.estimate.cli; the old import path still finds it.
+    if name == "convergence_command":
+        from .cli import convergence_command
+
+        return convergence_command
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
