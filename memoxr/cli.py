@@ -214,7 +214,7 @@ main.lazy_commands.update(
     {
         "estimate": (".estimate.cli", "estimate_command", "Feldman-Zhang memorization and influence from trial records."),
         "trials-from-runs": (
-            ".convert.heldout_runs", "trials_from_runs_command", "The released held-out runs as trial records."
+            ".convert.heldout_cli", "trials_from_runs_command", "The released held-out runs as trial records."
         ),
         "ingest": (".dynamics_cli", "ingest_command", "Per-epoch training records into a dynamics store."),
         "evaluate": (".dynamics_cli", "evaluate_command", "CSL and baselines: detection metrics, agreement with FZ."),
