@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from memoxr._cli_options import handle_errors, overwrite_option, quiet_option, remote_options
+from memoxr.cli.options import handle_errors, overwrite_option, quiet_option, remote_options
 
 from .heldout_runs import heldout_runs_to_trials
 

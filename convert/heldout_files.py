@@ -19,7 +19,7 @@ import fsspec
 import numpy as np
 
 from memoxr.errors import MemoxrInputError
-from memoxr.storage import StorageOptions, describe_access_error, is_url
+from memoxr.io.storage import StorageOptions, describe_access_error, is_url
 
 from .fz_npz import load_npz_arrays, open_npz, read_npz_headers
 

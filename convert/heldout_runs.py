@@ -51,11 +51,11 @@ import numpy as np
 import xarray as xr
 from dask.base import tokenize
 
-from memoxr._chunks import validate_mb
+from memoxr.compute.progress import compute, deprecated_show_progress
 from memoxr.estimate.trials import TRIAL, TRIAL_VARIABLES
 from memoxr.estimate.writers import write_npy_streamed
-from memoxr.progress import compute, deprecated_show_progress
-from memoxr.storage import StorageOptions, atomic_output, check_writable, is_url, write_dataset
+from memoxr.io.chunks import validate_mb
+from memoxr.io.storage import StorageOptions, atomic_output, check_writable, is_url, write_dataset
 
 from .heldout_files import (
     AUX_FILE,
@@ -131,7 +131,7 @@ def read_heldout_runs(
     trial_chunk_mb : float
         Target size in MB of one chunk of trials of the record arrays.
     show_progress : bool, optional
-        Deprecated: use ``with memoxr.progress.progress():``.
+        Deprecated: use ``with memoxr.compute.progress.progress():``.
     storage_options : dict, optional
         fsspec options for ``s3://`` folders.
 
@@ -268,7 +268,7 @@ def heldout_runs_to_trials(
     storage_options : dict, optional
         fsspec options for ``s3://`` paths, input or output.
     show_progress : bool, optional
-        Deprecated: use ``with memoxr.progress.progress():``.
+        Deprecated: use ``with memoxr.compute.progress.progress():``.
 
     Returns
     -------

@@ -44,7 +44,7 @@ such a sample are NaN too (``memoxr.influence_scores`` with ``skipna=False``).
 Output
 ------
 The influence store of ``memoxr convert``, with exactly its schema (see
-:mod:`memoxr.schema`): the influence of each train sample on the test samples
+:mod:`memoxr.io.schema`): the influence of each train sample on the test samples
 of its own class, ``influence(class, train_sample, test_sample)`` float32,
 NaN-padded for ragged classes; ``memorization``, ``train_index``,
 ``test_index``, ``train_count``, ``test_count``, ``tr_mem``, ``tr_labels``,

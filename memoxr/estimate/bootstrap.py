@@ -27,7 +27,7 @@ from typing import Any
 import dask.array as da
 import numpy as np
 
-from ..schema import CLASS, TEST, TRAIN, TRAIN_ID
+from ..io.schema import CLASS, TEST, TRAIN, TRAIN_ID
 from . import kernels as _k
 from .sums import even_sizes, quiet_blockwise
 

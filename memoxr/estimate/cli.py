@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .._chunks import DEFAULT_CHUNK_MB
-from .._cli_options import (
+from ..cli.options import (
     dry_run_option,
     handle_errors,
     overwrite_option,
@@ -13,6 +12,7 @@ from .._cli_options import (
     remote_options,
 )
 from ..errors import MemoxrInputError
+from ..io.chunks import DEFAULT_CHUNK_MB
 from .uncertainty import DEFAULT_FRACTIONS
 
 __all__ = ["convergence_command", "estimate_command"]
@@ -60,12 +60,12 @@ def estimate_command(
     with standard errors and the sums that --append adds to; it appears only
     once complete.
     """
-    from .._chunks import validate_option_mb
+    from ..io.chunks import validate_option_mb
 
     chunk_mb = validate_option_mb("--chunk-mb", chunk_mb)
     if dry_run:
-        from ..plan import plan_estimate
-        from ..storage import check_writable
+        from ..compute.plan import plan_estimate
+        from ..io.storage import check_writable
 
         if not append:  # the run would refuse an existing OUTPUT: so does its plan
             check_writable(output, overwrite=overwrite, storage_options=storage_options)

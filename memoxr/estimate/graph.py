@@ -18,11 +18,11 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
-from .._chunks import DEFAULT_CHUNK_MB, BlockChunks, plan_block_chunks, validate_mb
+from ..compute.progress import deprecated_show_progress
 from ..errors import MemoxrInputError
-from ..progress import deprecated_show_progress
-from ..schema import pad_indices
-from ..storage import StorageOptions
+from ..io.chunks import DEFAULT_CHUNK_MB, BlockChunks, plan_block_chunks, validate_mb
+from ..io.schema import pad_indices
+from ..io.storage import StorageOptions
 from . import kernels as _k
 from .sums import TrialSums, class_test_in, estimate_dataset, full_test_in
 from .trials import Records, read_records
@@ -77,7 +77,7 @@ def estimate(
     computed or written, and memory is bounded by ``chunk_mb``-sized chunks.
     Values other than 0/1 raise :class:`~memoxr.errors.MemoxrInputError`
     then, naming the key, trial and sample. memoxr's writers compute with one
-    BLAS thread per dask thread (:func:`memoxr._blas.blas_threads_for_dask`);
+    BLAS thread per dask thread (:func:`memoxr.compute.blas.blas_threads_for_dask`);
     computing it yourself with dask's threaded scheduler, wrap the call in
     the same context manager.
 
@@ -102,7 +102,7 @@ def estimate(
         ``sample_order`` key, as ``trials-from-runs`` writes), else ``"trials"``.
     show_progress : bool, optional
         Deprecated and without effect (nothing is computed here): wrap the
-        computation in ``with memoxr.progress.progress():`` instead.
+        computation in ``with memoxr.compute.progress.progress():`` instead.
     bootstrap : int
         Replicates of the trial bootstrap (0: none): adds percentile
         intervals ``tr_mem_ci_low/high`` and ``influence_ci_low/high``

@@ -8,7 +8,7 @@ the train sample. All are sums over trials, so the estimate of old + new
 trials is made from the old sums plus the sums of the new trials: an append
 reads the new trials once (to check and sum them), and the old store's sums
 chunk by chunk. The new store is written beside the old one and swapped in
-only when complete (:func:`memoxr.storage.write_dataset`), so an interrupted
+only when complete (:func:`memoxr.io.storage.write_dataset`), so an interrupted
 append leaves the previous estimate as it was.
 """
 
@@ -22,10 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from .._chunks import DEFAULT_CHUNK_MB, BlockChunks
+from ..compute.progress import damaged_store_as_input_error, deprecated_show_progress
 from ..errors import MemoxrInputError
-from ..progress import damaged_store_as_input_error, deprecated_show_progress
-from ..storage import StorageOptions, is_url
+from ..io.chunks import DEFAULT_CHUNK_MB, BlockChunks
+from ..io.storage import StorageOptions, is_url
 from . import kernels as _k
 from .graph import TrialInput, records_sums, validate_chunk_mb, with_degenerate_warning
 from .sums import SUM_NAMES, estimate_dataset, sums_from_store
@@ -67,7 +67,7 @@ def append_estimate(
     chunk_mb : float
         Target size in MB of one block of the new trials.
     show_progress : bool, optional
-        Deprecated: use ``with memoxr.progress.progress():``.
+        Deprecated: use ``with memoxr.compute.progress.progress():``.
 
     Returns
     -------
@@ -135,7 +135,7 @@ def _append(trials: Any, store: str | os.PathLike[str], chunk_mb: float, storage
 
 def _open_appendable(store: str | os.PathLike[str]) -> Any:
     """The estimate store, opened lazily, with its sums; else a clear error."""
-    from .._open import open_influence
+    from ..influence.sources import open_influence
 
     source = str(store)
     if is_url(source):

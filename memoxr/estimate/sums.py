@@ -46,8 +46,8 @@ import dask.array as da
 import numpy as np
 from dask.array import PerformanceWarning
 
-from .._chunks import BlockChunks, plan_block_chunks
-from ..schema import CLASS, TEST, TEST_ID, TRAIN, TRAIN_ID
+from ..io.chunks import BlockChunks, plan_block_chunks
+from ..io.schema import CLASS, TEST, TEST_ID, TRAIN, TRAIN_ID
 from . import kernels as _k
 
 #: The sums an estimate store keeps (``test_correct_in_full`` only beside ``influence_full``).
@@ -355,7 +355,7 @@ def estimate_dataset(
     tr_labels: np.ndarray, tt_labels: np.ndarray, attrs: dict[str, Any],
 ) -> Any:
     """The influence store of an estimate: the schema's variables, the standard errors and the sums, lazily."""
-    from ..schema import influence_dataset
+    from ..io.schema import influence_dataset
 
     variables = store_variables(sums, train_index, test_index)
     tr_mem = variables.pop("tr_mem")[1]

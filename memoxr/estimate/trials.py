@@ -33,8 +33,8 @@ import xarray as xr
 import zarr
 
 from ..errors import MemoxrInputError
-from ..schema import TEST_ID, TRAIN_ID
-from ..storage import StorageOptions, atomic_output, file_exists, is_url, write_dataset
+from ..io.schema import TEST_ID, TRAIN_ID
+from ..io.storage import StorageOptions, atomic_output, file_exists, is_url, write_dataset
 from . import kernels as _k
 
 __all__ = ["BINARY_KEYS", "TRIAL", "TRIAL_VARIABLES", "Records", "open_trials", "read_records", "write_trials"]
@@ -225,7 +225,7 @@ def read_records(trials: Any, chunk_mb: float, storage_options: StorageOptions =
 def _small_values(x: Any) -> np.ndarray:
     """A label array in memory (computed through the gateway when lazy: labels are small)."""
     if isinstance(x, da.Array):
-        from ..progress import compute
+        from ..compute.progress import compute
 
         (x,) = compute(x)
     return np.asarray(x)

@@ -23,10 +23,10 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
-from .._chunks import DEFAULT_CHUNK_MB, plan_block_chunks
+from ..compute.progress import compute, deprecated_show_progress
 from ..errors import MemoxrInputError
-from ..progress import compute, deprecated_show_progress
-from ..schema import CLASS, TEST, TRAIN
+from ..io.chunks import DEFAULT_CHUNK_MB, plan_block_chunks
+from ..io.schema import CLASS, TEST, TRAIN
 from .sums import TrialSums, memorization, within_class_influence
 
 __all__ = ["convergence", "plot_convergence", "score_errors", "write_convergence"]
@@ -69,7 +69,7 @@ def convergence(
     fractions : sequence of float
         Increasing fractions of the trials in ``(0, 1]``.
     show_progress : bool, optional
-        Deprecated: use ``with memoxr.progress.progress():``.
+        Deprecated: use ``with memoxr.compute.progress.progress():``.
 
     Returns
     -------
@@ -257,8 +257,8 @@ def write_convergence(
     >>> len(table), [os.path.basename(p) for p in written]
     (4, ['c.csv'])
     """
-    from ..progress import damaged_store_as_input_error
-    from ..storage import atomic_output, check_writable
+    from ..compute.progress import damaged_store_as_input_error
+    from ..io.storage import atomic_output, check_writable
 
     if figure is not None and (str(figure) == str(output) or not str(figure).endswith(".png")):
         raise MemoxrInputError(f"figure {str(figure)!r}: expected a .png file other than the table {str(output)!r}")

@@ -12,12 +12,12 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
-from .._blas import blas_threads_for_dask
-from .._chunks import DEFAULT_CHUNK_MB, BlockChunks
+from ..compute.blas import blas_threads_for_dask
+from ..compute.progress import compute, deprecated_show_progress
 from ..errors import MemoxrInputError
-from ..progress import compute, deprecated_show_progress
-from ..schema import CLASS, check_influence_dataset
-from ..storage import StorageOptions, atomic_output, check_writable, write_dataset
+from ..io.chunks import DEFAULT_CHUNK_MB, BlockChunks
+from ..io.schema import CLASS, check_influence_dataset
+from ..io.storage import StorageOptions, atomic_output, check_writable, write_dataset
 from .graph import DEFAULT_SAMPLE_ORDER, TrialInput, estimate
 
 __all__ = ["estimate_to_zarr", "write_estimate", "write_estimate_store", "write_fz_npz", "write_npy_streamed"]
@@ -39,7 +39,7 @@ def write_estimate_store(
 ) -> str:
     """Write an estimate (:func:`~memoxr.estimate.estimate`) as a Zarr store, complete or absent (the old one kept till then).
 
-    ``show_progress`` is deprecated: use ``with memoxr.progress.progress():``.
+    ``show_progress`` is deprecated: use ``with memoxr.compute.progress.progress():``.
 
     Examples
     --------
@@ -72,7 +72,7 @@ def estimate_to_zarr(
 ) -> str:
     """Estimate (see :func:`~memoxr.estimate.estimate`) and write the influence store as Zarr, complete or absent.
 
-    ``show_progress`` is deprecated: use ``with memoxr.progress.progress():``.
+    ``show_progress`` is deprecated: use ``with memoxr.compute.progress.progress():``.
 
     Examples
     --------
@@ -138,7 +138,7 @@ def write_fz_npz(
     output : path
         ``.npz`` file to create.
     show_progress : bool, optional
-        Deprecated: use ``with memoxr.progress.progress():``.
+        Deprecated: use ``with memoxr.compute.progress.progress():``.
 
     Examples
     --------
@@ -229,7 +229,7 @@ def write_estimate(
 
     ``full`` and ``bootstrap`` need a Zarr output (the FZ layout has no place
     for them), and so do the standard errors and the sums that appending needs.
-    ``show_progress`` is deprecated: use ``with memoxr.progress.progress():``.
+    ``show_progress`` is deprecated: use ``with memoxr.compute.progress.progress():``.
 
     Examples
     --------
