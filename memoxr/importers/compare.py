@@ -36,7 +36,7 @@ import pandas as pd
 import xarray as xr
 
 from ..cli.options import handle_errors, quiet_option, remote_options
-from ..compute.progress import compute, progress
+from ..compute.progress import compute
 from ..dynamics.align import UNKNOWN_ORDER, check_orders, load_mapping
 from ..dynamics.evaluate import (
     CORRELATION_METRICS,
@@ -367,10 +367,10 @@ def compare_command(stores: tuple[str, ...], mask: str | None, memorization: str
 
     if csv_path is not None:
         check_writable(csv_path, overwrite=overwrite, storage_options=storage_options)
-    with progress(not quiet):  # a bar for each pass over a store that lasts
-        table = compare_scores(list(stores), mask=mask, memorization=memorization, mapping=_mappings(mappings),
-                               proxies=list(proxies) or None, select=_selections(selections),
-                               storage_options=storage_options)
+    # --quiet: no bar; else quiet_option's progress context draws one for each pass that lasts.
+    table = compare_scores(list(stores), mask=mask, memorization=memorization, mapping=_mappings(mappings),
+                           proxies=list(proxies) or None, select=_selections(selections),
+                           storage_options=storage_options)
     click.echo(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     if csv_path is not None:
         with atomic_output(csv_path, overwrite=overwrite, storage_options=storage_options) as tmp:

@@ -228,7 +228,7 @@ def pairs(
     full: bool = False,
     allow_pickle: bool = False,
     chunk_mb: float | None = None,
-    show_progress: bool = False,
+    show_progress: bool | None = None,
     storage_options: StorageOptions = None,
 ) -> pd.DataFrame:
     """Train/test pairs of high influence whose train sample is highly memorized.
@@ -258,8 +258,8 @@ def pairs(
         instead of the within-class blocks.
     allow_pickle, chunk_mb : optional
         For an ``.npz`` input: allow pickled arrays; target chunk size in MB.
-    show_progress : bool
-        Progress bar while the chunks are searched.
+    show_progress : bool, optional
+        Deprecated: use ``with memoxr.compute.progress.progress():``.
 
     Returns
     -------
@@ -285,9 +285,10 @@ def pairs(
     )
     ds, wanted, tr_mem, tr_labels, tt_labels = search.ds, search.wanted, search.tr_mem, search.tr_labels, search.tt_labels
     min_infl, min_mem, top_k = search.min_infl, search.min_mem, search.top_k
-    from ..compute.progress import compute
+    from ..compute.progress import compute, deprecated_show_progress
 
-    parts = [part[0, 0, 0] for part in compute(*wanted, show_progress=show_progress)]
+    with deprecated_show_progress(show_progress, "pairs"):
+        parts = [part[0, 0, 0] for part in compute(*wanted)]
     table = _table(np.concatenate([np.empty(0, dtype=_FOUND), *parts]), top_k, tr_mem, tr_labels, tt_labels)
     table.attrs.update(
         sample_order=str(ds.attrs.get("sample_order", "")), min_infl=min_infl, min_mem=min_mem,
@@ -384,7 +385,7 @@ def pairs_command(
         return
     table = pairs(
         source, min_infl=min_infl, min_mem=min_mem, top_k_per_test=top_k_per_test, full=full,
-        allow_pickle=allow_pickle, chunk_mb=chunk_mb, show_progress=not quiet, storage_options=storage_options,
+        allow_pickle=allow_pickle, chunk_mb=chunk_mb, storage_options=storage_options,
     )
     path = write_pairs(table, output, overwrite=overwrite, storage_options=storage_options)
     order = table.attrs.get("sample_order") or "unknown"

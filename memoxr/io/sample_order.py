@@ -162,7 +162,7 @@ def align_order(
     *,
     labels_a: Any = None,
     labels_b: Any = None,
-    show_progress: bool = False,
+    show_progress: bool | None = None,
 ) -> OrderAlignment:
     """The permutation from ``A``'s sample order to ``B``'s, derived from the samples' content.
 
@@ -174,8 +174,8 @@ def align_order(
         labels as key ``y``).
     labels_a, labels_b : array, optional
         One label per sample, used to pair exact duplicates (overrides ``y``).
-    show_progress : bool
-        Progress bar while the samples are hashed.
+    show_progress : bool, optional
+        Deprecated: use ``with memoxr.compute.progress.progress():``.
 
     Returns
     -------
@@ -204,9 +204,10 @@ def align_order(
         labels_b = yb if labels_b is None else labels_b
     a, b = np.asanyarray(a), np.asanyarray(b)
     la, lb = _check_pair(a, b, labels_a, labels_b)
-    from ..compute.progress import compute
+    from ..compute.progress import compute, deprecated_show_progress
 
-    digests_a, digests_b = compute(content_digests(a), content_digests(b), show_progress=show_progress)
+    with deprecated_show_progress(show_progress, "align_order"):
+        digests_a, digests_b = compute(content_digests(a), content_digests(b))
     content = np.unique(np.concatenate([digests_a, digests_b]), return_inverse=True)[1].reshape(-1)
     ca, cb = content[: a.shape[0]], content[a.shape[0] :]
     _check_same_samples(ca, cb)
@@ -329,6 +330,6 @@ def align_order_command(a: str, b: str, output: str, overwrite: bool, quiet: boo
     """
     _check_output(output)
     check_writable(output, overwrite=overwrite)
-    result = align_order(a, b, show_progress=not quiet)
+    result = align_order(a, b)
     click.echo(result.summary())
     click.echo(f"wrote {write_mapping(result.mapping, output, overwrite=overwrite)}")
