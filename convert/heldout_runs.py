@@ -131,7 +131,7 @@ def read_heldout_runs(
     trial_chunk_mb : float
         Target size in MB of one chunk of trials of the record arrays.
     show_progress : bool, optional
-        Deprecated: use ``with memoxr.compute.progress.progress():``.
+        Deprecated: use ``with memoxr.progress():``.
     storage_options : dict, optional
         fsspec options for ``s3://`` folders.
 
@@ -268,7 +268,7 @@ def heldout_runs_to_trials(
     storage_options : dict, optional
         fsspec options for ``s3://`` paths, input or output.
     show_progress : bool, optional
-        Deprecated: use ``with memoxr.compute.progress.progress():``.
+        Deprecated: use ``with memoxr.progress():``.
 
     Returns
     -------

@@ -55,6 +55,7 @@ _LAZY = {
     "score_errors": ".estimate.uncertainty",
     "pairs": ".influence.pairs",
     "align_order": ".io.sample_order",
+    "progress": ".compute.progress",
     "reproduce": ".reproduce",
     "sample_path": ".influence.sources",
     "plan_block_chunks": ".io.chunks",
@@ -84,6 +85,7 @@ __all__ = [
     "DEFAULT_CHUNK_MB",
     "plot_convergence",
     "pairs",
+    "progress",
     "align_order",
     "rank_agreement",
     "reproduce",
@@ -96,6 +98,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from .compute.progress import progress
     from .dynamics import DynamicsWriter, compute_proxies, csl, evaluate, open_dynamics
     from .influence.analysis import analyze, rank_agreement, score_ranges, top_classes, top_k
     from .influence.scores import influence_scores, row_statistics

@@ -30,6 +30,7 @@ _ACTIVE: contextvars.ContextVar[float | None] = contextvars.ContextVar("memoxr_p
 
 
 def distributed_progress(futures: Any) -> None:
+    """distributed's text progress bar for ``futures``, until they are done (a cluster's :func:`progress`)."""
     from distributed import progress as show
 
     show(futures, notebook=False)
@@ -49,7 +50,7 @@ def progress(show: bool = True, *, minimum: float = 0.5) -> Iterator[None]:
     Examples
     --------
     >>> import dask.array as da
-    >>> from memoxr.progress import compute, progress, progress_shown
+    >>> from memoxr.compute.progress import compute, progress, progress_shown
     >>> with progress():
     ...     progress_shown(), int(compute(da.ones(4).sum())[0])
     (True, 4)
@@ -80,7 +81,7 @@ def deprecated_show_progress(show_progress: bool | None, where: str) -> contextl
     """The progress context the deprecated ``show_progress`` argument of ``where`` asks for.
 
     ``None`` (not given) enters nothing; ``True``/``False`` warn (use
-    ``with memoxr.progress.progress(): ...``) and behave as before.
+    ``with memoxr.progress(): ...``) and behave as before.
 
     >>> with deprecated_show_progress(None, "estimate"):
     ...     progress_shown()
@@ -89,7 +90,7 @@ def deprecated_show_progress(show_progress: bool | None, where: str) -> contextl
     if show_progress is None:
         return contextlib.nullcontext()
     warnings.warn(
-        f"{where}: show_progress is deprecated; wrap the call in `with memoxr.progress.progress():` instead",
+        f"{where}: show_progress is deprecated; wrap the call in `with memoxr.progress():` instead",
         DeprecationWarning,
         stacklevel=3,
     )
@@ -228,6 +229,9 @@ def describe_undecodable(arrays: list[Any], exc: BaseException) -> str | None:
 
     Only run after a failure, and only when the error came from a codec: each
     chunk of the arrays involved is read again until the damaged one is found.
+
+    >>> describe_undecodable([], ValueError("not from a codec")) is None
+    True
     """
     if not _raised_in_codec(exc.__traceback__):
         return None
@@ -239,7 +243,11 @@ def describe_undecodable(arrays: list[Any], exc: BaseException) -> str | None:
 
 def describe_undecodable_store(path: Any, exc: BaseException, storage_options: dict | None = None) -> str | None:
     """:func:`describe_undecodable` for every array of the Zarr store at ``path`` (for code that
-    computes outside :func:`compute`)."""
+    computes outside :func:`compute`).
+
+    >>> describe_undecodable_store("no-such-store", ValueError("not from a codec")) is None
+    True
+    """
     import zarr
 
     from ..io.storage import connection_failure
@@ -259,7 +267,14 @@ def describe_undecodable_store(path: Any, exc: BaseException, storage_options: d
 @contextlib.contextmanager
 def damaged_store_as_input_error(path: Any, storage_options: dict | None = None) -> Iterator[None]:
     """Run the block; a codec failure in the Zarr store at ``path`` becomes one
-    :class:`MemoxrInputError` naming its damaged chunk (see :func:`describe_undecodable_store`)."""
+    :class:`MemoxrInputError` naming its damaged chunk (see :func:`describe_undecodable_store`).
+
+    Other errors pass through as they are:
+
+    >>> with damaged_store_as_input_error("trials.zarr"):
+    ...     int("7")
+    7
+    """
     try:
         yield
     except MemoxrInputError:

@@ -139,6 +139,20 @@ def add_intervals(
 
     ``ds`` is the estimate of these trial records (:func:`memoxr.estimate.estimate`);
     the intervals are lazy (dask), computed when the store is written.
+
+    Examples
+    --------
+    >>> import memoxr.estimate as me
+    >>> rng = np.random.default_rng(0)
+    >>> mask = rng.random((40, 3)) < 0.5
+    >>> records = {"mask": mask, "train_correct": mask, "test_correct": rng.random((40, 2)) < 0.5,
+    ...            "tr_labels": np.zeros(3, int), "tt_labels": np.zeros(2, int)}
+    >>> r = me.read_records(records, 1.0)
+    >>> ds = add_intervals(me.estimate(records), r.mask, r.train_correct, r.test_correct,
+    ...                    replicates=50, confidence=0.9, seed=0, chunk_mb=1.0)
+    >>> low, high = ds["tr_mem_ci_low"].values, ds["tr_mem_ci_high"].values
+    >>> bool((low <= ds["tr_mem"].values).all() and (ds["tr_mem"].values <= high).all())
+    True
     """
     n_trials, n_train = mask.shape
     budget = int(chunk_mb * 2**20)

@@ -37,7 +37,11 @@ ESTIMATOR_NAME = "feldman-zhang subsampling"
 
 
 class DegenerateSampleWarning(UserWarning):
-    """Some train samples are in every trial's subset or in none: their estimates are NaN."""
+    """Some train samples are in every trial's subset or in none: their estimates are NaN.
+
+    >>> issubclass(DegenerateSampleWarning, UserWarning)
+    True
+    """
 
 
 def estimate(
@@ -102,7 +106,7 @@ def estimate(
         ``sample_order`` key, as ``trials-from-runs`` writes), else ``"trials"``.
     show_progress : bool, optional
         Deprecated and without effect (nothing is computed here): wrap the
-        computation in ``with memoxr.compute.progress.progress():`` instead.
+        computation in ``with memoxr.progress():`` instead.
     bootstrap : int
         Replicates of the trial bootstrap (0: none): adds percentile
         intervals ``tr_mem_ci_low/high`` and ``influence_ci_low/high``
@@ -195,7 +199,13 @@ def _count_not_binary(x: np.ndarray) -> np.ndarray:
 
 
 def per_sample_sums(mask: da.Array, train_correct: da.Array, test_correct: da.Array) -> tuple[da.Array, da.Array]:
-    """Lazy ``(3, train_id)`` sums ``n_in, hit_in, hit_all`` and ``(test_id,)`` test totals (float64)."""
+    """Lazy ``(3, train_id)`` sums ``n_in, hit_in, hit_all`` and ``(test_id,)`` test totals (float64).
+
+    >>> m = da.from_array(np.array([[1, 0], [1, 1]]), chunks=1)
+    >>> train, test_all = per_sample_sums(m, m, m[:, :1])
+    >>> train.compute().tolist(), test_all.compute().tolist()
+    ([[2.0, 1.0], [2.0, 1.0], [2.0, 1.0]], [2.0])
+    """
     train = da.blockwise(
         _trial_sums_block, "tkn", mask, "tn", train_correct, "tn",
         new_axes={"k": 3}, adjust_chunks={"t": 1}, dtype=np.float64,
@@ -205,7 +215,12 @@ def per_sample_sums(mask: da.Array, train_correct: da.Array, test_correct: da.Ar
 
 
 def pass_sums_graph(mask: da.Array, train_correct: da.Array, test_correct: da.Array) -> tuple[Any, Any, Any]:
-    """The per-sample sums and the counts of non-0/1 values, lazily (what a cost plan counts)."""
+    """The per-sample sums and the counts of non-0/1 values, lazily (what a cost plan counts).
+
+    >>> m = da.from_array(np.array([[1, 2], [0, 1]]), chunks=1)
+    >>> int(pass_sums_graph(m, m, m)[2]["mask"].compute())
+    1
+    """
     train, test_all = per_sample_sums(mask, train_correct, test_correct)
     bad = {
         key: da.map_blocks(_count_not_binary, x, chunks=((1,) * x.numblocks[0], (1,) * x.numblocks[1]), dtype=np.int64).sum()
@@ -218,7 +233,17 @@ def records_sums(
     records: Records, train_index: np.ndarray, test_index: np.ndarray, plan: BlockChunks, *,
     chunk_mb: float, full: bool = False,
 ) -> TrialSums:
-    """The records' sufficient sums, all lazy."""
+    """The records' sufficient sums, all lazy.
+
+    >>> from memoxr.estimate.trials import read_records
+    >>> mask = np.array([[1, 0], [0, 1], [1, 1]])
+    >>> r = read_records({"mask": mask, "train_correct": mask, "test_correct": mask[:, :1],
+    ...                   "tr_labels": np.array([0, 0]), "tt_labels": np.array([0])}, chunk_mb=1.0)
+    >>> _, train, test = class_indices(r.tr_labels, r.tt_labels)
+    >>> sums = records_sums(r, train, test, BlockChunks(1, 2, 1), chunk_mb=1.0)
+    >>> sums.n_trials, sums.test_in.compute().tolist()
+    (3, [[[2.0], [1.0]]])
+    """
     mask, train_correct, test_correct = records.mask, records.train_correct, records.test_correct
     train, test_all = per_sample_sums(mask, train_correct, test_correct)
     budget = int(chunk_mb * 2**20)
@@ -254,7 +279,16 @@ def _warn_degenerate_block(train: np.ndarray, n_trials: int) -> np.ndarray:
 
 
 def with_degenerate_warning(sums: TrialSums) -> TrialSums:
-    """``sums`` whose per-sample sums run :func:`warn_degenerate` when they are computed."""
+    """``sums`` whose per-sample sums run :func:`warn_degenerate` when they are computed.
+
+    >>> import warnings
+    >>> sums = with_degenerate_warning(TrialSums(2, np.array([[2.0], [1.0], [1.0]]), np.zeros(1), da.zeros((1, 1, 1))))
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     _ = sums.train.compute()
+    >>> [w.category.__name__ for w in caught]
+    ['DegenerateSampleWarning']
+    """
     whole = da.asarray(sums.train).rechunk(-1)
     train = whole.map_blocks(_warn_degenerate_block, n_trials=sums.n_trials, dtype=whole.dtype)
     return dataclasses.replace(sums, train=train)
@@ -265,12 +299,21 @@ def with_degenerate_warning(sums: TrialSums) -> TrialSums:
 
 
 def validate_chunk_mb(chunk_mb: float) -> float:
-    """``chunk_mb`` as a positive float, or an error naming it."""
+    """``chunk_mb`` as a positive float, or an error naming it.
+
+    >>> validate_chunk_mb(8)
+    8.0
+    """
     return validate_mb("chunk_mb", chunk_mb)
 
 
 def validate_bootstrap(bootstrap: int, confidence: float) -> None:
-    """A whole number of replicates >= 0 and a confidence in (0, 1), or an error naming them."""
+    """A whole number of replicates >= 0 and a confidence in (0, 1), or an error naming them.
+
+    >>> validate_bootstrap(-1, 0.95)
+    Traceback (most recent call last):
+    memoxr.errors.MemoxrInputError: bootstrap: expected a whole number of replicates >= 0, received -1
+    """
     if isinstance(bootstrap, bool) or not isinstance(bootstrap, int | np.integer) or bootstrap < 0:
         raise MemoxrInputError(f"bootstrap: expected a whole number of replicates >= 0, received {bootstrap!r}")
     if not isinstance(confidence, float | int) or not 0 < confidence < 1:

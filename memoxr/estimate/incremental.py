@@ -67,7 +67,7 @@ def append_estimate(
     chunk_mb : float
         Target size in MB of one block of the new trials.
     show_progress : bool, optional
-        Deprecated: use ``with memoxr.compute.progress.progress():``.
+        Deprecated: use ``with memoxr.progress():``.
 
     Returns
     -------

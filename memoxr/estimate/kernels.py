@@ -56,7 +56,11 @@ def trial_sums(mask: np.ndarray, train_correct: np.ndarray) -> np.ndarray:
 
 
 def as_bool(x: np.ndarray) -> np.ndarray:
-    """``x != 0`` as bool (``x`` itself when it is bool already)."""
+    """``x != 0`` as bool (``x`` itself when it is bool already).
+
+    >>> as_bool(np.array([0, 1, 2])).tolist()
+    [False, True, True]
+    """
     x = np.asarray(x)
     return x if x.dtype == bool else x != 0
 
@@ -132,6 +136,11 @@ def influence_from_sums(
     Returns
     -------
     numpy.ndarray, shape ``(..., train, test)``, float64
+
+    Examples
+    --------
+    >>> influence_from_sums(np.array([[2.0]]), np.array([3.0]), np.array([2.0]), 4).tolist()
+    [[0.5]]
     """
     test_in = np.asarray(test_in, dtype=np.float64)
     n_in = np.asarray(n_in, dtype=np.float64)[..., :, None]
@@ -216,7 +225,11 @@ def class_products(
 
 
 def add_parts(parts) -> np.ndarray:
-    """Sum of a (possibly nested) list of arrays, with one new array at most; one array is returned as is."""
+    """Sum of a (possibly nested) list of arrays, with one new array at most; one array is returned as is.
+
+    >>> add_parts([np.array([1, 2]), [np.array([10, 20]), np.array([100, 200])]]).tolist()
+    [111, 222]
+    """
     flat = []
     stack = [parts]
     while stack:
@@ -248,6 +261,11 @@ def influence_from_sums_f32(
     Returns
     -------
     numpy.ndarray, same shape as ``test_in``, float32
+
+    Examples
+    --------
+    >>> influence_from_sums_f32(np.array([[2.0]]), np.array([3.0]), np.array([2.0]), 4)
+    array([[0.5]], dtype=float32)
     """
     return _by_row_blocks(_influence_block, test_in, test_all, n_in, n_trials, block_elements)
 
@@ -318,7 +336,11 @@ def _se_block(p_in: np.ndarray, all_row: np.ndarray, n_in_r: np.ndarray, n_out_r
 
 
 def estimate_memorization(mask: np.ndarray, train_correct: np.ndarray) -> np.ndarray:
-    """Memorization ``(train,)`` of every train sample from ``(trial, train)`` records, in memory."""
+    """Memorization ``(train,)`` of every train sample from ``(trial, train)`` records, in memory.
+
+    >>> estimate_memorization(np.array([[1, 0], [0, 1]]), np.array([[1, 0], [0, 0]])).tolist()
+    [1.0, 0.0]
+    """
     return memorization_from_sums(trial_sums(mask, train_correct), np.shape(mask)[0])
 
 
@@ -326,6 +348,9 @@ def estimate_influence(mask: np.ndarray, test_correct: np.ndarray) -> np.ndarray
     """Influence ``(train, test)`` of every train sample on every test sample, in memory.
 
     ``mask`` is ``(trial, train)``, ``test_correct`` is ``(trial, test)``.
+
+    >>> estimate_influence(np.array([[1], [0]]), np.array([[1], [0]])).tolist()
+    [[1.0]]
     """
     mask = np.asarray(mask)
     n_in = np.asarray(mask, dtype=np.float64).sum(axis=0)
@@ -334,7 +359,11 @@ def estimate_influence(mask: np.ndarray, test_correct: np.ndarray) -> np.ndarray
 
 
 def not_binary(x: np.ndarray) -> np.ndarray:
-    """True where ``x`` is neither 0 nor 1 (NaN included); all False for booleans."""
+    """True where ``x`` is neither 0 nor 1 (NaN included); all False for booleans.
+
+    >>> not_binary(np.array([0.0, 1.0, 0.5, np.nan])).tolist()
+    [False, False, True, True]
+    """
     x = np.asarray(x)
     if x.dtype == bool:
         return np.zeros(x.shape, dtype=bool)
@@ -342,7 +371,11 @@ def not_binary(x: np.ndarray) -> np.ndarray:
 
 
 def count_not_binary(x: np.ndarray) -> int:
-    """How many values of ``x`` are neither 0 nor 1 (NaN included); 0 for booleans, with no temporary."""
+    """How many values of ``x`` are neither 0 nor 1 (NaN included); 0 for booleans, with no temporary.
+
+    >>> count_not_binary(np.array([0, 1, 2, 3])), count_not_binary(np.array([True, False]))
+    (2, 0)
+    """
     x = np.asarray(x)
     if x.dtype == bool:
         return 0

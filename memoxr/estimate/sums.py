@@ -98,7 +98,11 @@ def standard_error(correct_in: Any, n_in: Any, correct_out: Any, n_out: Any) -> 
 
 
 def trial_chunk(n_trials: int, width: int, itemsize: int, budget: int) -> int:
-    """Trials per chunk so that a ``(trials, width)`` block stays within ``budget`` bytes."""
+    """Trials per chunk so that a ``(trials, width)`` block stays within ``budget`` bytes.
+
+    >>> trial_chunk(1000, width=50, itemsize=1, budget=1000)
+    20
+    """
     return int(min(n_trials, max(1, budget // max(1, width * itemsize))))
 
 
@@ -118,7 +122,11 @@ MIN_TASK_PRODUCTS = 10**9
 
 
 def class_groups(n_class: int, plan: BlockChunks, trials: int) -> tuple[int, ...]:
-    """Classes per product task: as few as give a sizeable product, at most ``plan.cls``, even sizes."""
+    """Classes per product task: as few as give a sizeable product, at most ``plan.cls``, even sizes.
+
+    >>> class_groups(10, BlockChunks(4, 100, 100), trials=1000)
+    (4, 3, 3)
+    """
     per_class = max(1, trials * plan.train * plan.test)
     wanted = max(1, -(-MIN_TASK_PRODUCTS // per_class))
     return even_sizes(n_class, min(plan.cls, wanted))
@@ -166,6 +174,9 @@ def sum_over_trials(partial: da.Array) -> da.Array:
 
     Like ``partial.sum(axis=0)`` without its copies: no concatenation of the
     parts and no copy of a lone part.
+
+    >>> sum_over_trials(da.ones((3, 2), chunks=1, dtype=np.float32)).compute().tolist()
+    [3.0, 3.0]
     """
     return da.reduction(
         partial, _first, _add_parts, combine=_add_parts, axis=0, concatenate=False, dtype=np.float32,
@@ -213,7 +224,12 @@ def class_test_in(
 
 
 def full_test_in(mask: da.Array, test_correct: da.Array, chunk_mb: float, budget: int) -> da.Array:
-    """``test_in_full(train_id, test_id)``: ``mask.T @ test_correct`` over all trials, lazily, float32."""
+    """``test_in_full(train_id, test_id)``: ``mask.T @ test_correct`` over all trials, lazily, float32.
+
+    >>> m = da.from_array(np.array([[1, 0], [1, 1]], dtype=bool), chunks=1)
+    >>> full_test_in(m, m, chunk_mb=1.0, budget=2**20).compute().tolist()
+    [[2.0, 1.0], [1.0, 1.0]]
+    """
     n_trials, n_train = mask.shape
     plan = plan_block_chunks(1, n_train, test_correct.shape[1], chunk_mb=chunk_mb)
     tc = trial_chunk(n_trials, max(plan.train, plan.test), 4, budget)

@@ -224,11 +224,9 @@ def read_records(trials: Any, chunk_mb: float, storage_options: StorageOptions =
 
 def _small_values(x: Any) -> np.ndarray:
     """A label array in memory (computed through the gateway when lazy: labels are small)."""
-    if isinstance(x, da.Array):
-        from ..compute.progress import compute
+    from ..compute.progress import compute
 
-        (x,) = compute(x)
-    return np.asarray(x)
+    return np.asarray(compute(x)[0] if isinstance(x, da.Array) else x)
 
 
 def _as_dask(x: Any, trial_chunk: int | tuple[int, ...]) -> da.Array:
@@ -241,7 +239,12 @@ def _as_dask(x: Any, trial_chunk: int | tuple[int, ...]) -> da.Array:
 
 
 def validate_keys(arrays: Mapping[str, Any], source: str) -> None:
-    """Every key of :data:`TRIAL_VARIABLES` is there."""
+    """Every key of :data:`TRIAL_VARIABLES` is there.
+
+    >>> validate_keys({"mask": 1}, "t.npz")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    memoxr.errors.MemoxrInputError: trials 't.npz': missing key(s) ['train_correct', 'test_correct', ...
+    """
     missing = [key for key in TRIAL_VARIABLES if arrays.get(key) is None]
     if missing:
         raise MemoxrInputError(
@@ -251,7 +254,12 @@ def validate_keys(arrays: Mapping[str, Any], source: str) -> None:
 
 
 def validate_dtypes(arrays: Mapping[str, Any], source: str) -> None:
-    """Records bool, integer or float; labels integer or float."""
+    """Records bool, integer or float; labels integer or float.
+
+    >>> validate_dtypes({k: np.zeros(1, "U1" if k == "tt_labels" else int) for k in TRIAL_VARIABLES}, "x")
+    Traceback (most recent call last):
+    memoxr.errors.MemoxrInputError: trials 'x': key 'tt_labels': expected integer class labels, received dtype <U1
+    """
     for key in TRIAL_VARIABLES:
         dtype = np.dtype(arrays[key].dtype)
         allowed = "biuf" if key in BINARY_KEYS else "iuf"
@@ -261,7 +269,13 @@ def validate_dtypes(arrays: Mapping[str, Any], source: str) -> None:
 
 
 def validate_shapes(arrays: Mapping[str, Any], source: str) -> None:
-    """Dims and sizes agree across the five arrays; at least one trial, train and test sample."""
+    """Dims and sizes agree across the five arrays; at least one trial, train and test sample.
+
+    >>> arrays = {"mask": np.zeros((3, 2)), "train_correct": np.zeros((3, 2)), "test_correct": np.zeros((3, 1)),
+    ...           "tr_labels": np.zeros(2), "tt_labels": np.zeros(1)}
+    >>> validate_shapes(arrays, "x") is None
+    True
+    """
     for key, dims in TRIAL_VARIABLES.items():
         shape = tuple(np.shape(arrays[key]))
         if len(shape) != len(dims):
@@ -381,4 +395,4 @@ def write_trials(
             np.savez_compressed(fp, **data)
         return Path(output)
     ds = xr.Dataset({key: (TRIAL_VARIABLES[key], value) for key, value in data.items()})
-    return write_dataset(ds, output, overwrite=overwrite)
+    return Path(write_dataset(ds, output, overwrite=overwrite))

@@ -69,7 +69,7 @@ def convergence(
     fractions : sequence of float
         Increasing fractions of the trials in ``(0, 1]``.
     show_progress : bool, optional
-        Deprecated: use ``with memoxr.compute.progress.progress():``.
+        Deprecated: use ``with memoxr.progress():``.
 
     Returns
     -------
@@ -163,6 +163,14 @@ def plot_convergence(table: Any, *, axes: Any = None) -> Any:
     """Draw a :func:`convergence` table: correlation with the all-trial estimate and mean |change| by trials.
 
     Returns the :class:`matplotlib.figure.Figure` (two panels, or the figure of the given ``axes`` pair).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> table = pd.DataFrame({"estimate": ["memorization"] * 2, "n_trials": [5, 10],
+    ...                       "correlation": [0.9, 1.0], "mean_abs_change": [float("nan"), 0.1]})
+    >>> len(plot_convergence(table).axes)
+    2
     """
     import matplotlib.pyplot as plt
 
@@ -202,6 +210,17 @@ def score_errors(ds: xr.Dataset, *, errors: Literal["independent", "bound"] = "i
     xarray.Dataset
         ``(class, train_sample)``: ``influence_weighted_memo`` and its ``_se``,
         ``pos_infl_mean`` and its ``_se``, ``memorization_se``; NaN padding.
+
+    Examples
+    --------
+    >>> import numpy as np, memoxr.estimate as me
+    >>> rng = np.random.default_rng(1)
+    >>> mask = rng.random((30, 4)) < 0.5
+    >>> ds = me.estimate({"mask": mask, "train_correct": mask, "test_correct": rng.random((30, 2)) < 0.5,
+    ...                   "tr_labels": np.array([0, 0, 1, 1]), "tt_labels": np.array([0, 1])})
+    >>> errors = score_errors(ds)
+    >>> errors["influence_weighted_memo_se"].dims, bool((errors["influence_weighted_memo_se"] >= 0).all())
+    (('class', 'train_sample'), True)
     """
     missing = [name for name in ("influence_se", "tr_mem_se") if name not in ds.variables]
     if missing:

@@ -39,7 +39,7 @@ def write_estimate_store(
 ) -> str:
     """Write an estimate (:func:`~memoxr.estimate.estimate`) as a Zarr store, complete or absent (the old one kept till then).
 
-    ``show_progress`` is deprecated: use ``with memoxr.compute.progress.progress():``.
+    ``show_progress`` is deprecated: use ``with memoxr.progress():``.
 
     Examples
     --------
@@ -72,7 +72,7 @@ def estimate_to_zarr(
 ) -> str:
     """Estimate (see :func:`~memoxr.estimate.estimate`) and write the influence store as Zarr, complete or absent.
 
-    ``show_progress`` is deprecated: use ``with memoxr.compute.progress.progress():``.
+    ``show_progress`` is deprecated: use ``with memoxr.progress():``.
 
     Examples
     --------
@@ -101,6 +101,7 @@ def write_npy_streamed(
     >>> buffer = io.BytesIO()
     >>> with zipfile.ZipFile(buffer, "w") as archive:
     ...     write_npy_streamed(archive, "x", (2, 2), np.int64, [np.array([[1, 2]]), np.array([[3, 4]])])
+    >>> _ = buffer.seek(0)
     >>> np.load(buffer)["x"].tolist()
     [[1, 2], [3, 4]]
     """
@@ -138,7 +139,7 @@ def write_fz_npz(
     output : path
         ``.npz`` file to create.
     show_progress : bool, optional
-        Deprecated: use ``with memoxr.compute.progress.progress():``.
+        Deprecated: use ``with memoxr.progress():``.
 
     Examples
     --------
@@ -229,7 +230,7 @@ def write_estimate(
 
     ``full`` and ``bootstrap`` need a Zarr output (the FZ layout has no place
     for them), and so do the standard errors and the sums that appending needs.
-    ``show_progress`` is deprecated: use ``with memoxr.compute.progress.progress():``.
+    ``show_progress`` is deprecated: use ``with memoxr.progress():``.
 
     Examples
     --------

@@ -259,7 +259,7 @@ def pairs(
     allow_pickle, chunk_mb : optional
         For an ``.npz`` input: allow pickled arrays; target chunk size in MB.
     show_progress : bool, optional
-        Deprecated: use ``with memoxr.compute.progress.progress():``.
+        Deprecated: use ``with memoxr.progress():``.
 
     Returns
     -------

@@ -175,7 +175,7 @@ def align_order(
     labels_a, labels_b : array, optional
         One label per sample, used to pair exact duplicates (overrides ``y``).
     show_progress : bool, optional
-        Deprecated: use ``with memoxr.compute.progress.progress():``.
+        Deprecated: use ``with memoxr.progress():``.
 
     Returns
     -------
