@@ -48,7 +48,11 @@ LabelsArg = str | os.PathLike[str] | Mapping[str, Any]
 
 @dataclass(frozen=True)
 class Run:
-    """One run's file: its subset-ratio folder, numeric run id and full path (or URL)."""
+    """One run's file: its subset-ratio folder, numeric run id and full path (or URL).
+
+    >>> Run("0.7", 3, "exp/0.7/3/aux_arrays.npz").run_id
+    3
+    """
 
     ratio: str
     run_id: int
@@ -60,7 +64,17 @@ class Run:
 
 
 def find_runs(folder: str, storage_options: StorageOptions) -> dict[str, list[Run]]:
-    """``{ratio folder name: runs sorted by run id}`` for ``<folder>/<ratio>/<run_id>/aux_arrays.npz``."""
+    """``{ratio folder name: runs sorted by run id}`` for ``<folder>/<ratio>/<run_id>/aux_arrays.npz``.
+
+    >>> import numpy as np, os, tempfile
+    >>> root = tempfile.mkdtemp()
+    >>> os.makedirs(os.path.join(root, "0.5", "0"))
+    >>> np.savez(os.path.join(root, "0.5", "0", "aux_arrays.npz"), correctness_train=np.array([1]),
+    ...          correctness_removed=np.array([0]), correctness_test=np.array([1]), index_train=np.array([0]),
+    ...          index_removed=np.array([1]), index_test=np.array([0]), subsample_idx=np.array([0]))
+    >>> [(r.ratio, r.run_id) for r in find_runs(root, None)["0.5"]]
+    [('0.5', 0)]
+    """
     so = dict(storage_options or {}) if is_url(folder) else {}
     try:
         fs, root = fsspec.core.url_to_fs(folder, **so)
@@ -105,7 +119,11 @@ def _ratio_key(item: tuple[str, Any]) -> tuple[float, str]:
 
 
 def select_ratio(runs: dict[str, list[Run]], subset_ratio: float | str | None, folder: str) -> str:
-    """The ratio folder to read: the only one, or the one matching ``subset_ratio`` (by value)."""
+    """The ratio folder to read: the only one, or the one matching ``subset_ratio`` (by value).
+
+    >>> select_ratio({"0.10": [], "0.70": []}, 0.7, "exp")
+    '0.70'
+    """
     available = list(runs)
     listing = ", ".join(f"{r} ({len(runs[r])} runs)" for r in available)
     if subset_ratio is None:
@@ -132,7 +150,11 @@ def select_ratio(runs: dict[str, list[Run]], subset_ratio: float | str | None, f
 
 
 def validate_labels(key: str, labels: Any, source: str) -> np.ndarray:
-    """Class labels: a non-empty 1-D array of whole numbers >= 0, as int64."""
+    """Class labels: a non-empty 1-D array of whole numbers >= 0, as int64.
+
+    >>> validate_labels("tr_labels", [0.0, 3.0], "<argument>").tolist()
+    [0, 3]
+    """
     labels = np.asarray(labels)
     if labels.dtype.kind == "O":
         raise MemoxrInputError(
@@ -160,7 +182,11 @@ def validate_labels(key: str, labels: Any, source: str) -> np.ndarray:
 
 
 def read_labels(labels: LabelsArg, storage_options: StorageOptions) -> tuple[np.ndarray, np.ndarray]:
-    """``tr_labels`` and ``tt_labels`` from a mapping or an ``.npz`` (never unpickled)."""
+    """``tr_labels`` and ``tt_labels`` from a mapping or an ``.npz`` (never unpickled).
+
+    >>> [a.tolist() for a in read_labels({"tr_labels": [0, 1], "tt_labels": [1]}, None)]
+    [[0, 1], [1]]
+    """
     if isinstance(labels, Mapping):
         arrays, source = dict(labels), "<memory>"
     elif isinstance(labels, str | os.PathLike):
@@ -298,6 +324,15 @@ def load_run(path: str, n_train: int, n_test: int, storage_options: StorageOptio
 
     Validates the file completely (headers first, then values) and raises
     :class:`~memoxr.errors.MemoxrInputError` naming it.
+
+    >>> import numpy as np, os, tempfile
+    >>> root = tempfile.mkdtemp()
+    >>> os.makedirs(os.path.join(root, "0.5", "0"))
+    >>> np.savez(os.path.join(root, "0.5", "0", "aux_arrays.npz"), correctness_train=np.array([1]),
+    ...          correctness_removed=np.array([0]), correctness_test=np.array([1]), index_train=np.array([0]),
+    ...          index_removed=np.array([1]), index_test=np.array([0]), subsample_idx=np.array([0]))
+    >>> load_run(os.path.join(root, "0.5", "0", "aux_arrays.npz"), 2, 1).tolist()  # mask | train | test
+    [True, False, True, False, True]
     """
     so = storage_options if is_url(path) else None
     _validate_run_headers(path, n_train, n_test, so)
@@ -324,4 +359,10 @@ def load_run(path: str, n_train: int, n_test: int, storage_options: StorageOptio
 
 
 def check_run(path: str, n_train: int, n_test: int, storage_options: StorageOptions = None) -> None:
+    """:func:`load_run` for its checks only (a validation task: nothing kept).
+
+    >>> check_run("missing.npz", 2, 1)
+    Traceback (most recent call last):
+    memoxr.errors.MemoxrInputError: input 'missing.npz' does not exist or is not a file
+    """
     load_run(path, n_train, n_test, storage_options)

@@ -152,6 +152,18 @@ def read_heldout_runs(
         out of range or repeated, ``index_train`` and ``index_removed`` that are
         not exactly the full train split, ``subsample_idx`` not the ids of
         ``index_train``, correctness values other than 0/1.
+
+    Examples
+    --------
+    >>> import numpy as np, os, tempfile
+    >>> root = tempfile.mkdtemp()
+    >>> os.makedirs(os.path.join(root, "0.5", "0"))
+    >>> np.savez(os.path.join(root, "0.5", "0", "aux_arrays.npz"), correctness_train=np.array([1]),
+    ...          correctness_removed=np.array([0]), correctness_test=np.array([1]), index_train=np.array([0]),
+    ...          index_removed=np.array([1]), index_test=np.array([0]), subsample_idx=np.array([0]))
+    >>> ds = read_heldout_runs(root, tr_labels=[0, 0], tt_labels=[0])
+    >>> ds["mask"].values.tolist(), ds["train_correct"].values.tolist(), ds.attrs["sample_order"]
+    ([[True, False]], [[True, False]], 'tfds')
     """
     source = str(folder)
     trial_chunk_mb = validate_mb("trial_chunk_mb", trial_chunk_mb)
@@ -274,6 +286,19 @@ def heldout_runs_to_trials(
     -------
     str
         ``output``.
+
+    Examples
+    --------
+    >>> import numpy as np, os, tempfile
+    >>> root = tempfile.mkdtemp()
+    >>> os.makedirs(os.path.join(root, "0.5", "0"))
+    >>> np.savez(os.path.join(root, "0.5", "0", "aux_arrays.npz"), correctness_train=np.array([1]),
+    ...          correctness_removed=np.array([0]), correctness_test=np.array([1]), index_train=np.array([0]),
+    ...          index_removed=np.array([1]), index_test=np.array([0]), subsample_idx=np.array([0]))
+    >>> path = heldout_runs_to_trials(root, os.path.join(root, "trials.npz"), labels={"tr_labels": [0, 0],
+    ...                               "tt_labels": [0]})
+    >>> np.load(path)["test_correct"].tolist()
+    [[True]]
     """
     with deprecated_show_progress(show_progress, "heldout_runs_to_trials"):
         return _write_runs(folder, output, subset_ratio, labels, overwrite, trial_chunk_mb, storage_options)

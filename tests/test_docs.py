@@ -7,7 +7,16 @@ import importlib
 
 import pytest
 
-MODULES = ["memoxr.influence.kernels", "memoxr.io.chunks", "memoxr.influence.scores", "memoxr.compute.plan"]
+MODULES = [
+    "memoxr.influence.kernels", "memoxr.io.chunks", "memoxr.influence.scores", "memoxr.compute.plan",
+    "memoxr.compute.progress", "memoxr.compute.scheduler",
+    "memoxr.estimate", "memoxr.estimate.trials", "memoxr.estimate.kernels", "memoxr.estimate.sums",
+    "memoxr.estimate.graph", "memoxr.estimate.bootstrap", "memoxr.estimate.writers", "memoxr.estimate.incremental",
+    "memoxr.estimate.uncertainty",
+    "memoxr.convert.heldout_files", "memoxr.convert.heldout_runs",
+    "memoxr.influence.pairs", "memoxr.importers.compare", "memoxr.io.sample_order",
+    "memoxr.datasets.digits", "memoxr.datasets.synthetic",
+]
 
 
 @pytest.mark.parametrize("name", MODULES)

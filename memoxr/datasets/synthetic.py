@@ -20,7 +20,12 @@ def make_fz_arrays(
     seed: int = 0,
     dtype: np.dtype | type = np.float32,
 ) -> dict[str, np.ndarray]:
-    """Arrays of an FZ influence npz with the given class sizes."""
+    """Arrays of an FZ influence npz with the given class sizes.
+
+    >>> arrays = make_fz_arrays([3, 2], [1, 2])
+    >>> arrays["infl_matrix_class0"].shape, arrays["tt_classidx_1"].size
+    ((3, 1), 2)
+    """
     if len(train_per_class) != len(test_per_class):
         raise ValueError("train_per_class and test_per_class must have the same length")
     rng = np.random.default_rng(seed)
@@ -50,7 +55,13 @@ def make_fz_npz(
     seed: int = 0,
     compressed: bool = False,
 ) -> str:
-    """Write a synthetic FZ influence npz and return its path."""
+    """Write a synthetic FZ influence npz and return its path.
+
+    >>> import os, tempfile
+    >>> path = make_fz_npz(os.path.join(tempfile.mkdtemp(), "fz.npz"), [3, 2], [1, 2])
+    >>> sorted(np.load(path))[:3]
+    ['infl_matrix_class0', 'infl_matrix_class1', 'tr_classidx_0']
+    """
     arrays = make_fz_arrays(train_per_class, test_per_class, seed=seed)
     (np.savez_compressed if compressed else np.savez)(path, **arrays)
     return str(path)

@@ -59,6 +59,10 @@ class OrderAlignment:
     differ between ``A`` and ``B``). ``label_mismatches`` counts pairs whose labels
     differ between ``A`` and ``B``; ``duplicate_examples`` lists the first groups
     as positions in ``A``.
+
+    >>> result = align_order(np.array([[1], [2], [3]]), np.array([[3], [1], [2]]))
+    >>> result.mapping.tolist(), result.duplicate_samples
+    ([1, 2, 0], 0)
     """
 
     mapping: np.ndarray
@@ -90,7 +94,15 @@ class OrderAlignment:
 
 
 def read_samples(path: str | os.PathLike[str], *, argument: str) -> tuple[np.ndarray, np.ndarray | None]:
-    """Samples and labels of an ``.npy`` (samples only) or ``.npz`` (keys ``x``, optional ``y``) file."""
+    """Samples and labels of an ``.npy`` (samples only) or ``.npz`` (keys ``x``, optional ``y``) file.
+
+    >>> import tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "a.npz")
+    >>> np.savez(path, x=np.eye(2, dtype=np.uint8), y=np.array([3, 4]))
+    >>> x, y = read_samples(path, argument="A")
+    >>> x.shape, y.tolist()
+    ((2, 2), [3, 4])
+    """
     source = str(path)
     if not os.path.isfile(source):
         raise MemoxrInputError(f"{argument}: file {source!r} does not exist")
@@ -119,7 +131,13 @@ def _hash_rows(block: np.ndarray) -> np.ndarray:
 
 
 def content_digests(samples: np.ndarray) -> da.Array:
-    """BLAKE2b-128 digest of each sample's bytes (dtype ``V16``), lazily, in blocks of rows."""
+    """BLAKE2b-128 digest of each sample's bytes (dtype ``V16``), lazily, in blocks of rows.
+
+    >>> from memoxr.compute.progress import compute
+    >>> (digests,) = compute(content_digests(np.array([[1, 2], [3, 4], [1, 2]], dtype=np.uint8)))
+    >>> digests.dtype.itemsize, bool(digests[0] == digests[2]), bool(digests[0] == digests[1])
+    (16, True, False)
+    """
     row_bytes = max(1, int(np.prod(samples.shape[1:], dtype=np.int64)) * samples.dtype.itemsize)
     rows = max(1, HASH_BLOCK_BYTES // row_bytes)
     x = da.from_array(samples, chunks=(rows, *samples.shape[1:]))
@@ -295,7 +313,13 @@ def _pair(ca: np.ndarray, cb: np.ndarray, la: np.ndarray, lb: np.ndarray, *, lab
 
 
 def write_mapping(mapping: np.ndarray, output: str | os.PathLike[str], *, overwrite: bool = False) -> str:
-    """Save a mapping where ``--mapping`` reads it: ``.npy``, or one integer per line (``.txt``/``.csv``)."""
+    """Save a mapping where ``--mapping`` reads it: ``.npy``, or one integer per line (``.txt``/``.csv``).
+
+    >>> import tempfile
+    >>> path = write_mapping(np.array([2, 0, 1]), os.path.join(tempfile.mkdtemp(), "m.txt"))
+    >>> open(path).read().split()
+    ['2', '0', '1']
+    """
     _check_output(output)
     with atomic_output(output, overwrite=overwrite) as tmp:
         with open(tmp, "wb") as fp:  # a file object: numpy adds no suffix to the partial's name
