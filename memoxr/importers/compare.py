@@ -58,7 +58,7 @@ Source = xr.Dataset | str | os.PathLike
 
 def open_source(path: str | os.PathLike[str], *, storage_options: dict[str, Any] | None = None) -> xr.Dataset:
     """A dynamics, scores or influence store (or an FZ ``.npz``), lazily, by its ``schema``."""
-    from .. import open_influence
+    from ..influence.sources import open_influence
     from ..dynamics.store import open_dynamics
     from ..io.storage import open_dataset
 
