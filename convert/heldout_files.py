@@ -19,9 +19,8 @@ import fsspec
 import numpy as np
 
 from memoxr.errors import MemoxrInputError
+from memoxr.io.npz import load_npz_arrays, open_npz, read_npz_headers
 from memoxr.io.storage import StorageOptions, describe_access_error, is_url
-
-from .fz_npz import load_npz_arrays, open_npz, read_npz_headers
 
 #: Name of the per-run file.
 AUX_FILE = "aux_arrays.npz"

@@ -53,8 +53,8 @@ from dask.base import tokenize
 
 from memoxr.compute.progress import compute, deprecated_show_progress
 from memoxr.estimate.trials import TRIAL, TRIAL_VARIABLES
-from memoxr.estimate.writers import write_npy_streamed
 from memoxr.io.chunks import validate_mb
+from memoxr.io.npz import write_npy_streamed
 from memoxr.io.storage import StorageOptions, atomic_output, check_writable, is_url, write_dataset
 
 from .heldout_files import (
@@ -324,12 +324,3 @@ def _write_runs(
         for key in TRIAL_VARIABLES
     }
     return write_dataset(ds, output, overwrite=overwrite, encoding=encoding, storage_options=so)
-
-
-def __getattr__(name: str) -> Any:
-    # The command lives in heldout_cli (converters import no CLI code); the old path still finds it.
-    if name == "trials_from_runs_command":
-        from .heldout_cli import trials_from_runs_command
-
-        return trials_from_runs_command
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

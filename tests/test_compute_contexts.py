@@ -169,7 +169,7 @@ def test_estimate_reads_no_record_chunk_before_compute_zarr(tmp_path, monkeypatc
 
 
 def test_estimate_reads_no_npz_record_before_compute(tmp_path, monkeypatch):
-    from memoxr.convert.fz_npz import CheckedNpz
+    from memoxr.io.npz import CheckedNpz
 
     records = make_records(n_trials=30, n_train=23, n_test=11, seed=2)
     trials = write_trials(records, tmp_path / "t.npz")

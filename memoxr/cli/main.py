@@ -146,11 +146,11 @@ def calculate_cmd(
 ) -> None:
     """Compute the four influence-aware memorization scores, the per-class table and the analysis."""
     if dry_run:
-        from ..compute.plan import plan_calculate
+        from ..influence.plan import plan_calculate
 
         click.echo(str(plan_calculate(input_path, allow_pickle=allow_pickle, storage_options=storage_options)))
         return
-    from ..influence import workflows
+    from .. import workflows
 
     result = workflows.calculate(
         input_path, output=output_path, alpha=alpha, beta=beta, stats_csv=stats_csv, overwrite=overwrite,
@@ -182,7 +182,7 @@ def update_csv_cmd(
     renamed over it, so an interrupted run leaves it as it was. An existing
     --output other than --csv-file needs --overwrite.
     """
-    from ..influence import workflows
+    from .. import workflows
 
     path = workflows.update_csv(
         influence_file, csv_file, output=output, overwrite=overwrite, allow_pickle=allow_pickle,
@@ -202,7 +202,7 @@ def demo_cmd(output_dir: str, overwrite: bool, quiet: bool) -> None:
     Prints a short report: what was computed, the files written, three facts
     found in the results and the commands to try next.
     """
-    from ..influence import workflows
+    from .. import workflows
 
     result = workflows.demo(Path(output_dir), overwrite=overwrite, show_progress=not quiet)
     click.echo(workflows.demo_report(result, output_dir))
@@ -212,15 +212,15 @@ def demo_cmd(output_dir: str, overwrite: bool, quiet: bool) -> None:
 # so `memoxr --help` starts at once: name -> (module, attribute, one-line help for the listing).
 main.lazy_commands.update(
     {
-        "estimate": ("..estimate.cli", "estimate_command", "Feldman-Zhang memorization and influence from trial records."),
+        "estimate": (".estimate", "estimate_command", "Feldman-Zhang memorization and influence from trial records."),
         "trials-from-runs": (
-            "..convert.heldout_cli", "trials_from_runs_command", "The released held-out runs as trial records."
+            ".heldout", "trials_from_runs_command", "The released held-out runs as trial records."
         ),
         "ingest": (".dynamics", "ingest_command", "Per-epoch training records into a dynamics store."),
         "evaluate": (".dynamics", "evaluate_command", "CSL and baselines: detection metrics, agreement with FZ."),
         "dynamics-demo": (".dynamics", "dynamics_demo_command", "Train on digits with label noise; AUROC table."),
         "plot": (".plot", "plot_command", "Figures (PNG/SVG/PDF) of a scores store, influence store or FZ npz."),
-        "convergence": ("..estimate.cli", "convergence_command", "How FZ estimates move as trials are added."),
+        "convergence": (".estimate", "convergence_command", "How FZ estimates move as trials are added."),
         "pairs": ("..influence.pairs", "pairs_command", "High-influence train/test pairs (FZ high_infl_pairs), chunk by chunk."),
         "align-order": ("..io.sample_order", "align_order_command", "Permutation between two orders of one data set, from sample content."),
         "import-scores": (".importers", "import_scores_command", "Other tools' per-sample scores into a scores store."),

@@ -88,8 +88,7 @@ Modules
 # ruff: noqa: F401  (the names other modules, tests and notebooks import from memoxr.estimate)
 from __future__ import annotations
 
-from typing import Any
-
+from ..io.npz import write_npy_streamed as _write_npy_streamed
 from .graph import (
     DEFAULT_SAMPLE_ORDER,
     ESTIMATOR_NAME,
@@ -117,7 +116,6 @@ from .trials import (
     write_trials,
 )
 from .writers import _encoding, estimate_to_zarr, write_estimate, write_estimate_store, write_fz_npz
-from .writers import write_npy_streamed as _write_npy_streamed
 
 __all__ = [
     "TRIAL",
@@ -125,7 +123,6 @@ __all__ = [
     "DegenerateSampleWarning",
     "append_estimate",
     "estimate",
-    "estimate_command",
     "estimate_to_zarr",
     "open_trials",
     "write_estimate",
@@ -137,13 +134,3 @@ __all__ = [
 _validate_chunk_mb, _validate_bootstrap, _warn_degenerate, _BINARY_KEYS = (
     validate_chunk_mb, validate_bootstrap, warn_degenerate, BINARY_KEYS,
 )
-_COMMANDS = {"estimate_command": "estimate_command", "convergence_command": "convergence_command"}
-
-
-def __getattr__(name: str) -> Any:
-    # The click commands on first use: importing the estimator does not import the CLI.
-    if name in _COMMANDS:
-        from . import cli
-
-        return getattr(cli, _COMMANDS[name])
-    raise AttributeError(f"module 'memoxr.estimate' has no attribute {name!r}")

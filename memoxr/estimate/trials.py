@@ -95,7 +95,7 @@ def _read_arrays(
 
 
 def _load_member(source: str, key: str, storage_options: StorageOptions) -> np.ndarray:
-    from ..convert.fz_npz import open_npz
+    from ..io.npz import open_npz
 
     with open_npz(source, storage_options=storage_options) as npz:
         return npz[key]
@@ -107,7 +107,7 @@ def _lazy_npz(source: str, storage_options: StorageOptions) -> tuple[dict[str, A
     import dask
     from dask.base import tokenize
 
-    from ..convert.fz_npz import file_sha256, open_npz, read_npz_headers
+    from ..io.npz import file_sha256, open_npz, read_npz_headers
 
     headers = read_npz_headers(source, storage_options=storage_options)
     for key in [*TRIAL_VARIABLES, "sample_order"]:

@@ -303,12 +303,3 @@ def write_convergence(
             fig.savefig(tmp, format="png", dpi=120)
         written.append(str(figure))
     return table, written
-
-
-def __getattr__(name: str) -> Any:
-    # The command moved to memoxr.estimate.cli; the old import path still finds it.
-    if name == "convergence_command":
-        from .cli import convergence_command
-
-        return convergence_command
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -6,7 +6,6 @@ import os
 import zipfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
 
 import dask.array as da
 import numpy as np
@@ -16,15 +15,16 @@ from ..compute.blas import blas_threads_for_dask
 from ..compute.progress import compute, deprecated_show_progress
 from ..errors import MemoxrInputError
 from ..io.chunks import DEFAULT_CHUNK_MB, BlockChunks
+from ..io.npz import write_npy_streamed
 from ..io.schema import CLASS, check_influence_dataset
 from ..io.storage import StorageOptions, atomic_output, check_writable, write_dataset
 from .graph import DEFAULT_SAMPLE_ORDER, TrialInput, estimate
 
-__all__ = ["estimate_to_zarr", "write_estimate", "write_estimate_store", "write_fz_npz", "write_npy_streamed"]
+__all__ = ["estimate_to_zarr", "write_estimate", "write_estimate_store", "write_fz_npz"]
 
 
 def _encoding(ds: xr.Dataset) -> dict[str, dict]:
-    from ..convert import influence_encoding
+    from ..io.encoding import influence_encoding
 
     encoding = influence_encoding(ds)
     for name in ("influence_full", "influence_se", "influence_ci_low", "influence_ci_high"):
@@ -90,29 +90,6 @@ def estimate_to_zarr(
         ds = estimate(trials, full=full, chunk_mb=chunk_mb, chunks=chunks, sample_order=sample_order,
                       storage_options=so, bootstrap=bootstrap, confidence=confidence, seed=seed)
         return write_estimate_store(ds, output, overwrite=overwrite, storage_options=so)
-
-
-def write_npy_streamed(
-    archive: zipfile.ZipFile, key: str, shape: tuple[int, ...], dtype: Any, parts: Iterable[np.ndarray]
-) -> None:
-    """Write one ``.npy`` member from C-order row blocks, never the whole array at once.
-
-    >>> import io
-    >>> buffer = io.BytesIO()
-    >>> with zipfile.ZipFile(buffer, "w") as archive:
-    ...     write_npy_streamed(archive, "x", (2, 2), np.int64, [np.array([[1, 2]]), np.array([[3, 4]])])
-    >>> _ = buffer.seek(0)
-    >>> np.load(buffer)["x"].tolist()
-    [[1, 2], [3, 4]]
-    """
-    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": shape}
-    # A fixed timestamp: the same arrays give the same bytes.
-    info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-    info.compress_type = archive.compression
-    with archive.open(info, "w", force_zip64=True) as fp:
-        np.lib.format.write_array_header_1_0(fp, header)
-        for part in parts:
-            fp.write(np.ascontiguousarray(part, dtype=dtype).tobytes())
 
 
 def write_fz_npz(

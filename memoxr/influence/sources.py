@@ -49,7 +49,7 @@ def open_influence(
         see :func:`memoxr.io.storage.resolve_storage_options` for MinIO credentials files.
     """
     if str(path).endswith(".npz"):
-        from ..convert import open_fz_npz
+        from .fz_npz import open_fz_npz
 
         kwargs = {} if chunk_mb is None else {"chunk_mb": chunk_mb}
         return open_fz_npz(path, allow_pickle=allow_pickle, storage_options=storage_options, **kwargs)

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import click
 
-from ..cli.options import (
+from ..errors import MemoxrInputError
+from ..estimate.uncertainty import DEFAULT_FRACTIONS
+from ..io.chunks import DEFAULT_CHUNK_MB
+from .options import (
     dry_run_option,
     handle_errors,
     overwrite_option,
     quiet_option,
     remote_options,
 )
-from ..errors import MemoxrInputError
-from ..io.chunks import DEFAULT_CHUNK_MB
-from .uncertainty import DEFAULT_FRACTIONS
 
 __all__ = ["convergence_command", "estimate_command"]
 
@@ -77,7 +77,7 @@ def estimate_command(
         if append:
             click.echo(f"  note: --append adds these trials' sums to {output!r}; its old trials are not read")
         return
-    from .incremental import write_or_append_estimate
+    from ..estimate.incremental import write_or_append_estimate
 
     if append and (overwrite or full or bootstrap or sample_order):
         raise MemoxrInputError(
@@ -110,7 +110,7 @@ def convergence_command(
     For the first 10%, 20%, ... of the TRIALS, the correlation of memorization
     and influence with the all-trial estimate and their mean |change|.
     """
-    from .uncertainty import write_convergence
+    from ..estimate.uncertainty import write_convergence
 
     try:
         values = tuple(float(f) for f in fractions.split(","))

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import click
 
-from memoxr.cli.options import handle_errors, overwrite_option, quiet_option, remote_options
-
-from .heldout_runs import heldout_runs_to_trials
+from ..convert.heldout_runs import heldout_runs_to_trials
+from .options import handle_errors, overwrite_option, quiet_option, remote_options
 
 __all__ = ["trials_from_runs_command"]
 
