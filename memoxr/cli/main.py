@@ -221,10 +221,10 @@ main.lazy_commands.update(
         "dynamics-demo": (".dynamics", "dynamics_demo_command", "Train on digits with label noise; AUROC table."),
         "plot": (".plot", "plot_command", "Figures (PNG/SVG/PDF) of a scores store, influence store or FZ npz."),
         "convergence": (".estimate", "convergence_command", "How FZ estimates move as trials are added."),
-        "pairs": ("..influence.pairs", "pairs_command", "High-influence train/test pairs (FZ high_infl_pairs), chunk by chunk."),
-        "align-order": ("..io.sample_order", "align_order_command", "Permutation between two orders of one data set, from sample content."),
+        "pairs": (".pairs", "pairs_command", "High-influence train/test pairs (FZ high_infl_pairs), chunk by chunk."),
+        "align-order": (".align_order", "align_order_command", "Permutation between two orders of one data set, from sample content."),
         "import-scores": (".importers", "import_scores_command", "Other tools' per-sample scores into a scores store."),
-        "compare": ("..importers.compare", "compare_command", "Every score of every store: detection and agreement with FZ."),
+        "compare": (".compare", "compare_command", "Every score of every store: detection and agreement with FZ."),
         "reproduce": (".reproduce", "reproduce_command", "The CSL paper's experiments on digits, end to end."),
     }
 )

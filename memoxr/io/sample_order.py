@@ -34,13 +34,11 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-import click
 import dask.array as da
 import numpy as np
 
-from ..cli.options import handle_errors, overwrite_option, quiet_option
 from ..errors import MemoxrInputError
-from .storage import atomic_output, check_writable
+from .storage import atomic_output
 
 DIGEST_BYTES = 16
 #: Bytes of samples hashed per dask task.
@@ -320,7 +318,7 @@ def write_mapping(mapping: np.ndarray, output: str | os.PathLike[str], *, overwr
     >>> open(path).read().split()
     ['2', '0', '1']
     """
-    _check_output(output)
+    check_mapping_output(output)
     with atomic_output(output, overwrite=overwrite) as tmp:
         with open(tmp, "wb") as fp:  # a file object: numpy adds no suffix to the partial's name
             if str(output).endswith(".npy"):
@@ -330,30 +328,10 @@ def write_mapping(mapping: np.ndarray, output: str | os.PathLike[str], *, overwr
     return str(output)
 
 
-def _check_output(output: Any) -> None:
+def check_mapping_output(output: Any) -> None:
+    """A mapping output name (``.npy``, ``.txt`` or ``.csv``), or an error naming it.
+
+    >>> check_mapping_output("m.npy")
+    """
     if not str(output).endswith(MAPPING_SUFFIXES):
         raise MemoxrInputError(f"output {str(output)!r}: expected a file name ending in {', '.join(MAPPING_SUFFIXES)}")
-
-
-@click.command("align-order")
-@click.argument("a", metavar="A", type=click.Path(dir_okay=False))
-@click.argument("b", metavar="B", type=click.Path(dir_okay=False))
-@click.argument("output", metavar="OUT.npy", type=click.Path(dir_okay=False))
-@overwrite_option
-@quiet_option
-@handle_errors
-def align_order_command(a: str, b: str, output: str, overwrite: bool, quiet: bool) -> None:
-    """The permutation from A's sample order to B's, from the samples' content.
-
-    A and B are .npy arrays of samples (first axis) or .npz files with key x
-    (samples) and optional key y (labels, used to pair exact duplicates).
-    OUT.npy (or .txt/.csv) gets mapping[i] = position in B of A's sample i: the
-    file --mapping takes when A follows the first store's order and B the
-    other's. Refused, with the number of matching samples, when A and B hold
-    different samples.
-    """
-    _check_output(output)
-    check_writable(output, overwrite=overwrite)
-    result = align_order(a, b)
-    click.echo(result.summary())
-    click.echo(f"wrote {write_mapping(result.mapping, output, overwrite=overwrite)}")
