@@ -147,12 +147,37 @@ def estimate(
     ([1.0, 1.0], [[1.0], [0.0]])
     """
     with deprecated_show_progress(show_progress, "estimate"):
-        chunk_mb = validate_chunk_mb(chunk_mb)
-        validate_bootstrap(bootstrap, confidence)
-        records = read_records(trials, chunk_mb, storage_options)
+        return estimate_with_sums(trials, full=full, chunk_mb=chunk_mb, chunks=chunks, sample_order=sample_order,
+                                  storage_options=storage_options, bootstrap=bootstrap, confidence=confidence,
+                                  seed=seed, sums_in_memory=False)
+
+
+def estimate_with_sums(
+    trials: TrialInput, *, full: bool = False, chunk_mb: float = DEFAULT_CHUNK_MB, chunks: BlockChunks | None = None,
+    sample_order: str | None = None, storage_options: StorageOptions = None, bootstrap: int = 0,
+    confidence: float = 0.95, seed: int = 0, sums_in_memory: bool = True,
+) -> xr.Dataset:
+    """:func:`estimate`, with the per-sample sums computed now when ``sums_in_memory`` (one pass over
+    ``mask``, ``train_correct`` and ``test_correct``): for writers that compute the influence a block at
+    a time, so that no block reads the records again for them.
+
+    >>> mask = np.array([[1, 0], [0, 1], [1, 1], [0, 0]])
+    >>> ds = estimate_with_sums({"mask": mask, "train_correct": mask, "test_correct": mask[:, :1],
+    ...                          "tr_labels": np.array([0, 0]), "tt_labels": np.array([0])})
+    >>> ds["n_in"].values.tolist(), ds["influence"].chunks is not None
+    ([2, 2], True)
+    """
+    chunk_mb = validate_chunk_mb(chunk_mb)
+    validate_bootstrap(bootstrap, confidence)
+    records = read_records(trials, chunk_mb, storage_options)
     classes, train_index, test_index = class_indices(records.tr_labels, records.tt_labels)
     plan = chunks or plan_block_chunks(len(classes), train_index.shape[1], test_index.shape[1], chunk_mb=chunk_mb)
     sums = with_degenerate_warning(records_sums(records, train_index, test_index, plan, chunk_mb=chunk_mb, full=full))
+    if sums_in_memory:
+        from ..compute.progress import compute
+
+        train, test_all = compute(sums.train, sums.test_all)
+        sums = dataclasses.replace(sums, train=train, test_all=test_all)
     ds = estimate_dataset(
         sums, classes, train_index, test_index, records.tr_labels, records.tt_labels,
         attrs={

@@ -18,7 +18,7 @@ from ..io.chunks import DEFAULT_CHUNK_MB, BlockChunks
 from ..io.npz import write_npy_streamed
 from ..io.schema import CLASS, check_influence_dataset
 from ..io.storage import StorageOptions, atomic_output, check_writable, write_dataset
-from .graph import DEFAULT_SAMPLE_ORDER, TrialInput, estimate
+from .graph import DEFAULT_SAMPLE_ORDER, TrialInput, estimate, estimate_with_sums
 
 __all__ = ["estimate_to_zarr", "write_estimate", "write_estimate_store", "write_fz_npz"]
 
@@ -232,5 +232,6 @@ def write_estimate(
                 )
         so = storage_options
         check_writable(output, overwrite=overwrite, storage_options=so)
-        ds = estimate(trials, chunk_mb=chunk_mb, sample_order=sample_order, storage_options=so)
+        # The FZ layout is written a block of classes at a time: the per-sample sums once, first.
+        ds = estimate_with_sums(trials, chunk_mb=chunk_mb, sample_order=sample_order, storage_options=so)
         return write_fz_npz(ds, output, overwrite=overwrite, storage_options=so)
