@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-MODULES = ["memoxr.influence.kernels", "memoxr.io.chunks", "memoxr.influence.scores", "memoxr.compute.plan", "memoxr.influence.plan"]
+MODULES = ["memoxr.influence.kernels", "memoxr.io.chunks", "memoxr.influence.scores", "memoxr.compute.plan", "memoxr.influence.plan", "memoxr.io.location"]
 
 
 @pytest.mark.parametrize("name", MODULES)

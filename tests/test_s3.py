@@ -518,7 +518,7 @@ def test_silent_endpoint_times_out(ragged_npz):
 
 
 def test_object_storage_has_default_timeouts():
-    from memoxr.io.storage import S3_TIMEOUTS, _fs, resolve_storage_options
+    from memoxr.io.location import S3_TIMEOUTS, _fs, resolve_storage_options
 
     assert S3_TIMEOUTS["connect_timeout"] <= 10 and S3_TIMEOUTS["read_timeout"] <= 10
     assert resolve_storage_options(None)["config_kwargs"] == S3_TIMEOUTS
