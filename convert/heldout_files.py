@@ -19,7 +19,8 @@ import fsspec
 import numpy as np
 
 from memoxr.errors import MemoxrInputError
-from memoxr.io.npz import load_npz_arrays, open_npz, read_npz_headers
+from memoxr.estimate.kernels import not_binary
+from memoxr.io.npz import as_indices, load_npz_arrays, open_npz, read_npz_headers
 from memoxr.io.storage import StorageOptions, describe_access_error, is_url
 
 #: Name of the per-run file.
@@ -58,6 +59,24 @@ class Run:
     path: str
 
 
+def one_run_folder(folder: str | os.PathLike[str] | None = None) -> str:
+    """An experiment folder in the release's layout holding one run (ratio ``0.5``, 2 train, 1 test
+    samples): train id 0 kept and right, id 1 held out and wrong, the test sample right. For
+    examples and tests; ``folder`` defaults to a new temporary folder.
+
+    >>> sorted(os.listdir(os.path.join(one_run_folder(), "0.5", "0")))
+    ['aux_arrays.npz']
+    """
+    import tempfile
+
+    root = str(folder) if folder is not None else tempfile.mkdtemp()
+    os.makedirs(os.path.join(root, "0.5", "0"), exist_ok=True)
+    one = np.array([1])
+    np.savez(os.path.join(root, "0.5", "0", AUX_FILE), correctness_train=one, correctness_removed=0 * one,
+             correctness_test=one, index_train=0 * one, index_removed=one, index_test=0 * one, subsample_idx=0 * one)
+    return root
+
+
 # ---------------------------------------------------------------------------------------------
 # Finding the runs
 
@@ -65,12 +84,8 @@ class Run:
 def find_runs(folder: str, storage_options: StorageOptions) -> dict[str, list[Run]]:
     """``{ratio folder name: runs sorted by run id}`` for ``<folder>/<ratio>/<run_id>/aux_arrays.npz``.
 
-    >>> import numpy as np, os, tempfile
-    >>> root = tempfile.mkdtemp()
-    >>> os.makedirs(os.path.join(root, "0.5", "0"))
-    >>> np.savez(os.path.join(root, "0.5", "0", "aux_arrays.npz"), correctness_train=np.array([1]),
-    ...          correctness_removed=np.array([0]), correctness_test=np.array([1]), index_train=np.array([0]),
-    ...          index_removed=np.array([1]), index_test=np.array([0]), subsample_idx=np.array([0]))
+    >>> import os
+    >>> root = one_run_folder()
     >>> [(r.ratio, r.run_id) for r in find_runs(root, None)["0.5"]]
     [('0.5', 0)]
     """
@@ -253,14 +268,11 @@ def _validate_run_headers(path: str, n_train: int, n_test: int, storage_options:
 
 
 def _validate_indices(path: str, key: str, index: np.ndarray, size: int, what: str) -> np.ndarray:
-    """Indices in ``[0, size)``, none repeated."""
-    index = index.astype(np.int64)
-    out = (index < 0) | (index >= size)
-    if out.any():
-        where = int(np.flatnonzero(out)[0])
-        raise MemoxrInputError(
-            f"run {path!r}: key {key!r}: expected {what} in [0, {size}), received {index[where]} at position {where}"
-        )
+    """Indices in ``[0, size)`` (:func:`memoxr.io.npz.as_indices`), none repeated."""
+    try:
+        index = as_indices(key, index, size=size, what=what)
+    except MemoxrInputError as exc:
+        raise MemoxrInputError(f"run {path!r}: {exc}") from None
     counts = np.bincount(index, minlength=size)
     if (counts > 1).any():
         dup = int(np.flatnonzero(counts > 1)[0])
@@ -303,14 +315,13 @@ def _validate_subsample(path: str, subsample: np.ndarray, kept: np.ndarray) -> N
 
 def _validate_binary(path: str, key: str, values: np.ndarray) -> np.ndarray:
     """0/1 values (bool, integer or float), as bool."""
-    if values.dtype.kind != "b":
-        bad = (values != 0) & (values != 1)
-        if bad.any():
-            where = int(np.flatnonzero(bad)[0])
-            raise MemoxrInputError(
-                f"run {path!r}: key {key!r}: expected 0/1 values, received {values[where]} at position {where} "
-                f"({int(bad.sum())} such values)"
-            )
+    bad = not_binary(values)  # the estimator's own 0/1 test
+    if bad.any():
+        where = int(np.flatnonzero(bad)[0])
+        raise MemoxrInputError(
+            f"run {path!r}: key {key!r}: expected 0/1 values, received {values[where]} at position {where} "
+            f"({int(bad.sum())} such values)"
+        )
     return values.astype(bool)
 
 
@@ -324,12 +335,8 @@ def load_run(path: str, n_train: int, n_test: int, storage_options: StorageOptio
     Validates the file completely (headers first, then values) and raises
     :class:`~memoxr.errors.MemoxrInputError` naming it.
 
-    >>> import numpy as np, os, tempfile
-    >>> root = tempfile.mkdtemp()
-    >>> os.makedirs(os.path.join(root, "0.5", "0"))
-    >>> np.savez(os.path.join(root, "0.5", "0", "aux_arrays.npz"), correctness_train=np.array([1]),
-    ...          correctness_removed=np.array([0]), correctness_test=np.array([1]), index_train=np.array([0]),
-    ...          index_removed=np.array([1]), index_test=np.array([0]), subsample_idx=np.array([0]))
+    >>> import os
+    >>> root = one_run_folder()
     >>> load_run(os.path.join(root, "0.5", "0", "aux_arrays.npz"), 2, 1).tolist()  # mask | train | test
     [True, False, True, False, True]
     """

@@ -155,12 +155,9 @@ def read_heldout_runs(
 
     Examples
     --------
-    >>> import numpy as np, os, tempfile
-    >>> root = tempfile.mkdtemp()
-    >>> os.makedirs(os.path.join(root, "0.5", "0"))
-    >>> np.savez(os.path.join(root, "0.5", "0", "aux_arrays.npz"), correctness_train=np.array([1]),
-    ...          correctness_removed=np.array([0]), correctness_test=np.array([1]), index_train=np.array([0]),
-    ...          index_removed=np.array([1]), index_test=np.array([0]), subsample_idx=np.array([0]))
+    >>> import numpy as np, os
+    >>> from memoxr.convert.heldout_files import one_run_folder
+    >>> root = one_run_folder()
     >>> ds = read_heldout_runs(root, tr_labels=[0, 0], tt_labels=[0])
     >>> ds["mask"].values.tolist(), ds["train_correct"].values.tolist(), ds.attrs["sample_order"]
     ([[True, False]], [[True, False]], 'tfds')
@@ -289,12 +286,9 @@ def heldout_runs_to_trials(
 
     Examples
     --------
-    >>> import numpy as np, os, tempfile
-    >>> root = tempfile.mkdtemp()
-    >>> os.makedirs(os.path.join(root, "0.5", "0"))
-    >>> np.savez(os.path.join(root, "0.5", "0", "aux_arrays.npz"), correctness_train=np.array([1]),
-    ...          correctness_removed=np.array([0]), correctness_test=np.array([1]), index_train=np.array([0]),
-    ...          index_removed=np.array([1]), index_test=np.array([0]), subsample_idx=np.array([0]))
+    >>> import numpy as np, os
+    >>> from memoxr.convert.heldout_files import one_run_folder
+    >>> root = one_run_folder()
     >>> path = heldout_runs_to_trials(root, os.path.join(root, "trials.npz"), labels={"tr_labels": [0, 0],
     ...                               "tt_labels": [0]})
     >>> np.load(path)["test_correct"].tolist()

@@ -1,15 +1,7 @@
 """Trial records: their schema, reading them lazily, checking them, and writing them.
 
-==================  ======================  =============================================
-key                 dims (shape)            meaning
-==================  ======================  =============================================
-``mask``            ``(trial, train_id)``   bool or 0/1: train sample ``i`` is in ``S_t``
-``train_correct``   ``(trial, train_id)``   0/1: model ``t`` right on train sample ``i``
-``test_correct``    ``(trial, test_id)``    0/1: model ``t`` right on test sample ``j``
-``tr_labels``       ``(train_id,)``         class label (whole number >= 0) of each train sample
-``tt_labels``       ``(test_id,)``          class label of each test sample
-==================  ======================  =============================================
-
+The five arrays of :data:`TRIAL_VARIABLES` (``mask``, ``train_correct``,
+``test_correct``, ``tr_labels``, ``tt_labels``; their meaning: :mod:`memoxr.estimate`).
 Records come from an ``.npz`` archive (never unpickled), a Zarr store, or a
 mapping or :class:`xarray.Dataset` of numpy or dask arrays. Reading them
 (:func:`read_records`) reads only what the estimate's shape depends on: the
