@@ -59,6 +59,15 @@ def test_nested_progress_draws_one_bar_and_false_does_not_silence(capsys):
     assert capsys.readouterr().err.count("100% Completed") == 2  # one bar per computation, not one per block
 
 
+def test_memoxr_progress_is_the_context(capsys):
+    import memoxr
+
+    assert memoxr.progress is progress and "progress" in memoxr.__all__
+    with memoxr.progress(minimum=0):
+        compute(_slow_sum())
+    assert "100% Completed" in capsys.readouterr().err
+
+
 def test_progress_false_alone_shows_nothing(capsys):
     with progress(False):
         assert not progress_shown()
