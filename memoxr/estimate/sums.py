@@ -352,15 +352,17 @@ DESCRIPTIONS = {
 
 
 def sums_from_store(ds: Any) -> TrialSums:
-    """The :class:`TrialSums` an estimate store keeps (its variables as read, lazily for the big ones)."""
-    n_in = ds["n_in"].values.astype(np.float64)
-    hit_in = ds["train_correct_in"].values.astype(np.float64)
-    hit_all = hit_in + ds["train_correct_out"].values.astype(np.float64)
+    """The :class:`TrialSums` an estimate store keeps (the small sums read now, in one pass; the big ones lazy)."""
+    from ..compute.progress import compute
+
+    small = compute(*(ds[name] for name in ("n_in", "train_correct_in", "train_correct_out", "test_correct_total")))
+    n_in, hit_in, hit_out, test_all = (np.asarray(v.values, dtype=np.float64) for v in small)
+    hit_all = hit_in + hit_out
     full = ds["test_correct_in_full"].data if "test_correct_in_full" in ds.variables else None
     return TrialSums(
         int(ds.attrs["n_trials"]),
         np.stack([n_in, hit_in, hit_all]),
-        ds["test_correct_total"].values.astype(np.float64),
+        test_all,
         da.asarray(ds["test_correct_in"].transpose(CLASS, TRAIN, TEST).data),
         None if full is None else da.asarray(full),
     )

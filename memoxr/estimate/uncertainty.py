@@ -241,9 +241,10 @@ def score_errors(ds: xr.Dataset, *, errors: Literal["independent", "bound"] = "i
     else:
         pos_se = se.sum(TEST, skipna=False) / n
     index = ds["train_index"]
-    mem_se = xr.DataArray(
-        np.asarray(ds["tr_mem_se"].values)[np.maximum(index.values, 0)], dims=(CLASS, TRAIN)
-    ).where(index >= 0)
+    rows = np.maximum(index.values, 0)  # padding -1 -> any row, masked below
+    se = ds["tr_mem_se"].data  # lazy when the store is: gathered, not read whole now
+    gathered = se[rows.ravel()].reshape(rows.shape) if isinstance(se, da.Array) else np.asarray(se)[rows]
+    mem_se = xr.DataArray(gathered, dims=(CLASS, TRAIN)).where(index >= 0)
     mem = ds["memorization"]
     out = xr.Dataset({
         "influence_weighted_memo": mem * pos_mean,
