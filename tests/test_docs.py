@@ -10,7 +10,7 @@ import pytest
 MODULES = [
     "memoxr.influence.kernels", "memoxr.io.chunks", "memoxr.influence.scores", "memoxr.compute.plan",
     "memoxr.influence.plan", "memoxr.io.location", "memoxr.compute.progress", "memoxr.compute.scheduler",
-    "memoxr.estimate", "memoxr.estimate.trials", "memoxr.estimate.kernels", "memoxr.estimate.sums",
+    "memoxr.estimate", "memoxr.estimate.trials", "memoxr.estimate.kernels", "memoxr.estimate.sums", "memoxr.estimate.variables",
     "memoxr.estimate.graph", "memoxr.estimate.bootstrap", "memoxr.estimate.writers", "memoxr.estimate.incremental",
     "memoxr.estimate.uncertainty",
     "memoxr.convert.heldout_files", "memoxr.convert.heldout_runs",

@@ -75,7 +75,8 @@ Modules
 ==========================  ====================================================================
 :mod:`.trials`              the trial schema; reading records lazily, checking them; writing them
 :mod:`.kernels`             numpy kernels: sums over trials, products, estimates from sums
-:mod:`.sums`                the sufficient sums as dask graphs, and the store variables from them
+:mod:`.sums`                the sufficient sums as dask graphs
+:mod:`.variables`           the store's variables (estimate, standard errors, sums) from the sums
 :mod:`.graph`               :func:`estimate`: records in, a lazy influence store out
 :mod:`.bootstrap`           percentile intervals from resampled trials
 :mod:`.writers`             Zarr store and FZ-layout npz writers
@@ -102,7 +103,7 @@ from .graph import (
     warn_degenerate,
 )
 from .incremental import append_estimate, write_or_append_estimate
-from .sums import MIN_TASK_PRODUCTS, TrialSums, class_test_in, estimate_dataset, full_test_in
+from .sums import MIN_TASK_PRODUCTS, TrialSums, class_test_in, full_test_in
 from .sums import class_groups as _class_groups
 from .sums import even_sizes as _even_sizes
 from .sums import trial_chunk as _trial_chunk
@@ -115,6 +116,7 @@ from .trials import (
     read_records,
     write_trials,
 )
+from .variables import estimate_dataset
 from .writers import _encoding, estimate_to_zarr, write_estimate, write_estimate_store, write_fz_npz
 
 __all__ = [

@@ -24,8 +24,9 @@ from ..io.chunks import DEFAULT_CHUNK_MB, BlockChunks, plan_block_chunks, valida
 from ..io.schema import pad_indices
 from ..io.storage import StorageOptions
 from . import kernels as _k
-from .sums import TrialSums, class_test_in, estimate_dataset, full_test_in
+from .sums import TrialSums, class_test_in, full_test_in
 from .trials import Records, read_records
+from .variables import estimate_dataset
 
 __all__ = ["DEFAULT_SAMPLE_ORDER", "DegenerateSampleWarning", "class_indices", "estimate", "records_sums"]
 

@@ -28,8 +28,9 @@ from ..io.chunks import DEFAULT_CHUNK_MB, BlockChunks
 from ..io.storage import StorageOptions, is_url
 from . import kernels as _k
 from .graph import TrialInput, records_sums, validate_chunk_mb, with_degenerate_warning
-from .sums import SUM_NAMES, estimate_dataset, sums_from_store
+from .sums import SUM_NAMES
 from .trials import read_records
+from .variables import estimate_dataset, sums_from_store
 from .writers import write_estimate, write_estimate_store
 
 __all__ = ["append_estimate", "write_or_append_estimate"]

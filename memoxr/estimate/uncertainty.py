@@ -27,7 +27,8 @@ from ..compute.progress import compute, deprecated_show_progress
 from ..errors import MemoxrInputError
 from ..io.chunks import DEFAULT_CHUNK_MB, plan_block_chunks
 from ..io.schema import CLASS, TEST, TRAIN
-from .sums import TrialSums, memorization, within_class_influence
+from .sums import TrialSums
+from .variables import memorization, within_class_influence
 
 __all__ = ["convergence", "plot_convergence", "score_errors", "write_convergence"]
 
