@@ -73,13 +73,13 @@ Example
 Modules
 -------
 ==========================  ====================================================================
-:mod:`.trials`              the trial schema; reading records lazily, checking them; writing them
+:mod:`.trials`              the trial schema; reading records lazily and checking them
 :mod:`.kernels`             numpy kernels: sums over trials, products, estimates from sums
 :mod:`.sums`                the sufficient sums as dask graphs
 :mod:`.variables`           the store's variables (estimate, standard errors, sums) from the sums
 :mod:`.graph`               :func:`estimate`: records in, a lazy influence store out
 :mod:`.bootstrap`           percentile intervals from resampled trials
-:mod:`.writers`             Zarr store and FZ-layout npz writers
+:mod:`.writers`             the estimate's writers (Zarr store, FZ-layout npz) and write_trials
 :mod:`.incremental`         adding trials to an estimate store
 :mod:`.uncertainty`         convergence over trials; standard errors carried into the scores
 :mod:`.cli`                 the ``memoxr estimate`` and ``memoxr convergence`` commands
@@ -114,10 +114,16 @@ from .trials import (
     Records,
     open_trials,
     read_records,
-    write_trials,
 )
 from .variables import estimate_dataset
-from .writers import _encoding, estimate_to_zarr, write_estimate, write_estimate_store, write_fz_npz
+from .writers import (
+    _encoding,
+    estimate_to_zarr,
+    write_estimate,
+    write_estimate_store,
+    write_fz_npz,
+    write_trials,
+)
 
 __all__ = [
     "TRIAL",

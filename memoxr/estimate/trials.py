@@ -26,10 +26,10 @@ import zarr
 
 from ..errors import MemoxrInputError
 from ..io.schema import TEST_ID, TRAIN_ID
-from ..io.storage import StorageOptions, atomic_output, file_exists, is_url, write_dataset
+from ..io.storage import StorageOptions, file_exists, is_url
 from . import kernels as _k
 
-__all__ = ["BINARY_KEYS", "TRIAL", "TRIAL_VARIABLES", "Records", "open_trials", "read_records", "write_trials"]
+__all__ = ["BINARY_KEYS", "TRIAL", "TRIAL_VARIABLES", "Records", "open_trials", "read_records"]
 
 TRIAL = "trial"
 #: The trial records: key -> dims.
@@ -46,7 +46,11 @@ BINARY_KEYS = ("mask", "train_correct", "test_correct")
 
 @dataclass(frozen=True)
 class Records:
-    """Trial records whose keys, dtypes, shapes and labels are checked; 0/1 values are checked when computed."""
+    """Trial records whose keys, dtypes, shapes and labels are checked; 0/1 values are checked when computed.
+
+    >>> list(Records.__dataclass_fields__)[:3]  # lazy (trial, ...) records first; read_records makes one
+    ['mask', 'train_correct', 'test_correct']
+    """
 
     mask: da.Array
     train_correct: da.Array
@@ -127,7 +131,12 @@ def _lazy_npz(source: str, storage_options: StorageOptions) -> tuple[dict[str, A
 def trial_arrays(
     trials: Any, storage_options: StorageOptions = None
 ) -> tuple[dict[str, Any], str, str, str | None]:
-    """Arrays, source name, sha256 and recorded sample order of any accepted ``trials`` argument."""
+    """Arrays, source name, sha256 and recorded sample order of any accepted ``trials`` argument.
+
+    >>> arrays, name, sha, order = trial_arrays({"mask": np.eye(2)})
+    >>> list(arrays), name, sha, order
+    (['mask'], '<memory>', '', None)
+    """
     if isinstance(trials, str | os.PathLike):
         arrays, sha, order = _read_arrays(trials, storage_options)
         return arrays, Path(str(trials)).name, sha, order
@@ -163,6 +172,7 @@ def open_trials(path: str | os.PathLike[str], *, chunks: Any = None, storage_opt
     >>> import numpy as np, tempfile, os
     >>> records = {"mask": np.eye(2, dtype=bool), "train_correct": np.eye(2, dtype=bool),
     ...            "test_correct": np.ones((2, 1), bool), "tr_labels": np.array([0, 0]), "tt_labels": np.array([0])}
+    >>> from memoxr.estimate import write_trials
     >>> path = write_trials(records, os.path.join(tempfile.mkdtemp(), "t.npz"))
     >>> ds = open_trials(path)
     >>> dict(ds.sizes), ds["mask"].values.sum().item()
@@ -351,40 +361,3 @@ def checked_binary(key: str, x: da.Array, source: str) -> da.Array:
     if x.dtype == bool:
         return x
     return x.map_blocks(_check_binary_block, key=key, source=source, dtype=x.dtype, meta=np.empty((0, 0), x.dtype))
-
-
-# ---------------------------------------------------------------------------------------------
-# Writing
-
-
-def write_trials(
-    trials: Mapping[str, Any] | xr.Dataset,
-    output: str | os.PathLike[str],
-    *,
-    overwrite: bool = False,
-) -> Path:
-    """Save trial records: a compressed ``.npz`` (suffix ``.npz``) or a Zarr store, complete or absent.
-
-    ``mask`` and the correctness arrays are stored as bool, labels as int64.
-
-    Examples
-    --------
-    >>> import numpy as np, tempfile, os
-    >>> records = {"mask": np.eye(2), "train_correct": np.eye(2), "test_correct": np.ones((2, 1)),
-    ...            "tr_labels": np.array([0, 0]), "tt_labels": np.array([0])}
-    >>> write_trials(records, os.path.join(tempfile.mkdtemp(), "t.zarr")).name
-    't.zarr'
-    """
-    arrays, source, _, _ = trial_arrays(trials)
-    validate_keys(arrays, source)
-    validate_dtypes(arrays, source)
-    validate_shapes(arrays, source)
-    data = {
-        key: np.asarray(arrays[key]).astype(bool if key in BINARY_KEYS else np.int64) for key in TRIAL_VARIABLES
-    }
-    if str(output).endswith(".npz"):
-        with atomic_output(output, overwrite=overwrite) as tmp, open(tmp, "wb") as fp:
-            np.savez_compressed(fp, **data)
-        return Path(output)
-    ds = xr.Dataset({key: (TRIAL_VARIABLES[key], value) for key, value in data.items()})
-    return Path(write_dataset(ds, output, overwrite=overwrite))

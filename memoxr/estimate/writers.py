@@ -1,11 +1,12 @@
-"""Writing an estimate: a Zarr influence store, or the FZ-layout ``.npz``; both complete or absent."""
+"""Writing an estimate (a Zarr influence store, or the FZ-layout ``.npz``) and trial records; complete or absent."""
 
 from __future__ import annotations
 
 import os
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import dask.array as da
 import numpy as np
@@ -19,8 +20,16 @@ from ..io.npz import write_npy_streamed
 from ..io.schema import CLASS, check_influence_dataset
 from ..io.storage import StorageOptions, atomic_output, check_writable, write_dataset
 from .graph import DEFAULT_SAMPLE_ORDER, TrialInput, estimate, estimate_with_sums
+from .trials import (
+    BINARY_KEYS,
+    TRIAL_VARIABLES,
+    trial_arrays,
+    validate_dtypes,
+    validate_keys,
+    validate_shapes,
+)
 
-__all__ = ["estimate_to_zarr", "write_estimate", "write_estimate_store", "write_fz_npz"]
+__all__ = ["estimate_to_zarr", "write_estimate", "write_estimate_store", "write_fz_npz", "write_trials"]
 
 
 def _encoding(ds: xr.Dataset) -> dict[str, dict]:
@@ -235,3 +244,37 @@ def write_estimate(
         # The FZ layout is written a block of classes at a time: the per-sample sums once, first.
         ds = estimate_with_sums(trials, chunk_mb=chunk_mb, sample_order=sample_order, storage_options=so)
         return write_fz_npz(ds, output, overwrite=overwrite, storage_options=so)
+
+
+
+def write_trials(
+    trials: Mapping[str, Any] | xr.Dataset,
+    output: str | os.PathLike[str],
+    *,
+    overwrite: bool = False,
+) -> Path:
+    """Save trial records: a compressed ``.npz`` (suffix ``.npz``) or a Zarr store, complete or absent.
+
+    ``mask`` and the correctness arrays are stored as bool, labels as int64.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os
+    >>> records = {"mask": np.eye(2), "train_correct": np.eye(2), "test_correct": np.ones((2, 1)),
+    ...            "tr_labels": np.array([0, 0]), "tt_labels": np.array([0])}
+    >>> write_trials(records, os.path.join(tempfile.mkdtemp(), "t.zarr")).name
+    't.zarr'
+    """
+    arrays, source, _, _ = trial_arrays(trials)
+    validate_keys(arrays, source)
+    validate_dtypes(arrays, source)
+    validate_shapes(arrays, source)
+    data = {
+        key: np.asarray(arrays[key]).astype(bool if key in BINARY_KEYS else np.int64) for key in TRIAL_VARIABLES
+    }
+    if str(output).endswith(".npz"):
+        with atomic_output(output, overwrite=overwrite) as tmp, open(tmp, "wb") as fp:
+            np.savez_compressed(fp, **data)
+        return Path(output)
+    ds = xr.Dataset({key: (TRIAL_VARIABLES[key], value) for key, value in data.items()})
+    return Path(write_dataset(ds, output, overwrite=overwrite))
