@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._reduction import Reduction
+
 #: Fields of a partial-moment record, stacked along the last axis.
 PARTIAL_FIELDS = ("count", "positive_sum", "mean", "m2")
 #: Fields of a finished row-statistics record, stacked along the last axis.
@@ -127,6 +129,18 @@ def row_statistics(x: np.ndarray, axis: int = -1) -> np.ndarray:
     [3.0, 1.3333, 1.0, 1.633]
     """
     return finalize_moments(row_moments(x, axis=axis))
+
+
+#: The fused row statistics as one declared reduction (see :mod:`memoxr._reduction`):
+#: partial moments per chunk, merged across chunks, finished into :data:`ROW_STAT_FIELDS`.
+ROW_STATISTICS = Reduction(
+    name="row-statistics",
+    chunk=row_moments,
+    combine=merge_moments,
+    finalize=finalize_moments,
+    fields=ROW_STAT_FIELDS,
+    partial_size=N_FIELDS,
+)
 
 
 def normalize_by_max(x: np.ndarray, axis: int = -1) -> np.ndarray:

@@ -19,10 +19,14 @@ from .legacy import SEED_KEYS, read_seed_npz, write_seed_npz
 from .progress import compute
 from .schema import (
     CLASS,
+    COMPLETE_ATTR,
     INFLUENCE_SCHEMA,
+    SCORES_COORDS,
     SCORES_SCHEMA,
     check_influence_dataset,
     check_scores_dataset,
+    label_variables,
+    promote_coords,
 )
 from .scores import influence_scores
 from .stats import class_stats, merge_stats_csv
@@ -59,16 +63,44 @@ def _check_class(ds: xr.Dataset, class_label: int | None) -> None:
 def save_scores(
     scores: xr.Dataset, path: str | os.PathLike[str], *, overwrite: bool = False, storage_options: StorageOptions = None
 ) -> str:
-    """Save scores as a Zarr store, or as the seed's npz layout when ``path`` ends in ``.npz``."""
+    """Save scores as a Zarr store, or as the seed's npz layout when ``path`` ends in ``.npz``.
+
+    In the store, ``training_indices`` and ``train_count`` stay data variables,
+    as in every scores store memoxr has written (:func:`load_scores` makes them
+    coordinates again).
+
+    Examples
+    --------
+    >>> import tempfile, memoxr
+    >>> scores = memoxr.influence_scores(memoxr.open_influence(memoxr.sample_path()))
+    >>> path = save_scores(scores, f"{tempfile.mkdtemp()}/scores.zarr")
+    >>> sorted(xr.open_zarr(path).coords)
+    ['class']
+    >>> sorted(load_scores(path).coords)
+    ['class', 'train_count', 'training_indices']
+    """
     if str(path).endswith(".npz"):
         return str(write_seed_npz(scores, path, overwrite=overwrite, storage_options=storage_options))
-    return write_dataset(scores, path, overwrite=overwrite, storage_options=storage_options)
+    stored = scores.reset_coords([name for name in SCORES_COORDS if name in scores.coords])
+    # Never carry a loaded store's completion marker into a write: it is set last, by the writer.
+    stored.attrs = {k: v for k, v in stored.attrs.items() if k != COMPLETE_ATTR}
+    return write_dataset(stored, path, overwrite=overwrite, storage_options=storage_options)
 
 
 def load_scores(
     path: str | os.PathLike[str], *, allow_pickle: bool = False, storage_options: StorageOptions = None
 ) -> xr.Dataset:
-    """Scores from a scores store, a seed-layout npz, or computed from an influence store or FZ npz."""
+    """Scores from a scores store, a seed-layout npz, or computed from an influence store or FZ npz.
+
+    ``training_indices`` and ``train_count`` are coordinates in the result,
+    whichever form the store holds.
+
+    Examples
+    --------
+    >>> import memoxr
+    >>> load_scores(memoxr.sample_path())["critical_sample_score"].dims
+    ('class', 'train_sample')
+    """
     source = str(path)
     so = storage_options
     if source.endswith(".npz"):
@@ -79,7 +111,7 @@ def load_scores(
     ds = open_dataset(source, storage_options=so)
     schema = ds.attrs.get("schema")
     if schema == SCORES_SCHEMA:
-        return check_scores_dataset(ds, source=source)
+        return label_variables(promote_coords(check_scores_dataset(ds, source=source), SCORES_COORDS))
     if schema == INFLUENCE_SCHEMA:
         return influence_scores(check_influence_dataset(ds, source=source))
     raise MemoxrInputError(
@@ -98,10 +130,22 @@ def calculate(
     k: int = 10,
     overwrite: bool = False,
     allow_pickle: bool = False,
+    skipna: bool = False,
     show_progress: bool = False,
     storage_options: StorageOptions = None,
 ) -> Result:
-    """Scores, table and analysis of an influence store or FZ npz; one pass over the influence."""
+    """Scores, table and analysis of an influence store or FZ npz; one pass over the influence.
+
+    ``skipna`` goes to the scores, the table and every analysis (see
+    :mod:`memoxr.scores`); ``memoxr calculate --skipna`` sets it.
+
+    Examples
+    --------
+    >>> import memoxr
+    >>> result = calculate(memoxr.sample_path(), class_label=2, k=3)
+    >>> result.stats.shape, result.analysis.class_label, result.written
+    ((10, 27), 2, [])
+    """
     so = storage_options
     if output is not None and stats_csv is not None and str(output) == str(stats_csv):
         raise MemoxrInputError(f"--output and --stats-csv are the same path {str(output)!r}; expected two outputs")
@@ -111,9 +155,9 @@ def calculate(
             check_writable(target, overwrite=overwrite, storage_options=so, kind=kind)
     ds = open_influence(source, allow_pickle=allow_pickle, storage_options=so)
     _check_class(ds, class_label)
-    (scores,) = compute(influence_scores(ds, alpha=alpha, beta=beta), show_progress=show_progress)
-    stats = class_stats(scores)
-    result = Result(scores, stats, analyze(scores, stats, class_label=class_label, k=k))
+    (scores,) = compute(influence_scores(ds, alpha=alpha, beta=beta, skipna=skipna), show_progress=show_progress)
+    stats = class_stats(scores, skipna=skipna)
+    result = Result(scores, stats, analyze(scores, stats, class_label=class_label, k=k, skipna=skipna))
     # All or none: the CSV waits in its partial until the scores are written; if it
     # then fails to land, the scores this run wrote are removed again.
     wrote_scores = False

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._reduction import Reduction
+
 
 def _f64(x: np.ndarray) -> np.ndarray:
     return np.asarray(x, dtype=np.float64)
@@ -21,6 +23,19 @@ def epoch_sum(x: np.ndarray, axis: int = -1, keepdims: bool = False) -> np.ndarr
     also the chunk and aggregate step of the dask reduction.
     """
     return np.sum(_f64(x), axis=axis, keepdims=keepdims)
+
+
+def _partial_sum(x: np.ndarray, axis: int) -> np.ndarray:
+    return epoch_sum(x, axis=axis)[..., None]
+
+
+def _merge_sums(parts: np.ndarray) -> np.ndarray:
+    return np.sum(parts, axis=-2)
+
+
+#: :func:`epoch_sum` as one declared reduction (see :mod:`memoxr._reduction`): partial
+#: sums per chunk of epochs, summed across chunks.
+EPOCH_SUM = Reduction(name="epoch-sum", chunk=_partial_sum, combine=_merge_sums, finalize=np.asarray)
 
 
 def epoch_mean(x: np.ndarray, axis: int = -1) -> np.ndarray:
