@@ -66,7 +66,7 @@ def open_influence(
     >>> import memoxr
     >>> ds = memoxr.open_influence(memoxr.sample_path())
     >>> dict(ds["influence"].sizes)
-    {'class': 10, 'train_sample': 137, 'test_sample': 62}
+    {'class': 10, 'train_sample': 137, 'test_sample': 46}
     >>> "train_count" in ds.coords, "train_index" in ds.mean("train_sample").coords
     (True, False)
     """

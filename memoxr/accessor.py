@@ -8,7 +8,7 @@ Registered when memoxr's xarray modules are imported (:mod:`memoxr.scores`,
 >>> ds.memoxr.kind
 'influence'
 >>> ds.memoxr.class_stats()["sample_count"].sum()
-np.int64(1345)
+np.int64(1347)
 """
 
 from __future__ import annotations
@@ -153,9 +153,9 @@ class MemoxrAccessor:
         Examples
         --------
         >>> import memoxr
-        >>> one = memoxr.open_influence(memoxr.sample_path()).memoxr.sel_class(3)
+        >>> one = memoxr.open_influence(memoxr.sample_path()).memoxr.sel_class(0)
         >>> dict(one["influence"].sizes), int(one["class"])
-        ({'train_sample': 137, 'test_sample': 62}, 3)
+        ({'train_sample': 133, 'test_sample': 45}, 0)
         """
         from .schema import CLASS, COUNT_COORDS
 

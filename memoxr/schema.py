@@ -93,7 +93,7 @@ def check_influence_dataset(
     --------
     >>> import memoxr
     >>> ds = memoxr.open_influence(memoxr.sample_path())
-    >>> check_influence_dataset(ds.transpose("test_sample", "class", "train_sample").drop_attrs()) is not None
+    >>> check_influence_dataset(ds.transpose("test_sample", "class", "train_sample", ...).drop_attrs()) is not None
     True
     >>> check_influence_dataset(ds.assign_attrs(schema="memoxr.scores"))
     Traceback (most recent call last):

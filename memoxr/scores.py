@@ -187,7 +187,7 @@ def influence_scores(
     >>> scores = memoxr.influence_scores(ds)
     >>> sorted(scores.sizes.items())
     [('class', 10), ('train_sample', 137)]
-    >>> turned = memoxr.influence_scores(ds.transpose("test_sample", "class", "train_sample").drop_attrs())
+    >>> turned = memoxr.influence_scores(ds.transpose("test_sample", "class", "train_sample", ...).drop_attrs())
     >>> bool(turned["critical_sample_score"].equals(scores["critical_sample_score"]))
     True
     >>> "training_indices" in scores.mean("train_sample").coords

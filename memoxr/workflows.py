@@ -200,6 +200,14 @@ def update_csv(
     is updated in place, as the command is named: no ``overwrite`` needed. The
     new table is written beside it and renamed over it, so an interrupted run
     leaves the old file as it was. Any other existing ``output`` needs ``overwrite``.
+
+    Examples
+    --------
+    >>> import tempfile, memoxr
+    >>> csv = f"{tempfile.mkdtemp()}/stats.csv"
+    >>> pd.DataFrame({"class_label": range(10)}).to_csv(csv, index=False)
+    >>> update_csv(memoxr.sample_path(), csv) == csv, pd.read_csv(csv).shape
+    (True, (10, 21))
     """
     so = storage_options
     in_place = output is None or _same_file(output, csv_file)
@@ -216,6 +224,13 @@ def demo(output_dir: str | os.PathLike[str], *, overwrite: bool = False, show_pr
     Writes ``influence.zarr`` (the converted store), ``scores.zarr``,
     ``influence_aware_memo.npz`` (seed layout), ``per_class_memorization_stats.csv``
     and ``analysis.txt``. The folder appears only when everything is written.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> result = demo(f"{tempfile.mkdtemp()}/demo")
+    >>> [Path(p).name for p in result.written] == list(DEMO_FILES)
+    True
     """
     target = Path(output_dir)
     with atomic_output(target, overwrite=overwrite) as tmp:
@@ -243,7 +258,15 @@ DEMO_FILES = {
 
 def demo_facts(result: Result) -> list[str]:
     """Three findings computed from ``result``: zero-inflation of memorization, classes whose most
-    influential memorized sample is not the most memorized, and the two methods that disagree most."""
+    influential memorized sample is not the most memorized, and the two methods that disagree most.
+
+    Examples
+    --------
+    >>> import memoxr
+    >>> facts = demo_facts(calculate(memoxr.sample_path()))
+    >>> len(facts), facts[0].endswith("have 0.5 or more.")
+    (3, True)
+    """
     scores = result.scores
     memo = scores["original_memo"].values
     present = ~np.isnan(memo)  # ragged classes are padded with NaN
@@ -284,7 +307,14 @@ def demo_facts(result: Result) -> list[str]:
 
 
 def demo_report(result: Result, output_dir: str | os.PathLike[str]) -> str:
-    """What ``memoxr demo`` prints: what was computed, where it went, three facts, what to try next."""
+    """What ``memoxr demo`` prints: what was computed, where it went, three facts, what to try next.
+
+    Examples
+    --------
+    >>> import memoxr
+    >>> demo_report(calculate(memoxr.sample_path()), "out").splitlines()[1]
+    'Wrote out/:'
+    """
     scores, stats = result.scores, result.stats
     n_classes = scores.sizes[CLASS]
     n_train = int(np.sum(~np.isnan(scores["original_memo"].values)))

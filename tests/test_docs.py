@@ -7,7 +7,11 @@ import importlib
 
 import pytest
 
-MODULES = ["memoxr._kernels", "memoxr._chunks", "memoxr.scores", "memoxr.plan"]
+MODULES = [
+    "memoxr._kernels", "memoxr._chunks", "memoxr.scores", "memoxr.plan", "memoxr._reduction", "memoxr.accessor",
+    "memoxr.stats", "memoxr.analysis", "memoxr._open", "memoxr.schema", "memoxr.legacy", "memoxr.workflows",
+    "memoxr.dynamics._kernels",
+]
 
 
 @pytest.mark.parametrize("name", MODULES)
