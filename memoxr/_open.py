@@ -41,9 +41,8 @@ def open_influence(
     the influence schema (see the README). Nothing is read but metadata (and, for
     an ``.npz``, its small index arrays, validated).
 
-    The index, count and label variables (``train_index``, ``test_index``,
-    ``train_count``, ``test_count``, ``tr_labels``, ``tt_labels``) are
-    coordinates, so ``ds.mean("train_sample")`` reduces only the data; stores
+    The index and count variables (``train_index``, ``test_index``,
+    ``train_count``, ``test_count``) are coordinates, so ``ds.mean("train_sample")`` reduces only the data; stores
     keep them as data variables on disk (older stores open the same way).
     Variables carry a ``long_name`` for xarray's plot labels.
 

@@ -49,9 +49,9 @@ STAT_STEMS = {
 STATISTICS = ("mean", "std", "min", "max", "median")
 
 
-#: Index, count and label variables: coordinates in memory, so that reducing the data
-#: variables never averages them (on disk they stay data variables, as always).
-INFLUENCE_COORDS = ("train_index", "test_index", "train_count", "test_count", "tr_labels", "tt_labels")
+#: Index and count variables: coordinates in memory, so that reducing the data variables
+#: never averages them (on disk they stay data variables, as always).
+INFLUENCE_COORDS = ("train_index", "test_index", "train_count", "test_count")
 SCORES_COORDS = ("training_indices", "train_count")
 #: The count coordinate that says how many entries along a dim are real (the rest is padding).
 COUNT_COORDS = {TRAIN: "train_count", TEST: "test_count"}

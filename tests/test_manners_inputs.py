@@ -93,7 +93,7 @@ def test_wrong_schema_attr_is_refused_and_wrong_dims_named(ds, scores):
 
 
 def test_indices_and_counts_are_coordinates(ds, scores):
-    for name in ("train_index", "test_index", "train_count", "test_count", "tr_labels", "tt_labels"):
+    for name in ("train_index", "test_index", "train_count", "test_count"):
         assert name in ds.coords, name
     assert set(scores.coords) == {"class", "training_indices", "train_count"}
     means = scores.mean("train_sample")
