@@ -107,7 +107,7 @@ def row_statistics(
     return xr.Dataset(fields, attrs=kept_attrs(influence.attrs, keep_attrs))
 
 
-def _real_count(x: xr.DataArray, dim: str):
+def _real_count(x: xr.DataArray, dim: str) -> xr.Variable | int:
     """How many entries along ``dim`` are real: its count coordinate, else the dim's size."""
     name = COUNT_COORDS.get(dim)
     if name in x.coords and dim not in x.coords[name].dims:

@@ -69,6 +69,19 @@ def test_scores_inputs_in_any_form_give_the_same_tables(scores):
         pd.testing.assert_frame_equal(memoxr.score_ranges(given), memoxr.score_ranges(scores))
 
 
+def test_transposed_store_is_still_read_once(ragged_store):
+    import zarr
+
+    from conftest import CountingStore
+
+    counting = CountingStore(zarr.storage.LocalStore(ragged_store, read_only=True))
+    turned = memoxr.open_influence(counting).transpose(*TURNED)
+    counting.reads.clear()
+    memoxr.class_stats(memoxr.influence_scores(turned))
+    reads = [v for k, v in counting.reads.items() if k.startswith("influence/c")]
+    assert len(reads) > 1 and set(reads) == {1}
+
+
 def test_row_statistics_by_name_in_any_order(ds):
     straight = memoxr.row_statistics(ds["influence"]).compute()
     turned = memoxr.row_statistics(ds["influence"].transpose("test_sample", "train_sample", "class")).compute()
