@@ -73,7 +73,7 @@ def apply_reduction(data: Any, reduction: Reduction, *, axis: int) -> Any:
 
     Examples
     --------
-    >>> from memoxr import _kernels
+    >>> from memoxr.influence import kernels as _kernels
     >>> apply_reduction(np.array([[1.0, -1.0, 3.0]]), _kernels.ROW_STATISTICS, axis=1).round(4).tolist()
     [[3.0, 1.3333, 1.0, 1.633]]
     """

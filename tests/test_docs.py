@@ -8,8 +8,9 @@ import importlib
 import pytest
 
 MODULES = [
-    "memoxr._kernels", "memoxr._chunks", "memoxr.scores", "memoxr.plan", "memoxr._reduction", "memoxr.accessor",
-    "memoxr.stats", "memoxr.analysis", "memoxr._open", "memoxr.schema", "memoxr.legacy", "memoxr.workflows",
+    "memoxr.influence.kernels", "memoxr.io.chunks", "memoxr.influence.scores", "memoxr.compute.plan",
+    "memoxr._reduction", "memoxr.accessor", "memoxr.influence.stats", "memoxr.influence.analysis",
+    "memoxr.influence.sources", "memoxr.io.schema", "memoxr.influence.seed_npz", "memoxr.influence.workflows",
     "memoxr.dynamics._kernels",
 ]
 

@@ -18,7 +18,7 @@ import reference_nan as ref
 import xarray as xr
 
 import memoxr
-from memoxr.synthetic import make_fz_arrays
+from memoxr.datasets.synthetic import make_fz_arrays
 
 from conftest import RAGGED_TEST, RAGGED_TRAIN, SMALL_CHUNKS, write_npz
 

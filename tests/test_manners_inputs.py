@@ -14,7 +14,7 @@ from click.testing import CliRunner
 import memoxr
 from memoxr.cli import main
 from memoxr.errors import MemoxrInputError
-from memoxr.schema import COMPLETE_ATTR
+from memoxr.io.schema import COMPLETE_ATTR
 
 from conftest import write_npz
 from reference import all_scores
@@ -118,7 +118,7 @@ def test_indices_and_counts_are_coordinates(ds, scores):
 
 
 def test_stores_keep_data_variables_on_disk_and_open_as_coordinates(tmp_path, ds, scores):
-    from memoxr.workflows import load_scores, save_scores
+    from memoxr.influence.workflows import load_scores, save_scores
 
     path = save_scores(scores.assign_attrs({COMPLETE_ATTR: True}), tmp_path / "s.zarr")
     raw = xr.open_zarr(path)
@@ -128,6 +128,19 @@ def test_stores_keep_data_variables_on_disk_and_open_as_coordinates(tmp_path, ds
     xr.testing.assert_allclose(loaded.compute().drop_attrs(), scores.drop_attrs())
     npz = save_scores(scores, tmp_path / "seed.npz")
     assert "training_indices" in load_scores(npz, allow_pickle=True).coords
+
+
+def test_scores_store_of_earlier_memoxr_still_loads(tmp_path, scores):
+    """The on-disk schema name is "memoxr.scores" (a format, whatever the module is called now)."""
+    from memoxr.influence.workflows import load_scores
+    from memoxr.io.storage import write_dataset
+
+    old = scores.reset_coords(["training_indices", "train_count"]).drop_attrs()
+    old.attrs.update(schema="memoxr.scores", schema_version=1)
+    path = write_dataset(old, tmp_path / "old.zarr")
+    loaded = load_scores(path)
+    assert "training_indices" in loaded.coords
+    pd.testing.assert_frame_equal(memoxr.class_stats(loaded), memoxr.class_stats(scores))
 
 
 def test_influence_store_on_disk_is_unchanged(ragged_store):

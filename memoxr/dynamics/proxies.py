@@ -22,9 +22,9 @@ from dataclasses import dataclass
 import numpy as np
 import xarray as xr
 
-from .._kernels import ROW_STATISTICS
 from .._reduction import reduce_dim
 from ..errors import MemoxrInputError
+from ..influence.kernels import ROW_STATISTICS
 from . import _kernels
 from .store import EPOCH, SAMPLE
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._reduction import Reduction
+from .._reduction import Reduction
 
 #: Fields of a partial-moment record, stacked along the last axis.
 PARTIAL_FIELDS = ("count", "positive_sum", "mean", "m2")

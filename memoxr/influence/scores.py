@@ -1,6 +1,6 @@
 """Influence-aware memorization scores as lazy xarray reductions.
 
-One wrapper layer over :mod:`memoxr._kernels`: the row statistics come from a
+One wrapper layer over :mod:`memoxr.influence.kernels`: the row statistics come from a
 single fused dask reduction over ``test_sample`` (each influence chunk is read
 once), then the cheap per-class steps (max, rank) run on the small
 ``(class, train_sample)`` results.
@@ -35,11 +35,10 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
-from . import _kernels
-from . import accessor as _accessor  # noqa: F401  (registers Dataset.memoxr)
-from ._reduction import apply_reduction, reduce_dim
-from .errors import MemoxrInputError
-from .schema import (
+from .. import accessor as _accessor  # noqa: F401  (registers Dataset.memoxr)
+from .._reduction import apply_reduction, reduce_dim
+from ..errors import MemoxrInputError
+from ..io.schema import (
     CLASS,
     COUNT_COORDS,
     INFLUENCE_COORDS,
@@ -52,6 +51,7 @@ from .schema import (
     kept_attrs,
     promote_coords,
 )
+from . import kernels as _kernels
 
 ZERO_STD_RULES = ("zero", "nan")
 #: Size of the blocks of row moments that the per-class kernel works on.

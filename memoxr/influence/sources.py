@@ -8,9 +8,9 @@ from typing import Any
 
 import xarray as xr
 
-from . import accessor as _accessor  # noqa: F401  (registers Dataset.memoxr)
-from .schema import INFLUENCE_COORDS, check_influence_dataset, label_variables, promote_coords
-from .storage import open_dataset
+from .. import accessor as _accessor  # noqa: F401  (registers Dataset.memoxr)
+from ..io.schema import INFLUENCE_COORDS, check_influence_dataset, label_variables, promote_coords
+from ..io.storage import open_dataset
 
 SAMPLE_NAME = "digits_infl_matrix.npz"
 
@@ -58,7 +58,7 @@ def open_influence(
         For an ``.npz`` only: target chunk size in MB.
     storage_options : dict, optional
         fsspec options for ``s3://`` URLs (credentials, ``client_kwargs={"endpoint_url": ...}``);
-        see :func:`memoxr.storage.resolve_storage_options` for MinIO credentials files.
+        see :func:`memoxr.io.storage.resolve_storage_options` for MinIO credentials files.
 
     Examples
     --------
@@ -70,7 +70,7 @@ def open_influence(
     (True, False)
     """
     if str(path).endswith(".npz"):
-        from .convert import open_fz_npz
+        from ..convert import open_fz_npz
 
         kwargs = {} if chunk_mb is None else {"chunk_mb": chunk_mb}
         ds = open_fz_npz(path, allow_pickle=allow_pickle, storage_options=storage_options, **kwargs)

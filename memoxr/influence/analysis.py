@@ -18,9 +18,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from . import _kernels
-from .errors import MemoxrInputError
-from .schema import (
+from ..errors import MemoxrInputError
+from ..io.schema import (
     CLASS,
     SCORE_NAMES,
     SCORES_COORDS,
@@ -30,6 +29,7 @@ from .schema import (
     kept_attrs,
     promote_coords,
 )
+from . import kernels as _kernels
 
 #: Methods compared in the analyses: the original memorization and the four scores.
 METHODS = ("original_memo", *SCORE_NAMES)
