@@ -2,7 +2,7 @@
 
 These work on the small ``(class, train_sample)`` scores (dims in any order);
 lazy scores are computed once on entry. Every function takes ``skipna`` and
-``keep_attrs`` with the meaning and defaults of :mod:`memoxr.scores`: with
+``keep_attrs`` with the meaning and defaults of :mod:`memoxr.influence.scores`: with
 ``skipna=False`` a NaN score takes part (a range or a correlation over it is
 NaN; a ranking lists it last), with ``skipna=True`` it is left out.
 """

@@ -36,7 +36,7 @@ def class_stats(
     ``std`` is the population std (``ddof=0``) and ``median`` is exact. With
     ``skipna=False`` (default) a NaN score makes its class's statistics NaN;
     ``skipna=True`` ignores it. ``keep_attrs=True`` copies ``scores.attrs`` into
-    the table's ``attrs`` (see :mod:`memoxr.scores` for both conventions).
+    the table's ``attrs`` (see :mod:`memoxr.influence.scores` for both conventions).
 
     Lazy scores are computed first, in one dask pass (each influence chunk is
     read once). ``class`` is a dimension, so the group of a class is its row

@@ -137,7 +137,7 @@ def calculate(
     """Scores, table and analysis of an influence store or FZ npz; one pass over the influence.
 
     ``skipna`` goes to the scores, the table and every analysis (see
-    :mod:`memoxr.scores`); ``memoxr calculate --skipna`` sets it.
+    :mod:`memoxr.influence.scores`); ``memoxr calculate --skipna`` sets it.
 
     Examples
     --------
