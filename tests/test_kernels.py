@@ -132,7 +132,7 @@ def test_declared_reductions_give_the_same_numbers_on_numpy_and_dask(x, row_chun
     """apply_reduction: one numpy pass == a dask tree over any chunking, for both declared reductions."""
     import dask.array as da
 
-    from memoxr._reduction import apply_reduction
+    from memoxr.compute.reduction import apply_reduction
     from memoxr.dynamics import _kernels as dynamics_kernels
 
     lazy = da.from_array(x, chunks=(row_chunk, column_chunk))

@@ -118,7 +118,7 @@ def test_indices_and_counts_are_coordinates(ds, scores):
 
 
 def test_stores_keep_data_variables_on_disk_and_open_as_coordinates(tmp_path, ds, scores):
-    from memoxr.influence.workflows import load_scores, save_scores
+    from memoxr.workflows import load_scores, save_scores
 
     path = save_scores(scores.assign_attrs({COMPLETE_ATTR: True}), tmp_path / "s.zarr")
     raw = xr.open_zarr(path)
@@ -132,8 +132,8 @@ def test_stores_keep_data_variables_on_disk_and_open_as_coordinates(tmp_path, ds
 
 def test_scores_store_of_earlier_memoxr_still_loads(tmp_path, scores):
     """The on-disk schema name is "memoxr.scores" (a format, whatever the module is called now)."""
-    from memoxr.influence.workflows import load_scores
     from memoxr.io.storage import write_dataset
+    from memoxr.workflows import load_scores
 
     old = scores.reset_coords(["training_indices", "train_count"]).drop_attrs()
     old.attrs.update(schema="memoxr.scores", schema_version=1)

@@ -81,7 +81,7 @@ def test_scores_store_is_drawn_as_computed(tmp_path, ragged_npz, monkeypatch):
     store = tmp_path / "scores.zarr"
     assert run("calculate", "--input", ragged_npz, "--output", store, "--alpha", "0.2", "--beta", "0.8",
                "-q").exit_code == 0
-    stored = memoxr.influence.workflows.load_scores(store).compute()
+    stored = memoxr.workflows.load_scores(store).compute()
     assert stored.attrs["alpha"] == 0.2
     expected = memoxr.top_k(stored, 1, k=1, by="weighted_combination")["weighted_combination"].to_numpy()
     fresh = memoxr.influence_scores(memoxr.open_influence(ragged_npz)).compute()

@@ -24,8 +24,9 @@ from click.testing import CliRunner
 
 import memoxr
 from memoxr.cli import main
-from memoxr.convert import convert_npz, fz_npz
+from memoxr.convert import convert_npz
 from memoxr.errors import IncompleteStoreError, MemoxrInputError, OutputExistsError
+from memoxr.influence import fz_npz
 from memoxr.io.storage import open_dataset
 
 from conftest import SMALL_CHUNKS
@@ -316,7 +317,8 @@ _SLOW_CONVERTER = """
 import json, os, sys, time
 import zarr
 from memoxr.io import storage
-from memoxr.convert import convert_npz, fz_npz
+from memoxr.convert import convert_npz
+from memoxr.influence import fz_npz
 from memoxr.io.chunks import BlockChunks
 
 def slowed(function, seconds, after=False):
@@ -442,7 +444,7 @@ def _one_error_line(result, *expected):
 
 _SLOW_CLI = """
 import sys, time
-from memoxr.convert import fz_npz
+from memoxr.influence import fz_npz
 from memoxr.cli import main
 original = fz_npz._load_class_block
 def slow(*args, **kwargs):

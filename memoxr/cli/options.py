@@ -59,7 +59,7 @@ def _endpoint(options: dict | None) -> str | None:
 
 def _storage_failure(exc: BaseException, options: dict | None) -> str | None:
     """One line for a failure to reach object storage or to use a file, else None (never quotes the options)."""
-    from ..io.storage import connection_failure
+    from ..errors import connection_failure
 
     message = connection_failure(exc, _endpoint(options))
     if message is None and isinstance(exc, OSError) and exc.filename is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._reduction import Reduction
+from ..compute.reduction import Reduction
 
 
 def _f64(x: np.ndarray) -> np.ndarray:
@@ -36,7 +36,7 @@ def _merge_sums(parts: np.ndarray) -> np.ndarray:
     return np.sum(parts, axis=-2)
 
 
-#: :func:`epoch_sum` as one declared reduction (see :mod:`memoxr._reduction`): partial
+#: :func:`epoch_sum` as one declared reduction (see :mod:`memoxr.compute.reduction`): partial
 #: sums per chunk of epochs, summed across chunks.
 EPOCH_SUM = Reduction(name="epoch-sum", chunk=_partial_sum, combine=_merge_sums, finalize=np.asarray)
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import xarray as xr
 
-from .._reduction import reduce_dim
+from ..compute.reduction import reduce_dim
 from ..errors import MemoxrInputError
 from ..influence.kernels import ROW_STATISTICS
 from . import _kernels

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._reduction import Reduction
+from ..compute.reduction import Reduction
 
 #: Fields of a partial-moment record, stacked along the last axis.
 PARTIAL_FIELDS = ("count", "positive_sum", "mean", "m2")
@@ -141,7 +141,7 @@ def row_statistics(x: np.ndarray, axis: int = -1) -> np.ndarray:
     return finalize_moments(row_moments(x, axis=axis))
 
 
-#: The fused row statistics as one declared reduction (see :mod:`memoxr._reduction`):
+#: The fused row statistics as one declared reduction (see :mod:`memoxr.compute.reduction`):
 #: partial moments per chunk, merged across chunks, finished into :data:`ROW_STAT_FIELDS`.
 ROW_STATISTICS = Reduction(
     name="row-statistics",

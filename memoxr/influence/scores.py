@@ -35,8 +35,7 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
-from .. import accessor as _accessor  # noqa: F401  (registers Dataset.memoxr)
-from .._reduction import apply_reduction, reduce_dim
+from ..compute.reduction import apply_reduction, reduce_dim
 from ..errors import MemoxrInputError
 from ..io.schema import (
     CLASS,
@@ -51,6 +50,7 @@ from ..io.schema import (
     kept_attrs,
     promote_coords,
 )
+from . import accessor as _accessor  # noqa: F401  (registers Dataset.memoxr)
 from . import kernels as _kernels
 
 ZERO_STD_RULES = ("zero", "nan")

@@ -8,9 +8,9 @@ from typing import Any
 
 import xarray as xr
 
-from .. import accessor as _accessor  # noqa: F401  (registers Dataset.memoxr)
 from ..io.schema import INFLUENCE_COORDS, check_influence_dataset, label_variables, promote_coords
 from ..io.storage import open_dataset
+from . import accessor as _accessor  # noqa: F401  (registers Dataset.memoxr)
 
 SAMPLE_NAME = "digits_infl_matrix.npz"
 
@@ -70,7 +70,7 @@ def open_influence(
     (True, False)
     """
     if str(path).endswith(".npz"):
-        from ..convert import open_fz_npz
+        from .fz_npz import open_fz_npz
 
         kwargs = {} if chunk_mb is None else {"chunk_mb": chunk_mb}
         ds = open_fz_npz(path, allow_pickle=allow_pickle, storage_options=storage_options, **kwargs)

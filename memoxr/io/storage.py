@@ -42,7 +42,7 @@ import zarr
 
 from .._optional import require
 from ..compute.progress import compute
-from ..errors import IncompleteStoreError, MemoxrInputError, OutputExistsError
+from ..errors import IncompleteStoreError, MemoxrInputError, OutputExistsError, connection_failure
 from .schema import COMPLETE_ATTR, check_complete
 
 PathLike = str | os.PathLike[str]
@@ -82,31 +82,6 @@ def _fs(path: PathLike, storage_options: StorageOptions) -> tuple[fsspec.Abstrac
     return fsspec.core.url_to_fs(str(path), **_remote_options(path, storage_options))
 
 
-def connection_failure(exc: BaseException, endpoint: str | None = None) -> str | None:
-    """A one-line reason when ``exc`` (or what caused it) is a failure to talk to object storage, else None.
-
-    dask and zarr re-raise what botocore or aiohttp raised, so the causes are
-    searched. Names the endpoint, never the credentials.
-    """
-    from fsspec.exceptions import FSTimeoutError
-
-    kinds: tuple[type[BaseException], ...] = (FSTimeoutError,)
-    with contextlib.suppress(ImportError):  # aiohttp and botocore come with the [s3] extra
-        from aiohttp import ClientError
-        from botocore.exceptions import BotoCoreError
-
-        kinds = (BotoCoreError, ClientError, FSTimeoutError)
-    seen: BaseException | None = exc
-    while seen is not None:
-        # Not any TimeoutError: a dask scheduler's is not object storage's.
-        if isinstance(seen, kinds):
-            where = endpoint or getattr(seen, "kwargs", {}).get("endpoint_url") or "the default AWS endpoint"
-            return (
-                f"object storage at {where} failed: {seen or type(seen).__name__}; "
-                "check that it is running and reachable, then rerun"
-            )
-        seen = seen.__cause__ or seen.__context__
-    return None
 
 
 def _endpoint_of(fs: fsspec.AbstractFileSystem) -> str | None:
@@ -553,3 +528,23 @@ def _minio_options(credentials: PathLike) -> dict[str, Any]:
         "client_kwargs": {"endpoint_url": endpoint},
         "config_kwargs": config,
     }
+
+
+def stored_bytes(path: str, variable: str, storage_options: dict[str, Any] | None) -> int | None:
+    """Bytes of ``variable``'s chunk (or shard) objects in a Zarr store, from a listing; None if unknown."""
+    try:
+        fs, root = _fs(path, storage_options)
+        found = fs.find(f"{root.rstrip('/')}/{variable}", detail=True)
+    except (OSError, ValueError):
+        return None
+    sizes = [info.get("size") or 0 for name, info in found.items() if not name.endswith(("zarr.json", ".zarray"))]
+    return int(sum(sizes)) if sizes else None
+
+
+def file_size(path: str, storage_options: dict[str, Any] | None) -> int | None:
+    """Size in bytes of one file (local or URL); None if it cannot be listed."""
+    try:
+        fs, fs_path = _fs(path, storage_options)
+        return int(fs.size(fs_path))
+    except (OSError, ValueError):
+        return None

@@ -1,6 +1,6 @@
 """``Dataset.memoxr``: the common calls on an influence or scores Dataset.
 
-Registered when memoxr's xarray modules are imported (:mod:`memoxr.influence.scores`,
+Registered when memoxr's xarray modules are imported (:mod:`.scores`,
 ``memoxr.open_influence``), so ``import memoxr`` alone stays light.
 
 >>> import memoxr
@@ -17,7 +17,7 @@ from typing import Any
 
 import xarray as xr
 
-from .errors import MemoxrInputError
+from ..errors import MemoxrInputError
 
 __all__ = ["MemoxrAccessor"]
 
@@ -70,7 +70,7 @@ class MemoxrAccessor:
                     "received a scores Dataset (its scores are computed already)"
                 )
             return self._ds
-        from .influence.scores import influence_scores
+        from .scores import influence_scores
 
         return influence_scores(self._ds, skipna=skipna, keep_attrs=keep_attrs, **score_options)
 
@@ -85,7 +85,7 @@ class MemoxrAccessor:
         0.5
         """
         self._require("scores", "influence")
-        from .influence.scores import influence_scores
+        from .scores import influence_scores
 
         return influence_scores(self._ds, **options)
 
@@ -99,7 +99,7 @@ class MemoxrAccessor:
         >>> table.shape
         (10, 27)
         """
-        from .influence.stats import class_stats
+        from .stats import class_stats
 
         scores = self._scores("class_stats", skipna=skipna, keep_attrs=keep_attrs, score_options=score_options)
         return class_stats(scores, skipna=skipna, keep_attrs=keep_attrs)
@@ -117,7 +117,7 @@ class MemoxrAccessor:
         >>> top["rank"].tolist()
         [1, 2]
         """
-        from .influence.analysis import top_k
+        from .analysis import top_k
 
         scores = self._scores("top_k", skipna=skipna, keep_attrs=keep_attrs, score_options=score_options)
         return top_k(scores, class_label, k=k, by=by, skipna=skipna, keep_attrs=keep_attrs)
@@ -134,8 +134,8 @@ class MemoxrAccessor:
         >>> memoxr.open_influence(memoxr.sample_path()).memoxr.analyze(class_label=2, k=3).class_label
         2
         """
-        from .influence.analysis import analyze
-        from .influence.stats import class_stats
+        from .analysis import analyze
+        from .stats import class_stats
 
         analysis_options = {key: options.pop(key) for key in ("class_label", "k", "n_classes") if key in options}
         scores = self._scores("analyze", skipna=skipna, keep_attrs=keep_attrs, score_options=options)
@@ -157,7 +157,7 @@ class MemoxrAccessor:
         >>> dict(one["influence"].sizes), int(one["class"])
         ({'train_sample': 133, 'test_sample': 45}, 0)
         """
-        from .io.schema import CLASS, COUNT_COORDS
+        from ..io.schema import CLASS, COUNT_COORDS
 
         ds = self._ds
         if CLASS not in ds.dims:
