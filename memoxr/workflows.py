@@ -44,7 +44,15 @@ from .io.storage import (
 
 @dataclass
 class Result:
-    """Scores in memory, the per-class table, the analysis and the files written."""
+    """Scores in memory, the per-class table, the analysis and the files written.
+
+    Examples
+    --------
+    >>> import memoxr
+    >>> result = calculate(memoxr.sample_path())
+    >>> sorted(result.scores.sizes.items()), result.stats.shape
+    ([('class', 10), ('train_sample', 137)], (10, 27))
+    """
 
     scores: xr.Dataset
     stats: pd.DataFrame

@@ -59,7 +59,14 @@ class Reduction:
 
     @property
     def output_size(self) -> int:
-        """Length of the finalized record (1 for a plain reduction)."""
+        """Length of the finalized record (1 for a plain reduction).
+
+        Examples
+        --------
+        >>> from memoxr.influence import kernels
+        >>> kernels.ROW_STATISTICS.output_size
+        4
+        """
         return max(1, len(self.fields))
 
 

@@ -32,6 +32,13 @@ class MemoxrAccessor:
     scores are computed first (options such as ``alpha`` go to
     :func:`memoxr.influence_scores`); ``skipna`` and ``keep_attrs`` go to every
     step.
+
+    Examples
+    --------
+    >>> import memoxr
+    >>> scores = memoxr.open_influence(memoxr.sample_path()).memoxr.scores()
+    >>> scores.memoxr.kind, int(scores.memoxr.sel_class(2)["train_count"])
+    ('scores', 133)
     """
 
     def __init__(self, ds: xr.Dataset) -> None:

@@ -227,7 +227,16 @@ def score_ranges(scores: xr.Dataset, *, skipna: bool = False, keep_attrs: bool =
 
 @dataclass
 class Analysis:
-    """What ``memoxr calculate`` prints: ranges, top-k of one class, top classes, agreement."""
+    """What ``memoxr calculate`` prints: ranges, top-k of one class, top classes, agreement.
+
+    Examples
+    --------
+    >>> import memoxr
+    >>> scores = memoxr.influence_scores(memoxr.open_influence(memoxr.sample_path())).compute()
+    >>> report = analyze(scores, memoxr.class_stats(scores), class_label=0, k=1)
+    >>> str(report).splitlines()[0]
+    'Score ranges (all samples):'
+    """
 
     ranges: pd.DataFrame
     class_label: int

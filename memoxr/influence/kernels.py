@@ -37,6 +37,8 @@ def row_moments(x: np.ndarray, axis: int = -1) -> np.ndarray:
     a count of 0; only rows mixing NaN and numbers take a slower, NaN-aware
     float64 path. Partials are float64.
 
+    Examples
+    --------
     >>> row_moments(np.array([[1.0, -1.0, 3.0]])).tolist()
     [[3.0, 4.0, 1.0, 8.0]]
     """
@@ -98,6 +100,8 @@ def merge_moments(parts: np.ndarray, axis: int = -2) -> np.ndarray:
     ``parts`` has shape ``(..., m, 4)`` when ``axis=-2``; the result drops that
     axis. Empty partials (count 0) are neutral.
 
+    Examples
+    --------
     >>> halves = np.stack([row_moments(np.array([1.0, -1.0])), row_moments(np.array([3.0]))])
     >>> merge_moments(halves).tolist()
     [3.0, 4.0, 1.0, 8.0]
@@ -118,6 +122,8 @@ def finalize_moments(parts: np.ndarray) -> np.ndarray:
     Fields: ``count``, ``positive_mean = positive_sum / count``, ``mean`` and
     the population ``std = sqrt(m2 / count)``; NaN where ``count == 0``.
 
+    Examples
+    --------
     >>> finalize_moments(np.array([[4.0, 2.0, 1.0, 16.0], [0.0, 0.0, 0.0, 0.0]])).tolist()
     [[4.0, 0.5, 1.0, 2.0], [0.0, nan, nan, nan]]
     """
@@ -135,6 +141,8 @@ def row_statistics(x: np.ndarray, axis: int = -1) -> np.ndarray:
 
     Equivalent to ``finalize_moments(row_moments(x, axis))``; NaN ignored.
 
+    Examples
+    --------
     >>> row_statistics(np.array([[1.0, -1.0, 3.0, np.nan]]))[0].round(4).tolist()
     [3.0, 1.3333, 1.0, 1.633]
     """
@@ -159,6 +167,8 @@ def normalize_by_max(x: np.ndarray, axis: int = -1) -> np.ndarray:
     NaN entries stay NaN. A group whose maximum is 0 (or negative) has nothing
     to normalize by, so its finite entries become 0.
 
+    Examples
+    --------
     >>> normalize_by_max(np.array([[1.0, 4.0, np.nan], [-1.0, 0.0, -2.0]])).tolist()
     [[0.25, 1.0, nan], [0.0, 0.0, 0.0]]
     """
@@ -175,6 +185,8 @@ def descending_rank(x: np.ndarray, axis: int = -1) -> np.ndarray:
 
     Ties keep sample order (a stable sort). NaN entries are not ranked (NaN).
 
+    Examples
+    --------
     >>> descending_rank(np.array([0.2, 0.9, 0.2, np.nan])).tolist()
     [1.0, 0.0, 2.0, nan]
     """
@@ -194,6 +206,8 @@ def normalized_descending_rank(x: np.ndarray, axis: int = -1) -> np.ndarray:
 
     In ``[0, 1]``; a group with a single finite entry gives rank 0.
 
+    Examples
+    --------
     >>> normalized_descending_rank(np.array([0.2, 0.9, 0.5])).tolist()
     [1.0, 0.0, 0.5]
     """
@@ -210,6 +224,8 @@ def average_rank(x: np.ndarray, keep: np.ndarray, axis: int = -1) -> np.ndarray:
     Spearman's rho. Entries left out by ``keep`` sort after every kept entry and
     never touch the kept entries' ranks.
 
+    Examples
+    --------
     >>> average_rank(np.array([3.0, 1.0, 3.0, 9.0]), np.array([True, True, True, False])).tolist()
     [2.5, 1.0, 2.5, nan]
     """
@@ -242,6 +258,8 @@ def centered(x: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     Shared by every correlation a variable takes part in (see :func:`centered_correlation`).
 
+    Examples
+    --------
     >>> deviation, squares = centered(np.array([1.0, 3.0, 9.0]), np.array([True, True, False]))
     >>> deviation.tolist(), float(squares)
     ([-1.0, 1.0, 0.0], 2.0)
@@ -262,6 +280,8 @@ def centered_correlation(
 
     NaN where fewer than two entries are kept or either side is constant there.
 
+    Examples
+    --------
     >>> keep = np.ones(3, dtype=bool)
     >>> float(centered_correlation(centered(np.array([1.0, 2.0, 3.0]), keep), centered(np.array([3.0, 2.0, 1.0]), keep), keep))
     -1.0
@@ -287,6 +307,8 @@ def group_summary(x: np.ndarray, valid: np.ndarray, *, skipna: bool = False, axi
     it. An empty group gives NaN. One sort per group serves min, max and the
     exact median (the mean of the two middle values for an even count).
 
+    Examples
+    --------
     >>> group_summary(np.array([[3.0, 1.0, 2.0, np.nan]]), np.array([[True, True, True, False]]))[0].tolist()
     [2.0, 0.816496580927726, 1.0, 3.0, 2.0]
     """
@@ -346,6 +368,8 @@ def class_scores(
     taken over it). Returns ``(..., n, 7)`` in :data:`SCORE_FIELDS` order; see
     :func:`memoxr.influence_scores` for the formulas and the NaN rules.
 
+    Examples
+    --------
     >>> stats = row_statistics(np.array([[0.2, 0.4], [0.1, -0.1]]))
     >>> out = class_scores(stats, np.array([0.5, 1.0]), np.array([True, True]), np.array(2),
     ...                    alpha=0.7, beta=0.3, skipna=False, zero_std="zero")
