@@ -9,8 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 from memoxr.influence.fz_npz import DEFAULT_SAMPLE_ORDER, FZLayout, inspect_fz_npz, open_fz_npz
 from memoxr.io.chunks import DEFAULT_CHUNK_MB, BlockChunks, plan_shards
 from memoxr.io.encoding import COMPRESSOR, influence_encoding
+from memoxr.io.location import StorageOptions, is_url
 from memoxr.io.npz import file_sha256, read_npz_headers
-from memoxr.io.storage import StorageOptions, check_writable, is_url, write_dataset
+from memoxr.io.storage import check_writable, write_dataset
 
 __all__ = [
     "COMPRESSOR",

@@ -9,9 +9,9 @@ import pytest
 
 MODULES = [
     "memoxr.influence.kernels", "memoxr.io.chunks", "memoxr.influence.scores", "memoxr.compute.plan",
-    "memoxr.influence.plan", "memoxr.compute.reduction", "memoxr.influence.accessor", "memoxr.influence.stats",
-    "memoxr.influence.analysis", "memoxr.influence.sources", "memoxr.io.schema", "memoxr.influence.seed_npz",
-    "memoxr.workflows", "memoxr.dynamics._kernels",
+    "memoxr.influence.plan", "memoxr.io.location", "memoxr.compute.reduction", "memoxr.influence.accessor",
+    "memoxr.influence.stats", "memoxr.influence.analysis", "memoxr.influence.sources", "memoxr.io.schema",
+    "memoxr.influence.seed_npz", "memoxr.workflows", "memoxr.dynamics._kernels",
 ]
 
 

@@ -122,3 +122,11 @@ def test_the_layer_list_names_every_package():
 @pytest.mark.parametrize("module", ["memoxr.influence.scores", "memoxr.cli.main"])
 def test_the_scan_sees_imports(module):
     assert _imports(module, _modules()[module], _modules())  # guards the scan itself
+
+
+def test_moving_modules_left_the_store_formats_alone():
+    # Schema names are written into every store; old stores must keep opening.
+    from memoxr.dynamics.store import DYNAMICS_SCHEMA
+    from memoxr.io.schema import INFLUENCE_SCHEMA, SCORES_SCHEMA
+
+    assert (INFLUENCE_SCHEMA, SCORES_SCHEMA, DYNAMICS_SCHEMA) == ("memoxr.influence", "memoxr.scores", "memoxr.dynamics")

@@ -108,7 +108,7 @@ def test_a_store_of_another_kind_is_refused(tmp_path):
     xr.Dataset(attrs={"schema": "something.else", "memoxr_complete": True}).to_zarr(tmp_path / "other.zarr")
     result = run("plot", tmp_path / "other.zarr", tmp_path / "figs", "-q")
     assert result.exit_code == 2
-    assert "expected 'memoxr.influence.scores' or 'memoxr.influence'" in result.output
+    assert "expected 'memoxr.scores' or 'memoxr.influence'" in result.output
 
 
 def test_missing_input_exits_2(tmp_path):

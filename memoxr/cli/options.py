@@ -116,7 +116,7 @@ def remote_options(func: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(func)
     def wrapper(*args: Any, storage_options: str | None, credentials: str | None, scheduler: str | None, **kwargs: Any) -> Any:
         from ..compute.scheduler import use_scheduler
-        from ..io.storage import resolve_storage_options
+        from ..io.location import resolve_storage_options
 
         options = resolve_storage_options(storage_options, credentials)
         try:

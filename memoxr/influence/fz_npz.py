@@ -20,6 +20,7 @@ from dask.base import tokenize
 
 from ..errors import MemoxrInputError
 from ..io.chunks import DEFAULT_CHUNK_MB, BlockChunks, plan_block_chunks
+from ..io.location import StorageOptions
 from ..io.npz import (
     as_indices,
     as_numeric,
@@ -29,7 +30,6 @@ from ..io.npz import (
     read_npz_headers,
 )
 from ..io.schema import influence_dataset, pad_indices
-from ..io.storage import StorageOptions
 
 GLOBAL_KEYS = ("tr_mem", "tr_labels", "tt_labels")
 #: Optional key: a string scalar naming the order the arrays' samples follow.

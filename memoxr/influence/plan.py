@@ -13,7 +13,7 @@ from ..compute.plan import (
     count_tasks,
     default_threads,
 )
-from ..io.storage import file_size, stored_bytes
+from ..io.location import file_size, stored_bytes
 
 
 def influence_bytes_to_read(

@@ -58,7 +58,7 @@ def open_influence(
         For an ``.npz`` only: target chunk size in MB.
     storage_options : dict, optional
         fsspec options for ``s3://`` URLs (credentials, ``client_kwargs={"endpoint_url": ...}``);
-        see :func:`memoxr.io.storage.resolve_storage_options` for MinIO credentials files.
+        see :func:`memoxr.io.location.resolve_storage_options` for MinIO credentials files.
 
     Examples
     --------

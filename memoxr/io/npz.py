@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import MemoxrInputError
-from .storage import StorageOptions, file_exists, open_file
+from .location import StorageOptions, file_exists, open_file
 
 _HEADER_READERS = {
     (1, 0): np.lib.format.read_array_header_1_0,
