@@ -152,12 +152,8 @@ def row_statistics(x: np.ndarray, axis: int = -1) -> np.ndarray:
 #: The fused row statistics as one declared reduction (see :mod:`memoxr.compute.reduction`):
 #: partial moments per chunk, merged across chunks, finished into :data:`ROW_STAT_FIELDS`.
 ROW_STATISTICS = Reduction(
-    name="row-statistics",
-    chunk=row_moments,
-    combine=merge_moments,
-    finalize=finalize_moments,
-    fields=ROW_STAT_FIELDS,
-    partial_size=N_FIELDS,
+    name="row-statistics", chunk=row_moments, combine=merge_moments, finalize=finalize_moments,
+    fields=ROW_STAT_FIELDS, partial_size=N_FIELDS,
 )
 
 
