@@ -7,7 +7,12 @@ import importlib
 
 import pytest
 
-MODULES = ["memoxr.influence.kernels", "memoxr.io.chunks", "memoxr.influence.scores", "memoxr.compute.plan", "memoxr.influence.plan", "memoxr.io.location"]
+MODULES = [
+    "memoxr.influence.kernels", "memoxr.io.chunks", "memoxr.influence.scores", "memoxr.compute.plan",
+    "memoxr.influence.plan", "memoxr.io.location", "memoxr.compute.reduction", "memoxr.influence.accessor",
+    "memoxr.influence.stats", "memoxr.influence.analysis", "memoxr.influence.sources", "memoxr.io.schema",
+    "memoxr.influence.seed_npz", "memoxr.workflows", "memoxr.dynamics._kernels",
+]
 
 
 @pytest.mark.parametrize("name", MODULES)
