@@ -9,7 +9,10 @@ import pytest
 
 MODULES = [
     "memoxr.influence.kernels", "memoxr.io.chunks", "memoxr.influence.scores", "memoxr.compute.plan",
-    "memoxr.influence.plan", "memoxr.io.location", "memoxr.compute.progress", "memoxr.compute.scheduler",
+    "memoxr.influence.plan", "memoxr.io.location", "memoxr.compute.reduction", "memoxr.influence.accessor",
+    "memoxr.influence.stats", "memoxr.influence.analysis", "memoxr.influence.sources", "memoxr.io.schema",
+    "memoxr.influence.seed_npz", "memoxr.workflows", "memoxr.dynamics._kernels",
+    "memoxr.compute.progress", "memoxr.compute.scheduler",
     "memoxr.estimate", "memoxr.estimate.trials", "memoxr.estimate.kernels", "memoxr.estimate.sums", "memoxr.estimate.variables",
     "memoxr.estimate.graph", "memoxr.estimate.bootstrap", "memoxr.estimate.writers", "memoxr.estimate.incremental",
     "memoxr.estimate.uncertainty",

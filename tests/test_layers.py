@@ -95,7 +95,7 @@ KNOWN = {
     "memoxr.compute.plan -> memoxr.estimate",
     "memoxr.compute.plan -> memoxr.io.chunks",
     "memoxr.compute.plan -> memoxr.io.npz",
-    "memoxr.compute.plan -> memoxr.io.storage",
+    "memoxr.compute.plan -> memoxr.io.location",
     "memoxr.convert.heldout_runs -> memoxr.cli.options",
     "memoxr.estimate -> memoxr._bootstrap",
     "memoxr.estimate -> memoxr._estimate_sums",
