@@ -313,8 +313,11 @@ def _write_runs(
     )
     if str(output).endswith(".npz"):
         return _write_trials_npz(ds, str(output), overwrite=overwrite, storage_options=so)
-    encoding = {
-        key: {"chunks": tuple(c[0] for c in ds[key].chunks) if ds[key].chunks else ds[key].shape}
-        for key in TRIAL_VARIABLES
-    }
+    encoding = {key: {"chunks": _first_chunks(ds[key])} for key in TRIAL_VARIABLES}
     return write_dataset(ds, output, overwrite=overwrite, encoding=encoding, storage_options=so)
+
+
+def _first_chunks(variable: xr.DataArray) -> tuple[int, ...]:
+    """Zarr chunks from the dask chunks of ``variable`` (its whole shape when it is in memory)."""
+    chunks = variable.chunks
+    return tuple(c[0] for c in chunks) if chunks else tuple(variable.shape)

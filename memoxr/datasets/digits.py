@@ -177,7 +177,7 @@ def make_digits_sample(
     if trials_output is not None:
         write_trials(trials.records, trials_output, overwrite=overwrite)
     order = f"sklearn load_digits, train_test_split(test_size={TEST_SIZE}, stratify=y, random_state={seed})"
-    path = write_estimate(trials.records, output, overwrite=overwrite, sample_order=order)
+    path = Path(write_estimate(trials.records, output, overwrite=overwrite, sample_order=order))
     return path, trials
 
 

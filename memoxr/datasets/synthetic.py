@@ -63,5 +63,5 @@ def make_fz_npz(
     ['infl_matrix_class0', 'infl_matrix_class1', 'tr_classidx_0']
     """
     arrays = make_fz_arrays(train_per_class, test_per_class, seed=seed)
-    (np.savez_compressed if compressed else np.savez)(path, **arrays)
+    (np.savez_compressed if compressed else np.savez)(path, **arrays)  # type: ignore[arg-type]
     return str(path)

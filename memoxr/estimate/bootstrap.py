@@ -163,10 +163,10 @@ def add_intervals(
     train_block, ti, tj = interval_blocks(replicates, budget, n_train, train_index.shape[1], test_index.shape[1])
 
     # Memorization: all trials of a block of train samples per task.
-    train_block = even_sizes(n_train, train_block)
+    train_blocks = even_sizes(n_train, train_block)
     with quiet_blockwise():
         mem = da.blockwise(
-            _memorization_block, "qi", mask.rechunk((-1, train_block)), "ti", train_correct.rechunk((-1, train_block)),
+            _memorization_block, "qi", mask.rechunk((-1, train_blocks)), "ti", train_correct.rechunk((-1, train_blocks)),
             "ti", weights_da, "bt", qs=qs, new_axes={"q": len(qs)}, dtype=np.float64, concatenate=True,
         )
 

@@ -215,7 +215,7 @@ def write_or_append_estimate(
             "sample_order, which only a new estimate takes"
         )
     is_path = isinstance(trials, str | os.PathLike)
-    so = storage_options if is_path and is_url(str(trials)) else None
+    so = dict(storage_options) if storage_options and is_path and is_url(str(trials)) else None
     with damaged_store_as_input_error(trials, so) if is_path else contextlib.nullcontext():
         if append:
             return append_estimate(trials, output, chunk_mb=chunk_mb, storage_options=storage_options)

@@ -82,12 +82,13 @@ def _read_arrays(
     if is_npz:
         return _lazy_npz(source, so)
     try:
-        group = zarr.open_group(source, mode="r", storage_options=so)
+        group = zarr.open_group(source, mode="r", storage_options=dict(so) if so else None)
         names = list(group.array_keys())
     except Exception as exc:  # zarr raises several kinds for a folder that is not a store
         raise MemoxrInputError(f"trials {source!r}: not a readable Zarr store ({exc})") from exc
     arrays = {name: da.from_zarr(group[name]) if name in TRIAL_VARIABLES else None for name in names}
-    return arrays, "", group.attrs.get("sample_order")
+    order = group.attrs.get("sample_order")
+    return arrays, "", order if isinstance(order, str) else None
 
 
 def _load_member(source: str, key: str, storage_options: StorageOptions) -> np.ndarray:
@@ -360,4 +361,4 @@ def checked_binary(key: str, x: da.Array, source: str) -> da.Array:
     """
     if x.dtype == bool:
         return x
-    return x.map_blocks(_check_binary_block, key=key, source=source, dtype=x.dtype, meta=np.empty((0, 0), x.dtype))
+    return da.map_blocks(_check_binary_block, x, key=key, source=source, dtype=x.dtype, meta=np.empty((0, 0), x.dtype))

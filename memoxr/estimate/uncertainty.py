@@ -17,7 +17,7 @@ import dataclasses
 import os
 import warnings
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import dask.array as da
 import numpy as np
@@ -119,7 +119,7 @@ def convergence(
         warnings.simplefilter("ignore", RuntimeWarning)  # the means of samples without an estimate
         computed = compute(*(da.stack([da.asarray(v) for v in s]) for _, s in stats))
     rows = []
-    for (name, _), values, k in zip(stats, computed, np.repeat(np.arange(len(ends)), 2), strict=True):
+    for (name, _), values, k in zip(stats, computed, [k for k in range(len(ends)) for _ in range(2)], strict=True):
         count, sx, sy, sxx, syy, sxy, diff, change, change_count = (float(v) for v in values)
         corr = np.nan
         if count:
@@ -238,13 +238,13 @@ def score_errors(ds: xr.Dataset, *, errors: Literal["independent", "bound"] = "i
     pos_mean = influence.clip(min=0).sum(TEST, skipna=False) / n
     se = ds["influence_se"].astype(np.float64).where(positive, 0.0)
     if errors == "independent":
-        pos_se = np.sqrt((se**2).sum(TEST, skipna=False)) / n
+        pos_se = cast(xr.DataArray, np.sqrt((se**2).sum(TEST, skipna=False))) / n
     else:
         pos_se = se.sum(TEST, skipna=False) / n
     index = ds["train_index"]
     rows = np.maximum(index.values, 0)  # padding -1 -> any row, masked below
-    se = ds["tr_mem_se"].data  # lazy when the store is: gathered, not read whole now
-    gathered = se[rows.ravel()].reshape(rows.shape) if isinstance(se, da.Array) else np.asarray(se)[rows]
+    row_se = ds["tr_mem_se"].data  # lazy when the store is: gathered, not read whole now
+    gathered = row_se[rows.ravel()].reshape(rows.shape) if isinstance(row_se, da.Array) else np.asarray(row_se)[rows]
     mem_se = xr.DataArray(gathered, dims=(CLASS, TRAIN)).where(index >= 0)
     mem = ds["memorization"]
     out = xr.Dataset({

@@ -274,7 +274,7 @@ def write_trials(
     }
     if str(output).endswith(".npz"):
         with atomic_output(output, overwrite=overwrite) as tmp, open(tmp, "wb") as fp:
-            np.savez_compressed(fp, **data)
+            np.savez_compressed(fp, **data)  # type: ignore[arg-type]  # numpy's stub reads **kwds as allow_pickle
         return Path(output)
     ds = xr.Dataset({key: (TRIAL_VARIABLES[key], value) for key, value in data.items()})
     return Path(write_dataset(ds, output, overwrite=overwrite))

@@ -276,7 +276,7 @@ def compare_scores(
             if truth is not None:  # every run of the mask gets every metric, even for a score without run dims
                 score = _broadcast_runs(score, truth, f"{source}/{score_name} vs mask {mask!r}")
             results: dict[tuple, dict[str, Any]] = {}
-            if truth is not None:
+            if truth is not None and truth_ids is not None:
                 s, m = _pair(score, ids, truth, truth_ids, f"{source}/{score_name} vs mask {mask!r}")
                 for (run, x), (_, y) in zip(_run_items(s), _run_items(m.astype(bool)), strict=True):
                     ok = ~np.isnan(x)
@@ -284,7 +284,7 @@ def compare_scores(
                     values = detection_metrics(x[ok], y) if 0 < y.sum() < y.size else dict.fromkeys(DETECTION_COLUMNS, np.nan)
                     row = results.setdefault(tuple(sorted(run.items())), {"source": source, "score": score_name, **run})
                     row.update({k: values[k] for k in DETECTION_COLUMNS}, n_mask=int(ok.sum()))
-            if mem is not None:
+            if mem is not None and mem_ids is not None:
                 s, mm = _pair(score, ids, mem, mem_ids, f"{source}/{score_name} vs memorization")
                 for (run, x), (_, y) in zip(_run_items(s), _run_items(mm), strict=True):
                     ok = ~np.isnan(x) & ~np.isnan(y)

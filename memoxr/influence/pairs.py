@@ -105,7 +105,7 @@ def _block_task(influence, row_ok, train_index, test_index, *, min_infl, top_k):
 
 
 def _validate_threshold(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(float(value)):
         raise MemoxrInputError(f"{name} must be a finite number; received {value!r}")
     return float(value)
 
@@ -146,7 +146,8 @@ def _open(source: Any, *, allow_pickle: bool, chunk_mb: float | None, storage_op
         return check_influence_dataset(source), "dataset"
     from .sources import open_influence
 
-    ds = open_influence(source, allow_pickle=allow_pickle, chunk_mb=chunk_mb, storage_options=storage_options)
+    so = dict(storage_options) if storage_options else None
+    ds = open_influence(source, allow_pickle=allow_pickle, chunk_mb=chunk_mb, storage_options=so)
     return ds, repr(str(source))
 
 

@@ -118,13 +118,15 @@ def read_samples(path: str | os.PathLike[str], *, argument: str) -> tuple[np.nda
                 f"{argument}: file {source!r}: key 'x' (the samples) missing; expected keys 'x' and "
                 f"optionally 'y' (labels), received {sorted(headers)[:10]}"
             )
-        return arrays["x"], arrays.get("y")
+        samples = arrays["x"]
+        assert samples is not None  # present: checked just above
+        return samples, arrays.get("y")
     raise MemoxrInputError(f"{argument}: file {source!r}; expected .npy (samples) or .npz (keys x, y)")
 
 
 def _hash_rows(block: np.ndarray) -> np.ndarray:
     rows = np.ascontiguousarray(block).reshape(block.shape[0], -1)
-    digests = b"".join(hashlib.blake2b(row, digest_size=DIGEST_BYTES).digest() for row in rows)
+    digests = b"".join(hashlib.blake2b(row, digest_size=DIGEST_BYTES).digest() for row in rows)  # type: ignore[arg-type]
     return np.frombuffer(digests, dtype=f"V{DIGEST_BYTES}")
 
 
