@@ -19,9 +19,8 @@ from .evaluate import (
     evaluate,
     table,
 )
+from .ingest import ingest
 from .proxies import (
-    PROXIES,
-    compute_proxies,
     confidence,
     csl,
     cumulative_grad_norm,
@@ -34,12 +33,22 @@ from .proxies import (
     threshold_learning_time,
     variability,
 )
-from .store import DYNAMICS_SCHEMA, check_dynamics_dataset, ingest, open_dynamics
+from .registry import PROXIES, compute_proxies
+from .schema import (
+    DYNAMICS_SCHEMA,
+    SAMPLE,
+    SAMPLE_ALIASES,
+    check_dynamics_dataset,
+    open_dynamics,
+    sample_dim,
+)
 from .writer import DynamicsWriter
 
 __all__ = [
     "DYNAMICS_SCHEMA",
     "PROXIES",
+    "SAMPLE",
+    "SAMPLE_ALIASES",
     "DynamicsWriter",
     "align_samples",
     "check_dynamics_dataset",
@@ -62,6 +71,7 @@ __all__ = [
     "mean_curvature",
     "mean_loss",
     "open_dynamics",
+    "sample_dim",
     "table",
     "threshold_learning_time",
     "variability",

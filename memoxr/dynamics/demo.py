@@ -30,7 +30,7 @@ import xarray as xr
 from ..schema import SCHEMA_VERSION
 from ..storage import write_dataset
 from .evaluate import evaluate, table
-from .store import DYNAMICS_SCHEMA, EPOCH, SAMPLE, open_dynamics
+from .schema import DYNAMICS_SCHEMA, EPOCH, SAMPLE, label_variables, open_dynamics
 from .writer import DynamicsWriter
 
 NOISE_LEVELS = (0.01, 0.02, 0.05, 0.10)
@@ -144,26 +144,45 @@ def export_sample(store: str | Path, output: str | Path) -> Path:
 def sample_dataset() -> xr.Dataset:
     """The digits recording that ships with memoxr, as an in-memory dynamics dataset.
 
-    Dims ``(noise, epoch, sample)`` = ``(4, 40, 1797)``; variables ``loss``,
-    ``correct``, ``true_prob``, ``grad_norm`` and ``is_mislabeled(noise, sample)``.
+    Dims ``(noise, epoch, train_id)`` = ``(4, 40, 1797)``; variables ``loss``,
+    ``correct``, ``true_prob``, ``grad_norm`` and ``is_mislabeled(noise, train_id)``.
+
+    Examples
+    --------
+    >>> dict(sample_dataset()["loss"].sizes)
+    {'noise': 4, 'epoch': 40, 'train_id': 1797}
     """
     with resources.files("memoxr.data").joinpath(SAMPLE_NAME).open("rb") as f, np.load(f) as z:
         arrays = {k: z[k].astype(np.float32) if z[k].dtype == np.float16 else z[k] for k in z.files}
     run3 = ("noise", EPOCH, SAMPLE)
-    return xr.Dataset(
+    return label_variables(xr.Dataset(
         {**{k: (run3, arrays[k]) for k in RECORDED}, "is_mislabeled": (("noise", SAMPLE), arrays["is_mislabeled"])},
-        coords={"noise": arrays["noise"], EPOCH: arrays["epoch"], SAMPLE: arrays["sample"]},
+        coords={"noise": arrays["noise"], EPOCH: arrays["epoch"], SAMPLE: arrays["sample"]},  # the file's key is older
         attrs={"schema": DYNAMICS_SCHEMA, "schema_version": SCHEMA_VERSION, "sample_order": "sklearn-digits"},
-    )
+    ))
 
 
 def write_sample(path: str | Path, *, overwrite: bool = False) -> Path:
-    """Write the shipped digits recording as a dynamics store at ``path``."""
+    """Write the shipped digits recording as a dynamics store at ``path``.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> store = write_sample(pathlib.Path(tempfile.mkdtemp()) / "digits.zarr")
+    >>> open_dynamics(store)["is_mislabeled"].sum("train_id").values.tolist()
+    [18, 36, 90, 180]
+    """
     return Path(write_dataset(sample_dataset(), path, overwrite=overwrite))
 
 
 def auroc_table(ds: xr.Dataset) -> pd.DataFrame:
-    """Mislabel-detection AUROC (in %) of every proxy, rows methods, columns noise levels."""
+    """Mislabel-detection AUROC (in %) of every proxy, rows methods, columns noise levels.
+
+    Examples
+    --------
+    >>> auroc_table(sample_dataset().isel(epoch=slice(0, 5))).shape
+    (9, 4)
+    """
     out = table(evaluate(ds, mask="is_mislabeled"), metric="auroc", columns="noise") * 100
     out.columns = [f"{c:.0%}" for c in out.columns]
     out.columns.name = "noise"

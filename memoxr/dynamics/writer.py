@@ -1,7 +1,8 @@
-"""Record training dynamics epoch by epoch into a dynamics store, resumably.
+"""Record training dynamics epoch by epoch into a dynamics store (a folder or an fsspec URL), resumably.
 
 The store is created whole (every array, coordinate and attribute, complete or
-absent, like any memoxr store) before training starts; afterwards each epoch's
+absent, through :func:`memoxr.storage.store_output` and the completion marker
+like any memoxr store) before training starts; afterwards each epoch's
 values go into their own Zarr chunks, and the epoch's flag in
 ``epoch_complete`` is set only after all its values are written. A run that
 crashes half way leaves that flag unset: :func:`open_dynamics` ignores the
@@ -24,10 +25,18 @@ import xarray as xr
 import zarr
 
 from .._version import __version__
-from ..errors import MemoxrInputError
+from ..errors import MemoxrInputError, OutputExistsError
 from ..schema import COMPLETE_ATTR, SCHEMA_VERSION
-from ..storage import atomic_output
-from .store import COMPLETION_VAR, DYNAMICS_SCHEMA, EPOCH, SAMPLE, check_dynamics_dataset
+from ..storage import check_writable, is_url, open_dataset, store_output, with_timeouts
+from .schema import (
+    COMPLETION_VAR,
+    DYNAMICS_SCHEMA,
+    EPOCH,
+    SAMPLE,
+    check_dynamics_dataset,
+    label_variables,
+    sample_dim,
+)
 
 
 @contextmanager
@@ -35,6 +44,15 @@ def _quiet() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*[Cc]onsolidated metadata.*")
         yield
+
+
+def _zarr_options(path: str | Path, storage_options: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """fsspec options for zarr on a URL (object storage gets memoxr's timeouts); None locally."""
+    if not is_url(path):
+        return None
+    if str(path).split("://", 1)[0] in ("s3", "s3a"):
+        return with_timeouts(storage_options)
+    return dict(storage_options or {})
 
 
 class DynamicsWriter:
@@ -47,8 +65,9 @@ class DynamicsWriter:
 
     Parameters
     ----------
-    path : path
-        Store to create, or to resume if it exists.
+    path : path or URL
+        Store to create, or to resume if it exists: a folder or an fsspec URL
+        such as ``s3://bucket/run.zarr``.
     samples : int or 1-D array, optional
         Number of samples, or their identities (coordinate ``sample``). Needed to create.
     epochs : int or 1-D array, optional
@@ -66,16 +85,24 @@ class DynamicsWriter:
         Zarr chunk length along ``sample`` (default: all samples in one chunk).
     overwrite : bool
         Replace an existing store instead of resuming it.
+    storage_options : mapping, optional
+        fsspec options for a URL (e.g. an S3 endpoint and keys).
 
     When ``path`` exists (and not ``overwrite``) the store is reopened; any of
-    ``samples``, ``epochs``, ``variables``, ``runs`` given must match it.
+    ``samples``, ``epochs``, ``variables``, ``runs`` given must match it. A
+    store written before ``train_id`` was chosen (dim ``sample``) is resumed as is.
 
     Examples
     --------
-    >>> w = DynamicsWriter(path, samples=100, epochs=10, variables={"loss": "float32"})  # doctest: +SKIP
-    >>> for epoch in w.pending_epochs():  # doctest: +SKIP
-    ...     train_one_epoch()
-    ...     w.write_epoch(epoch, loss=per_sample_loss)
+    >>> import pathlib, tempfile
+    >>> import numpy as np
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "run.zarr"
+    >>> w = DynamicsWriter(path, samples=4, epochs=3, variables={"loss": "float32"})
+    >>> for epoch in w.pending_epochs():
+    ...     w.write_epoch(epoch, loss=np.full(4, 1.0 / (epoch + 1)))
+    >>> from memoxr.dynamics import open_dynamics
+    >>> open_dynamics(path)["loss"].sum("epoch").values.round(3).tolist()
+    [1.833, 1.833, 1.833, 1.833]
     """
 
     def __init__(
@@ -90,9 +117,12 @@ class DynamicsWriter:
         sample_order: str = "unknown",
         sample_chunk: int | None = None,
         overwrite: bool = False,
+        storage_options: Mapping[str, Any] | None = None,
     ) -> None:
-        self.path = Path(path)
-        if overwrite or not self.path.exists():
+        self.path: str | Path = str(path) if is_url(path) else Path(path)
+        self._storage_options = dict(storage_options or {}) or None
+        self._zarr_options = _zarr_options(self.path, storage_options)
+        if overwrite or not self._exists():
             if samples is None or epochs is None or not variables:
                 raise MemoxrInputError(
                     f"DynamicsWriter: store {str(self.path)!r} does not exist; expected samples, epochs and "
@@ -134,34 +164,50 @@ class DynamicsWriter:
             if arr.shape != expected:
                 raise MemoxrInputError(f"truth {name!r}: shape {arr.shape}; expected {expected} or ({n},)")
             data_vars[name] = (dims, arr)
-        ds = xr.Dataset(
+        ds = label_variables(xr.Dataset(
             data_vars,
             coords={**{k: np.asarray(v) for k, v in runs.items()}, EPOCH: labels, SAMPLE: ids},
             attrs={
                 "schema": DYNAMICS_SCHEMA, "schema_version": SCHEMA_VERSION, "sample_order": sample_order,
                 "writer": "memoxr.dynamics.DynamicsWriter", "memoxr_version": __version__,
             },
-        )
-        with atomic_output(self.path, overwrite=overwrite) as tmp, _quiet():
+        ))
+        so = self._zarr_options
+        # storage's protocol, complete or absent: a hidden sibling moved into place locally; on object
+        # storage a first root that says memoxr wrote it, and the completion marker set last.
+        with store_output(self.path, overwrite=overwrite, storage_options=self._storage_options) as target, _quiet():
+            mode = "w-"
+            if so is not None:
+                zarr.open_group(target, mode="w-", zarr_format=3, attributes={"schema": DYNAMICS_SCHEMA}, storage_options=so)
+                mode = "a"
             # Metadata, coordinates and small arrays only: the recorded chunks stay unwritten.
-            ds.to_zarr(tmp, mode="w-", zarr_format=3, consolidated=False, compute=False, encoding=encoding)
-            group: Any = zarr.open_group(tmp, mode="r+")
+            ds.to_zarr(target, mode=mode, zarr_format=3, consolidated=False, compute=False, encoding=encoding,
+                       storage_options=so)
+            group: Any = zarr.open_group(target, mode="r+", storage_options=so)
             group[COMPLETION_VAR][...] = 0
-            group.attrs[COMPLETE_ATTR] = True
-            zarr.consolidate_metadata(tmp)
+            zarr.consolidate_metadata(group.store)
+            group = zarr.open_group(target, mode="r+", storage_options=so)
+            group.attrs[COMPLETE_ATTR] = True  # last, in the root rewrite that keeps the consolidated metadata
+
+    def _exists(self) -> bool:
+        """Whether a store is at ``path`` (on object storage, one whose writer died counts as absent)."""
+        try:
+            check_writable(self.path, overwrite=False, storage_options=self._storage_options)
+        except OutputExistsError:
+            return True
+        return False
 
     def _open(self) -> None:
-        with _quiet():
-            ds = xr.open_zarr(self.path, consolidated=True)
+        ds = open_dataset(self.path, storage_options=self._storage_options)  # refuses an unfinished store
         check_dynamics_dataset(ds, source=str(self.path))
         if COMPLETION_VAR not in ds:
             raise MemoxrInputError(
                 f"store {str(self.path)!r}: no {COMPLETION_VAR!r}; expected a store created by DynamicsWriter"
             )
-        self._group: Any = zarr.open_group(self.path, mode="r+")
+        self._group: Any = zarr.open_group(str(self.path), mode="r+", storage_options=self._zarr_options)
         self.runs = {d: ds[d].values.tolist() for d in ds[COMPLETION_VAR].dims if d != EPOCH}
         self.epochs = ds[EPOCH].values.tolist()
-        self.samples = ds[SAMPLE].values
+        self.samples = ds[sample_dim(ds, argument=str(self.path))].values
         self.variables = {k: v.dtype for k, v in ds.data_vars.items() if EPOCH in v.dims and k != COMPLETION_VAR}
 
     def _check_matches(self, samples: Any, epochs: Any, variables: Any, runs: Any) -> None:
