@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-MODULES = ["memoxr._kernels", "memoxr._chunks", "memoxr.scores", "memoxr.plan"]
+MODULES = ["memoxr.influence.kernels", "memoxr.io.chunks", "memoxr.influence.scores", "memoxr.compute.plan"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..convert.fz_npz import ArrayHeader, CheckedNpz, read_npy_body, read_npy_header
 from ..errors import MemoxrInputError
-from ..storage import file_exists, is_url
+from ..io.storage import file_exists, is_url
 
 
 def _npz_member(npz: CheckedNpz, source: str, key: str | None) -> str:

@@ -22,11 +22,11 @@ import fsspec
 import numpy as np
 import xarray as xr
 
-from .._chunks import validate_mb
+from ..io.chunks import validate_mb
 from .._version import __version__
 from ..errors import MemoxrInputError
-from ..schema import SCHEMA_VERSION
-from ..storage import check_writable, write_dataset
+from ..io.schema import SCHEMA_VERSION
+from ..io.storage import check_writable, write_dataset
 from .files import _array_header, _load, load_array
 from .patterns import FIELD, _list, _Pattern, parse_pattern
 from .schema import DYNAMICS_SCHEMA, EPOCH, SAMPLE, VARIABLE, label_variables

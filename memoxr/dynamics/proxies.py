@@ -28,7 +28,7 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
-from ..scores import row_statistics
+from ..influence.scores import row_statistics
 from . import _kernels, _skipna_kernels
 from ._manners import epoch_skipna, finish, validate_dim
 from .schema import EPOCH, sample_dim

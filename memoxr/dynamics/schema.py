@@ -25,8 +25,8 @@ import numpy as np
 import xarray as xr
 
 from ..errors import MemoxrInputError
-from ..schema import SCHEMA_VERSION, TRAIN_ID
-from ..storage import open_dataset
+from ..io.schema import SCHEMA_VERSION, TRAIN_ID
+from ..io.storage import open_dataset
 
 DYNAMICS_SCHEMA = "memoxr.dynamics"
 #: The reduced dim of every proxy.

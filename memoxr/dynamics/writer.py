@@ -26,8 +26,8 @@ import zarr
 
 from .._version import __version__
 from ..errors import MemoxrInputError, OutputExistsError
-from ..schema import COMPLETE_ATTR, SCHEMA_VERSION
-from ..storage import check_writable, is_url, open_dataset, store_output, with_timeouts
+from ..io.schema import COMPLETE_ATTR, SCHEMA_VERSION
+from ..io.storage import check_writable, is_url, open_dataset, store_output, with_timeouts
 from .schema import (
     COMPLETION_VAR,
     DYNAMICS_SCHEMA,

@@ -91,7 +91,7 @@ def default_threads() -> int:
 
 def _stored_bytes(path: str, variable: str, storage_options: dict[str, Any] | None) -> int | None:
     """Bytes of ``variable``'s chunk (or shard) objects in a Zarr store, from a listing; None if unknown."""
-    from .storage import _fs
+    from ..io.storage import _fs
 
     try:
         fs, root = _fs(path, storage_options)
@@ -114,7 +114,7 @@ def _influence_bytes_to_read(
 
 
 def _npz_bytes(path: str, storage_options: dict[str, Any] | None) -> int | None:
-    from .storage import _fs
+    from ..io.storage import _fs
 
     try:
         fs, fs_path = _fs(path, storage_options)
@@ -159,13 +159,13 @@ def plan_calculate(
 
     Example
     -------
-    >>> import memoxr, memoxr.plan
-    >>> plan = memoxr.plan.plan_calculate(memoxr.sample_path(), threads=1)
+    >>> import memoxr, memoxr.compute.plan
+    >>> plan = memoxr.compute.plan.plan_calculate(memoxr.sample_path(), threads=1)
     >>> plan.n_chunks >= 1 and plan.bytes_to_read > 0
     True
     """
-    from ._open import open_influence
-    from .scores import influence_scores
+    from ..influence.scores import influence_scores
+    from ..influence.sources import open_influence
 
     path = str(source)
     ds = open_influence(path, allow_pickle=allow_pickle, storage_options=storage_options)
@@ -214,7 +214,7 @@ def plan_ingest(
     A task reads the files of one chunk's epochs, stacks them into the chunk and
     compresses it: about 3x the chunk's bytes. Ground truth is loaded whole (resident).
     """
-    from .dynamics import store as dynamics_store
+    from ..dynamics import store as dynamics_store
 
     name = options.get("name", "loss")
     files = dynamics_store.plan_ingest(
@@ -263,7 +263,7 @@ def plan_pairs(
     The memorization and index arrays are read (small, needed to know which chunks to read);
     the influence is not. A task holds its chunk as read (2x decoded plus stored) and the pairs it finds.
     """
-    from .high_influence import plan_search
+    from ..influence.pairs import plan_search
 
     path = str(source)
     search = plan_search(path, storage_options=storage_options, **options)
@@ -307,9 +307,9 @@ def _npz_placeholders(path: str, storage_options: dict[str, Any] | None) -> dict
     """Trial records of an npz as lazy placeholders from its headers; only the labels are read."""
     import dask.array as da
 
-    from .convert import read_npz_headers
-    from .convert.fz_npz import load_npz_arrays
-    from .estimate import TRIAL_VARIABLES
+    from ..convert import read_npz_headers
+    from ..convert.fz_npz import load_npz_arrays
+    from ..estimate import TRIAL_VARIABLES
 
     headers = read_npz_headers(path, storage_options=storage_options)
     labels, _ = load_npz_arrays(path, ["tr_labels", "tt_labels"], what="trials", expected="a numeric array",
@@ -353,8 +353,14 @@ def plan_estimate(
     Zarr store, and 1.48x (under-predicted) at 4 MB, where buffers that do not follow
     the budget dominate.
     """
-    from ._chunks import DEFAULT_CHUNK_MB, plan_block_chunks
-    from .estimate import class_indices, class_test_in, full_test_in, pass_sums_graph, read_records
+    from ..estimate import (
+        class_indices,
+        class_test_in,
+        full_test_in,
+        pass_sums_graph,
+        read_records,
+    )
+    from ..io.chunks import DEFAULT_CHUNK_MB, plan_block_chunks
 
     chunk_mb = DEFAULT_CHUNK_MB if chunk_mb is None else chunk_mb
     budget = int(chunk_mb * 2**20)

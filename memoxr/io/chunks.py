@@ -7,7 +7,7 @@ import numbers
 import os
 from dataclasses import dataclass
 
-from .errors import MemoxrInputError
+from ..errors import MemoxrInputError
 
 DEFAULT_CHUNK_MB = 64.0
 
