@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ..errors import MemoxrInputError
 from ..compute.progress import compute
+from ..errors import MemoxrInputError
 from ._manners import resolve_keep_attrs, sample_skipna
 from .align import align_samples
 from .metrics import CORRELATION_METRICS, DETECTION_METRICS, correlation_metrics, detection_metrics

@@ -22,9 +22,9 @@ import fsspec
 import numpy as np
 import xarray as xr
 
-from ..io.chunks import validate_mb
 from .._version import __version__
 from ..errors import MemoxrInputError
+from ..io.chunks import validate_mb
 from ..io.schema import SCHEMA_VERSION
 from ..io.storage import check_writable, write_dataset
 from .files import _array_header, _load, load_array

@@ -227,7 +227,8 @@ def learning_time(
     skip = epoch_skipna(skipna)
     tau = grad_norm.astype(np.float64).mean([dim, samples], skipna=skip)
     out = _along_epoch(_skipna_kernels.learning_time, grad_norm, dim, tau, skipna=skip)
-    return _finish(out, grad_norm, "learning_time", keep_attrs)
+    # A NaN threshold (a NaN anywhere in the run, without skipna) makes the whole run NaN, not 1.
+    return _finish(out.where(tau.notnull()), grad_norm, "learning_time", keep_attrs)
 
 
 def _sample_dim_of(x: xr.DataArray, given: str | None) -> str:
