@@ -7,7 +7,13 @@ import importlib
 
 import pytest
 
-MODULES = ["memoxr.influence.kernels", "memoxr.io.chunks", "memoxr.influence.scores", "memoxr.compute.plan"]
+MODULES = [
+    "memoxr.influence.kernels", "memoxr.io.chunks", "memoxr.influence.scores", "memoxr.compute.plan",
+    *(f"memoxr.dynamics.{name}" for name in (
+        "schema", "files", "patterns", "ingest", "writer", "proxies", "registry", "metrics", "evaluate", "align",
+        "demo", "_skipna_kernels",
+    )),
+]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -337,6 +337,17 @@ def table(results: pd.DataFrame, *, metric: str = "auroc", columns: str | None =
 
     ``columns`` defaults to the first run column (e.g. ``noise``), as in the
     CSL paper's Table 2 (mislabel-detection AUROC by noise level).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> tidy = pd.DataFrame({"noise": [0.1, 0.2, 0.1, 0.2], "proxy": ["csl", "csl", "confidence", "confidence"],
+    ...                      "target": "is_mislabeled", "metric": "auroc", "value": [0.9, 0.8, 0.7, 0.6], "n": 10})
+    >>> table(tidy)
+    noise       0.1  0.2
+    proxy
+    csl         0.9  0.8
+    confidence  0.7  0.6
     """
     if "metric" not in results or metric not in set(results["metric"]):
         found = sorted(set(results["metric"])) if "metric" in results else []

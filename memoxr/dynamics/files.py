@@ -76,7 +76,16 @@ def load_array(
     argument: str,
     storage_options: dict[str, Any] | None = None,
 ) -> np.ndarray:
-    """An array given in memory, or read from an ``.npy`` / single-array ``.npz`` / ``.txt`` file (local or URL)."""
+    """An array given in memory, or read from an ``.npy`` / single-array ``.npz`` / ``.txt`` file (local or URL).
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "ids.txt"
+    >>> _ = path.write_text("4 2 9")
+    >>> load_array(str(path), argument="sample_ids").tolist()
+    [4.0, 2.0, 9.0]
+    """
     if isinstance(source, str | os.PathLike):
         path = str(source)
         if not file_exists(path, storage_options=storage_options):

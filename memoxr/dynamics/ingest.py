@@ -91,7 +91,20 @@ def plan_ingest(
     variables: str | Mapping[str, str], *, name: str = "loss", expected_epochs: Sequence[int] | None = None,
     storage_options: dict[str, Any] | None = None, npz_key: str | None = None,
 ) -> _Plan:
-    """List and check every file (names, grid completeness, shapes, dtypes), reading headers only."""
+    """List and check every file (names, grid completeness, shapes, dtypes), reading headers only.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> import numpy as np
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> for run in (1, 2):
+    ...     for epoch in range(3):
+    ...         np.save(folder / f"loss_run{run}_epoch_{epoch}.npy", np.full(5, run + epoch / 10))
+    >>> plan = plan_ingest(str(folder / "loss_run{run}_epoch_{epoch}.npy"))
+    >>> plan.run_dims, plan.epochs, plan.n_samples
+    (['run'], [0, 1, 2], 5)
+    """
     files: dict[str, dict[tuple[Any, ...], str]] = {}
     run_fields: dict[str, list[str]] = {}
     fss: dict[str, fsspec.AbstractFileSystem] = {}
@@ -248,7 +261,20 @@ def ingest_dataset(
     storage_options: dict[str, Any] | None = None,
     npz_key: str | None = None,
 ) -> xr.Dataset:
-    """The lazy dataset :func:`ingest` writes (per-epoch files read when computed); arguments as there."""
+    """The lazy dataset :func:`ingest` writes (per-epoch files read when computed); arguments as there.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> import numpy as np
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> for run in (1, 2):
+    ...     for epoch in range(3):
+    ...         np.save(folder / f"loss_run{run}_epoch_{epoch}.npy", np.full(5, run + epoch / 10))
+    >>> ds = ingest_dataset(str(folder / "loss_run{run}_epoch_{epoch}.npy"))
+    >>> ds["loss"].dims, ds["loss"].sum("epoch").values[:, 0].round(2).tolist()
+    (('run', 'epoch', 'train_id'), [3.3, 6.3])
+    """
     chunk_mb = validate_mb("chunk_mb", chunk_mb)
     plan = plan_ingest(variables, name=name, expected_epochs=epochs, storage_options=storage_options, npz_key=npz_key)
     ids = _validate_sample_ids(sample_ids, plan.n_samples, storage_options)
@@ -332,6 +358,19 @@ def ingest(
 
     Every file is listed and its header checked (grid complete, one file per
     combination, same length, one dtype per variable) before anything is written.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> import numpy as np
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> for run in (1, 2):
+    ...     for epoch in range(3):
+    ...         np.save(folder / f"loss_run{run}_epoch_{epoch}.npy", np.full(5, run + epoch / 10))
+    >>> from memoxr.dynamics import open_dynamics
+    >>> store = ingest(str(folder / "loss_run{run}_epoch_{epoch}.npy"), folder / "dyn.zarr", sample_order="tfds")
+    >>> dict(open_dynamics(store).sizes)
+    {'run': 2, 'epoch': 3, 'train_id': 5}
     """
     check_writable(output, overwrite=overwrite, storage_options=storage_options)
     ds = ingest_dataset(

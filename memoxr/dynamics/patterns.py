@@ -31,7 +31,14 @@ class _Pattern:
 def parse_pattern(
     pattern: str, *, argument: str = "pattern", storage_options: dict[str, Any] | None = None
 ) -> _Pattern:
-    """Turn ``dir/loss_run{run}_epoch_{epoch}.npy`` into a glob and a regex with named fields."""
+    """Turn ``dir/loss_run{run}_epoch_{epoch}.npy`` into a glob and a regex with named fields.
+
+    Examples
+    --------
+    >>> p = parse_pattern("/data/loss_run{run}_epoch_{epoch}.npy")
+    >>> p.fields, p.glob, p.regex.fullmatch("/data/loss_run2_epoch_17.npy").groupdict()
+    (['run', 'epoch'], '/data/loss_run*_epoch_*.npy', {'run': '2', 'epoch': '17'})
+    """
     fields: list[str] = []
     tokens = []
     for k, m in enumerate(FIELD.finditer(pattern)):

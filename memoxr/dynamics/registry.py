@@ -27,7 +27,13 @@ from .schema import EPOCH
 
 @dataclass(frozen=True)
 class Proxy:
-    """A proxy: its function and the recorded variable it reads."""
+    """A proxy: its function and the recorded variable it reads.
+
+    Examples
+    --------
+    >>> PROXIES["csl"].variable, PROXIES["confidence"].func.__name__
+    ('loss', 'confidence')
+    """
 
     name: str
     variable: str

@@ -101,7 +101,7 @@ class DynamicsWriter:
     >>> for epoch in w.pending_epochs():
     ...     w.write_epoch(epoch, loss=np.full(4, 1.0 / (epoch + 1)))
     >>> from memoxr.dynamics import open_dynamics
-    >>> open_dynamics(path)["loss"].sum("epoch").values.round(3).tolist()
+    >>> open_dynamics(path)["loss"].astype(float).sum("epoch").values.round(3).tolist()
     [1.833, 1.833, 1.833, 1.833]
     """
 
@@ -249,12 +249,29 @@ class DynamicsWriter:
     # ---------------------------------------------------------------- state
 
     def completed_epochs(self, *, run: Mapping[str, Any] | None = None) -> list[Any]:
-        """Epoch labels whose values are all written for ``run``."""
+        """Epoch labels whose values are all written for ``run``.
+
+        Examples
+        --------
+        >>> import pathlib, tempfile
+        >>> w = DynamicsWriter(pathlib.Path(tempfile.mkdtemp()) / "d.zarr", samples=2, epochs=3, variables={"loss": "f4"})
+        >>> w.write_epoch(1, loss=[0.5, 0.25])
+        >>> w.completed_epochs(), w.pending_epochs()
+        ([1], [0, 2])
+        """
         flags = np.asarray(self._group[COMPLETION_VAR][self._index(self.epochs[0], run)[:-1]])
         return [e for e, f in zip(self.epochs, flags, strict=True) if f]
 
     def pending_epochs(self, *, run: Mapping[str, Any] | None = None) -> list[Any]:
-        """Epoch labels still to write for ``run`` (including one interrupted half way)."""
+        """Epoch labels still to write for ``run`` (including one interrupted half way).
+
+        Examples
+        --------
+        >>> import pathlib, tempfile
+        >>> w = DynamicsWriter(pathlib.Path(tempfile.mkdtemp()) / "d.zarr", samples=2, epochs=2, variables={"loss": "f4"})
+        >>> w.pending_epochs()
+        [0, 1]
+        """
         done = set(self.completed_epochs(run=run))
         return [e for e in self.epochs if e not in done]
 
@@ -286,6 +303,16 @@ class DynamicsWriter:
 
         The epoch counts as complete only after :meth:`finish_epoch`, which
         checks that every sample got a value for every variable.
+
+        Examples
+        --------
+        >>> import pathlib, tempfile
+        >>> w = DynamicsWriter(pathlib.Path(tempfile.mkdtemp()) / "d.zarr", samples=4, epochs=1, variables={"loss": "f4"})
+        >>> w.write_batch(0, [2, 3], loss=[0.1, 0.2])
+        >>> w.write_batch(0, [0, 1], loss=[0.3, 0.4])
+        >>> w.finish_epoch(0)
+        >>> w.completed_epochs()
+        [0]
         """
         key = self._index(epoch, run)
         idx = np.asarray(indices)
@@ -301,7 +328,18 @@ class DynamicsWriter:
             seen[order.index(name), idx] = True
 
     def finish_epoch(self, epoch: Any, *, run: Mapping[str, Any] | None = None) -> None:
-        """Mark the epoch complete once every value of it was written by this writer."""
+        """Mark the epoch complete once every value of it was written by this writer.
+
+        Examples
+        --------
+        >>> import pathlib, tempfile
+        >>> w = DynamicsWriter(pathlib.Path(tempfile.mkdtemp()) / "d.zarr", samples=4, epochs=1, variables={"loss": "f4"})
+        >>> w.write_batch(0, [0, 1], loss=[0.3, 0.4])
+        >>> w.finish_epoch(0)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        memoxr.errors.MemoxrInputError: finish_epoch: epoch 0 incomplete; 2 of 4 samples lack a value ...
+        """
         key = self._index(epoch, run)
         seen = self._pending.get(key)
         if seen is None or not seen.all():
@@ -315,7 +353,17 @@ class DynamicsWriter:
         del self._pending[key]
 
     def write_epoch(self, epoch: Any, *, run: Mapping[str, Any] | None = None, **values: Any) -> None:
-        """Write every variable for all samples of one epoch, then mark it complete."""
+        """Write every variable for all samples of one epoch, then mark it complete.
+
+        Examples
+        --------
+        >>> import pathlib, tempfile
+        >>> w = DynamicsWriter(pathlib.Path(tempfile.mkdtemp()) / "d.zarr", samples=2, epochs=2,
+        ...                    variables={"loss": "f4"}, runs={"seed": [0, 1]})
+        >>> w.write_epoch(0, run={"seed": 1}, loss=[0.5, 0.25])
+        >>> w.completed_epochs(run={"seed": 1}), w.completed_epochs(run={"seed": 0})
+        ([0], [])
+        """
         key = self._index(epoch, run)
         arrays = self._validate_values(values, len(self.samples), partial=False)
         for name, arr in arrays.items():
