@@ -260,3 +260,31 @@ def test_bad_keywords_are_clear_errors():
         dyn.compute_proxies(ds, keep_attrs=1)
     with pytest.raises(MemoxrInputError, match="skipna: expected True, False or None"):
         dyn.evaluate(ds, skipna=0)
+
+
+def test_cli_skipna_reaches_evaluate(tmp_path):
+    from click.testing import CliRunner
+
+    from memoxr.cli import main
+    from memoxr.io.storage import write_dataset
+
+    ds = _dataset(True).assign_attrs(schema=dyn.DYNAMICS_SCHEMA, schema_version=1)
+    write_dataset(ds.chunk(CHUNKS), tmp_path / "d.zarr")
+    for flag, skipna in (([], None), (["--skipna"], True), (["--no-skipna"], False)):
+        out = tmp_path / f"{skipna}.csv"
+        result = CliRunner().invoke(main, ["evaluate", "--input", str(tmp_path / "d.zarr"), "--proxy", "csl",
+                                           "--output", str(out), "-q", *flag])
+        assert result.exit_code == 0, result.output
+        expected = dyn.evaluate(ds, proxies=["csl"], skipna=skipna)
+        pd.testing.assert_frame_equal(pd.read_csv(out), expected, check_dtype=False)
+
+
+def test_compare_scores_reads_the_old_name_and_proxy_coordinates():
+    from memoxr.importers.compare import compare_scores
+
+    ds = _dataset(False)
+    new = compare_scores({"d": ds}, mask="is_mislabeled", proxies=["csl"])
+    old = compare_scores({"d": ds.rename(train_id="sample")}, mask="is_mislabeled", proxies=["csl"])
+    pd.testing.assert_frame_equal(new, old)
+    from_proxies = compare_scores({"d": dyn.compute_proxies(ds, ["csl"])}, mask="is_mislabeled")
+    pd.testing.assert_frame_equal(new, from_proxies)

@@ -36,9 +36,14 @@ def _run_items(da: xr.DataArray) -> list[tuple[dict[str, Any], np.ndarray]]:
     out = []
     for index in itertools.product(*(range(da.sizes[d]) for d in run_dims)):
         sel = dict(zip(run_dims, index, strict=True))
-        labels = {str(d): da[d].values[i].item() if d in da.coords else i for d, i in sel.items()}
+        labels = {str(d): _plain(da[d].values[i]) if d in da.coords else i for d, i in sel.items()}
         out.append((labels, np.asarray(da.isel(sel).values)))
     return out
+
+
+def _plain(value: Any) -> Any:
+    """A coordinate value as a Python scalar (strings stored as objects are already one)."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _validate_dataset(ds: Any) -> xr.Dataset:
