@@ -17,7 +17,7 @@ import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import dask.array as da
 import numpy as np
@@ -176,7 +176,7 @@ class DynamicsWriter:
         # storage's protocol, complete or absent: a hidden sibling moved into place locally; on object
         # storage a first root that says memoxr wrote it, and the completion marker set last.
         with store_output(self.path, overwrite=overwrite, storage_options=self._storage_options) as target, _quiet():
-            mode = "w-"
+            mode: Literal["w-", "a"] = "w-"
             if so is not None:
                 zarr.open_group(target, mode="w-", zarr_format=3, attributes={"schema": DYNAMICS_SCHEMA}, storage_options=so)
                 mode = "a"
@@ -205,10 +205,10 @@ class DynamicsWriter:
                 f"store {str(self.path)!r}: no {COMPLETION_VAR!r}; expected a store created by DynamicsWriter"
             )
         self._group: Any = zarr.open_group(str(self.path), mode="r+", storage_options=self._zarr_options)
-        self.runs = {d: ds[d].values.tolist() for d in ds[COMPLETION_VAR].dims if d != EPOCH}
+        self.runs = {str(d): ds[d].values.tolist() for d in ds[COMPLETION_VAR].dims if d != EPOCH}
         self.epochs = ds[EPOCH].values.tolist()
         self.samples = ds[sample_dim(ds, argument=str(self.path))].values
-        self.variables = {k: v.dtype for k, v in ds.data_vars.items() if EPOCH in v.dims and k != COMPLETION_VAR}
+        self.variables = {str(k): v.dtype for k, v in ds.data_vars.items() if EPOCH in v.dims and k != COMPLETION_VAR}
 
     def _check_matches(self, samples: Any, epochs: Any, variables: Any, runs: Any) -> None:
         def same(a: Any, b: Any) -> bool:
