@@ -157,10 +157,11 @@ def open_dynamics(
 
     Examples
     --------
+    >>> import pathlib, tempfile
     >>> from memoxr.dynamics.demo import write_sample
-    >>> ds = open_dynamics(write_sample(tmp / "digits.zarr"))  # doctest: +SKIP
-    >>> dict(ds["loss"].sizes)  # doctest: +SKIP
-    {'noise': 4, 'epoch': 40, 'train_id': 1797}
+    >>> ds = open_dynamics(write_sample(pathlib.Path(tempfile.mkdtemp()) / "digits.zarr"))
+    >>> dict(ds["loss"].sizes), ds["loss"].attrs["long_name"]
+    ({'noise': 4, 'epoch': 40, 'train_id': 1797}, 'training loss')
     """
     ds = check_dynamics_dataset(
         open_dataset(path, chunks=chunks, storage_options=storage_options), source=str(path)
