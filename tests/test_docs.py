@@ -9,6 +9,7 @@ import pytest
 
 MODULES = [
     "memoxr.influence.kernels", "memoxr.io.chunks", "memoxr.influence.scores", "memoxr.compute.plan",
+    "memoxr.influence.plan", "memoxr.io.location",
     *(f"memoxr.dynamics.{name}" for name in (
         "schema", "files", "patterns", "ingest", "writer", "proxies", "registry", "metrics", "evaluate", "align",
         "demo", "_skipna_kernels",

@@ -146,11 +146,11 @@ def calculate_cmd(
 ) -> None:
     """Compute the four influence-aware memorization scores, the per-class table and the analysis."""
     if dry_run:
-        from ..compute.plan import plan_calculate
+        from ..influence.plan import plan_calculate
 
         click.echo(str(plan_calculate(input_path, allow_pickle=allow_pickle, storage_options=storage_options)))
         return
-    from ..influence import workflows
+    from .. import workflows
 
     result = workflows.calculate(
         input_path, output=output_path, alpha=alpha, beta=beta, stats_csv=stats_csv, overwrite=overwrite,
@@ -182,7 +182,7 @@ def update_csv_cmd(
     renamed over it, so an interrupted run leaves it as it was. An existing
     --output other than --csv-file needs --overwrite.
     """
-    from ..influence import workflows
+    from .. import workflows
 
     path = workflows.update_csv(
         influence_file, csv_file, output=output, overwrite=overwrite, allow_pickle=allow_pickle,
@@ -202,7 +202,7 @@ def demo_cmd(output_dir: str, overwrite: bool, quiet: bool) -> None:
     Prints a short report: what was computed, the files written, three facts
     found in the results and the commands to try next.
     """
-    from ..influence import workflows
+    from .. import workflows
 
     result = workflows.demo(Path(output_dir), overwrite=overwrite, show_progress=not quiet)
     click.echo(workflows.demo_report(result, output_dir))

@@ -13,8 +13,8 @@ from typing import Any
 import fsspec
 import numpy as np
 
-from ..convert.fz_npz import ArrayHeader, CheckedNpz, read_npy_body, read_npy_header
 from ..errors import MemoxrInputError
+from ..io.npz import ArrayHeader, CheckedNpz, read_npy_body, read_npy_header
 from ..io.storage import file_exists, is_url
 
 

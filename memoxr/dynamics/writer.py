@@ -26,8 +26,9 @@ import zarr
 
 from .._version import __version__
 from ..errors import MemoxrInputError, OutputExistsError
+from ..io.location import Location
 from ..io.schema import COMPLETE_ATTR, SCHEMA_VERSION
-from ..io.storage import check_writable, is_url, open_dataset, store_output, with_timeouts
+from ..io.storage import check_writable, is_url, open_dataset, store_output
 from .schema import (
     COMPLETION_VAR,
     DYNAMICS_SCHEMA,
@@ -44,15 +45,6 @@ def _quiet() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*[Cc]onsolidated metadata.*")
         yield
-
-
-def _zarr_options(path: str | Path, storage_options: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """fsspec options for zarr on a URL (object storage gets memoxr's timeouts); None locally."""
-    if not is_url(path):
-        return None
-    if str(path).split("://", 1)[0] in ("s3", "s3a"):
-        return with_timeouts(storage_options)
-    return dict(storage_options or {})
 
 
 class DynamicsWriter:
@@ -121,7 +113,8 @@ class DynamicsWriter:
     ) -> None:
         self.path: str | Path = str(path) if is_url(path) else Path(path)
         self._storage_options = dict(storage_options or {}) or None
-        self._zarr_options = _zarr_options(self.path, storage_options)
+        location = Location.of(self.path, storage_options)  # the options normalised once (object-storage timeouts)
+        self._zarr_options = dict(location.storage_options) if location.is_url else None
         if overwrite or not self._exists():
             if samples is None or epochs is None or not variables:
                 raise MemoxrInputError(

@@ -56,7 +56,7 @@ def read_seed_npz(
             f"influence file {source!r} is a seed-layout npz of pickled dicts; reading it unpickles: "
             "pass allow_pickle=True (--allow-pickle) if you trust this file"
         )
-    from ..convert.fz_npz import open_npz  # headers checked against stored sizes before any load
+    from ..io.npz import open_npz  # headers checked against stored sizes before any load
 
     with open_npz(source, allow_pickle=True, storage_options=storage_options) as npz:
         missing = [key for key in SEED_KEYS if key not in npz]

@@ -12,7 +12,7 @@ from .._version import __version__
 from ..errors import IncompleteStoreError, MemoxrInputError
 
 INFLUENCE_SCHEMA = "memoxr.influence"
-SCORES_SCHEMA = "memoxr.influence.scores"
+SCORES_SCHEMA = "memoxr.scores"
 SCHEMA_VERSION = 1
 #: Attribute set last on every store memoxr writes; a store without it is unfinished.
 COMPLETE_ATTR = "memoxr_complete"

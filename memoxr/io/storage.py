@@ -24,7 +24,6 @@ storage options' ``config_kwargs``.
 from __future__ import annotations
 
 import contextlib
-import copy
 import json
 import os
 import re
@@ -40,89 +39,28 @@ import fsspec
 import xarray as xr
 import zarr
 
-from .._optional import require
 from ..compute.progress import compute
 from ..errors import IncompleteStoreError, MemoxrInputError, OutputExistsError
+from .location import (
+    Location,
+    PathLike,
+    StorageOptions,
+    _check_bucket,
+    _endpoint_of,
+    _exists,
+    _fs,
+    _remote_options,
+    describe_access_error,
+    file_exists,
+    is_url,
+    open_file,
+    resolve_storage_options,
+)
 from .schema import COMPLETE_ATTR, check_complete
 
-PathLike = str | os.PathLike[str]
-StorageOptions = Mapping[str, Any] | None
+# Re-exported while callers move to memoxr.io.location.
+__all__ = ["Location", "PathLike", "StorageOptions", "file_exists", "is_url", "open_file", "resolve_storage_options"]
 
-
-def is_url(path: object) -> bool:
-    """True for ``protocol://`` paths other than ``file://``."""
-    text = str(path)
-    return "://" in text and not text.startswith("file://")
-
-
-#: botocore ``Config`` defaults memoxr gives ``s3://`` access (``config_kwargs``
-#: of the storage options win). A silent endpoint fails after about
-#: 5 s3fs tries x 1 attempt x 8 s (about 45 s); a refused connection at once.
-S3_TIMEOUTS: dict[str, Any] = {"connect_timeout": 5, "read_timeout": 8, "retries": {"total_max_attempts": 1}}
-
-
-def with_timeouts(storage_options: StorageOptions) -> dict[str, Any]:
-    """``storage_options`` with :data:`S3_TIMEOUTS` filled into ``config_kwargs`` where not given."""
-    options = dict(storage_options or {})
-    config = dict(options.get("config_kwargs") or {})
-    for key, value in S3_TIMEOUTS.items():
-        config.setdefault(key, copy.deepcopy(value))  # botocore edits the retries dict it is given
-    options["config_kwargs"] = config
-    return options
-
-
-def _remote_options(path: PathLike, storage_options: StorageOptions) -> dict[str, Any]:
-    if str(path).split("://", 1)[0] in ("s3", "s3a"):
-        require("s3fs", "s3")  # fsspec's own ImportError names no extra
-        return with_timeouts(storage_options)
-    return dict(storage_options or {})
-
-
-def _fs(path: PathLike, storage_options: StorageOptions) -> tuple[fsspec.AbstractFileSystem, str]:
-    return fsspec.core.url_to_fs(str(path), **_remote_options(path, storage_options))
-
-
-def connection_failure(exc: BaseException, endpoint: str | None = None) -> str | None:
-    """A one-line reason when ``exc`` (or what caused it) is a failure to talk to object storage, else None.
-
-    dask and zarr re-raise what botocore or aiohttp raised, so the causes are
-    searched. Names the endpoint, never the credentials.
-    """
-    from fsspec.exceptions import FSTimeoutError
-
-    kinds: tuple[type[BaseException], ...] = (FSTimeoutError,)
-    with contextlib.suppress(ImportError):  # aiohttp and botocore come with the [s3] extra
-        from aiohttp import ClientError
-        from botocore.exceptions import BotoCoreError
-
-        kinds = (BotoCoreError, ClientError, FSTimeoutError)
-    seen: BaseException | None = exc
-    while seen is not None:
-        # Not any TimeoutError: a dask scheduler's is not object storage's.
-        if isinstance(seen, kinds):
-            where = endpoint or getattr(seen, "kwargs", {}).get("endpoint_url") or "the default AWS endpoint"
-            return (
-                f"object storage at {where} failed: {seen or type(seen).__name__}; "
-                "check that it is running and reachable, then rerun"
-            )
-        seen = seen.__cause__ or seen.__context__
-    return None
-
-
-def _endpoint_of(fs: fsspec.AbstractFileSystem) -> str | None:
-    return (getattr(fs, "client_kwargs", None) or {}).get("endpoint_url") or getattr(fs, "endpoint_url", None)
-
-
-def describe_access_error(path: PathLike, exc: BaseException, endpoint: str | None = None) -> str:
-    """A one-line reason for a failed access, without credentials."""
-    failure = connection_failure(exc, endpoint)
-    if failure is not None:
-        return f"cannot access {str(path)!r}: {failure}"
-    reason = getattr(exc, "args", [None])[0] or type(exc).__name__
-    hint = ""
-    if isinstance(exc, PermissionError):
-        hint = "; check the credentials (--credentials, --storage-options, AWS_* variables, ~/.aws)"
-    return f"cannot access {str(path)!r}: {reason}{hint}"
 
 
 def _siblings(path: Path, tag: str) -> Path:
@@ -191,23 +129,6 @@ def _unfinished_memoxr(root_json: bytes) -> bool:
     except (ValueError, AttributeError):
         return False  # not ours to judge: treated as an existing output
     return str(attrs.get("schema", "")).startswith("memoxr.") and attrs.get(COMPLETE_ATTR) is not True
-
-
-def _check_bucket(fs: fsspec.AbstractFileSystem, fs_path: str, path: PathLike) -> None:
-    """Raise a clear error for a missing bucket or refused credentials (``exists`` hides both)."""
-    bucket = fs_path.split("/", 1)[0]
-    head_bucket = getattr(fs, "call_s3", None)
-    try:
-        if head_bucket is not None:
-            head_bucket("head_bucket", Bucket=bucket)
-        elif not fs.exists(bucket):
-            raise FileNotFoundError(bucket)
-    except FileNotFoundError:
-        raise MemoxrInputError(f"{str(path)!r}: bucket {bucket!r} does not exist") from None
-    except Exception as exc:
-        if isinstance(exc, OSError) or connection_failure(exc) is not None:
-            raise MemoxrInputError(describe_access_error(path, exc, _endpoint_of(fs))) from exc
-        raise
 
 
 def check_writable(
@@ -458,98 +379,3 @@ def open_dataset(path: PathLike | zarr.abc.store.Store, *, chunks: Any = None, s
     return ds
 
 
-def _exists(path: str, storage_options: StorageOptions) -> bool:
-    return _probe(path, storage_options, local=Path.exists, remote="exists")
-
-
-def open_file(path: PathLike, mode: str = "rb", *, storage_options: StorageOptions = None) -> Any:
-    """An fsspec file for a local path or URL (use as a context manager)."""
-    return fsspec.open(str(path), mode, **(_remote_options(path, storage_options) if is_url(path) else {}))
-
-
-def file_exists(path: PathLike, *, storage_options: StorageOptions = None) -> bool:
-    return _probe(path, storage_options, local=Path.is_file, remote="isfile")
-
-
-def _probe(path: PathLike, storage_options: StorageOptions, *, local: Any, remote: str) -> bool:
-    """``local(Path)`` for a local path; the fsspec method ``remote`` for a URL, errors made clear."""
-    if not is_url(path):
-        return bool(local(Path(path)))
-    fs, fs_path = _fs(path, storage_options)
-    _check_bucket(fs, fs_path, path)
-    try:
-        return bool(getattr(fs, remote)(fs_path))
-    except (PermissionError, OSError) as exc:
-        raise MemoxrInputError(describe_access_error(path, exc, _endpoint_of(fs))) from exc
-
-
-#: Keys of the seed's MinIO ``credentials.json``; ``url`` and ``api`` may also be present.
-CREDENTIALS_KEYS = ("endpoint", "accessKey", "secretKey")
-
-
-def resolve_storage_options(
-    storage_options: str | Mapping[str, Any] | None = None, credentials: PathLike | None = None
-) -> dict[str, Any]:
-    """fsspec options from JSON text or a dict, and/or a MinIO ``credentials.json``.
-
-    The credentials file has the seed's form: ``endpoint`` (``host:port``, or a
-    URL with its scheme; plain ``host:port`` means ``http://``), ``accessKey``,
-    ``secretKey``, ``api`` (``s3v4``) and ``path`` (``auto``/``on``/``off``: path-style
-    addressing, which MinIO needs). Explicit ``storage_options`` win over the file.
-    With neither, fsspec/s3fs read the usual places (``AWS_*`` environment
-    variables, ``~/.aws``). :data:`S3_TIMEOUTS` fill ``config_kwargs`` keys not
-    given. Error messages never quote secrets.
-    """
-    options: dict[str, Any] = {}
-    if credentials is not None:
-        options.update(_minio_options(credentials))
-    if isinstance(storage_options, str):
-        try:
-            parsed = json.loads(storage_options)
-        except json.JSONDecodeError as exc:
-            raise MemoxrInputError(
-                f"--storage-options: expected a JSON object, received text that is not JSON ({exc.msg} at "
-                f"character {exc.pos})"
-            ) from None
-        if not isinstance(parsed, dict):
-            raise MemoxrInputError(f"--storage-options: expected a JSON object, received a JSON {type(parsed).__name__}")
-        storage_options = parsed
-    if storage_options:
-        for key, value in dict(storage_options).items():
-            if isinstance(value, dict) and isinstance(options.get(key), dict):
-                options[key] = {**options[key], **value}
-            else:
-                options[key] = value
-    # Every command gets the object-storage timeouts, whichever module opens the files.
-    return with_timeouts(options)
-
-
-def _minio_options(credentials: PathLike) -> dict[str, Any]:
-    path = Path(credentials)
-    if not path.is_file():
-        raise MemoxrInputError(f"--credentials: file {str(path)!r} does not exist")
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise MemoxrInputError(f"--credentials: {str(path)!r} is not a JSON file") from None
-    if not isinstance(data, dict):
-        raise MemoxrInputError(f"--credentials: {str(path)!r} should hold a JSON object")
-    missing = [key for key in CREDENTIALS_KEYS if not data.get(key)]
-    if missing:
-        raise MemoxrInputError(
-            f"--credentials: {str(path)!r} lacks {missing}; expected keys {list(CREDENTIALS_KEYS)} "
-            "(and optionally 'api', 'path')"
-        )
-    endpoint = str(data["endpoint"])
-    if "://" not in endpoint:
-        endpoint = f"http://{endpoint}"
-    addressing = {"auto": "path", "on": "path", "true": "path", "off": "virtual", "false": "virtual"}
-    config: dict[str, Any] = {"s3": {"addressing_style": addressing.get(str(data.get("path", "auto")).lower(), "path")}}
-    if data.get("api") == "s3v4":
-        config["signature_version"] = "s3v4"
-    return {
-        "key": data["accessKey"],
-        "secret": data["secretKey"],
-        "client_kwargs": {"endpoint_url": endpoint},
-        "config_kwargs": config,
-    }

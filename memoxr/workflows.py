@@ -11,18 +11,23 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .. import open_influence, sample_path
-from ..compute.progress import compute
-from ..convert import convert_npz, read_npz_headers
-from ..errors import MemoxrInputError
-from ..io.schema import (
+from .compute.progress import compute
+from .convert import convert_npz
+from .errors import MemoxrInputError
+from .influence.analysis import Analysis, analyze
+from .influence.scores import influence_scores
+from .influence.seed_npz import SEED_KEYS, read_seed_npz, write_seed_npz
+from .influence.sources import open_influence, sample_path
+from .influence.stats import class_stats, merge_stats_csv
+from .io.npz import read_npz_headers
+from .io.schema import (
     CLASS,
     INFLUENCE_SCHEMA,
     SCORES_SCHEMA,
     check_influence_dataset,
     check_scores_dataset,
 )
-from ..io.storage import (
+from .io.storage import (
     StorageOptions,
     atomic_output,
     check_writable,
@@ -31,10 +36,6 @@ from ..io.storage import (
     remove_output,
     write_dataset,
 )
-from .analysis import Analysis, analyze
-from .scores import influence_scores
-from .seed_npz import SEED_KEYS, read_seed_npz, write_seed_npz
-from .stats import class_stats, merge_stats_csv
 
 
 @dataclass
