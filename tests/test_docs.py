@@ -12,7 +12,7 @@ MODULES = [
     "memoxr.influence.plan", "memoxr.io.location",
     *(f"memoxr.dynamics.{name}" for name in (
         "schema", "files", "patterns", "ingest", "writer", "proxies", "registry", "metrics", "evaluate", "align",
-        "demo", "_skipna_kernels",
+        "demo", "plan", "_skipna_kernels",
     )),
 ]
 
