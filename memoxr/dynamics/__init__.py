@@ -6,6 +6,13 @@
 - proxies (:func:`csl` and the baselines, :func:`compute_proxies`): lazy reductions over ``epoch``;
 - :func:`evaluate`, :func:`cross_run`, :func:`compare_stores`, :func:`table`: tidy DataFrames;
 - :func:`align_samples`: pair samples by identity, refusing differing sample orders without a mapping.
+
+xarray manners: dims are found by name, in any order; the sample identity is
+``train_id`` (as in influence and trial stores; ``sample``, its older name, is
+read too and kept where a user gave it); every reducing function takes
+``skipna`` (default: NaN propagates along ``epoch``, samples with a NaN score
+are left out of metrics) and ``keep_attrs``; results carry ``long_name`` and
+``units`` for xarray's own plots; ground truth comes back as coordinates.
 """
 
 from __future__ import annotations
