@@ -307,3 +307,13 @@ def test_xarray_plot_labels_its_axes_from_long_name_and_units():
         assert ax.get_xlabel().split() == ["threshold", "learning", "time", "[epochs]"]  # xarray wraps long labels
     finally:
         plt.close(fig)
+
+
+def test_evaluate_on_computed_proxies_equals_on_the_recording():
+    ds = _dataset(True)
+    proxies = dyn.compute_proxies(ds.chunk(CHUNKS), ["csl", "forgetting_events"], skipna=True)
+    pd.testing.assert_frame_equal(dyn.evaluate(proxies), dyn.evaluate(ds, proxies=["csl", "forgetting_events"], skipna=True))
+    pd.testing.assert_frame_equal(dyn.evaluate(proxies.drop_attrs()),  # no schema, no sample_order: still a dataset
+                                  dyn.evaluate(ds, proxies=["csl", "forgetting_events"], skipna=True))
+    with pytest.raises(MemoxrInputError, match="no score to evaluate among \\['other'\\]"):
+        dyn.evaluate(xr.Dataset({"other": ("train_id", np.ones(N))}, coords={"is_mislabeled": ds["is_mislabeled"]}))

@@ -22,6 +22,7 @@ from ..errors import MemoxrInputError
 from ._manners import resolve_keep_attrs, sample_skipna
 from .align import align_samples
 from .metrics import CORRELATION_METRICS, DETECTION_METRICS, correlation_metrics, detection_metrics
+from .proxies import PROXY_ATTRS
 from .registry import compute_proxies
 from .schema import EPOCH, SAMPLE, SAMPLE_ALIASES, sample_dim
 
@@ -66,9 +67,27 @@ def _scores(
     return compute(ds)[0]  # the gateway names a damaged chunk instead of a codec traceback
 
 
+def _direction(name: str, var: xr.DataArray) -> int | None:
+    """A score's direction: its attribute, else (attributes dropped) the known proxy's."""
+    known = PROXY_ATTRS.get(name, {}).get("direction")
+    return var.attrs.get("direction", known)
+
+
 def _oriented(ds: xr.Dataset, proxies: Sequence[str] | None) -> dict[str, xr.DataArray]:
-    names = [str(n) for n, v in ds.data_vars.items() if "direction" in v.attrs] if proxies is None else list(proxies)
-    return {n: ds[n] * ds[n].attrs.get("direction", 1) for n in names}
+    names = [str(n) for n in ds.data_vars] if proxies is None else list(proxies)
+    directions = {n: _direction(n, ds[n]) for n in names}
+    return {n: ds[n] * (1 if d is None else d) for n, d in directions.items() if d is not None or proxies is not None}
+
+
+def _scored(ds: xr.Dataset, proxies: Sequence[str] | None) -> dict[str, xr.DataArray]:
+    """:func:`_oriented`, refusing a dataset without any score."""
+    oriented = _oriented(ds, proxies)
+    if not oriented:
+        raise MemoxrInputError(
+            f"no score to evaluate among {sorted(map(str, ds.data_vars))}; expected recorded dynamics or proxies "
+            "(variables with attrs['direction'], or named like a proxy)"
+        )
+    return oriented
 
 
 def _validate_mask(mask: str | xr.DataArray, ds: xr.Dataset) -> tuple[str, xr.DataArray]:
@@ -230,7 +249,7 @@ def evaluate(
     scores = _scores(ds, proxies, skipna=skipna)
     samples = sample_dim(scores)
     rows: list[dict[str, Any]] = []
-    for name, score in _oriented(scores, proxies).items():
+    for name, score in _scored(scores, proxies).items():
         if truth is not None:
             target, m = truth
             m = m.astype(bool).broadcast_like(score).transpose(*score.dims)
@@ -296,7 +315,7 @@ def cross_run(
     scores = _scores(ds, proxies, skipna=skipna)
     rows: list[dict[str, Any]] = []
     labels = scores[dim].values.tolist() if dim in scores.coords else list(range(scores.sizes[dim]))
-    for name, score in _oriented(scores, proxies).items():
+    for name, score in _scored(scores, proxies).items():
         for i, j in itertools.combinations(range(len(labels)), 2):
             a, b = score.isel({dim: i}, drop=True), score.isel({dim: j}, drop=True)
             for (run, x), (_, y) in zip(_run_items(a), _run_items(b), strict=True):
@@ -328,7 +347,7 @@ def compare_stores(
     sb = _scores(_validate_dataset(b), proxies, skipna=skipna)
     sa, sb = align_samples(sa, sb, mapping=mapping, a_name="first store", b_name="second store")
     rows: list[dict[str, Any]] = []
-    oa, ob = _oriented(sa, proxies), _oriented(sb, proxies)
+    oa, ob = _scored(sa, proxies), _scored(sb, proxies)
     for name in oa:
         if name not in ob:
             continue
