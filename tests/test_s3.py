@@ -115,6 +115,23 @@ def test_npz_on_s3_is_read_in_place(ragged_npz, ragged_store, bucket, options):
     )
 
 
+def test_a_location_carries_its_options_through_writes_and_reads(tmp_path, bucket, options):
+    from memoxr.io.location import Location
+    from memoxr.io.storage import atomic_output, open_dataset, write_dataset
+
+    remote = Location.of(f"s3://{bucket}/loc/data.zarr", options)
+    ds = xr.Dataset({"x": ("sample", np.arange(5.0))}, attrs={"schema": "memoxr.test"})
+    assert write_dataset(ds, remote) == remote.path  # no storage_options: the Location has them
+    xr.testing.assert_equal(open_dataset(remote).load(), ds.drop_attrs().assign_attrs(schema="memoxr.test"))
+    table = Location.of(f"s3://{bucket}/loc/table.csv", options)
+    with atomic_output(table) as tmp:
+        tmp.write_text("a,b\n1,2\n")
+    assert _fs(options).cat_file(f"{bucket}/loc/table.csv") == b"a,b\n1,2\n"
+    with pytest.raises(MemoxrInputError, match="storage_options: .* carries its own options"):
+        Location.of(remote, {"anon": True})
+    assert SECRET not in str(remote) and SECRET not in repr(remote.path)
+
+
 def test_cli_with_minio_credentials_file(tmp_path, ragged_npz, ragged_store, bucket, s3_endpoint):
     credentials = tmp_path / "credentials.json"
     credentials.write_text(json.dumps({

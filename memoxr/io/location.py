@@ -104,6 +104,9 @@ class Location:
     def __str__(self) -> str:
         return self.path
 
+    def __fspath__(self) -> str:
+        return self.path
+
     @property
     def is_url(self) -> bool:
         return is_url(self.path)
@@ -126,11 +129,6 @@ class Location:
     def endpoint(self) -> str | None:
         """The object-storage endpoint, for messages (never the credentials)."""
         return _endpoint_of(self.fs) if self.is_url else None
-
-    def joinpath(self, *parts: str) -> Location:
-        """A location below this one, with the same options."""
-        sep = "/" if self.is_url else os.sep
-        return Location(sep.join([self.path.rstrip("/" if self.is_url else os.sep), *parts]), self.storage_options)
 
 
 def describe_access_error(path: PathLike, exc: BaseException, endpoint: str | None = None) -> str:
@@ -162,7 +160,7 @@ def _check_bucket(fs: fsspec.AbstractFileSystem, fs_path: str, path: PathLike) -
         raise
 
 
-def _exists(path: str, storage_options: StorageOptions) -> bool:
+def _exists(path: PathLike | Location, storage_options: StorageOptions) -> bool:
     return _probe(path, storage_options, local=Path.exists, remote="exists")
 
 
@@ -172,11 +170,11 @@ def open_file(path: PathLike | Location, mode: str = "rb", *, storage_options: S
     return fsspec.open(location.path, mode, **(location.storage_options if location.is_url else {}))
 
 
-def file_exists(path: PathLike, *, storage_options: StorageOptions = None) -> bool:
+def file_exists(path: PathLike | Location, *, storage_options: StorageOptions = None) -> bool:
     return _probe(path, storage_options, local=Path.is_file, remote="isfile")
 
 
-def _probe(path: PathLike, storage_options: StorageOptions, *, local: Any, remote: str) -> bool:
+def _probe(path: PathLike | Location, storage_options: StorageOptions, *, local: Any, remote: str) -> bool:
     """``local(Path)`` for a local path; the fsspec method ``remote`` for a URL, errors made clear."""
     location = Location.of(path, storage_options)
     if not location.is_url:

@@ -46,10 +46,7 @@ from .location import (
     PathLike,
     StorageOptions,
     _check_bucket,
-    _endpoint_of,
     _exists,
-    _fs,
-    _remote_options,
     describe_access_error,
     file_exists,
     is_url,
@@ -108,9 +105,9 @@ def _remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def _remote_state(path: PathLike, storage_options: StorageOptions) -> str:
+def _remote_state(location: Location) -> str:
     """``"absent"``, ``"incomplete"`` (a memoxr store whose writer died) or ``"present"``."""
-    fs, fs_path = _fs(path, storage_options)
+    fs, fs_path, path = location.fs, location.fs_path, location.path
     _check_bucket(fs, fs_path, path)
     try:
         if not fs.exists(fs_path):
@@ -118,7 +115,7 @@ def _remote_state(path: PathLike, storage_options: StorageOptions) -> str:
         if fs.isfile(f"{fs_path}/zarr.json"):
             return "incomplete" if _unfinished_memoxr(fs.cat_file(f"{fs_path}/zarr.json")) else "present"
     except (PermissionError, OSError) as exc:
-        raise MemoxrInputError(describe_access_error(path, exc, _endpoint_of(fs))) from exc
+        raise MemoxrInputError(describe_access_error(path, exc, location.endpoint)) from exc
     return "present"
 
 
@@ -132,7 +129,7 @@ def _unfinished_memoxr(root_json: bytes) -> bool:
 
 
 def check_writable(
-    path: PathLike, *, overwrite: bool, storage_options: StorageOptions = None, kind: str | None = None
+    path: PathLike | Location, *, overwrite: bool, storage_options: StorageOptions = None, kind: str | None = None
 ) -> None:
     """Refuse an existing output unless ``overwrite``, and an output that could not be written.
 
@@ -144,11 +141,12 @@ def check_writable(
     as an output: a rerun replaces it. A Zarr store memoxr did not write does.
     ``kind`` (``"file"`` or ``"folder"``) refuses replacing an output of the other kind.
     """
-    if is_url(path):
-        if _remote_state(path, storage_options) == "present" and not overwrite:
-            raise OutputExistsError(str(path))
+    location = Location.of(path, storage_options)
+    if location.is_url:
+        if _remote_state(location) == "present" and not overwrite:
+            raise OutputExistsError(location.path)
         return
-    target = Path(path)
+    target = Path(location.path)
     if target.is_symlink() and not target.exists():
         raise MemoxrInputError(
             f"output {str(target)!r} is a dangling symlink (to {os.readlink(target)!r}); "
@@ -184,21 +182,21 @@ def _refuse_other_kind(target: Path, *, folder: bool) -> None:
 
 
 @contextlib.contextmanager
-def atomic_output(path: PathLike, *, overwrite: bool = False, storage_options: StorageOptions = None) -> Iterator[Path]:
+def atomic_output(path: PathLike | Location, *, overwrite: bool = False, storage_options: StorageOptions = None) -> Iterator[Path]:
     """Yield a temporary local path; it becomes ``path`` only if the block succeeds.
 
     Locally the existing output is kept until the new one is complete. For a URL
     the finished file is uploaded in one PUT (files only; stores use :func:`store_output`).
     """
-    check_writable(path, overwrite=overwrite, storage_options=storage_options)
-    if is_url(path):
+    location = Location.of(path, storage_options)
+    check_writable(location, overwrite=overwrite)
+    if location.is_url:
         with tempfile.TemporaryDirectory() as tmp:
-            local = Path(tmp) / Path(str(path)).name
+            local = Path(tmp) / Path(location.path).name
             yield local
-            fs, fs_path = _fs(path, storage_options)
-            fs.put_file(str(local), fs_path)
+            location.fs.put_file(str(local), location.fs_path)
         return
-    target = Path(path)
+    target = Path(location.path)
     remove_stale_partials(target)
     partial = _siblings(target, "partial")
     try:
@@ -218,12 +216,13 @@ def atomic_output(path: PathLike, *, overwrite: bool = False, storage_options: S
         raise
 
 
-def remove_output(path: PathLike, *, storage_options: StorageOptions = None) -> None:
+def remove_output(path: PathLike | Location, *, storage_options: StorageOptions = None) -> None:
     """Remove an output this run wrote (a file or a store), local or remote; for all-or-none commands."""
-    if not is_url(path):
-        _remove(Path(path))
+    location = Location.of(path, storage_options)
+    if not location.is_url:
+        _remove(Path(location.path))
         return
-    fs, fs_path = _fs(path, storage_options)
+    fs, fs_path = location.fs, location.fs_path
     if fs.isfile(fs_path):
         fs.rm_file(fs_path)
     elif fs.exists(fs_path):
@@ -231,36 +230,37 @@ def remove_output(path: PathLike, *, storage_options: StorageOptions = None) -> 
 
 
 @contextlib.contextmanager
-def store_output(path: PathLike, *, overwrite: bool = False, storage_options: StorageOptions = None) -> Iterator[str]:
+def store_output(path: PathLike | Location, *, overwrite: bool = False, storage_options: StorageOptions = None) -> Iterator[str]:
     """Yield where to write a Zarr store that must end up at ``path``.
 
     Locally: a hidden sibling folder, moved into place at the end. On object
     storage: ``path`` itself, emptied first; on failure it is removed again (and
     if the process dies, the missing completion marker makes it unreadable).
     """
-    if not is_url(path):
-        target = Path(path)
+    location = Location.of(path, storage_options)
+    if not location.is_url:
+        target = Path(location.path)
         if overwrite and target.exists() and not (target / "zarr.json").is_file():
             if not target.is_dir() or any(target.iterdir()):
                 raise MemoxrInputError(
                     f"output {str(target)!r} exists and is not a Zarr store; memoxr only replaces stores "
                     "it could have written: choose another path"
                 )
-        with atomic_output(path, overwrite=overwrite) as tmp:
+        with atomic_output(location, overwrite=overwrite) as tmp:
             yield str(tmp)
         return
-    check_writable(path, overwrite=overwrite, storage_options=storage_options)
-    fs, fs_path = _fs(path, storage_options)
+    check_writable(location, overwrite=overwrite)
+    fs, fs_path = location.fs, location.fs_path
     if fs.exists(fs_path):
         if "/" not in fs_path.strip("/") or not fs.isfile(f"{fs_path}/zarr.json"):
             raise MemoxrInputError(
-                f"output {str(path)!r} exists and is not a Zarr store (or is a whole bucket); "
+                f"output {location.path!r} exists and is not a Zarr store (or is a whole bucket); "
                 "memoxr only replaces stores it could have written: choose another prefix"
             )
         # No rename on object storage: the old store goes first (a failed rewrite leaves nothing).
         _remove_remote_store(fs, fs_path)
     try:
-        yield str(path)
+        yield location.path
     except BaseException:
         with contextlib.suppress(Exception):
             _remove_remote_store(fs, fs_path)
@@ -308,7 +308,7 @@ def _zarr_v3_quiet() -> Iterator[None]:
 
 def write_dataset(
     ds: xr.Dataset,
-    path: PathLike,
+    path: PathLike | Location,
     *,
     overwrite: bool = False,
     encoding: Mapping[str, Mapping[str, Any]] | None = None,
@@ -323,9 +323,10 @@ def write_dataset(
     ``final_attrs`` is called once the data are written; its attributes are
     stored before the completion marker (e.g. a checksum computed meanwhile).
     """
-    so = _remote_options(path, storage_options) if is_url(path) else None
+    location = Location.of(path, storage_options)
+    so = dict(location.storage_options) if location.is_url else None
     schema = str(ds.attrs.get("schema", ""))
-    with store_output(path, overwrite=overwrite, storage_options=so) as target:
+    with store_output(location, overwrite=overwrite) as target:
         with _zarr_v3_quiet():
             mode = "w-"
             if is_url(target) and schema.startswith("memoxr."):
@@ -347,20 +348,26 @@ def write_dataset(
             # The marker last, in the same root zarr.json PUT that keeps the consolidated metadata.
             group = zarr.open_group(target, mode="r+", storage_options=so if is_url(target) else None)
             group.attrs[COMPLETE_ATTR] = True
-    return str(path)
+    return location.path
 
 
-def open_dataset(path: PathLike | zarr.abc.store.Store, *, chunks: Any = None, storage_options: StorageOptions = None) -> xr.Dataset:
+def open_dataset(path: PathLike | Location | zarr.abc.store.Store, *, chunks: Any = None, storage_options: StorageOptions = None) -> xr.Dataset:
     """Open a memoxr Zarr store lazily (one dask chunk per Zarr chunk by default).
 
     ``path`` is a folder, an ``s3://`` URL (``storage_options`` for fsspec), or
     any zarr ``Store`` (for instance a wrapper).
     """
-    source = str(path)
-    store = path if isinstance(path, zarr.abc.store.Store) else source
-    so = _remote_options(store, storage_options) if isinstance(store, str) and is_url(store) else None
-    if isinstance(store, str) and not _exists(store, so):
-        raise MemoxrInputError(f"store {source!r} does not exist")
+    store: str | zarr.abc.store.Store
+    so: dict[str, Any] | None = None
+    if isinstance(path, zarr.abc.store.Store):
+        store = path
+        source = str(path)
+    else:
+        location = Location.of(path, storage_options)
+        store = source = location.path
+        so = dict(location.storage_options) if location.is_url else None
+        if not _exists(location, None):
+            raise MemoxrInputError(f"store {source!r} does not exist")
     try:
         attrs = dict(zarr.open_group(store, mode="r", storage_options=so).attrs)
     except PermissionError as exc:
