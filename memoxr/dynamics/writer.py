@@ -112,9 +112,9 @@ class DynamicsWriter:
         storage_options: Mapping[str, Any] | None = None,
     ) -> None:
         self.path: str | Path = str(path) if is_url(path) else Path(path)
-        self._storage_options = dict(storage_options or {}) or None
-        location = Location.of(self.path, storage_options)  # the options normalised once (object-storage timeouts)
-        self._zarr_options = dict(location.storage_options) if location.is_url else None
+        # Resolved once: the options (object-storage timeouts included) go with the path everywhere.
+        self._location = Location.of(str(self.path), storage_options)
+        self._zarr_options = dict(self._location.storage_options) if self._location.is_url else None
         if overwrite or not self._exists():
             if samples is None or epochs is None or not variables:
                 raise MemoxrInputError(
@@ -168,7 +168,7 @@ class DynamicsWriter:
         so = self._zarr_options
         # storage's protocol, complete or absent: a hidden sibling moved into place locally; on object
         # storage a first root that says memoxr wrote it, and the completion marker set last.
-        with store_output(self.path, overwrite=overwrite, storage_options=self._storage_options) as target, _quiet():
+        with store_output(self._location, overwrite=overwrite) as target, _quiet():
             mode: Literal["w-", "a"] = "w-"
             if so is not None:
                 zarr.open_group(target, mode="w-", zarr_format=3, attributes={"schema": DYNAMICS_SCHEMA}, storage_options=so)
@@ -185,13 +185,13 @@ class DynamicsWriter:
     def _exists(self) -> bool:
         """Whether a store is at ``path`` (on object storage, one whose writer died counts as absent)."""
         try:
-            check_writable(self.path, overwrite=False, storage_options=self._storage_options)
+            check_writable(self._location, overwrite=False)
         except OutputExistsError:
             return True
         return False
 
     def _open(self) -> None:
-        ds = open_dataset(self.path, storage_options=self._storage_options)  # refuses an unfinished store
+        ds = open_dataset(self._location)  # refuses an unfinished store
         check_dynamics_dataset(ds, source=str(self.path))
         if COMPLETION_VAR not in ds:
             raise MemoxrInputError(
