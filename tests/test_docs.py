@@ -9,7 +9,9 @@ import pytest
 
 MODULES = [
     "memoxr.influence.kernels", "memoxr.io.chunks", "memoxr.influence.scores", "memoxr.compute.plan",
-    "memoxr.influence.plan", "memoxr.io.location",
+    "memoxr.influence.plan", "memoxr.io.location", "memoxr.compute.reduction", "memoxr.influence.accessor",
+    "memoxr.influence.stats", "memoxr.influence.analysis", "memoxr.influence.sources", "memoxr.io.schema",
+    "memoxr.influence.seed_npz", "memoxr.workflows", "memoxr.dynamics._kernels",
     *(f"memoxr.dynamics.{name}" for name in (
         "schema", "files", "patterns", "ingest", "writer", "proxies", "registry", "metrics", "evaluate", "align",
         "demo", "plan", "_skipna_kernels",

@@ -146,7 +146,7 @@ def _npz_placeholders(path: str, storage_options: dict[str, Any] | None) -> dict
 def _records_stored_bytes(trials: Any, storage_options: dict[str, Any] | None) -> int | None:
     if not isinstance(trials, str | os.PathLike):
         return None
-    from ..io.storage import (  # moves to the estimate layer with plan_estimate
+    from ..io.location import (  # moves to the estimate layer with plan_estimate
         file_size,
         stored_bytes,
     )

@@ -24,11 +24,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import dask.array as da
 import numpy as np
 import xarray as xr
 
-from ..influence.scores import row_statistics
+from ..compute.reduction import reduce_dim
+from ..influence.kernels import ROW_STATISTICS
 from . import _kernels, _skipna_kernels
 from ._manners import epoch_skipna, finish, validate_dim
 from .schema import EPOCH, sample_dim
@@ -62,22 +62,14 @@ def _coords_without(x: xr.DataArray, dim: str) -> dict:
 
 
 def _epoch_sum(x: xr.DataArray, dim: str) -> xr.DataArray:
-    """Sum over ``dim`` in float64: a dask reduction that combines epoch chunks."""
-    axis = x.get_axis_num(dim)
-    if isinstance(x.data, da.Array):
-        data = da.reduction(
-            x.data, chunk=_kernels.epoch_sum, aggregate=_kernels.epoch_sum, axis=axis,
-            dtype=np.float64, name="memoxr-epoch-sum",
-        )
-    else:
-        data = _kernels.epoch_sum(x.data, axis=axis)
-    dims = [d for d in x.dims if d != dim]
-    return xr.DataArray(data, dims=dims, coords=_coords_without(x, dim))
+    """Sum over ``dim`` in float64: the declared :data:`_kernels.EPOCH_SUM`, combined across epoch chunks."""
+    (out,) = reduce_dim(x, _kernels.EPOCH_SUM, dim=dim).values()
+    return out
 
 
 def _epoch_moments(x: xr.DataArray, dim: str) -> tuple[xr.DataArray, xr.DataArray]:
     """Mean and population std over ``dim`` in one fused pass (NaN propagates)."""
-    stats = row_statistics(x.astype(np.float64), dim=dim)
+    stats = reduce_dim(x.astype(np.float64), ROW_STATISTICS, dim=dim)
     whole = stats["count"] == x.sizes[dim]
     return stats["mean"].where(whole), stats["std"].where(whole)
 
@@ -93,7 +85,7 @@ def _sum(x: xr.DataArray, dim: str, skipna: bool) -> tuple[xr.DataArray, xr.Data
 def _moments(x: xr.DataArray, dim: str, skipna: bool) -> tuple[xr.DataArray, xr.DataArray]:
     if not skipna:
         return _epoch_moments(x, dim)
-    stats = row_statistics(x.astype(np.float64), dim=dim)  # NaN-skipping, one fused pass
+    stats = reduce_dim(x.astype(np.float64), ROW_STATISTICS, dim=dim)  # NaN-skipping, one fused pass
     seen = stats["count"] > 0
     return stats["mean"].where(seen), stats["std"].where(seen)
 
