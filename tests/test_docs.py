@@ -12,6 +12,10 @@ MODULES = [
     "memoxr.influence.plan", "memoxr.io.location", "memoxr.compute.reduction", "memoxr.influence.accessor",
     "memoxr.influence.stats", "memoxr.influence.analysis", "memoxr.influence.sources", "memoxr.io.schema",
     "memoxr.influence.seed_npz", "memoxr.workflows", "memoxr.dynamics._kernels",
+    *(f"memoxr.dynamics.{name}" for name in (
+        "schema", "files", "patterns", "ingest", "writer", "proxies", "registry", "metrics", "evaluate", "align",
+        "demo", "plan", "_skipna_kernels",
+    )),
     "memoxr.compute.progress", "memoxr.compute.scheduler",
     "memoxr.estimate", "memoxr.estimate.trials", "memoxr.estimate.kernels", "memoxr.estimate.sums", "memoxr.estimate.variables",
     "memoxr.estimate.graph", "memoxr.estimate.bootstrap", "memoxr.estimate.writers", "memoxr.estimate.incremental",
