@@ -177,6 +177,31 @@ def test_estimate_reads_no_record_chunk_before_compute_zarr(tmp_path, monkeypatc
     check_against_reference(computed, records)
 
 
+def test_writing_an_estimate_store_reads_each_record_chunk_once(tmp_path, monkeypatch):
+    import collections
+
+    import xarray as xr
+    import zarr
+
+    from memoxr import open_influence
+    from memoxr.estimate import TRIAL_VARIABLES, estimate_to_zarr
+
+    records = make_records(n_trials=40, n_train=31, n_test=19)
+    trials = tmp_path / "t.zarr"
+    xr.Dataset({k: (TRIAL_VARIABLES[k], v) for k, v in records.items()}).chunk({"trial": 10}).to_zarr(
+        trials, consolidated=False
+    )
+    n_chunks = {key: zarr.open_array(trials / key).nchunks for key in ("mask", "train_correct", "test_correct")}
+    assert min(n_chunks.values()) == 4
+    reads = _count_zarr_chunk_reads(monkeypatch)
+    out = estimate_to_zarr(trials, tmp_path / "e.zarr", **SMALL)
+    per_key = collections.Counter(key.split("/")[0] for key in reads)
+    # One graph: the per-sample sums share the products' reads (the eager estimator read mask and
+    # test_correct twice, once to validate and sum them, once for the products).
+    assert {key: per_key[key] for key in n_chunks} == n_chunks
+    check_against_reference(open_influence(out).load(), records)
+
+
 def test_estimate_reads_no_npz_record_before_compute(tmp_path, monkeypatch):
     from memoxr.io.npz import CheckedNpz
 
