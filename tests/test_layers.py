@@ -94,6 +94,44 @@ def test_imports_only_go_down():
     assert _upward_imports() == []
 
 
+def _cycles() -> list[list[str]]:
+    """Groups of modules that import each other, directly or around a loop (Tarjan's SCCs)."""
+    modules = _modules()
+    graph = {m: {t for t in _imports(m, p, modules) if t in modules and t != m} for m, p in modules.items()}
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for target in graph[node]:
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                member = stack.pop()
+                group.append(member)
+                if member == node:
+                    break
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_no_import_cycles():
+    assert _cycles() == []
+
+
 def test_the_layer_list_names_every_package():
     packages = {m for m, p in _modules().items() if p.name == "__init__.py"}
     listed = {package for layer in LAYERS for package in layer}

@@ -1,6 +1,6 @@
 """``Dataset.memoxr``: the common calls on an influence or scores Dataset.
 
-Registered when memoxr's xarray modules are imported (:mod:`.scores`,
+Registered when any module of :mod:`memoxr.influence` is imported (:mod:`.scores`,
 ``memoxr.open_influence``), so ``import memoxr`` alone stays light.
 
 >>> import memoxr
