@@ -249,8 +249,6 @@ EXEMPT = {
     "memoxr/compute/plan.py": "counts a graph's tasks with a scheduler that runs nothing",
 }
 EXEMPT_FOLDERS = ("memoxr/benchmarks/",)  # scripts that time bare dask on purpose
-#: Other helpers' modules (issue 11) still calling ``.compute()`` directly; drop each once it uses the gateway.
-PENDING = {"memoxr/influence/accessor.py", "memoxr/influence/analysis.py", "memoxr/influence/seed_npz.py"}
 
 
 def direct_computations(source: str) -> list[tuple[int, str]]:
@@ -283,7 +281,7 @@ def test_no_computation_outside_the_gateway():
     for folder in ("memoxr", "convert"):
         for path in sorted((ROOT / folder).rglob("*.py")):
             name = path.relative_to(ROOT).as_posix()
-            if name == GATEWAY or name in EXEMPT or name in PENDING or name.startswith(EXEMPT_FOLDERS):
+            if name == GATEWAY or name in EXEMPT or name.startswith(EXEMPT_FOLDERS):
                 continue
             offenders += [f"{name}:{line}: {what}" for line, what in direct_computations(path.read_text())]
     assert not offenders, "compute through memoxr.compute.progress.compute instead:\n" + "\n".join(offenders)
