@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from typing import cast
 
 import xarray as xr
 from zarr.codecs import BloscCodec
@@ -123,7 +124,7 @@ def convert_npz(
     if shard_mb is None and is_url(output):
         shard_mb = REMOTE_SHARD_MB
     inner = BlockChunks(*ds["influence"].data.chunksize)
-    shards = plan_shards(ds["influence"].shape, inner, shard_mb=shard_mb) if shard_mb is not None else None
+    shards = plan_shards(cast("tuple[int, int, int]", ds["influence"].shape), inner, shard_mb=shard_mb) if shard_mb is not None else None
     if shards is not None:
         ds = ds.chunk(shards.as_dict())  # one dask task writes one whole shard
     encoding = influence_encoding(ds, shards=shards)

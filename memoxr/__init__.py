@@ -93,11 +93,21 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from ._chunks import DEFAULT_CHUNK_MB, plan_block_chunks
     from ._open import open_influence, sample_path
     from .analysis import analyze, rank_agreement, score_ranges, top_classes, top_k
-    from .dynamics import DynamicsWriter, compute_proxies, csl, evaluate, open_dynamics
+    from .compare import compare_scores
+    from .dynamics import DynamicsWriter, compute_proxies, csl, open_dynamics
+
+    # The function: for mypy, "from .dynamics import evaluate" also names the submodule.
+    from .dynamics.evaluate import evaluate
+    from .high_influence import pairs
+    from .incremental import append_estimate
+    from .reproduce import reproduce
+    from .sample_order import align_order
     from .scores import influence_scores, row_statistics
     from .stats import STAT_COLUMNS, class_stats, merge_stats_csv
+    from .uncertainty import convergence, plot_convergence, score_errors
 
 
 def __getattr__(name: str) -> Any:

@@ -6,6 +6,7 @@ import math
 import numbers
 import os
 from dataclasses import dataclass
+from typing import cast
 
 from .errors import MemoxrInputError
 
@@ -14,7 +15,7 @@ DEFAULT_CHUNK_MB = 64.0
 
 def validate_mb(name: str, value: object) -> float:
     """A size in megabytes: a finite positive real number (not a bool)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (math.isfinite(value) and value > 0):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (math.isfinite(value) and cast(float, value) > 0):
         raise MemoxrInputError(f"{name} must be a positive number of megabytes; received {value!r}")
     return float(value)
 

@@ -36,6 +36,7 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        message: str | None
         try:
             return func(*args, **kwargs)
         except OutputExistsError as exc:

@@ -34,11 +34,12 @@ import uuid
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import fsspec
 import xarray as xr
 import zarr
+import zarr.abc.store  # loaded by zarr anyway; named for the Store annotation
 
 from ._optional import require
 from .errors import IncompleteStoreError, MemoxrInputError, OutputExistsError
@@ -406,7 +407,7 @@ def write_dataset(
     schema = str(ds.attrs.get("schema", ""))
     with store_output(path, overwrite=overwrite, storage_options=so) as target:
         with _zarr_v3_quiet():
-            mode = "w-"
+            mode: Literal["w-", "a"] = "w-"
             if is_url(target) and schema.startswith("memoxr."):
                 # The first object says it is memoxr's (xarray would first write a root without
                 # attributes): a writer killed at any point leaves a store a rerun may replace.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -51,6 +52,7 @@ def make_fz_npz(
     compressed: bool = False,
 ) -> str:
     """Write a synthetic FZ influence npz and return its path."""
-    arrays = make_fz_arrays(train_per_class, test_per_class, seed=seed)
+    # Any: numpy types **kwargs of savez as if they could fill its allow_pickle flag.
+    arrays: dict[str, Any] = make_fz_arrays(train_per_class, test_per_class, seed=seed)
     (np.savez_compressed if compressed else np.savez)(path, **arrays)
     return str(path)

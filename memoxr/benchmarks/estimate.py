@@ -91,7 +91,8 @@ def _one_value(block: np.ndarray) -> np.ndarray:
 
 def compute_every_chunk(x: da.Array, limit_blas: bool = True) -> None:
     """Compute every chunk of ``x``, keeping one value of each (nothing else is held)."""
-    touched = x.map_blocks(_one_value, chunks=tuple((1,) * len(c) for c in x.chunks), dtype=x.dtype)
+    # da.map_blocks(f, x) is what x.map_blocks(f) calls; dask's @wraps hides the method's signature from mypy.
+    touched = da.map_blocks(_one_value, x, chunks=tuple((1,) * len(c) for c in x.chunks), dtype=x.dtype)
     context = blas_threads_for_dask([x]) if limit_blas else contextlib.nullcontext()
     with context:
         touched.compute()

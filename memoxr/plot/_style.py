@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal, cast
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -21,6 +21,7 @@ ArrayLike = Any  # numpy array, list, dask array or xarray.DataArray
 
 #: Axis scales of the distribution figures; "auto" picks one from the data (:func:`resolve_scale`).
 SCALES = ("auto", "linear", "log", "symlog")
+Scale = Literal["auto", "linear", "log", "symlog"]
 _MIN_TICK_FONT = 5.5  # points; class labels are thinned rather than drawn smaller
 #: Zero-heavy: at least this share of exact zeros makes "auto" leave the linear scale.
 ZERO_HEAVY = 0.25
@@ -157,7 +158,7 @@ def significant(value: float, digits: int = 3) -> str:
 # --------------------------------------------------------------------------- scales
 
 
-def resolve_scale(values: np.ndarray, scale: str) -> str:
+def resolve_scale(values: np.ndarray, scale: Scale) -> Scale:
     """The axis scale for ``values`` (finite): ``scale`` itself unless it is ``"auto"``.
 
     ``"auto"`` keeps the linear scale unless the values are zero-heavy (at least
@@ -201,11 +202,11 @@ def scale_transforms(scale: str, values: np.ndarray) -> tuple[Callable, Callable
 
         def forward(v: np.ndarray) -> np.ndarray:
             v = np.asarray(v, dtype=float)  # matplotlib's transforms take arrays of one dim or more
-            return transform.transform_non_affine(np.atleast_1d(v)).reshape(v.shape)
+            return cast(np.ndarray, transform.transform_non_affine(np.atleast_1d(v))).reshape(v.shape)
 
         def backward(t: np.ndarray) -> np.ndarray:
             t = np.asarray(t, dtype=float)
-            return inverse.transform_non_affine(np.atleast_1d(t)).reshape(t.shape)
+            return cast(np.ndarray, inverse.transform_non_affine(np.atleast_1d(t))).reshape(t.shape)
 
         return forward, backward, {"linthresh": threshold, "linscale": 1.0}
     return (lambda v: np.asarray(v, dtype=float)), (lambda t: np.asarray(t, dtype=float)), {}

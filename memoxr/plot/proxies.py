@@ -9,7 +9,7 @@ refused rather than silently mispaired.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from matplotlib.axes import Axes
@@ -18,6 +18,7 @@ from ..errors import MemoxrInputError
 from ._style import (
     SCALES,
     ArrayLike,
+    Scale,
     check_bins,
     check_choice,
     check_mask,
@@ -208,7 +209,7 @@ def binned_against_memorization(
     *,
     bins: int = 10,
     label: str | None = None,
-    scale: Literal["auto", "linear", "log", "symlog"] = "auto",
+    scale: Scale = "auto",
     ax: Axes | None = None,
 ) -> Axes:
     """A proxy against FZ memorization, in bins that respect ties: median and quantile bands per bin.

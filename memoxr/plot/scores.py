@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal
 
 import matplotlib.pyplot as plt
@@ -15,6 +16,7 @@ from ..analysis import METHODS, rank_agreement, top_k
 from ..schema import CLASS, check_scores_dataset
 from ._style import (
     SCALES,
+    Scale,
     check_choice,
     check_k,
     check_score_name,
@@ -40,7 +42,7 @@ def memorization_vs_influence(
     *,
     highlight_class: Any = None,
     kind: Literal["hexbin", "scatter"] = "hexbin",
-    scale: Literal["auto", "linear", "log", "symlog"] = "auto",
+    scale: Scale = "auto",
     ax: Axes | None = None,
 ) -> Axes:
     """Memorization (x) against mean positive influence (y), one class highlighted.
@@ -135,8 +137,8 @@ def memorization_vs_influence(
 
 def _pad_limits(ax: Axes, x: np.ndarray, y: np.ndarray, transforms: list[Any]) -> None:
     """3 % margins measured on the axes' scales, so points at 0 or at the extremes are not cut by the frame."""
-    for values, (forward, backward, _), set_limits in zip((x, y), transforms, (ax.set_xlim, ax.set_ylim),
-                                                          strict=True):
+    setters: tuple[Callable[..., Any], ...] = (ax.set_xlim, ax.set_ylim)
+    for values, (forward, backward, _), set_limits in zip((x, y), transforms, setters, strict=True):
         if not values.size:
             continue
         low, high = forward(np.array([values.min(), values.max()]))

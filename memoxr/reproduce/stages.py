@@ -214,7 +214,7 @@ def _record(path: Path, runs: dict[str, list], samples: int, epochs: int, truth:
 def build_dynamics(out: Path, settings: Settings, split: training.Split, echo: Echo) -> xr.Dataset:
     path = out / "recordings" / "dynamics.zarr"
     path.parent.mkdir(exist_ok=True)
-    runs = {"arch": list(settings.architectures), "seed": list(settings.seed_values)}
+    runs: dict[str, list[Any]] = {"arch": list(settings.architectures), "seed": list(settings.seed_values)}
 
     def train_run(writer, run: dict) -> float:
         return training.record_run(writer, run, run["arch"], split.x_train, split.y_train, epochs=settings.epochs,
@@ -274,7 +274,7 @@ def build_duplicates(out: Path, settings: Settings, split: training.Split, fz: x
                                           seed=settings.seed)
         for source, pool in pools.items()
     }
-    runs = {"arch": list(settings.architectures), "source": list(DUPLICATE_SOURCES), "kind": list(DUPLICATE_KINDS),
+    runs: dict[str, list[Any]] = {"arch": list(settings.architectures), "source": list(DUPLICATE_SOURCES), "kind": list(DUPLICATE_KINDS),
             "seed": list(settings.seed_values)}
     masks = np.stack([planted[source][2] for source in DUPLICATE_SOURCES])  # (source, sample)
     shape = tuple(len(v) for v in runs.values())
