@@ -39,6 +39,14 @@ def influence_encoding(ds: xr.Dataset, *, shards: BlockChunks | None = None) -> 
 
     With ``shards``, ``influence`` is written in shards of that shape (whole
     numbers of its dask chunks, which must align with them).
+
+    Examples
+    --------
+    >>> import memoxr
+    >>> ds = open_fz_npz(memoxr.sample_path(), chunk_mb=0.1)
+    >>> encoding = influence_encoding(ds, shards=BlockChunks(8, 137, 46))
+    >>> encoding["influence"]["chunks"], encoding["influence"]["shards"], encoding["memorization"]["chunks"]
+    ((4, 137, 46), (8, 137, 46), (10, 137))
     """
     encoding: dict[str, dict] = {}
     for name, var in ds.data_vars.items():
@@ -67,6 +75,13 @@ def open_fz_npz(
 
     Only headers and index arrays are read; ``checksum=True`` also hashes the
     whole file into ``source_sha256`` (what :func:`convert_npz` records).
+
+    Examples
+    --------
+    >>> import memoxr
+    >>> ds = open_fz_npz(memoxr.sample_path())
+    >>> dict(ds["influence"].sizes), ds.attrs["schema"]
+    ({'class': 10, 'train_sample': 137, 'test_sample': 46}, 'memoxr.influence')
     """
     layout = inspect_fz_npz(path, allow_pickle=allow_pickle, checksum=checksum, storage_options=storage_options)
     return layout.to_dataset(chunk_mb=chunk_mb, chunks=chunks, sample_order=sample_order)
@@ -115,6 +130,14 @@ def convert_npz(
     storage_options : dict, optional
         fsspec options (credentials, ``client_kwargs={"endpoint_url": ...}``)
         for ``s3://`` paths, input or output.
+
+    Examples
+    --------
+    >>> import tempfile, memoxr
+    >>> store = convert_npz(memoxr.sample_path(), f"{tempfile.mkdtemp()}/digits.zarr", chunk_mb=0.1)
+    >>> ds = memoxr.open_influence(store)
+    >>> ds["influence"].chunks, len(ds.attrs["source_sha256"])
+    (((4, 4, 2), (137,), (46,)), 64)
     """
     check_writable(output, overwrite=overwrite, storage_options=storage_options)
     ds = open_fz_npz(

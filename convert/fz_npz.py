@@ -52,6 +52,8 @@ _HEADER_READERS = {
 
 @dataclass(frozen=True)
 class ArrayHeader:
+    """Name, shape and dtype of one array of an npz, read from its header (see :func:`read_npz_headers`)."""
+
     key: str
     shape: tuple[int, ...]
     dtype: np.dtype
@@ -79,6 +81,21 @@ def read_npy_header(fp: Any, *, source: str, key: str | None, stored: int | None
 
     A header claiming more data than the member (or file) holds is refused here,
     before anything is allocated: a huge claimed shape or a truncated body.
+
+    Examples
+    --------
+    >>> import io
+    >>> buffer = io.BytesIO()
+    >>> np.save(buffer, np.zeros((3, 4), dtype=np.float32))
+    >>> size, _ = buffer.tell(), buffer.seek(0)
+    >>> read_npy_header(buffer, source="a.npy", key=None, stored=size)
+    ArrayHeader(key='', shape=(3, 4), dtype=dtype('float32'), fortran_order=False)
+    >>> _ = buffer.seek(0)
+    >>> read_npy_header(buffer, source="a.npy", key=None, stored=size - 8)
+    Traceback (most recent call last):
+    ...
+    memoxr.errors.MemoxrInputError: input 'a.npy': header says shape (3, 4) of float32, expected 48 bytes of
+    data, received 40 (truncated or corrupt file)
     """
     where = f"input {source!r}" + (f": key {key!r}" if key is not None else "")
     counted = _Counted(fp)
@@ -111,6 +128,13 @@ def read_npz_headers(path: str | os.PathLike[str], *, storage_options: StorageOp
     """Shape and dtype of every array in an npz archive (local or URL), without loading data.
 
     Each header is checked against its member's stored size (see :func:`read_npy_header`).
+
+    Examples
+    --------
+    >>> import memoxr
+    >>> headers = read_npz_headers(memoxr.sample_path())
+    >>> headers["infl_matrix_class0"]
+    ArrayHeader(key='infl_matrix_class0', shape=(133, 45), dtype=dtype('float32'), fortran_order=False)
     """
     source = str(path)
     if not file_exists(source, storage_options=storage_options):
@@ -120,7 +144,16 @@ def read_npz_headers(path: str | os.PathLike[str], *, storage_options: StorageOp
 
 
 def read_npz_headers_from(raw: Any, *, source: str) -> dict[str, ArrayHeader]:
-    """:func:`read_npz_headers` on an open binary file."""
+    """:func:`read_npz_headers` on an open binary file.
+
+    Examples
+    --------
+    >>> import memoxr
+    >>> with open(memoxr.sample_path(), "rb") as raw:
+    ...     headers = read_npz_headers_from(raw, source="digits")
+    >>> len(headers), headers["tr_mem"].shape
+    (34, (1347,))
+    """
     headers: dict[str, ArrayHeader] = {}
     if not zipfile.is_zipfile(raw):
         raise MemoxrInputError(f"input {source!r} is not an npz archive (expected a zip of .npy arrays)")
@@ -136,7 +169,19 @@ def read_npz_headers_from(raw: Any, *, source: str) -> dict[str, ArrayHeader]:
 
 
 def read_npy_body(fp: Any, header: ArrayHeader, *, source: str) -> np.ndarray:
-    """The data after a checked, non-object header: exactly ``header.nbytes`` bytes, or an error."""
+    """The data after a checked, non-object header: exactly ``header.nbytes`` bytes, or an error.
+
+    Examples
+    --------
+    >>> import io
+    >>> buffer = io.BytesIO()
+    >>> np.save(buffer, np.arange(6, dtype=np.int32).reshape(2, 3))
+    >>> size, _ = buffer.tell(), buffer.seek(0)
+    >>> header = read_npy_header(buffer, source="a.npy", key="x", stored=size)
+    >>> read_npy_body(buffer, header, source="a.npy")
+    array([[0, 1, 2],
+           [3, 4, 5]], dtype=int32)
+    """
     buffer = np.empty(header.nbytes, dtype=np.uint8)
     view, got = memoryview(cast("Buffer", buffer)), 0
     try:
@@ -167,6 +212,13 @@ class CheckedNpz:
     ``npz[key]`` checks the member's header against its stored size, then reads
     the values from that very member, and turns a damaged member into an error
     naming the file and the key. Only the members asked for are touched.
+
+    Examples
+    --------
+    >>> import memoxr
+    >>> with open(memoxr.sample_path(), "rb") as raw, CheckedNpz(raw, source="digits") as npz:
+    ...     npz.keys[:3], npz["tr_labels"][:5]
+    (['tr_mem', 'tr_labels', 'tt_labels'], array([7, 3, 6, 6, 7]))
     """
 
     def __init__(self, raw: Any, *, source: str, allow_pickle: bool = False) -> None:
@@ -296,7 +348,15 @@ class CheckedNpz:
 def open_npz(
     path: str | os.PathLike[str], *, allow_pickle: bool = False, storage_options: StorageOptions = None
 ) -> Iterator[CheckedNpz]:
-    """Open an npz (local or URL) whose members are header-checked before any is read."""
+    """Open an npz (local or URL) whose members are header-checked before any is read.
+
+    Examples
+    --------
+    >>> import memoxr
+    >>> with open_npz(memoxr.sample_path()) as npz:
+    ...     "tr_mem" in npz, npz["tr_mem"].shape
+    (True, (1347,))
+    """
     source = str(path)
     with open_file(source, storage_options=storage_options) as raw, CheckedNpz(raw, source=source, allow_pickle=allow_pickle) as npz:
         yield npz
@@ -313,6 +373,14 @@ def load_npz_arrays(
     """Load ``keys`` of an npz, refusing pickled arrays by their header; other keys map to None.
 
     Errors read ``{what} '{path}': key '{key}': expected {expected}, received dtype object ...``.
+
+    Examples
+    --------
+    >>> import memoxr
+    >>> arrays, headers = load_npz_arrays(memoxr.sample_path(), ["tr_labels"], what="influence",
+    ...                                   expected="a numeric array")
+    >>> arrays["tr_labels"].shape, arrays["tr_mem"], headers["tr_mem"].shape
+    ((1347,), None, (1347,))
     """
     source = str(path)
     if not file_exists(source, storage_options=storage_options):
@@ -337,7 +405,19 @@ def file_sha256(
     storage_options: StorageOptions = None,
     stop: threading.Event | None = None,
 ) -> str:
-    """Hex sha256 of a file (local or URL); ``""`` if ``stop`` is set before the end (the caller gave up)."""
+    """Hex sha256 of a file (local or URL); ``""`` if ``stop`` is set before the end (the caller gave up).
+
+    Examples
+    --------
+    >>> import memoxr
+    >>> digest = file_sha256(memoxr.sample_path())
+    >>> digest == hashlib.sha256(Path(memoxr.sample_path()).read_bytes()).hexdigest()
+    True
+    >>> stop = threading.Event()
+    >>> stop.set()
+    >>> file_sha256(memoxr.sample_path(), stop=stop)
+    ''
+    """
     digest = hashlib.sha256()
     with open_file(path, storage_options=storage_options) as fp:
         while chunk := fp.read(block):
@@ -403,7 +483,17 @@ def _as_indices(key: str, array: np.ndarray, *, size: int, what: str) -> np.ndar
 
 @dataclass
 class FZLayout:
-    """A validated FZ influence npz: its small arrays in memory, matrices on disk."""
+    """A validated FZ influence npz: its small arrays in memory, matrices on disk.
+
+    Examples
+    --------
+    >>> import memoxr
+    >>> layout = inspect_fz_npz(memoxr.sample_path())
+    >>> layout.max_train, layout.max_test, layout.plan(chunk_mb=0.1)
+    (137, 46, BlockChunks(cls=4, train=137, test=46))
+    >>> layout.to_dataset(chunk_mb=0.1)["influence"].chunks
+    ((4, 4, 2), (137,), (46,))
+    """
 
     path: str
     allow_pickle: bool
@@ -522,6 +612,13 @@ def inspect_fz_npz(
     refused unless ``allow_pickle``), shapes of each class matrix against its
     index arrays, indices finite, whole, in range and claimed by one class only,
     and labels that agree with class membership.
+
+    Examples
+    --------
+    >>> import memoxr
+    >>> layout = inspect_fz_npz(memoxr.sample_path())
+    >>> len(layout.classes), len(layout.tr_mem), len(layout.sha256)
+    (10, 1347, 64)
     """
     source = str(path)
     headers = read_npz_headers(source, storage_options=storage_options)

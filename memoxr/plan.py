@@ -32,7 +32,19 @@ RESIDENT_VALUES_PER_SAMPLE = 4 + 7
 
 @dataclass(frozen=True)
 class CostPlan:
-    """What a command will do, before it does it. Sizes in bytes."""
+    """What a command will do, before it does it. Sizes in bytes.
+
+    Examples
+    --------
+    >>> import memoxr
+    >>> plan = plan_calculate(memoxr.sample_path(), threads=2)
+    >>> plan.peak_per_worker == 2 * plan.per_task_bytes + plan.resident_bytes
+    True
+    >>> print(plan)  # doctest: +ELLIPSIS
+    Plan for memoxr calculate on .../digits_infl_matrix.npz (dry run: ...)
+      influence: 10 x 137 x 46 float32, 252.1 KB uncompressed
+    ...
+    """
 
     command: str
     source: str
@@ -85,7 +97,13 @@ def _size(n: float) -> str:
 
 
 def default_threads() -> int:
-    """Threads dask's local scheduler runs at once here (the cores this process may use)."""
+    """Threads dask's local scheduler runs at once here (the cores this process may use).
+
+    Examples
+    --------
+    >>> default_threads() >= 1
+    True
+    """
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
@@ -135,7 +153,14 @@ def _counting_scheduler(dsk: Any, keys: Any, **kwargs: Any) -> Any:
 
 def count_tasks(collections: list[Any]) -> int:
     """Tasks ``dask.compute(*collections)`` would run: dask optimizes and finalizes the graph as it
-    does for a real run and hands it to a scheduler that counts it and runs nothing."""
+    does for a real run and hands it to a scheduler that counts it and runs nothing.
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> count_tasks([da.ones(10, chunks=5)]), count_tasks([da.ones(10, chunks=5).sum()])
+    (3, 4)
+    """
     import dask
 
     try:
@@ -213,6 +238,16 @@ def plan_ingest(
     ``options`` are :func:`memoxr.dynamics.store.ingest`'s (``name``, ``truth``, ``chunk_mb``...).
     A task reads the files of one chunk's epochs, stacks them into the chunk and
     compresses it: about 3x the chunk's bytes. Ground truth is loaded whole (resident).
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np
+    >>> folder = tempfile.mkdtemp()
+    >>> for epoch in range(3):
+    ...     np.save(f"{folder}/loss_epoch{epoch}.npy", np.full(50, 1.0 / (epoch + 1), dtype=np.float32))
+    >>> plan = plan_ingest(f"{folder}/loss_epoch{{epoch}}.npy", threads=1)
+    >>> plan.shape, plan.bytes_to_read > 3 * 50 * 4, plan.notes[0]
+    ((3, 50), True, '3 files; dask tasks include one write per chunk')
     """
     from .dynamics import store as dynamics_store
 
@@ -262,6 +297,13 @@ def plan_pairs(
     ``options`` are :func:`memoxr.pairs`'s (``min_infl``, ``min_mem``, ``top_k_per_test``, ``full``...).
     The memorization and index arrays are read (small, needed to know which chunks to read);
     the influence is not. A task holds its chunk as read (2x decoded plus stored) and the pairs it finds.
+
+    Examples
+    --------
+    >>> import memoxr
+    >>> plan = plan_pairs(memoxr.sample_path(), min_mem=0.5)
+    >>> plan.command, plan.n_chunks, plan.notes[0]
+    ('pairs', 1, '1 of 1 chunks hold a train row with memorization >= 0.5; only those are read')
     """
     from .high_influence import plan_search
 
@@ -352,6 +394,20 @@ def plan_estimate(
     0.75-0.97x at ``chunk_mb`` 4 to 64 for an npz; 0.73-0.96x at 16 and 64 MB for a
     Zarr store, and 1.48x (under-predicted) at 4 MB, where buffers that do not follow
     the budget dominate.
+
+    Examples
+    --------
+    Records in memory: 40 trials, 30 training and 12 test samples in 3 classes.
+
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> records = {
+    ...     "mask": rng.random((40, 30)) < 0.7, "train_correct": rng.random((40, 30)) < 0.9,
+    ...     "test_correct": rng.random((40, 12)) < 0.9, "tr_labels": np.arange(30) % 3, "tt_labels": np.arange(12) % 3,
+    ... }
+    >>> plan = plan_estimate(records, chunk_mb=1, threads=1)
+    >>> plan.shape, plan.bytes_to_read == 2 * plan.uncompressed_bytes, plan.notes[1]
+    ((40, 30), True, '3 classes, 40 trials; records read twice')
     """
     from ._chunks import DEFAULT_CHUNK_MB, plan_block_chunks
     from .estimate import class_indices, class_test_in, full_test_in, pass_sums_graph, read_records

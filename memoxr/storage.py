@@ -51,7 +51,13 @@ StorageOptions = Mapping[str, Any] | None
 
 
 def is_url(path: object) -> bool:
-    """True for ``protocol://`` paths other than ``file://``."""
+    """True for ``protocol://`` paths other than ``file://``.
+
+    Examples
+    --------
+    >>> is_url("s3://bucket/influence.zarr"), is_url("runs/influence.zarr"), is_url("file:///tmp/a.zarr")
+    (True, False, False)
+    """
     text = str(path)
     return "://" in text and not text.startswith("file://")
 
@@ -63,7 +69,14 @@ S3_TIMEOUTS: dict[str, Any] = {"connect_timeout": 5, "read_timeout": 8, "retries
 
 
 def with_timeouts(storage_options: StorageOptions) -> dict[str, Any]:
-    """``storage_options`` with :data:`S3_TIMEOUTS` filled into ``config_kwargs`` where not given."""
+    """``storage_options`` with :data:`S3_TIMEOUTS` filled into ``config_kwargs`` where not given.
+
+    Examples
+    --------
+    >>> options = with_timeouts({"anon": True, "config_kwargs": {"read_timeout": 60}})
+    >>> options["anon"], options["config_kwargs"]["read_timeout"], options["config_kwargs"]["connect_timeout"]
+    (True, 60, 5)
+    """
     options = dict(storage_options or {})
     config = dict(options.get("config_kwargs") or {})
     for key, value in S3_TIMEOUTS.items():
@@ -88,6 +101,14 @@ def connection_failure(exc: BaseException, endpoint: str | None = None) -> str |
 
     dask and zarr re-raise what botocore or aiohttp raised, so the causes are
     searched. Names the endpoint, never the credentials.
+
+    Examples
+    --------
+    >>> from fsspec.exceptions import FSTimeoutError
+    >>> connection_failure(FSTimeoutError("timed out"), "http://127.0.0.1:9000")
+    'object storage at http://127.0.0.1:9000 failed: timed out; check that it is running and reachable, then rerun'
+    >>> connection_failure(ValueError("not a connection problem")) is None
+    True
     """
     from fsspec.exceptions import FSTimeoutError
 
@@ -115,7 +136,14 @@ def _endpoint_of(fs: fsspec.AbstractFileSystem) -> str | None:
 
 
 def describe_access_error(path: PathLike, exc: BaseException, endpoint: str | None = None) -> str:
-    """A one-line reason for a failed access, without credentials."""
+    """A one-line reason for a failed access, without credentials.
+
+    Examples
+    --------
+    >>> describe_access_error("s3://bucket/a.zarr", PermissionError("Access Denied"))
+    "cannot access 's3://bucket/a.zarr': Access Denied; check the credentials (--credentials,
+    --storage-options, AWS_* variables, ~/.aws)"
+    """
     failure = connection_failure(exc, endpoint)
     if failure is not None:
         return f"cannot access {str(path)!r}: {failure}"
@@ -146,6 +174,14 @@ def remove_stale_partials(path: PathLike) -> list[Path]:
 
     Only memoxr's own leftovers of this very output, and only when the process
     that made them no longer runs. Returns what was removed.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> (folder / ".out.zarr.partial-99999999-0a1b2c3d").mkdir()  # no process has pid 99999999
+    >>> [p.name for p in remove_stale_partials(folder / "out.zarr")], list(folder.iterdir())
+    (['.out.zarr.partial-99999999-0a1b2c3d'], [])
     """
     target = Path(path)
     pattern = re.compile(rf"\.{re.escape(target.name)}\.(partial|replaced)-(\d+)-[0-9a-z_]{{8}}")
@@ -223,6 +259,16 @@ def check_writable(
     on object storage (schema ``memoxr.*``, no completion marker) does not count
     as an output: a rerun replaces it. A Zarr store memoxr did not write does.
     ``kind`` (``"file"`` or ``"folder"``) refuses replacing an output of the other kind.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> check_writable(folder / "new.zarr", overwrite=False)  # returns None: it may be written
+    >>> check_writable(folder / "missing" / "new.zarr", overwrite=False)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    memoxr.errors.MemoxrInputError: output '.../missing/new.zarr': parent folder '.../missing' does not exist
     """
     if is_url(path):
         if _remote_state(path, storage_options) == "present" and not overwrite:
@@ -269,6 +315,17 @@ def atomic_output(path: PathLike, *, overwrite: bool = False, storage_options: S
 
     Locally the existing output is kept until the new one is complete. For a URL
     the finished file is uploaded in one PUT (files only; stores use :func:`store_output`).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> target = Path(tempfile.mkdtemp()) / "table.csv"
+    >>> with atomic_output(target) as tmp:
+    ...     _ = tmp.write_text("a,b")
+    ...     target.exists()  # not in place until the block ends
+    False
+    >>> target.read_text()
+    'a,b'
     """
     check_writable(path, overwrite=overwrite, storage_options=storage_options)
     if is_url(path):
@@ -299,7 +356,17 @@ def atomic_output(path: PathLike, *, overwrite: bool = False, storage_options: S
 
 
 def remove_output(path: PathLike, *, storage_options: StorageOptions = None) -> None:
-    """Remove an output this run wrote (a file or a store), local or remote; for all-or-none commands."""
+    """Remove an output this run wrote (a file or a store), local or remote; for all-or-none commands.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> target = Path(tempfile.mkdtemp()) / "table.csv"
+    >>> _ = target.write_text("a,b")
+    >>> remove_output(target)
+    >>> target.exists()
+    False
+    """
     if not is_url(path):
         _remove(Path(path))
         return
@@ -317,6 +384,17 @@ def store_output(path: PathLike, *, overwrite: bool = False, storage_options: St
     Locally: a hidden sibling folder, moved into place at the end. On object
     storage: ``path`` itself, emptied first; on failure it is removed again (and
     if the process dies, the missing completion marker makes it unreadable).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> with store_output(folder / "x.zarr") as where:
+    ...     _ = xr.Dataset({"x": ("i", [1, 2])}).to_zarr(where, zarr_format=3, consolidated=False)
+    ...     Path(where).name.startswith(".x.zarr.partial-")
+    True
+    >>> [p.name for p in folder.iterdir()]
+    ['x.zarr']
     """
     if not is_url(path):
         target = Path(path)
@@ -402,6 +480,13 @@ def write_dataset(
     active scheduler: threads by default, a ``distributed`` client if one is set).
     ``final_attrs`` is called once the data are written; its attributes are
     stored before the completion marker (e.g. a checksum computed meanwhile).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> path = write_dataset(xr.Dataset({"x": ("i", [1.0, 2.0])}), f"{tempfile.mkdtemp()}/x.zarr")
+    >>> open_dataset(path)["x"].values.tolist()
+    [1.0, 2.0]
     """
     so = _remote_options(path, storage_options) if is_url(path) else None
     schema = str(ds.attrs.get("schema", ""))
@@ -435,6 +520,18 @@ def open_dataset(path: PathLike | zarr.abc.store.Store, *, chunks: Any = None, s
 
     ``path`` is a folder, an ``s3://`` URL (``storage_options`` for fsspec), or
     any zarr ``Store`` (for instance a wrapper).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> path = write_dataset(xr.Dataset({"x": ("i", [1.0, 2.0])}), f"{tempfile.mkdtemp()}/x.zarr")
+    >>> ds = open_dataset(path)
+    >>> ds["x"].chunks, float(ds["x"].sum())
+    (((2,),), 3.0)
+    >>> open_dataset(f"{tempfile.mkdtemp()}/none.zarr")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    memoxr.errors.MemoxrInputError: store '.../none.zarr' does not exist
     """
     source = str(path)
     store = path if isinstance(path, zarr.abc.store.Store) else source
@@ -464,11 +561,32 @@ def _exists(path: str, storage_options: StorageOptions) -> bool:
 
 
 def open_file(path: PathLike, mode: str = "rb", *, storage_options: StorageOptions = None) -> Any:
-    """An fsspec file for a local path or URL (use as a context manager)."""
+    """An fsspec file for a local path or URL (use as a context manager).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> path = f"{tempfile.mkdtemp()}/notes.txt"
+    >>> with open_file(path, "w") as fp:
+    ...     _ = fp.write("hello")
+    >>> with open_file(path, "r") as fp:
+    ...     fp.read()
+    'hello'
+    """
     return fsspec.open(str(path), mode, **(_remote_options(path, storage_options) if is_url(path) else {}))
 
 
 def file_exists(path: PathLike, *, storage_options: StorageOptions = None) -> bool:
+    """True when ``path`` (local or URL) is a file; a folder or a missing path is not.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> _ = (folder / "a.npz").write_bytes(b"")
+    >>> file_exists(folder / "a.npz"), file_exists(folder), file_exists(folder / "b.npz")
+    (True, False, False)
+    """
     return _probe(path, storage_options, local=Path.is_file, remote="isfile")
 
 
@@ -500,6 +618,17 @@ def resolve_storage_options(
     With neither, fsspec/s3fs read the usual places (``AWS_*`` environment
     variables, ``~/.aws``). :data:`S3_TIMEOUTS` fill ``config_kwargs`` keys not
     given. Error messages never quote secrets.
+
+    Examples
+    --------
+    >>> options = resolve_storage_options('{"anon": true}')
+    >>> options["anon"], sorted(options["config_kwargs"])
+    (True, ['connect_timeout', 'read_timeout', 'retries'])
+    >>> import tempfile
+    >>> credentials = Path(tempfile.mkdtemp()) / "credentials.json"
+    >>> _ = credentials.write_text('{"endpoint": "127.0.0.1:9000", "accessKey": "minio", "secretKey": "minio123"}')
+    >>> resolve_storage_options(credentials=credentials)["client_kwargs"]
+    {'endpoint_url': 'http://127.0.0.1:9000'}
     """
     options: dict[str, Any] = {}
     if credentials is not None:

@@ -21,7 +21,17 @@ def make_fz_arrays(
     seed: int = 0,
     dtype: np.dtype | type = np.float32,
 ) -> dict[str, np.ndarray]:
-    """Arrays of an FZ influence npz with the given class sizes."""
+    """Arrays of an FZ influence npz with the given class sizes.
+
+    Examples
+    --------
+    >>> arrays = make_fz_arrays([3, 2], [2, 1])
+    >>> sorted(arrays)  # doctest: +NORMALIZE_WHITESPACE
+    ['infl_matrix_class0', 'infl_matrix_class1', 'tr_classidx_0', 'tr_classidx_1', 'tr_labels', 'tr_mem',
+     'tt_classidx_0', 'tt_classidx_1', 'tt_labels']
+    >>> arrays["infl_matrix_class0"].shape, arrays["tr_labels"].tolist().count(1)
+    ((3, 2), 2)
+    """
     if len(train_per_class) != len(test_per_class):
         raise ValueError("train_per_class and test_per_class must have the same length")
     rng = np.random.default_rng(seed)
@@ -51,7 +61,15 @@ def make_fz_npz(
     seed: int = 0,
     compressed: bool = False,
 ) -> str:
-    """Write a synthetic FZ influence npz and return its path."""
+    """Write a synthetic FZ influence npz and return its path.
+
+    Examples
+    --------
+    >>> import tempfile, memoxr
+    >>> path = make_fz_npz(f"{tempfile.mkdtemp()}/fz.npz", [30, 20], [10, 5])
+    >>> memoxr.open_influence(path).sizes  # doctest: +ELLIPSIS
+    Frozen({'class': 2, 'train_sample': 30, 'test_sample': 10...})
+    """
     # Any: numpy types **kwargs of savez as if they could fill its allow_pickle flag.
     arrays: dict[str, Any] = make_fz_arrays(train_per_class, test_per_class, seed=seed)
     (np.savez_compressed if compressed else np.savez)(path, **arrays)
