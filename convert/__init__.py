@@ -10,10 +10,16 @@ from typing import cast
 import xarray as xr
 from zarr.codecs import BloscCodec
 
-from memoxr._chunks import DEFAULT_CHUNK_MB, BlockChunks, plan_shards
-from memoxr.storage import StorageOptions, check_writable, is_url, write_dataset
+from memoxr.io.chunks import DEFAULT_CHUNK_MB, BlockChunks, plan_shards
+from memoxr.io.storage import StorageOptions, check_writable, is_url, write_dataset
 
-from .fz_npz import DEFAULT_SAMPLE_ORDER, FZLayout, file_sha256, inspect_fz_npz, read_npz_headers
+from .fz_npz import (
+    DEFAULT_SAMPLE_ORDER,
+    FZLayout,
+    file_sha256,
+    inspect_fz_npz,
+    read_npz_headers,
+)
 
 __all__ = [
     "DEFAULT_SAMPLE_ORDER",

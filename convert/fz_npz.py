@@ -25,10 +25,10 @@ import numpy as np
 import xarray as xr
 from dask.base import tokenize
 
-from memoxr._chunks import DEFAULT_CHUNK_MB, BlockChunks, plan_block_chunks
 from memoxr.errors import MemoxrInputError
-from memoxr.schema import influence_dataset, pad_indices
-from memoxr.storage import StorageOptions, file_exists, open_file
+from memoxr.io.chunks import DEFAULT_CHUNK_MB, BlockChunks, plan_block_chunks
+from memoxr.io.schema import influence_dataset, pad_indices
+from memoxr.io.storage import StorageOptions, file_exists, open_file
 
 if TYPE_CHECKING:
     # numpy declares ndarray.__buffer__ for Python >= 3.12 only: memoryview(array) is cast on 3.11.

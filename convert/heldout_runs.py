@@ -56,12 +56,12 @@ import numpy as np
 import xarray as xr
 from dask.base import tokenize
 
-from memoxr._chunks import validate_mb
-from memoxr._cli_options import handle_errors, overwrite_option, quiet_option, remote_options
+from memoxr.cli.options import handle_errors, overwrite_option, quiet_option, remote_options
+from memoxr.compute.progress import compute, progress
 from memoxr.errors import MemoxrInputError
 from memoxr.estimate import TRIAL, TRIAL_VARIABLES, _write_npy_streamed
-from memoxr.progress import compute, progress
-from memoxr.storage import (
+from memoxr.io.chunks import validate_mb
+from memoxr.io.storage import (
     StorageOptions,
     atomic_output,
     check_writable,

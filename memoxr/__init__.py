@@ -3,7 +3,7 @@
 Convert Feldman–Zhang influence estimates to a Zarr store once
 (:func:`memoxr.convert.convert_npz`), open it lazily (:func:`open_influence`),
 and compute the influence-aware scores (:func:`influence_scores`), the
-per-class table (:func:`class_stats`) and the analyses (:mod:`memoxr.analysis`)
+per-class table (:func:`class_stats`) and the analyses (:mod:`memoxr.influence.analysis`)
 as xarray reductions that dask runs chunk by chunk.
 
 Public names are imported on first use (PEP 562), so ``import memoxr`` and
@@ -16,8 +16,11 @@ import importlib
 import os
 from typing import TYPE_CHECKING, Any
 
+from ._compat import install as _install_moved_module_paths
 from ._version import __version__
 from .errors import IncompleteStoreError, MemoxrInputError, OutputExistsError
+
+_install_moved_module_paths()
 
 # Installed, the top-level convert/ folder is the subpackage memoxr.convert; from a
 # source checkout that was not installed, find it beside this package instead.
@@ -29,33 +32,33 @@ if not os.path.isdir(os.path.join(_here, "convert")) and os.path.isfile(
 
 #: Public name -> module that defines it (relative to this package).
 _LAZY = {
-    "analyze": ".analysis",
+    "analyze": ".influence.analysis",
     "append_estimate": ".incremental",
-    "rank_agreement": ".analysis",
-    "score_ranges": ".analysis",
-    "top_classes": ".analysis",
-    "top_k": ".analysis",
+    "rank_agreement": ".influence.analysis",
+    "score_ranges": ".influence.analysis",
+    "top_classes": ".influence.analysis",
+    "top_k": ".influence.analysis",
     "DynamicsWriter": ".dynamics",
-    "compare_scores": ".compare",
+    "compare_scores": ".importers.compare",
     "compute_proxies": ".dynamics",
     "convergence": ".uncertainty",
     "csl": ".dynamics",
     "evaluate": ".dynamics",
     "open_dynamics": ".dynamics",
-    "influence_scores": ".scores",
-    "row_statistics": ".scores",
-    "STAT_COLUMNS": ".stats",
-    "class_stats": ".stats",
-    "merge_stats_csv": ".stats",
-    "open_influence": "._open",
+    "influence_scores": ".influence.scores",
+    "row_statistics": ".influence.scores",
+    "STAT_COLUMNS": ".influence.stats",
+    "class_stats": ".influence.stats",
+    "merge_stats_csv": ".influence.stats",
+    "open_influence": ".influence.sources",
     "plot_convergence": ".uncertainty",
     "score_errors": ".uncertainty",
-    "pairs": ".high_influence",
-    "align_order": ".sample_order",
+    "pairs": ".influence.pairs",
+    "align_order": ".io.sample_order",
     "reproduce": ".reproduce",
-    "sample_path": "._open",
-    "plan_block_chunks": "._chunks",
-    "DEFAULT_CHUNK_MB": "._chunks",
+    "sample_path": ".influence.sources",
+    "plan_block_chunks": ".io.chunks",
+    "DEFAULT_CHUNK_MB": ".io.chunks",
 }
 
 __all__ = [
@@ -93,20 +96,20 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from ._chunks import DEFAULT_CHUNK_MB, plan_block_chunks
-    from ._open import open_influence, sample_path
-    from .analysis import analyze, rank_agreement, score_ranges, top_classes, top_k
-    from .compare import compare_scores
     from .dynamics import DynamicsWriter, compute_proxies, csl, open_dynamics
 
     # The function: for mypy, "from .dynamics import evaluate" also names the submodule.
     from .dynamics.evaluate import evaluate
-    from .high_influence import pairs
+    from .importers.compare import compare_scores
     from .incremental import append_estimate
+    from .influence.analysis import analyze, rank_agreement, score_ranges, top_classes, top_k
+    from .influence.pairs import pairs
+    from .influence.scores import influence_scores, row_statistics
+    from .influence.sources import open_influence, sample_path
+    from .influence.stats import STAT_COLUMNS, class_stats, merge_stats_csv
+    from .io.chunks import DEFAULT_CHUNK_MB, plan_block_chunks
+    from .io.sample_order import align_order
     from .reproduce import reproduce
-    from .sample_order import align_order
-    from .scores import influence_scores, row_statistics
-    from .stats import STAT_COLUMNS, class_stats, merge_stats_csv
     from .uncertainty import convergence, plot_convergence, score_errors
 
 

@@ -1,5 +1,5 @@
 """``python -m memoxr``: the same as the ``memoxr`` command."""
 
-from .cli import main
+from .cli.main import main
 
 main(prog_name="memoxr")

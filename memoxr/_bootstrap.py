@@ -29,7 +29,7 @@ import numpy as np
 
 from . import _estimator_kernels as _k
 from ._estimate_sums import even_sizes, quiet_blockwise
-from .schema import CLASS, TEST, TRAIN, TRAIN_ID
+from .io.schema import CLASS, TEST, TRAIN, TRAIN_ID
 
 __all__ = ["add_intervals", "bootstrap_weights", "nan_quantiles"]
 

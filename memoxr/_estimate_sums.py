@@ -47,8 +47,8 @@ import numpy as np
 from dask.array import PerformanceWarning
 
 from . import _estimator_kernels as _k
-from ._chunks import BlockChunks, plan_block_chunks
-from .schema import CLASS, TEST, TEST_ID, TRAIN, TRAIN_ID
+from .io.chunks import BlockChunks, plan_block_chunks
+from .io.schema import CLASS, TEST, TEST_ID, TRAIN, TRAIN_ID
 
 #: The sums an estimate store keeps (``test_correct_in_full`` only beside ``influence_full``).
 SUM_NAMES = ("n_in", "n_out", "train_correct_in", "train_correct_out", "test_correct_total", "test_correct_in")
@@ -315,7 +315,7 @@ def estimate_dataset(
     tr_labels: np.ndarray, tt_labels: np.ndarray, attrs: dict[str, Any],
 ) -> Any:
     """The influence store of an estimate: the schema's variables, the standard errors and the sums."""
-    from .schema import influence_dataset
+    from .io.schema import influence_dataset
 
     variables = store_variables(sums, train_index, test_index)
     ds = influence_dataset(

@@ -43,7 +43,7 @@ such a sample are NaN too (``memoxr.influence_scores`` with ``skipna=False``).
 Output
 ------
 The influence store of ``memoxr convert``, with exactly its schema (see
-:mod:`memoxr.schema`): the influence of each train sample on the test samples
+:mod:`memoxr.io.schema`): the influence of each train sample on the test samples
 of its own class, ``influence(class, train_sample, test_sample)`` float32,
 NaN-padded for ragged classes; ``memorization``, ``train_index``,
 ``test_index``, ``train_count``, ``test_count``, ``tr_mem``, ``tr_labels``,
@@ -79,26 +79,20 @@ import xarray as xr
 import zarr
 
 from . import _estimator_kernels as _k
-from ._blas import blas_threads_for_dask
-from ._chunks import DEFAULT_CHUNK_MB, BlockChunks, plan_block_chunks, validate_mb
-from ._cli_options import dry_run_option, handle_errors, remote_options
 from ._estimate_sums import MIN_TASK_PRODUCTS as MIN_TASK_PRODUCTS
 from ._estimate_sums import TrialSums, class_test_in, estimate_dataset, full_test_in
 from ._estimate_sums import class_groups as _class_groups  # noqa: F401  (the names tests and benchmarks use)
 from ._estimate_sums import even_sizes as _even_sizes
 from ._estimate_sums import trial_chunk as _trial_chunk
+from .cli.options import dry_run_option, handle_errors, remote_options
+from .compute.blas import blas_threads_for_dask
+from .compute.progress import progress
 from .convert import influence_encoding
 from .convert.fz_npz import file_sha256, load_npz_arrays
 from .errors import MemoxrInputError
-from .progress import progress
-from .schema import (
-    CLASS,
-    TEST_ID,
-    TRAIN_ID,
-    check_influence_dataset,
-    pad_indices,
-)
-from .storage import (
+from .io.chunks import DEFAULT_CHUNK_MB, BlockChunks, plan_block_chunks, validate_mb
+from .io.schema import CLASS, TEST_ID, TRAIN_ID, check_influence_dataset, pad_indices
+from .io.storage import (
     StorageOptions,
     atomic_output,
     check_writable,
@@ -389,7 +383,7 @@ def estimate(
     sample (small results, in memory); ``influence`` stays lazy: a dask matrix
     product over chunks of trials, computed when written or loaded. Memory is
     bounded by ``chunk_mb``-sized chunks. memoxr's writers compute it with one
-    BLAS thread per dask thread (:func:`memoxr._blas.blas_threads_for_dask`,
+    BLAS thread per dask thread (:func:`memoxr.compute.blas.blas_threads_for_dask`,
     entered once around the computation); computing it yourself with dask's
     threaded scheduler, wrap the call in the same context manager to keep BLAS
     from starting a thread per core inside every task.
@@ -810,12 +804,12 @@ def estimate_command(
     with standard errors and the sums that --append adds to; it appears only
     once complete.
     """
-    from ._chunks import validate_option_mb
+    from .io.chunks import validate_option_mb
 
     chunk_mb = validate_option_mb("--chunk-mb", chunk_mb)
     if dry_run:
-        from .plan import plan_estimate
-        from .storage import check_writable
+        from .compute.plan import plan_estimate
+        from .io.storage import check_writable
 
         if not append:  # the run would refuse an existing OUTPUT: so does its plan
             check_writable(output, overwrite=overwrite, storage_options=storage_options)
@@ -827,7 +821,7 @@ def estimate_command(
         if append:
             click.echo(f"  note: --append adds these trials' sums to {output!r}; its old trials are not read")
         return
-    from .progress import damaged_store_as_input_error
+    from .compute.progress import damaged_store_as_input_error
 
     # A damaged trials store: its chunk named in one line, not a codec traceback.
     with damaged_store_as_input_error(trials, storage_options if is_url(trials) else None):

@@ -8,7 +8,7 @@ the train sample. All are sums over trials, so the estimate of old + new
 trials is made from the old sums plus the sums of the new trials: an append
 reads the new trials once (to check and sum them), and the old store's sums
 chunk by chunk. The new store is written beside the old one and swapped in
-only when complete (:func:`memoxr.storage.write_dataset`), so an interrupted
+only when complete (:func:`memoxr.io.storage.write_dataset`), so an interrupted
 append leaves the previous estimate as it was.
 """
 
@@ -22,10 +22,10 @@ from typing import Any
 import numpy as np
 
 from . import _estimator_kernels as _k
-from ._chunks import DEFAULT_CHUNK_MB, BlockChunks
 from ._estimate_sums import SUM_NAMES, estimate_dataset, sums_from_store
 from .errors import MemoxrInputError
-from .storage import StorageOptions, is_url
+from .io.chunks import DEFAULT_CHUNK_MB, BlockChunks
+from .io.storage import StorageOptions, is_url
 
 __all__ = ["append_estimate"]
 
@@ -132,7 +132,7 @@ def append_estimate(
 
 def _open_appendable(store: str | os.PathLike[str]) -> Any:
     """The estimate store, opened lazily, with its sums; else a clear error."""
-    from ._open import open_influence
+    from .influence.sources import open_influence
 
     source = str(store)
     if is_url(source):

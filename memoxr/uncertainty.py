@@ -23,11 +23,11 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
-from ._chunks import DEFAULT_CHUNK_MB, plan_block_chunks
-from ._cli_options import handle_errors, overwrite_option, quiet_option
 from ._estimate_sums import TrialSums, _finalize_block, _from_sums
+from .cli.options import handle_errors, overwrite_option, quiet_option
 from .errors import MemoxrInputError
-from .schema import CLASS, TEST, TRAIN
+from .io.chunks import DEFAULT_CHUNK_MB, plan_block_chunks
+from .io.schema import CLASS, TEST, TRAIN
 
 __all__ = ["convergence", "convergence_command", "plot_convergence", "score_errors"]
 
@@ -261,7 +261,7 @@ def convergence_command(
     For the first 10%, 20%, ... of the TRIALS, the correlation of memorization
     and influence with the all-trial estimate and their mean |change|.
     """
-    from .storage import atomic_output, check_writable
+    from .io.storage import atomic_output, check_writable
 
     try:
         values = tuple(float(f) for f in fractions.split(","))
@@ -276,7 +276,7 @@ def convergence_command(
         from ._optional import require
 
         require("matplotlib", "plot")
-    from .progress import damaged_store_as_input_error
+    from .compute.progress import damaged_store_as_input_error
 
     with damaged_store_as_input_error(trials):  # a damaged trials chunk named in one line
         table = convergence(trials, values, chunk_mb=chunk_mb, show_progress=not quiet)

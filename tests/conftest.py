@@ -10,9 +10,9 @@ import pytest
 import zarr
 from hypothesis import HealthCheck, settings
 
-from memoxr._chunks import BlockChunks
 from memoxr.convert import convert_npz
-from memoxr.synthetic import make_fz_arrays
+from memoxr.datasets.synthetic import make_fz_arrays
+from memoxr.io.chunks import BlockChunks
 
 settings.register_profile("default", max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("ci", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

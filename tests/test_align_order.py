@@ -10,10 +10,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import memoxr
-from memoxr import sample_order
 from memoxr.cli import main
 from memoxr.dynamics.align import align_samples, load_mapping
 from memoxr.errors import MemoxrInputError
+from memoxr.io import sample_order
 
 TWINS = (10, 20)  # same image, different labels: told apart by label
 TRIPLETS = (30, 40, 50)  # same image, same label: paired by order

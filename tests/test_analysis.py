@@ -7,8 +7,8 @@ import pytest
 from scipy import stats as sps
 
 import memoxr
-from memoxr.analysis import METHODS
 from memoxr.errors import MemoxrInputError
+from memoxr.influence.analysis import METHODS
 
 from reference import all_scores
 

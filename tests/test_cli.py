@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 import memoxr
 from memoxr.cli import main
-from memoxr.legacy import SEED_KEYS, read_seed_npz
+from memoxr.influence.seed_npz import SEED_KEYS, read_seed_npz
 
 from reference import all_scores
 
@@ -58,7 +58,7 @@ def test_calculate_from_npz_to_zarr_and_csv(tmp_path, ragged_npz):
     result = run("calculate", "--input", ragged_npz, "--output", tmp_path / "scores.zarr",
                  "--stats-csv", tmp_path / "stats.csv", "--alpha", 0.5, "--beta", 0.5, "-q")
     assert result.exit_code == 0, result.output
-    from memoxr.storage import open_dataset
+    from memoxr.io.storage import open_dataset
 
     scores = open_dataset(tmp_path / "scores.zarr")
     assert scores.attrs["alpha"] == 0.5
@@ -145,7 +145,7 @@ def test_every_command_names_its_paths_with_options(command):
 
 
 def _store_values(path):
-    from memoxr.storage import open_dataset
+    from memoxr.io.storage import open_dataset
 
     return open_dataset(path).compute()
 
@@ -209,7 +209,7 @@ def test_estimate_takes_input_output_and_positional_paths(tmp_path):
 
 def _dynamics_store(tmp_path):
     from memoxr.dynamics.demo import sample_dataset
-    from memoxr.storage import write_dataset
+    from memoxr.io.storage import write_dataset
 
     # The shipped recording, 10% noise only, a few epochs: a small store with a mask.
     ds = sample_dataset().sel(noise=[0.1]).isel(epoch=slice(0, 6))
@@ -237,17 +237,17 @@ def test_evaluate_new_names_and_hidden_old_ones_agree(tmp_path):
 
 
 def test_evaluate_shows_progress_unless_quiet(tmp_path, monkeypatch):
-    import memoxr.progress
+    import memoxr.compute.progress
 
     store = _dynamics_store(tmp_path)
     shown = []
-    real = memoxr.progress.progress
+    real = memoxr.compute.progress.progress
 
     def spy(show=True, **kwargs):
         shown.append(show)
         return real(show, **kwargs)
 
-    monkeypatch.setattr(memoxr.progress, "progress", spy)
+    monkeypatch.setattr(memoxr.compute.progress, "progress", spy)
     assert run("evaluate", "--input", store).exit_code == 0
     assert shown[0] is True  # the command's own bar, around all the work
     shown.clear()
@@ -410,7 +410,7 @@ def test_require_reports_the_missing_dependency_itself(monkeypatch, tmp_path):
 def test_unexpected_errors_pass_through_without_the_s3_extra(monkeypatch):
     # Without s3fs (and its aiohttp, botocore) the error handler must still tell
     # object-storage failures from others, not fail on importing them.
-    import memoxr.workflows
+    import memoxr.influence.workflows
 
     for name in ("s3fs", "aiohttp", "botocore", "botocore.exceptions"):
         monkeypatch.setitem(sys.modules, name, None)
@@ -418,6 +418,6 @@ def test_unexpected_errors_pass_through_without_the_s3_extra(monkeypatch):
     def fails(*args, **kwargs):
         raise RuntimeError("an unexpected failure")
 
-    monkeypatch.setattr(memoxr.workflows, "calculate", fails)
+    monkeypatch.setattr(memoxr.influence.workflows, "calculate", fails)
     with pytest.raises(RuntimeError, match="an unexpected failure"):
         run("calculate", "--input", memoxr.sample_path(), "-q")

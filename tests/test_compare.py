@@ -17,13 +17,13 @@ from scipy import stats
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from memoxr.cli import main
-from memoxr.compare import compare_scores
+from memoxr.datasets.synthetic import make_fz_arrays
 from memoxr.dynamics.store import DYNAMICS_SCHEMA
 from memoxr.errors import MemoxrInputError
 from memoxr.importers import scores_dataset, write_scores
-from memoxr.schema import SCHEMA_VERSION
-from memoxr.storage import write_dataset
-from memoxr.synthetic import make_fz_arrays
+from memoxr.importers.compare import compare_scores
+from memoxr.io.schema import SCHEMA_VERSION
+from memoxr.io.storage import write_dataset
 
 N, T, NOISE = 50, 7, [0.0, 0.2]
 RAGGED_TRAIN, RAGGED_TEST = [7, 12, 1, 9, 10, 3], [5, 8, 3, 11, 4, 6]  # 42 train samples, ragged classes

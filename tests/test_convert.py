@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 import memoxr
 from memoxr.convert import convert_npz, fz_npz, inspect_fz_npz
+from memoxr.datasets.synthetic import make_fz_arrays
 from memoxr.errors import IncompleteStoreError, MemoxrInputError, OutputExistsError
-from memoxr.synthetic import make_fz_arrays
 
 from conftest import SMALL_CHUNKS, write_npz
 

@@ -11,8 +11,8 @@ from click.testing import CliRunner
 
 import memoxr
 from memoxr.cli import main
+from memoxr.compute.scheduler import SCHEDULER_ENV, current_client, use_scheduler
 from memoxr.convert import convert_npz
-from memoxr.scheduler import SCHEDULER_ENV, current_client, use_scheduler
 
 from conftest import SMALL_CHUNKS
 
@@ -40,7 +40,7 @@ def _on_cluster(cluster, func):
 def test_scores_and_table_on_the_cluster(cluster, ragged_store):
     def work():
         scores = memoxr.influence_scores(memoxr.open_influence(ragged_store))
-        return memoxr.class_stats(scores, show_progress=True), memoxr.progress.compute(scores)[0]
+        return memoxr.class_stats(scores, show_progress=True), memoxr.compute.progress.compute(scores)[0]
 
     table_threads, scores_threads = _threaded(work)
     table_cluster, scores_cluster = _on_cluster(cluster, work)

@@ -16,7 +16,6 @@ from hypothesis.extra import numpy as hnp
 
 import memoxr
 from memoxr import _estimator_kernels as K
-from memoxr._chunks import BlockChunks
 from memoxr._estimate_sums import SUM_NAMES
 from memoxr.cli import main
 from memoxr.convert import convert_npz, inspect_fz_npz
@@ -31,7 +30,8 @@ from memoxr.estimate import (
     write_fz_npz,
     write_trials,
 )
-from memoxr.schema import INFLUENCE_VARIABLES
+from memoxr.io.chunks import BlockChunks
+from memoxr.io.schema import INFLUENCE_VARIABLES
 
 # ------------------------------------------------------------------------------------------------
 # Independent reference: explicit loops over samples, conditional means over trials.
@@ -144,7 +144,7 @@ def _loop_class_products(mask, correct, train_index, test_index):
 
 @pytest.mark.parametrize("max_operand_bytes", [None, 64])
 def test_gathered_class_products_match_a_loop_over_trial_chunks(records, max_operand_bytes):
-    from memoxr.schema import pad_indices
+    from memoxr.io.schema import pad_indices
 
     m, t = records["mask"], records["test_correct"]  # bool and float64 0/1
     classes = np.unique(records["tr_labels"])
@@ -240,7 +240,7 @@ def test_estimate_full_matrix(records):
 
 def test_estimate_schema_attrs(records):
     ds = estimate(records, sample_order="torchvision")
-    memoxr.schema.check_influence_dataset(ds)
+    memoxr.io.schema.check_influence_dataset(ds)
     assert ds.attrs["sample_order"] == "torchvision"
     assert ds.attrs["n_trials"] == 40
     for name, dims in INFLUENCE_VARIABLES.items():
@@ -511,7 +511,7 @@ def test_blas_runs_one_thread_per_dask_thread_only_around_threaded_work():
     import dask
     from threadpoolctl import threadpool_info
 
-    from memoxr._blas import blas_threads_for_dask
+    from memoxr.compute.blas import blas_threads_for_dask
 
     def blas_threads():
         return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]

@@ -16,12 +16,12 @@ from test_estimate import make_records
 import memoxr
 from memoxr import _estimate_sums
 from memoxr._bootstrap import _BYTES_PER_VALUE, bootstrap_weights, interval_blocks, nan_quantiles
-from memoxr._chunks import BlockChunks
 from memoxr.cli import main
 from memoxr.convert import convert_npz
 from memoxr.errors import MemoxrInputError
 from memoxr.estimate import estimate, estimate_to_zarr, write_estimate, write_trials
 from memoxr.incremental import append_estimate
+from memoxr.io.chunks import BlockChunks
 
 SMALL = {"chunks": BlockChunks(2, 4, 3), "chunk_mb": 0.001}  # several chunks on every dim, trials included
 SUMS = ("n_in", "n_out", "train_correct_in", "train_correct_out", "test_correct_total", "test_correct_in")

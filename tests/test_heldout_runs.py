@@ -172,7 +172,7 @@ def test_write_round_trip(tmp_path, release, runs, labels_npz, name):
         heldout_runs_to_trials(release, out, labels=labels_npz)
     heldout_runs_to_trials(release, out, labels=labels_npz, overwrite=True)
     if name.endswith(".zarr"):
-        store = memoxr.storage.open_dataset(out)
+        store = memoxr.io.storage.open_dataset(out)
         assert store.attrs["sample_order"] == "tfds" and store["run_id"].values.tolist() == list(range(N_RUNS))
     # Either way the records carry their order into the estimate (the tfds/torchvision trap).
     assert estimate(out).attrs["sample_order"] == "tfds"

@@ -37,7 +37,7 @@ def test_start_up_imports_nothing_heavy(code):
 
 
 def test_calculate_path_does_not_import_scipy_stats_or_sklearn():
-    loaded = _modules_after("import memoxr.workflows")
+    loaded = _modules_after("import memoxr.influence.workflows")
     assert not [name for name in ("sklearn", "scipy.stats", "matplotlib", "distributed", "s3fs") if name in loaded]
 
 
@@ -60,7 +60,7 @@ def test_calculate_loads_no_cluster_plot_or_s3_library():
         f"try:\n    main(['calculate', '--input', {memoxr.sample_path()!r}, '-q'])\nexcept SystemExit:\n    pass"
     )
     loaded = _modules_after(code)
-    assert "memoxr.workflows" in loaded
+    assert "memoxr.influence.workflows" in loaded
     assert not [name for name in HEAVY if name in loaded]
 
 
@@ -95,3 +95,14 @@ def test_extras_are_consistent():
     base = " ".join(project["dependencies"])
     for optional in ("s3fs", "distributed", "matplotlib", "diagnostics", "bokeh"):
         assert optional not in base
+
+
+@pytest.mark.parametrize("old", sorted(__import__("memoxr._compat", fromlist=["MOVED"]).MOVED))
+def test_old_module_paths_are_the_moved_modules(old):
+    import importlib
+
+    from memoxr._compat import MOVED
+
+    moved = importlib.import_module(old)
+    assert moved is importlib.import_module(MOVED[old])
+    assert moved.__spec__.name == MOVED[old]  # its own spec, not the alias's

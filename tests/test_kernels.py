@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from scipy import stats as sps
 
-from memoxr import _kernels
+from memoxr.influence import kernels as _kernels
 
 finite_rows = hnp.arrays(
     np.float64,

@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-from memoxr import _malloc
+from memoxr.compute import malloc as _malloc
 
-PROBE = "from memoxr import _malloc; print(_malloc.keep_freed_buffers())"
+PROBE = "from memoxr.compute import malloc as _malloc; print(_malloc.keep_freed_buffers())"
 
 
 def _probe(env: dict[str, str]) -> str:

@@ -10,8 +10,8 @@ import pytest
 
 import memoxr
 from memoxr.convert import fz_npz
+from memoxr.datasets.synthetic import make_fz_arrays
 from memoxr.errors import MemoxrInputError
-from memoxr.synthetic import make_fz_arrays
 
 from conftest import RAGGED_TEST, RAGGED_TRAIN, write_npz
 

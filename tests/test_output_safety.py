@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from memoxr.cli import main
 from memoxr.convert import convert_npz
 from memoxr.estimate import write_trials
-from memoxr.storage import check_writable, remove_stale_partials
+from memoxr.io.storage import check_writable, remove_stale_partials
 
 from conftest import SMALL_CHUNKS
 
@@ -124,7 +124,7 @@ def test_calculate_writes_both_outputs_or_none(tmp_path, ragged_store, monkeypat
     assert not (tmp_path / "scores.zarr").exists()
 
     # The CSV fails to land after the scores store was written: the store goes again.
-    import memoxr.storage as storage
+    import memoxr.io.storage as storage
 
     real_replace = os.replace
 
@@ -171,7 +171,7 @@ def test_killed_local_conversion_is_cleaned_up_by_the_rerun(tmp_path, ragged_npz
     script.write_text(textwrap.dedent(f"""
         import time
         from memoxr.convert import convert_npz, fz_npz
-        from memoxr._chunks import BlockChunks
+        from memoxr.io.chunks import BlockChunks
         original = fz_npz._load_class_block
         def slow(*args, **kwargs):
             time.sleep(0.3)
@@ -216,8 +216,8 @@ def test_overwrite_replaces_an_output_only_by_one_of_its_kind(tmp_path, ragged_n
 
 def test_calculate_overwrite_checks_every_output_kind_before_replacing_any(tmp_path, ragged_store):
     """With overwrite, a stats CSV path that is a folder is refused before the old scores store is touched."""
-    from memoxr import workflows
     from memoxr.errors import MemoxrInputError
+    from memoxr.influence import workflows
 
     scores = tmp_path / "scores.zarr"
     workflows.calculate(ragged_store, output=scores)
@@ -234,8 +234,8 @@ def test_object_storage_lost_mid_compute_is_a_connection_error_not_a_damaged_sto
     import dask.array as da
     from botocore.exceptions import EndpointConnectionError
 
+    from memoxr.compute.progress import compute
     from memoxr.errors import MemoxrInputError
-    from memoxr.progress import compute
 
     def fetch():
         raise EndpointConnectionError(endpoint_url="http://127.0.0.1:9")
@@ -251,7 +251,7 @@ def test_a_writer_killed_mid_swap_leaves_the_old_output_restored(tmp_path):
     import subprocess
     import sys
 
-    from memoxr.storage import remove_stale_partials
+    from memoxr.io.storage import remove_stale_partials
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()  # its pid now names a writer that no longer runs

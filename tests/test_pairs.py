@@ -9,13 +9,13 @@ import zarr
 from click.testing import CliRunner
 
 import memoxr
-from memoxr._chunks import BlockChunks
 from memoxr.cli import main
 from memoxr.convert import convert_npz
+from memoxr.datasets.synthetic import make_fz_arrays
 from memoxr.errors import MemoxrInputError
 from memoxr.estimate import estimate, estimate_to_zarr
-from memoxr.high_influence import PAIR_COLUMNS, _threshold_in, block_pairs
-from memoxr.synthetic import make_fz_arrays
+from memoxr.influence.pairs import PAIR_COLUMNS, _threshold_in, block_pairs
+from memoxr.io.chunks import BlockChunks
 
 from conftest import CountingStore, write_npz
 
@@ -263,7 +263,7 @@ def test_cli_bad_paths_exit_2(tmp_path, store):
 def test_docstring_examples():
     import doctest
 
-    import memoxr.high_influence
+    import memoxr.influence.pairs
 
-    result = doctest.testmod(memoxr.high_influence, optionflags=doctest.NORMALIZE_WHITESPACE)
+    result = doctest.testmod(memoxr.influence.pairs, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0

@@ -13,8 +13,8 @@ import zarr
 from dask.callbacks import Callback
 
 import memoxr
-from memoxr import plan as planning
-from memoxr.synthetic import make_fz_arrays
+from memoxr.compute import plan as planning
+from memoxr.datasets.synthetic import make_fz_arrays
 
 from conftest import write_npz
 

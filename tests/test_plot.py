@@ -20,10 +20,10 @@ from scipy import stats as sps
 
 import memoxr
 from memoxr import plot as mp
-from memoxr.analysis import METHODS
 from memoxr.convert import convert_npz
+from memoxr.datasets.synthetic import make_fz_arrays
 from memoxr.errors import MissingExtraError
-from memoxr.synthetic import make_fz_arrays
+from memoxr.influence.analysis import METHODS
 
 from conftest import RAGGED_TEST, RAGGED_TRAIN, SMALL_CHUNKS, raise_if_dask_computes, write_npz
 
@@ -486,7 +486,7 @@ def test_missing_matplotlib_is_one_line_and_status_2_on_the_command_line(monkeyp
     from memoxr.cli import main
 
     monkeypatch.setitem(sys.modules, "matplotlib", None)
-    for name in [m for m in sys.modules if m == "memoxr.plot" or m.startswith(("memoxr.plot.", "memoxr.plot_cli"))]:
+    for name in [m for m in sys.modules if m == "memoxr.plot" or m.startswith(("memoxr.plot.", "memoxr.cli.plot"))]:
         monkeypatch.delitem(sys.modules, name)
     main.commands.pop("plot", None)  # imported again, lazily, without matplotlib
     result = CliRunner().invoke(main, ["plot", "--input", memoxr.sample_path(), "--output", str(tmp_path / "f")])

@@ -32,9 +32,9 @@ from click.testing import CliRunner
 import memoxr
 from memoxr.cli import main
 from memoxr.convert import convert_npz
+from memoxr.datasets.synthetic import make_fz_arrays
 from memoxr.dynamics.store import ingest
 from memoxr.estimate import write_trials
-from memoxr.synthetic import make_fz_arrays
 
 from conftest import RAGGED_TEST, RAGGED_TRAIN, SMALL_CHUNKS
 

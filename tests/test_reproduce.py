@@ -22,8 +22,8 @@ import memoxr
 from memoxr.cli import main
 from memoxr.errors import MemoxrInputError
 from memoxr.estimate import open_trials
+from memoxr.io.storage import open_dataset
 from memoxr.reproduce import QUICK, load, pipeline, reproduce, training
-from memoxr.storage import open_dataset
 
 STAGES = ("fz", "dynamics", "mislabel", "duplicates")
 

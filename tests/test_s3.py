@@ -26,7 +26,7 @@ import memoxr
 from memoxr.cli import main
 from memoxr.convert import convert_npz, fz_npz
 from memoxr.errors import IncompleteStoreError, MemoxrInputError, OutputExistsError
-from memoxr.storage import open_dataset
+from memoxr.io.storage import open_dataset
 
 from conftest import SMALL_CHUNKS
 
@@ -137,7 +137,7 @@ def test_cli_with_minio_credentials_file(tmp_path, ragged_npz, ragged_store, buc
         with _fs(options).open(f"{bucket}/run/{name}") as fp:
             pd.testing.assert_frame_equal(pd.read_csv(fp), expected, check_dtype=False, rtol=1e-6)
     scores = open_dataset(f"{base}/scores.zarr", storage_options=options)
-    assert scores.attrs["schema"] == "memoxr.scores"
+    assert scores.attrs["schema"] == "memoxr.influence.scores"
     # The output exists now: replacing it needs --overwrite.
     result = runner.invoke(main, ["convert", ragged_npz, f"{base}/influence.zarr", "--credentials", str(credentials)])
     assert result.exit_code == 2 and "already exists" in result.stderr
@@ -281,7 +281,7 @@ def test_foreign_store_is_an_output_not_an_interrupted_write(ragged_npz, bucket,
 
 def test_overwrite_unmarks_the_old_store_before_deleting_it(ragged_npz, bucket, options, monkeypatch):
     """The delete fails after its first batch: what is left never opens as complete, and a rerun replaces it."""
-    from memoxr import storage
+    from memoxr.io import storage
 
     url = f"s3://{bucket}/o.zarr"
     convert_npz(ragged_npz, url, storage_options=options)
@@ -315,9 +315,9 @@ COMPLETE = "memoxr_complete"
 _SLOW_CONVERTER = """
 import json, os, sys, time
 import zarr
-from memoxr import storage
+from memoxr.io import storage
 from memoxr.convert import convert_npz, fz_npz
-from memoxr._chunks import BlockChunks
+from memoxr.io.chunks import BlockChunks
 
 def slowed(function, seconds, after=False):
     def wrapper(*args, **kwargs):
@@ -404,7 +404,7 @@ def test_s3_conversion_killed_at_several_moments(converter, client, ragged_npz, 
     convert --overwrite killed right after the old root is unmarked, halfway through the delete,
     and halfway through the new write. Never a store that opens as complete; a rerun without
     --overwrite writes the same bytes as an uninterrupted run."""
-    from memoxr._chunks import BlockChunks
+    from memoxr.io.chunks import BlockChunks
 
     url, prefix = f"s3://{bucket}/k.zarr", "k.zarr"
     convert_npz(ragged_npz, url, chunks=BlockChunks(*CHUNKS), storage_options=options)
@@ -516,7 +516,7 @@ def test_silent_endpoint_times_out(ragged_npz):
 
 
 def test_object_storage_has_default_timeouts():
-    from memoxr.storage import S3_TIMEOUTS, _fs, resolve_storage_options
+    from memoxr.io.storage import S3_TIMEOUTS, _fs, resolve_storage_options
 
     assert S3_TIMEOUTS["connect_timeout"] <= 10 and S3_TIMEOUTS["read_timeout"] <= 10
     assert resolve_storage_options(None)["config_kwargs"] == S3_TIMEOUTS

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import memoxr
 from memoxr.convert import convert_npz
-from memoxr.synthetic import make_fz_arrays
+from memoxr.datasets.synthetic import make_fz_arrays
 
 from conftest import SMALL_CHUNKS, CountingStore, raise_if_dask_computes, write_npz
 from reference import all_scores
@@ -84,7 +84,7 @@ def test_scores_and_stats_read_each_influence_chunk_once(ragged_store):
 
 
 def test_calculate_reads_each_influence_chunk_once(ragged_store, monkeypatch):
-    from memoxr import workflows
+    from memoxr.influence import workflows
 
     counting = CountingStore(zarr.storage.LocalStore(ragged_store, read_only=True))
     monkeypatch.setattr(workflows, "open_influence", lambda *a, **k: memoxr.open_influence(counting))

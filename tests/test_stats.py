@@ -8,7 +8,7 @@ import pytest
 
 import memoxr
 from memoxr.errors import MemoxrInputError, OutputExistsError
-from memoxr.stats import SCORE_COLUMNS
+from memoxr.influence.stats import SCORE_COLUMNS
 
 from conftest import write_npz
 from reference import all_scores, stats_rows

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from memoxr import _malloc
+from memoxr.compute import malloc as _malloc
 
 MB = 1e6
 GB = 1e9

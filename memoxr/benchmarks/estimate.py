@@ -12,7 +12,7 @@ chunk inside every timed run, as a Zarr store would be read). Printed:
    (0/1 checks, per-sample sums), timed once;
 2. influence: every chunk of ``influence`` computed (products over chunks of
    trials, their sum, the finalizer), each reduced to one value, so nothing is
-   kept, run under :func:`memoxr._blas.blas_threads_for_dask` as memoxr's
+   kept, run under :func:`memoxr.compute.blas.blas_threads_for_dask` as memoxr's
    writers run it (one BLAS thread per dask thread; ``--no-blas-limit`` leaves
    BLAS alone);
 3. numpy floor: the same within-class products ``M[:, tr_k].T @ C[:, tt_k]``
@@ -51,9 +51,9 @@ import dask
 import dask.array as da
 import numpy as np
 
-from memoxr._blas import blas_threads_for_dask
+from memoxr.compute.blas import blas_threads_for_dask
 from memoxr.estimate import DegenerateSampleWarning, estimate
-from memoxr.storage import write_dataset
+from memoxr.io.storage import write_dataset
 
 FULL = {"trials": 2000, "train": 50_000, "test": 10_000}
 

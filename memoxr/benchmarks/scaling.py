@@ -20,7 +20,7 @@ itself added. Also printed: the workers' CPU time over the wall time (CPU %,
 speedup caused by other processes on the machine from one in the work. Expected: that stays flat as the data grows (bounded by the
 chunk size, ``--chunk-mb``), while time grows with the data and shrinks with
 workers as far as the machine's cores allow. Beside each measured "peak - base",
-the peak that ``memoxr.plan`` predicts for one single-threaded worker (what
+the peak that ``memoxr.compute.plan`` predicts for one single-threaded worker (what
 ``--dry-run`` prints, from metadata only) and the ratio measured / predicted.
 Nothing is asserted.
 """
@@ -42,9 +42,9 @@ import psutil
 import memoxr
 from memoxr._optional import require
 from memoxr.benchmarks.scores import write_large_fz_npz
+from memoxr.compute.plan import plan_calculate
+from memoxr.compute.scheduler import use_scheduler
 from memoxr.convert import convert_npz
-from memoxr.plan import plan_calculate
-from memoxr.scheduler import use_scheduler
 
 MB = 1e6
 GB = 1e9
@@ -62,7 +62,7 @@ class Run:
     peak_mb: list[float]
     cpu_s: float  # CPU seconds (user + system) of all workers during the run
     load: float  # 1-minute load average of the machine at the end of the run
-    predicted_mb: float  # memoxr.plan's predicted peak per single-threaded worker (what --dry-run prints)
+    predicted_mb: float  # memoxr.compute.plan's predicted peak per single-threaded worker (what --dry-run prints)
 
 
 def _warm_worker() -> int:
@@ -72,7 +72,7 @@ def _warm_worker() -> int:
     import xarray  # noqa: F401
     import zarr  # noqa: F401
 
-    import memoxr.scores  # noqa: F401
+    import memoxr.influence.scores  # noqa: F401
 
     return os.getpid()
 

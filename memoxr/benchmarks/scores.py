@@ -35,8 +35,8 @@ import numpy as np
 import pandas as pd
 
 import memoxr
-from memoxr import _malloc
 from memoxr.benchmarks import _common as c
+from memoxr.compute import malloc as _malloc
 from memoxr.convert import convert_npz
 
 

@@ -150,7 +150,7 @@ def make_digits_sample(
     ``trials_output`` also saves the trial records (``.npz`` or Zarr).
     """
     from ..estimate import write_estimate, write_trials
-    from ..storage import check_writable
+    from ..io.storage import check_writable
 
     check_writable(output, overwrite=overwrite)
     if trials_output is not None:

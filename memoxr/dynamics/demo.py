@@ -27,8 +27,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ..schema import SCHEMA_VERSION
-from ..storage import write_dataset
+from ..io.schema import SCHEMA_VERSION
+from ..io.storage import write_dataset
 from .evaluate import evaluate, table
 from .store import DYNAMICS_SCHEMA, EPOCH, SAMPLE, open_dynamics
 from .writer import DynamicsWriter

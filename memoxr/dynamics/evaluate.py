@@ -19,9 +19,9 @@ import xarray as xr
 from scipy.stats import rankdata
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
+from ..compute.progress import compute
 from ..errors import MemoxrInputError
-from ..progress import compute
-from ..schema import TRAIN_ID
+from ..io.schema import TRAIN_ID
 from .align import align_samples
 from .proxies import compute_proxies
 from .store import EPOCH, SAMPLE

@@ -24,7 +24,7 @@ import numpy as np
 import xarray as xr
 
 from ..errors import MemoxrInputError
-from ..scores import row_statistics
+from ..influence.scores import row_statistics
 from . import _kernels
 from .store import EPOCH, SAMPLE
 

@@ -27,12 +27,12 @@ import fsspec
 import numpy as np
 import xarray as xr
 
-from .._chunks import validate_mb
 from .._version import __version__
 from ..convert.fz_npz import ArrayHeader, CheckedNpz, read_npy_body, read_npy_header
 from ..errors import MemoxrInputError
-from ..schema import SCHEMA_VERSION, check_schema_attrs
-from ..storage import check_writable, file_exists, is_url, open_dataset, write_dataset
+from ..io.chunks import validate_mb
+from ..io.schema import SCHEMA_VERSION, check_schema_attrs
+from ..io.storage import check_writable, file_exists, is_url, open_dataset, write_dataset
 
 DYNAMICS_SCHEMA = "memoxr.dynamics"
 EPOCH, SAMPLE, VARIABLE = "epoch", "sample", "variable"

@@ -25,8 +25,8 @@ import zarr
 
 from .._version import __version__
 from ..errors import MemoxrInputError
-from ..schema import COMPLETE_ATTR, SCHEMA_VERSION
-from ..storage import atomic_output
+from ..io.schema import COMPLETE_ATTR, SCHEMA_VERSION
+from ..io.storage import atomic_output
 from .store import COMPLETION_VAR, DYNAMICS_SCHEMA, EPOCH, SAMPLE, check_dynamics_dataset
 
 

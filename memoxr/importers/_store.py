@@ -24,8 +24,8 @@ import xarray as xr
 from .._version import __version__
 from ..dynamics.store import DYNAMICS_SCHEMA, SAMPLE, load_array, open_dynamics
 from ..errors import MemoxrInputError
-from ..schema import SCHEMA_VERSION
-from ..storage import check_writable, write_dataset
+from ..io.schema import SCHEMA_VERSION
+from ..io.storage import check_writable, write_dataset
 
 #: ``attrs["content"]`` of a scores store (a dynamics store without epochs).
 SCORES_CONTENT = "sample_scores"

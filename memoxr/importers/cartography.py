@@ -38,7 +38,7 @@ import xarray as xr
 from .._version import __version__
 from ..dynamics.store import DYNAMICS_SCHEMA, EPOCH, SAMPLE
 from ..errors import MemoxrInputError
-from ..schema import SCHEMA_VERSION
+from ..io.schema import SCHEMA_VERSION
 from ._store import check_output, integer_ids, scores_dataset, truth_arrays, write_scores
 
 _FILE = re.compile(r"dynamics_epoch_(\d+)\.jsonl?$")

@@ -12,7 +12,7 @@ import pandas as pd
 
 from ..dynamics.store import load_array
 from ..errors import MemoxrInputError
-from ..storage import file_exists, open_file
+from ..io.storage import file_exists, open_file
 from ._store import check_output, integer_ids, read_csv_table, scores_dataset, write_scores
 
 

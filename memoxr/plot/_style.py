@@ -13,9 +13,9 @@ from matplotlib.axes import Axes
 from matplotlib.scale import SymmetricalLogTransform
 from matplotlib.transforms import ScaledTranslation
 
+from ..compute.progress import compute
 from ..errors import MemoxrInputError
-from ..progress import compute
-from ..schema import CLASS, TRAIN
+from ..io.schema import CLASS, TRAIN
 
 ArrayLike = Any  # numpy array, list, dask array or xarray.DataArray
 

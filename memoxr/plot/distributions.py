@@ -11,7 +11,7 @@ from matplotlib import cbook, mlab
 from matplotlib.axes import Axes
 
 from ..errors import MemoxrInputError
-from ..schema import CLASS, check_scores_dataset
+from ..io.schema import CLASS, check_scores_dataset
 from ._style import (
     SCALES,
     Scale,

@@ -11,10 +11,10 @@ import xarray as xr
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from ..analysis import METHODS
+from ..compute.progress import compute
 from ..errors import MemoxrInputError
-from ..progress import compute
-from ..schema import CLASS, check_scores_dataset
+from ..influence.analysis import METHODS
+from ..io.schema import CLASS, check_scores_dataset
 from ._style import (
     SCALES,
     Scale,
@@ -136,7 +136,7 @@ def write_score_figures(
         Unknown kind, format, score, class, scale or sort; a file ``output``
         with other than one kind or a disagreeing ``fmt``; a URL ``output``.
     """
-    from ..storage import atomic_output, is_url
+    from ..io.storage import atomic_output, is_url
 
     if is_url(output):
         raise MemoxrInputError(
@@ -150,7 +150,7 @@ def write_score_figures(
     if isinstance(source, xr.Dataset):
         scores = source
     else:
-        from ..workflows import load_scores
+        from ..influence.workflows import load_scores
 
         scores = load_scores(source, allow_pickle=allow_pickle, storage_options=storage_options)
     check_scores_dataset(scores)

@@ -12,8 +12,8 @@ from matplotlib.axes import Axes
 from matplotlib.colors import ListedColormap, LogNorm
 from matplotlib.transforms import Bbox
 
-from ..analysis import METHODS, rank_agreement, top_k
-from ..schema import CLASS, check_scores_dataset
+from ..influence.analysis import METHODS, rank_agreement, top_k
+from ..io.schema import CLASS, check_scores_dataset
 from ._style import (
     SCALES,
     Scale,
@@ -177,7 +177,7 @@ def method_agreement(scores: xr.Dataset, *, ax: Axes | None = None) -> Axes:
     -------
     matplotlib.axes.Axes
         The image (``gid="spearman"``) holds the 5 x 5 matrix in
-        :data:`memoxr.analysis.METHODS` order; annotations are ``ax.texts``, row by row.
+        :data:`memoxr.influence.analysis.METHODS` order; annotations are ``ax.texts``, row by row.
     """
     check_scores_dataset(scores)
     data = scores_subset(scores, METHODS)

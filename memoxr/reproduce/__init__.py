@@ -14,7 +14,7 @@ reads a finished OUT_DIR back.
 Modules: :mod:`~memoxr.reproduce.training` (data, models),
 :mod:`~memoxr.reproduce.stages` (the stage stores),
 :mod:`~memoxr.reproduce.tables`, :mod:`~memoxr.reproduce.report`,
-:mod:`~memoxr.reproduce.pipeline`, :mod:`~memoxr.reproduce.cli`.
+:mod:`~memoxr.reproduce.pipeline`, :mod:`~memoxr.cli.reproduce`.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ __all__ = ["FULL", "QUICK", "Reproduction", "Settings", "load", "reproduce"]
 
 
 class _CallableModule(types.ModuleType):
-    # Importing a submodule (memoxr.reproduce.cli, say) binds the package to the name
+    # Importing a submodule (memoxr.cli.reproduce, say) binds the package to the name
     # ``memoxr.reproduce``, which would shadow the function of that name; calling the
     # package calls the function, so ``memoxr.reproduce(...)`` works either way.
     def __call__(self, *args: Any, **kwargs: Any) -> Reproduction:

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ..storage import atomic_output
+from ..io.storage import atomic_output
 from .settings import Settings
 from .tables import Tables, memorization, oriented, summarize, top_k
 

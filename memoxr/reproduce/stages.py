@@ -35,7 +35,7 @@ import numpy as np
 import xarray as xr
 
 from ..errors import IncompleteStoreError, MemoxrInputError
-from ..storage import atomic_output, open_dataset, write_dataset
+from ..io.storage import atomic_output, open_dataset, write_dataset
 from . import training
 from .settings import Settings
 
@@ -118,8 +118,8 @@ def _split_half(records: xr.Dataset) -> float:
 
 
 def build_fz(out: Path, settings: Settings, split: training.Split, echo: Echo) -> xr.Dataset:
-    from .._open import open_influence
     from ..estimate import estimate_to_zarr, open_trials, write_trials
+    from ..influence.sources import open_influence
 
     folder = out / "fz"
     folder.mkdir(exist_ok=True)

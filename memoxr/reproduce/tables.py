@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ..storage import atomic_output
+from ..io.storage import atomic_output
 from .settings import Settings
 
 TABLE_FILES = {

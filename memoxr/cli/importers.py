@@ -7,8 +7,8 @@ from typing import Any
 
 import click
 
-from .._cli_options import handle_errors, overwrite_option, remote_options
 from ..errors import MemoxrInputError
+from .options import handle_errors, overwrite_option, remote_options
 
 
 def _truth(values: tuple[str, ...]) -> dict[str, str]:
@@ -64,7 +64,7 @@ def plain_command(input_path: str, output: str, sample_order: str, truth: tuple[
                   columns: tuple[str, ...], id_column: str | None, sample_ids: str | None, overwrite: bool,
                   storage_options: dict | None) -> None:
     """Per-sample values: an .npy, .npz, .txt or .csv (with or without a header)."""
-    from .plain import import_plain
+    from ..importers.plain import import_plain
 
     _done(import_plain(input_path, output, sample_order=sample_order, name=name, direction=int(direction),
                        columns=columns or None, id_column=id_column, sample_ids=sample_ids, truth=_truth(truth),
@@ -83,7 +83,7 @@ def cleanlab_command(pred_probs: str, labels: str, output: str, sample_order: st
                      methods: tuple[str, ...], sample_ids: str | None, overwrite: bool,
                      storage_options: dict | None) -> None:
     """cleanlab label quality from out-of-sample PRED_PROBS (.npy, samples x classes) and LABELS."""
-    from .cleanlab_scores import import_cleanlab
+    from ..importers.cleanlab_scores import import_cleanlab
 
     _done(import_cleanlab(pred_probs, labels, output, sample_order=sample_order, sample_ids=sample_ids,
                           truth=_truth(truth), methods=methods or None, overwrite=overwrite,
@@ -96,7 +96,7 @@ def cleanlab_command(pred_probs: str, labels: str, output: str, sample_order: st
 def aum_command(csv_path: str, output: str, sample_order: str, truth: tuple[str, ...], overwrite: bool,
                 storage_options: dict | None) -> None:
     """Area under the margin: aum_values.csv or full_aum_records.csv of asappresearch/aum."""
-    from .aum import import_aum
+    from ..importers.aum import import_aum
 
     _done(import_aum(csv_path, output, sample_order=sample_order, truth=_truth(truth), overwrite=overwrite,
                      storage_options=storage_options))
@@ -109,7 +109,7 @@ def aum_command(csv_path: str, output: str, sample_order: str, truth: tuple[str,
 def cartography_command(folder: str, output: str, sample_order: str, truth: tuple[str, ...], dynamics: bool,
                         overwrite: bool, storage_options: dict | None) -> None:
     """Dataset cartography: FOLDER holds dynamics_epoch_{e}.jsonl (or training_dynamics/ with them)."""
-    from .cartography import import_cartography
+    from ..importers.cartography import import_cartography
 
     _done(import_cartography(folder, output, sample_order=sample_order, dynamics=dynamics, truth=_truth(truth),
                              overwrite=overwrite, storage_options=storage_options))
@@ -123,7 +123,7 @@ def cartography_command(folder: str, output: str, sample_order: str, truth: tupl
 def self_influence_command(input_path: str, output: str, sample_order: str, truth: tuple[str, ...], name: str,
                            sample_ids: str | None, overwrite: bool, storage_options: dict | None) -> None:
     """TRAK/TracIn-style self-influence: a vector, or a square train x train score matrix (its diagonal)."""
-    from .self_influence import import_self_influence
+    from ..importers.self_influence import import_self_influence
 
     _done(import_self_influence(input_path, output, sample_order=sample_order, name=name, sample_ids=sample_ids,
                                 truth=_truth(truth), overwrite=overwrite, storage_options=storage_options))

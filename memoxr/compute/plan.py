@@ -109,7 +109,7 @@ def default_threads() -> int:
 
 def _stored_bytes(path: str, variable: str, storage_options: dict[str, Any] | None) -> int | None:
     """Bytes of ``variable``'s chunk (or shard) objects in a Zarr store, from a listing; None if unknown."""
-    from .storage import _fs
+    from ..io.storage import _fs
 
     try:
         fs, root = _fs(path, storage_options)
@@ -132,7 +132,7 @@ def _influence_bytes_to_read(
 
 
 def _npz_bytes(path: str, storage_options: dict[str, Any] | None) -> int | None:
-    from .storage import _fs
+    from ..io.storage import _fs
 
     try:
         fs, fs_path = _fs(path, storage_options)
@@ -184,13 +184,13 @@ def plan_calculate(
 
     Example
     -------
-    >>> import memoxr, memoxr.plan
-    >>> plan = memoxr.plan.plan_calculate(memoxr.sample_path(), threads=1)
+    >>> import memoxr, memoxr.compute.plan
+    >>> plan = memoxr.compute.plan.plan_calculate(memoxr.sample_path(), threads=1)
     >>> plan.n_chunks >= 1 and plan.bytes_to_read > 0
     True
     """
-    from ._open import open_influence
-    from .scores import influence_scores
+    from ..influence.scores import influence_scores
+    from ..influence.sources import open_influence
 
     path = str(source)
     ds = open_influence(path, allow_pickle=allow_pickle, storage_options=storage_options)
@@ -249,7 +249,7 @@ def plan_ingest(
     >>> plan.shape, plan.bytes_to_read > 3 * 50 * 4, plan.notes[0]
     ((3, 50), True, '3 files; dask tasks include one write per chunk')
     """
-    from .dynamics import store as dynamics_store
+    from ..dynamics import store as dynamics_store
 
     name = options.get("name", "loss")
     files = dynamics_store.plan_ingest(
@@ -305,7 +305,7 @@ def plan_pairs(
     >>> plan.command, plan.n_chunks, plan.notes[0]
     ('pairs', 1, '1 of 1 chunks hold a train row with memorization >= 0.5; only those are read')
     """
-    from .high_influence import plan_search
+    from ..influence.pairs import plan_search
 
     path = str(source)
     search = plan_search(path, storage_options=storage_options, **options)
@@ -349,9 +349,9 @@ def _npz_placeholders(path: str, storage_options: dict[str, Any] | None) -> dict
     """Trial records of an npz as lazy placeholders from its headers; only the labels are read."""
     import dask.array as da
 
-    from .convert import read_npz_headers
-    from .convert.fz_npz import load_npz_arrays
-    from .estimate import TRIAL_VARIABLES
+    from ..convert import read_npz_headers
+    from ..convert.fz_npz import load_npz_arrays
+    from ..estimate import TRIAL_VARIABLES
 
     headers = read_npz_headers(path, storage_options=storage_options)
     labels, _ = load_npz_arrays(path, ["tr_labels", "tt_labels"], what="trials", expected="a numeric array",
@@ -409,8 +409,14 @@ def plan_estimate(
     >>> plan.shape, plan.bytes_to_read == 2 * plan.uncompressed_bytes, plan.notes[1]
     ((40, 30), True, '3 classes, 40 trials; records read twice')
     """
-    from ._chunks import DEFAULT_CHUNK_MB, plan_block_chunks
-    from .estimate import class_indices, class_test_in, full_test_in, pass_sums_graph, read_records
+    from ..estimate import (
+        class_indices,
+        class_test_in,
+        full_test_in,
+        pass_sums_graph,
+        read_records,
+    )
+    from ..io.chunks import DEFAULT_CHUNK_MB, plan_block_chunks
 
     chunk_mb = DEFAULT_CHUNK_MB if chunk_mb is None else chunk_mb
     budget = int(chunk_mb * 2**20)

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from .errors import MemoxrInputError, MissingExtraError, OutputExistsError
+from ..errors import MemoxrInputError, MissingExtraError, OutputExistsError
 
 # Library messages name Python keywords ("pass overwrite=True (--overwrite)"); the command line
 # shows the flag alone. Keywords of the library that are also flags of some command:
@@ -60,7 +60,7 @@ def _endpoint(options: dict | None) -> str | None:
 
 def _storage_failure(exc: BaseException, options: dict | None) -> str | None:
     """One line for a failure to reach object storage or to use a file, else None (never quotes the options)."""
-    from .storage import connection_failure
+    from ..io.storage import connection_failure
 
     message = connection_failure(exc, _endpoint(options))
     if message is None and isinstance(exc, OSError) and exc.filename is not None:
@@ -116,8 +116,8 @@ def remote_options(func: Callable[..., Any]) -> Callable[..., Any]:
     )
     @functools.wraps(func)
     def wrapper(*args: Any, storage_options: str | None, credentials: str | None, scheduler: str | None, **kwargs: Any) -> Any:
-        from .scheduler import use_scheduler
-        from .storage import resolve_storage_options
+        from ..compute.scheduler import use_scheduler
+        from ..io.storage import resolve_storage_options
 
         options = resolve_storage_options(storage_options, credentials)
         try:

@@ -1,6 +1,6 @@
 """Influence-aware memorization scores as lazy xarray reductions.
 
-One wrapper layer over :mod:`memoxr._kernels`: the row statistics come from a
+One wrapper layer over :mod:`memoxr.influence.kernels`: the row statistics come from a
 single fused dask reduction over ``test_sample`` (each influence chunk is read
 once), then the cheap per-class steps (max, rank) run on the small
 ``(class, train_sample)`` results.
@@ -15,9 +15,16 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
-from . import _kernels
-from .errors import MemoxrInputError
-from .schema import CLASS, SCHEMA_VERSION, SCORES_SCHEMA, TEST, TRAIN, check_influence_dataset
+from ..errors import MemoxrInputError
+from ..io.schema import (
+    CLASS,
+    SCHEMA_VERSION,
+    SCORES_SCHEMA,
+    TEST,
+    TRAIN,
+    check_influence_dataset,
+)
+from . import kernels as _kernels
 
 ZERO_STD_RULES = ("zero", "nan")
 #: Size of the blocks of row moments that the per-class kernel works on.

@@ -38,8 +38,8 @@ import click
 import dask.array as da
 import numpy as np
 
-from ._cli_options import handle_errors, overwrite_option, quiet_option
-from .errors import MemoxrInputError
+from ..cli.options import handle_errors, overwrite_option, quiet_option
+from ..errors import MemoxrInputError
 from .storage import atomic_output, check_writable
 
 DIGEST_BYTES = 16
@@ -100,7 +100,7 @@ def read_samples(path: str | os.PathLike[str], *, argument: str) -> tuple[np.nda
         except ValueError as exc:
             raise MemoxrInputError(f"{argument}: file {source!r}: expected a numeric .npy array ({exc})") from exc
     if source.endswith(".npz"):
-        from .convert.fz_npz import load_npz_arrays
+        from ..convert.fz_npz import load_npz_arrays
 
         arrays, headers = load_npz_arrays(source, ["x", "y"], what=argument, expected="a numeric array")
         if "x" not in headers:
@@ -204,7 +204,7 @@ def align_order(
         labels_b = yb if labels_b is None else labels_b
     a, b = np.asanyarray(a), np.asanyarray(b)
     la, lb = _check_pair(a, b, labels_a, labels_b)
-    from .progress import compute
+    from ..compute.progress import compute
 
     digests_a, digests_b = compute(content_digests(a), content_digests(b), show_progress=show_progress)
     content = np.unique(np.concatenate([digests_a, digests_b]), return_inverse=True)[1].reshape(-1)

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ._cli_options import (
+from ..cli.options import (
     allow_pickle_option,
     dry_run_option,
     handle_errors,
@@ -39,9 +39,9 @@ from ._cli_options import (
     quiet_option,
     remote_options,
 )
-from .errors import MemoxrInputError
-from .schema import CLASS, TEST, TEST_ID, TRAIN, TRAIN_ID, check_influence_dataset
-from .storage import StorageOptions, atomic_output, check_writable
+from ..errors import MemoxrInputError
+from ..io.schema import CLASS, TEST, TEST_ID, TRAIN, TRAIN_ID, check_influence_dataset
+from ..io.storage import StorageOptions, atomic_output, check_writable
 
 #: Columns of the table :func:`pairs` returns, in order.
 PAIR_COLUMNS = ("class_label", "train_index", "test_index", "test_label", "memorization", "influence")
@@ -153,7 +153,7 @@ def _layout(ds: xr.Dataset, *, full: bool, source: str):
 def _open(source: Any, *, allow_pickle: bool, chunk_mb: float | None, storage_options: StorageOptions):
     if isinstance(source, xr.Dataset):
         return check_influence_dataset(source), "dataset"
-    from ._open import open_influence
+    from .sources import open_influence
 
     ds = open_influence(source, allow_pickle=allow_pickle, chunk_mb=chunk_mb, storage_options=storage_options)
     return ds, repr(str(source))
@@ -285,7 +285,7 @@ def pairs(
     )
     ds, wanted, tr_mem, tr_labels, tt_labels = search.ds, search.wanted, search.tr_mem, search.tr_labels, search.tt_labels
     min_infl, min_mem, top_k = search.min_infl, search.min_mem, search.top_k
-    from .progress import compute
+    from ..compute.progress import compute
 
     parts = [part[0, 0, 0] for part in compute(*wanted, show_progress=show_progress)]
     table = _table(np.concatenate([np.empty(0, dtype=_FOUND), *parts]), top_k, tr_mem, tr_labels, tt_labels)
@@ -368,14 +368,14 @@ def pairs_command(
     influence; an OUT ending in .npz gets the FZ keys tr_idx, tt_idx, infl, mem
     (plus tr_labels, tt_labels).
     """
-    from ._chunks import validate_option_mb
+    from ..io.chunks import validate_option_mb
 
     if chunk_mb is not None:
         chunk_mb = validate_option_mb("--chunk-mb", chunk_mb)
     _check_suffix(output)
     check_writable(output, overwrite=overwrite, storage_options=storage_options)
     if dry_run:
-        from .plan import plan_pairs
+        from ..compute.plan import plan_pairs
 
         click.echo(str(plan_pairs(
             source, min_infl=min_infl, min_mem=min_mem, top_k_per_test=top_k_per_test, full=full,

@@ -35,9 +35,10 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ._cli_options import handle_errors, quiet_option, remote_options
-from .dynamics.align import UNKNOWN_ORDER, check_orders, load_mapping
-from .dynamics.evaluate import (
+from ..cli.options import handle_errors, quiet_option, remote_options
+from ..compute.progress import compute, progress
+from ..dynamics.align import UNKNOWN_ORDER, check_orders, load_mapping
+from ..dynamics.evaluate import (
     CORRELATION_METRICS,
     _memorization,
     _oriented,
@@ -46,10 +47,9 @@ from .dynamics.evaluate import (
     correlation_metrics,
     detection_metrics,
 )
-from .dynamics.store import EPOCH, SAMPLE
-from .errors import MemoxrInputError
-from .progress import compute, progress
-from .schema import INFLUENCE_SCHEMA, TRAIN_ID
+from ..dynamics.store import EPOCH, SAMPLE
+from ..errors import MemoxrInputError
+from ..io.schema import INFLUENCE_SCHEMA, TRAIN_ID
 
 DETECTION_COLUMNS = ("auroc", "auprc", "fpr_at_95_tpr")
 
@@ -58,9 +58,9 @@ Source = xr.Dataset | str | os.PathLike
 
 def open_source(path: str | os.PathLike[str], *, storage_options: dict[str, Any] | None = None) -> xr.Dataset:
     """A dynamics, scores or influence store (or an FZ ``.npz``), lazily, by its ``schema``."""
-    from . import open_influence
-    from .dynamics.store import open_dynamics
-    from .storage import open_dataset
+    from .. import open_influence
+    from ..dynamics.store import open_dynamics
+    from ..io.storage import open_dataset
 
     if str(path).endswith(".npz"):
         return open_influence(path, storage_options=storage_options)
@@ -363,7 +363,7 @@ def compare_command(stores: tuple[str, ...], mask: str | None, memorization: str
     memorization). Samples are paired by identity; different sample orders
     are refused unless --mapping translates them.
     """
-    from .storage import atomic_output, check_writable
+    from ..io.storage import atomic_output, check_writable
 
     if csv_path is not None:
         check_writable(csv_path, overwrite=overwrite, storage_options=storage_options)

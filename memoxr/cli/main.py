@@ -14,7 +14,9 @@ from typing import Any
 
 import click
 
-from ._cli_options import (
+from .._version import __version__
+from ..compute.malloc import keep_freed_buffers
+from .options import (
     allow_pickle_option,
     dry_run_option,
     handle_errors,
@@ -24,8 +26,6 @@ from ._cli_options import (
     remote_options,
     with_path_options,
 )
-from ._malloc import keep_freed_buffers
-from ._version import __version__
 
 
 class LazyGroup(click.Group):
@@ -107,8 +107,8 @@ def convert_cmd(
     infl_matrix_class{k}, tr_classidx_{k}, tt_classidx_{k}. It is validated
     completely before anything is written; OUTPUT.zarr appears only once complete.
     """
-    from ._chunks import validate_option_mb
-    from .convert import convert_npz
+    from ..convert import convert_npz
+    from ..io.chunks import validate_option_mb
 
     chunk_mb = validate_option_mb("--chunk-mb", chunk_mb)
     shard_mb = None if shard_mb is None else validate_option_mb("--shard-mb", shard_mb)
@@ -146,11 +146,11 @@ def calculate_cmd(
 ) -> None:
     """Compute the four influence-aware memorization scores, the per-class table and the analysis."""
     if dry_run:
-        from .plan import plan_calculate
+        from ..compute.plan import plan_calculate
 
         click.echo(str(plan_calculate(input_path, allow_pickle=allow_pickle, storage_options=storage_options)))
         return
-    from . import workflows
+    from ..influence import workflows
 
     result = workflows.calculate(
         input_path, output=output_path, alpha=alpha, beta=beta, stats_csv=stats_csv, overwrite=overwrite,
@@ -182,7 +182,7 @@ def update_csv_cmd(
     renamed over it, so an interrupted run leaves it as it was. An existing
     --output other than --csv-file needs --overwrite.
     """
-    from . import workflows
+    from ..influence import workflows
 
     path = workflows.update_csv(
         influence_file, csv_file, output=output, overwrite=overwrite, allow_pickle=allow_pickle,
@@ -202,7 +202,7 @@ def demo_cmd(output_dir: str, overwrite: bool, quiet: bool) -> None:
     Prints a short report: what was computed, the files written, three facts
     found in the results and the commands to try next.
     """
-    from . import workflows
+    from ..influence import workflows
 
     result = workflows.demo(Path(output_dir), overwrite=overwrite, show_progress=not quiet)
     click.echo(workflows.demo_report(result, output_dir))
@@ -212,20 +212,20 @@ def demo_cmd(output_dir: str, overwrite: bool, quiet: bool) -> None:
 # so `memoxr --help` starts at once: name -> (module, attribute, one-line help for the listing).
 main.lazy_commands.update(
     {
-        "estimate": (".estimate", "estimate_command", "Feldman-Zhang memorization and influence from trial records."),
+        "estimate": ("..estimate", "estimate_command", "Feldman-Zhang memorization and influence from trial records."),
         "trials-from-runs": (
-            ".convert.heldout_runs", "trials_from_runs_command", "The released held-out runs as trial records."
+            "..convert.heldout_runs", "trials_from_runs_command", "The released held-out runs as trial records."
         ),
-        "ingest": (".dynamics_cli", "ingest_command", "Per-epoch training records into a dynamics store."),
-        "evaluate": (".dynamics_cli", "evaluate_command", "CSL and baselines: detection metrics, agreement with FZ."),
-        "dynamics-demo": (".dynamics_cli", "dynamics_demo_command", "Train on digits with label noise; AUROC table."),
-        "plot": (".plot_cli", "plot_command", "Figures (PNG/SVG/PDF) of a scores store, influence store or FZ npz."),
-        "convergence": (".uncertainty", "convergence_command", "How FZ estimates move as trials are added."),
-        "pairs": (".high_influence", "pairs_command", "High-influence train/test pairs (FZ high_infl_pairs), chunk by chunk."),
-        "align-order": (".sample_order", "align_order_command", "Permutation between two orders of one data set, from sample content."),
-        "import-scores": (".importers.cli", "import_scores_command", "Other tools' per-sample scores into a scores store."),
-        "compare": (".compare", "compare_command", "Every score of every store: detection and agreement with FZ."),
-        "reproduce": (".reproduce.cli", "reproduce_command", "The CSL paper's experiments on digits, end to end."),
+        "ingest": (".dynamics", "ingest_command", "Per-epoch training records into a dynamics store."),
+        "evaluate": (".dynamics", "evaluate_command", "CSL and baselines: detection metrics, agreement with FZ."),
+        "dynamics-demo": (".dynamics", "dynamics_demo_command", "Train on digits with label noise; AUROC table."),
+        "plot": (".plot", "plot_command", "Figures (PNG/SVG/PDF) of a scores store, influence store or FZ npz."),
+        "convergence": ("..uncertainty", "convergence_command", "How FZ estimates move as trials are added."),
+        "pairs": ("..influence.pairs", "pairs_command", "High-influence train/test pairs (FZ high_infl_pairs), chunk by chunk."),
+        "align-order": ("..io.sample_order", "align_order_command", "Permutation between two orders of one data set, from sample content."),
+        "import-scores": (".importers", "import_scores_command", "Other tools' per-sample scores into a scores store."),
+        "compare": ("..importers.compare", "compare_command", "Every score of every store: detection and agreement with FZ."),
+        "reproduce": (".reproduce", "reproduce_command", "The CSL paper's experiments on digits, end to end."),
     }
 )
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from ._cli_options import (
+from .options import (
     allow_pickle_option,
     handle_errors,
     overwrite_option,
@@ -79,7 +79,9 @@ def plot_command(
     OUTPUT appears only once every file is written; an existing one is
     replaced only with --overwrite. Needs matplotlib: pip install "memoxr[plot]".
     """
-    from .plot import write_score_figures  # without matplotlib: one line naming the extra, status 2
+    from ..plot import (
+        write_score_figures,  # without matplotlib: one line naming the extra, status 2
+    )
 
     for path in write_score_figures(
         input_path, output, kinds=list(kinds) or None, class_label=class_label, score=score, k=k, scale=scale,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .._cli_options import handle_errors, quiet_option
+from .options import handle_errors, quiet_option
 
 
 @click.command("reproduce")
@@ -35,7 +35,7 @@ def reproduce_command(
     run resumes. OUT_DIR holding anything else needs --overwrite (which replaces
     only what reproduce writes).
     """
-    from .pipeline import reproduce
+    from ..reproduce.pipeline import reproduce
 
     result = reproduce(
         out_dir, quick=quick, trials=trials, seeds=seeds, epochs=epochs, overwrite=overwrite,

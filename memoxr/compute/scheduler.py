@@ -10,8 +10,8 @@ from typing import Any
 
 import dask
 
-from ._optional import require
-from .errors import MemoxrInputError
+from .._optional import require
+from ..errors import MemoxrInputError
 
 #: Environment variable naming the scheduler when ``--scheduler`` is not given.
 SCHEDULER_ENV = "MEMOXR_SCHEDULER"

@@ -11,22 +11,18 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from . import open_influence, sample_path
-from .analysis import Analysis, analyze
-from .convert import convert_npz, read_npz_headers
-from .errors import MemoxrInputError
-from .legacy import SEED_KEYS, read_seed_npz, write_seed_npz
-from .progress import compute
-from .schema import (
+from .. import open_influence, sample_path
+from ..compute.progress import compute
+from ..convert import convert_npz, read_npz_headers
+from ..errors import MemoxrInputError
+from ..io.schema import (
     CLASS,
     INFLUENCE_SCHEMA,
     SCORES_SCHEMA,
     check_influence_dataset,
     check_scores_dataset,
 )
-from .scores import influence_scores
-from .stats import class_stats, merge_stats_csv
-from .storage import (
+from ..io.storage import (
     StorageOptions,
     atomic_output,
     check_writable,
@@ -35,6 +31,10 @@ from .storage import (
     remove_output,
     write_dataset,
 )
+from .analysis import Analysis, analyze
+from .scores import influence_scores
+from .seed_npz import SEED_KEYS, read_seed_npz, write_seed_npz
+from .stats import class_stats, merge_stats_csv
 
 
 @dataclass

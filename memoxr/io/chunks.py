@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass
 from typing import cast
 
-from .errors import MemoxrInputError
+from ..errors import MemoxrInputError
 
 DEFAULT_CHUNK_MB = 64.0
 

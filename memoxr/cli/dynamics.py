@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import click
 
-from ._cli_options import (
+from ..errors import MemoxrInputError
+from .options import (
     AliasedOption,
     HiddenArguments,
     dry_run_option,
@@ -18,7 +19,6 @@ from ._cli_options import (
     quiet_option,
     remote_options,
 )
-from .errors import MemoxrInputError
 
 
 def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
@@ -61,8 +61,8 @@ def ingest_command(
     required, {variable} names the variable. Every file is checked before
     anything is written; OUTPUT.zarr appears only once complete.
     """
-    from ._chunks import validate_option_mb
-    from .dynamics.store import ingest
+    from ..dynamics.store import ingest
+    from ..io.chunks import validate_option_mb
 
     chunk_mb = validate_option_mb("--chunk-mb", chunk_mb)
     # The older form, [PATTERN] OUTPUT.zarr as arguments, fills what the options left out.
@@ -83,7 +83,7 @@ def ingest_command(
     variables: str | dict[str, str] = _pairs(var_patterns, "--var") if var_patterns else str(given["pattern"])
     output = given["output"]
     if dry_run:
-        from .plan import plan_ingest
+        from ..compute.plan import plan_ingest
 
         click.echo(str(plan_ingest(
             variables, name=name, sample_order=sample_order, sample_ids=sample_ids, truth=_pairs(truth, "--truth"),
@@ -122,10 +122,10 @@ def evaluate_command(
     csv_path: str | None, overwrite: bool, quiet: bool, storage_options: dict | None,
 ) -> None:
     """Evaluate memorization proxies: mislabel/duplicate detection, agreement with FZ memorization, across runs."""
-    from .dynamics.evaluate import compare_stores, cross_run, evaluate, table
-    from .dynamics.store import open_dynamics
-    from .progress import progress
-    from .storage import atomic_output, check_writable
+    from ..compute.progress import progress
+    from ..dynamics.evaluate import compare_stores, cross_run, evaluate, table
+    from ..dynamics.store import open_dynamics
+    from ..io.storage import atomic_output, check_writable
 
     so = storage_options
     if csv_path is not None:  # before any work: an unwritable output fails fast
@@ -149,7 +149,7 @@ def evaluate_command(
         else:
             infl = None
             if influence is not None:
-                from . import open_influence
+                from .. import open_influence
 
                 infl = open_influence(influence, storage_options=so)
             result = evaluate(ds, proxies=names, mask=mask, influence=infl, mapping=mapping, top_k=top_k, k=k)
@@ -171,7 +171,7 @@ def evaluate_command(
 @handle_errors
 def dynamics_demo_command(output: str | None, use_sample: bool, overwrite: bool, quiet: bool) -> None:
     """Train an MLP on digits with 1-10% label noise, record its dynamics, print the AUROC table."""
-    from .dynamics.demo import EPOCHS, run
+    from ..dynamics.demo import EPOCHS, run
 
     result = run(output=output, use_sample=use_sample, overwrite=overwrite, show_progress=not quiet)
     click.echo(f"Mislabel detection AUROC (%) on digits, MLP, {EPOCHS} epochs")

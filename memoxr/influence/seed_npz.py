@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from .errors import MemoxrInputError
-from .schema import CLASS, SCHEMA_VERSION, SCORES_SCHEMA, TRAIN, check_scores_dataset
-from .storage import StorageOptions, atomic_output
+from ..errors import MemoxrInputError
+from ..io.schema import CLASS, SCHEMA_VERSION, SCORES_SCHEMA, TRAIN, check_scores_dataset
+from ..io.storage import StorageOptions, atomic_output
 
 #: Seed key -> scores variable.
 SEED_KEYS = {
@@ -56,7 +56,7 @@ def read_seed_npz(
             f"influence file {source!r} is a seed-layout npz of pickled dicts; reading it unpickles: "
             "pass allow_pickle=True (--allow-pickle) if you trust this file"
         )
-    from .convert.fz_npz import open_npz  # headers checked against stored sizes before any load
+    from ..convert.fz_npz import open_npz  # headers checked against stored sizes before any load
 
     with open_npz(source, allow_pickle=True, storage_options=storage_options) as npz:
         missing = [key for key in SEED_KEYS if key not in npz]

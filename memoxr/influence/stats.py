@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from . import _kernels
-from .errors import MemoxrInputError
-from .progress import compute
-from .schema import CLASS, STAT_STEMS, STATISTICS, TRAIN, check_scores_dataset
-from .storage import StorageOptions, atomic_output, check_writable, file_exists, open_file
+from ..compute.progress import compute
+from ..errors import MemoxrInputError
+from ..io.schema import CLASS, STAT_STEMS, STATISTICS, TRAIN, check_scores_dataset
+from ..io.storage import StorageOptions, atomic_output, check_writable, file_exists, open_file
+from . import kernels as _kernels
 
 #: The seed's columns, in the seed's order.
 STAT_COLUMNS = ("class_label", "sample_count") + tuple(
@@ -37,7 +37,7 @@ def class_stats(scores: xr.Dataset, *, skipna: bool = False, show_progress: bool
     Lazy scores are computed first, in one dask pass (each influence chunk is
     read once). ``class`` is a dimension, so the group of a class is its row
     along ``train_sample``: the table is one in-memory reduction over that dim
-    (:func:`memoxr._kernels.group_summary`: one sort per class for min, max and
+    (:func:`memoxr.influence.kernels.group_summary`: one sort per class for min, max and
     median). Grouping with flox instead cost 2.3 s at ImageNet size (1000
     classes), factorizing a label per sample for every statistic.
 

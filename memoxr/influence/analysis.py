@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from . import _kernels
-from .errors import MemoxrInputError
-from .schema import CLASS, SCORE_NAMES, STAT_STEMS, check_scores_dataset
+from ..errors import MemoxrInputError
+from ..io.schema import CLASS, SCORE_NAMES, STAT_STEMS, check_scores_dataset
+from . import kernels as _kernels
 
 #: Methods compared in the analyses: the original memorization and the four scores.
 METHODS = ("original_memo", *SCORE_NAMES)

@@ -8,11 +8,11 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from ._version import __version__
-from .errors import IncompleteStoreError, MemoxrInputError
+from .._version import __version__
+from ..errors import IncompleteStoreError, MemoxrInputError
 
 INFLUENCE_SCHEMA = "memoxr.influence"
-SCORES_SCHEMA = "memoxr.scores"
+SCORES_SCHEMA = "memoxr.influence.scores"
 SCHEMA_VERSION = 1
 #: Attribute set last on every store memoxr writes; a store without it is unfinished.
 COMPLETE_ATTR = "memoxr_complete"

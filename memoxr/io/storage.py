@@ -6,7 +6,7 @@ partial copy, and a partial left by a killed writer (its pid no longer alive)
 is removed by the next write of the same output. Object stores have no rename,
 so a store is written in place, its first object a root ``zarr.json`` whose
 ``schema`` says memoxr wrote it, and the completion marker
-(:data:`memoxr.schema.COMPLETE_ATTR`) is set last, in one rewrite of the root
+(:data:`memoxr.io.schema.COMPLETE_ATTR`) is set last, in one rewrite of the root
 that keeps the consolidated metadata: a store whose writer died is refused on
 open, and a rerun replaces it without ``overwrite`` (only a store whose
 ``schema`` says memoxr wrote it). Replacing a store first rewrites its root
@@ -41,9 +41,9 @@ import xarray as xr
 import zarr
 import zarr.abc.store  # loaded by zarr anyway; named for the Store annotation
 
-from ._optional import require
-from .errors import IncompleteStoreError, MemoxrInputError, OutputExistsError
-from .progress import compute
+from .._optional import require
+from ..compute.progress import compute
+from ..errors import IncompleteStoreError, MemoxrInputError, OutputExistsError
 from .schema import COMPLETE_ATTR, check_complete
 
 PathLike = str | os.PathLike[str]

@@ -8,8 +8,8 @@ from typing import Any
 
 import xarray as xr
 
-from .schema import check_influence_dataset
-from .storage import open_dataset
+from ..io.schema import check_influence_dataset
+from ..io.storage import open_dataset
 
 SAMPLE_NAME = "digits_infl_matrix.npz"
 
@@ -46,10 +46,10 @@ def open_influence(
         For an ``.npz`` only: target chunk size in MB.
     storage_options : dict, optional
         fsspec options for ``s3://`` URLs (credentials, ``client_kwargs={"endpoint_url": ...}``);
-        see :func:`memoxr.storage.resolve_storage_options` for MinIO credentials files.
+        see :func:`memoxr.io.storage.resolve_storage_options` for MinIO credentials files.
     """
     if str(path).endswith(".npz"):
-        from .convert import open_fz_npz
+        from ..convert import open_fz_npz
 
         kwargs = {} if chunk_mb is None else {"chunk_mb": chunk_mb}
         return open_fz_npz(path, allow_pickle=allow_pickle, storage_options=storage_options, **kwargs)

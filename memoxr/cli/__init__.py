@@ -1,0 +1,5 @@
+"""The ``memoxr`` command: each command parses its options, calls one function and reports."""
+
+from .main import main
+
+__all__ = ["main"]
