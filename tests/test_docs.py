@@ -35,7 +35,6 @@ SCRIPT_PACKAGES = ("memoxr.benchmarks",)
 NO_EXAMPLES_YET = {
     "memoxr._compat",
     "memoxr.compute.blas",
-    "memoxr.compute.malloc",
     "memoxr.compute.progress",
     "memoxr.compute.scheduler",
     "memoxr.convert.heldout_runs",
@@ -54,12 +53,8 @@ NO_EXAMPLES_YET = {
     "memoxr.influence.stats",
     "memoxr.influence.workflows",
     "memoxr.io.schema",
-    "memoxr.plot._style",
-    "memoxr.plot.files",
-    "memoxr.plot.scores",
     "memoxr.reproduce.pipeline",  # its example is a whole (quick) reproduction: 15 s, skipped
     "memoxr.reproduce.report",
-    "memoxr.reproduce.settings",
     "memoxr.reproduce.stages",
     "memoxr.reproduce.tables",
     "memoxr.reproduce.training",

@@ -33,11 +33,31 @@ SKEWED_RATIO = 100.0
 
 
 def check_choice(argument: str, value: Any, choices: Sequence[Any]) -> None:
+    """Refuse ``value`` unless it is one of ``choices``, naming ``argument``.
+
+    Examples
+    --------
+    >>> check_choice("scale", "log", SCALES)
+    >>> check_choice("scale", "cubic", SCALES)
+    Traceback (most recent call last):
+    ...
+    memoxr.errors.MemoxrInputError: scale must be one of ['auto', 'linear', 'log', 'symlog']; received 'cubic'
+    """
     if value not in choices:
         raise MemoxrInputError(f"{argument} must be one of {list(choices)}; received {value!r}")
 
 
 def score_variables(scores: xr.Dataset) -> list[str]:
+    """Names of the ``(class, train_sample)`` score variables of ``scores``.
+
+    Examples
+    --------
+    >>> import memoxr
+    >>> scores = memoxr.influence_scores(memoxr.open_influence(memoxr.sample_path()))
+    >>> score_variables(scores)  # doctest: +NORMALIZE_WHITESPACE
+    ['influence_weighted_memo', 'representativeness_score', 'weighted_combination', 'critical_sample_score',
+     'original_memo', 'pos_infl_mean', 'influence_std']
+    """
     return [
         str(name)
         for name, var in scores.data_vars.items()
@@ -134,7 +154,14 @@ def scores_subset(scores: xr.Dataset, names: Sequence[str]) -> xr.Dataset:
 
 
 def label_of(value: ArrayLike, default: str) -> str:
-    """``long_name [units]`` of a DataArray, else its name, else ``default``."""
+    """``long_name [units]`` of a DataArray, else its name, else ``default``.
+
+    Examples
+    --------
+    >>> csl = xr.DataArray([1.0], name="csl", attrs={"long_name": "cumulative sample loss", "units": "nats"})
+    >>> label_of(csl, "proxy"), label_of(np.array([1.0]), "proxy")
+    ('cumulative sample loss [nats]', 'proxy')
+    """
     if isinstance(value, xr.DataArray):
         name = value.attrs.get("long_name") or value.name
         if name is not None:
@@ -147,7 +174,13 @@ def label_of(value: ArrayLike, default: str) -> str:
 
 
 def significant(value: float, digits: int = 3) -> str:
-    """``value`` with ``digits`` significant digits: 0.0123, 3.19e-06, 1.23e+05; never ``0.00000``."""
+    """``value`` with ``digits`` significant digits: 0.0123, 3.19e-06, 1.23e+05; never ``0.00000``.
+
+    Examples
+    --------
+    >>> significant(0.0123456), significant(3.19e-6), significant(123456.0), significant(7)
+    ('0.0123', '3.19e-06', '1.23e+05', '7')
+    """
     if isinstance(value, int | np.integer):
         return str(int(value))
     if np.isnan(value):
@@ -166,6 +199,15 @@ def resolve_scale(values: np.ndarray, scale: Scale) -> Scale:
     magnitudes at least :data:`SKEWED_RATIO` times the 10th): then ``"log"``
     for non-negative values (exact zeros are counted, not drawn), ``"symlog"``
     when some are negative.
+
+    Examples
+    --------
+    >>> resolve_scale(np.linspace(1, 2, 10), "auto")  # neither zero-heavy nor skewed
+    'linear'
+    >>> resolve_scale(np.r_[np.zeros(50), np.ones(10)], "auto")  # zero-heavy, non-negative
+    'log'
+    >>> resolve_scale(np.r_[-np.logspace(-6, 0, 10), np.zeros(40)], "auto")  # zero-heavy, negative values
+    'symlog'
     """
     check_choice("scale", scale, SCALES)
     if scale != "auto":
@@ -180,7 +222,13 @@ def resolve_scale(values: np.ndarray, scale: Scale) -> Scale:
 
 
 def symlog_threshold(values: np.ndarray) -> float:
-    """Linear range of a symlog axis: the power of ten at or below the 5th percentile of |non-zero values|."""
+    """Linear range of a symlog axis: the power of ten at or below the 5th percentile of |non-zero values|.
+
+    Examples
+    --------
+    >>> symlog_threshold(np.array([0.0, 0.003, 0.2, 5.0]))  # 5th percentile of |non-zero| about 0.02
+    0.01
+    """
     nonzero = np.abs(values[np.isfinite(values) & (values != 0)])
     if not nonzero.size:
         return 1.0
@@ -192,6 +240,12 @@ def scale_transforms(scale: str, values: np.ndarray) -> tuple[Callable, Callable
 
     Statistics (quartiles, Tukey fences, densities) are computed on the
     transformed values, so they mean on the axis what they would on a linear one.
+
+    Examples
+    --------
+    >>> forward, backward, keywords = scale_transforms("log", np.array([1.0, 100.0]))
+    >>> forward(np.array([1.0, 100.0])), backward(np.array([0.0, 2.0])), keywords
+    (array([0., 2.]), array([  1., 100.]), {})
     """
     if scale == "log":
         return np.log10, lambda t: 10.0 ** np.asarray(t), {}
@@ -223,7 +277,13 @@ def new_axes(ax: Axes | None, figsize: tuple[float, float]) -> Axes:
 
 
 def distribution_size(n_classes: int) -> tuple[float, float]:
-    """Figure size of a per-class distribution figure: wider with more classes, up to 16 inches."""
+    """Figure size of a per-class distribution figure: wider with more classes, up to 16 inches.
+
+    Examples
+    --------
+    >>> distribution_size(10), distribution_size(100)
+    ((6.0, 5.0), (16.0, 5.0))
+    """
     return min(16.0, max(6.0, 0.16 * n_classes + 2.5)), 5.0
 
 

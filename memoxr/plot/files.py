@@ -49,6 +49,13 @@ def output_plan(output: str | os.PathLike[str], kinds: Sequence[str] | None, fmt
     so exactly one kind must be chosen; its format is the suffix (a different
     ``fmt`` is refused). Any other ``output`` is a folder holding
     ``<stem>.<fmt>`` per kind (``fmt`` default ``png``).
+
+    Examples
+    --------
+    >>> output_plan("figures/scatter.svg", ["scatter"], None)
+    (True, ['scatter'], 'svg')
+    >>> output_plan("figures", None, None)
+    (False, ['box', 'scatter', 'agreement', 'top-k'], 'png')
     """
     if fmt is not None:
         check_choice("format", fmt, FORMATS)
@@ -135,6 +142,13 @@ def write_score_figures(
     MemoxrInputError
         Unknown kind, format, score, class, scale or sort; a file ``output``
         with other than one kind or a disagreeing ``fmt``; a URL ``output``.
+
+    Examples
+    --------
+    >>> import tempfile, memoxr
+    >>> folder = tempfile.mkdtemp()
+    >>> [path.name for path in write_score_figures(memoxr.sample_path(), f"{folder}/top.png", kinds=["top-k"])]
+    ['top.png']
     """
     from ..io.storage import atomic_output, is_url
 

@@ -59,7 +59,18 @@ def make_settings(
     *, quick: bool = False, trials: int | None = None, seeds: int | None = None, epochs: int | None = None,
     architectures: tuple[str, ...] | None = None,
 ) -> Settings:
-    """The full run's settings (or ``--quick``'s), with any of them replaced; each one checked."""
+    """The full run's settings (or ``--quick``'s), with any of them replaced; each one checked.
+
+    Examples
+    --------
+    >>> settings = make_settings(quick=True, trials=8)
+    >>> settings.trials, settings.architectures, settings.seed_values
+    (8, ('logreg', 'mlp32'), (0, 1, 2))
+    >>> make_settings(trials=2)
+    Traceback (most recent call last):
+    ...
+    memoxr.errors.MemoxrInputError: trials: expected a whole number in [4, 99999], received 2
+    """
     base: dict[str, Any] = dict(QUICK if quick else FULL)
     if trials is not None:
         base["trials"] = _whole("trials", trials, 4, 99_999)
