@@ -54,10 +54,6 @@ NO_EXAMPLES_YET = {
     "memoxr.influence.workflows",
     "memoxr.io.schema",
     "memoxr.reproduce.pipeline",  # its example is a whole (quick) reproduction: 15 s, skipped
-    "memoxr.reproduce.report",
-    "memoxr.reproduce.stages",
-    "memoxr.reproduce.tables",
-    "memoxr.reproduce.training",
 }
 
 

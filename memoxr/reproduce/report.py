@@ -286,6 +286,15 @@ def render(stages: dict[str, xr.Dataset], tables: Tables, settings: Settings, se
 
 
 def write_report(text: str, path: Path) -> Path:
+    """Write ``text`` to ``path`` (complete or absent, replacing an older report).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> path = write_report("# Report", Path(tempfile.mkdtemp()) / "report.md")
+    >>> path.name, path.read_text()
+    ('report.md', '# Report')
+    """
     with atomic_output(path, overwrite=True) as tmp:
         tmp.write_text(text)
     return path

@@ -74,7 +74,14 @@ def _json_unit(path: Path, work: Callable[[], dict[str, Any]]) -> dict[str, Any]
 
 
 def open_stage(out: Path, name: str) -> xr.Dataset | None:
-    """The stage's store if it is complete, else None."""
+    """The stage's store if it is complete, else None.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> open_stage(Path(tempfile.mkdtemp()), "fz") is None  # never written
+    True
+    """
     path = out / f"{name}.zarr"
     if not path.exists():
         return None
@@ -86,7 +93,20 @@ def open_stage(out: Path, name: str) -> xr.Dataset | None:
 
 
 def run_stage(out: Path, name: str, build: Callable[[], xr.Dataset], echo: Echo) -> xr.Dataset:
-    """Reuse a complete stage store, or build and write it (complete or absent)."""
+    """Reuse a complete stage store, or build and write it (complete or absent).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> out = Path(tempfile.mkdtemp())
+    >>> ds = run_stage(out, "demo", lambda: xr.Dataset({"x": ("i", [1.0, 2.0])}), print)  # doctest: +ELLIPSIS
+    [demo] running
+    [demo] done in ... s
+    >>> ds = run_stage(out, "demo", lambda: 1 / 0, print)  # doctest: +ELLIPSIS
+    [demo] complete in .../demo.zarr: reused
+    >>> ds["x"].values.tolist(), ds.attrs["stage"]
+    ([1.0, 2.0], 'demo')
+    """
     done = open_stage(out, name)
     if done is not None:
         echo(f"[{name}] complete in {out / (name + '.zarr')}: reused")

@@ -55,7 +55,14 @@ class Tables:
 
 
 def top_k(settings: Settings, n: int) -> int:
-    """Size of the most-memorized subset: the paper's 5k of CIFAR's 50k is 10%."""
+    """Size of the most-memorized subset: the paper's 5k of CIFAR's 50k is 10%.
+
+    Examples
+    --------
+    >>> from memoxr.reproduce.settings import make_settings
+    >>> top_k(make_settings(), 1347)
+    135
+    """
     return max(2, round(settings.top_fraction * n))
 
 
@@ -65,7 +72,15 @@ def memorization(fz: xr.Dataset, arch: str) -> xr.DataArray:
 
 
 def oriented(scores: xr.Dataset) -> dict[str, xr.DataArray]:
-    """Every proxy of a proxies dataset times its direction (larger = more memorized)."""
+    """Every proxy of a proxies dataset times its direction (larger = more memorized).
+
+    Examples
+    --------
+    >>> proxies = xr.Dataset({"csl": ("sample", [1.0, 2.0]), "confidence": ("sample", [0.9, 0.2])})
+    >>> proxies["csl"].attrs["direction"], proxies["confidence"].attrs["direction"] = 1, -1
+    >>> {name: value.values.tolist() for name, value in oriented(proxies).items()}
+    {'csl': [1.0, 2.0], 'confidence': [-0.9, -0.2]}
+    """
     return {str(k): v * v.attrs["direction"] for k, v in scores.data_vars.items() if "direction" in v.attrs}
 
 
@@ -211,6 +226,16 @@ def _compute_tables(stages: dict[str, xr.Dataset], fz: xr.Dataset, dynamics: xr.
 
 
 def summarize(table: pd.DataFrame, by: list[str]) -> pd.DataFrame:
-    """Mean and std (over seeds and any dim not in ``by``) of ``value``, one row per ``by`` group."""
+    """Mean and std (over seeds and any dim not in ``by``) of ``value``, one row per ``by`` group.
+
+    Examples
+    --------
+    >>> table = pd.DataFrame({"proxy": ["csl", "csl", "loss", "loss"], "seed": [0, 1, 0, 1],
+    ...                       "value": [0.8, 0.9, 0.5, 0.7]})
+    >>> summarize(table, ["proxy"])
+      proxy  mean   std  runs
+    0   csl  0.85  0.05     2
+    1  loss  0.60  0.10     2
+    """
     grouped = table.groupby(by, sort=False)["value"]
     return pd.DataFrame({"mean": grouped.mean(), "std": grouped.std(ddof=0), "runs": grouped.size()}).reset_index()
