@@ -12,6 +12,7 @@ import importlib
 import inspect
 import os
 import pkgutil
+import sys
 import tempfile
 
 import pytest
@@ -92,6 +93,8 @@ def test_docstring_examples(name, tmp_path, monkeypatch):
     for test in tests:
         runner.run(test)
     result = runner.summarize(verbose=False)
+    if "matplotlib.pyplot" in sys.modules:  # figures drawn by the examples
+        sys.modules["matplotlib.pyplot"].close("all")
     assert result.failed == 0, f"{name}: {result.failed} of {result.attempted} examples failed (output above)"
 
     functions = public_functions(module)

@@ -82,6 +82,16 @@ def class_position(scores: xr.Dataset, label: Any, argument: str) -> int:
 
 
 def check_bins(bins: Any, n: int | None = None) -> None:
+    """Refuse a bin count that is not a whole number in [1, ``n``].
+
+    Examples
+    --------
+    >>> check_bins(10, n=100)
+    >>> check_bins(0)
+    Traceback (most recent call last):
+    ...
+    memoxr.errors.MemoxrInputError: bins must be an integer >= 1; received 0
+    """
     if isinstance(bins, bool) or not isinstance(bins, int | np.integer) or bins < 1:
         raise MemoxrInputError(f"bins must be an integer >= 1; received {bins!r}")
     if n is not None and bins > n:
@@ -91,11 +101,31 @@ def check_bins(bins: Any, n: int | None = None) -> None:
 
 
 def check_k(k: Any) -> None:
+    """Refuse a ``k`` that is not a positive whole number (a bool is not one).
+
+    Examples
+    --------
+    >>> check_k(True)
+    Traceback (most recent call last):
+    ...
+    memoxr.errors.MemoxrInputError: k must be a positive integer; received True
+    """
     if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
         raise MemoxrInputError(f"k must be a positive integer; received {k!r}")
 
 
 def check_mask(mask: ArrayLike, argument: str = "mask") -> None:
+    """Refuse a mask that is not boolean, with the conversion to use.
+
+    Examples
+    --------
+    >>> check_mask(np.array([True, False]))
+    >>> check_mask(np.array([0.5, 1.0]))
+    Traceback (most recent call last):
+    ...
+    memoxr.errors.MemoxrInputError: mask must be a boolean array (True = positive sample); received dtype
+    float64; convert with mask.astype(bool) if 1 marks a positive
+    """
     dtype = getattr(mask, "dtype", None)
     if dtype is None:
         dtype = np.asarray(mask).dtype

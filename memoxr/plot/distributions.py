@@ -51,6 +51,11 @@ def class_order(values: Sequence[np.ndarray], sort_by: str | None) -> np.ndarray
 
     ``"nonzero"`` is the share of values that are not exactly 0. Classes
     without values come last; ``"class"`` and None keep the class order.
+
+    Examples
+    --------
+    >>> class_order([np.array([3.0, 1.0]), np.array([0.5]), np.array([])], "mean")  # the empty class last
+    array([1, 0, 2])
     """
     n = len(values)
     if sort_by in (None, "class"):
