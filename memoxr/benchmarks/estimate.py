@@ -98,7 +98,9 @@ def compute_every_chunk(x: da.Array, limit_blas: bool = True) -> None:
         touched.compute()
 
 
-def numpy_inputs(n_trials: int, n_train: int, n_test: int, n_class: int, max_mb: float, seed: int = 0):
+def numpy_inputs(
+    n_trials: int, n_train: int, n_test: int, n_class: int, max_mb: float, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, int, int, int]:
     """Float32 ``mask`` and ``correct`` of ``classes_run`` classes (contiguous columns), and ``classes_run``."""
     per_class = 4 * n_trials * (n_train + n_test) / n_class + 4 * (n_train / n_class) * (n_test / n_class)
     classes_run = int(max(1, min(n_class, max_mb * 2**20 // max(per_class, 1))))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pandas as pd
@@ -13,6 +13,9 @@ import xarray as xr
 from ..io.storage import atomic_output
 from .settings import Settings
 from .tables import Tables, memorization, oriented, summarize, top_k
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 #: The paper's numbers (Ravikumar et al., ICML 2025), as the issue and the seed quote them.
 PAPER: dict[str, Any] = {
@@ -25,7 +28,7 @@ FIGURES = ("csl_vs_memorization.png", "mislabel_roc.png", "duplicates_roc.png", 
 _SHOWN = ("csl", "threshold_learning_time", "learning_time", "forgetting_events", "confidence", "in_confidence")
 
 
-def _save(fig, path: Path) -> Path:
+def _save(fig: Figure, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     with atomic_output(path, overwrite=True) as tmp:

@@ -29,7 +29,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import xarray as xr
@@ -38,6 +38,9 @@ from ..errors import IncompleteStoreError, MemoxrInputError
 from ..io.storage import atomic_output, open_dataset, write_dataset
 from . import training
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from ..dynamics import DynamicsWriter
 
 Echo = Callable[[str], None]
 STAGES = ("fz", "dynamics", "mislabel", "duplicates")
@@ -236,7 +239,7 @@ def build_dynamics(out: Path, settings: Settings, split: training.Split, echo: E
     path.parent.mkdir(exist_ok=True)
     runs: dict[str, list[Any]] = {"arch": list(settings.architectures), "seed": list(settings.seed_values)}
 
-    def train_run(writer, run: dict) -> float:
+    def train_run(writer: DynamicsWriter, run: dict) -> float:
         return training.record_run(writer, run, run["arch"], split.x_train, split.y_train, epochs=settings.epochs,
                                    seed=run["seed"], n_classes=split.n_classes)
 
@@ -303,7 +306,7 @@ def build_duplicates(out: Path, settings: Settings, split: training.Split, fz: x
     path.parent.mkdir(exist_ok=True)
     order = f"{split.sample_order} + {count} planted copies"
 
-    def train_run(writer, run: dict) -> float:
+    def train_run(writer: DynamicsWriter, run: dict) -> float:
         sources, inputs, _ = planted[run["source"]]
         labels = np.concatenate([split.y_train, split.y_train[sources]])
         return training.record_run(writer, run, run["arch"], inputs[run["kind"]], labels, epochs=settings.epochs,

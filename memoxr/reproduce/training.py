@@ -16,10 +16,14 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..datasets.digits import SUBSET_FRACTION, TEST_SIZE
+
+if TYPE_CHECKING:
+    from ..dynamics import DynamicsWriter
 
 #: Architecture name -> hidden layer sizes of the MLP (``()``: logistic regression).
 ARCHITECTURES: dict[str, tuple[int, ...]] = {"logreg": (), "mlp32": (32,), "mlp128": (128,)}
@@ -61,7 +65,7 @@ def digits_split(seed: int = SPLIT_SEED) -> Split:
     return Split(x_tr, y_tr.astype(np.int64), x_te, y_te.astype(np.int64), order)
 
 
-def new_model(architecture: str, seed: int):
+def new_model(architecture: str, seed: int) -> Any:  # an MLPClassifier (scikit-learn has no types)
     """An untrained scikit-learn MLP of ``architecture`` (a key of :data:`ARCHITECTURES`).
 
     Examples
@@ -100,8 +104,8 @@ def epoch_values(prob: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
 
 def train(
     architecture: str, x: np.ndarray, y: np.ndarray, *, epochs: int, seed: int, n_classes: int,
-    after_epoch: Callable[[int, object], None] | None = None,
-):
+    after_epoch: Callable[[int, Any], None] | None = None,
+) -> Any:
     """Train one model ``epochs`` passes over ``(x, y)``; ``after_epoch(epoch, model)`` after each.
 
     Examples
@@ -128,12 +132,12 @@ def train(
     return model
 
 
-def record_run(writer, run: dict, architecture: str, x: np.ndarray, y: np.ndarray, *, epochs: int, seed: int,
+def record_run(writer: DynamicsWriter, run: dict, architecture: str, x: np.ndarray, y: np.ndarray, *, epochs: int, seed: int,
                n_classes: int) -> float:
     """Train on ``(x, y)`` and write every epoch's values for ``run`` with a ``DynamicsWriter``; seconds taken."""
     start = time.perf_counter()
 
-    def write(epoch: int, model) -> None:
+    def write(epoch: int, model: Any) -> None:
         writer.write_epoch(epoch, run=run, **epoch_values(model.predict_proba(x), y))
 
     train(architecture, x, y, epochs=epochs, seed=seed, n_classes=n_classes, after_epoch=write)
