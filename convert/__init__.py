@@ -7,21 +7,15 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import cast
 
-import xarray as xr
-from zarr.codecs import BloscCodec
-
+from memoxr.influence.fz_npz import DEFAULT_SAMPLE_ORDER, FZLayout, inspect_fz_npz, open_fz_npz
 from memoxr.io.chunks import DEFAULT_CHUNK_MB, BlockChunks, plan_shards
-from memoxr.io.storage import StorageOptions, check_writable, is_url, write_dataset
-
-from .fz_npz import (
-    DEFAULT_SAMPLE_ORDER,
-    FZLayout,
-    file_sha256,
-    inspect_fz_npz,
-    read_npz_headers,
-)
+from memoxr.io.encoding import COMPRESSOR, influence_encoding
+from memoxr.io.location import StorageOptions, is_url
+from memoxr.io.npz import file_sha256, read_npz_headers
+from memoxr.io.storage import check_writable, write_dataset
 
 __all__ = [
+    "COMPRESSOR",
     "DEFAULT_SAMPLE_ORDER",
     "FZLayout",
     "convert_npz",
@@ -31,66 +25,10 @@ __all__ = [
     "read_npz_headers",
 ]
 
-#: Byte-shuffled LZ4. Measured on the shipped real estimates (one core, medians of 3; see
-#: README "Performance"): LZ4 encodes at ~790 MB/s and decodes at ~2.2 GB/s for a 2.4x ratio,
-#: against LZ4-HC level 5's 57 MB/s, 4.3 GB/s and 3.5x, zstd-1's 320 MB/s, 0.85 GB/s and 4.2x:
-#: conversion runs 14x faster than with LZ4-HC for a store 1.5x larger that still decodes fast.
-COMPRESSOR = BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")
 #: Default shard size on object storage, where many small objects are slow and costly.
 REMOTE_SHARD_MB = 256.0
 
 
-def influence_encoding(ds: xr.Dataset, *, shards: BlockChunks | None = None) -> dict[str, dict]:
-    """Zarr chunks and compressors for an influence Dataset, taken from its dask chunks.
-
-    With ``shards``, ``influence`` is written in shards of that shape (whole
-    numbers of its dask chunks, which must align with them).
-
-    Examples
-    --------
-    >>> import memoxr
-    >>> ds = open_fz_npz(memoxr.sample_path(), chunk_mb=0.1)
-    >>> encoding = influence_encoding(ds, shards=BlockChunks(8, 137, 46))
-    >>> encoding["influence"]["chunks"], encoding["influence"]["shards"], encoding["memorization"]["chunks"]
-    ((4, 137, 46), (8, 137, 46), (10, 137))
-    """
-    encoding: dict[str, dict] = {}
-    for name, var in ds.data_vars.items():
-        if var.chunks is not None:
-            chunks = tuple(c[0] for c in var.chunks)
-        else:
-            chunks = tuple(max(1, n) for n in var.shape)
-        encoding[str(name)] = {"chunks": chunks, "compressors": (COMPRESSOR,)}
-    encoding["influence"]["fill_value"] = float("nan")
-    if shards is not None:
-        encoding["influence"]["shards"] = (shards.cls, shards.train, shards.test)
-    return encoding
-
-
-def open_fz_npz(
-    path: str | os.PathLike[str],
-    *,
-    allow_pickle: bool = False,
-    chunk_mb: float = DEFAULT_CHUNK_MB,
-    chunks: BlockChunks | None = None,
-    sample_order: str | None = None,
-    storage_options: StorageOptions = None,
-    checksum: bool = False,
-) -> xr.Dataset:
-    """Validate an FZ npz (local or URL) and view it lazily with the influence store's schema.
-
-    Only headers and index arrays are read; ``checksum=True`` also hashes the
-    whole file into ``source_sha256`` (what :func:`convert_npz` records).
-
-    Examples
-    --------
-    >>> import memoxr
-    >>> ds = open_fz_npz(memoxr.sample_path())
-    >>> dict(ds["influence"].sizes), ds.attrs["schema"]
-    ({'class': 10, 'train_sample': 137, 'test_sample': 46}, 'memoxr.influence')
-    """
-    layout = inspect_fz_npz(path, allow_pickle=allow_pickle, checksum=checksum, storage_options=storage_options)
-    return layout.to_dataset(chunk_mb=chunk_mb, chunks=chunks, sample_order=sample_order)
 
 
 def convert_npz(

@@ -61,6 +61,7 @@ from memoxr.compute.progress import compute, progress
 from memoxr.errors import MemoxrInputError
 from memoxr.estimate import TRIAL, TRIAL_VARIABLES, _write_npy_streamed
 from memoxr.io.chunks import validate_mb
+from memoxr.io.npz import load_npz_arrays, open_npz, read_npz_headers
 from memoxr.io.storage import (
     StorageOptions,
     atomic_output,
@@ -69,8 +70,6 @@ from memoxr.io.storage import (
     is_url,
     write_dataset,
 )
-
-from .fz_npz import load_npz_arrays, open_npz, read_npz_headers
 
 __all__ = [
     "AUX_FILE",

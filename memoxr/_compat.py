@@ -17,6 +17,7 @@ from types import ModuleType
 MOVED = {
     "memoxr.analysis": "memoxr.influence.analysis",
     "memoxr.compare": "memoxr.importers.compare",
+    "memoxr.convert.fz_npz": "memoxr.influence.fz_npz",
     "memoxr.high_influence": "memoxr.influence.pairs",
     "memoxr.legacy": "memoxr.influence.seed_npz",
     "memoxr.plan": "memoxr.compute.plan",
@@ -27,7 +28,6 @@ MOVED = {
     "memoxr.stats": "memoxr.influence.stats",
     "memoxr.storage": "memoxr.io.storage",
     "memoxr.synthetic": "memoxr.datasets.synthetic",
-    "memoxr.workflows": "memoxr.influence.workflows",
 }
 
 

@@ -5,6 +5,8 @@ The CLI turns each into a one-line message and exit status 2.
 
 from __future__ import annotations
 
+import contextlib
+
 
 class MemoxrInputError(ValueError):
     """Bad input: a missing key, a wrong shape, dtype or value, an unknown name.
@@ -29,3 +31,38 @@ class IncompleteStoreError(MemoxrInputError):
 
 class MissingExtraError(ImportError):
     """A feature needs an optional dependency that is not installed; the message names the extra."""
+
+
+def connection_failure(exc: BaseException, endpoint: str | None = None) -> str | None:
+    """A one-line reason when ``exc`` (or what caused it) is a failure to talk to object storage, else None.
+
+    dask and zarr re-raise what botocore or aiohttp raised, so the causes are
+    searched. Names the endpoint, never the credentials.
+
+    Examples
+    --------
+    >>> from fsspec.exceptions import FSTimeoutError
+    >>> connection_failure(FSTimeoutError("timed out"), "http://127.0.0.1:9000")
+    'object storage at http://127.0.0.1:9000 failed: timed out; check that it is running and reachable, then rerun'
+    >>> connection_failure(ValueError("not a connection problem")) is None
+    True
+    """
+    from fsspec.exceptions import FSTimeoutError
+
+    kinds: tuple[type[BaseException], ...] = (FSTimeoutError,)
+    with contextlib.suppress(ImportError):  # aiohttp and botocore come with the [s3] extra
+        from aiohttp import ClientError
+        from botocore.exceptions import BotoCoreError
+
+        kinds = (BotoCoreError, ClientError, FSTimeoutError)
+    seen: BaseException | None = exc
+    while seen is not None:
+        # Not any TimeoutError: a dask scheduler's is not object storage's.
+        if isinstance(seen, kinds):
+            where = endpoint or getattr(seen, "kwargs", {}).get("endpoint_url") or "the default AWS endpoint"
+            return (
+                f"object storage at {where} failed: {seen or type(seen).__name__}; "
+                "check that it is running and reachable, then rerun"
+            )
+        seen = seen.__cause__ or seen.__context__
+    return None

@@ -87,10 +87,10 @@ from ._estimate_sums import trial_chunk as _trial_chunk
 from .cli.options import dry_run_option, handle_errors, remote_options
 from .compute.blas import blas_threads_for_dask
 from .compute.progress import progress
-from .convert import influence_encoding
-from .convert.fz_npz import file_sha256, load_npz_arrays
 from .errors import MemoxrInputError
 from .io.chunks import DEFAULT_CHUNK_MB, BlockChunks, plan_block_chunks, validate_mb
+from .io.encoding import influence_encoding
+from .io.npz import file_sha256, load_npz_arrays
 from .io.schema import CLASS, TEST_ID, TRAIN_ID, check_influence_dataset, pad_indices
 from .io.storage import (
     StorageOptions,

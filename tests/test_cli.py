@@ -410,7 +410,7 @@ def test_require_reports_the_missing_dependency_itself(monkeypatch, tmp_path):
 def test_unexpected_errors_pass_through_without_the_s3_extra(monkeypatch):
     # Without s3fs (and its aiohttp, botocore) the error handler must still tell
     # object-storage failures from others, not fail on importing them.
-    import memoxr.influence.workflows
+    import memoxr.workflows
 
     for name in ("s3fs", "aiohttp", "botocore", "botocore.exceptions"):
         monkeypatch.setitem(sys.modules, name, None)
@@ -418,6 +418,6 @@ def test_unexpected_errors_pass_through_without_the_s3_extra(monkeypatch):
     def fails(*args, **kwargs):
         raise RuntimeError("an unexpected failure")
 
-    monkeypatch.setattr(memoxr.influence.workflows, "calculate", fails)
+    monkeypatch.setattr(memoxr.workflows, "calculate", fails)
     with pytest.raises(RuntimeError, match="an unexpected failure"):
         run("calculate", "--input", memoxr.sample_path(), "-q")

@@ -12,9 +12,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import memoxr
-from memoxr.convert import convert_npz, fz_npz, inspect_fz_npz
+from memoxr.convert import convert_npz, inspect_fz_npz
 from memoxr.datasets.synthetic import make_fz_arrays
 from memoxr.errors import IncompleteStoreError, MemoxrInputError, OutputExistsError
+from memoxr.influence import fz_npz
 
 from conftest import SMALL_CHUNKS, write_npz
 

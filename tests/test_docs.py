@@ -48,12 +48,7 @@ NO_EXAMPLES_YET = {
     "memoxr.importers.cartography",
     "memoxr.importers.plain",
     "memoxr.importers.self_influence",
-    "memoxr.influence.analysis",
-    "memoxr.influence.seed_npz",
-    "memoxr.influence.sources",
-    "memoxr.influence.stats",
-    "memoxr.influence.workflows",
-    "memoxr.io.schema",
+    "memoxr.io.npz",  # 398 lines: its examples need the room a split would give (modules stay <= 400)
     "memoxr.reproduce.pipeline",  # its example is a whole (quick) reproduction: 15 s, skipped
 }
 
@@ -112,7 +107,7 @@ def test_docstring_examples(name, tmp_path, monkeypatch):
 def test_discovery_covers_the_package():
     # Subpackages, private modules and the converters (installed as memoxr.convert) are all found.
     for expected in ("memoxr.influence.scores", "memoxr.io.chunks", "memoxr.dynamics.proxies", "memoxr.plot._style",
-                     "memoxr.convert", "memoxr.convert.fz_npz"):
+                     "memoxr.convert", "memoxr.convert.heldout_runs"):
         assert expected in MODULES
     assert all(name == "memoxr" or name.startswith("memoxr.") for name in MODULES)
 

@@ -37,7 +37,7 @@ def test_start_up_imports_nothing_heavy(code):
 
 
 def test_calculate_path_does_not_import_scipy_stats_or_sklearn():
-    loaded = _modules_after("import memoxr.influence.workflows")
+    loaded = _modules_after("import memoxr.workflows")
     assert not [name for name in ("sklearn", "scipy.stats", "matplotlib", "distributed", "s3fs") if name in loaded]
 
 
@@ -60,7 +60,7 @@ def test_calculate_loads_no_cluster_plot_or_s3_library():
         f"try:\n    main(['calculate', '--input', {memoxr.sample_path()!r}, '-q'])\nexcept SystemExit:\n    pass"
     )
     loaded = _modules_after(code)
-    assert "memoxr.influence.workflows" in loaded
+    assert "memoxr.workflows" in loaded
     assert not [name for name in HEAVY if name in loaded]
 
 

@@ -120,3 +120,26 @@ def test_centered_correlation_equals_numpy_corrcoef(a, data):
             assert np.isnan(got[r])
         else:
             assert got[r] == pytest.approx(np.corrcoef(x, y)[0, 1], abs=1e-12)
+
+
+@given(
+    hnp.arrays(np.float64, st.tuples(st.integers(1, 5), st.integers(1, 14)),
+               elements=st.floats(-1, 1, width=32) | st.just(np.nan)),
+    st.integers(1, 5),
+    st.integers(1, 6),
+)
+def test_declared_reductions_give_the_same_numbers_on_numpy_and_dask(x, row_chunk, column_chunk):
+    """apply_reduction: one numpy pass == a dask tree over any chunking, for both declared reductions."""
+    import dask.array as da
+
+    from memoxr.compute.reduction import apply_reduction
+    from memoxr.dynamics import _kernels as dynamics_kernels
+
+    lazy = da.from_array(x, chunks=(row_chunk, column_chunk))
+    whole = apply_reduction(x, _kernels.ROW_STATISTICS, axis=1)
+    np.testing.assert_array_equal(whole, _kernels.row_statistics(x, axis=1))  # the kernel, unchanged
+    np.testing.assert_allclose(apply_reduction(lazy, _kernels.ROW_STATISTICS, axis=1).compute(), whole,
+                               rtol=1e-9, atol=1e-12)
+    sums = apply_reduction(lazy, dynamics_kernels.EPOCH_SUM, axis=0).compute()
+    np.testing.assert_allclose(sums, dynamics_kernels.epoch_sum(x, axis=0), rtol=1e-12, atol=1e-15)
+    assert apply_reduction(x, dynamics_kernels.EPOCH_SUM, axis=-2).shape == (x.shape[1],)

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 import memoxr
-from memoxr.convert import fz_npz
 from memoxr.datasets.synthetic import make_fz_arrays
 from memoxr.errors import MemoxrInputError
+from memoxr.influence import fz_npz
 
 from conftest import RAGGED_TEST, RAGGED_TRAIN, write_npz
 

@@ -170,7 +170,8 @@ def test_killed_local_conversion_is_cleaned_up_by_the_rerun(tmp_path, ragged_npz
     script = tmp_path / "slow_convert.py"
     script.write_text(textwrap.dedent(f"""
         import time
-        from memoxr.convert import convert_npz, fz_npz
+        from memoxr.convert import convert_npz
+        from memoxr.influence import fz_npz
         from memoxr.io.chunks import BlockChunks
         original = fz_npz._load_class_block
         def slow(*args, **kwargs):
@@ -216,8 +217,8 @@ def test_overwrite_replaces_an_output_only_by_one_of_its_kind(tmp_path, ragged_n
 
 def test_calculate_overwrite_checks_every_output_kind_before_replacing_any(tmp_path, ragged_store):
     """With overwrite, a stats CSV path that is a folder is refused before the old scores store is touched."""
+    from memoxr import workflows
     from memoxr.errors import MemoxrInputError
-    from memoxr.influence import workflows
 
     scores = tmp_path / "scores.zarr"
     workflows.calculate(ragged_store, output=scores)

@@ -15,6 +15,8 @@ from dask.callbacks import Callback
 import memoxr
 from memoxr.compute import plan as planning
 from memoxr.datasets.synthetic import make_fz_arrays
+from memoxr.dynamics.plan import plan_ingest
+from memoxr.influence.plan import plan_calculate, plan_pairs
 
 from conftest import write_npz
 
@@ -24,7 +26,7 @@ def _chunk_files(store: str) -> list[Path]:
 
 
 def test_plan_figures_match_the_store(ragged_store):
-    plan = planning.plan_calculate(ragged_store, threads=3)
+    plan = plan_calculate(ragged_store, threads=3)
     array = zarr.open_group(ragged_store, mode="r")["influence"]
     expected_chunks = math.prod(math.ceil(n / c) for n, c in zip(array.shape, array.chunks, strict=True))
     assert plan.n_chunks == expected_chunks > 8  # several chunks on every dim
@@ -38,7 +40,7 @@ def test_plan_figures_match_the_store(ragged_store):
 
 
 def test_plan_counts_the_tasks_the_run_executes(ragged_store):
-    plan = planning.plan_calculate(ragged_store)
+    plan = plan_calculate(ragged_store)
     executed = []
 
     class Count(Callback):
@@ -55,7 +57,7 @@ def test_plan_reads_no_data(ragged_store, tmp_path):
     """Every chunk deleted: the plan still works (it never read one), the real run fails."""
     for path in _chunk_files(ragged_store):
         path.unlink()
-    plan = planning.plan_calculate(ragged_store)
+    plan = plan_calculate(ragged_store)
     assert plan.bytes_to_read == plan.uncompressed_bytes  # no listing left to size: assumed uncompressed
     assert any("unknown" in note for note in plan.notes)
 
@@ -63,14 +65,14 @@ def test_plan_reads_no_data(ragged_store, tmp_path):
 def test_plan_of_an_npz(tmp_path):
     arrays = make_fz_arrays([30, 5, 17], [9, 4, 12], seed=3)
     npz = write_npz(tmp_path / "x.npz", arrays)
-    plan = planning.plan_calculate(npz, threads=1)
+    plan = plan_calculate(npz, threads=1)
     assert plan.bytes_to_read == os.path.getsize(npz)
     assert plan.shape == (3, 30, 12)
     assert "npz" in str(plan)
 
 
 def test_plan_text_names_every_figure(balanced_store):
-    text = str(planning.plan_calculate(balanced_store, threads=2))
+    text = str(plan_calculate(balanced_store, threads=2))
     for word in ("chunks:", "bytes to read:", "dask tasks:", "predicted peak memory per worker:", "2 thread(s)"):
         assert word in text
 
@@ -84,7 +86,7 @@ def test_plan_of_an_ingest(tmp_path):
         for epoch in range(epochs):
             np.save(tmp_path / f"loss_run{run}_epoch_{epoch}.npy", np.full(n, epoch + run, dtype=np.float32))
     pattern = str(tmp_path / "loss_run{run}_epoch_{epoch}.npy")
-    plan = planning.plan_ingest(pattern, chunk_mb=1, threads=1)
+    plan = plan_ingest(pattern, chunk_mb=1, threads=1)
     assert plan.bytes_to_read == sum(p.stat().st_size for p in tmp_path.glob("*.npy"))
     assert not list(tmp_path.glob("*.zarr"))
     store = ingest(pattern, tmp_path / "d.zarr", chunk_mb=1)
@@ -98,7 +100,7 @@ def test_plan_of_an_ingest(tmp_path):
 
 @pytest.mark.parametrize("min_mem", [0.0, 0.5, 2.0])
 def test_plan_of_pairs_reads_only_chunks_with_memorized_rows(ragged_store, min_mem):
-    plan = planning.plan_pairs(ragged_store, min_infl=0.0, min_mem=min_mem, threads=1)
+    plan = plan_pairs(ragged_store, min_infl=0.0, min_mem=min_mem, threads=1)
     ds = memoxr.open_influence(ragged_store)
     influence = ds["influence"].data
     memo = ds["memorization"].values

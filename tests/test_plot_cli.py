@@ -81,7 +81,7 @@ def test_scores_store_is_drawn_as_computed(tmp_path, ragged_npz, monkeypatch):
     store = tmp_path / "scores.zarr"
     assert run("calculate", "--input", ragged_npz, "--output", store, "--alpha", "0.2", "--beta", "0.8",
                "-q").exit_code == 0
-    stored = memoxr.influence.workflows.load_scores(store).compute()
+    stored = memoxr.workflows.load_scores(store).compute()
     assert stored.attrs["alpha"] == 0.2
     expected = memoxr.top_k(stored, 1, k=1, by="weighted_combination")["weighted_combination"].to_numpy()
     fresh = memoxr.influence_scores(memoxr.open_influence(ragged_npz)).compute()
@@ -108,7 +108,7 @@ def test_a_store_of_another_kind_is_refused(tmp_path):
     xr.Dataset(attrs={"schema": "something.else", "memoxr_complete": True}).to_zarr(tmp_path / "other.zarr")
     result = run("plot", tmp_path / "other.zarr", tmp_path / "figs", "-q")
     assert result.exit_code == 2
-    assert "expected 'memoxr.influence.scores' or 'memoxr.influence'" in result.output
+    assert "expected 'memoxr.scores' or 'memoxr.influence'" in result.output
 
 
 def test_missing_input_exits_2(tmp_path):

@@ -24,8 +24,9 @@ from click.testing import CliRunner
 
 import memoxr
 from memoxr.cli import main
-from memoxr.convert import convert_npz, fz_npz
+from memoxr.convert import convert_npz
 from memoxr.errors import IncompleteStoreError, MemoxrInputError, OutputExistsError
+from memoxr.influence import fz_npz
 from memoxr.io.storage import open_dataset
 
 from conftest import SMALL_CHUNKS
@@ -114,6 +115,23 @@ def test_npz_on_s3_is_read_in_place(ragged_npz, ragged_store, bucket, options):
     )
 
 
+def test_a_location_carries_its_options_through_writes_and_reads(tmp_path, bucket, options):
+    from memoxr.io.location import Location
+    from memoxr.io.storage import atomic_output, open_dataset, write_dataset
+
+    remote = Location.of(f"s3://{bucket}/loc/data.zarr", options)
+    ds = xr.Dataset({"x": ("sample", np.arange(5.0))}, attrs={"schema": "memoxr.test"})
+    assert write_dataset(ds, remote) == remote.path  # no storage_options: the Location has them
+    xr.testing.assert_equal(open_dataset(remote).load(), ds.drop_attrs().assign_attrs(schema="memoxr.test"))
+    table = Location.of(f"s3://{bucket}/loc/table.csv", options)
+    with atomic_output(table) as tmp:
+        tmp.write_text("a,b\n1,2\n")
+    assert _fs(options).cat_file(f"{bucket}/loc/table.csv") == b"a,b\n1,2\n"
+    with pytest.raises(MemoxrInputError, match="storage_options: .* carries its own options"):
+        Location.of(remote, {"anon": True})
+    assert SECRET not in str(remote) and SECRET not in repr(remote.path)
+
+
 def test_cli_with_minio_credentials_file(tmp_path, ragged_npz, ragged_store, bucket, s3_endpoint):
     credentials = tmp_path / "credentials.json"
     credentials.write_text(json.dumps({
@@ -137,7 +155,7 @@ def test_cli_with_minio_credentials_file(tmp_path, ragged_npz, ragged_store, buc
         with _fs(options).open(f"{bucket}/run/{name}") as fp:
             pd.testing.assert_frame_equal(pd.read_csv(fp), expected, check_dtype=False, rtol=1e-6)
     scores = open_dataset(f"{base}/scores.zarr", storage_options=options)
-    assert scores.attrs["schema"] == "memoxr.influence.scores"
+    assert scores.attrs["schema"] == "memoxr.scores"
     # The output exists now: replacing it needs --overwrite.
     result = runner.invoke(main, ["convert", ragged_npz, f"{base}/influence.zarr", "--credentials", str(credentials)])
     assert result.exit_code == 2 and "already exists" in result.stderr
@@ -316,7 +334,8 @@ _SLOW_CONVERTER = """
 import json, os, sys, time
 import zarr
 from memoxr.io import storage
-from memoxr.convert import convert_npz, fz_npz
+from memoxr.convert import convert_npz
+from memoxr.influence import fz_npz
 from memoxr.io.chunks import BlockChunks
 
 def slowed(function, seconds, after=False):
@@ -442,7 +461,7 @@ def _one_error_line(result, *expected):
 
 _SLOW_CLI = """
 import sys, time
-from memoxr.convert import fz_npz
+from memoxr.influence import fz_npz
 from memoxr.cli import main
 original = fz_npz._load_class_block
 def slow(*args, **kwargs):
@@ -516,7 +535,7 @@ def test_silent_endpoint_times_out(ragged_npz):
 
 
 def test_object_storage_has_default_timeouts():
-    from memoxr.io.storage import S3_TIMEOUTS, _fs, resolve_storage_options
+    from memoxr.io.location import S3_TIMEOUTS, _fs, resolve_storage_options
 
     assert S3_TIMEOUTS["connect_timeout"] <= 10 and S3_TIMEOUTS["read_timeout"] <= 10
     assert resolve_storage_options(None)["config_kwargs"] == S3_TIMEOUTS

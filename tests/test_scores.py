@@ -84,7 +84,7 @@ def test_scores_and_stats_read_each_influence_chunk_once(ragged_store):
 
 
 def test_calculate_reads_each_influence_chunk_once(ragged_store, monkeypatch):
-    from memoxr.influence import workflows
+    from memoxr import workflows
 
     counting = CountingStore(zarr.storage.LocalStore(ragged_store, read_only=True))
     monkeypatch.setattr(workflows, "open_influence", lambda *a, **k: memoxr.open_influence(counting))

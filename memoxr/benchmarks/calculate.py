@@ -102,7 +102,7 @@ def compare(folder: Path, size: str, values: str, repeat: int) -> None:
 #: A child process: peak of numpy and Python allocations of ``calculate`` on one store, in MB.
 TRACED_PEAK = (
     "import sys, tracemalloc, dask\n"
-    "from memoxr.influence import workflows\n"
+    "from memoxr import workflows\n"
     "dask.config.set(scheduler='synchronous')\n"
     "tracemalloc.start()\n"
     "workflows.calculate(sys.argv[1])\n"

@@ -42,9 +42,9 @@ import psutil
 import memoxr
 from memoxr._optional import require
 from memoxr.benchmarks.scores import write_large_fz_npz
-from memoxr.compute.plan import plan_calculate
 from memoxr.compute.scheduler import use_scheduler
 from memoxr.convert import convert_npz
+from memoxr.influence.plan import plan_calculate
 
 MB = 1e6
 GB = 1e9

@@ -12,7 +12,7 @@ Interleaved (each round starts from a different command), ``--repeat`` rounds of
 
 Printed: median and min-max wall time of each and its ratio to the baseline and
 to the seed's imports; then the 10 modules with the largest cumulative import
-time in ``python -X importtime -c "import memoxr.influence.workflows"`` (what ``memoxr
+time in ``python -X importtime -c "import memoxr.workflows"`` (what ``memoxr
 calculate`` imports before it reads anything), from one run. Nothing is asserted.
 """
 
@@ -62,9 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     for name in list(variants)[2:]:
         c.print_ratio(results, name, "python -c pass", f"{name} / python -c pass")
         c.print_ratio(results, name, "import numpy, pandas", f"{name} / import numpy, pandas")
-    print(f"\ntop {args.top} by cumulative import time, python -X importtime -c 'import memoxr.influence.workflows' (one run):")
+    print(f"\ntop {args.top} by cumulative import time, python -X importtime -c 'import memoxr.workflows' (one run):")
     print(f"  {'cumulative ms':>14}{'self ms':>9}  module")
-    for cumulative, own, module in import_times("memoxr.influence.workflows", args.top):
+    for cumulative, own, module in import_times("memoxr.workflows", args.top):
         print(f"  {cumulative / 1000:>14.1f}{own / 1000:>9.1f}  {module}")
     return 0
 

@@ -83,7 +83,7 @@ def ingest_command(
     variables: str | dict[str, str] = _pairs(var_patterns, "--var") if var_patterns else str(given["pattern"])
     output = given["output"]
     if dry_run:
-        from ..compute.plan import plan_ingest
+        from ..dynamics.plan import plan_ingest
 
         click.echo(str(plan_ingest(
             variables, name=name, sample_order=sample_order, sample_ids=sample_ids, truth=_pairs(truth, "--truth"),

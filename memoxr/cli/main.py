@@ -133,6 +133,10 @@ def convert_cmd(
 @click.option("--alpha", type=float, default=0.7, show_default=True, help="Weight of memorization in weighted_combination.")
 @click.option("--beta", type=float, default=0.3, show_default=True, help="Weight of normalized influence in weighted_combination.")
 @click.option("--stats-csv", type=click.Path(dir_okay=False), default=None, help="Also write the per-class statistics table to this CSV.")
+@click.option(
+    "--skipna", is_flag=True,
+    help="Skip NaN values (inside influence rows, scores, rankings) instead of letting them make results NaN.",
+)
 @overwrite_option
 @allow_pickle_option
 @quiet_option
@@ -141,20 +145,20 @@ def convert_cmd(
 @remote_options
 def calculate_cmd(
     input_path: str, output_path: str | None, analyze_class: int | None, top_k: int, alpha: float, beta: float,
-    stats_csv: str | None, overwrite: bool, allow_pickle: bool, quiet: bool, dry_run: bool,
+    stats_csv: str | None, skipna: bool, overwrite: bool, allow_pickle: bool, quiet: bool, dry_run: bool,
     storage_options: dict | None,
 ) -> None:
     """Compute the four influence-aware memorization scores, the per-class table and the analysis."""
     if dry_run:
-        from ..compute.plan import plan_calculate
+        from ..influence.plan import plan_calculate
 
         click.echo(str(plan_calculate(input_path, allow_pickle=allow_pickle, storage_options=storage_options)))
         return
-    from ..influence import workflows
+    from .. import workflows
 
     result = workflows.calculate(
         input_path, output=output_path, alpha=alpha, beta=beta, stats_csv=stats_csv, overwrite=overwrite,
-        allow_pickle=allow_pickle, class_label=analyze_class, k=top_k, show_progress=not quiet,
+        allow_pickle=allow_pickle, class_label=analyze_class, k=top_k, skipna=skipna, show_progress=not quiet,
         storage_options=storage_options,
     )
     click.echo(str(result.analysis))
@@ -182,7 +186,7 @@ def update_csv_cmd(
     renamed over it, so an interrupted run leaves it as it was. An existing
     --output other than --csv-file needs --overwrite.
     """
-    from ..influence import workflows
+    from .. import workflows
 
     path = workflows.update_csv(
         influence_file, csv_file, output=output, overwrite=overwrite, allow_pickle=allow_pickle,
@@ -202,7 +206,7 @@ def demo_cmd(output_dir: str, overwrite: bool, quiet: bool) -> None:
     Prints a short report: what was computed, the files written, three facts
     found in the results and the commands to try next.
     """
-    from ..influence import workflows
+    from .. import workflows
 
     result = workflows.demo(Path(output_dir), overwrite=overwrite, show_progress=not quiet)
     click.echo(workflows.demo_report(result, output_dir))

@@ -72,7 +72,7 @@ def _endpoint(options: dict | None) -> str | None:
 
 def _storage_failure(exc: BaseException, options: dict | None) -> str | None:
     """One line for a failure to reach object storage or to use a file, else None (never quotes the options)."""
-    from ..io.storage import connection_failure
+    from ..errors import connection_failure
 
     message = connection_failure(exc, _endpoint(options))
     if message is None and isinstance(exc, OSError) and exc.filename is not None:
@@ -139,7 +139,7 @@ def remote_options(func: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(func)
     def wrapper(*args: Any, storage_options: str | None, credentials: str | None, scheduler: str | None, **kwargs: Any) -> Any:
         from ..compute.scheduler import use_scheduler
-        from ..io.storage import resolve_storage_options
+        from ..io.location import resolve_storage_options
 
         options = resolve_storage_options(storage_options, credentials)
         try:

@@ -37,6 +37,7 @@ class CostPlan:
     Examples
     --------
     >>> import memoxr
+    >>> from memoxr.influence.plan import plan_calculate
     >>> plan = plan_calculate(memoxr.sample_path(), threads=2)
     >>> plan.peak_per_worker == 2 * plan.per_task_bytes + plan.resident_bytes
     True
@@ -107,40 +108,6 @@ def default_threads() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def _stored_bytes(path: str, variable: str, storage_options: dict[str, Any] | None) -> int | None:
-    """Bytes of ``variable``'s chunk (or shard) objects in a Zarr store, from a listing; None if unknown."""
-    from ..io.storage import _fs
-
-    try:
-        fs, root = _fs(path, storage_options)
-        found = fs.find(f"{root.rstrip('/')}/{variable}", detail=True)
-    except (OSError, ValueError):
-        return None
-    sizes = [info.get("size") or 0 for name, info in found.items() if not name.endswith(("zarr.json", ".zarray"))]
-    return int(sum(sizes)) if sizes else None
-
-
-def _influence_bytes_to_read(
-    path: str, variable: str, uncompressed: int, notes: list[str], storage_options: dict[str, Any] | None
-) -> int:
-    """Stored bytes of ``variable`` (an npz: the file), or ``uncompressed`` with a note when unknown."""
-    stored = _npz_bytes(path, storage_options) if path.endswith(".npz") else _stored_bytes(path, variable, storage_options)
-    if stored is None:
-        notes.append("stored sizes unknown (no listing): bytes to read assumed uncompressed")
-        return uncompressed
-    return stored
-
-
-def _npz_bytes(path: str, storage_options: dict[str, Any] | None) -> int | None:
-    from ..io.storage import _fs
-
-    try:
-        fs, fs_path = _fs(path, storage_options)
-        return int(fs.size(fs_path))
-    except (OSError, ValueError):
-        return None
-
-
 class _Counted(Exception):
     """Raised by :func:`_counting_scheduler` with the number of tasks it was handed."""
 
@@ -158,8 +125,8 @@ def count_tasks(collections: list[Any]) -> int:
     Examples
     --------
     >>> import dask.array as da
-    >>> count_tasks([da.ones(10, chunks=5)]), count_tasks([da.ones(10, chunks=5).sum()])
-    (3, 4)
+    >>> count_tasks([(da.ones(10, chunks=5) + 1).sum()])  # two fused chunk tasks, two to combine
+    4
     """
     import dask
 
@@ -168,173 +135,6 @@ def count_tasks(collections: list[Any]) -> int:
     except _Counted as counted:
         return int(counted.args[0])
     raise AssertionError("the counting scheduler was not called")
-
-
-def plan_calculate(
-    source: str | os.PathLike[str],
-    *,
-    threads: int | None = None,
-    allow_pickle: bool = False,
-    storage_options: dict[str, Any] | None = None,
-) -> CostPlan:
-    """The cost plan of ``memoxr calculate`` (scores, table, analysis) on an influence store or FZ npz.
-
-    ``threads``: tasks a worker runs at once (default: dask's local scheduler, one per core;
-    1 for a single-threaded distributed worker).
-
-    Example
-    -------
-    >>> import memoxr, memoxr.compute.plan
-    >>> plan = memoxr.compute.plan.plan_calculate(memoxr.sample_path(), threads=1)
-    >>> plan.n_chunks >= 1 and plan.bytes_to_read > 0
-    True
-    """
-    from ..influence.scores import influence_scores
-    from ..influence.sources import open_influence
-
-    path = str(source)
-    ds = open_influence(path, allow_pickle=allow_pickle, storage_options=storage_options)
-    influence = ds["influence"]
-    data = influence.data
-    scores = influence_scores(ds)
-    arrays = [v.data for v in scores.data_vars.values() if v.chunks]
-    chunk_shape = tuple(max(c) for c in data.chunks)
-    itemsize = data.dtype.itemsize
-    uncompressed = int(math.prod(data.shape) * itemsize)
-    chunk_bytes = int(math.prod(chunk_shape) * itemsize)
-    notes = []
-    if path.endswith(".npz"):
-        notes.append("an npz is read member by member into padded class blocks; bytes to read is the file's size")
-    stored = _influence_bytes_to_read(path, "influence", uncompressed, notes, storage_options)
-    stored_per_chunk = math.ceil(stored / max(1, data.npartitions))
-    samples = int(math.prod(influence.shape[:2]))
-    return CostPlan(
-        command="calculate",
-        source=path,
-        variable="influence",
-        shape=tuple(int(n) for n in data.shape),
-        dtype=str(data.dtype),
-        chunk_shape=chunk_shape,
-        n_chunks=int(data.npartitions),
-        uncompressed_bytes=uncompressed,
-        bytes_to_read=int(stored),
-        n_tasks=count_tasks(arrays),
-        threads_per_worker=threads or default_threads(),
-        per_task_bytes=DECODED_COPIES * chunk_bytes + min(stored_per_chunk, chunk_bytes),
-        resident_bytes=RESIDENT_VALUES_PER_SAMPLE * 8 * samples,
-        notes=notes,
-    )
-
-
-def plan_ingest(
-    variables: str | dict[str, str],
-    *,
-    threads: int | None = None,
-    storage_options: dict[str, Any] | None = None,
-    **options: Any,
-) -> CostPlan:
-    """The cost plan of ``memoxr ingest``: the files listed and their headers read, nothing else.
-
-    ``options`` are :func:`memoxr.dynamics.store.ingest`'s (``name``, ``truth``, ``chunk_mb``...).
-    A task reads the files of one chunk's epochs, stacks them into the chunk and
-    compresses it: about 3x the chunk's bytes. Ground truth is loaded whole (resident).
-
-    Examples
-    --------
-    >>> import tempfile, numpy as np
-    >>> folder = tempfile.mkdtemp()
-    >>> for epoch in range(3):
-    ...     np.save(f"{folder}/loss_epoch{epoch}.npy", np.full(50, 1.0 / (epoch + 1), dtype=np.float32))
-    >>> plan = plan_ingest(f"{folder}/loss_epoch{{epoch}}.npy", threads=1)
-    >>> plan.shape, plan.bytes_to_read > 3 * 50 * 4, plan.notes[0]
-    ((3, 50), True, '3 files; dask tasks include one write per chunk')
-    """
-    from ..dynamics import store as dynamics_store
-
-    name = options.get("name", "loss")
-    files = dynamics_store.plan_ingest(
-        variables, name=name, expected_epochs=options.get("epochs"), storage_options=storage_options,
-        npz_key=options.get("npz_key"),
-    )
-    ds = dynamics_store.ingest_dataset(variables, storage_options=storage_options, **options)
-    recorded = [ds[v].data for v in files.files]
-    largest = max(recorded, key=lambda a: math.prod(max(c) for c in a.chunks) * a.dtype.itemsize)
-    chunk_shape = tuple(max(c) for c in largest.chunks)
-    chunk_bytes = math.prod(chunk_shape) * largest.dtype.itemsize
-    read = 0
-    for var, paths in files.files.items():
-        fs = files.fs[var]
-        read += sum(int(fs.size(path)) for path in paths.values())
-    n_chunks = sum(a.npartitions for a in recorded)
-    resident = sum(int(v.nbytes) for v in ds.data_vars.values() if v.chunks is None)
-    return CostPlan(
-        command="ingest",
-        source=variables if isinstance(variables, str) else ", ".join(f"{k}={v}" for k, v in variables.items()),
-        variable=", ".join(files.files),
-        shape=tuple(int(n) for n in largest.shape),
-        dtype=str(largest.dtype),
-        chunk_shape=chunk_shape,
-        n_chunks=n_chunks,
-        uncompressed_bytes=sum(int(a.nbytes) for a in recorded),
-        bytes_to_read=read,
-        n_tasks=count_tasks(recorded) + n_chunks,
-        threads_per_worker=threads or default_threads(),
-        per_task_bytes=3 * chunk_bytes,
-        resident_bytes=resident,
-        notes=[f"{sum(len(p) for p in files.files.values())} files; dask tasks include one write per chunk"],
-    )
-
-
-def plan_pairs(
-    source: str | os.PathLike[str],
-    *,
-    threads: int | None = None,
-    storage_options: dict[str, Any] | None = None,
-    **options: Any,
-) -> CostPlan:
-    """The cost plan of ``memoxr pairs``: only chunks holding a train row at or above ``min_mem`` are read.
-
-    ``options`` are :func:`memoxr.pairs`'s (``min_infl``, ``min_mem``, ``top_k_per_test``, ``full``...).
-    The memorization and index arrays are read (small, needed to know which chunks to read);
-    the influence is not. A task holds its chunk as read (2x decoded plus stored) and the pairs it finds.
-
-    Examples
-    --------
-    >>> import memoxr
-    >>> plan = plan_pairs(memoxr.sample_path(), min_mem=0.5)
-    >>> plan.command, plan.n_chunks, plan.notes[0]
-    ('pairs', 1, '1 of 1 chunks hold a train row with memorization >= 0.5; only those are read')
-    """
-    from ..influence.pairs import plan_search
-
-    path = str(source)
-    search = plan_search(path, storage_options=storage_options, **options)
-    data = search.influence
-    variable = "influence_full" if options.get("full") else "influence"
-    itemsize = data.dtype.itemsize
-    chunk_shape = tuple(max(c) for c in data.chunks)
-    chunk_bytes = math.prod(chunk_shape) * itemsize
-    uncompressed = int(math.prod(data.shape) * itemsize)
-    notes = [f"{len(search.wanted)} of {data.npartitions} chunks hold a train row with memorization >= "
-             f"{search.min_mem:g}; only those are read"]
-    stored = _influence_bytes_to_read(path, variable, uncompressed, notes, storage_options)
-    per_chunk = stored / max(1, data.npartitions)
-    return CostPlan(
-        command="pairs",
-        source=path,
-        variable=variable,
-        shape=tuple(int(n) for n in (data.shape[1:] if options.get("full") else data.shape)),
-        dtype=str(data.dtype),
-        chunk_shape=chunk_shape[1:] if options.get("full") else chunk_shape,
-        n_chunks=len(search.wanted),
-        uncompressed_bytes=uncompressed,
-        bytes_to_read=int(per_chunk * len(search.wanted)),
-        n_tasks=count_tasks(search.wanted) if search.wanted else 0,
-        threads_per_worker=threads or default_threads(),
-        per_task_bytes=DECODED_COPIES * chunk_bytes + min(math.ceil(per_chunk), chunk_bytes),
-        resident_bytes=int(search.tr_mem.nbytes + search.tr_labels.nbytes + search.tt_labels.nbytes),
-        notes=notes,
-    )
 
 
 #: Bytes a product task holds per byte of its ``chunk_mb`` budget, with records read chunk by chunk
@@ -349,9 +149,8 @@ def _npz_placeholders(path: str, storage_options: dict[str, Any] | None) -> dict
     """Trial records of an npz as lazy placeholders from its headers; only the labels are read."""
     import dask.array as da
 
-    from ..convert import read_npz_headers
-    from ..convert.fz_npz import load_npz_arrays
     from ..estimate import TRIAL_VARIABLES
+    from ..io.npz import load_npz_arrays, read_npz_headers
 
     headers = read_npz_headers(path, storage_options=storage_options)
     labels, _ = load_npz_arrays(path, ["tr_labels", "tt_labels"], what="trials", expected="a numeric array",
@@ -366,10 +165,15 @@ def _npz_placeholders(path: str, storage_options: dict[str, Any] | None) -> dict
 def _records_stored_bytes(trials: Any, storage_options: dict[str, Any] | None) -> int | None:
     if not isinstance(trials, str | os.PathLike):
         return None
+    from ..io.location import (  # moves to the estimate layer with plan_estimate
+        file_size,
+        stored_bytes,
+    )
+
     path = str(trials)
     if path.endswith(".npz"):
-        return _npz_bytes(path, storage_options)
-    sizes = [_stored_bytes(path, key, storage_options) for key in ("mask", "train_correct", "test_correct")]
+        return file_size(path, storage_options)
+    sizes = [stored_bytes(path, key, storage_options) for key in ("mask", "train_correct", "test_correct")]
     return None if any(size is None for size in sizes) else int(sum(sizes))  # type: ignore[arg-type]
 
 

@@ -64,7 +64,7 @@ def compute(*objs: Any, show_progress: bool = False) -> tuple[Any, ...]:
     except MemoxrInputError:
         raise
     except Exception as exc:
-        from ..io.storage import connection_failure
+        from ..errors import connection_failure
 
         failure = connection_failure(exc)
         if failure is not None:  # object storage unreachable mid-read: not a damaged store
@@ -140,7 +140,7 @@ def _first_bad_chunk(zarray: Any) -> str | None:
         try:
             zarray[region]
         except Exception as err:
-            from ..io.storage import connection_failure
+            from ..errors import connection_failure
 
             if connection_failure(err) is not None:  # a read that failed to arrive, not a bad chunk
                 return None
@@ -173,7 +173,7 @@ def describe_undecodable_store(path: Any, exc: BaseException, storage_options: d
     computes outside :func:`compute`)."""
     import zarr
 
-    from ..io.storage import connection_failure
+    from ..errors import connection_failure
 
     if not _raised_in_codec(exc.__traceback__) or connection_failure(exc) is not None:
         return None

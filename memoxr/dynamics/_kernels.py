@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..compute.reduction import Reduction
+
 
 def _f64(x: np.ndarray) -> np.ndarray:
     return np.asarray(x, dtype=np.float64)
@@ -19,22 +21,58 @@ def epoch_sum(x: np.ndarray, axis: int = -1, keepdims: bool = False) -> np.ndarr
 
     The Cumulative Sample Loss when ``x`` is the loss. Associative, so it is
     also the chunk and aggregate step of the dask reduction.
+
+    Examples
+    --------
+    >>> epoch_sum(np.array([[1.0, 2.0], [0.5, np.nan]]), axis=0).tolist()
+    [1.5, nan]
     """
     return np.sum(_f64(x), axis=axis, keepdims=keepdims)
 
 
+def _partial_sum(x: np.ndarray, axis: int) -> np.ndarray:
+    return epoch_sum(x, axis=axis)[..., None]
+
+
+def _merge_sums(parts: np.ndarray) -> np.ndarray:
+    return np.sum(parts, axis=-2)
+
+
+#: :func:`epoch_sum` as one declared reduction (see :mod:`memoxr.compute.reduction`): partial
+#: sums per chunk of epochs, summed across chunks.
+EPOCH_SUM = Reduction(name="epoch-sum", chunk=_partial_sum, combine=_merge_sums, finalize=np.asarray)
+
+
 def epoch_mean(x: np.ndarray, axis: int = -1) -> np.ndarray:
-    """``(1 / T) sum_t x_t`` along ``axis`` (``T`` epochs); NaN propagates."""
+    """``(1 / T) sum_t x_t`` along ``axis`` (``T`` epochs); NaN propagates.
+
+    Examples
+    --------
+    >>> epoch_mean(np.array([[1.0, 2.0], [3.0, 6.0]]), axis=0).tolist()
+    [2.0, 4.0]
+    """
     return np.mean(_f64(x), axis=axis)
 
 
 def epoch_std(x: np.ndarray, axis: int = -1) -> np.ndarray:
-    """Population std ``sqrt((1 / T) sum_t (x_t - mean)^2)`` along ``axis``."""
+    """Population std ``sqrt((1 / T) sum_t (x_t - mean)^2)`` along ``axis``.
+
+    Examples
+    --------
+    >>> epoch_std(np.array([[1.0, 2.0], [3.0, 6.0]]), axis=0).tolist()
+    [1.0, 2.0]
+    """
     return np.std(_f64(x), axis=axis)
 
 
 def last(x: np.ndarray, axis: int = -1) -> np.ndarray:
-    """The value at the last epoch along ``axis``, as float64."""
+    """The value at the last epoch along ``axis``, as float64.
+
+    Examples
+    --------
+    >>> last(np.array([[1, 2], [3, 4]]), axis=0).tolist()
+    [3.0, 4.0]
+    """
     return np.take(_f64(x), -1, axis=axis)
 
 
@@ -45,6 +83,11 @@ def learning_time(g: np.ndarray, tau: np.ndarray | float, axis: int = -1) -> np.
     epochs is compared with the threshold ``tau`` (broadcast against the result,
     i.e. shaped like ``g`` without ``axis``). A sample whose running mean stays
     above ``tau`` for long is learned late (value near 1).
+
+    Examples
+    --------
+    >>> learning_time(np.array([[4.0, 0.0, 0.0, 0.0]]), 1.5).tolist()  # running means 4, 2, 1.33, 1
+    [0.5]
     """
     g = np.moveaxis(_f64(g), axis, -1)
     steps = np.arange(1, g.shape[-1] + 1, dtype=np.float64)
@@ -61,6 +104,8 @@ def threshold_learning_time(correct: np.ndarray, axis: int = -1) -> np.ndarray:
     number of epochs) for a sample that is wrong at the last epoch. ``correct``
     is boolean (any nonzero value counts as correct).
 
+    Examples
+    --------
     >>> threshold_learning_time(np.array([[1, 1, 1], [0, 0, 1], [1, 0, 1], [1, 1, 0]]), axis=1).tolist()
     [0.0, 2.0, 2.0, 3.0]
     """
@@ -77,6 +122,11 @@ def forgetting_events(correct: np.ndarray, axis: int = -1) -> np.ndarray:
 
     ``sum_{t >= 1} [correct_{t-1} and not correct_t]`` along ``axis``
     (Toneva et al., 2019).
+
+    Examples
+    --------
+    >>> forgetting_events(np.array([[1, 0, 1, 0], [0, 1, 1, 1]])).tolist()
+    [2.0, 0.0]
     """
     c = np.moveaxis(np.asarray(correct) != 0, axis, -1)
     return (c[..., :-1] & ~c[..., 1:]).sum(axis=-1).astype(np.float64)

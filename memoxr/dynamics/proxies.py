@@ -19,12 +19,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import dask.array as da
 import numpy as np
 import xarray as xr
 
+from ..compute.reduction import reduce_dim
 from ..errors import MemoxrInputError
-from ..influence.scores import row_statistics
+from ..influence.kernels import ROW_STATISTICS
 from . import _kernels
 from .store import EPOCH, SAMPLE
 
@@ -49,22 +49,14 @@ def _coords_without(x: xr.DataArray, dim: str) -> dict:
 
 
 def _epoch_sum(x: xr.DataArray, dim: str) -> xr.DataArray:
-    """Sum over ``dim`` in float64: a dask reduction that combines epoch chunks."""
-    axis = x.get_axis_num(dim)
-    if isinstance(x.data, da.Array):
-        data = da.reduction(
-            x.data, chunk=_kernels.epoch_sum, aggregate=_kernels.epoch_sum, axis=axis,
-            dtype=np.float64, name="memoxr-epoch-sum",
-        )
-    else:
-        data = _kernels.epoch_sum(x.data, axis=axis)
-    dims = [d for d in x.dims if d != dim]
-    return xr.DataArray(data, dims=dims, coords=_coords_without(x, dim))
+    """Sum over ``dim`` in float64: the declared :data:`_kernels.EPOCH_SUM`, combined across epoch chunks."""
+    (out,) = reduce_dim(x, _kernels.EPOCH_SUM, dim=dim).values()
+    return out
 
 
 def _epoch_moments(x: xr.DataArray, dim: str) -> tuple[xr.DataArray, xr.DataArray]:
     """Mean and population std over ``dim`` in one fused pass (NaN propagates)."""
-    stats = row_statistics(x.astype(np.float64), dim=dim)
+    stats = reduce_dim(x.astype(np.float64), ROW_STATISTICS, dim=dim)
     whole = stats["count"] == x.sizes[dim]
     return stats["mean"].where(whole), stats["std"].where(whole)
 

@@ -28,9 +28,9 @@ import numpy as np
 import xarray as xr
 
 from .._version import __version__
-from ..convert.fz_npz import ArrayHeader, CheckedNpz, read_npy_body, read_npy_header
 from ..errors import MemoxrInputError
 from ..io.chunks import validate_mb
+from ..io.npz import ArrayHeader, CheckedNpz, read_npy_body, read_npy_header
 from ..io.schema import SCHEMA_VERSION, check_schema_attrs
 from ..io.storage import check_writable, file_exists, is_url, open_dataset, write_dataset
 

@@ -58,8 +58,8 @@ Source = xr.Dataset | str | os.PathLike
 
 def open_source(path: str | os.PathLike[str], *, storage_options: dict[str, Any] | None = None) -> xr.Dataset:
     """A dynamics, scores or influence store (or an FZ ``.npz``), lazily, by its ``schema``."""
-    from .. import open_influence
     from ..dynamics.store import open_dynamics
+    from ..influence.sources import open_influence
     from ..io.storage import open_dataset
 
     if str(path).endswith(".npz"):

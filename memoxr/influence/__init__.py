@@ -1,4 +1,5 @@
 """Feldman–Zhang influence data: opening stores and npz (:mod:`.sources`), the score kernels
 (:mod:`.kernels`), the lazy scores (:mod:`.scores`), the per-class table (:mod:`.stats`), the
-analyses (:mod:`.analysis`), high-influence pairs (:mod:`.pairs`), the seed's npz layout
-(:mod:`.seed_npz`) and what ``calculate``/``update-csv``/``demo`` do (:mod:`.workflows`)."""
+analyses (:mod:`.analysis`), high-influence pairs (:mod:`.pairs`),
+the FZ npz layout (:mod:`.fz_npz`), the seed's scores npz (:mod:`.seed_npz`) and the
+``--dry-run`` plans (:mod:`.plan`)."""

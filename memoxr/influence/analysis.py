@@ -1,7 +1,10 @@
 """Top-k samples, top classes, rank agreement and ranges of the scores.
 
-These work on the small ``(class, train_sample)`` scores; lazy scores are
-computed once on entry.
+These work on the small ``(class, train_sample)`` scores (dims in any order);
+lazy scores are computed once on entry. Every function takes ``skipna`` and
+``keep_attrs`` with the meaning and defaults of :mod:`memoxr.influence.scores`: with
+``skipna=False`` a NaN score takes part (a range or a correlation over it is
+NaN; a ranking lists it last), with ``skipna=True`` it is left out.
 """
 
 from __future__ import annotations
@@ -16,7 +19,16 @@ import pandas as pd
 import xarray as xr
 
 from ..errors import MemoxrInputError
-from ..io.schema import CLASS, SCORE_NAMES, STAT_STEMS, check_scores_dataset
+from ..io.schema import (
+    CLASS,
+    SCORE_NAMES,
+    SCORES_COORDS,
+    STAT_STEMS,
+    TRAIN,
+    check_scores_dataset,
+    kept_attrs,
+    promote_coords,
+)
 from . import kernels as _kernels
 
 #: Methods compared in the analyses: the original memorization and the four scores.
@@ -26,7 +38,13 @@ _SAMPLE_COLUMNS = (*METHODS, "pos_infl_mean", "influence_std")
 
 def _in_memory(scores: xr.Dataset) -> xr.Dataset:
     check_scores_dataset(scores)
-    return scores.compute() if any(v.chunks for v in scores.data_vars.values()) else scores
+    scores = promote_coords(scores, SCORES_COORDS).transpose(CLASS, TRAIN, ...)
+    return scores.compute() if any(v.chunks for v in scores.variables.values()) else scores
+
+
+def _with_attrs(frame: pd.DataFrame, attrs: dict, keep_attrs: bool) -> pd.DataFrame:
+    frame.attrs = kept_attrs(attrs, keep_attrs)
+    return frame
 
 
 def _check_method(name: str, argument: str = "by") -> None:
@@ -42,16 +60,27 @@ def _class_position(scores: xr.Dataset, class_label: int) -> int:
     return labels.index(class_label)
 
 
-def top_k(scores: xr.Dataset, class_label: int, *, k: int = 10, by: str = "original_memo") -> pd.DataFrame:
+def top_k(
+    scores: xr.Dataset, class_label: int, *, k: int = 10, by: str = "original_memo", skipna: bool = False,
+    keep_attrs: bool = False,
+) -> pd.DataFrame:
     """The ``k`` samples of a class with the highest ``by`` score.
 
-    Ties keep sample order; samples whose ``by`` score is NaN come last.
+    Ties keep sample order. Samples whose ``by`` score is NaN come last
+    (``skipna=False``) or are left out (``skipna=True``).
 
     Returns
     -------
     pandas.DataFrame
         ``rank`` (1-based), ``sample_index`` (row in the train split),
         ``train_sample`` (position within the class) and every method's score.
+
+    Examples
+    --------
+    >>> import memoxr
+    >>> scores = memoxr.influence_scores(memoxr.open_influence(memoxr.sample_path()))
+    >>> top_k(scores, 3, k=3, by="influence_weighted_memo")["rank"].tolist()
+    [1, 2, 3]
     """
     _check_method(by)
     if not isinstance(k, int | np.integer) or k < 1:
@@ -66,15 +95,27 @@ def top_k(scores: xr.Dataset, class_label: int, *, k: int = 10, by: str = "origi
             **{name: row[name].values[real] for name in _SAMPLE_COLUMNS},
         }
     )
+    if skipna:
+        frame = frame[frame[by].notna()]
     frame = frame.sort_values(by, ascending=False, kind="stable", na_position="last").head(k)
     frame.insert(0, "rank", np.arange(1, len(frame) + 1))
-    return frame.reset_index(drop=True)
+    return _with_attrs(frame.reset_index(drop=True), scores.attrs, keep_attrs)
 
 
-def top_classes(table: pd.DataFrame, *, n: int = 5) -> pd.DataFrame:
+def top_classes(table: pd.DataFrame, *, n: int = 5, skipna: bool = False, keep_attrs: bool = False) -> pd.DataFrame:
     """The ``n`` classes with the highest mean of each method, from :func:`class_stats`.
 
+    Classes whose mean is NaN come last (``skipna=False``) or are left out
+    (``skipna=True``); ``keep_attrs`` copies ``table.attrs``.
+
     Returns a tidy DataFrame: ``method``, ``rank``, ``class_label``, ``mean``.
+
+    Examples
+    --------
+    >>> import memoxr
+    >>> table = memoxr.class_stats(memoxr.influence_scores(memoxr.open_influence(memoxr.sample_path())))
+    >>> top_classes(table, n=2).shape
+    (10, 4)
     """
     if not isinstance(n, int | np.integer) or n < 1:
         raise MemoxrInputError(f"n must be a positive integer; received {n!r}")
@@ -83,22 +124,33 @@ def top_classes(table: pd.DataFrame, *, n: int = 5) -> pd.DataFrame:
         column = f"mean_{stem}"
         if column not in table.columns:
             raise MemoxrInputError(f"table: column {column!r} missing; expected the output of class_stats")
-        best = table.sort_values(column, ascending=False, kind="stable", na_position="last").head(n)
+        ranked = table[table[column].notna()] if skipna else table
+        best = ranked.sort_values(column, ascending=False, kind="stable", na_position="last").head(n)
         for rank, (label, mean) in enumerate(zip(best["class_label"], best[column], strict=True), start=1):
             rows.append({"method": method, "rank": rank, "class_label": label, "mean": mean})
-    return pd.DataFrame(rows, columns=["method", "rank", "class_label", "mean"])
+    return _with_attrs(pd.DataFrame(rows, columns=["method", "rank", "class_label", "mean"]), table.attrs, keep_attrs)
 
 
-def rank_agreement(scores: xr.Dataset) -> pd.DataFrame:
+def rank_agreement(scores: xr.Dataset, *, skipna: bool = False, keep_attrs: bool = False) -> pd.DataFrame:
     """Spearman rank correlation between every pair of methods, per class and overall.
 
-    Computed on real samples with both scores finite; NaN where fewer than two
-    remain or a method is constant. ``class_label`` is ``"all"`` for the pooled
-    correlation over every sample. Ties get average ranks, as in
+    Computed on real samples; NaN where fewer than two remain or a method is
+    constant. A class (or the pooled ``"all"``) with a NaN score of either
+    method gives NaN (``skipna=False``), or is correlated on the samples where
+    both are finite (``skipna=True``). ``class_label`` is ``"all"`` for the
+    pooled correlation over every sample. Ties get average ranks, as in
     ``scipy.stats.spearmanr``; every class is ranked at once (vectorised), not
     one scipy call per class and pair.
 
     Returns a tidy DataFrame: ``class_label``, ``method_a``, ``method_b``, ``spearman``.
+
+    Examples
+    --------
+    >>> import memoxr
+    >>> scores = memoxr.influence_scores(memoxr.open_influence(memoxr.sample_path()))
+    >>> table = rank_agreement(scores)
+    >>> len(table), table.columns.tolist()
+    (110, ['class_label', 'method_a', 'method_b', 'spearman'])
     """
     scores = _in_memory(scores)
     real = scores["training_indices"].values >= 0
@@ -132,36 +184,59 @@ def rank_agreement(scores: xr.Dataset) -> pd.DataFrame:
         a, b = (ranks[(layout, m, mask_key[layout, pair])] for m in pair)
         return _kernels.centered_correlation(a, b, layouts[layout][1][pair])
 
+    def agreement(pair: tuple[str, str]) -> np.ndarray:
+        rho = np.append(spearman("class", pair), spearman("all", pair))
+        if not skipna:  # a NaN among a class's real scores makes its correlation NaN
+            holed = (real & ~(finite[pair[0]] & finite[pair[1]])).any(axis=-1)
+            rho[np.append(holed, holed.any())] = np.nan
+        return rho
+
     labels = pd.Series([*scores[CLASS].values.tolist(), "all"], dtype=object)
     frames = [
-        pd.DataFrame(
-            {
-                "class_label": labels,
-                "method_a": a,
-                "method_b": b,
-                "spearman": np.append(spearman("class", (a, b)), spearman("all", (a, b))),
-            }
-        )
+        pd.DataFrame({"class_label": labels, "method_a": a, "method_b": b, "spearman": agreement((a, b))})
         for a, b in pairs
     ]
-    return pd.concat(frames, ignore_index=True)
+    return _with_attrs(pd.concat(frames, ignore_index=True), scores.attrs, keep_attrs)
 
 
-def score_ranges(scores: xr.Dataset) -> pd.DataFrame:
-    """Global minimum and maximum of each method over all real samples (NaN ignored)."""
+def score_ranges(scores: xr.Dataset, *, skipna: bool = False, keep_attrs: bool = False) -> pd.DataFrame:
+    """Global minimum and maximum of each method over all real samples.
+
+    A NaN score makes its method's range NaN (``skipna=False``) or is ignored
+    (``skipna=True``).
+
+    Examples
+    --------
+    >>> import memoxr
+    >>> scores = memoxr.influence_scores(memoxr.open_influence(memoxr.sample_path()))
+    >>> score_ranges(scores).set_index("method").loc["original_memo"].round(3).tolist()
+    [0.0, 1.0]
+    """
     scores = _in_memory(scores)
     real = scores["training_indices"].values >= 0
     rows = []
     for method in METHODS:
         v = scores[method].values[real]
-        v = v[~np.isnan(v)]
-        rows.append((method, v.min() if v.size else np.nan, v.max() if v.size else np.nan))
-    return pd.DataFrame(rows, columns=["method", "min", "max"])
+        finite = v[~np.isnan(v)]
+        if finite.size == 0 or (not skipna and finite.size < v.size):
+            rows.append((method, np.nan, np.nan))
+        else:
+            rows.append((method, finite.min(), finite.max()))
+    return _with_attrs(pd.DataFrame(rows, columns=["method", "min", "max"]), scores.attrs, keep_attrs)
 
 
 @dataclass
 class Analysis:
-    """What ``memoxr calculate`` prints: ranges, top-k of one class, top classes, agreement."""
+    """What ``memoxr calculate`` prints: ranges, top-k of one class, top classes, agreement.
+
+    Examples
+    --------
+    >>> import memoxr
+    >>> scores = memoxr.influence_scores(memoxr.open_influence(memoxr.sample_path())).compute()
+    >>> report = analyze(scores, memoxr.class_stats(scores), class_label=0, k=1)
+    >>> str(report).splitlines()[0]
+    'Score ranges (all samples):'
+    """
 
     ranges: pd.DataFrame
     class_label: int
@@ -170,7 +245,15 @@ class Analysis:
     agreement: pd.DataFrame
 
     def agreement_summary(self) -> pd.DataFrame:
-        """Overall Spearman and its per-class median, one row per pair of methods."""
+        """Overall Spearman and its per-class median, one row per pair of methods.
+
+        Examples
+        --------
+        >>> import memoxr
+        >>> scores = memoxr.influence_scores(memoxr.open_influence(memoxr.sample_path())).compute()
+        >>> analyze(scores, memoxr.class_stats(scores)).agreement_summary().shape
+        (10, 4)
+        """
         per_class = self.agreement[self.agreement["class_label"] != "all"]
         overall = self.agreement[self.agreement["class_label"] == "all"].set_index(["method_a", "method_b"])
         median = per_class.groupby(["method_a", "method_b"], sort=False)["spearman"].median()
@@ -201,19 +284,30 @@ class Analysis:
 
 
 def analyze(
-    scores: xr.Dataset, table: pd.DataFrame, *, class_label: int | None = None, k: int = 10, n_classes: int = 5
+    scores: xr.Dataset, table: pd.DataFrame, *, class_label: int | None = None, k: int = 10, n_classes: int = 5,
+    skipna: bool = False, keep_attrs: bool = False,
 ) -> Analysis:
     """All analyses at once: ranges, top-k of ``class_label`` by each method, top classes, agreement.
 
-    ``class_label`` defaults to the first class.
+    ``class_label`` defaults to the first class; ``skipna`` and ``keep_attrs``
+    go to every analysis.
+
+    Examples
+    --------
+    >>> import memoxr
+    >>> scores = memoxr.influence_scores(memoxr.open_influence(memoxr.sample_path())).compute()
+    >>> report = analyze(scores, memoxr.class_stats(scores), class_label=4, k=2)
+    >>> report.class_label, len(report.top_samples["critical_sample_score"])
+    (4, 2)
     """
     scores = _in_memory(scores)
     if class_label is None:
         class_label = int(scores[CLASS].values[0])
+    options = {"skipna": skipna, "keep_attrs": keep_attrs}
     return Analysis(
-        ranges=score_ranges(scores),
+        ranges=score_ranges(scores, **options),
         class_label=class_label,
-        top_samples={m: top_k(scores, class_label, k=k, by=m) for m in METHODS},
-        top_classes=top_classes(table, n=n_classes),
-        agreement=rank_agreement(scores),
+        top_samples={m: top_k(scores, class_label, k=k, by=m, **options) for m in METHODS},
+        top_classes=top_classes(table, n=n_classes, **options),
+        agreement=rank_agreement(scores, **options),
     )

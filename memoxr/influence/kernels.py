@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..compute.reduction import Reduction
+
 #: Fields of a partial-moment record, stacked along the last axis.
 PARTIAL_FIELDS = ("count", "positive_sum", "mean", "m2")
 #: Fields of a finished row-statistics record, stacked along the last axis.
@@ -34,6 +36,11 @@ def row_moments(x: np.ndarray, axis: int = -1) -> np.ndarray:
     (relative error ~1e-7 for float32). All-NaN rows (ragged padding) just get
     a count of 0; only rows mixing NaN and numbers take a slower, NaN-aware
     float64 path. Partials are float64.
+
+    Examples
+    --------
+    >>> row_moments(np.array([[1.0, -1.0, 3.0]])).tolist()
+    [[3.0, 4.0, 1.0, 8.0]]
     """
     x = np.moveaxis(np.asarray(x), axis, -1)
     if x.dtype not in (np.float32, np.float64):
@@ -92,6 +99,12 @@ def merge_moments(parts: np.ndarray, axis: int = -2) -> np.ndarray:
 
     ``parts`` has shape ``(..., m, 4)`` when ``axis=-2``; the result drops that
     axis. Empty partials (count 0) are neutral.
+
+    Examples
+    --------
+    >>> halves = np.stack([row_moments(np.array([1.0, -1.0])), row_moments(np.array([3.0]))])
+    >>> merge_moments(halves).tolist()
+    [3.0, 4.0, 1.0, 8.0]
     """
     parts = np.moveaxis(np.asarray(parts, dtype=np.float64), axis, -2)
     count_i, possum_i, mean_i, m2_i = (parts[..., k] for k in range(N_FIELDS))
@@ -108,6 +121,11 @@ def finalize_moments(parts: np.ndarray) -> np.ndarray:
 
     Fields: ``count``, ``positive_mean = positive_sum / count``, ``mean`` and
     the population ``std = sqrt(m2 / count)``; NaN where ``count == 0``.
+
+    Examples
+    --------
+    >>> finalize_moments(np.array([[4.0, 2.0, 1.0, 16.0], [0.0, 0.0, 0.0, 0.0]])).tolist()
+    [[4.0, 0.5, 1.0, 2.0], [0.0, nan, nan, nan]]
     """
     count, positive_sum, mean, m2 = (parts[..., k] for k in range(N_FIELDS))
     empty = count == 0
@@ -123,10 +141,20 @@ def row_statistics(x: np.ndarray, axis: int = -1) -> np.ndarray:
 
     Equivalent to ``finalize_moments(row_moments(x, axis))``; NaN ignored.
 
+    Examples
+    --------
     >>> row_statistics(np.array([[1.0, -1.0, 3.0, np.nan]]))[0].round(4).tolist()
     [3.0, 1.3333, 1.0, 1.633]
     """
     return finalize_moments(row_moments(x, axis=axis))
+
+
+#: The fused row statistics as one declared reduction (see :mod:`memoxr.compute.reduction`):
+#: partial moments per chunk, merged across chunks, finished into :data:`ROW_STAT_FIELDS`.
+ROW_STATISTICS = Reduction(
+    name="row-statistics", chunk=row_moments, combine=merge_moments, finalize=finalize_moments,
+    fields=ROW_STAT_FIELDS, partial_size=N_FIELDS,
+)
 
 
 def normalize_by_max(x: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -134,6 +162,11 @@ def normalize_by_max(x: np.ndarray, axis: int = -1) -> np.ndarray:
 
     NaN entries stay NaN. A group whose maximum is 0 (or negative) has nothing
     to normalize by, so its finite entries become 0.
+
+    Examples
+    --------
+    >>> normalize_by_max(np.array([[1.0, 4.0, np.nan], [-1.0, 0.0, -2.0]])).tolist()
+    [[0.25, 1.0, nan], [0.0, 0.0, 0.0]]
     """
     x = np.asarray(x, dtype=np.float64)
     finite = ~np.isnan(x)
@@ -147,6 +180,11 @@ def descending_rank(x: np.ndarray, axis: int = -1) -> np.ndarray:
     """0-based rank of each entry in descending order along ``axis``.
 
     Ties keep sample order (a stable sort). NaN entries are not ranked (NaN).
+
+    Examples
+    --------
+    >>> descending_rank(np.array([0.2, 0.9, 0.2, np.nan])).tolist()
+    [1.0, 0.0, 2.0, nan]
     """
     x = np.moveaxis(np.asarray(x, dtype=np.float64), axis, -1)
     finite = ~np.isnan(x)
@@ -163,6 +201,11 @@ def normalized_descending_rank(x: np.ndarray, axis: int = -1) -> np.ndarray:
     """``descending_rank / (n - 1)`` with ``n`` the finite entries along ``axis``.
 
     In ``[0, 1]``; a group with a single finite entry gives rank 0.
+
+    Examples
+    --------
+    >>> normalized_descending_rank(np.array([0.2, 0.9, 0.5])).tolist()
+    [1.0, 0.0, 0.5]
     """
     ranks = descending_rank(x, axis=axis)
     n = np.sum(~np.isnan(np.asarray(x, dtype=np.float64)), axis=axis, keepdims=True)
@@ -177,6 +220,8 @@ def average_rank(x: np.ndarray, keep: np.ndarray, axis: int = -1) -> np.ndarray:
     Spearman's rho. Entries left out by ``keep`` sort after every kept entry and
     never touch the kept entries' ranks.
 
+    Examples
+    --------
     >>> average_rank(np.array([3.0, 1.0, 3.0, 9.0]), np.array([True, True, True, False])).tolist()
     [2.5, 1.0, 2.5, nan]
     """
@@ -208,6 +253,12 @@ def centered(x: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``x`` minus its mean over the kept entries of the last axis (0 elsewhere), and the sum of squares.
 
     Shared by every correlation a variable takes part in (see :func:`centered_correlation`).
+
+    Examples
+    --------
+    >>> deviation, squares = centered(np.array([1.0, 3.0, 9.0]), np.array([True, True, False]))
+    >>> deviation.tolist(), float(squares)
+    ([-1.0, 1.0, 0.0], 2.0)
     """
     x = np.asarray(x, dtype=np.float64)
     keep = np.broadcast_to(np.asarray(keep, dtype=bool), x.shape)
@@ -224,6 +275,12 @@ def centered_correlation(
     """Pearson correlation along the last axis from two :func:`centered` results over the same ``keep``.
 
     NaN where fewer than two entries are kept or either side is constant there.
+
+    Examples
+    --------
+    >>> keep = np.ones(3, dtype=bool)
+    >>> float(centered_correlation(centered(np.array([1.0, 2.0, 3.0]), keep), centered(np.array([3.0, 2.0, 1.0]), keep), keep))
+    -1.0
     """
     (da, va), (db, vb) = a, b
     count = np.broadcast_to(np.asarray(keep, dtype=bool), da.shape).sum(axis=-1)
@@ -246,6 +303,8 @@ def group_summary(x: np.ndarray, valid: np.ndarray, *, skipna: bool = False, axi
     it. An empty group gives NaN. One sort per group serves min, max and the
     exact median (the mean of the two middle values for an even count).
 
+    Examples
+    --------
     >>> group_summary(np.array([[3.0, 1.0, 2.0, np.nan]]), np.array([[True, True, True, False]]))[0].tolist()
     [2.0, 0.816496580927726, 1.0, 3.0, 2.0]
     """
@@ -304,6 +363,14 @@ def class_scores(
     of a class must be present along the last axis (the max and the rank are
     taken over it). Returns ``(..., n, 7)`` in :data:`SCORE_FIELDS` order; see
     :func:`memoxr.influence_scores` for the formulas and the NaN rules.
+
+    Examples
+    --------
+    >>> stats = row_statistics(np.array([[0.2, 0.4], [0.1, -0.1]]))
+    >>> out = class_scores(stats, np.array([0.5, 1.0]), np.array([True, True]), np.array(2),
+    ...                    alpha=0.7, beta=0.3, skipna=False, zero_std="zero")
+    >>> out[:, SCORE_FIELDS.index("critical_sample_score")].tolist()
+    [0.5, 0.0]
     """
     count, pos_mean, std = stats[..., 0], stats[..., 1], stats[..., 3]
     drop = ~real

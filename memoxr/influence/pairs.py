@@ -375,7 +375,7 @@ def pairs_command(
     _check_suffix(output)
     check_writable(output, overwrite=overwrite, storage_options=storage_options)
     if dry_run:
-        from ..compute.plan import plan_pairs
+        from .plan import plan_pairs
 
         click.echo(str(plan_pairs(
             source, min_infl=min_infl, min_mem=min_mem, top_k_per_test=top_k_per_test, full=full,

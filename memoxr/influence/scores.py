@@ -4,6 +4,26 @@ One wrapper layer over :mod:`memoxr.influence.kernels`: the row statistics come 
 single fused dask reduction over ``test_sample`` (each influence chunk is read
 once), then the cheap per-class steps (max, rank) run on the small
 ``(class, train_sample)`` results.
+
+xarray manners, shared by every public function of the influence layer that
+reduces (:func:`influence_scores`, :func:`row_statistics`,
+:func:`memoxr.class_stats`, :func:`memoxr.analyze`, :func:`memoxr.top_k`,
+:func:`memoxr.top_classes`, :func:`memoxr.rank_agreement`,
+:func:`memoxr.score_ranges`):
+
+- Dims are found by name, in any order; a hand-built Dataset with the right
+  variables and dims is accepted; its ``schema`` attribute is checked only when
+  present.
+- Padding is not data: entries beyond a class's ``train_count`` /
+  ``test_count`` (or with index -1) never enter a result.
+- ``skipna=False`` (default, as numpy and xskillscore): NaN values take part.
+  A reduction over them gives NaN; a ranking lists them last.
+  ``skipna=True``: NaN values are left out (a reduction uses the finite values;
+  a ranking drops them).
+- ``keep_attrs=False`` (default, as xarray's reductions): the result carries
+  its own attrs only (schema, parameters, provenance). ``keep_attrs=True``
+  also copies the input's attrs (into ``DataFrame.attrs`` for tables); the
+  result's own attrs win on a clash.
 """
 
 from __future__ import annotations
@@ -15,74 +35,84 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
+from ..compute.reduction import apply_reduction, reduce_dim
 from ..errors import MemoxrInputError
 from ..io.schema import (
     CLASS,
+    COUNT_COORDS,
+    INFLUENCE_COORDS,
+    LONG_NAMES,
     SCHEMA_VERSION,
     SCORES_SCHEMA,
     TEST,
     TRAIN,
     check_influence_dataset,
+    kept_attrs,
+    promote_coords,
 )
+from . import accessor as _accessor  # noqa: F401  (registers Dataset.memoxr)
 from . import kernels as _kernels
 
 ZERO_STD_RULES = ("zero", "nan")
 #: Size of the blocks of row moments that the per-class kernel works on.
 PER_CLASS_BLOCK_BYTES = 64 * 2**20
+#: Variables :func:`influence_scores` reads.
+SCORE_INPUTS = ("influence", "memorization", "train_index", "train_count", "test_count")
+_ROW_STAT_NAMES = {
+    "count": "finite values in the row",
+    "positive_mean": "mean of the positive part of the row",
+    "mean": "mean of the row",
+    "std": "population standard deviation of the row",
+}
 
 
-def _fused_chunk(x: np.ndarray, axis: tuple[int, ...], keepdims: bool) -> np.ndarray:
-    (ax,) = axis
-    return np.moveaxis(_kernels.row_moments(x, axis=ax), -1, ax)
-
-
-def _fused_combine(x: np.ndarray, axis: tuple[int, ...], keepdims: bool) -> np.ndarray:
-    (ax,) = axis
-    parts = np.moveaxis(x, ax, -1)  # (..., m * 4), records laid end to end
-    parts = parts.reshape(*parts.shape[:-1], -1, _kernels.N_FIELDS)
-    return np.moveaxis(_kernels.merge_moments(parts, axis=-2), -1, ax)
-
-
-def _fused_aggregate(x: np.ndarray, axis: tuple[int, ...], keepdims: bool) -> np.ndarray:
-    (ax,) = axis
-    merged = np.moveaxis(_fused_combine(x, axis, keepdims), ax, -1)
-    return np.moveaxis(_kernels.finalize_moments(merged), -1, ax)
-
-
-def row_statistics(influence: xr.DataArray, *, dim: str = TEST) -> xr.Dataset:
+def row_statistics(
+    influence: xr.DataArray, *, dim: str = TEST, skipna: bool = False, keep_attrs: bool = False
+) -> xr.Dataset:
     """Count, positive-part mean, mean and population std of each row, in one pass.
 
-    NaN entries are ignored. Lazy when ``influence`` is dask-backed: one dask
-    reduction reads each chunk once and merges partial moments across chunks of
-    ``dim``.
+    Dims contract: ``influence`` with any dims, ``dim`` among them (found by
+    name); the result has the other dims, in their order. Lazy when
+    ``influence`` is dask-backed: one dask reduction reads each chunk once and
+    merges partial moments across chunks of ``dim``.
+
+    ``count`` is the number of finite values. Padding is not data: when
+    ``influence`` carries the count coordinate of ``dim`` (``test_count`` for
+    ``test_sample``, ``train_count`` for ``train_sample``, as
+    ``ds["influence"]`` of an opened store does), only that many entries are
+    real. With ``skipna=False`` a row whose real entries hold a NaN gets NaN
+    statistics; ``skipna=True`` uses its finite values. See the module
+    docstring for ``skipna`` and ``keep_attrs``.
+
+    Examples
+    --------
+    >>> x = xr.DataArray([[1.0, -1.0, 3.0], [2.0, np.nan, 4.0]], dims=("train_sample", "test_sample"))
+    >>> row_statistics(x)["mean"].values.tolist()
+    [1.0, nan]
+    >>> row_statistics(x, skipna=True)["mean"].values.tolist()
+    [1.0, 3.0]
     """
-    axis = influence.get_axis_num(dim)
-    data = influence.data
-    stats = _row_statistics_array(data, axis=axis)  # (..., 4), the reduced dim dropped
-    dims = [d for d in influence.dims if d != dim]
-    coords = {k: v for k, v in influence.coords.items() if dim not in v.dims}
-    fields = {field: (dims, stats[..., k]) for k, field in enumerate(_kernels.ROW_STAT_FIELDS)}
-    return xr.Dataset(fields, coords=coords)
+    if not isinstance(influence, xr.DataArray):
+        raise MemoxrInputError(f"influence must be an xarray.DataArray; received {type(influence).__name__}")
+    if dim not in influence.dims:
+        raise MemoxrInputError(f"dim {dim!r} missing from influence; expected one of {influence.dims}")
+    fields = reduce_dim(influence, _kernels.ROW_STATISTICS, dim=dim)
+    if not skipna:
+        whole = fields["count"] == _real_count(influence, dim)
+        for name in ("positive_mean", "mean", "std"):
+            fields[name] = fields[name].where(whole)
+    units = influence.attrs.get("units")
+    for name, long_name in _ROW_STAT_NAMES.items():
+        fields[name].attrs = {"long_name": long_name, **({"units": units} if units and name != "count" else {})}
+    return xr.Dataset(fields, attrs=kept_attrs(influence.attrs, keep_attrs))
 
 
-def _row_statistics_array(data, axis: int):
-    """Finished row statistics ``(..., 4)`` of ``data`` along ``axis`` (numpy, or one dask reduction)."""
-    if not isinstance(data, da.Array):
-        return _kernels.row_statistics(data, axis=axis)
-    stats = da.reduction(
-        data,
-        chunk=_fused_chunk,
-        combine=_fused_combine,
-        aggregate=_fused_aggregate,
-        axis=axis,
-        keepdims=True,
-        output_size=_kernels.N_FIELDS,
-        dtype=np.float64,
-        concatenate=True,
-        name="memoxr-row-statistics",
-        meta=np.empty((0,) * data.ndim, dtype=np.float64),
-    )
-    return da.moveaxis(stats, axis, -1)
+def _real_count(x: xr.DataArray, dim: str) -> xr.Variable | int:
+    """How many entries along ``dim`` are real: its count coordinate, else the dim's size."""
+    name = COUNT_COORDS.get(dim)
+    if name in x.coords and dim not in x.coords[name].dims:
+        return x.coords[name].variable
+    return x.sizes[dim]
 
 
 def _class_scores_block(moments, memo, index, test_count, **kwargs):
@@ -98,11 +128,14 @@ def influence_scores(
     beta: float = 0.3,
     skipna: bool = False,
     zero_std: Literal["zero", "nan"] = "zero",
+    keep_attrs: bool = False,
 ) -> xr.Dataset:
     """The four influence-aware memorization scores, per class, lazily.
 
-    Dims contract: ``ds`` is an influence store (``memoxr.open_influence``) with
-    ``influence(class, train_sample, test_sample)``; the result has dims
+    Dims contract: ``ds`` holds ``influence(class, train_sample, test_sample)``,
+    ``memorization(class, train_sample)``, ``train_index(class, train_sample)``
+    and ``train_count(class)``, ``test_count(class)``, dims in any order (an
+    opened store, or a hand-built Dataset); the result has dims
     ``(class, train_sample)`` and the same padding (NaN scores, index -1).
 
     For training sample ``i`` of class ``c`` with memorization ``m_i`` and
@@ -128,21 +161,24 @@ def influence_scores(
     Parameters
     ----------
     ds : xarray.Dataset
-        Influence store, lazy (dask) or in memory.
+        Influence data, lazy (dask) or in memory.
     alpha, beta : float
         Weights of the linear combination.
-    skipna : bool
-        Skip NaN entries inside real influence rows.
+    skipna : bool, default False
+        Skip NaN entries inside real influence rows (see the module docstring).
     zero_std : {"zero", "nan"}
         Representativeness where the influence std is zero.
+    keep_attrs : bool, default False
+        Also copy ``ds.attrs`` onto the result (see the module docstring).
 
     Returns
     -------
     xarray.Dataset
-        ``influence_weighted_memo``, ``representativeness_score``,
+        Data variables ``influence_weighted_memo``, ``representativeness_score``,
         ``weighted_combination``, ``critical_sample_score``, ``original_memo``,
-        ``training_indices``, ``pos_infl_mean``, ``influence_std`` and
-        ``train_count``; lazy if ``ds`` is.
+        ``pos_infl_mean``, ``influence_std``; coordinates ``class``,
+        ``training_indices`` and ``train_count`` (so ``scores.mean("train_sample")``
+        never averages the indices); lazy if ``ds`` is.
 
     Examples
     --------
@@ -151,17 +187,26 @@ def influence_scores(
     >>> scores = memoxr.influence_scores(ds)
     >>> sorted(scores.sizes.items())
     [('class', 10), ('train_sample', 137)]
+    >>> turned = memoxr.influence_scores(ds.transpose("test_sample", "class", "train_sample", ...).drop_attrs())
+    >>> bool(turned["critical_sample_score"].equals(scores["critical_sample_score"]))
+    True
+    >>> "training_indices" in scores.mean("train_sample").coords
+    False
     """
-    check_influence_dataset(ds)
+    if not isinstance(ds, xr.Dataset):
+        raise MemoxrInputError(f"ds must be an xarray.Dataset; received {type(ds).__name__}")
+    check_influence_dataset(ds, variables=SCORE_INPUTS)
     _validate_weight("alpha", alpha)
     _validate_weight("beta", beta)
     if zero_std not in ZERO_STD_RULES:
         raise MemoxrInputError(f"zero_std must be one of {ZERO_STD_RULES}; received {zero_std!r}")
+    ds = promote_coords(ds, INFLUENCE_COORDS)
 
     influence = ds["influence"].transpose(CLASS, TRAIN, TEST)
-    moments = _row_statistics_array(influence.data, axis=2)  # (class, train_sample, 4)
+    moments = apply_reduction(influence.data, _kernels.ROW_STATISTICS, axis=2)  # (class, train_sample, 4)
+    train_index = ds["train_index"].variable.transpose(CLASS, TRAIN)
     memo = ds["memorization"].transpose(CLASS, TRAIN).data
-    index = ds["train_index"].transpose(CLASS, TRAIN).data
+    index = train_index.data
     test_count = ds["test_count"].data
     kwargs = {"alpha": float(alpha), "beta": float(beta), "skipna": bool(skipna), "zero_std": zero_std}
     if isinstance(moments, da.Array):
@@ -181,26 +226,26 @@ def influence_scores(
         memo, index = np.asarray(memo)[:, :, None], np.asarray(index)[:, :, None]
         fields = _class_scores_block(moments, memo, index, np.asarray(test_count)[:, None, None], **kwargs)
     dims = (CLASS, TRAIN)
-    variables = {name: (dims, fields[..., k]) for k, name in enumerate(_kernels.SCORE_FIELDS)}
+    own_attrs = {
+        "schema": SCORES_SCHEMA,
+        "schema_version": SCHEMA_VERSION,
+        "alpha": float(alpha),
+        "beta": float(beta),
+        "skipna": int(skipna),
+        "zero_std": zero_std,
+        "source_name": ds.attrs.get("source_name", ""),
+        "source_sha256": ds.attrs.get("source_sha256", ""),
+        "sample_order": ds.attrs.get("sample_order", ""),
+    }
     scores = xr.Dataset(
-        {
-            **{name: variables[name] for name in _kernels.SCORE_FIELDS[:5]},
-            "training_indices": ds["train_index"],
-            **{name: variables[name] for name in _kernels.SCORE_FIELDS[5:]},
-            "train_count": ds["train_count"],
+        {name: (dims, fields[..., k]) for k, name in enumerate(_kernels.SCORE_FIELDS)},
+        coords={
+            # Shallow copies: the attrs set below must not touch the input's variables.
+            CLASS: ds[CLASS].variable.copy(deep=False),
+            "training_indices": train_index.copy(deep=False),
+            "train_count": ds["train_count"].variable.copy(deep=False),
         },
-        coords={CLASS: ds[CLASS]},
-        attrs={
-            "schema": SCORES_SCHEMA,
-            "schema_version": SCHEMA_VERSION,
-            "alpha": float(alpha),
-            "beta": float(beta),
-            "skipna": int(skipna),
-            "zero_std": zero_std,
-            "source_name": ds.attrs.get("source_name", ""),
-            "source_sha256": ds.attrs.get("source_sha256", ""),
-            "sample_order": ds.attrs.get("sample_order", ""),
-        },
+        attrs={**kept_attrs(ds.attrs, keep_attrs), **own_attrs},
     )
     descriptions = {
         "influence_weighted_memo": "memorization * mean positive influence",
@@ -212,9 +257,11 @@ def influence_scores(
         "pos_infl_mean": "mean over the class's test samples of max(influence, 0)",
         "influence_std": "population std of the influence row",
     }
-    for name, text in descriptions.items():
-        scores[name].attrs["description"] = text
-    return scores.transpose(CLASS, TRAIN, ...)
+    for name, variable in scores.variables.items():
+        variable.attrs = {"long_name": LONG_NAMES[str(name)]} if str(name) in LONG_NAMES else {}
+        if name in descriptions:
+            variable.attrs["description"] = descriptions[str(name)]
+    return scores
 
 
 def _validate_weight(name: str, value: float) -> None:

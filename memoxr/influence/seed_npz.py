@@ -13,7 +13,16 @@ import numpy as np
 import xarray as xr
 
 from ..errors import MemoxrInputError
-from ..io.schema import CLASS, SCHEMA_VERSION, SCORES_SCHEMA, TRAIN, check_scores_dataset
+from ..io.schema import (
+    CLASS,
+    SCHEMA_VERSION,
+    SCORES_COORDS,
+    SCORES_SCHEMA,
+    TRAIN,
+    check_scores_dataset,
+    label_variables,
+    promote_coords,
+)
 from ..io.storage import StorageOptions, atomic_output
 
 #: Seed key -> scores variable.
@@ -31,9 +40,19 @@ _OPTIONAL = ("pos_infl_mean", "influence_std")
 def write_seed_npz(
     scores: xr.Dataset, path: str | os.PathLike[str], *, overwrite: bool = False, storage_options: StorageOptions = None
 ) -> str:
-    """Save scores in the seed's npz layout (each key a dict from class id to its samples' array)."""
+    """Save scores in the seed's npz layout (each key a dict from class id to its samples' array).
+
+    Examples
+    --------
+    >>> import tempfile, memoxr
+    >>> scores = memoxr.influence_scores(memoxr.open_influence(memoxr.sample_path()))
+    >>> path = write_seed_npz(scores, f"{tempfile.mkdtemp()}/seed.npz")
+    >>> seed = np.load(path, allow_pickle=True)
+    >>> len(seed["training_indices"].item()[3]) == int(scores["train_count"].sel({"class": 3}))
+    True
+    """
     check_scores_dataset(scores)
-    scores = scores.compute()
+    scores = scores.compute().transpose(CLASS, TRAIN, ...)
     real = scores["training_indices"].values >= 0
     labels = scores[CLASS].values.tolist()
     payload = {}
@@ -49,14 +68,26 @@ def write_seed_npz(
 def read_seed_npz(
     path: str | os.PathLike[str], *, allow_pickle: bool = False, storage_options: StorageOptions = None
 ) -> xr.Dataset:
-    """Read a seed-layout scores npz into a padded ``(class, train_sample)`` scores Dataset."""
+    """Read a seed-layout scores npz into a padded ``(class, train_sample)`` scores Dataset.
+
+    ``training_indices`` and ``train_count`` are coordinates, as in
+    :func:`memoxr.influence_scores`.
+
+    Examples
+    --------
+    >>> import tempfile, memoxr
+    >>> scores = memoxr.influence_scores(memoxr.open_influence(memoxr.sample_path()))
+    >>> back = read_seed_npz(write_seed_npz(scores, f"{tempfile.mkdtemp()}/seed.npz"), allow_pickle=True)
+    >>> bool(back["critical_sample_score"].equals(scores["critical_sample_score"].compute()))
+    True
+    """
     source = str(path)
     if not allow_pickle:
         raise MemoxrInputError(
             f"influence file {source!r} is a seed-layout npz of pickled dicts; reading it unpickles: "
             "pass allow_pickle=True (--allow-pickle) if you trust this file"
         )
-    from ..convert.fz_npz import open_npz  # headers checked against stored sizes before any load
+    from ..io.npz import open_npz  # headers checked against stored sizes before any load
 
     with open_npz(source, allow_pickle=True, storage_options=storage_options) as npz:
         missing = [key for key in SEED_KEYS if key not in npz]
@@ -97,8 +128,9 @@ def read_seed_npz(
         variables[name] = ((CLASS, TRAIN), np.full((len(labels), width), np.nan))
     counts = np.array([len(per_key["training_indices"][k]) for k in labels], dtype=np.int64)
     variables["train_count"] = ((CLASS,), counts)
-    return xr.Dataset(
+    ds = xr.Dataset(
         variables,
         coords={CLASS: np.asarray(labels, dtype=np.int64)},
         attrs={"schema": SCORES_SCHEMA, "schema_version": SCHEMA_VERSION, "source_name": Path(source).name},
     )
+    return label_variables(promote_coords(ds, SCORES_COORDS))

@@ -8,14 +8,21 @@ from typing import Any
 
 import xarray as xr
 
-from ..io.schema import check_influence_dataset
+from ..io.schema import INFLUENCE_COORDS, check_influence_dataset, label_variables, promote_coords
 from ..io.storage import open_dataset
+from . import accessor as _accessor  # noqa: F401  (registers Dataset.memoxr)
 
 SAMPLE_NAME = "digits_infl_matrix.npz"
 
 
 def sample_path() -> str:
-    """Path of the FZ-layout sample that ships with memoxr (used by ``memoxr demo``)."""
+    """Path of the FZ-layout sample that ships with memoxr (used by ``memoxr demo``).
+
+    Examples
+    --------
+    >>> sample_path().endswith("digits_infl_matrix.npz")
+    True
+    """
     return str(resources.files("memoxr.data").joinpath(SAMPLE_NAME))
 
 
@@ -34,6 +41,11 @@ def open_influence(
     the influence schema (see the README). Nothing is read but metadata (and, for
     an ``.npz``, its small index arrays, validated).
 
+    The index and count variables (``train_index``, ``test_index``,
+    ``train_count``, ``test_count``) are coordinates, so ``ds.mean("train_sample")`` reduces only the data; stores
+    keep them as data variables on disk (older stores open the same way).
+    Variables carry a ``long_name`` for xarray's plot labels.
+
     Parameters
     ----------
     path : path
@@ -46,12 +58,22 @@ def open_influence(
         For an ``.npz`` only: target chunk size in MB.
     storage_options : dict, optional
         fsspec options for ``s3://`` URLs (credentials, ``client_kwargs={"endpoint_url": ...}``);
-        see :func:`memoxr.io.storage.resolve_storage_options` for MinIO credentials files.
+        see :func:`memoxr.io.location.resolve_storage_options` for MinIO credentials files.
+
+    Examples
+    --------
+    >>> import memoxr
+    >>> ds = memoxr.open_influence(memoxr.sample_path())
+    >>> dict(ds["influence"].sizes)
+    {'class': 10, 'train_sample': 137, 'test_sample': 46}
+    >>> "train_count" in ds.coords, "train_index" in ds.mean("train_sample").coords
+    (True, False)
     """
     if str(path).endswith(".npz"):
-        from ..convert import open_fz_npz
+        from .fz_npz import open_fz_npz
 
         kwargs = {} if chunk_mb is None else {"chunk_mb": chunk_mb}
-        return open_fz_npz(path, allow_pickle=allow_pickle, storage_options=storage_options, **kwargs)
-    ds = open_dataset(path, chunks=chunks, storage_options=storage_options)
-    return check_influence_dataset(ds, source=str(path))
+        ds = open_fz_npz(path, allow_pickle=allow_pickle, storage_options=storage_options, **kwargs)
+    else:
+        ds = check_influence_dataset(open_dataset(path, chunks=chunks, storage_options=storage_options), source=str(path))
+    return label_variables(promote_coords(ds, INFLUENCE_COORDS))

@@ -10,7 +10,7 @@ import xarray as xr
 
 from ..compute.progress import compute
 from ..errors import MemoxrInputError
-from ..io.schema import CLASS, STAT_STEMS, STATISTICS, TRAIN, check_scores_dataset
+from ..io.schema import CLASS, STAT_STEMS, STATISTICS, TRAIN, check_scores_dataset, kept_attrs
 from ..io.storage import StorageOptions, atomic_output, check_writable, file_exists, open_file
 from . import kernels as _kernels
 
@@ -24,15 +24,19 @@ SCORE_COLUMNS = tuple(
 )
 
 
-def class_stats(scores: xr.Dataset, *, skipna: bool = False, show_progress: bool = False) -> pd.DataFrame:
+def class_stats(
+    scores: xr.Dataset, *, skipna: bool = False, keep_attrs: bool = False, show_progress: bool = False
+) -> pd.DataFrame:
     """Per-class count, mean, std, min, max and median of memorization and each score.
 
-    Dims contract: ``scores`` has dims ``(class, train_sample)`` as returned by
-    :func:`memoxr.influence_scores`; padding (``training_indices == -1``) is
-    excluded by grouping, so every class appears, an empty one with
-    ``sample_count == 0`` and NaN statistics. ``std`` is the population std
-    (``ddof=0``) and ``median`` is exact. With ``skipna=False`` a NaN score makes
-    its class's statistics NaN; ``skipna=True`` ignores it.
+    Dims contract: ``scores`` has dims ``class`` and ``train_sample`` (any
+    order) as returned by :func:`memoxr.influence_scores`; padding
+    (``training_indices == -1``) is excluded by grouping, so every class
+    appears, an empty one with ``sample_count == 0`` and NaN statistics.
+    ``std`` is the population std (``ddof=0``) and ``median`` is exact. With
+    ``skipna=False`` (default) a NaN score makes its class's statistics NaN;
+    ``skipna=True`` ignores it. ``keep_attrs=True`` copies ``scores.attrs`` into
+    the table's ``attrs`` (see :mod:`memoxr.influence.scores` for both conventions).
 
     Lazy scores are computed first, in one dask pass (each influence chunk is
     read once). ``class`` is a dimension, so the group of a class is its row
@@ -47,6 +51,16 @@ def class_stats(scores: xr.Dataset, *, skipna: bool = False, show_progress: bool
         Columns ``class_label, sample_count``, then ``mean_/std_/min_/max_/median_``
         for ``memo_score, infl_weighted_memo, representativeness,
         weighted_combination, critical_sample``; one row per class, by class.
+
+    Examples
+    --------
+    >>> import memoxr
+    >>> scores = memoxr.influence_scores(memoxr.open_influence(memoxr.sample_path()))
+    >>> table = class_stats(scores)
+    >>> table[["class_label", "sample_count"]].head(3).to_dict("list")
+    {'class_label': [0, 1, 2], 'sample_count': [133, 136, 133]}
+    >>> class_stats(scores, keep_attrs=True).attrs["schema"]
+    'memoxr.scores'
     """
     check_scores_dataset(scores)
     names = list(STAT_STEMS)
@@ -61,7 +75,9 @@ def class_stats(scores: xr.Dataset, *, skipna: bool = False, show_progress: bool
     for i, stem in enumerate(STAT_STEMS.values()):
         for stat in STATISTICS:
             table[f"{stat}_{stem}"] = summary[i, :, fields.index(stat)]
-    return table[list(STAT_COLUMNS)]
+    table = table[list(STAT_COLUMNS)]
+    table.attrs = kept_attrs(scores.attrs, keep_attrs)
+    return table
 
 
 def merge_stats_csv(
@@ -78,6 +94,16 @@ def merge_stats_csv(
     are added or replaced; its classes must be exactly ``table``'s. When it does
     not exist the full table is written. ``output`` defaults to ``csv_file``;
     an existing output is replaced only with ``overwrite``. The write is atomic.
+
+    Examples
+    --------
+    >>> import tempfile, memoxr
+    >>> table = class_stats(memoxr.influence_scores(memoxr.open_influence(memoxr.sample_path())))
+    >>> folder = tempfile.mkdtemp()
+    >>> _ = pd.DataFrame({"class_label": range(10), "notes": "x"}).to_csv(f"{folder}/t.csv", index=False)
+    >>> path = merge_stats_csv(table, f"{folder}/t.csv", f"{folder}/merged.csv")
+    >>> list(pd.read_csv(path).columns[:3])
+    ['class_label', 'notes', 'mean_infl_weighted_memo']
     """
     target = str(output if output is not None else csv_file)
     check_writable(target, overwrite=overwrite, storage_options=storage_options)

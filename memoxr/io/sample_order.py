@@ -100,7 +100,7 @@ def read_samples(path: str | os.PathLike[str], *, argument: str) -> tuple[np.nda
         except ValueError as exc:
             raise MemoxrInputError(f"{argument}: file {source!r}: expected a numeric .npy array ({exc})") from exc
     if source.endswith(".npz"):
-        from ..convert.fz_npz import load_npz_arrays
+        from .npz import load_npz_arrays
 
         arrays, headers = load_npz_arrays(source, ["x", "y"], what=argument, expected="a numeric array")
         if "x" not in headers:

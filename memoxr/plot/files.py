@@ -164,7 +164,7 @@ def write_score_figures(
     if isinstance(source, xr.Dataset):
         scores = source
     else:
-        from ..influence.workflows import load_scores
+        from ..workflows import load_scores
 
         scores = load_scores(source, allow_pickle=allow_pickle, storage_options=storage_options)
     check_scores_dataset(scores)

@@ -160,15 +160,6 @@ def pr_curves(
     ------
     MemoxrInputError
         As :func:`roc_curves`.
-
-    Examples
-    --------
-    >>> rng = np.random.default_rng(0)
-    >>> mask = np.arange(100) < 20
-    >>> proxies = {"csl": 0.5 * mask + rng.random(100), "random": rng.random(100)}
-    >>> ax = pr_curves(proxies, mask)
-    >>> [text.get_text() for text in ax.get_legend().get_texts()]
-    ['csl (AP 0.740)', 'random (AP 0.196)', 'chance (AP 0.200)']
     """
     arrays, truth = _detection_inputs(proxies, mask)
     metrics = _sklearn_metrics()
@@ -364,13 +355,6 @@ def data_map(
     ------
     MemoxrInputError
         Shapes or coordinates that differ; ``correct`` outside [0, 1].
-
-    Examples
-    --------
-    >>> rng = np.random.default_rng(0)
-    >>> ax = data_map(rng.random(50), rng.random(50) / 2, rng.random(50) > 0.5)
-    >>> ax.get_xlabel()
-    'variability (std over epochs of the true-class probability)'
     """
     check_paired("confidence", confidence, "variability", variability)
     inputs = {"confidence": confidence, "variability": variability}

@@ -11,18 +11,27 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .. import open_influence, sample_path
-from ..compute.progress import compute
-from ..convert import convert_npz, read_npz_headers
-from ..errors import MemoxrInputError
-from ..io.schema import (
+from .compute.progress import compute
+from .convert import convert_npz
+from .errors import MemoxrInputError
+from .influence.analysis import Analysis, analyze
+from .influence.scores import influence_scores
+from .influence.seed_npz import SEED_KEYS, read_seed_npz, write_seed_npz
+from .influence.sources import open_influence, sample_path
+from .influence.stats import class_stats, merge_stats_csv
+from .io.npz import read_npz_headers
+from .io.schema import (
     CLASS,
+    COMPLETE_ATTR,
     INFLUENCE_SCHEMA,
+    SCORES_COORDS,
     SCORES_SCHEMA,
     check_influence_dataset,
     check_scores_dataset,
+    label_variables,
+    promote_coords,
 )
-from ..io.storage import (
+from .io.storage import (
     StorageOptions,
     atomic_output,
     check_writable,
@@ -31,15 +40,19 @@ from ..io.storage import (
     remove_output,
     write_dataset,
 )
-from .analysis import Analysis, analyze
-from .scores import influence_scores
-from .seed_npz import SEED_KEYS, read_seed_npz, write_seed_npz
-from .stats import class_stats, merge_stats_csv
 
 
 @dataclass
 class Result:
-    """Scores in memory, the per-class table, the analysis and the files written."""
+    """Scores in memory, the per-class table, the analysis and the files written.
+
+    Examples
+    --------
+    >>> import memoxr
+    >>> result = calculate(memoxr.sample_path())
+    >>> sorted(result.scores.sizes.items()), result.stats.shape
+    ([('class', 10), ('train_sample', 137)], (10, 27))
+    """
 
     scores: xr.Dataset
     stats: pd.DataFrame
@@ -59,16 +72,44 @@ def _check_class(ds: xr.Dataset, class_label: int | None) -> None:
 def save_scores(
     scores: xr.Dataset, path: str | os.PathLike[str], *, overwrite: bool = False, storage_options: StorageOptions = None
 ) -> str:
-    """Save scores as a Zarr store, or as the seed's npz layout when ``path`` ends in ``.npz``."""
+    """Save scores as a Zarr store, or as the seed's npz layout when ``path`` ends in ``.npz``.
+
+    In the store, ``training_indices`` and ``train_count`` stay data variables,
+    as in every scores store memoxr has written (:func:`load_scores` makes them
+    coordinates again).
+
+    Examples
+    --------
+    >>> import tempfile, memoxr
+    >>> scores = memoxr.influence_scores(memoxr.open_influence(memoxr.sample_path()))
+    >>> path = save_scores(scores, f"{tempfile.mkdtemp()}/scores.zarr")
+    >>> sorted(xr.open_zarr(path).coords)
+    ['class']
+    >>> sorted(load_scores(path).coords)
+    ['class', 'train_count', 'training_indices']
+    """
     if str(path).endswith(".npz"):
         return str(write_seed_npz(scores, path, overwrite=overwrite, storage_options=storage_options))
-    return write_dataset(scores, path, overwrite=overwrite, storage_options=storage_options)
+    stored = scores.reset_coords([name for name in SCORES_COORDS if name in scores.coords])
+    # Never carry a loaded store's completion marker into a write: it is set last, by the writer.
+    stored.attrs = {k: v for k, v in stored.attrs.items() if k != COMPLETE_ATTR}
+    return write_dataset(stored, path, overwrite=overwrite, storage_options=storage_options)
 
 
 def load_scores(
     path: str | os.PathLike[str], *, allow_pickle: bool = False, storage_options: StorageOptions = None
 ) -> xr.Dataset:
-    """Scores from a scores store, a seed-layout npz, or computed from an influence store or FZ npz."""
+    """Scores from a scores store, a seed-layout npz, or computed from an influence store or FZ npz.
+
+    ``training_indices`` and ``train_count`` are coordinates in the result,
+    whichever form the store holds.
+
+    Examples
+    --------
+    >>> import memoxr
+    >>> load_scores(memoxr.sample_path())["critical_sample_score"].dims
+    ('class', 'train_sample')
+    """
     source = str(path)
     so = storage_options
     if source.endswith(".npz"):
@@ -79,7 +120,7 @@ def load_scores(
     ds = open_dataset(source, storage_options=so)
     schema = ds.attrs.get("schema")
     if schema == SCORES_SCHEMA:
-        return check_scores_dataset(ds, source=source)
+        return label_variables(promote_coords(check_scores_dataset(ds, source=source), SCORES_COORDS))
     if schema == INFLUENCE_SCHEMA:
         return influence_scores(check_influence_dataset(ds, source=source))
     raise MemoxrInputError(
@@ -98,10 +139,22 @@ def calculate(
     k: int = 10,
     overwrite: bool = False,
     allow_pickle: bool = False,
+    skipna: bool = False,
     show_progress: bool = False,
     storage_options: StorageOptions = None,
 ) -> Result:
-    """Scores, table and analysis of an influence store or FZ npz; one pass over the influence."""
+    """Scores, table and analysis of an influence store or FZ npz; one pass over the influence.
+
+    ``skipna`` goes to the scores, the table and every analysis (see
+    :mod:`memoxr.influence.scores`); ``memoxr calculate --skipna`` sets it.
+
+    Examples
+    --------
+    >>> import memoxr
+    >>> result = calculate(memoxr.sample_path(), class_label=2, k=3)
+    >>> result.stats.shape, result.analysis.class_label, result.written
+    ((10, 27), 2, [])
+    """
     so = storage_options
     if output is not None and stats_csv is not None and str(output) == str(stats_csv):
         raise MemoxrInputError(f"--output and --stats-csv are the same path {str(output)!r}; expected two outputs")
@@ -111,9 +164,9 @@ def calculate(
             check_writable(target, overwrite=overwrite, storage_options=so, kind=kind)
     ds = open_influence(source, allow_pickle=allow_pickle, storage_options=so)
     _check_class(ds, class_label)
-    (scores,) = compute(influence_scores(ds, alpha=alpha, beta=beta), show_progress=show_progress)
-    stats = class_stats(scores)
-    result = Result(scores, stats, analyze(scores, stats, class_label=class_label, k=k))
+    (scores,) = compute(influence_scores(ds, alpha=alpha, beta=beta, skipna=skipna), show_progress=show_progress)
+    stats = class_stats(scores, skipna=skipna)
+    result = Result(scores, stats, analyze(scores, stats, class_label=class_label, k=k, skipna=skipna))
     # All or none: the CSV waits in its partial until the scores are written; if it
     # then fails to land, the scores this run wrote are removed again.
     wrote_scores = False
@@ -156,6 +209,14 @@ def update_csv(
     is updated in place, as the command is named: no ``overwrite`` needed. The
     new table is written beside it and renamed over it, so an interrupted run
     leaves the old file as it was. Any other existing ``output`` needs ``overwrite``.
+
+    Examples
+    --------
+    >>> import tempfile, memoxr
+    >>> csv = f"{tempfile.mkdtemp()}/stats.csv"
+    >>> pd.DataFrame({"class_label": range(10)}).to_csv(csv, index=False)
+    >>> update_csv(memoxr.sample_path(), csv) == csv, pd.read_csv(csv).shape
+    (True, (10, 21))
     """
     so = storage_options
     in_place = output is None or _same_file(output, csv_file)
@@ -172,6 +233,13 @@ def demo(output_dir: str | os.PathLike[str], *, overwrite: bool = False, show_pr
     Writes ``influence.zarr`` (the converted store), ``scores.zarr``,
     ``influence_aware_memo.npz`` (seed layout), ``per_class_memorization_stats.csv``
     and ``analysis.txt``. The folder appears only when everything is written.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> result = demo(f"{tempfile.mkdtemp()}/demo")
+    >>> [Path(p).name for p in result.written] == list(DEMO_FILES)
+    True
     """
     target = Path(output_dir)
     with atomic_output(target, overwrite=overwrite) as tmp:
@@ -199,7 +267,15 @@ DEMO_FILES = {
 
 def demo_facts(result: Result) -> list[str]:
     """Three findings computed from ``result``: zero-inflation of memorization, classes whose most
-    influential memorized sample is not the most memorized, and the two methods that disagree most."""
+    influential memorized sample is not the most memorized, and the two methods that disagree most.
+
+    Examples
+    --------
+    >>> import memoxr
+    >>> facts = demo_facts(calculate(memoxr.sample_path()))
+    >>> len(facts), facts[0].endswith("have 0.5 or more.")
+    (3, True)
+    """
     scores = result.scores
     memo = scores["original_memo"].values
     present = ~np.isnan(memo)  # ragged classes are padded with NaN
@@ -240,7 +316,14 @@ def demo_facts(result: Result) -> list[str]:
 
 
 def demo_report(result: Result, output_dir: str | os.PathLike[str]) -> str:
-    """What ``memoxr demo`` prints: what was computed, where it went, three facts, what to try next."""
+    """What ``memoxr demo`` prints: what was computed, where it went, three facts, what to try next.
+
+    Examples
+    --------
+    >>> import memoxr
+    >>> demo_report(calculate(memoxr.sample_path()), "out").splitlines()[1]
+    'Wrote out/:'
+    """
     scores, stats = result.scores, result.stats
     n_classes = scores.sizes[CLASS]
     n_train = int(np.sum(~np.isnan(scores["original_memo"].values)))

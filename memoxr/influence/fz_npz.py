@@ -1,0 +1,319 @@
+"""The Feldman–Zhang influence npz layout: validated class by class, viewed lazily in place.
+
+Only array headers and the small index arrays are read to validate the file;
+the influence matrices are loaded one class block at a time, inside dask tasks.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dask
+import dask.array as da
+import numpy as np
+import xarray as xr
+from dask.base import tokenize
+
+from ..errors import MemoxrInputError
+from ..io.chunks import DEFAULT_CHUNK_MB, BlockChunks, plan_block_chunks
+from ..io.location import StorageOptions
+from ..io.npz import (
+    as_indices,
+    as_numeric,
+    check_dtype,
+    file_sha256,
+    open_npz,
+    read_npz_headers,
+)
+from ..io.schema import influence_dataset, pad_indices
+
+GLOBAL_KEYS = ("tr_mem", "tr_labels", "tt_labels")
+#: Optional key: a string scalar naming the order the arrays' samples follow.
+ORDER_KEY = "sample_order"
+_CLASS_KEY = re.compile(r"^(infl_matrix_class|tr_classidx_|tt_classidx_)(\d+)$")
+_PER_CLASS = ("infl_matrix_class{k}", "tr_classidx_{k}", "tt_classidx_{k}")
+#: Default sample order of the released FZ arrays (TensorFlow-Datasets' order).
+DEFAULT_SAMPLE_ORDER = "tfds"
+
+
+
+@dataclass
+class FZLayout:
+    """A validated FZ influence npz: its small arrays in memory, matrices on disk.
+
+    Examples
+    --------
+    >>> import memoxr
+    >>> layout = inspect_fz_npz(memoxr.sample_path())
+    >>> layout.max_train, layout.max_test, layout.plan(chunk_mb=0.1)
+    (137, 46, BlockChunks(cls=4, train=137, test=46))
+    >>> layout.to_dataset(chunk_mb=0.1)["influence"].chunks
+    ((4, 4, 2), (137,), (46,))
+    """
+
+    path: str
+    allow_pickle: bool
+    classes: list[int]
+    train_index: list[np.ndarray]
+    test_index: list[np.ndarray]
+    tr_mem: np.ndarray
+    tr_labels: np.ndarray
+    tt_labels: np.ndarray
+    ignored_keys: list[str] = field(default_factory=list)
+    sha256: str = ""
+    sample_order: str | None = None
+    storage_options: dict | None = field(default=None, repr=False)
+
+    @property
+    def max_train(self) -> int:
+        return max((len(i) for i in self.train_index), default=0)
+
+    @property
+    def max_test(self) -> int:
+        return max((len(i) for i in self.test_index), default=0)
+
+    def plan(self, *, chunk_mb: float = DEFAULT_CHUNK_MB) -> BlockChunks:
+        return plan_block_chunks(len(self.classes), self.max_train, self.max_test, chunk_mb=chunk_mb)
+
+    def to_dataset(
+        self,
+        *,
+        chunk_mb: float = DEFAULT_CHUNK_MB,
+        chunks: BlockChunks | None = None,
+        sample_order: str | None = None,
+    ) -> xr.Dataset:
+        """The influence store's Dataset, with ``influence`` loaded lazily per class block.
+
+        ``sample_order`` defaults to the file's ``sample_order`` key, else ``"tfds"``
+        (the order of the released FZ arrays).
+        """
+        sample_order = sample_order or self.sample_order or DEFAULT_SAMPLE_ORDER
+        plan = chunks or self.plan(chunk_mb=chunk_mb)
+        n_class, n_tr, n_tt = len(self.classes), self.max_train, self.max_test
+        blocks = []
+        for start in range(0, n_class, plan.cls):
+            group = self.classes[start : start + plan.cls]
+            shapes = [(len(self.train_index[i]), len(self.test_index[i])) for i in range(start, start + len(group))]
+            token = tokenize(self.path, self.sha256, group, n_tr, n_tt)
+            load = dask.delayed(_load_class_block, pure=True)(
+                self.path, group, shapes, n_tr, n_tt, self.allow_pickle, self.storage_options,
+                dask_key_name=f"load-fz-block-{token}",
+            )
+            blocks.append(da.from_delayed(load, shape=(len(group), n_tr, n_tt), dtype=np.float32))
+        influence = da.concatenate(blocks, axis=0).rechunk((plan.cls, plan.train, plan.test))
+
+        return influence_dataset(
+            influence,
+            pad_indices(self.train_index, n_tr),
+            pad_indices(self.test_index, n_tt),
+            classes=self.classes,
+            tr_mem=self.tr_mem,
+            tr_labels=self.tr_labels,
+            tt_labels=self.tt_labels,
+            attrs={
+                "source_name": Path(self.path).name,
+                "source_sha256": self.sha256,
+                "sample_order": sample_order,
+                "ignored_keys": list(self.ignored_keys),
+            },
+        )
+
+
+def _load_class_block(
+    path: str,
+    classes: Sequence[int],
+    shapes: Sequence[tuple[int, int]],
+    n_tr: int,
+    n_tt: int,
+    allow_pickle: bool,
+    storage_options: StorageOptions = None,
+) -> np.ndarray:
+    """Load the influence matrices of ``classes`` into one NaN-padded float32 block.
+
+    Stored (uncompressed) float members, what ``np.savez`` writes, are read
+    straight into the block; other members go through the checked reader.
+    """
+    block = np.empty((len(classes), n_tr, n_tt), dtype=np.float32)
+    with open_npz(path, allow_pickle=allow_pickle, storage_options=storage_options) as npz:
+        for c, (k, shape) in enumerate(zip(classes, shapes, strict=True)):
+            key = f"infl_matrix_class{k}"
+            target = block[c, : shape[0], : shape[1]]
+            block[c, shape[0] :, :] = np.nan
+            block[c, : shape[0], shape[1] :] = np.nan
+            if not npz.read_stored_into(key, shape, target):
+                matrix = as_numeric(key, npz[key])
+                if matrix.shape != shape:
+                    raise MemoxrInputError(f"key {key!r}: expected shape {shape}, received {matrix.shape}")
+                target[...] = matrix
+            infinite = np.isinf(target)
+            if infinite.any():
+                i, j = (int(v[0]) for v in np.nonzero(infinite))
+                raise MemoxrInputError(
+                    f"key {key!r}: expected finite influence values (or NaN for missing), "
+                    f"received {target[i, j]} at row {i}, column {j}"
+                )
+    return block
+
+
+def inspect_fz_npz(
+    path: str | os.PathLike[str],
+    *,
+    allow_pickle: bool = False,
+    checksum: bool = True,
+    storage_options: StorageOptions = None,
+) -> FZLayout:
+    """Validate an FZ influence npz and load its small arrays.
+
+    Checks, before anything is written: required keys, dtypes (object arrays are
+    refused unless ``allow_pickle``), shapes of each class matrix against its
+    index arrays, indices finite, whole, in range and claimed by one class only,
+    and labels that agree with class membership.
+
+    Examples
+    --------
+    >>> import memoxr
+    >>> layout = inspect_fz_npz(memoxr.sample_path())
+    >>> len(layout.classes), len(layout.tr_mem), len(layout.sha256)
+    (10, 1347, 64)
+    """
+    source = str(path)
+    headers = read_npz_headers(source, storage_options=storage_options)
+    missing = [k for k in GLOBAL_KEYS if k not in headers]
+    if missing:
+        raise MemoxrInputError(
+            f"input {source!r}: missing key(s) {missing}; expected {list(GLOBAL_KEYS)} and "
+            "per-class 'infl_matrix_class{k}', 'tr_classidx_{k}', 'tt_classidx_{k}'"
+        )
+    classes = sorted({int(m.group(2)) for key in headers if (m := _CLASS_KEY.match(key))})
+    if not classes:
+        raise MemoxrInputError(
+            f"input {source!r}: no per-class keys; expected 'infl_matrix_class{{k}}', "
+            f"'tr_classidx_{{k}}', 'tt_classidx_{{k}}', received keys {sorted(headers)[:10]}"
+        )
+    for k in classes:
+        for pattern in _PER_CLASS:
+            if pattern.format(k=k) not in headers:
+                present = [p.format(k=k) for p in _PER_CLASS if p.format(k=k) in headers]
+                raise MemoxrInputError(
+                    f"input {source!r}: missing key {pattern.format(k=k)!r} for class {k} "
+                    f"(found {present})"
+                )
+    known = set(GLOBAL_KEYS) | {p.format(k=k) for k in classes for p in _PER_CLASS}
+    if ORDER_KEY in headers:
+        known.add(ORDER_KEY)
+        if headers[ORDER_KEY].dtype.kind != "U" or headers[ORDER_KEY].shape != ():
+            raise MemoxrInputError(
+                f"key {ORDER_KEY!r}: expected a string scalar naming the sample order, received dtype "
+                f"{headers[ORDER_KEY].dtype} and shape {headers[ORDER_KEY].shape}"
+            )
+    for header in headers.values():
+        if header.key in known and header.key != ORDER_KEY:
+            check_dtype(header, allow_pickle=allow_pickle)
+
+    def expect_1d(key: str) -> int:
+        shape = headers[key].shape
+        if len(shape) != 1:
+            raise MemoxrInputError(f"key {key!r}: expected a 1-D array, received shape {shape}")
+        return shape[0]
+
+    n_train, n_test = expect_1d("tr_mem"), expect_1d("tt_labels")
+    if expect_1d("tr_labels") != n_train:
+        raise MemoxrInputError(
+            f"key 'tr_labels': expected shape ({n_train},) like 'tr_mem', received {headers['tr_labels'].shape}"
+        )
+    for k in classes:
+        shape = (expect_1d(f"tr_classidx_{k}"), expect_1d(f"tt_classidx_{k}"))
+        key = f"infl_matrix_class{k}"
+        if headers[key].shape != shape:
+            raise MemoxrInputError(
+                f"key {key!r}: expected shape {shape} (len(tr_classidx_{k}), len(tt_classidx_{k})), "
+                f"received {headers[key].shape}"
+            )
+
+    with open_npz(source, allow_pickle=allow_pickle, storage_options=storage_options) as npz:
+        tr_mem = as_numeric("tr_mem", npz["tr_mem"]).astype(np.float64)
+        tr_labels = as_indices("tr_labels", npz["tr_labels"], size=np.iinfo(np.int64).max, what="class labels")
+        tt_labels = as_indices("tt_labels", npz["tt_labels"], size=np.iinfo(np.int64).max, what="class labels")
+        train_index = [as_indices(f"tr_classidx_{k}", npz[f"tr_classidx_{k}"], size=n_train, what="train indices") for k in classes]
+        test_index = [as_indices(f"tt_classidx_{k}", npz[f"tt_classidx_{k}"], size=n_test, what="test indices") for k in classes]
+        sample_order = str(npz[ORDER_KEY][()]) if ORDER_KEY in headers else None
+
+    for split, indices, labels, size in (
+        ("tr", train_index, tr_labels, n_train),
+        ("tt", test_index, tt_labels, n_test),
+    ):
+        _check_membership(split, classes, indices, labels, size)
+
+    return FZLayout(
+        path=source,
+        allow_pickle=allow_pickle,
+        classes=classes,
+        train_index=train_index,
+        test_index=test_index,
+        tr_mem=tr_mem,
+        tr_labels=tr_labels,
+        tt_labels=tt_labels,
+        ignored_keys=sorted(set(headers) - known),
+        sha256=file_sha256(source, storage_options=storage_options) if checksum else "",
+        storage_options=dict(storage_options) if storage_options else None,
+        sample_order=sample_order,
+    )
+
+
+def _check_membership(
+    split: str, classes: Sequence[int], indices: Sequence[np.ndarray], labels: np.ndarray, size: int
+) -> None:
+    """Each index claimed by one class only, and labelled with that class."""
+    owner = np.full(size, -1, dtype=np.int64)
+    for c, (k, idx) in enumerate(zip(classes, indices, strict=True)):
+        key = f"{split}_classidx_{k}"
+        values, counts = np.unique(idx, return_counts=True)
+        if (counts > 1).any():
+            dup = int(values[counts > 1][0])
+            raise MemoxrInputError(f"key {key!r}: expected distinct indices, received {dup} more than once")
+        taken = owner[idx] >= 0
+        if taken.any():
+            i = int(idx[taken][0])
+            raise MemoxrInputError(
+                f"key {key!r}: index {i} is also claimed by class {classes[owner[i]]}; "
+                "expected each sample in exactly one class"
+            )
+        owner[idx] = c
+        wrong = labels[idx] != k
+        if wrong.any():
+            i = int(idx[wrong][0])
+            label_key = "tr_labels" if split == "tr" else "tt_labels"
+            raise MemoxrInputError(
+                f"key {label_key!r}: sample {i} is in {key!r}, so its label should be {k}, "
+                f"received {int(labels[i])}"
+            )
+
+def open_fz_npz(
+    path: str | os.PathLike[str],
+    *,
+    allow_pickle: bool = False,
+    chunk_mb: float = DEFAULT_CHUNK_MB,
+    chunks: BlockChunks | None = None,
+    sample_order: str | None = None,
+    storage_options: StorageOptions = None,
+    checksum: bool = False,
+) -> xr.Dataset:
+    """Validate an FZ npz (local or URL) and view it lazily with the influence store's schema.
+
+    Only headers and index arrays are read; ``checksum=True`` also hashes the
+    whole file into ``source_sha256`` (what :func:`convert_npz` records).
+
+    Examples
+    --------
+    >>> import memoxr
+    >>> ds = open_fz_npz(memoxr.sample_path())
+    >>> dict(ds["influence"].sizes), ds.attrs["schema"]
+    ({'class': 10, 'train_sample': 137, 'test_sample': 46}, 'memoxr.influence')
+    """
+    layout = inspect_fz_npz(path, allow_pickle=allow_pickle, checksum=checksum, storage_options=storage_options)
+    return layout.to_dataset(chunk_mb=chunk_mb, chunks=chunks, sample_order=sample_order)
+

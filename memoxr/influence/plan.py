@@ -1,0 +1,135 @@
+"""Cost plans of ``calculate`` and ``pairs`` (``--dry-run``): metadata read, nothing computed."""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+from ..compute.plan import (
+    DECODED_COPIES,
+    RESIDENT_VALUES_PER_SAMPLE,
+    CostPlan,
+    count_tasks,
+    default_threads,
+)
+from ..io.location import file_size, stored_bytes
+
+
+def influence_bytes_to_read(
+    path: str, variable: str, uncompressed: int, notes: list[str], storage_options: dict[str, Any] | None
+) -> int:
+    """Stored bytes of ``variable`` (an npz: the file), or ``uncompressed`` with a note when unknown."""
+    stored = file_size(path, storage_options) if path.endswith(".npz") else stored_bytes(path, variable, storage_options)
+    if stored is None:
+        notes.append("stored sizes unknown (no listing): bytes to read assumed uncompressed")
+        return uncompressed
+    return stored
+
+
+def plan_calculate(
+    source: str | os.PathLike[str],
+    *,
+    threads: int | None = None,
+    allow_pickle: bool = False,
+    storage_options: dict[str, Any] | None = None,
+) -> CostPlan:
+    """The cost plan of ``memoxr calculate`` (scores, table, analysis) on an influence store or FZ npz.
+
+    ``threads``: tasks a worker runs at once (default: dask's local scheduler, one per core;
+    1 for a single-threaded distributed worker).
+
+    Example
+    -------
+    >>> import memoxr, memoxr.compute.plan
+    >>> plan = memoxr.influence.plan.plan_calculate(memoxr.sample_path(), threads=1)
+    >>> plan.n_chunks >= 1 and plan.bytes_to_read > 0
+    True
+    """
+    from .scores import influence_scores
+    from .sources import open_influence
+
+    path = str(source)
+    ds = open_influence(path, allow_pickle=allow_pickle, storage_options=storage_options)
+    influence = ds["influence"]
+    data = influence.data
+    scores = influence_scores(ds)
+    arrays = [v.data for v in scores.data_vars.values() if v.chunks]
+    chunk_shape = tuple(max(c) for c in data.chunks)
+    itemsize = data.dtype.itemsize
+    uncompressed = int(math.prod(data.shape) * itemsize)
+    chunk_bytes = int(math.prod(chunk_shape) * itemsize)
+    notes = []
+    if path.endswith(".npz"):
+        notes.append("an npz is read member by member into padded class blocks; bytes to read is the file's size")
+    stored = influence_bytes_to_read(path, "influence", uncompressed, notes, storage_options)
+    stored_per_chunk = math.ceil(stored / max(1, data.npartitions))
+    samples = int(math.prod(influence.shape[:2]))
+    return CostPlan(
+        command="calculate",
+        source=path,
+        variable="influence",
+        shape=tuple(int(n) for n in data.shape),
+        dtype=str(data.dtype),
+        chunk_shape=chunk_shape,
+        n_chunks=int(data.npartitions),
+        uncompressed_bytes=uncompressed,
+        bytes_to_read=int(stored),
+        n_tasks=count_tasks(arrays),
+        threads_per_worker=threads or default_threads(),
+        per_task_bytes=DECODED_COPIES * chunk_bytes + min(stored_per_chunk, chunk_bytes),
+        resident_bytes=RESIDENT_VALUES_PER_SAMPLE * 8 * samples,
+        notes=notes,
+    )
+
+
+def plan_pairs(
+    source: str | os.PathLike[str],
+    *,
+    threads: int | None = None,
+    storage_options: dict[str, Any] | None = None,
+    **options: Any,
+) -> CostPlan:
+    """The cost plan of ``memoxr pairs``: only chunks holding a train row at or above ``min_mem`` are read.
+
+    ``options`` are :func:`memoxr.pairs`'s (``min_infl``, ``min_mem``, ``top_k_per_test``, ``full``...).
+    The memorization and index arrays are read (small, needed to know which chunks to read);
+    the influence is not. A task holds its chunk as read (2x decoded plus stored) and the pairs it finds.
+
+    Examples
+    --------
+    >>> import memoxr
+    >>> plan = plan_pairs(memoxr.sample_path(), min_mem=0.5)
+    >>> plan.command, plan.n_chunks, plan.notes[0]
+    ('pairs', 1, '1 of 1 chunks hold a train row with memorization >= 0.5; only those are read')
+    """
+    from .pairs import plan_search
+
+    path = str(source)
+    search = plan_search(path, storage_options=storage_options, **options)
+    data = search.influence
+    variable = "influence_full" if options.get("full") else "influence"
+    itemsize = data.dtype.itemsize
+    chunk_shape = tuple(max(c) for c in data.chunks)
+    chunk_bytes = math.prod(chunk_shape) * itemsize
+    uncompressed = int(math.prod(data.shape) * itemsize)
+    notes = [f"{len(search.wanted)} of {data.npartitions} chunks hold a train row with memorization >= "
+             f"{search.min_mem:g}; only those are read"]
+    stored = influence_bytes_to_read(path, variable, uncompressed, notes, storage_options)
+    per_chunk = stored / max(1, data.npartitions)
+    return CostPlan(
+        command="pairs",
+        source=path,
+        variable=variable,
+        shape=tuple(int(n) for n in (data.shape[1:] if options.get("full") else data.shape)),
+        dtype=str(data.dtype),
+        chunk_shape=chunk_shape[1:] if options.get("full") else chunk_shape,
+        n_chunks=len(search.wanted),
+        uncompressed_bytes=uncompressed,
+        bytes_to_read=int(per_chunk * len(search.wanted)),
+        n_tasks=count_tasks(search.wanted) if search.wanted else 0,
+        threads_per_worker=threads or default_threads(),
+        per_task_bytes=DECODED_COPIES * chunk_bytes + min(math.ceil(per_chunk), chunk_bytes),
+        resident_bytes=int(search.tr_mem.nbytes + search.tr_labels.nbytes + search.tt_labels.nbytes),
+        notes=notes,
+    )

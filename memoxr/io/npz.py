@@ -1,0 +1,398 @@
+"""npy/npz reading without unpickling: array headers, checked bodies, members streamed from
+local files or fsspec URLs, and the source's sha256.
+
+The one place that reads npy headers and refuses pickled (object) arrays unless asked to.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import math
+import os
+import threading
+import zipfile
+import zlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+import numpy as np
+
+from ..errors import MemoxrInputError
+from .location import StorageOptions, file_exists, open_file
+
+_HEADER_READERS = {
+    (1, 0): np.lib.format.read_array_header_1_0,
+    (2, 0): np.lib.format.read_array_header_2_0,
+    (3, 0): np.lib.format.read_array_header_2_0,  # 3.0 differs only in the header's text encoding
+}
+
+
+@dataclass(frozen=True)
+class ArrayHeader:
+    key: str
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    fortran_order: bool = False
+
+    @property
+    def nbytes(self) -> int:
+        return math.prod(self.shape) * self.dtype.itemsize
+
+
+class _Counted:
+    """Counts the bytes read through it (a zip member need not support ``tell``)."""
+
+    def __init__(self, fp: Any) -> None:
+        self.fp, self.count = fp, 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.fp.read(size)
+        self.count += len(data)
+        return data
+
+
+def read_npy_header(fp: Any, *, source: str, key: str | None, stored: int | None) -> ArrayHeader:
+    """Header of one ``.npy`` stream at ``fp``, checked against the ``stored`` bytes it really holds.
+
+    A header claiming more data than the member (or file) holds is refused here,
+    before anything is allocated: a huge claimed shape or a truncated body.
+    """
+    where = f"input {source!r}" + (f": key {key!r}" if key is not None else "")
+    counted = _Counted(fp)
+    try:
+        version = np.lib.format.read_magic(counted)
+        read = _HEADER_READERS.get(version)
+        if read is None:
+            raise ValueError(f"unsupported .npy format version {version}")
+        shape, fortran_order, dtype = read(counted)
+        offset = counted.count
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        raise MemoxrInputError(f"{where}: not a valid .npy array: {exc}") from exc
+    header = ArrayHeader(key or "", tuple(shape), np.dtype(dtype), bool(fortran_order))
+    if stored is not None and not header.dtype.hasobject:  # pickled bodies have no fixed size
+        need = header.nbytes
+        have = stored - offset
+        if need > have:
+            raise MemoxrInputError(
+                f"{where}: header says shape {header.shape} of {header.dtype}, "
+                f"expected {need} bytes of data, received {max(have, 0)} (truncated or corrupt file)"
+            )
+    return header
+
+
+def _npz_members(archive: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
+    return {info.filename[: -len(".npy")]: info for info in archive.infolist() if info.filename.endswith(".npy")}
+
+
+def read_npz_headers(path: str | os.PathLike[str], *, storage_options: StorageOptions = None) -> dict[str, ArrayHeader]:
+    """Shape and dtype of every array in an npz archive (local or URL), without loading data.
+
+    Each header is checked against its member's stored size (see :func:`read_npy_header`).
+    """
+    source = str(path)
+    if not file_exists(source, storage_options=storage_options):
+        raise MemoxrInputError(f"input {source!r} does not exist or is not a file")
+    with open_file(source, storage_options=storage_options) as raw:
+        return read_npz_headers_from(raw, source=source)
+
+
+def read_npz_headers_from(raw: Any, *, source: str) -> dict[str, ArrayHeader]:
+    """:func:`read_npz_headers` on an open binary file."""
+    headers: dict[str, ArrayHeader] = {}
+    if not zipfile.is_zipfile(raw):
+        raise MemoxrInputError(f"input {source!r} is not an npz archive (expected a zip of .npy arrays)")
+    raw.seek(0)
+    try:
+        with zipfile.ZipFile(raw) as archive:
+            for key, info in _npz_members(archive).items():
+                with archive.open(info) as fp:
+                    headers[key] = read_npy_header(fp, source=source, key=key, stored=info.file_size)
+    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+        raise MemoxrInputError(f"input {source!r} is not a readable npz archive: {exc}") from exc
+    return headers
+
+
+def read_npy_body(fp: Any, header: ArrayHeader, *, source: str) -> np.ndarray:
+    """The data after a checked, non-object header: exactly ``header.nbytes`` bytes, or an error."""
+    buffer = np.empty(header.nbytes, dtype=np.uint8)
+    view, got = memoryview(cast(Any, buffer)), 0  # numpy types ndarray as a Buffer on Python >= 3.12 only
+    try:
+        while got < header.nbytes:
+            if hasattr(fp, "readinto"):  # straight into the array: no second copy of a large matrix
+                n = fp.readinto(view[got:])
+            else:
+                data = fp.read(header.nbytes - got)
+                n = len(data)
+                view[got : got + n] = data
+            if not n:
+                break
+            got += n
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        raise MemoxrInputError(f"input {source!r}: key {header.key!r} could not be read: {exc}") from exc
+    if got != header.nbytes:
+        raise MemoxrInputError(
+            f"input {source!r}: key {header.key!r}: expected {header.nbytes} bytes of data, received "
+            f"{got} (truncated file)"
+        )
+    array = buffer.view(header.dtype)
+    return array.reshape(header.shape, order="F" if header.fortran_order else "C")
+
+
+class CheckedNpz:
+    """An npz opened for reading; each array's header is checked right before it is read.
+
+    ``npz[key]`` checks the member's header against its stored size, then reads
+    the values from that very member, and turns a damaged member into an error
+    naming the file and the key. Only the members asked for are touched.
+    """
+
+    def __init__(self, raw: Any, *, source: str, allow_pickle: bool = False) -> None:
+        self.source, self.allow_pickle, self._raw = source, allow_pickle, raw
+        if not zipfile.is_zipfile(raw):
+            raise MemoxrInputError(f"input {source!r} is not an npz archive (expected a zip of .npy arrays)")
+        raw.seek(0)
+        try:
+            self._zip = zipfile.ZipFile(raw)
+        except (zipfile.BadZipFile, EOFError) as exc:
+            raise MemoxrInputError(f"input {source!r} is not a readable npz archive: {exc}") from exc
+        self._members = _npz_members(self._zip)
+        self._headers: dict[str, ArrayHeader] = {}
+
+    @property
+    def headers(self) -> dict[str, ArrayHeader]:
+        """Every array's checked header."""
+        return {key: self.header(key) for key in self._members}
+
+    def header(self, key: str) -> ArrayHeader:
+        if key not in self._headers:
+            info = self._member(key)
+            try:
+                with self._zip.open(info) as fp:
+                    self._headers[key] = read_npy_header(fp, source=self.source, key=key, stored=info.file_size)
+            except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+                raise MemoxrInputError(f"input {self.source!r}: key {key!r} could not be read: {exc}") from exc
+        return self._headers[key]
+
+    def _member(self, key: str) -> zipfile.ZipInfo:
+        if key not in self._members:
+            raise MemoxrInputError(
+                f"input {self.source!r}: key {key!r} missing; received keys {sorted(self._members)[:10]}"
+            )
+        return self._members[key]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._members
+
+    @property
+    def keys(self) -> list[str]:
+        """The archive's array names, in archive order."""
+        return list(self._members)
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        info = self._member(key)
+        try:
+            with self._zip.open(info) as fp:
+                header = read_npy_header(fp, source=self.source, key=key, stored=info.file_size)
+                self._headers[key] = header
+                if not header.dtype.hasobject:
+                    return read_npy_body(fp, header, source=self.source)
+                if not self.allow_pickle:
+                    raise MemoxrInputError(
+                        f"input {self.source!r}: key {key!r}: expected a numeric array, received dtype object "
+                        "(pickled Python objects), which memoxr does not load"
+                    )
+            with self._zip.open(info) as fp:  # unpickled only when asked for (--allow-pickle)
+                return np.lib.format.read_array(fp, allow_pickle=True)
+        except MemoxrInputError:
+            raise
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+            raise MemoxrInputError(f"input {self.source!r}: key {key!r} could not be read: {exc}") from exc
+
+    def read_stored_into(self, key: str, shape: tuple[int, ...], out: np.ndarray) -> bool:
+        """Read the stored float member ``key`` straight into ``out``; False if it is anything else.
+
+        Skips zipfile's buffered reads and the intermediate copy of a large
+        matrix. The header is checked like every other (:func:`read_npy_header`,
+        against the member's recorded size), and the member's CRC-32 is checked
+        over the bytes read, as zipfile would.
+        """
+        info = self._member(key)
+        fp = self._raw
+        if info.compress_type != zipfile.ZIP_STORED:
+            return False
+        fp.seek(info.header_offset)
+        local = fp.read(30)
+        if len(local) != 30 or local[:4] != b"PK\x03\x04":
+            return False
+        name_length, extra_length = int.from_bytes(local[26:28], "little"), int.from_bytes(local[28:30], "little")
+        data_start = info.header_offset + 30 + name_length + extra_length
+        fp.seek(data_start)
+        header = read_npy_header(fp, source=self.source, key=key, stored=info.file_size)
+        if header.dtype.kind != "f":
+            return False  # pickled or integer members: the general reader
+        if header.shape != shape:
+            raise MemoxrInputError(f"input {self.source!r}: key {key!r}: expected shape {shape}, received {header.shape}")
+        header_length, expected = fp.tell() - data_start, header.nbytes
+        dtype, fortran = header.dtype, header.fortran_order
+        direct = dtype == np.float32 and dtype.isnative and not fortran and out.flags.c_contiguous
+        buffer = out if direct else np.empty(shape[::-1] if fortran else shape, dtype=dtype)
+        received = fp.readinto(memoryview(cast(Any, buffer)).cast("B")) if expected else 0
+        if received != expected:  # the file is shorter than its zip directory says
+            raise MemoxrInputError(
+                f"input {self.source!r}: key {key!r}: expected {expected} bytes of data, received {received} "
+                "(truncated file)"
+            )
+        crc = zlib.crc32(memoryview(cast(Any, buffer)).cast("B") if expected else b"", zlib.crc32(self._header_bytes(data_start, header_length)))
+        trailing = info.file_size - header_length - expected
+        if trailing > 0:
+            crc = zlib.crc32(fp.read(trailing), crc)
+        if crc != info.CRC:
+            raise MemoxrInputError(
+                f"input {self.source!r}: key {key!r}: member is damaged (CRC-32 mismatch); expected {info.CRC:#010x}, "
+                f"received {crc:#010x}"
+            )
+        if not direct:
+            out[...] = buffer.T if fortran else buffer
+        return True
+
+    def _header_bytes(self, start: int, length: int) -> bytes:
+        position = self._raw.tell()
+        self._raw.seek(start)
+        head = self._raw.read(length)
+        self._raw.seek(position)
+        return head
+
+    def __enter__(self) -> CheckedNpz:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._zip.close()
+
+
+@contextlib.contextmanager
+def open_npz(
+    path: str | os.PathLike[str], *, allow_pickle: bool = False, storage_options: StorageOptions = None
+) -> Iterator[CheckedNpz]:
+    """Open an npz (local or URL) whose members are header-checked before any is read."""
+    source = str(path)
+    with open_file(source, storage_options=storage_options) as raw, CheckedNpz(raw, source=source, allow_pickle=allow_pickle) as npz:
+        yield npz
+
+
+def load_npz_arrays(
+    path: str | os.PathLike[str],
+    keys: Sequence[str],
+    *,
+    what: str,
+    expected: str,
+    storage_options: StorageOptions = None,
+) -> tuple[dict[str, np.ndarray | None], dict[str, ArrayHeader]]:
+    """Load ``keys`` of an npz, refusing pickled arrays by their header; other keys map to None.
+
+    Errors read ``{what} '{path}': key '{key}': expected {expected}, received dtype object ...``.
+    """
+    source = str(path)
+    if not file_exists(source, storage_options=storage_options):
+        raise MemoxrInputError(f"input {source!r} does not exist or is not a file")
+    with open_npz(source, storage_options=storage_options) as npz:
+        headers = npz.headers
+        for key in keys:
+            if key in headers and headers[key].dtype.kind == "O":
+                raise MemoxrInputError(
+                    f"{what} {source!r}: key {key!r}: expected {expected}, received dtype object "
+                    "(pickled Python objects), which memoxr does not load"
+                )
+        arrays: dict[str, np.ndarray | None] = {key: npz[key] for key in keys if key in headers}
+    arrays.update({key: None for key in headers if key not in keys})
+    return arrays, headers
+
+
+def file_sha256(
+    path: str | os.PathLike[str],
+    block: int = 8 * 2**20,
+    *,
+    storage_options: StorageOptions = None,
+    stop: threading.Event | None = None,
+) -> str:
+    """Hex sha256 of a file (local or URL); ``""`` if ``stop`` is set before the end (the caller gave up)."""
+    digest = hashlib.sha256()
+    with open_file(path, storage_options=storage_options) as fp:
+        while chunk := fp.read(block):
+            if stop is not None and stop.is_set():
+                return ""
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def check_dtype(header: ArrayHeader, *, allow_pickle: bool) -> None:
+    kind = header.dtype.kind
+    if kind == "O":
+        if not allow_pickle:
+            raise MemoxrInputError(
+                f"key {header.key!r}: expected a numeric array, received dtype object (pickled "
+                "Python objects); memoxr never unpickles unless asked: pass allow_pickle=True "
+                "(--allow-pickle) if you trust this file"
+            )
+        return
+    if kind not in "iuf":
+        raise MemoxrInputError(
+            f"key {header.key!r}: expected an integer or float array, received dtype {header.dtype}"
+        )
+
+
+def as_numeric(key: str, array: np.ndarray) -> np.ndarray:
+    """Numeric view of an array that may have come unpickled as dtype object."""
+    if array.dtype.kind != "O":
+        return array
+    try:
+        return np.asarray(array.tolist(), dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise MemoxrInputError(
+            f"key {key!r}: expected numbers, received objects that are not numeric ({exc})"
+        ) from exc
+
+
+def as_indices(key: str, array: np.ndarray, *, size: int, what: str) -> np.ndarray:
+    """Validate an index or label array: finite, whole numbers, in ``[0, size)``."""
+    array = as_numeric(key, array)
+    if array.dtype.kind == "f":
+        bad = ~np.isfinite(array)
+        if bad.any():
+            where = int(np.flatnonzero(bad)[0])
+            raise MemoxrInputError(
+                f"key {key!r}: expected finite {what}, received {array[where]} at position {where}"
+            )
+        fractional = array != np.round(array)
+        if fractional.any():
+            where = int(np.flatnonzero(fractional)[0])
+            raise MemoxrInputError(
+                f"key {key!r}: expected whole-number {what}, received {array[where]} at position {where}"
+            )
+    array = array.astype(np.int64)
+    out_of_range = (array < 0) | (array >= size)
+    if out_of_range.any():
+        where = int(np.flatnonzero(out_of_range)[0])
+        raise MemoxrInputError(
+            f"key {key!r}: expected {what} in [0, {size}), received {array[where]} at position {where}"
+        )
+    return array
+
+
+
+
+def write_npy_streamed(archive: zipfile.ZipFile, key: str, shape: tuple[int, ...], dtype: Any, parts: Any) -> None:
+    """Write the member ``{key}.npy`` from C-order blocks, never holding the whole array.
+
+    ``parts`` yields arrays whose bytes, laid end to end, fill ``shape``. A fixed
+    timestamp makes the same arrays give the same archive bytes.
+    """
+    dtype = np.dtype(dtype)
+    header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": tuple(shape)}
+    info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+    info.compress_type = archive.compression
+    with archive.open(info, "w", force_zip64=True) as fp:
+        np.lib.format.write_array_header_1_0(fp, header)
+        for part in parts:
+            fp.write(np.ascontiguousarray(part, dtype=dtype).tobytes())
