@@ -156,7 +156,12 @@ def test_align_samples_errors(tmp_path) -> None:
         dyn.align_samples(a, b, b_dim="train_id", mapping=[0, 0, 1])
     with pytest.raises(MemoxrInputError, match="mapping: length 3; expected to cover a's identities 0..7"):
         dyn.align_samples(a, b, b_dim="train_id", mapping=[2, 0, 1])
-    with pytest.raises(MemoxrInputError, match="sample dim 'sample' with identity coordinate missing"):
+    with pytest.raises(MemoxrInputError, match="b: sample dim 'train_id' or 'sample' missing"):
+        dyn.align_samples(a, b.rename(train_id="row"))
+    with pytest.raises(MemoxrInputError, match="b: sample dim 'train_id' with identity coordinate missing"):
+        dyn.align_samples(a, b.drop_vars("train_id"))
+    # b's train_id is found by name (the old 'sample' and the new name pair up): the same error as with b_dim.
+    with pytest.raises(MemoxrInputError, match=r"b: 1 of 3 sample identities of a not found"):
         dyn.align_samples(a, b)
     np.save(tmp_path / "perm.npy", np.array([4, 3, 2, 1, 0, 5, 6, 7]))
     bb = xr.DataArray(np.arange(8.0), dims="train_id", coords={"train_id": np.arange(8)}, attrs={"sample_order": "x"})
@@ -203,8 +208,8 @@ def test_shipped_digits_sample_table() -> None:
     from memoxr.dynamics import demo
 
     ds = demo.sample_dataset()
-    assert dict(ds.sizes) == {"noise": 4, "epoch": demo.EPOCHS, "sample": 1797}
-    np.testing.assert_array_equal(ds["is_mislabeled"].sum("sample").values, [18, 36, 90, 180])
+    assert dict(ds.sizes) == {"noise": 4, "epoch": demo.EPOCHS, "train_id": 1797}
+    np.testing.assert_array_equal(ds["is_mislabeled"].sum("train_id").values, [18, 36, 90, 180])
     tab = demo.auroc_table(ds)
     assert list(tab.columns) == ["1%", "2%", "5%", "10%"]
     assert (tab.loc["csl"] > 99.0).all()

@@ -158,7 +158,7 @@ def test_threshold_learning_time_documented_examples() -> None:
         (lambda: dyn.csl(xr.DataArray(np.ones((3, 2)), dims=("step", "sample"))), "dim 'epoch' missing"),
         (lambda: dyn.csl(np.ones(3)), "must be an xarray.DataArray"),
         (lambda: dyn.csl(xr.DataArray(np.ones((0, 2)), dims=("epoch", "sample"))), "is empty"),
-        (lambda: dyn.learning_time(xr.DataArray(np.ones((3, 2)), dims=("epoch", "x"))), "dim 'sample' missing"),
+        (lambda: dyn.learning_time(xr.DataArray(np.ones((3, 2)), dims=("epoch", "x"))), "sample dim 'train_id' or 'sample' missing"),
         (lambda: dyn.compute_proxies(_dataset(), ["nope"]), r"unknown \['nope'\]"),
         (lambda: dyn.compute_proxies(_dataset().drop_vars("curvature"), ["mean_curvature"]), "needs variable 'curvature'"),
         (lambda: dyn.compute_proxies(xr.Dataset({"x": (("epoch", "sample"), np.ones((2, 2)))})), "no proxy can be computed"),

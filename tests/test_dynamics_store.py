@@ -51,10 +51,10 @@ def test_ingest_two_variables_with_truth(tmp_path: Path) -> None:
         truth={"is_mislabeled": str(d / "mislabeled_noise_{noise}.npy")}, chunk_mb=1e-5,
     )
     ds = open_dynamics(out)
-    assert ds["loss"].dims == ("run", "noise", "epoch", "sample")
+    assert ds["loss"].dims == ("run", "noise", "epoch", "train_id")  # the one sample-identity name
     assert ds["dataset"].item() == "cifar100"  # a single-valued field is a scalar coordinate
     assert ds["run"].values.tolist() == [1, 2] and ds["noise"].values.tolist() == [0.01, 0.1]
-    assert ds["sample"].values.tolist() == [0, 2, 4, 6, 8]
+    assert ds["train_id"].values.tolist() == [0, 2, 4, 6, 8]
     assert ds.attrs["sample_order"] == "tfds"
     assert ds["loss"].dtype == np.float32 and ds["correct"].dtype == bool
     assert len(ds["loss"].chunks[2]) > 1  # several epoch chunks
@@ -62,7 +62,7 @@ def test_ingest_two_variables_with_truth(tmp_path: Path) -> None:
         for j, noise in enumerate(NOISES):
             for k, epoch in enumerate(EPOCHS):
                 np.testing.assert_array_equal(ds["loss"].values[i, j, k], _loss(run, epoch, noise))
-    assert ds["is_mislabeled"].dims == ("noise", "sample")
+    assert ds["is_mislabeled"].dims == ("noise", "train_id")
     np.testing.assert_array_equal(ds["is_mislabeled"].values.sum(axis=1), [0, 3])
 
 

@@ -40,9 +40,9 @@ def test_write_epochs_and_batches_round_trip(tmp_path: Path) -> None:
             else:
                 w.write_epoch(epoch, run={"seed": seed}, **v)
     ds = open_dynamics(tmp_path / "d.zarr")
-    assert ds["loss"].dims == ("seed", "epoch", "sample")
+    assert ds["loss"].dims == ("seed", "epoch", "train_id")
     assert ds.attrs["sample_order"] == "torchvision"
-    np.testing.assert_array_equal(ds["sample"].values, np.arange(50, 50 + N))
+    np.testing.assert_array_equal(ds["train_id"].values, np.arange(50, 50 + N))
     assert COMPLETION_VAR not in ds
     for seed in (0, 1):
         for epoch in range(T):

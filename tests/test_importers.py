@@ -62,7 +62,7 @@ def test_cleanlab_scores_on_digits_equal_cleanlabs_own(tmp_path, digits_pred_pro
                           truth={"is_mislabeled": mask})
     ds = open_scores(out).load()
     assert ds.attrs["sample_order"] == "sklearn-digits" and ds.attrs["computed_by"].startswith("cleanlab ")
-    assert ds["sample"].values.tolist() == ids.tolist()
+    assert ds["train_id"].values.tolist() == ids.tolist()
     for method in ("self_confidence", "normalized_margin", "confidence_weighted_entropy"):
         expected = cleanlab_rank.get_label_quality_scores(labels, probs, method=method)
         np.testing.assert_allclose(ds[f"cleanlab_{method}"].values, expected, rtol=1e-12)
@@ -134,20 +134,20 @@ def test_plain_npy_csv_with_header_and_without(tmp_path):
     np.save(tmp_path / "v.npy", values)
     ds = open_scores(import_plain(tmp_path / "v.npy", tmp_path / "a.zarr", sample_order="tfds", name="el2n",
                                   sample_ids=ids)).load()
-    assert ds["el2n"].values.tolist() == values.tolist() and ds["sample"].values.tolist() == ids.tolist()
+    assert ds["el2n"].values.tolist() == values.tolist() and ds["train_id"].values.tolist() == ids.tolist()
     assert ds["el2n"].attrs["direction"] == 1 and ds.attrs["sample_order"] == "tfds"
 
     pd.DataFrame({"idx": ids, "grand": values, "note": ["x"] * 23, "forget": -values}).to_csv(tmp_path / "t.csv", index=False)
     ds = open_scores(import_plain(tmp_path / "t.csv", tmp_path / "b.zarr", sample_order="tfds", id_column="idx",
                                   direction=-1)).load()
     assert sorted(ds.data_vars) == ["forget", "grand"]  # numeric columns only
-    assert ds["sample"].values.tolist() == ids.tolist() and ds["grand"].values.tolist() == values.tolist()
+    assert ds["train_id"].values.tolist() == ids.tolist() and ds["grand"].values.tolist() == values.tolist()
     assert ds["forget"].attrs["direction"] == -1
 
     np.savetxt(tmp_path / "bare.csv", values)
     ds = open_scores(import_plain(tmp_path / "bare.csv", tmp_path / "c.zarr", sample_order="tfds", name="s")).load()
     np.testing.assert_allclose(ds["s"].values, values, rtol=1e-15)
-    assert ds["sample"].values.tolist() == list(range(23))
+    assert ds["train_id"].values.tolist() == list(range(23))
 
 
 def test_plain_and_aum_command_lines(tmp_path):
@@ -163,14 +163,14 @@ def test_plain_and_aum_command_lines(tmp_path):
                                      "--truth", "is_mislabeled=" + str(tmp_path / "m.npy")])
     assert done.exit_code == 0, done.output
     ds = open_scores(tmp_path / "p.zarr").load()
-    assert ds["sample"].values.tolist() == [5, 2, 9] and ds["el2n"].attrs["direction"] == -1
+    assert ds["train_id"].values.tolist() == [5, 2, 9] and ds["el2n"].attrs["direction"] == -1
     assert ds["is_mislabeled"].values.tolist() == [True, False, False]
     pd.DataFrame({"sample_id": [3, 1], "aum": [0.5, -2.0]}).to_csv(tmp_path / "aum_values.csv", index=False)
     done = CliRunner().invoke(main, ["import-scores", "aum", str(tmp_path / "aum_values.csv"), str(tmp_path / "a.zarr"),
                                      "--sample-order", "tfds"])
     assert done.exit_code == 0, done.output
     ds = open_scores(tmp_path / "a.zarr").load()
-    assert ds["sample"].values.tolist() == [1, 3] and ds["aum"].values.tolist() == [-2.0, 0.5]
+    assert ds["train_id"].values.tolist() == [1, 3] and ds["aum"].values.tolist() == [-2.0, 0.5]
     missing = CliRunner().invoke(main, ["import-scores", "aum", str(tmp_path / "aum_values.csv"), str(tmp_path / "b.zarr")])
     assert missing.exit_code == 2 and "--sample-order" in missing.output
 
@@ -216,7 +216,7 @@ def test_aum_values_and_full_records(tmp_path):
         tmp_path / "aum_values.csv", index=False)
     ds = open_scores(import_aum(tmp_path / "aum_values.csv", tmp_path / "a.zarr", sample_order="cifar")).load()
     order = np.argsort(ids)
-    assert ds["sample"].values.tolist() == ids[order].tolist()
+    assert ds["train_id"].values.tolist() == ids[order].tolist()
     np.testing.assert_allclose(ds["aum"].values, aum[order], rtol=1e-12)
     assert ds["aum"].attrs["direction"] == -1
     # full_aum_records.csv: one row per sample and update, the running mean in 'aum'.
@@ -283,7 +283,7 @@ def test_cartography_logs_give_its_data_map_metrics(tmp_path):
     _write_cartography(tmp_path / "run" / "training_dynamics", logits, gold, guids, rng)
     ds = open_scores(import_cartography(tmp_path / "run", tmp_path / "c.zarr", sample_order="snli")).load()
     order = np.argsort(guids)
-    assert ds["sample"].values.tolist() == guids[order].tolist()
+    assert ds["train_id"].values.tolist() == guids[order].tolist()
     expected = _cartography_reference(logits[:, order], gold[order])
     for name, values in expected.items():
         np.testing.assert_allclose(ds[f"cartography_{name}"].values, values, rtol=1e-10, atol=1e-12)

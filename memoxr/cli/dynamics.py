@@ -61,7 +61,7 @@ def ingest_command(
     required, {variable} names the variable. Every file is checked before
     anything is written; OUTPUT.zarr appears only once complete.
     """
-    from ..dynamics.store import ingest
+    from ..dynamics.ingest import ingest
     from ..io.chunks import validate_option_mb
 
     chunk_mb = validate_option_mb("--chunk-mb", chunk_mb)
@@ -111,6 +111,7 @@ def ingest_command(
 @click.option("--compare", "compare", type=click.Path(), default=None, help="Second dynamics store to compare proxies with.")
 @click.option("--table", "metric", default=None, help="Print a pivot of this metric (rows proxies), e.g. auroc.")
 @click.option("--columns", default=None, help="Column dim of --table.  [default: the first run dim]")
+@click.option("--skipna/--no-skipna", default=None, help="--skipna: leave NaN epochs out of the proxies too; --no-skipna: a NaN score makes its run's metrics NaN.  [default: NaN propagates along epochs, samples with a NaN score are left out]")
 @click.option("--output", "csv_path", cls=AliasedOption, aliases=["--csv"], type=click.Path(dir_okay=False), default=None, help="Also write the tidy result to this CSV.")
 @click.option("--overwrite", is_flag=True, help="Replace the --output file if it exists.")
 @quiet_option
@@ -119,12 +120,12 @@ def ingest_command(
 def evaluate_command(
     store: str, proxies: tuple[str, ...], mask: str | None, influence: str | None, mapping: str | None, top_k: int,
     k: int | None, across: str | None, compare: str | None, metric: str | None, columns: str | None,
-    csv_path: str | None, overwrite: bool, quiet: bool, storage_options: dict | None,
+    skipna: bool | None, csv_path: str | None, overwrite: bool, quiet: bool, storage_options: dict | None,
 ) -> None:
     """Evaluate memorization proxies: mislabel/duplicate detection, agreement with FZ memorization, across runs."""
     from ..compute.progress import progress
     from ..dynamics.evaluate import compare_stores, cross_run, evaluate, table
-    from ..dynamics.store import open_dynamics
+    from ..dynamics.schema import open_dynamics
     from ..io.storage import atomic_output, check_writable
 
     so = storage_options
@@ -143,16 +144,18 @@ def evaluate_command(
     names = list(proxies) or None
     with progress(not quiet):  # a bar for each pass over the store that lasts
         if across is not None:
-            result = cross_run(ds, dim=across, proxies=names)
+            result = cross_run(ds, dim=across, proxies=names, skipna=skipna)
         elif compare is not None:
-            result = compare_stores(ds, open_dynamics(compare, storage_options=so), proxies=names, mapping=mapping)
+            result = compare_stores(ds, open_dynamics(compare, storage_options=so), proxies=names, mapping=mapping,
+                                    skipna=skipna)
         else:
             infl = None
             if influence is not None:
                 from .. import open_influence
 
                 infl = open_influence(influence, storage_options=so)
-            result = evaluate(ds, proxies=names, mask=mask, influence=infl, mapping=mapping, top_k=top_k, k=k)
+            result = evaluate(ds, proxies=names, mask=mask, influence=infl, mapping=mapping, top_k=top_k, k=k,
+                              skipna=skipna)
     if metric is not None:
         click.echo(table(result, metric=metric, columns=columns).to_string(float_format=lambda v: f"{v:.4f}"))
     else:

@@ -6,6 +6,13 @@
 - proxies (:func:`csl` and the baselines, :func:`compute_proxies`): lazy reductions over ``epoch``;
 - :func:`evaluate`, :func:`cross_run`, :func:`compare_stores`, :func:`table`: tidy DataFrames;
 - :func:`align_samples`: pair samples by identity, refusing differing sample orders without a mapping.
+
+xarray manners: dims are found by name, in any order; the sample identity is
+``train_id`` (as in influence and trial stores; ``sample``, its older name, is
+read too and kept where a user gave it); every reducing function takes
+``skipna`` (default: NaN propagates along ``epoch``, samples with a NaN score
+are left out of metrics) and ``keep_attrs``; results carry ``long_name`` and
+``units`` for xarray's own plots; ground truth comes back as coordinates.
 """
 
 from __future__ import annotations
@@ -19,9 +26,8 @@ from .evaluate import (
     evaluate,
     table,
 )
+from .ingest import ingest
 from .proxies import (
-    PROXIES,
-    compute_proxies,
     confidence,
     csl,
     cumulative_grad_norm,
@@ -34,12 +40,22 @@ from .proxies import (
     threshold_learning_time,
     variability,
 )
-from .store import DYNAMICS_SCHEMA, check_dynamics_dataset, ingest, open_dynamics
+from .registry import PROXIES, compute_proxies
+from .schema import (
+    DYNAMICS_SCHEMA,
+    SAMPLE,
+    SAMPLE_ALIASES,
+    check_dynamics_dataset,
+    open_dynamics,
+    sample_dim,
+)
 from .writer import DynamicsWriter
 
 __all__ = [
     "DYNAMICS_SCHEMA",
     "PROXIES",
+    "SAMPLE",
+    "SAMPLE_ALIASES",
     "DynamicsWriter",
     "align_samples",
     "check_dynamics_dataset",
@@ -62,6 +78,7 @@ __all__ = [
     "mean_curvature",
     "mean_loss",
     "open_dynamics",
+    "sample_dim",
     "table",
     "threshold_learning_time",
     "variability",

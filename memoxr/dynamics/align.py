@@ -1,7 +1,7 @@
 """Sample identity: align arrays by the identity of their samples, never by position.
 
 Every memoxr array over samples carries each sample's identity as a coordinate
-(``sample`` in a dynamics store, ``train_id`` in an influence store) and the name
+(``train_id``; ``sample`` in older dynamics data, still accepted) and the name
 of the order those identities follow (``attrs["sample_order"]``, e.g. ``"tfds"``
 or ``"torchvision"``). Comparing arrays whose orders differ pairs the wrong
 samples, so it is refused unless a permutation ``mapping`` says how identities
@@ -17,7 +17,8 @@ import numpy as np
 import xarray as xr
 
 from ..errors import MemoxrInputError
-from .store import SAMPLE, load_array
+from .files import load_array
+from .schema import SAMPLE, SAMPLE_ALIASES, sample_dim
 
 UNKNOWN_ORDER = "unknown"
 
@@ -27,6 +28,11 @@ def load_mapping(mapping: Any, *, argument: str = "mapping") -> np.ndarray:
 
     ``mapping[i]`` is the identity, in the other order, of the sample whose
     identity in this order is ``i``.
+
+    Examples
+    --------
+    >>> load_mapping([2.0, 0.0, 1.0]).tolist()
+    [2, 0, 1]
     """
     if isinstance(mapping, xr.DataArray):
         mapping = mapping.values
@@ -49,7 +55,16 @@ def _order(obj: xr.DataArray | xr.Dataset, given: str | None) -> str:
 
 
 def check_orders(a_order: str, b_order: str, *, mapping: Any, a_name: str = "a", b_name: str = "b") -> None:
-    """Raise unless the two orders are the same or a mapping is given."""
+    """Raise unless the two orders are the same or a mapping is given.
+
+    Examples
+    --------
+    >>> check_orders("tfds", "tfds", mapping=None)
+    >>> check_orders("tfds", "torchvision", mapping=None)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    memoxr.errors.MemoxrInputError: sample orders differ: a follows 'tfds', b follows 'torchvision'; ...
+    """
     if a_order != b_order and mapping is None:
         raise MemoxrInputError(
             f"sample orders differ: {a_name} follows {a_order!r}, {b_name} follows {b_order!r}; comparing "
@@ -62,22 +77,22 @@ def align_samples(
     a: xr.DataArray | xr.Dataset,
     b: xr.DataArray | xr.Dataset,
     *,
-    a_dim: str = SAMPLE,
-    b_dim: str = SAMPLE,
+    a_dim: str | None = None,
+    b_dim: str | None = None,
     a_order: str | None = None,
     b_order: str | None = None,
     mapping: Any = None,
     a_name: str = "a",
     b_name: str = "b",
 ) -> tuple[Any, Any]:
-    """Pair ``a``'s samples with ``b``'s by identity; both come back along ``sample``.
+    """Pair ``a``'s samples with ``b``'s by identity; both come back along ``a``'s sample dim.
 
     Parameters
     ----------
     a, b : DataArray or Dataset
-        Each with a sample dim (``a_dim``, ``b_dim``) whose coordinate is the
-        sample identity. Orders default to ``attrs["sample_order"]``
-        (``"unknown"`` when absent).
+        Each with a sample dim (``a_dim``, ``b_dim``; default ``train_id``, or
+        ``sample`` in older data) whose coordinate is the sample identity.
+        Orders default to ``attrs["sample_order"]`` (``"unknown"`` when absent).
     mapping : array or path, optional
         Permutation from ``a``'s order to ``b``'s: ``mapping[i]`` is ``b``'s
         identity of ``a``'s sample ``i``. Required when the orders differ.
@@ -86,13 +101,28 @@ def align_samples(
     -------
     (a, b)
         ``a`` relabelled into ``b``'s order when a mapping was given, and ``b``
-        selected at ``a``'s identities, both with dim ``sample`` in ``a``'s order.
+        selected at ``a``'s identities, both with ``a``'s sample dim (``train_id``
+        when ``a_dim`` named another dim) in ``a``'s order.
 
     Every sample of ``a`` must be found in ``b`` (``b`` may hold more).
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> a = xr.DataArray([1.0, 2.0], dims="train_id", coords={"train_id": [5, 3]}, attrs={"sample_order": "tfds"})
+    >>> b = xr.DataArray([30.0, 40.0, 50.0], dims="sample", coords={"sample": [3, 4, 5]}, attrs={"sample_order": "tfds"})
+    >>> a2, b2 = align_samples(a, b)
+    >>> b2.dims, b2.values.tolist()
+    (('train_id',), [50.0, 30.0])
     """
+    dims = []
     for obj, dim, name in ((a, a_dim, a_name), (b, b_dim, b_name)):
-        if dim not in obj.dims or dim not in obj.coords:
-            raise MemoxrInputError(f"{name}: sample dim {dim!r} with identity coordinate missing; dims {tuple(obj.dims)}")
+        found = sample_dim(obj, argument=name, dim=dim)
+        if found not in obj.coords:
+            raise MemoxrInputError(f"{name}: sample dim {found!r} with identity coordinate missing; dims {tuple(obj.dims)}")
+        dims.append(found)
+    a_dim, b_dim = dims
+    out_dim = a_dim if a_dim in (SAMPLE, *SAMPLE_ALIASES) else SAMPLE
     ao, bo = _order(a, a_order), _order(b, b_order)
     check_orders(ao, bo, mapping=mapping, a_name=a_name, b_name=b_name)
     ids = np.asarray(a[a_dim].values)
@@ -104,11 +134,11 @@ def align_samples(
             )
         ids = perm[ids]
     a = a.assign_coords({a_dim: ids})
-    if a_dim != SAMPLE:
-        a = a.rename({a_dim: SAMPLE})
-    if b_dim != SAMPLE:
-        b = b.rename({b_dim: SAMPLE})
-    b_ids = np.asarray(b[SAMPLE].values)
+    if a_dim != out_dim:
+        a = a.rename({a_dim: out_dim})
+    if b_dim != out_dim:
+        b = b.rename({b_dim: out_dim})
+    b_ids = np.asarray(b[out_dim].values)
     missing = np.setdiff1d(ids, b_ids)
     if missing.size:
         raise MemoxrInputError(
@@ -119,4 +149,4 @@ def align_samples(
         raise MemoxrInputError(f"{b_name}: repeated sample identities; expected each once")
     a = a.copy()
     a.attrs["sample_order"] = bo
-    return a, b.sel({SAMPLE: ids})
+    return a, b.sel({out_dim: ids})

@@ -30,7 +30,7 @@ import xarray as xr
 from ..io.schema import SCHEMA_VERSION
 from ..io.storage import write_dataset
 from .evaluate import evaluate, table
-from .store import DYNAMICS_SCHEMA, EPOCH, SAMPLE, open_dynamics
+from .schema import DYNAMICS_SCHEMA, EPOCH, SAMPLE, label_variables, open_dynamics
 from .writer import DynamicsWriter
 
 NOISE_LEVELS = (0.01, 0.02, 0.05, 0.10)
@@ -41,7 +41,15 @@ RECORDED = {"loss": "float32", "correct": "bool", "true_prob": "float32", "grad_
 
 
 def flip_labels(y: np.ndarray, rate: float, *, n_classes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Symmetric noise: ``round(rate * n)`` labels, chosen at random, moved to another class uniformly."""
+    """Symmetric noise: ``round(rate * n)`` labels, chosen at random, moved to another class uniformly.
+
+    Examples
+    --------
+    >>> y = np.arange(10) % 3
+    >>> noisy, mask = flip_labels(y, 0.2, n_classes=3, seed=0)
+    >>> int(mask.sum()), bool((noisy[mask] != y[mask]).all()), bool((noisy[~mask] == y[~mask]).all())
+    (2, True, True)
+    """
     rng = np.random.default_rng(seed)
     flipped = rng.choice(y.size, size=round(rate * y.size), replace=False)
     noisy = y.copy()
@@ -68,6 +76,13 @@ def record(
     with epochs still pending (a model's state is not saved, so such a run is
     retrained from its first epoch and its epochs rewritten). ``show_progress``
     draws a bar of epochs per noise level on stderr. Defaults: :data:`NOISE_LEVELS`, :data:`EPOCHS`.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> store = record(pathlib.Path(tempfile.mkdtemp()) / "d.zarr", noise_levels=(0.1,), epochs=2)
+    >>> dict(open_dynamics(store)["loss"].sizes)
+    {'noise': 1, 'epoch': 2, 'train_id': 1797}
     """
     import click
     from sklearn.neural_network import MLPClassifier
@@ -129,7 +144,16 @@ def _train_epoch(model: Any, writer: DynamicsWriter, epoch: int, run: dict[str, 
 
 
 def export_sample(store: str | Path, output: str | Path) -> Path:
-    """Save a recorded store's arrays as a compressed npz (how the shipped sample is made)."""
+    """Save a recorded store's arrays as a compressed npz (how the shipped sample is made).
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> npz = export_sample(write_sample(folder / "d.zarr"), folder / "d.npz")
+    >>> sorted(np.load(npz).files)  # the identities keep the file's older key, sample
+    ['correct', 'epoch', 'grad_norm', 'is_mislabeled', 'loss', 'noise', 'sample', 'true_prob']
+    """
     ds = open_dynamics(store).load()
     # loss stays float32 (the CSL sums it); the other floats are stored as float16 to keep
     # the shipped file small, and read back as float32.
@@ -144,26 +168,45 @@ def export_sample(store: str | Path, output: str | Path) -> Path:
 def sample_dataset() -> xr.Dataset:
     """The digits recording that ships with memoxr, as an in-memory dynamics dataset.
 
-    Dims ``(noise, epoch, sample)`` = ``(4, 40, 1797)``; variables ``loss``,
-    ``correct``, ``true_prob``, ``grad_norm`` and ``is_mislabeled(noise, sample)``.
+    Dims ``(noise, epoch, train_id)`` = ``(4, 40, 1797)``; variables ``loss``,
+    ``correct``, ``true_prob``, ``grad_norm`` and ``is_mislabeled(noise, train_id)``.
+
+    Examples
+    --------
+    >>> dict(sample_dataset()["loss"].sizes)
+    {'noise': 4, 'epoch': 40, 'train_id': 1797}
     """
     with resources.files("memoxr.data").joinpath(SAMPLE_NAME).open("rb") as f, np.load(f) as z:
         arrays = {k: z[k].astype(np.float32) if z[k].dtype == np.float16 else z[k] for k in z.files}
     run3 = ("noise", EPOCH, SAMPLE)
-    return xr.Dataset(
+    return label_variables(xr.Dataset(
         {**{k: (run3, arrays[k]) for k in RECORDED}, "is_mislabeled": (("noise", SAMPLE), arrays["is_mislabeled"])},
-        coords={"noise": arrays["noise"], EPOCH: arrays["epoch"], SAMPLE: arrays["sample"]},
+        coords={"noise": arrays["noise"], EPOCH: arrays["epoch"], SAMPLE: arrays["sample"]},  # the file's key is older
         attrs={"schema": DYNAMICS_SCHEMA, "schema_version": SCHEMA_VERSION, "sample_order": "sklearn-digits"},
-    )
+    ))
 
 
 def write_sample(path: str | Path, *, overwrite: bool = False) -> Path:
-    """Write the shipped digits recording as a dynamics store at ``path``."""
+    """Write the shipped digits recording as a dynamics store at ``path``.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> store = write_sample(pathlib.Path(tempfile.mkdtemp()) / "digits.zarr")
+    >>> open_dynamics(store)["is_mislabeled"].sum("train_id").values.tolist()
+    [18, 36, 90, 180]
+    """
     return Path(write_dataset(sample_dataset(), path, overwrite=overwrite))
 
 
 def auroc_table(ds: xr.Dataset) -> pd.DataFrame:
-    """Mislabel-detection AUROC (in %) of every proxy, rows methods, columns noise levels."""
+    """Mislabel-detection AUROC (in %) of every proxy, rows methods, columns noise levels.
+
+    Examples
+    --------
+    >>> auroc_table(sample_dataset().isel(epoch=slice(0, 5))).shape
+    (10, 4)
+    """
     out = table(evaluate(ds, mask="is_mislabeled"), metric="auroc", columns="noise") * 100
     out.columns = [f"{c:.0%}" for c in out.columns]
     out.columns.name = "noise"
@@ -173,7 +216,16 @@ def auroc_table(ds: xr.Dataset) -> pd.DataFrame:
 def run(
     *, output: str | Path | None = None, use_sample: bool = False, overwrite: bool = False, show_progress: bool = False,
 ) -> pd.DataFrame:
-    """Record (or load the shipped recording) and return the AUROC table."""
+    """Record (or load the shipped recording) and return the AUROC table.
+
+    Examples
+    --------
+    >>> run(use_sample=True).loc[["csl", "confidence"]].round(1)
+    noise         1%    2%    5%   10%
+    proxy
+    csl         99.6  99.9  99.7  99.7
+    confidence  99.3  99.7  99.5  99.4
+    """
     if use_sample:
         return auroc_table(sample_dataset())
     if output is not None:
@@ -185,6 +237,17 @@ def run(
 
 
 def main(argv: list[str] | None = None) -> None:
+    """``python -m memoxr.dynamics.demo``: train (or ``--sample``) and print the AUROC table.
+
+    Examples
+    --------
+    >>> main(["--sample", "-q"])  # doctest: +ELLIPSIS
+    Mislabel detection AUROC (%) on digits, MLP, 40 epochs
+    noise                      1%    2%    5%   10%
+    proxy
+    csl                      99.6  99.9  99.7  99.7
+    ...
+    """
     parser = argparse.ArgumentParser(prog="python -m memoxr.dynamics.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--output", help="keep the recorded store here (resumed if it exists)")
     parser.add_argument("--overwrite", action="store_true", help="replace --output instead of resuming it")

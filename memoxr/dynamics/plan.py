@@ -17,28 +17,30 @@ def plan_ingest(
 ) -> CostPlan:
     """The cost plan of ``memoxr ingest``: the files listed and their headers read, nothing else.
 
-    ``options`` are :func:`memoxr.dynamics.store.ingest`'s (``name``, ``truth``, ``chunk_mb``...).
+    ``options`` are :func:`memoxr.dynamics.ingest`'s (``name``, ``truth``, ``chunk_mb``...).
     A task reads the files of one chunk's epochs, stacks them into the chunk and
     compresses it: about 3x the chunk's bytes. Ground truth is loaded whole (resident).
 
     Examples
     --------
-    >>> import tempfile, numpy as np
-    >>> folder = tempfile.mkdtemp()
+    >>> import pathlib, tempfile
+    >>> import numpy as np
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
     >>> for epoch in range(3):
-    ...     np.save(f"{folder}/loss_epoch{epoch}.npy", np.full(50, 1.0 / (epoch + 1), dtype=np.float32))
-    >>> plan = plan_ingest(f"{folder}/loss_epoch{{epoch}}.npy", threads=1)
-    >>> plan.shape, plan.bytes_to_read > 3 * 50 * 4, plan.notes[0]
-    ((3, 50), True, '3 files; dask tasks include one write per chunk')
+    ...     np.save(folder / f"loss_epoch_{epoch}.npy", np.zeros(5, dtype="f4"))
+    >>> plan = plan_ingest(str(folder / "loss_epoch_{epoch}.npy"))
+    >>> plan.command, plan.shape, plan.n_chunks
+    ('ingest', (3, 5), 1)
     """
-    from . import store as dynamics_store
+    from .ingest import ingest_dataset
+    from .ingest import plan_ingest as plan_files
 
     name = options.get("name", "loss")
-    files = dynamics_store.plan_ingest(
+    files = plan_files(
         variables, name=name, expected_epochs=options.get("epochs"), storage_options=storage_options,
         npz_key=options.get("npz_key"),
     )
-    ds = dynamics_store.ingest_dataset(variables, storage_options=storage_options, **options)
+    ds = ingest_dataset(variables, storage_options=storage_options, **options)
     recorded = [ds[v].data for v in files.files]
     largest = max(recorded, key=lambda a: math.prod(max(c) for c in a.chunks) * a.dtype.itemsize)
     chunk_shape = tuple(max(c) for c in largest.chunks)

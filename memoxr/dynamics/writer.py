@@ -1,7 +1,8 @@
-"""Record training dynamics epoch by epoch into a dynamics store, resumably.
+"""Record training dynamics epoch by epoch into a dynamics store (a folder or an fsspec URL), resumably.
 
 The store is created whole (every array, coordinate and attribute, complete or
-absent, like any memoxr store) before training starts; afterwards each epoch's
+absent, through :func:`memoxr.storage.store_output` and the completion marker
+like any memoxr store) before training starts; afterwards each epoch's
 values go into their own Zarr chunks, and the epoch's flag in
 ``epoch_complete`` is set only after all its values are written. A run that
 crashes half way leaves that flag unset: :func:`open_dynamics` ignores the
@@ -16,7 +17,7 @@ import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import dask.array as da
 import numpy as np
@@ -24,10 +25,19 @@ import xarray as xr
 import zarr
 
 from .._version import __version__
-from ..errors import MemoxrInputError
+from ..errors import MemoxrInputError, OutputExistsError
+from ..io.location import Location
 from ..io.schema import COMPLETE_ATTR, SCHEMA_VERSION
-from ..io.storage import atomic_output
-from .store import COMPLETION_VAR, DYNAMICS_SCHEMA, EPOCH, SAMPLE, check_dynamics_dataset
+from ..io.storage import check_writable, is_url, open_dataset, store_output
+from .schema import (
+    COMPLETION_VAR,
+    DYNAMICS_SCHEMA,
+    EPOCH,
+    SAMPLE,
+    check_dynamics_dataset,
+    label_variables,
+    sample_dim,
+)
 
 
 @contextmanager
@@ -47,8 +57,9 @@ class DynamicsWriter:
 
     Parameters
     ----------
-    path : path
-        Store to create, or to resume if it exists.
+    path : path or URL
+        Store to create, or to resume if it exists: a folder or an fsspec URL
+        such as ``s3://bucket/run.zarr``.
     samples : int or 1-D array, optional
         Number of samples, or their identities (coordinate ``sample``). Needed to create.
     epochs : int or 1-D array, optional
@@ -66,16 +77,24 @@ class DynamicsWriter:
         Zarr chunk length along ``sample`` (default: all samples in one chunk).
     overwrite : bool
         Replace an existing store instead of resuming it.
+    storage_options : mapping, optional
+        fsspec options for a URL (e.g. an S3 endpoint and keys).
 
     When ``path`` exists (and not ``overwrite``) the store is reopened; any of
-    ``samples``, ``epochs``, ``variables``, ``runs`` given must match it.
+    ``samples``, ``epochs``, ``variables``, ``runs`` given must match it. A
+    store written before ``train_id`` was chosen (dim ``sample``) is resumed as is.
 
     Examples
     --------
-    >>> w = DynamicsWriter(path, samples=100, epochs=10, variables={"loss": "float32"})  # doctest: +SKIP
-    >>> for epoch in w.pending_epochs():  # doctest: +SKIP
-    ...     train_one_epoch()
-    ...     w.write_epoch(epoch, loss=per_sample_loss)
+    >>> import pathlib, tempfile
+    >>> import numpy as np
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "run.zarr"
+    >>> w = DynamicsWriter(path, samples=4, epochs=3, variables={"loss": "float32"})
+    >>> for epoch in w.pending_epochs():
+    ...     w.write_epoch(epoch, loss=np.full(4, 1.0 / (epoch + 1)))
+    >>> from memoxr.dynamics import open_dynamics
+    >>> open_dynamics(path)["loss"].astype(float).sum("epoch").values.round(3).tolist()
+    [1.833, 1.833, 1.833, 1.833]
     """
 
     def __init__(
@@ -90,9 +109,13 @@ class DynamicsWriter:
         sample_order: str = "unknown",
         sample_chunk: int | None = None,
         overwrite: bool = False,
+        storage_options: Mapping[str, Any] | None = None,
     ) -> None:
-        self.path = Path(path)
-        if overwrite or not self.path.exists():
+        self.path: str | Path = str(path) if is_url(path) else Path(path)
+        # Resolved once: the options (object-storage timeouts included) go with the path everywhere.
+        self._location = Location.of(str(self.path), storage_options)
+        self._zarr_options = dict(self._location.storage_options) if self._location.is_url else None
+        if overwrite or not self._exists():
             if samples is None or epochs is None or not variables:
                 raise MemoxrInputError(
                     f"DynamicsWriter: store {str(self.path)!r} does not exist; expected samples, epochs and "
@@ -134,35 +157,51 @@ class DynamicsWriter:
             if arr.shape != expected:
                 raise MemoxrInputError(f"truth {name!r}: shape {arr.shape}; expected {expected} or ({n},)")
             data_vars[name] = (dims, arr)
-        ds = xr.Dataset(
+        ds = label_variables(xr.Dataset(
             data_vars,
             coords={**{k: np.asarray(v) for k, v in runs.items()}, EPOCH: labels, SAMPLE: ids},
             attrs={
                 "schema": DYNAMICS_SCHEMA, "schema_version": SCHEMA_VERSION, "sample_order": sample_order,
                 "writer": "memoxr.dynamics.DynamicsWriter", "memoxr_version": __version__,
             },
-        )
-        with atomic_output(self.path, overwrite=overwrite) as tmp, _quiet():
+        ))
+        so = self._zarr_options
+        # storage's protocol, complete or absent: a hidden sibling moved into place locally; on object
+        # storage a first root that says memoxr wrote it, and the completion marker set last.
+        with store_output(self._location, overwrite=overwrite) as target, _quiet():
+            mode: Literal["w-", "a"] = "w-"
+            if so is not None:
+                zarr.open_group(target, mode="w-", zarr_format=3, attributes={"schema": DYNAMICS_SCHEMA}, storage_options=so)
+                mode = "a"
             # Metadata, coordinates and small arrays only: the recorded chunks stay unwritten.
-            ds.to_zarr(tmp, mode="w-", zarr_format=3, consolidated=False, compute=False, encoding=encoding)
-            group: Any = zarr.open_group(tmp, mode="r+")
+            ds.to_zarr(target, mode=mode, zarr_format=3, consolidated=False, compute=False, encoding=encoding,
+                       storage_options=so)
+            group: Any = zarr.open_group(target, mode="r+", storage_options=so)
             group[COMPLETION_VAR][...] = 0
-            group.attrs[COMPLETE_ATTR] = True
-            zarr.consolidate_metadata(tmp)
+            zarr.consolidate_metadata(group.store)
+            group = zarr.open_group(target, mode="r+", storage_options=so)
+            group.attrs[COMPLETE_ATTR] = True  # last, in the root rewrite that keeps the consolidated metadata
+
+    def _exists(self) -> bool:
+        """Whether a store is at ``path`` (on object storage, one whose writer died counts as absent)."""
+        try:
+            check_writable(self._location, overwrite=False)
+        except OutputExistsError:
+            return True
+        return False
 
     def _open(self) -> None:
-        with _quiet():
-            ds = xr.open_zarr(self.path, consolidated=True)
+        ds = open_dataset(self._location)  # refuses an unfinished store
         check_dynamics_dataset(ds, source=str(self.path))
         if COMPLETION_VAR not in ds:
             raise MemoxrInputError(
                 f"store {str(self.path)!r}: no {COMPLETION_VAR!r}; expected a store created by DynamicsWriter"
             )
-        self._group: Any = zarr.open_group(self.path, mode="r+")
-        self.runs = {d: ds[d].values.tolist() for d in ds[COMPLETION_VAR].dims if d != EPOCH}
+        self._group: Any = zarr.open_group(str(self.path), mode="r+", storage_options=self._zarr_options)
+        self.runs = {str(d): ds[d].values.tolist() for d in ds[COMPLETION_VAR].dims if d != EPOCH}
         self.epochs = ds[EPOCH].values.tolist()
-        self.samples = ds[SAMPLE].values
-        self.variables = {k: v.dtype for k, v in ds.data_vars.items() if EPOCH in v.dims and k != COMPLETION_VAR}
+        self.samples = ds[sample_dim(ds, argument=str(self.path))].values
+        self.variables = {str(k): v.dtype for k, v in ds.data_vars.items() if EPOCH in v.dims and k != COMPLETION_VAR}
 
     def _check_matches(self, samples: Any, epochs: Any, variables: Any, runs: Any) -> None:
         def same(a: Any, b: Any) -> bool:
@@ -203,12 +242,29 @@ class DynamicsWriter:
     # ---------------------------------------------------------------- state
 
     def completed_epochs(self, *, run: Mapping[str, Any] | None = None) -> list[Any]:
-        """Epoch labels whose values are all written for ``run``."""
+        """Epoch labels whose values are all written for ``run``.
+
+        Examples
+        --------
+        >>> import pathlib, tempfile
+        >>> w = DynamicsWriter(pathlib.Path(tempfile.mkdtemp()) / "d.zarr", samples=2, epochs=3, variables={"loss": "f4"})
+        >>> w.write_epoch(1, loss=[0.5, 0.25])
+        >>> w.completed_epochs(), w.pending_epochs()
+        ([1], [0, 2])
+        """
         flags = np.asarray(self._group[COMPLETION_VAR][self._index(self.epochs[0], run)[:-1]])
         return [e for e, f in zip(self.epochs, flags, strict=True) if f]
 
     def pending_epochs(self, *, run: Mapping[str, Any] | None = None) -> list[Any]:
-        """Epoch labels still to write for ``run`` (including one interrupted half way)."""
+        """Epoch labels still to write for ``run`` (including one interrupted half way).
+
+        Examples
+        --------
+        >>> import pathlib, tempfile
+        >>> w = DynamicsWriter(pathlib.Path(tempfile.mkdtemp()) / "d.zarr", samples=2, epochs=2, variables={"loss": "f4"})
+        >>> w.pending_epochs()
+        [0, 1]
+        """
         done = set(self.completed_epochs(run=run))
         return [e for e in self.epochs if e not in done]
 
@@ -240,6 +296,16 @@ class DynamicsWriter:
 
         The epoch counts as complete only after :meth:`finish_epoch`, which
         checks that every sample got a value for every variable.
+
+        Examples
+        --------
+        >>> import pathlib, tempfile
+        >>> w = DynamicsWriter(pathlib.Path(tempfile.mkdtemp()) / "d.zarr", samples=4, epochs=1, variables={"loss": "f4"})
+        >>> w.write_batch(0, [2, 3], loss=[0.1, 0.2])
+        >>> w.write_batch(0, [0, 1], loss=[0.3, 0.4])
+        >>> w.finish_epoch(0)
+        >>> w.completed_epochs()
+        [0]
         """
         key = self._index(epoch, run)
         idx = np.asarray(indices)
@@ -255,7 +321,18 @@ class DynamicsWriter:
             seen[order.index(name), idx] = True
 
     def finish_epoch(self, epoch: Any, *, run: Mapping[str, Any] | None = None) -> None:
-        """Mark the epoch complete once every value of it was written by this writer."""
+        """Mark the epoch complete once every value of it was written by this writer.
+
+        Examples
+        --------
+        >>> import pathlib, tempfile
+        >>> w = DynamicsWriter(pathlib.Path(tempfile.mkdtemp()) / "d.zarr", samples=4, epochs=1, variables={"loss": "f4"})
+        >>> w.write_batch(0, [0, 1], loss=[0.3, 0.4])
+        >>> w.finish_epoch(0)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        memoxr.errors.MemoxrInputError: finish_epoch: epoch 0 incomplete; 2 of 4 samples lack a value ...
+        """
         key = self._index(epoch, run)
         seen = self._pending.get(key)
         if seen is None or not seen.all():
@@ -269,7 +346,17 @@ class DynamicsWriter:
         del self._pending[key]
 
     def write_epoch(self, epoch: Any, *, run: Mapping[str, Any] | None = None, **values: Any) -> None:
-        """Write every variable for all samples of one epoch, then mark it complete."""
+        """Write every variable for all samples of one epoch, then mark it complete.
+
+        Examples
+        --------
+        >>> import pathlib, tempfile
+        >>> w = DynamicsWriter(pathlib.Path(tempfile.mkdtemp()) / "d.zarr", samples=2, epochs=2,
+        ...                    variables={"loss": "f4"}, runs={"seed": [0, 1]})
+        >>> w.write_epoch(0, run={"seed": 1}, loss=[0.5, 0.25])
+        >>> w.completed_epochs(run={"seed": 1}), w.completed_epochs(run={"seed": 0})
+        ([0], [])
+        """
         key = self._index(epoch, run)
         arrays = self._validate_values(values, len(self.samples), partial=False)
         for name, arr in arrays.items():

@@ -22,7 +22,8 @@ import numpy as np
 import xarray as xr
 
 from .._version import __version__
-from ..dynamics.store import DYNAMICS_SCHEMA, SAMPLE, load_array, open_dynamics
+from ..dynamics.files import load_array
+from ..dynamics.schema import DYNAMICS_SCHEMA, SAMPLE, label_variables, open_dynamics
 from ..errors import MemoxrInputError
 from ..io.schema import SCHEMA_VERSION
 from ..io.storage import check_writable, write_dataset
@@ -86,7 +87,7 @@ def scores_dataset(
     truth: Mapping[str, Any] | None = None,
     attrs: Mapping[str, Any] | None = None,
 ) -> xr.Dataset:
-    """A scores store's Dataset: 1-D scores (and ground truth) over ``sample``.
+    """A scores store's Dataset: 1-D scores (and ground truth) over ``train_id``.
 
     Parameters
     ----------
@@ -106,7 +107,7 @@ def scores_dataset(
     Example
     -------
     >>> ds = scores_dataset({"aum": [0.5, -1.0]}, sample_order="tfds", source="aum", directions={"aum": -1})
-    >>> ds["aum"].attrs["direction"], ds["sample"].values.tolist()
+    >>> ds["aum"].attrs["direction"], ds["train_id"].values.tolist()
     (-1, [0, 1])
     """
     if not scores:
@@ -132,22 +133,22 @@ def scores_dataset(
         direction = directions.get(name)
         if direction not in (1, -1):
             raise MemoxrInputError(f"direction of score {name!r}: {direction!r}; expected +1 or -1")
+        description = (descriptions or {}).get(name, f"{name} from {source}")
         data_vars[name] = xr.Variable((SAMPLE,), arr, attrs={
-            "direction": int(direction), "source": source,
-            "description": (descriptions or {}).get(name, f"{name} from {source}"),
+            "direction": int(direction), "source": source, "description": description, "long_name": description,
         })
     for name, mask in truth_arrays(truth, size).items():
         if name in data_vars:
             raise MemoxrInputError(f"truth {name!r}: also a score; expected a new name")
         data_vars[name] = ((SAMPLE,), mask)
-    return xr.Dataset(
+    return label_variables(xr.Dataset(
         data_vars,
         coords={SAMPLE: ids},
         attrs={
             "schema": DYNAMICS_SCHEMA, "schema_version": SCHEMA_VERSION, "content": SCORES_CONTENT,
             "sample_order": sample_order, "source": source, "memoxr_version": __version__, **(attrs or {}),
         },
-    )
+    ))
 
 
 def write_scores(

@@ -36,7 +36,7 @@ import numpy as np
 import xarray as xr
 
 from .._version import __version__
-from ..dynamics.store import DYNAMICS_SCHEMA, EPOCH, SAMPLE
+from ..dynamics.schema import DYNAMICS_SCHEMA, EPOCH, SAMPLE, label_variables
 from ..errors import MemoxrInputError
 from ..io.schema import SCHEMA_VERSION
 from ._store import check_output, integer_ids, scores_dataset, truth_arrays, write_scores
@@ -50,11 +50,11 @@ DIRECTIONS = {"confidence": -1, "variability": 1, "correctness": -1, "forgetfuln
 class CartographyLogs:
     """Per-epoch records of every sample, sorted by identity."""
 
-    ids: np.ndarray  # (sample,) int64
-    gold: np.ndarray  # (sample,) int64
-    true_prob: np.ndarray  # (epoch, sample) softmax probability of the gold label
-    loss: np.ndarray  # (epoch, sample) cross-entropy of the gold label
-    correct: np.ndarray  # (epoch, sample) argmax of the logits == gold
+    ids: np.ndarray  # (train_id,) int64
+    gold: np.ndarray  # (train_id,) int64
+    true_prob: np.ndarray  # (epoch, train_id) softmax probability of the gold label
+    loss: np.ndarray  # (epoch, train_id) cross-entropy of the gold label
+    correct: np.ndarray  # (epoch, train_id) argmax of the logits == gold
 
 
 def _epoch_files(path: str, storage_options: dict[str, Any] | None) -> tuple[fsspec.AbstractFileSystem, list[str]]:
@@ -184,12 +184,12 @@ def import_cartography(
         )
     else:
         per_epoch = (EPOCH, SAMPLE)
-        ds = xr.Dataset(
+        ds = label_variables(xr.Dataset(
             {"loss": (per_epoch, logs.loss.astype(np.float32)), "correct": (per_epoch, logs.correct),
              "true_prob": (per_epoch, logs.true_prob.astype(np.float32)),
              **{k: ((SAMPLE,), v) for k, v in truth_arrays(truth, logs.ids.size).items()}},
             coords={EPOCH: np.arange(logs.loss.shape[0], dtype=np.int64), SAMPLE: logs.ids},
             attrs={"schema": DYNAMICS_SCHEMA, "schema_version": SCHEMA_VERSION, "sample_order": sample_order,
                    "source": "cartography", "memoxr_version": __version__},
-        )
+        ))
     return write_scores(ds, output, overwrite=overwrite, storage_options=storage_options)

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from ..dynamics.store import load_array
+from ..dynamics.files import load_array
 from ..errors import MemoxrInputError
 from ._store import check_output, scores_dataset, write_scores
 

@@ -47,7 +47,7 @@ from ..dynamics.evaluate import (
     correlation_metrics,
     detection_metrics,
 )
-from ..dynamics.store import EPOCH, SAMPLE
+from ..dynamics.schema import EPOCH, SAMPLE, SAMPLE_ALIASES, with_sample_name
 from ..errors import MemoxrInputError
 from ..io.schema import INFLUENCE_SCHEMA, TRAIN_ID
 
@@ -236,6 +236,8 @@ def compare_scores(
         ds = open_source(src, storage_options=storage_options) if path is not None else src
         if not isinstance(ds, xr.Dataset):
             raise MemoxrInputError(f"source {i}: expected an xarray.Dataset or a path; received {type(src).__name__}")
+        if any(alias in ds.dims for alias in SAMPLE_ALIASES):  # a Dataset built with the older name
+            ds = with_sample_name(ds)
         opened.append((_name(ds, given, i, path), ds))
     for dim in select or {}:
         if not any(dim in ds.dims for _, ds in opened):
@@ -246,7 +248,9 @@ def compare_scores(
 
     truth = None
     if mask is not None:
-        holders = [(n, ds) for n, ds in opened if mask in ds.data_vars and "direction" not in ds[mask].attrs]
+        # A mask is a data variable of a store, or a coordinate of compute_proxies' result.
+        holders = [(n, ds) for n, ds in opened
+                   if mask in ds.variables and mask not in ds.dims and "direction" not in ds[mask].attrs]
         if not holders:
             raise MemoxrInputError(f"mask {mask!r}: in no source; expected a boolean variable of one of {[n for n, _ in opened]}")
         holder, ds = holders[0]

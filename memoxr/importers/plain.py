@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..dynamics.store import load_array
+from ..dynamics.files import load_array
 from ..errors import MemoxrInputError
 from ..io.storage import file_exists, open_file
 from ._store import check_output, integer_ids, read_csv_table, scores_dataset, write_scores

@@ -1,0 +1,108 @@
+"""Arrays on disk: one ``.npy`` / single-array ``.npz`` / ``.txt`` file, local or behind a URL.
+
+Headers are checked against the bytes stored before values are read, and
+pickled (object) arrays are never loaded.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import fsspec
+import numpy as np
+
+from ..errors import MemoxrInputError
+from ..io.npz import ArrayHeader, CheckedNpz, read_npy_body, read_npy_header
+from ..io.storage import file_exists, is_url
+
+
+def _npz_member(npz: CheckedNpz, source: str, key: str | None) -> str:
+    """The one array of an npz, or the one named ``key``: the same member is checked and read."""
+    names = npz.keys
+    if key is not None:
+        if key not in names:
+            raise MemoxrInputError(f"file {source!r}: no array {key!r} (--npz-key); received arrays {names}")
+        return key
+    if len(names) != 1:
+        raise MemoxrInputError(
+            f"file {source!r}: expected an .npz with exactly one array; received {len(names)} "
+            f"({names}); name the one to read with --npz-key"
+        )
+    return names[0]
+
+
+def _read_array(
+    fs: fsspec.AbstractFileSystem, path: str, *, key: str | None = None, load: bool = True
+) -> tuple[ArrayHeader, np.ndarray | None]:
+    """Header (checked against the bytes stored) and, if ``load``, values of the one array in ``path``.
+
+    ``.npy`` or ``.npz``; the header and the values come from the same member.
+    Pickled arrays are never loaded.
+    """
+    with fs.open(path, "rb") as f:
+        if path.endswith(".npz"):
+            with CheckedNpz(f, source=path) as npz:
+                member = _npz_member(npz, path, key)
+                header = npz.header(member)
+                if not load or header.dtype.hasobject:
+                    return header, None
+                return header, npz[member]
+        header = read_npy_header(f, source=path, key=None, stored=fs.size(path))
+        if not load or header.dtype.hasobject:
+            return header, None
+        return header, read_npy_body(f, header, source=path)
+
+
+def _array_header(
+    fs: fsspec.AbstractFileSystem, path: str, key: str | None = None
+) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype of the one array in ``path`` (``.npy`` or ``.npz``), without reading it."""
+    header, _ = _read_array(fs, path, key=key, load=False)
+    return header.shape, header.dtype
+
+
+def _load(fs: fsspec.AbstractFileSystem, path: str, key: str | None = None) -> np.ndarray:
+    header, values = _read_array(fs, path, key=key)
+    if values is None:
+        raise MemoxrInputError(f"file {path!r}: dtype object; expected numeric or bool values (no pickles)")
+    return values
+
+
+def load_array(
+    source: str | os.PathLike[str] | np.ndarray | Sequence[Any],
+    *,
+    argument: str,
+    storage_options: dict[str, Any] | None = None,
+) -> np.ndarray:
+    """An array given in memory, or read from an ``.npy`` / single-array ``.npz`` / ``.txt`` file (local or URL).
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "ids.txt"
+    >>> _ = path.write_text("4 2 9")
+    >>> load_array(str(path), argument="sample_ids").tolist()
+    [4.0, 2.0, 9.0]
+    """
+    if isinstance(source, str | os.PathLike):
+        path = str(source)
+        if not file_exists(path, storage_options=storage_options):
+            raise MemoxrInputError(f"{argument}: file {path!r} does not exist")
+        fs, local = fsspec.core.url_to_fs(path, **(storage_options if is_url(path) and storage_options else {}))
+        if path.endswith((".npy", ".npz")):
+            _, dtype = _array_header(fs, local)
+            if dtype.hasobject:
+                raise MemoxrInputError(f"{argument}: file {path!r} holds Python objects; expected a numeric array")
+            return _load(fs, local)
+        if path.endswith((".txt", ".csv")):
+            try:
+                with fs.open(local, "r") as f:
+                    return np.loadtxt(f, delimiter="," if path.endswith(".csv") else None, ndmin=1)
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise MemoxrInputError(
+                    f"{argument}: file {path!r}: expected numbers, one per sample; received text that is not numeric ({exc})"
+                ) from exc
+        raise MemoxrInputError(f"{argument}: file {path!r}; expected .npy, .npz, .txt or .csv")
+    return np.asarray(source)
