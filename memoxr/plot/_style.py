@@ -137,7 +137,15 @@ def check_mask(mask: ArrayLike, argument: str = "mask") -> None:
 
 
 def check_paired(ref_name: str, ref: ArrayLike, name: str, value: ArrayLike) -> None:
-    """Same shape; two DataArrays must also share dims and coordinates."""
+    """Same shape; two DataArrays must also share dims and coordinates.
+
+    Examples
+    --------
+    >>> check_paired("mask", np.zeros(3, bool), "proxies['csl']", np.zeros(4))
+    Traceback (most recent call last):
+    ...
+    memoxr.errors.MemoxrInputError: proxies['csl'] must have the shape of mask (3,) (one value per sample); received (4,)
+    """
     ref_shape, shape = np.shape(ref), np.shape(value)
     if shape != ref_shape:
         raise MemoxrInputError(
@@ -167,7 +175,14 @@ def check_proxies(proxies: Any) -> None:
 
 
 def to_numpy(values: Mapping[str, ArrayLike]) -> dict[str, np.ndarray]:
-    """Flattened numpy copies; dask-backed inputs are computed together, in one pass."""
+    """Flattened numpy copies; dask-backed inputs are computed together, in one pass.
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> to_numpy({"a": da.ones((2, 2), chunks=1), "b": xr.DataArray([1, 2])})
+    {'a': array([1., 1., 1., 1.]), 'b': array([1, 2])}
+    """
     computed = compute(*values.values())
     out = {}
     for name, value in zip(values, computed, strict=True):
@@ -177,7 +192,16 @@ def to_numpy(values: Mapping[str, ArrayLike]) -> dict[str, np.ndarray]:
 
 
 def scores_subset(scores: xr.Dataset, names: Sequence[str]) -> xr.Dataset:
-    """The named variables and ``training_indices``, in memory (one dask pass)."""
+    """The named variables and ``training_indices``, in memory (one dask pass).
+
+    Examples
+    --------
+    >>> import memoxr
+    >>> scores = memoxr.influence_scores(memoxr.open_influence(memoxr.sample_path()))
+    >>> subset = scores_subset(scores, ["original_memo"])
+    >>> list(subset.data_vars), "training_indices" in subset.coords, subset["original_memo"].chunks is None
+    (['original_memo'], True, True)
+    """
     wanted = list(dict.fromkeys([*names, "training_indices"]))
     (subset,) = compute(scores[wanted])
     return subset
