@@ -67,7 +67,16 @@ def top_k(settings: Settings, n: int) -> int:
 
 
 def memorization(fz: xr.Dataset, arch: str) -> xr.DataArray:
-    """FZ memorization of one architecture, over ``sample`` with its sample order (for alignment)."""
+    """FZ memorization of one architecture, over ``sample`` with its sample order (for alignment).
+
+    Examples
+    --------
+    >>> fz = xr.Dataset({"memorization": (("arch", "sample"), [[0.1, 0.5, 0.9], [0.2, 0.4, 0.8]])},
+    ...                 coords={"arch": ["logreg", "mlp32"]}, attrs={"sample_order": "demo order"})
+    >>> mem = memorization(fz, "mlp32")
+    >>> mem.dims, mem.values.tolist(), mem.attrs["sample_order"]
+    (('sample',), [0.2, 0.4, 0.8], 'demo order')
+    """
     return fz["memorization"].sel(arch=arch, drop=True).assign_attrs(sample_order=fz.attrs["sample_order"])
 
 
@@ -166,7 +175,16 @@ def proxies_across_architectures(dynamics: xr.Dataset) -> pd.DataFrame:
 
 
 def fz_across_architectures(fz: xr.Dataset) -> pd.DataFrame:
-    """FZ memorization of architecture A against that of B (how much the target itself moves)."""
+    """FZ memorization of architecture A against that of B (how much the target itself moves).
+
+    Examples
+    --------
+    >>> fz = xr.Dataset({"memorization": (("arch", "sample"), [[0.1, 0.5, 0.9], [0.2, 0.4, 0.8]])},
+    ...                 coords={"arch": ["logreg", "mlp32"]})
+    >>> table = fz_across_architectures(fz)
+    >>> table[table["metric"] == "pearson"].round(3)[["arch_a", "arch_b", "value"]].values.tolist()
+    [['logreg', 'logreg', 1.0], ['logreg', 'mlp32', 0.982], ['mlp32', 'logreg', 0.982], ['mlp32', 'mlp32', 1.0]]
+    """
     from ..dynamics import correlation_metrics
 
     archs = [str(a) for a in fz["arch"].values]
@@ -185,6 +203,15 @@ def cost(fz: xr.Dataset, dynamics: xr.Dataset) -> pd.DataFrame:
 
     CSL needs one training run (the loss is read each epoch); its time is the
     mean over seeds of a full-data run with the recording.
+
+    Examples
+    --------
+    >>> fz = xr.Dataset({"train_seconds": ("arch", [10.0, 30.0]), "estimate_seconds": ("arch", [2.0, 2.0]),
+    ...                  "models": ("arch", [64, 64])}, coords={"arch": ["logreg", "mlp32"]})
+    >>> dynamics = xr.Dataset({"run_seconds": (("arch", "seed"), [[0.5, 0.5], [1.0, 1.0]])},
+    ...                       coords={"arch": ["logreg", "mlp32"]})
+    >>> cost(fz, dynamics)[["arch", "fz_seconds", "csl_seconds", "seconds_ratio"]].values.tolist()
+    [['logreg', 12.0, 0.5, 24.0], ['mlp32', 32.0, 1.0, 32.0]]
     """
     rows = []
     for arch in fz["arch"].values:
