@@ -213,7 +213,7 @@ def _dynamics_store(tmp_path):
 
     # The shipped recording, 10% noise only, a few epochs: a small store with a mask.
     ds = sample_dataset().sel(noise=[0.1]).isel(epoch=slice(0, 6))
-    return write_dataset(ds.chunk({"sample": 500}), tmp_path / "dyn.zarr")
+    return write_dataset(ds.chunk({"train_id": 500}), tmp_path / "dyn.zarr")
 
 
 def test_evaluate_new_names_and_hidden_old_ones_agree(tmp_path):

@@ -79,7 +79,7 @@ def test_proxies_on_the_cluster(cluster):
     from memoxr.dynamics import compute_proxies
     from memoxr.dynamics.demo import sample_dataset
 
-    ds = sample_dataset().chunk({"epoch": 7, "sample": 500})
+    ds = sample_dataset().chunk({"epoch": 7, "train_id": 500})
 
     def work():
         return compute_proxies(ds).compute()

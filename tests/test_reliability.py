@@ -341,7 +341,7 @@ CORPUS = [
     C("ingest-bad-var", "ingest --var loss {out}/d.zarr -q", "--var", "NAME=VALUE"),
     C("ingest-output-exists", "ingest {in}/epochs/loss_epoch_{epoch}.npy {out}/taken.zarr -q", "taken.zarr"),
     # evaluate
-    C("evaluate-mask-float", "evaluate {in}/dyn.zarr --mask soft", "'soft'", "float64", "('sample',)"),
+    C("evaluate-mask-float", "evaluate {in}/dyn.zarr --mask soft", "'soft'", "float64", "('train_id',)"),
     C("evaluate-mask-epoch-dim", "evaluate {in}/dyn.zarr --mask loss", "'loss'", "epoch"),
     C("evaluate-mask-not-binary", "evaluate {in}/dyn.zarr --mask label3", "'label3'", "int64"),
     C("evaluate-mask-absent", "evaluate {in}/dyn.zarr --mask nothing", "'nothing'"),
@@ -653,6 +653,6 @@ def test_numeric_sample_ids_text_and_integer_mask(tmp_path, world):
     store = ingest(str(world.inp / "epochs" / "loss_epoch_{epoch}.npy"), tmp_path / "d.zarr",
                    sample_ids=str(tmp_path / "ids.txt"), truth={"flag": (np.arange(20) % 4 == 0).astype(np.int8)})
     ds = memoxr.dynamics.open_dynamics(store)
-    assert list(ds["sample"].values[:2]) == [100, 101]
+    assert list(ds["train_id"].values[:2]) == [100, 101]
     table = memoxr.dynamics.evaluate(ds, mask="flag")  # 0/1 integers are a mask
     assert set(table["metric"]) >= {"auroc"}

@@ -135,7 +135,7 @@ def test_table3_duplicates_recomputed_with_sklearn(out):
     x = training.digits_split().x_train
     count = round(0.05 * 1347)
     recording = memoxr.open_dynamics(out / "recordings" / "duplicates.zarr")
-    assert recording.sizes["sample"] == 1347 + count
+    assert recording.sizes["train_id"] == 1347 + count
     t3 = csv(out, "table3_duplicates.csv").query("metric == 'auroc'")
     fz = stage(out, "fz")
     atypical = np.argsort(-fz["memorization"].mean("arch").values, kind="stable")[: 2 * count]

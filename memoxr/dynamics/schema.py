@@ -25,16 +25,14 @@ import numpy as np
 import xarray as xr
 
 from ..errors import MemoxrInputError
-from ..io.schema import SCHEMA_VERSION, TRAIN_ID
+from ..io.schema import EPOCH, SCHEMA_VERSION, TRAIN_ID, TRAIN_ID_ALIASES
 from ..io.storage import open_dataset
 
 DYNAMICS_SCHEMA = "memoxr.dynamics"
-#: The reduced dim of every proxy.
-EPOCH = "epoch"
 #: The sample identity dim (and coordinate): the same name as in influence and trial stores.
 SAMPLE = TRAIN_ID
 #: Older names of :data:`SAMPLE`, accepted when reading.
-SAMPLE_ALIASES = ("sample",)
+SAMPLE_ALIASES = TRAIN_ID_ALIASES
 #: The ``{variable}`` field of an ingest pattern.
 VARIABLE = "variable"
 #: Per-epoch completion flags of a store written by :class:`~memoxr.dynamics.DynamicsWriter`.

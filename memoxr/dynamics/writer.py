@@ -17,7 +17,7 @@ import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import dask.array as da
 import numpy as np
@@ -27,8 +27,8 @@ import zarr
 from .._version import __version__
 from ..errors import MemoxrInputError, OutputExistsError
 from ..io.location import Location
-from ..io.schema import COMPLETE_ATTR, SCHEMA_VERSION
-from ..io.storage import check_writable, is_url, open_dataset, store_output
+from ..io.schema import SCHEMA_VERSION
+from ..io.storage import check_writable, is_url, open_dataset, write_dataset
 from .schema import (
     COMPLETION_VAR,
     DYNAMICS_SCHEMA,
@@ -165,22 +165,9 @@ class DynamicsWriter:
                 "writer": "memoxr.dynamics.DynamicsWriter", "memoxr_version": __version__,
             },
         ))
-        so = self._zarr_options
-        # storage's protocol, complete or absent: a hidden sibling moved into place locally; on object
-        # storage a first root that says memoxr wrote it, and the completion marker set last.
-        with store_output(self._location, overwrite=overwrite) as target, _quiet():
-            mode: Literal["w-", "a"] = "w-"
-            if so is not None:
-                zarr.open_group(target, mode="w-", zarr_format=3, attributes={"schema": DYNAMICS_SCHEMA}, storage_options=so)
-                mode = "a"
-            # Metadata, coordinates and small arrays only: the recorded chunks stay unwritten.
-            ds.to_zarr(target, mode=mode, zarr_format=3, consolidated=False, compute=False, encoding=encoding,
-                       storage_options=so)
-            group: Any = zarr.open_group(target, mode="r+", storage_options=so)
-            group[COMPLETION_VAR][...] = 0
-            zarr.consolidate_metadata(group.store)
-            group = zarr.open_group(target, mode="r+", storage_options=so)
-            group.attrs[COMPLETE_ATTR] = True  # last, in the root rewrite that keeps the consolidated metadata
+        # Metadata, coordinates and the completion flags only: the recorded chunks stay unwritten
+        # until each epoch arrives. Complete or absent, like every store memoxr writes.
+        write_dataset(ds, self._location, overwrite=overwrite, encoding=encoding, write_data=False)
 
     def _exists(self) -> bool:
         """Whether a store is at ``path`` (on object storage, one whose writer died counts as absent)."""

@@ -18,8 +18,14 @@ SCHEMA_VERSION = 1
 #: Attribute set last on every store memoxr writes; a store without it is unfinished.
 COMPLETE_ATTR = "memoxr_complete"
 
+# Dim names, defined once for every layer.
 CLASS, TRAIN, TEST = "class", "train_sample", "test_sample"
+#: A training / test sample's identity (its index in the data set), in every kind of store.
 TRAIN_ID, TEST_ID = "train_id", "test_id"
+#: Older names of :data:`TRAIN_ID`, accepted when reading (older dynamics stores and user data).
+TRAIN_ID_ALIASES = ("sample",)
+#: The training epoch: the reduced dim of every training-dynamics proxy.
+EPOCH = "epoch"
 
 INFLUENCE_VARIABLES = {
     "influence": (CLASS, TRAIN, TEST),

@@ -316,6 +316,7 @@ def write_dataset(
     storage_options: StorageOptions = None,
     show_progress: bool = False,
     final_attrs: Callable[[], Mapping[str, Any]] | None = None,
+    write_data: bool = True,
 ) -> str:
     """Write ``ds`` as a Zarr v3 store, complete or absent, with consolidated metadata.
 
@@ -323,6 +324,8 @@ def write_dataset(
     active scheduler: threads by default, a ``distributed`` client if one is set).
     ``final_attrs`` is called once the data are written; its attributes are
     stored before the completion marker (e.g. a checksum computed meanwhile).
+    ``write_data=False`` writes the metadata and the in-memory variables only, leaving
+    dask-backed variables' chunks unwritten (to be filled later, as a recorder does).
 
     Examples
     --------
@@ -348,7 +351,8 @@ def write_dataset(
                 # Write every chunk: zarr's test for all-fill-value chunks (NaN-aware) cost 12% of a conversion.
                 write_empty_chunks=True,
             )
-            compute(delayed, show_progress=show_progress)
+            if write_data:
+                compute(delayed, show_progress=show_progress)
             group = zarr.open_group(target, mode="r+", storage_options=so if is_url(target) else None)
             if final_attrs is not None:
                 group.attrs.update(dict(final_attrs()))

@@ -207,7 +207,8 @@ def _recorded_proxies(path: Path) -> xr.Dataset:
     from ..dynamics import compute_proxies, open_dynamics
 
     with _quiet_zarr():
-        return compute_proxies(open_dynamics(path)).load()
+        # The reproduction's tables name a training sample "sample" (its CSV column).
+        return compute_proxies(open_dynamics(path)).load().rename(train_id="sample")
 
 
 def _record(path: Path, runs: dict[str, list], samples: int, epochs: int, truth: dict, order: str,
