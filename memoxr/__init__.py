@@ -26,7 +26,7 @@ _install_moved_module_paths()
 # source checkout that was not installed, find it beside this package instead.
 _here = os.path.dirname(__file__)
 if not os.path.isdir(os.path.join(_here, "convert")) and os.path.isfile(
-    os.path.join(_here, os.pardir, "convert", "fz_npz.py")
+    os.path.join(_here, os.pardir, "convert", "__init__.py")
 ):
     __path__.append(os.path.join(_here, os.pardir))
 
