@@ -40,35 +40,35 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import tempfile
 import zipfile
-from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import click
 import dask
 import dask.array as da
-import fsspec
 import numpy as np
 import xarray as xr
 from dask.base import tokenize
 
-from memoxr.cli.options import handle_errors, overwrite_option, quiet_option, remote_options
-from memoxr.compute.progress import compute, progress
-from memoxr.errors import MemoxrInputError
-from memoxr.estimate import TRIAL, TRIAL_VARIABLES, _write_npy_streamed
+from memoxr.compute.progress import compute, deprecated_show_progress
+from memoxr.estimate.trials import TRIAL, TRIAL_VARIABLES
 from memoxr.io.chunks import validate_mb
-from memoxr.io.npz import load_npz_arrays, open_npz, read_npz_headers
-from memoxr.io.storage import (
-    StorageOptions,
-    atomic_output,
-    check_writable,
-    describe_access_error,
-    is_url,
-    write_dataset,
+from memoxr.io.npz import write_npy_streamed
+from memoxr.io.storage import StorageOptions, atomic_output, check_writable, is_url, write_dataset
+
+from .heldout_files import (
+    AUX_FILE,
+    DEFAULT_TRIAL_CHUNK_MB,
+    RUN_KEYS,
+    SAMPLE_ORDER,
+    LabelsArg,
+    check_run,
+    find_runs,
+    load_run,
+    read_labels,
+    select_ratio,
+    validate_labels,
 )
 
 __all__ = [
@@ -77,311 +77,7 @@ __all__ = [
     "SAMPLE_ORDER",
     "heldout_runs_to_trials",
     "read_heldout_runs",
-    "trials_from_runs_command",
 ]
-
-#: Name of the per-run file.
-AUX_FILE = "aux_arrays.npz"
-#: The keys each ``aux_arrays.npz`` must hold.
-RUN_KEYS = (
-    "correctness_train",
-    "correctness_removed",
-    "correctness_test",
-    "index_train",
-    "index_removed",
-    "index_test",
-    "subsample_idx",
-)
-_CORRECTNESS = ("correctness_train", "correctness_removed", "correctness_test")
-#: Sample order of the release: TensorFlow-Datasets' order of each split.
-SAMPLE_ORDER = "tfds"
-LABEL_KEYS = ("tr_labels", "tt_labels")
-#: Default target size of one chunk of trials, in MB (bool values).
-DEFAULT_TRIAL_CHUNK_MB = 16.0
-_RUN_ID = re.compile(r"^\d+$")
-
-LabelsArg = str | os.PathLike[str] | Mapping[str, Any]
-
-
-@dataclass(frozen=True)
-class _Run:
-    """One run's file: its subset-ratio folder, numeric run id and full path (or URL)."""
-
-    ratio: str
-    run_id: int
-    path: str
-
-
-# ---------------------------------------------------------------------------------------------
-# Finding the runs
-
-
-def _find_runs(folder: str, storage_options: StorageOptions) -> dict[str, list[_Run]]:
-    """``{ratio folder name: runs sorted by run id}`` for ``<folder>/<ratio>/<run_id>/aux_arrays.npz``."""
-    so = dict(storage_options or {}) if is_url(folder) else {}
-    try:
-        fs, root = fsspec.core.url_to_fs(folder, **so)
-        if not fs.isdir(root):
-            raise MemoxrInputError(
-                f"runs folder {folder!r} does not exist or is not a folder; expected "
-                f"<experiment>/<subset_ratio>/<run_id>/{AUX_FILE}"
-            )
-        found = sorted(fs.glob(f"{root.rstrip('/')}/*/*/{AUX_FILE}"))
-        if not found:
-            nested = fs.glob(f"{root.rstrip('/')}/*/{AUX_FILE}")
-    except (PermissionError, OSError) as exc:
-        raise MemoxrInputError(describe_access_error(folder, exc)) from exc
-    if not found:
-        hint = (
-            f"; {folder!r} looks like one subset-ratio folder ({len(nested)} <run_id>/{AUX_FILE}): "
-            "pass its parent folder and subset_ratio (--subset-ratio) instead"
-            if nested else ""
-        )
-        raise MemoxrInputError(
-            f"runs folder {folder!r}: expected <subset_ratio>/<run_id>/{AUX_FILE} files, received none{hint}"
-        )
-    runs: dict[str, list[_Run]] = {}
-    for path in found:
-        parts = PurePosixPath(path).parts
-        ratio, run_dir = parts[-3], parts[-2]
-        if not _RUN_ID.match(run_dir):
-            raise MemoxrInputError(
-                f"runs folder {folder!r}: run folder {ratio}/{run_dir!r}: expected a whole-number run id, "
-                f"received {run_dir!r}"
-            )
-        location = fs.unstrip_protocol(path) if is_url(folder) else path
-        runs.setdefault(ratio, []).append(_Run(ratio, int(run_dir), location))
-    return {ratio: sorted(items, key=lambda r: r.run_id) for ratio, items in sorted(runs.items(), key=_ratio_key)}
-
-
-def _ratio_key(item: tuple[str, Any]) -> tuple[float, str]:
-    try:
-        return float(item[0]), item[0]
-    except ValueError:
-        return float("inf"), item[0]
-
-
-def _select_ratio(runs: dict[str, list[_Run]], subset_ratio: float | str | None, folder: str) -> str:
-    """The ratio folder to read: the only one, or the one matching ``subset_ratio`` (by value)."""
-    available = list(runs)
-    listing = ", ".join(f"{r} ({len(runs[r])} runs)" for r in available)
-    if subset_ratio is None:
-        if len(available) > 1:
-            raise MemoxrInputError(
-                f"runs folder {folder!r}: several subset ratios: {listing}; choose one with "
-                "subset_ratio (--subset-ratio)"
-            )
-        return available[0]
-    for ratio in available:
-        if ratio == str(subset_ratio):
-            return ratio
-        with contextlib.suppress(ValueError):
-            if float(ratio) == float(subset_ratio):
-                return ratio
-    raise MemoxrInputError(
-        f"runs folder {folder!r}: subset_ratio: expected one of {available}, received {subset_ratio!r} "
-        f"(available: {listing})"
-    )
-
-
-# ---------------------------------------------------------------------------------------------
-# Validation: labels, then each run's headers, then its values
-
-
-def _validate_labels(key: str, labels: Any, source: str) -> np.ndarray:
-    """Class labels: a non-empty 1-D array of whole numbers >= 0, as int64."""
-    labels = np.asarray(labels)
-    if labels.dtype.kind == "O":
-        raise MemoxrInputError(
-            f"labels {source!r}: key {key!r}: expected integer class labels, received dtype object "
-            "(pickled Python objects), which memoxr does not load"
-        )
-    if labels.ndim != 1 or labels.size == 0:
-        raise MemoxrInputError(
-            f"labels {source!r}: key {key!r}: expected a non-empty 1-D array, received shape {labels.shape}"
-        )
-    if labels.dtype.kind not in "iuf":
-        raise MemoxrInputError(
-            f"labels {source!r}: key {key!r}: expected integer class labels, received dtype {labels.dtype}"
-        )
-    bad = labels < 0
-    if labels.dtype.kind == "f":
-        bad = bad | ~np.isfinite(labels) | (labels != np.round(labels))
-    if bad.any():
-        where = int(np.flatnonzero(bad)[0])
-        raise MemoxrInputError(
-            f"labels {source!r}: key {key!r}: expected whole-number class labels >= 0, received "
-            f"{labels[where]} at position {where}"
-        )
-    return labels.astype(np.int64)
-
-
-def _read_labels(labels: LabelsArg, storage_options: StorageOptions) -> tuple[np.ndarray, np.ndarray]:
-    """``tr_labels`` and ``tt_labels`` from a mapping or an ``.npz`` (never unpickled)."""
-    if isinstance(labels, Mapping):
-        arrays, source = dict(labels), "<memory>"
-    elif isinstance(labels, str | os.PathLike):
-        source = str(labels)
-        so = storage_options if is_url(source) else None
-        arrays, _ = load_npz_arrays(
-            source, LABEL_KEYS, what="labels", expected="integer class labels", storage_options=so
-        )
-    else:
-        raise MemoxrInputError(
-            f"labels: expected a path to an .npz or a mapping with {list(LABEL_KEYS)}, "
-            f"received {type(labels).__name__}"
-        )
-    missing = [key for key in LABEL_KEYS if arrays.get(key) is None]
-    if missing:
-        raise MemoxrInputError(
-            f"labels {source!r}: missing key(s) {missing}; expected {list(LABEL_KEYS)}, received {sorted(arrays)}"
-        )
-    return tuple(_validate_labels(key, arrays[key], source) for key in LABEL_KEYS)  # type: ignore[return-value]
-
-
-def _validate_run_headers(path: str, n_train: int, n_test: int, storage_options: StorageOptions) -> None:
-    """Keys, dtypes and shapes of one run's file, from its array headers (nothing loaded)."""
-    headers = read_npz_headers(path, storage_options=storage_options)
-    missing = [key for key in RUN_KEYS if key not in headers]
-    if missing:
-        raise MemoxrInputError(
-            f"run {path!r}: missing key(s) {missing}; expected {list(RUN_KEYS)}, received {sorted(headers)}"
-        )
-    for key in RUN_KEYS:
-        dtype, shape = headers[key].dtype, headers[key].shape
-        if dtype.kind == "O":
-            raise MemoxrInputError(
-                f"run {path!r}: key {key!r}: expected a numeric array, received dtype object "
-                "(pickled Python objects), which memoxr does not load"
-            )
-        allowed, what = ("biuf", "0/1 values (bool, integer or float)") if key in _CORRECTNESS else ("iu", "integer indices")
-        if dtype.kind not in allowed:
-            raise MemoxrInputError(f"run {path!r}: key {key!r}: expected {what}, received dtype {dtype}")
-        if len(shape) != 1:
-            raise MemoxrInputError(f"run {path!r}: key {key!r}: expected a 1-D array, received shape {shape}")
-    for split in ("train", "removed", "test"):
-        n_correct, n_index = headers[f"correctness_{split}"].shape[0], headers[f"index_{split}"].shape[0]
-        if n_correct != n_index:
-            raise MemoxrInputError(
-                f"run {path!r}: key 'correctness_{split}': expected length {n_index} (like 'index_{split}'), "
-                f"received {n_correct}"
-            )
-    n_kept, n_removed = headers["index_train"].shape[0], headers["index_removed"].shape[0]
-    if n_kept + n_removed != n_train:
-        raise MemoxrInputError(
-            f"run {path!r}: keys 'index_train' + 'index_removed': expected {n_train} train examples in all "
-            f"(len(tr_labels)), received {n_kept} + {n_removed} = {n_kept + n_removed}"
-        )
-    if headers["index_test"].shape[0] != n_test:
-        raise MemoxrInputError(
-            f"run {path!r}: key 'index_test': expected {n_test} test examples (len(tt_labels)), "
-            f"received {headers['index_test'].shape[0]}"
-        )
-    if headers["subsample_idx"].shape[0] != n_kept:
-        raise MemoxrInputError(
-            f"run {path!r}: key 'subsample_idx': expected {n_kept} ids (the ids of 'index_train'), "
-            f"received {headers['subsample_idx'].shape[0]}"
-        )
-
-
-def _validate_indices(path: str, key: str, index: np.ndarray, size: int, what: str) -> np.ndarray:
-    """Indices in ``[0, size)``, none repeated."""
-    index = index.astype(np.int64)
-    out = (index < 0) | (index >= size)
-    if out.any():
-        where = int(np.flatnonzero(out)[0])
-        raise MemoxrInputError(
-            f"run {path!r}: key {key!r}: expected {what} in [0, {size}), received {index[where]} at position {where}"
-        )
-    counts = np.bincount(index, minlength=size)
-    if (counts > 1).any():
-        dup = int(np.flatnonzero(counts > 1)[0])
-        raise MemoxrInputError(
-            f"run {path!r}: key {key!r}: expected distinct {what}, received {dup} {int(counts[dup])} times"
-        )
-    return index
-
-
-def _validate_partition(path: str, kept: np.ndarray, removed: np.ndarray, n_train: int) -> None:
-    """``index_train`` and ``index_removed`` share no id and together are exactly the train split."""
-    covered = np.zeros(n_train, dtype=np.int64)
-    np.add.at(covered, kept, 1)
-    np.add.at(covered, removed, 1)
-    if (covered > 1).any():
-        both = int(np.flatnonzero(covered > 1)[0])
-        raise MemoxrInputError(
-            f"run {path!r}: keys 'index_train' and 'index_removed': expected disjoint ids whose union is the "
-            f"full train split [0, {n_train}), received id {both} in both"
-        )
-    if (covered == 0).any():
-        lost = np.flatnonzero(covered == 0)
-        raise MemoxrInputError(
-            f"run {path!r}: keys 'index_train' and 'index_removed': expected their union to be the full train "
-            f"split [0, {n_train}), received {len(lost)} id(s) in neither (first: {lost[:5].tolist()})"
-        )
-
-
-def _validate_subsample(path: str, subsample: np.ndarray, kept: np.ndarray) -> None:
-    """``subsample_idx`` is the same set of ids as ``index_train``."""
-    extra = np.setdiff1d(subsample, kept)
-    lacking = np.setdiff1d(kept, subsample)
-    if len(extra) or len(lacking):
-        raise MemoxrInputError(
-            f"run {path!r}: key 'subsample_idx': expected the same ids as 'index_train', received "
-            f"{len(extra)} id(s) not in 'index_train' (first: {extra[:5].tolist()}) and {len(lacking)} id(s) "
-            f"of 'index_train' missing (first: {lacking[:5].tolist()})"
-        )
-
-
-def _validate_binary(path: str, key: str, values: np.ndarray) -> np.ndarray:
-    """0/1 values (bool, integer or float), as bool."""
-    if values.dtype.kind != "b":
-        bad = (values != 0) & (values != 1)
-        if bad.any():
-            where = int(np.flatnonzero(bad)[0])
-            raise MemoxrInputError(
-                f"run {path!r}: key {key!r}: expected 0/1 values, received {values[where]} at position {where} "
-                f"({int(bad.sum())} such values)"
-            )
-    return values.astype(bool)
-
-
-# ---------------------------------------------------------------------------------------------
-# Reading one run (inside a dask task)
-
-
-def _load_run(path: str, n_train: int, n_test: int, storage_options: StorageOptions = None) -> np.ndarray:
-    """One run as a bool row ``[mask | train_correct | test_correct]`` of length ``2 * n_train + n_test``.
-
-    Validates the file completely (headers first, then values) and raises
-    :class:`~memoxr.errors.MemoxrInputError` naming it.
-    """
-    so = storage_options if is_url(path) else None
-    _validate_run_headers(path, n_train, n_test, so)
-    try:
-        with open_npz(path, storage_options=so) as npz:  # headers checked against stored sizes first
-            arrays = {key: np.asarray(npz[key]) for key in RUN_KEYS}
-    except (PermissionError, OSError) as exc:
-        raise MemoxrInputError(describe_access_error(path, exc)) from exc
-    kept = _validate_indices(path, "index_train", arrays["index_train"], n_train, "train ids")
-    removed = _validate_indices(path, "index_removed", arrays["index_removed"], n_train, "train ids")
-    test = _validate_indices(path, "index_test", arrays["index_test"], n_test, "test indices")
-    subsample = _validate_indices(path, "subsample_idx", arrays["subsample_idx"], n_train, "train ids")
-    _validate_partition(path, kept, removed, n_train)
-    _validate_subsample(path, subsample, kept)
-    correct = {key: _validate_binary(path, key, arrays[key]) for key in _CORRECTNESS}
-
-    row = np.zeros(2 * n_train + n_test, dtype=bool)
-    mask, train_correct, test_correct = row[:n_train], row[n_train : 2 * n_train], row[2 * n_train :]
-    mask[kept] = True
-    train_correct[kept] = correct["correctness_train"]
-    train_correct[removed] = correct["correctness_removed"]
-    test_correct[test] = correct["correctness_test"]
-    return row
-
-
-def _check_run(path: str, n_train: int, n_test: int, storage_options: StorageOptions = None) -> None:
-    _load_run(path, n_train, n_test, storage_options)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -396,7 +92,7 @@ def read_heldout_runs(
     tt_labels: Any,
     validate: bool = True,
     trial_chunk_mb: float = DEFAULT_TRIAL_CHUNK_MB,
-    show_progress: bool = False,
+    show_progress: bool | None = None,
     storage_options: StorageOptions = None,
 ) -> xr.Dataset:
     """Read the held-out runs of one subset ratio as memoxr trial records, lazily.
@@ -434,8 +130,8 @@ def read_heldout_runs(
         records are computed. Each load validates its file in any case.
     trial_chunk_mb : float
         Target size in MB of one chunk of trials of the record arrays.
-    show_progress : bool
-        Progress bar for the validation pass.
+    show_progress : bool, optional
+        Deprecated: use ``with memoxr.progress():``.
     storage_options : dict, optional
         fsspec options for ``s3://`` folders.
 
@@ -456,27 +152,36 @@ def read_heldout_runs(
         out of range or repeated, ``index_train`` and ``index_removed`` that are
         not exactly the full train split, ``subsample_idx`` not the ids of
         ``index_train``, correctness values other than 0/1.
+
+    Examples
+    --------
+    >>> import numpy as np, os
+    >>> from memoxr.convert.heldout_files import one_run_folder
+    >>> root = one_run_folder()
+    >>> ds = read_heldout_runs(root, tr_labels=[0, 0], tt_labels=[0])
+    >>> ds["mask"].values.tolist(), ds["train_correct"].values.tolist(), ds.attrs["sample_order"]
+    ([[True, False]], [[True, False]], 'tfds')
     """
     source = str(folder)
     trial_chunk_mb = validate_mb("trial_chunk_mb", trial_chunk_mb)
-    tr = _validate_labels("tr_labels", tr_labels, "<argument>")
-    tt = _validate_labels("tt_labels", tt_labels, "<argument>")
+    tr = validate_labels("tr_labels", tr_labels, "<argument>")
+    tt = validate_labels("tt_labels", tt_labels, "<argument>")
     n_train, n_test = len(tr), len(tt)
-    all_runs = _find_runs(source, storage_options)
-    ratio = _select_ratio(all_runs, subset_ratio, source)
+    all_runs = find_runs(source, storage_options)
+    ratio = select_ratio(all_runs, subset_ratio, source)
     runs = all_runs[ratio]
     so = dict(storage_options) if storage_options and is_url(source) else None
 
     if validate:
-        checks = [dask.delayed(_check_run, pure=True)(run.path, n_train, n_test, so) for run in runs]
-        with progress(show_progress):
+        checks = [dask.delayed(check_run, pure=True)(run.path, n_train, n_test, so) for run in runs]
+        with deprecated_show_progress(show_progress, "read_heldout_runs"):
             compute(*checks)
 
     width = 2 * n_train + n_test
     rows = []
     for run in runs:
         token = tokenize(run.path, n_train, n_test, so)
-        load = dask.delayed(_load_run, pure=True)(
+        load = dask.delayed(load_run, pure=True)(
             run.path, n_train, n_test, so, dask_key_name=f"load-heldout-run-{token}"
         )
         rows.append(da.from_delayed(load, shape=(width,), dtype=bool))
@@ -532,7 +237,7 @@ def _write_trials_npz(ds: xr.Dataset, output: str, *, overwrite: bool, storage_o
             for key in keys:
                 archive.write(Path(parts) / f"{key}.npy", arcname=f"{key}.npy")
             order = np.array(str(ds.attrs["sample_order"]))  # a string scalar, not pickled
-            _write_npy_streamed(archive, "sample_order", (), order.dtype, [order])
+            write_npy_streamed(archive, "sample_order", (), order.dtype, [order])
     return str(output)
 
 
@@ -544,7 +249,7 @@ def heldout_runs_to_trials(
     labels: LabelsArg,
     overwrite: bool = False,
     trial_chunk_mb: float = DEFAULT_TRIAL_CHUNK_MB,
-    show_progress: bool = False,
+    show_progress: bool | None = None,
     storage_options: StorageOptions = None,
 ) -> str:
     """Write the held-out runs of one subset ratio as trial records, complete or absent.
@@ -571,63 +276,48 @@ def heldout_runs_to_trials(
         Replace an existing ``output`` (kept until the new one is complete).
     storage_options : dict, optional
         fsspec options for ``s3://`` paths, input or output.
+    show_progress : bool, optional
+        Deprecated: use ``with memoxr.progress():``.
 
     Returns
     -------
     str
         ``output``.
+
+    Examples
+    --------
+    >>> import numpy as np, os
+    >>> from memoxr.convert.heldout_files import one_run_folder
+    >>> root = one_run_folder()
+    >>> path = heldout_runs_to_trials(root, os.path.join(root, "trials.npz"), labels={"tr_labels": [0, 0],
+    ...                               "tt_labels": [0]})
+    >>> np.load(path)["test_correct"].tolist()
+    [[True]]
     """
+    with deprecated_show_progress(show_progress, "heldout_runs_to_trials"):
+        return _write_runs(folder, output, subset_ratio, labels, overwrite, trial_chunk_mb, storage_options)
+
+
+def _write_runs(
+    folder: str | os.PathLike[str], output: str | os.PathLike[str], subset_ratio: float | str | None,
+    labels: LabelsArg, overwrite: bool, trial_chunk_mb: float, storage_options: StorageOptions,
+) -> str:
     so = dict(storage_options) if storage_options else None
     check_writable(output, overwrite=overwrite, storage_options=so)
-    tr_labels, tt_labels = _read_labels(labels, so)
+    tr_labels, tt_labels = read_labels(labels, so)
     ds = read_heldout_runs(
         # Each run's loader validates its own file while the output is written, and the output is
         # complete or absent: a separate validation pass would read every run twice.
         folder, subset_ratio=subset_ratio, tr_labels=tr_labels, tt_labels=tt_labels, validate=False,
-        trial_chunk_mb=trial_chunk_mb, show_progress=show_progress, storage_options=so,
+        trial_chunk_mb=trial_chunk_mb, storage_options=so,
     )
     if str(output).endswith(".npz"):
         return _write_trials_npz(ds, str(output), overwrite=overwrite, storage_options=so)
-    encoding = {
-        key: {"chunks": tuple(c[0] for c in ds[key].chunks) if ds[key].chunks else ds[key].shape}
-        for key in TRIAL_VARIABLES
-    }
-    return write_dataset(ds, output, overwrite=overwrite, encoding=encoding, storage_options=so,
-                         show_progress=show_progress)
+    encoding = {key: {"chunks": _first_chunks(ds[key])} for key in TRIAL_VARIABLES}
+    return write_dataset(ds, output, overwrite=overwrite, encoding=encoding, storage_options=so)
 
 
-# ---------------------------------------------------------------------------------------------
-# CLI
-
-
-@click.command("trials-from-runs")
-@click.argument("folder", metavar="FOLDER", type=click.Path())
-@click.argument("output", metavar="OUTPUT", type=click.Path())
-@click.option(
-    "--labels", "labels", required=True, type=click.Path(),
-    help="An .npz holding tr_labels and tt_labels (TensorFlow-Datasets order).",
-)
-@click.option(
-    "--subset-ratio", default=None,
-    help="The subset-ratio folder to read (e.g. 0.7).  [required when FOLDER holds several]",
-)
-@overwrite_option
-@quiet_option
-@handle_errors
-@remote_options
-def trials_from_runs_command(
-    folder: str, output: str, labels: str, subset_ratio: str | None, overwrite: bool, quiet: bool,
-    storage_options: dict | None,
-) -> None:
-    """Build trial records from the held-out influence release's per-run files.
-
-    FOLDER is an experiment folder: FOLDER/<subset_ratio>/<run_id>/aux_arrays.npz.
-    Every run is validated first; OUTPUT (.npz, or else a Zarr store) holds mask,
-    train_correct, test_correct, tr_labels and tt_labels for `memoxr estimate`
-    (which keeps their order, tfds), and appears only once complete.
-    """
-    path = heldout_runs_to_trials(
-        folder, output, subset_ratio=subset_ratio, labels=labels, overwrite=overwrite,
-        show_progress=not quiet, storage_options=storage_options,
-    )
-    click.echo(f"wrote {path}")
+def _first_chunks(variable: xr.DataArray) -> tuple[int, ...]:
+    """Zarr chunks from the dask chunks of ``variable`` (its whole shape when it is in memory)."""
+    chunks = variable.chunks
+    return tuple(c[0] for c in chunks) if chunks else tuple(variable.shape)

@@ -33,7 +33,7 @@ if not os.path.isdir(os.path.join(_here, "convert")) and os.path.isfile(
 #: Public name -> module that defines it (relative to this package).
 _LAZY = {
     "analyze": ".influence.analysis",
-    "append_estimate": ".incremental",
+    "append_estimate": ".estimate.incremental",
     "rank_agreement": ".influence.analysis",
     "score_ranges": ".influence.analysis",
     "top_classes": ".influence.analysis",
@@ -41,7 +41,7 @@ _LAZY = {
     "DynamicsWriter": ".dynamics",
     "compare_scores": ".importers.compare",
     "compute_proxies": ".dynamics",
-    "convergence": ".uncertainty",
+    "convergence": ".estimate.uncertainty",
     "csl": ".dynamics",
     "evaluate": ".dynamics",
     "open_dynamics": ".dynamics",
@@ -51,10 +51,11 @@ _LAZY = {
     "class_stats": ".influence.stats",
     "merge_stats_csv": ".influence.stats",
     "open_influence": ".influence.sources",
-    "plot_convergence": ".uncertainty",
-    "score_errors": ".uncertainty",
+    "plot_convergence": ".estimate.uncertainty",
+    "score_errors": ".estimate.uncertainty",
     "pairs": ".influence.pairs",
     "align_order": ".io.sample_order",
+    "progress": ".compute.progress",
     "reproduce": ".reproduce",
     "sample_path": ".influence.sources",
     "plan_block_chunks": ".io.chunks",
@@ -84,6 +85,7 @@ __all__ = [
     "DEFAULT_CHUNK_MB",
     "plot_convergence",
     "pairs",
+    "progress",
     "align_order",
     "rank_agreement",
     "reproduce",
@@ -96,12 +98,14 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from .compute.progress import progress
     from .dynamics import DynamicsWriter, compute_proxies, csl, open_dynamics
 
     # The function: for mypy, "from .dynamics import evaluate" also names the submodule.
     from .dynamics.evaluate import evaluate
+    from .estimate.incremental import append_estimate
+    from .estimate.uncertainty import convergence, plot_convergence, score_errors
     from .importers.compare import compare_scores
-    from .incremental import append_estimate
     from .influence.analysis import analyze, rank_agreement, score_ranges, top_classes, top_k
     from .influence.pairs import pairs
     from .influence.scores import influence_scores, row_statistics
@@ -110,7 +114,6 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .io.chunks import DEFAULT_CHUNK_MB, plan_block_chunks
     from .io.sample_order import align_order
     from .reproduce import reproduce
-    from .uncertainty import convergence, plot_convergence, score_errors
 
 
 def __getattr__(name: str) -> Any:

@@ -36,10 +36,6 @@ SCRIPT_PACKAGES = ("memoxr.benchmarks",)
 NO_EXAMPLES_YET = {
     "memoxr._compat",
     "memoxr.compute.blas",
-    "memoxr.compute.progress",
-    "memoxr.compute.scheduler",
-    "memoxr.convert.heldout_runs",
-    "memoxr.datasets.digits",
     "memoxr.dynamics._manners",
     "memoxr.importers.aum",
     "memoxr.importers.cartography",

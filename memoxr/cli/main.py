@@ -216,19 +216,19 @@ def demo_cmd(output_dir: str, overwrite: bool, quiet: bool) -> None:
 # so `memoxr --help` starts at once: name -> (module, attribute, one-line help for the listing).
 main.lazy_commands.update(
     {
-        "estimate": ("..estimate", "estimate_command", "Feldman-Zhang memorization and influence from trial records."),
+        "estimate": (".estimate", "estimate_command", "Feldman-Zhang memorization and influence from trial records."),
         "trials-from-runs": (
-            "..convert.heldout_runs", "trials_from_runs_command", "The released held-out runs as trial records."
+            ".heldout", "trials_from_runs_command", "The released held-out runs as trial records."
         ),
         "ingest": (".dynamics", "ingest_command", "Per-epoch training records into a dynamics store."),
         "evaluate": (".dynamics", "evaluate_command", "CSL and baselines: detection metrics, agreement with FZ."),
         "dynamics-demo": (".dynamics", "dynamics_demo_command", "Train on digits with label noise; AUROC table."),
         "plot": (".plot", "plot_command", "Figures (PNG/SVG/PDF) of a scores store, influence store or FZ npz."),
-        "convergence": ("..uncertainty", "convergence_command", "How FZ estimates move as trials are added."),
-        "pairs": ("..influence.pairs", "pairs_command", "High-influence train/test pairs (FZ high_infl_pairs), chunk by chunk."),
-        "align-order": ("..io.sample_order", "align_order_command", "Permutation between two orders of one data set, from sample content."),
+        "convergence": (".estimate", "convergence_command", "How FZ estimates move as trials are added."),
+        "pairs": (".pairs", "pairs_command", "High-influence train/test pairs (FZ high_infl_pairs), chunk by chunk."),
+        "align-order": (".align_order", "align_order_command", "Permutation between two orders of one data set, from sample content."),
         "import-scores": (".importers", "import_scores_command", "Other tools' per-sample scores into a scores store."),
-        "compare": ("..importers.compare", "compare_command", "Every score of every store: detection and agreement with FZ."),
+        "compare": (".compare", "compare_command", "Every score of every store: detection and agreement with FZ."),
         "reproduce": (".reproduce", "reproduce_command", "The CSL paper's experiments on digits, end to end."),
     }
 )

@@ -88,7 +88,25 @@ allow_pickle_option = click.option(
     is_flag=True,
     help="Allow arrays of Python objects in an .npz (this unpickles: only for files you trust).",
 )
-quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+
+
+def quiet_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--quiet``/``-q``: without it the command runs inside :func:`memoxr.compute.progress.progress`, so every
+    computation draws a bar; the command still receives ``quiet``."""
+
+    @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+    @functools.wraps(func)
+    def wrapper(*args: Any, quiet: bool, **kwargs: Any) -> Any:
+        from ..compute import (
+            progress as progress_module,  # looked up per call: tests may replace it
+        )
+
+        with progress_module.progress(not quiet):
+            return func(*args, quiet=quiet, **kwargs)
+
+    return wrapper
+
+
 #: ``--dry-run`` of the commands that read large data (calculate, estimate, ingest, pairs).
 dry_run_option = click.option(
     "--dry-run",

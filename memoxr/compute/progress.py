@@ -1,10 +1,19 @@
-"""Progress on long work, and the one place memoxr triggers dask computations."""
+"""Progress on long work, and the one place memoxr triggers dask computations.
+
+Two contexts decide how computations run, entered once (the CLI does it for
+every command): :func:`progress` draws a bar for each computation inside it,
+and :func:`memoxr.scheduler.use_scheduler` picks the scheduler. Every
+computation of memoxr goes through :func:`compute` (a test scans the source
+for any other ``.compute()``, ``dask.compute`` or ``.persist()``).
+"""
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import itertools
 import sys
+import warnings
 from collections.abc import Iterator
 from types import TracebackType
 from typing import Any
@@ -16,8 +25,12 @@ from dask.diagnostics import ProgressBar
 from ..errors import MemoxrInputError
 from .scheduler import current_client
 
+# The ``minimum`` of the progress context entered in this thread, None outside one.
+_ACTIVE: contextvars.ContextVar[float | None] = contextvars.ContextVar("memoxr_progress", default=None)
+
 
 def distributed_progress(futures: Any) -> None:
+    """distributed's text progress bar for ``futures``, until they are done (a cluster's :func:`progress`)."""
     from distributed import progress as show
 
     show(futures, notebook=False)
@@ -25,15 +38,63 @@ def distributed_progress(futures: Any) -> None:
 
 @contextlib.contextmanager
 def progress(show: bool = True, *, minimum: float = 0.5) -> Iterator[None]:
-    """Show a progress bar for dask computations run inside the block.
+    """Show a progress bar on stderr for every dask computation run inside the block.
 
-    Only work that lasts longer than ``minimum`` seconds draws a bar.
+    Local schedulers draw dask's :class:`~dask.diagnostics.ProgressBar`; on a
+    ``distributed`` cluster (:func:`memoxr.scheduler.use_scheduler`) each
+    computation of :func:`compute` draws distributed's progress bar. Only work
+    lasting longer than ``minimum`` seconds draws a local bar. Nested blocks
+    draw one bar, the outermost's; ``show=False`` adds nothing (it does not
+    silence an enclosing block), so ``progress(not quiet)`` is the CLI's form.
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> from memoxr.compute.progress import compute, progress, progress_shown
+    >>> with progress():
+    ...     progress_shown(), int(compute(da.ones(4).sum())[0])
+    (True, 4)
+    >>> progress_shown()
+    False
     """
-    if not show:
+    if not show or _ACTIVE.get() is not None:
         yield
         return
-    with ProgressBar(minimum=minimum, out=sys.stderr, dt=0.2):
-        yield
+    token = _ACTIVE.set(minimum)
+    try:
+        with ProgressBar(minimum=minimum, out=sys.stderr, dt=0.2):
+            yield
+    finally:
+        _ACTIVE.reset(token)
+
+
+def progress_shown() -> bool:
+    """Whether computations started here are inside a :func:`progress` block.
+
+    >>> progress_shown()
+    False
+    """
+    return _ACTIVE.get() is not None
+
+
+def deprecated_show_progress(show_progress: bool | None, where: str) -> contextlib.AbstractContextManager[None]:
+    """The progress context the deprecated ``show_progress`` argument of ``where`` asks for.
+
+    ``None`` (not given) enters nothing; ``True``/``False`` warn (use
+    ``with memoxr.progress(): ...``) and behave as before.
+
+    >>> with deprecated_show_progress(None, "estimate"):
+    ...     progress_shown()
+    False
+    """
+    if show_progress is None:
+        return contextlib.nullcontext()
+    warnings.warn(
+        f"{where}: show_progress is deprecated; wrap the call in `with memoxr.progress():` instead",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return progress(bool(show_progress))
 
 
 def _dask_variables(obj: xr.Dataset | xr.DataArray) -> list[xr.Variable]:
@@ -47,11 +108,22 @@ def _dask_variables(obj: xr.Dataset | xr.DataArray) -> list[xr.Variable]:
 def compute(*objs: Any, show_progress: bool = False) -> tuple[Any, ...]:
     """Compute xarray objects (and other dask collections) together, in one dask pass.
 
-    Shared inputs, such as the influence chunks behind several scores, are read
-    once. xarray objects are handed to dask as their variables' arrays, the way
+    The one gateway of memoxr's computations: on the scheduler chosen by
+    :func:`memoxr.scheduler.use_scheduler`, with a bar inside a :func:`progress`
+    block (``show_progress=True``, the older form, enters one). Shared inputs,
+    such as the influence chunks behind several scores, are read once.
+    xarray objects are handed to dask as their variables' arrays, the way
     ``Dataset.compute`` does: dask 2026.8 mis-optimizes a whole Dataset passed
     as one collection when it holds both an array and an expression on it
     ("Missing dependency").
+
+    Examples
+    --------
+    >>> import dask.array as da, xarray as xr
+    >>> x = xr.DataArray(da.arange(4, chunks=2), dims="i")
+    >>> total, same = compute(x.sum(), x)
+    >>> int(total), same.values.tolist()
+    (6, [0, 1, 2, 3])
     """
     arrays: list[Any] = []
     for obj in objs:
@@ -60,7 +132,8 @@ def compute(*objs: Any, show_progress: bool = False) -> tuple[Any, ...]:
         elif dask.is_dask_collection(obj):
             arrays.append(obj)
     try:
-        values = _compute_arrays(arrays, show_progress)
+        with progress(show_progress):
+            values = _compute_arrays(arrays)
     except MemoxrInputError:
         raise
     except Exception as exc:
@@ -85,19 +158,16 @@ def compute(*objs: Any, show_progress: bool = False) -> tuple[Any, ...]:
     return tuple(out)
 
 
-def _compute_arrays(arrays: list[Any], show_progress: bool) -> Iterator[Any]:
+def _compute_arrays(arrays: list[Any]) -> Iterator[Any]:
     client = current_client()
     if client is not None:
         # On a cluster: distributed's own progress, on stderr like dask's bar.
         futures = client.compute(arrays)
-        if show_progress:
+        if progress_shown():
             with contextlib.redirect_stdout(sys.stderr):
                 distributed_progress(futures)
-        values = iter(client.gather(futures))
-    else:
-        with progress(show_progress):
-            values = iter(dask.compute(*arrays))
-    return values
+        return iter(client.gather(futures))
+    return iter(dask.compute(*arrays))  # a local scheduler: the progress block's ProgressBar draws
 
 
 def _raised_in_codec(tb: TracebackType | None) -> bool:
@@ -159,6 +229,9 @@ def describe_undecodable(arrays: list[Any], exc: BaseException) -> str | None:
 
     Only run after a failure, and only when the error came from a codec: each
     chunk of the arrays involved is read again until the damaged one is found.
+
+    >>> describe_undecodable([], ValueError("not from a codec")) is None
+    True
     """
     if not _raised_in_codec(exc.__traceback__):
         return None
@@ -170,7 +243,11 @@ def describe_undecodable(arrays: list[Any], exc: BaseException) -> str | None:
 
 def describe_undecodable_store(path: Any, exc: BaseException, storage_options: dict | None = None) -> str | None:
     """:func:`describe_undecodable` for every array of the Zarr store at ``path`` (for code that
-    computes outside :func:`compute`)."""
+    computes outside :func:`compute`).
+
+    >>> describe_undecodable_store("no-such-store", ValueError("not from a codec")) is None
+    True
+    """
     import zarr
 
     from ..errors import connection_failure
@@ -190,7 +267,14 @@ def describe_undecodable_store(path: Any, exc: BaseException, storage_options: d
 @contextlib.contextmanager
 def damaged_store_as_input_error(path: Any, storage_options: dict | None = None) -> Iterator[None]:
     """Run the block; a codec failure in the Zarr store at ``path`` becomes one
-    :class:`MemoxrInputError` naming its damaged chunk (see :func:`describe_undecodable_store`)."""
+    :class:`MemoxrInputError` naming its damaged chunk (see :func:`describe_undecodable_store`).
+
+    Other errors pass through as they are:
+
+    >>> with damaged_store_as_input_error("trials.zarr"):
+    ...     int("7")
+    7
+    """
     try:
         yield
     except MemoxrInputError:

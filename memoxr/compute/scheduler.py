@@ -19,7 +19,12 @@ LOCAL_SCHEDULERS = ("threads", "processes", "synchronous")
 
 
 def current_client() -> Any | None:
-    """The ``distributed`` client dask would use now, if any."""
+    """The ``distributed`` client dask would use now, if any.
+
+    >>> with use_scheduler("threads"):
+    ...     current_client() is None
+    True
+    """
     # A default Client sets dask's scheduler to "dask.distributed"; anything else is local.
     if "distributed" not in sys.modules or dask.config.get("scheduler", None) != "dask.distributed":
         return None
@@ -53,7 +58,19 @@ def use_scheduler(address: str | None = None, *, timeout: str = "10s") -> Iterat
     or the address of a ``distributed`` scheduler (``tcp://host:8786``), for
     instance one started by dask-jobqueue's ``SLURMCluster``. When ``None``, the
     environment variable ``MEMOXR_SCHEDULER`` is read, then ``"threads"``.
-    Yields the ``distributed.Client`` for a cluster, else ``None``.
+    Yields the ``distributed.Client`` for a cluster, else ``None``. The CLI
+    enters it once per command (``--scheduler``); in Python, wrap the work::
+
+        with use_scheduler("tcp://scheduler:8786"), memoxr.progress():
+            memoxr.estimate.write_estimate("trials.zarr", "estimate.zarr")
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> from memoxr.compute.progress import compute
+    >>> with use_scheduler("synchronous") as client:
+    ...     client, int(compute(da.arange(4, chunks=2).sum())[0])
+    (None, 6)
     """
     address = address or os.environ.get(SCHEDULER_ENV) or "threads"
     if address in LOCAL_SCHEDULERS:

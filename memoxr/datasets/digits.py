@@ -41,7 +41,12 @@ MAX_ITER = 300
 
 @dataclass
 class DigitsTrials:
-    """Trial records of the digits models and figures about them."""
+    """Trial records of the digits models and figures about them.
+
+    >>> trials = make_digits_trials(2)
+    >>> trials.records["mask"].shape, trials.test_accuracy.shape
+    ((2, 1347), (2,))
+    """
 
     records: dict[str, np.ndarray]
     seconds: float
@@ -97,6 +102,12 @@ def make_digits_trials(n_trials: int = 1000, *, seed: int = 0, verbose: bool = F
         ``test_correct`` bool ``(trial, 450)``, ``tr_labels``, ``tt_labels``
         int64 (the layout :func:`memoxr.estimate.estimate` reads); accuracies
         and the time spent training.
+
+    Examples
+    --------
+    >>> trials = make_digits_trials(2, seed=1)
+    >>> sorted(trials.records), bool(trials.test_accuracy.min() > 0.8)
+    (['mask', 'test_correct', 'tr_labels', 'train_correct', 'tt_labels'], True)
     """
     n_trials = _validate_trials(n_trials)
     load_digits, ConvergenceWarning, LogisticRegression, train_test_split = _sklearn()
@@ -148,6 +159,13 @@ def make_digits_sample(
     """Train the models, estimate, and write the FZ-layout ``.npz`` (or a Zarr store).
 
     ``trials_output`` also saves the trial records (``.npz`` or Zarr).
+
+    >>> import os, tempfile, warnings, numpy as np
+    >>> with warnings.catch_warnings():  # 2 models: most samples are in both subsets or in none
+    ...     warnings.simplefilter("ignore")
+    ...     path, trials = make_digits_sample(os.path.join(tempfile.mkdtemp(), "d.npz"), n_trials=2)
+    >>> np.load(path)["tr_mem"].shape
+    (1347,)
     """
     from ..estimate import write_estimate, write_trials
     from ..io.storage import check_writable
@@ -159,11 +177,12 @@ def make_digits_sample(
     if trials_output is not None:
         write_trials(trials.records, trials_output, overwrite=overwrite)
     order = f"sklearn load_digits, train_test_split(test_size={TEST_SIZE}, stratify=y, random_state={seed})"
-    path = write_estimate(trials.records, output, overwrite=overwrite, sample_order=order)
+    path = Path(write_estimate(trials.records, output, overwrite=overwrite, sample_order=order))
     return path, trials
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m memoxr.datasets.digits``: :func:`make_digits_sample` from the command line; the exit status."""
     parser = argparse.ArgumentParser(
         prog="python -m memoxr.datasets.digits",
         description="Estimate memorization and influence on scikit-learn's digits from many small models.",

@@ -156,8 +156,10 @@ def write_scores(
     storage_options: dict[str, Any] | None = None, show_progress: bool = False,
 ) -> Path:
     """Write a :func:`scores_dataset` as a Zarr store, complete or absent."""
-    return Path(write_dataset(ds, output, overwrite=overwrite, storage_options=storage_options,
-                              show_progress=show_progress))
+    from ..compute.progress import progress
+
+    with progress(show_progress):
+        return Path(write_dataset(ds, output, overwrite=overwrite, storage_options=storage_options))
 
 
 def open_scores(path: str | os.PathLike[str], *, storage_options: dict[str, Any] | None = None) -> xr.Dataset:

@@ -30,13 +30,11 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import click
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ..cli.options import handle_errors, quiet_option, remote_options
-from ..compute.progress import compute, progress
+from ..compute.progress import compute
 from ..dynamics.align import UNKNOWN_ORDER, check_orders, load_mapping
 from ..dynamics.evaluate import (
     CORRELATION_METRICS,
@@ -57,7 +55,12 @@ Source = xr.Dataset | str | os.PathLike
 
 
 def open_source(path: str | os.PathLike[str], *, storage_options: dict[str, Any] | None = None) -> xr.Dataset:
-    """A dynamics, scores or influence store (or an FZ ``.npz``), lazily, by its ``schema``."""
+    """A dynamics, scores or influence store (or an FZ ``.npz``), lazily, by its ``schema``.
+
+    >>> import memoxr
+    >>> "influence" in open_source(memoxr.sample_path())
+    True
+    """
     from ..dynamics.store import open_dynamics
     from ..influence.sources import open_influence
     from ..io.storage import open_dataset
@@ -277,7 +280,7 @@ def compare_scores(
             if truth is not None:  # every run of the mask gets every metric, even for a score without run dims
                 score = _broadcast_runs(score, truth, f"{source}/{score_name} vs mask {mask!r}")
             results: dict[tuple, dict[str, Any]] = {}
-            if truth is not None:
+            if truth is not None and truth_ids is not None:
                 s, m = _pair(score, ids, truth, truth_ids, f"{source}/{score_name} vs mask {mask!r}")
                 for (run, x), (_, y) in zip(_run_items(s), _run_items(m.astype(bool)), strict=True):
                     ok = ~np.isnan(x)
@@ -285,7 +288,7 @@ def compare_scores(
                     values = detection_metrics(x[ok], y) if 0 < y.sum() < y.size else dict.fromkeys(DETECTION_COLUMNS, np.nan)
                     row = results.setdefault(tuple(sorted(run.items())), {"source": source, "score": score_name, **run})
                     row.update({k: values[k] for k in DETECTION_COLUMNS}, n_mask=int(ok.sum()))
-            if mem is not None:
+            if mem is not None and mem_ids is not None:
                 s, mm = _pair(score, ids, mem, mem_ids, f"{source}/{score_name} vs memorization")
                 for (run, x), (_, y) in zip(_run_items(s), _run_items(mm), strict=True):
                     ok = ~np.isnan(x) & ~np.isnan(y)
@@ -301,83 +304,3 @@ def compare_scores(
         if c in table:
             table[c] = table[c].astype("Int64")
     return table[["source", "score", *run_cols, *metrics]]
-
-
-# --------------------------------------------------------------------------- command line
-
-
-def _mappings(values: tuple[str, ...]) -> Any:
-    """``--mapping FILE`` (one order differs) or ``--mapping ORDER=FILE`` (repeatable)."""
-    if not values:
-        return None
-    if len(values) == 1 and os.path.exists(values[0]):
-        return values[0]
-    out: dict[str, str] = {}
-    for item in values:
-        order, sep, path = item.rpartition("=")
-        if not sep or not order or not path:
-            raise MemoxrInputError(
-                f"--mapping {item!r}: expected FILE (an existing permutation file) or ORDER=FILE, e.g. tfds=tfds_to_torchvision.npy"
-            )
-        out[order] = path
-    return out
-
-
-def _selections(values: tuple[str, ...]) -> dict[str, Any]:
-    """``--sel DIM=VALUE``: the value as an int, else a float, else text."""
-    out: dict[str, Any] = {}
-    for item in values:
-        dim, sep, text = item.partition("=")
-        if not sep or not dim or not text:
-            raise MemoxrInputError(f"--sel {item!r}: expected DIM=VALUE, e.g. noise=0.1")
-        for cast in (int, float, str):
-            try:
-                out[dim] = cast(text)
-                break
-            except ValueError:
-                continue
-    return out
-
-
-@click.command("compare")
-@click.argument("stores", nargs=-1, required=True, metavar="STORE...")
-@click.option("--mask", default=None, help="Boolean ground truth of a STORE, e.g. is_mislabeled: AUROC, AUPRC, FPR at 95% TPR.")
-@click.option("--memorization", type=click.Path(), default=None,
-              help="Influence store or FZ .npz whose tr_mem to correlate with (cosine, Pearson, Spearman).")
-@click.option("--mapping", "mappings", multiple=True, metavar="[ORDER=]FILE",
-              help="Permutation translating ORDER's identities into the reference order (the mask's store's; else "
-              "the first STORE's): FILE[i] = reference identity of ORDER's sample i, the inverse of evaluate's "
-              "--mapping; `memoxr align-order --from OTHER --to REFERENCE` writes it. FILE alone when one order "
-              "differs (repeatable).")
-@click.option("--proxy", "proxies", multiple=True, help="Proxy computed from dynamics stores (repeatable).  [default: all recorded]")
-@click.option("--sel", "selections", multiple=True, metavar="DIM=VALUE",
-              help="Keep one value of a run dim in every store that has it, e.g. noise=0.1 (repeatable).")
-@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None, help="Also write the table to this CSV.")
-@click.option("--overwrite", is_flag=True, help="Replace the --csv file if it exists.")
-@quiet_option
-@handle_errors
-@remote_options
-def compare_command(stores: tuple[str, ...], mask: str | None, memorization: str | None, mappings: tuple[str, ...],
-                    proxies: tuple[str, ...], selections: tuple[str, ...], csv_path: str | None, overwrite: bool,
-                    quiet: bool, storage_options: dict | None) -> None:
-    """Every score of every STORE in one table: detection of --mask, agreement with FZ --memorization.
-
-    STORE is a dynamics store (its proxies: CSL and the baselines), a scores
-    store (memoxr import-scores) or an influence store / FZ .npz (its
-    memorization). Samples are paired by identity; different sample orders
-    are refused unless --mapping translates them.
-    """
-    from ..io.storage import atomic_output, check_writable
-
-    if csv_path is not None:
-        check_writable(csv_path, overwrite=overwrite, storage_options=storage_options)
-    with progress(not quiet):  # a bar for each pass over a store that lasts
-        table = compare_scores(list(stores), mask=mask, memorization=memorization, mapping=_mappings(mappings),
-                               proxies=list(proxies) or None, select=_selections(selections),
-                               storage_options=storage_options)
-    click.echo(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-    if csv_path is not None:
-        with atomic_output(csv_path, overwrite=overwrite, storage_options=storage_options) as tmp:
-            table.to_csv(tmp, index=False)
-        click.echo(f"wrote {csv_path}")
-

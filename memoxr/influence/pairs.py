@@ -25,23 +25,14 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-import click
 import dask.array as da
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ..cli.options import (
-    allow_pickle_option,
-    dry_run_option,
-    handle_errors,
-    overwrite_option,
-    quiet_option,
-    remote_options,
-)
 from ..errors import MemoxrInputError
 from ..io.schema import CLASS, TEST, TEST_ID, TRAIN, TRAIN_ID, check_influence_dataset
-from ..io.storage import StorageOptions, atomic_output, check_writable
+from ..io.storage import StorageOptions, atomic_output
 
 #: Columns of the table :func:`pairs` returns, in order.
 PAIR_COLUMNS = ("class_label", "train_index", "test_index", "test_label", "memorization", "influence")
@@ -114,7 +105,7 @@ def _block_task(influence, row_ok, train_index, test_index, *, min_infl, top_k):
 
 
 def _validate_threshold(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(float(value)):
         raise MemoxrInputError(f"{name} must be a finite number; received {value!r}")
     return float(value)
 
@@ -155,13 +146,20 @@ def _open(source: Any, *, allow_pickle: bool, chunk_mb: float | None, storage_op
         return check_influence_dataset(source), "dataset"
     from .sources import open_influence
 
-    ds = open_influence(source, allow_pickle=allow_pickle, chunk_mb=chunk_mb, storage_options=storage_options)
+    so = dict(storage_options) if storage_options else None
+    ds = open_influence(source, allow_pickle=allow_pickle, chunk_mb=chunk_mb, storage_options=so)
     return ds, repr(str(source))
 
 
 @dataclass
 class Search:
-    """The validated arguments and the lazy search of :func:`pairs`: one delayed block per chunk to read."""
+    """The validated arguments and the lazy search of :func:`pairs`: one delayed block per chunk to read.
+
+    >>> import memoxr
+    >>> search = plan_search(memoxr.sample_path(), min_infl=0.15, min_mem=0.25)
+    >>> search.min_infl, len(search.wanted) > 0
+    (0.15, True)
+    """
 
     ds: xr.Dataset
     influence: da.Array
@@ -185,7 +183,13 @@ def plan_search(
     chunk_mb: float | None = None,
     storage_options: StorageOptions = None,
 ) -> Search:
-    """What :func:`pairs` will compute (arguments as there), from metadata and the small index arrays."""
+    """What :func:`pairs` will compute (arguments as there), from metadata and the small index arrays.
+
+    >>> import memoxr
+    >>> search = plan_search(memoxr.sample_path(), top_k_per_test=2)
+    >>> search.top_k, search.tr_mem.shape == search.tr_labels.shape
+    (2, True)
+    """
     min_infl = _validate_threshold("min_infl", min_infl)
     min_mem = _validate_threshold("min_mem", min_mem)
     top_k = _validate_top_k(top_k_per_test)
@@ -228,7 +232,7 @@ def pairs(
     full: bool = False,
     allow_pickle: bool = False,
     chunk_mb: float | None = None,
-    show_progress: bool = False,
+    show_progress: bool | None = None,
     storage_options: StorageOptions = None,
 ) -> pd.DataFrame:
     """Train/test pairs of high influence whose train sample is highly memorized.
@@ -258,8 +262,8 @@ def pairs(
         instead of the within-class blocks.
     allow_pickle, chunk_mb : optional
         For an ``.npz`` input: allow pickled arrays; target chunk size in MB.
-    show_progress : bool
-        Progress bar while the chunks are searched.
+    show_progress : bool, optional
+        Deprecated: use ``with memoxr.progress():``.
 
     Returns
     -------
@@ -285,9 +289,10 @@ def pairs(
     )
     ds, wanted, tr_mem, tr_labels, tt_labels = search.ds, search.wanted, search.tr_mem, search.tr_labels, search.tt_labels
     min_infl, min_mem, top_k = search.min_infl, search.min_mem, search.top_k
-    from ..compute.progress import compute
+    from ..compute.progress import compute, deprecated_show_progress
 
-    parts = [part[0, 0, 0] for part in compute(*wanted, show_progress=show_progress)]
+    with deprecated_show_progress(show_progress, "pairs"):
+        parts = [part[0, 0, 0] for part in compute(*wanted)]
     table = _table(np.concatenate([np.empty(0, dtype=_FOUND), *parts]), top_k, tr_mem, tr_labels, tt_labels)
     table.attrs.update(
         sample_order=str(ds.attrs.get("sample_order", "")), min_infl=min_infl, min_mem=min_mem,
@@ -325,8 +330,15 @@ def write_pairs(
     storage_options: StorageOptions = None,
 ) -> str:
     """Save a pairs table: ``.csv`` (the columns of :data:`PAIR_COLUMNS`) or ``.npz`` (the FZ
-    release's keys ``tr_idx``, ``tt_idx``, ``infl``, ``mem``, plus ``tr_labels``, ``tt_labels``)."""
-    _check_suffix(output)
+    release's keys ``tr_idx``, ``tt_idx``, ``infl``, ``mem``, plus ``tr_labels``, ``tt_labels``).
+
+    >>> import memoxr, tempfile
+    >>> table = memoxr.pairs(memoxr.sample_path())
+    >>> path = write_pairs(table, os.path.join(tempfile.mkdtemp(), "pairs.npz"))
+    >>> len(np.load(path)["tr_idx"]) == len(table)
+    True
+    """
+    check_pairs_output(output)
     with atomic_output(output, overwrite=overwrite, storage_options=storage_options) as tmp:
         if str(output).endswith(".npz"):
             with open(tmp, "wb") as fp:  # a file object: savez adds no suffix to the partial's name
@@ -336,56 +348,10 @@ def write_pairs(
     return str(output)
 
 
-def _check_suffix(output: Any) -> None:
+def check_pairs_output(output: Any) -> None:
+    """A pairs output name: ``.csv`` or ``.npz``, or an error naming it.
+
+    >>> check_pairs_output("pairs.csv")
+    """
     if not str(output).endswith((".csv", ".npz")):
         raise MemoxrInputError(f"output {str(output)!r}: expected a .csv or .npz file name")
-
-
-@click.command("pairs")
-@click.argument("source", metavar="INPUT", type=click.Path())
-@click.argument("output", metavar="OUT.csv", type=click.Path(dir_okay=False))
-@click.option("--min-infl", type=float, default=0.15, show_default=True, help="Lowest influence of a kept pair (inclusive).")
-@click.option("--min-mem", type=float, default=0.25, show_default=True, help="Lowest memorization of the pair's train sample (inclusive).")
-@click.option("--top-k-per-test", type=click.IntRange(min=1), default=None, help="Keep at most K pairs per test sample, of highest influence.")
-@click.option("--full", is_flag=True, help="Search influence_full(train_id, test_id) (a store of `memoxr estimate --full`) instead of the within-class blocks.")
-@click.option("--chunk-mb", type=float, default=None, help="For an .npz INPUT: target chunk size in MB.  [default: 64]")
-@overwrite_option
-@allow_pickle_option
-@quiet_option
-@dry_run_option
-@handle_errors
-@remote_options
-def pairs_command(
-    source: str, output: str, min_infl: float, min_mem: float, top_k_per_test: int | None, full: bool,
-    chunk_mb: float | None, overwrite: bool, allow_pickle: bool, quiet: bool, dry_run: bool,
-    storage_options: dict | None,
-) -> None:
-    """High-influence train/test pairs of an influence store or FZ npz, chunk by chunk.
-
-    Keeps the pairs with influence >= --min-infl whose train sample has
-    memorization >= --min-mem, as the FZ release's *_high_infl_pairs_*.npz do.
-    OUT.csv gets class_label, train_index, test_index, test_label, memorization,
-    influence; an OUT ending in .npz gets the FZ keys tr_idx, tt_idx, infl, mem
-    (plus tr_labels, tt_labels).
-    """
-    from ..io.chunks import validate_option_mb
-
-    if chunk_mb is not None:
-        chunk_mb = validate_option_mb("--chunk-mb", chunk_mb)
-    _check_suffix(output)
-    check_writable(output, overwrite=overwrite, storage_options=storage_options)
-    if dry_run:
-        from .plan import plan_pairs
-
-        click.echo(str(plan_pairs(
-            source, min_infl=min_infl, min_mem=min_mem, top_k_per_test=top_k_per_test, full=full,
-            allow_pickle=allow_pickle, chunk_mb=chunk_mb, storage_options=storage_options,
-        )))
-        return
-    table = pairs(
-        source, min_infl=min_infl, min_mem=min_mem, top_k_per_test=top_k_per_test, full=full,
-        allow_pickle=allow_pickle, chunk_mb=chunk_mb, show_progress=not quiet, storage_options=storage_options,
-    )
-    path = write_pairs(table, output, overwrite=overwrite, storage_options=storage_options)
-    order = table.attrs.get("sample_order") or "unknown"
-    click.echo(f"wrote {path}: {len(table)} pairs (indices in the {order!r} sample order)")

@@ -34,13 +34,11 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-import click
 import dask.array as da
 import numpy as np
 
-from ..cli.options import handle_errors, overwrite_option, quiet_option
 from ..errors import MemoxrInputError
-from .storage import atomic_output, check_writable
+from .storage import atomic_output
 
 DIGEST_BYTES = 16
 #: Bytes of samples hashed per dask task.
@@ -59,6 +57,10 @@ class OrderAlignment:
     differ between ``A`` and ``B``). ``label_mismatches`` counts pairs whose labels
     differ between ``A`` and ``B``; ``duplicate_examples`` lists the first groups
     as positions in ``A``.
+
+    >>> result = align_order(np.array([[1], [2], [3]]), np.array([[3], [1], [2]]))
+    >>> result.mapping.tolist(), result.duplicate_samples
+    ([1, 2, 0], 0)
     """
 
     mapping: np.ndarray
@@ -90,7 +92,15 @@ class OrderAlignment:
 
 
 def read_samples(path: str | os.PathLike[str], *, argument: str) -> tuple[np.ndarray, np.ndarray | None]:
-    """Samples and labels of an ``.npy`` (samples only) or ``.npz`` (keys ``x``, optional ``y``) file."""
+    """Samples and labels of an ``.npy`` (samples only) or ``.npz`` (keys ``x``, optional ``y``) file.
+
+    >>> import tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "a.npz")
+    >>> np.savez(path, x=np.eye(2, dtype=np.uint8), y=np.array([3, 4]))
+    >>> x, y = read_samples(path, argument="A")
+    >>> x.shape, y.tolist()
+    ((2, 2), [3, 4])
+    """
     source = str(path)
     if not os.path.isfile(source):
         raise MemoxrInputError(f"{argument}: file {source!r} does not exist")
@@ -108,18 +118,26 @@ def read_samples(path: str | os.PathLike[str], *, argument: str) -> tuple[np.nda
                 f"{argument}: file {source!r}: key 'x' (the samples) missing; expected keys 'x' and "
                 f"optionally 'y' (labels), received {sorted(headers)[:10]}"
             )
-        return arrays["x"], arrays.get("y")
+        samples = arrays["x"]
+        assert samples is not None  # present: checked just above
+        return samples, arrays.get("y")
     raise MemoxrInputError(f"{argument}: file {source!r}; expected .npy (samples) or .npz (keys x, y)")
 
 
 def _hash_rows(block: np.ndarray) -> np.ndarray:
     rows = np.ascontiguousarray(block).reshape(block.shape[0], -1)
-    digests = b"".join(hashlib.blake2b(row, digest_size=DIGEST_BYTES).digest() for row in rows)
+    digests = b"".join(hashlib.blake2b(row, digest_size=DIGEST_BYTES).digest() for row in rows)  # type: ignore[arg-type]
     return np.frombuffer(digests, dtype=f"V{DIGEST_BYTES}")
 
 
 def content_digests(samples: np.ndarray) -> da.Array:
-    """BLAKE2b-128 digest of each sample's bytes (dtype ``V16``), lazily, in blocks of rows."""
+    """BLAKE2b-128 digest of each sample's bytes (dtype ``V16``), lazily, in blocks of rows.
+
+    >>> from memoxr.compute.progress import compute
+    >>> (digests,) = compute(content_digests(np.array([[1, 2], [3, 4], [1, 2]], dtype=np.uint8)))
+    >>> digests.dtype.itemsize, bool(digests[0] == digests[2]), bool(digests[0] == digests[1])
+    (16, True, False)
+    """
     row_bytes = max(1, int(np.prod(samples.shape[1:], dtype=np.int64)) * samples.dtype.itemsize)
     rows = max(1, HASH_BLOCK_BYTES // row_bytes)
     x = da.from_array(samples, chunks=(rows, *samples.shape[1:]))
@@ -162,7 +180,7 @@ def align_order(
     *,
     labels_a: Any = None,
     labels_b: Any = None,
-    show_progress: bool = False,
+    show_progress: bool | None = None,
 ) -> OrderAlignment:
     """The permutation from ``A``'s sample order to ``B``'s, derived from the samples' content.
 
@@ -174,8 +192,8 @@ def align_order(
         labels as key ``y``).
     labels_a, labels_b : array, optional
         One label per sample, used to pair exact duplicates (overrides ``y``).
-    show_progress : bool
-        Progress bar while the samples are hashed.
+    show_progress : bool, optional
+        Deprecated: use ``with memoxr.progress():``.
 
     Returns
     -------
@@ -204,9 +222,10 @@ def align_order(
         labels_b = yb if labels_b is None else labels_b
     a, b = np.asanyarray(a), np.asanyarray(b)
     la, lb = _check_pair(a, b, labels_a, labels_b)
-    from ..compute.progress import compute
+    from ..compute.progress import compute, deprecated_show_progress
 
-    digests_a, digests_b = compute(content_digests(a), content_digests(b), show_progress=show_progress)
+    with deprecated_show_progress(show_progress, "align_order"):
+        digests_a, digests_b = compute(content_digests(a), content_digests(b))
     content = np.unique(np.concatenate([digests_a, digests_b]), return_inverse=True)[1].reshape(-1)
     ca, cb = content[: a.shape[0]], content[a.shape[0] :]
     _check_same_samples(ca, cb)
@@ -294,8 +313,14 @@ def _pair(ca: np.ndarray, cb: np.ndarray, la: np.ndarray, lb: np.ndarray, *, lab
 
 
 def write_mapping(mapping: np.ndarray, output: str | os.PathLike[str], *, overwrite: bool = False) -> str:
-    """Save a mapping where ``--mapping`` reads it: ``.npy``, or one integer per line (``.txt``/``.csv``)."""
-    _check_output(output)
+    """Save a mapping where ``--mapping`` reads it: ``.npy``, or one integer per line (``.txt``/``.csv``).
+
+    >>> import tempfile
+    >>> path = write_mapping(np.array([2, 0, 1]), os.path.join(tempfile.mkdtemp(), "m.txt"))
+    >>> open(path).read().split()
+    ['2', '0', '1']
+    """
+    check_mapping_output(output)
     with atomic_output(output, overwrite=overwrite) as tmp:
         with open(tmp, "wb") as fp:  # a file object: numpy adds no suffix to the partial's name
             if str(output).endswith(".npy"):
@@ -305,30 +330,10 @@ def write_mapping(mapping: np.ndarray, output: str | os.PathLike[str], *, overwr
     return str(output)
 
 
-def _check_output(output: Any) -> None:
+def check_mapping_output(output: Any) -> None:
+    """A mapping output name (``.npy``, ``.txt`` or ``.csv``), or an error naming it.
+
+    >>> check_mapping_output("m.npy")
+    """
     if not str(output).endswith(MAPPING_SUFFIXES):
         raise MemoxrInputError(f"output {str(output)!r}: expected a file name ending in {', '.join(MAPPING_SUFFIXES)}")
-
-
-@click.command("align-order")
-@click.argument("a", metavar="A", type=click.Path(dir_okay=False))
-@click.argument("b", metavar="B", type=click.Path(dir_okay=False))
-@click.argument("output", metavar="OUT.npy", type=click.Path(dir_okay=False))
-@overwrite_option
-@quiet_option
-@handle_errors
-def align_order_command(a: str, b: str, output: str, overwrite: bool, quiet: bool) -> None:
-    """The permutation from A's sample order to B's, from the samples' content.
-
-    A and B are .npy arrays of samples (first axis) or .npz files with key x
-    (samples) and optional key y (labels, used to pair exact duplicates).
-    OUT.npy (or .txt/.csv) gets mapping[i] = position in B of A's sample i: the
-    file --mapping takes when A follows the first store's order and B the
-    other's. Refused, with the number of matching samples, when A and B hold
-    different samples.
-    """
-    _check_output(output)
-    check_writable(output, overwrite=overwrite)
-    result = align_order(a, b, show_progress=not quiet)
-    click.echo(result.summary())
-    click.echo(f"wrote {write_mapping(result.mapping, output, overwrite=overwrite)}")

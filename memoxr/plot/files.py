@@ -11,7 +11,7 @@ import xarray as xr
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from ..compute.progress import compute
+from ..compute.progress import compute, progress
 from ..errors import MemoxrInputError
 from ..influence.analysis import METHODS
 from ..io.schema import CLASS, check_scores_dataset
@@ -176,7 +176,8 @@ def write_score_figures(
     target = Path(output)
     names = [target] if one_file else [target / f"{KINDS[kind]}.{fmt}" for kind in kinds]
     with atomic_output(target, overwrite=overwrite) as tmp:
-        (scores,) = compute(scores, show_progress=show_progress)
+        with progress(show_progress):  # show_progress=False adds nothing: a caller's context still draws
+            (scores,) = compute(scores)
         # Both were checked against SCALES and SORTS above.
         drawers = _drawers(scores, class_label, score, k, cast(Scale, scale), cast("SortBy | None", sort_by))
         if not one_file:
