@@ -7,6 +7,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import cast
 
+from memoxr.compute.progress import deprecated_show_progress
 from memoxr.influence.fz_npz import DEFAULT_SAMPLE_ORDER, FZLayout, inspect_fz_npz, open_fz_npz
 from memoxr.io.chunks import DEFAULT_CHUNK_MB, BlockChunks, plan_shards
 from memoxr.io.encoding import COMPRESSOR, influence_encoding
@@ -42,7 +43,7 @@ def convert_npz(
     sample_order: str | None = None,
     shard_mb: float | None = None,
     storage_options: StorageOptions = None,
-    show_progress: bool = False,
+    show_progress: bool | None = None,
 ) -> str:
     """Convert a Feldman–Zhang influence npz into a labelled Zarr store, once.
 
@@ -100,12 +101,12 @@ def convert_npz(
     # The source's sha256 runs on its own thread while the store is written (hashlib releases
     # the GIL), and is recorded before the completion marker; a failed write stops it.
     stop = threading.Event()
-    with ThreadPoolExecutor(max_workers=1) as hashing:
+    with ThreadPoolExecutor(max_workers=1) as hashing, deprecated_show_progress(show_progress, "convert_npz"):
         checksum = hashing.submit(file_sha256, source, storage_options=storage_options, stop=stop)
         try:
             return write_dataset(
                 ds, output, overwrite=overwrite, encoding=encoding, storage_options=storage_options,
-                show_progress=show_progress, final_attrs=lambda: {"source_sha256": checksum.result()},
+                final_attrs=lambda: {"source_sha256": checksum.result()},
             )
         finally:
             stop.set()

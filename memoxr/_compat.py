@@ -19,6 +19,7 @@ MOVED = {
     "memoxr.compare": "memoxr.importers.compare",
     "memoxr.convert.fz_npz": "memoxr.influence.fz_npz",
     "memoxr.high_influence": "memoxr.influence.pairs",
+    "memoxr.incremental": "memoxr.estimate.incremental",
     "memoxr.legacy": "memoxr.influence.seed_npz",
     "memoxr.plan": "memoxr.compute.plan",
     "memoxr.sample_order": "memoxr.io.sample_order",
@@ -28,6 +29,7 @@ MOVED = {
     "memoxr.stats": "memoxr.influence.stats",
     "memoxr.storage": "memoxr.io.storage",
     "memoxr.synthetic": "memoxr.datasets.synthetic",
+    "memoxr.uncertainty": "memoxr.estimate.uncertainty",
 }
 
 

@@ -140,7 +140,6 @@ def calculate(
     overwrite: bool = False,
     allow_pickle: bool = False,
     skipna: bool = False,
-    show_progress: bool = False,
     storage_options: StorageOptions = None,
 ) -> Result:
     """Scores, table and analysis of an influence store or FZ npz; one pass over the influence.
@@ -164,7 +163,7 @@ def calculate(
             check_writable(target, overwrite=overwrite, storage_options=so, kind=kind)
     ds = open_influence(source, allow_pickle=allow_pickle, storage_options=so)
     _check_class(ds, class_label)
-    (scores,) = compute(influence_scores(ds, alpha=alpha, beta=beta, skipna=skipna), show_progress=show_progress)
+    (scores,) = compute(influence_scores(ds, alpha=alpha, beta=beta, skipna=skipna))
     stats = class_stats(scores, skipna=skipna)
     result = Result(scores, stats, analyze(scores, stats, class_label=class_label, k=k, skipna=skipna))
     # All or none: the CSV waits in its partial until the scores are written; if it
@@ -200,7 +199,6 @@ def update_csv(
     output: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
     allow_pickle: bool = False,
-    show_progress: bool = False,
     storage_options: StorageOptions = None,
 ) -> str:
     """Merge the score statistics of ``influence_file`` into ``csv_file`` (see :func:`merge_stats_csv`).
@@ -223,11 +221,11 @@ def update_csv(
     overwrite = overwrite or in_place
     check_writable(output if output is not None else csv_file, overwrite=overwrite, storage_options=so)
     scores = load_scores(influence_file, allow_pickle=allow_pickle, storage_options=so)
-    table = class_stats(scores, show_progress=show_progress)
+    table = class_stats(scores)
     return merge_stats_csv(table, csv_file, output, overwrite=overwrite, storage_options=so)
 
 
-def demo(output_dir: str | os.PathLike[str], *, overwrite: bool = False, show_progress: bool = False) -> Result:
+def demo(output_dir: str | os.PathLike[str], *, overwrite: bool = False) -> Result:
     """The whole pipeline on the shipped sample, written to ``output_dir``.
 
     Writes ``influence.zarr`` (the converted store), ``scores.zarr``,
@@ -244,10 +242,9 @@ def demo(output_dir: str | os.PathLike[str], *, overwrite: bool = False, show_pr
     target = Path(output_dir)
     with atomic_output(target, overwrite=overwrite) as tmp:
         tmp.mkdir()
-        store = convert_npz(sample_path(), tmp / "influence.zarr", show_progress=show_progress)
+        store = convert_npz(sample_path(), tmp / "influence.zarr")
         result = calculate(
             store, output=tmp / "scores.zarr", stats_csv=tmp / "per_class_memorization_stats.csv",
-            show_progress=show_progress,
         )
         save_scores(result.scores, tmp / "influence_aware_memo.npz")
         (tmp / "analysis.txt").write_text(str(result.analysis) + "\n")

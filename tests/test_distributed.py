@@ -40,7 +40,8 @@ def _on_cluster(cluster, func):
 def test_scores_and_table_on_the_cluster(cluster, ragged_store):
     def work():
         scores = memoxr.influence_scores(memoxr.open_influence(ragged_store))
-        return memoxr.class_stats(scores, show_progress=True), memoxr.compute.progress.compute(scores)[0]
+        with memoxr.progress():
+            return memoxr.class_stats(scores), memoxr.compute.progress.compute(scores)[0]
 
     table_threads, scores_threads = _threaded(work)
     table_cluster, scores_cluster = _on_cluster(cluster, work)

@@ -15,14 +15,11 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import memoxr
-from memoxr import _estimator_kernels as K
-from memoxr._estimate_sums import SUM_NAMES
 from memoxr.cli import main
 from memoxr.convert import convert_npz, inspect_fz_npz
 from memoxr.errors import MemoxrInputError, OutputExistsError
 from memoxr.estimate import (
     DegenerateSampleWarning,
-    _trial_chunk,
     estimate,
     estimate_to_zarr,
     open_trials,
@@ -30,6 +27,9 @@ from memoxr.estimate import (
     write_fz_npz,
     write_trials,
 )
+from memoxr.estimate import kernels as K
+from memoxr.estimate.sums import SUM_NAMES
+from memoxr.estimate.sums import trial_chunk as _trial_chunk
 from memoxr.io.chunks import BlockChunks
 from memoxr.io.schema import INFLUENCE_VARIABLES
 
@@ -194,7 +194,8 @@ def test_row_block_finalizer_equals_the_float64_one(block_elements):
 
 
 def test_class_groups_and_trial_chunks_are_even():
-    from memoxr.estimate import _class_groups, _even_sizes
+    from memoxr.estimate.sums import class_groups as _class_groups
+    from memoxr.estimate.sums import even_sizes as _even_sizes
 
     assert _even_sizes(10, 3) == (3, 3, 2, 2) and _even_sizes(2000, 1118) == (1000, 1000)
     assert _even_sizes(5, 10) == (5,) and _even_sizes(7, 1) == (1,) * 7

@@ -14,13 +14,18 @@ from hypothesis.extra import numpy as hnp
 from test_estimate import make_records
 
 import memoxr
-from memoxr import _estimate_sums
-from memoxr._bootstrap import _BYTES_PER_VALUE, bootstrap_weights, interval_blocks, nan_quantiles
 from memoxr.cli import main
 from memoxr.convert import convert_npz
 from memoxr.errors import MemoxrInputError
 from memoxr.estimate import estimate, estimate_to_zarr, write_estimate, write_trials
-from memoxr.incremental import append_estimate
+from memoxr.estimate import sums as _estimate_sums
+from memoxr.estimate.bootstrap import (
+    _BYTES_PER_VALUE,
+    bootstrap_weights,
+    interval_blocks,
+    nan_quantiles,
+)
+from memoxr.estimate.incremental import append_estimate
 from memoxr.io.chunks import BlockChunks
 
 SMALL = {"chunks": BlockChunks(2, 4, 3), "chunk_mb": 0.001}  # several chunks on every dim, trials included
@@ -89,7 +94,7 @@ def test_standard_error_formula(k_in, extra_in, k_out, extra_out):
 
 @pytest.mark.parametrize("block_elements", [1, 5, 2**16])
 def test_row_block_standard_error_kernel_equals_the_formula(block_elements):
-    from memoxr._estimator_kernels import influence_se_from_sums_f32
+    from memoxr.estimate.kernels import influence_se_from_sums_f32
 
     rng = np.random.default_rng(0)
     n_trials = 25

@@ -13,9 +13,9 @@ import zarr
 from dask.callbacks import Callback
 
 import memoxr
-from memoxr.compute import plan as planning
 from memoxr.datasets.synthetic import make_fz_arrays
 from memoxr.dynamics.plan import plan_ingest
+from memoxr.estimate.plan import plan_estimate
 from memoxr.influence.plan import plan_calculate, plan_pairs
 
 from conftest import write_npz
@@ -145,7 +145,7 @@ def test_plan_of_an_estimate(tmp_path, kind):
                "test_correct": rng.random((trials, n_test)) < 0.8, "tr_labels": rng.integers(0, 4, n_train),
                "tt_labels": rng.integers(0, 4, n_test)}
     path = Path(write_trials(records, tmp_path / f"trials.{kind}"))
-    plan = planning.plan_estimate(path, chunk_mb=1, threads=2)
+    plan = plan_estimate(path, chunk_mb=1, threads=2)
     assert plan.shape == (trials, n_train) and plan.command == "estimate"
     stored = path.stat().st_size if kind == "npz" else sum(
         p.stat().st_size for key in ("mask", "train_correct", "test_correct")

@@ -133,17 +133,6 @@ def test_score_errors_need_an_estimate_store(estimated):
         memoxr.score_errors(estimated, errors="x")
 
 
-@pytest.mark.parametrize(
-    "name", ["memoxr._estimator_kernels", "memoxr._estimate_sums", "memoxr._bootstrap", "memoxr.estimate",
-             "memoxr.incremental", "memoxr.uncertainty"],
-)
-def test_docstring_examples(name):
-    import doctest
-    import importlib
-
-    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert result.attempted > 0 and result.failed == 0
-
 
 def test_convergence_cli(tmp_path):
     pytest.importorskip("matplotlib")

@@ -200,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         t_write = None
         if args.write:
             with tempfile.TemporaryDirectory() as tmp:
-                from memoxr.estimate import _encoding
+                from memoxr.estimate.writers import _encoding
 
                 def write() -> None:
                     with blas_threads_for_dask([influence]) if limit else contextlib.nullcontext():

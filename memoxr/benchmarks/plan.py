@@ -2,7 +2,7 @@
 
 Run ``python -m memoxr.benchmarks.plan [--trials 2000 --train 20000 --test 5000] [--chunk-mb 4 16 64]``.
 Random trial records (10 classes) are written once as an ``.npz`` and as a Zarr store; for each
-store and ``--chunk-mb``, a fresh process computes ``memoxr.compute.plan.plan_estimate`` (threads=1)
+store and ``--chunk-mb``, a fresh process computes ``memoxr.estimate.plan.plan_estimate`` (threads=1)
 and then writes the estimate with dask's synchronous scheduler under ``tracemalloc``; printed:
 the predicted peak, the traced peak (numpy and Python allocations) and their ratio. Nothing is
 asserted. For ``calculate``, the scaling benchmark prints the prediction beside each worker's
@@ -21,7 +21,7 @@ import numpy as np
 
 CHILD = (
     "import sys, tracemalloc, dask\n"
-    "import memoxr.compute.plan as p\n"
+    "import memoxr.estimate.plan as p\n"
     "from memoxr.estimate import write_estimate\n"
     "dask.config.set(scheduler='synchronous')\n"
     "path, mb, out = sys.argv[1], float(sys.argv[2]), sys.argv[3]\n"

@@ -92,7 +92,7 @@ def ingest_command(
         return
     path = ingest(
         variables, output, name=name, sample_order=sample_order, sample_ids=sample_ids,
-        truth=_pairs(truth, "--truth"), chunk_mb=chunk_mb, overwrite=overwrite, show_progress=not quiet,
+        truth=_pairs(truth, "--truth"), chunk_mb=chunk_mb, overwrite=overwrite,
         storage_options=storage_options, npz_key=npz_key,
     )
     click.echo(f"wrote {path}")

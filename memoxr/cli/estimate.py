@@ -64,7 +64,7 @@ def estimate_command(
 
     chunk_mb = validate_option_mb("--chunk-mb", chunk_mb)
     if dry_run:
-        from ..compute.plan import plan_estimate
+        from ..estimate.plan import plan_estimate
         from ..io.storage import check_writable
 
         if not append:  # the run would refuse an existing OUTPUT: so does its plan

@@ -114,7 +114,7 @@ def convert_cmd(
     shard_mb = None if shard_mb is None else validate_option_mb("--shard-mb", shard_mb)
     path = convert_npz(
         input_npz, output, overwrite=overwrite, allow_pickle=allow_pickle, chunk_mb=chunk_mb,
-        sample_order=sample_order, shard_mb=shard_mb, storage_options=storage_options, show_progress=not quiet,
+        sample_order=sample_order, shard_mb=shard_mb, storage_options=storage_options,
     )
     click.echo(f"wrote {path}")
 
@@ -158,7 +158,7 @@ def calculate_cmd(
 
     result = workflows.calculate(
         input_path, output=output_path, alpha=alpha, beta=beta, stats_csv=stats_csv, overwrite=overwrite,
-        allow_pickle=allow_pickle, class_label=analyze_class, k=top_k, skipna=skipna, show_progress=not quiet,
+        allow_pickle=allow_pickle, class_label=analyze_class, k=top_k, skipna=skipna,
         storage_options=storage_options,
     )
     click.echo(str(result.analysis))
@@ -190,7 +190,7 @@ def update_csv_cmd(
 
     path = workflows.update_csv(
         influence_file, csv_file, output=output, overwrite=overwrite, allow_pickle=allow_pickle,
-        show_progress=not quiet, storage_options=storage_options,
+        storage_options=storage_options,
     )
     click.echo(f"wrote {path}")
 
@@ -208,7 +208,7 @@ def demo_cmd(output_dir: str, overwrite: bool, quiet: bool) -> None:
     """
     from .. import workflows
 
-    result = workflows.demo(Path(output_dir), overwrite=overwrite, show_progress=not quiet)
+    result = workflows.demo(Path(output_dir), overwrite=overwrite)
     click.echo(workflows.demo_report(result, output_dir))
 
 

@@ -85,7 +85,7 @@ def plot_command(
 
     for path in write_score_figures(
         input_path, output, kinds=list(kinds) or None, class_label=class_label, score=score, k=k, scale=scale,
-        sort_by=sort_by, fmt=fmt, overwrite=overwrite, allow_pickle=allow_pickle, show_progress=not quiet, dpi=dpi,
+        sort_by=sort_by, fmt=fmt, overwrite=overwrite, allow_pickle=allow_pickle, dpi=dpi,
         storage_options=storage_options,
     ):
         click.echo(f"wrote {path}")

@@ -105,12 +105,12 @@ def _dask_variables(obj: xr.Dataset | xr.DataArray) -> list[xr.Variable]:
     return [var for var in variables if dask.is_dask_collection(var.data)]
 
 
-def compute(*objs: Any, show_progress: bool = False) -> tuple[Any, ...]:
+def compute(*objs: Any) -> tuple[Any, ...]:
     """Compute xarray objects (and other dask collections) together, in one dask pass.
 
     The one gateway of memoxr's computations: on the scheduler chosen by
     :func:`memoxr.scheduler.use_scheduler`, with a bar inside a :func:`progress`
-    block (``show_progress=True``, the older form, enters one). Shared inputs,
+    block. Shared inputs,
     such as the influence chunks behind several scores, are read once.
     xarray objects are handed to dask as their variables' arrays, the way
     ``Dataset.compute`` does: dask 2026.8 mis-optimizes a whole Dataset passed
@@ -132,8 +132,7 @@ def compute(*objs: Any, show_progress: bool = False) -> tuple[Any, ...]:
         elif dask.is_dask_collection(obj):
             arrays.append(obj)
     try:
-        with progress(show_progress):
-            values = _compute_arrays(arrays)
+        values = _compute_arrays(arrays)
     except MemoxrInputError:
         raise
     except Exception as exc:

@@ -23,6 +23,7 @@ import numpy as np
 import xarray as xr
 
 from .._version import __version__
+from ..compute.progress import deprecated_show_progress
 from ..errors import MemoxrInputError
 from ..io.chunks import validate_mb
 from ..io.schema import SCHEMA_VERSION
@@ -321,7 +322,7 @@ def ingest(
     chunk_mb: float = 64.0,
     overwrite: bool = False,
     storage_options: dict[str, Any] | None = None,
-    show_progress: bool = False,
+    show_progress: bool | None = None,
     npz_key: str | None = None,
 ) -> Path:
     """Ingest per-epoch ``.npy`` / single-array ``.npz`` files into a dynamics store.
@@ -377,6 +378,5 @@ def ingest(
         variables, name=name, sample_order=sample_order, sample_ids=sample_ids, truth=truth, epochs=epochs,
         chunk_mb=chunk_mb, storage_options=storage_options, npz_key=npz_key,
     )
-    return Path(
-        write_dataset(ds, output, overwrite=overwrite, storage_options=storage_options, show_progress=show_progress)
-    )
+    with deprecated_show_progress(show_progress, "ingest"):
+        return Path(write_dataset(ds, output, overwrite=overwrite, storage_options=storage_options))

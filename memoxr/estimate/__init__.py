@@ -82,48 +82,16 @@ Modules
 :mod:`.writers`             the estimate's writers (Zarr store, FZ-layout npz) and write_trials
 :mod:`.incremental`         adding trials to an estimate store
 :mod:`.uncertainty`         convergence over trials; standard errors carried into the scores
-:mod:`.cli`                 the ``memoxr estimate`` and ``memoxr convergence`` commands
+:mod:`.plan`                the ``--dry-run`` cost plan
 ==========================  ====================================================================
 """
 
-# ruff: noqa: F401  (the names other modules, tests and notebooks import from memoxr.estimate)
 from __future__ import annotations
 
-from ..io.npz import write_npy_streamed as _write_npy_streamed
-from .graph import (
-    DEFAULT_SAMPLE_ORDER,
-    ESTIMATOR_NAME,
-    DegenerateSampleWarning,
-    class_indices,
-    estimate,
-    pass_sums_graph,
-    records_sums,
-    validate_bootstrap,
-    validate_chunk_mb,
-    warn_degenerate,
-)
-from .incremental import append_estimate, write_or_append_estimate
-from .sums import MIN_TASK_PRODUCTS, TrialSums, class_test_in, full_test_in
-from .sums import class_groups as _class_groups
-from .sums import even_sizes as _even_sizes
-from .sums import trial_chunk as _trial_chunk
-from .trials import (
-    BINARY_KEYS,
-    TRIAL,
-    TRIAL_VARIABLES,
-    Records,
-    open_trials,
-    read_records,
-)
-from .variables import estimate_dataset
-from .writers import (
-    _encoding,
-    estimate_to_zarr,
-    write_estimate,
-    write_estimate_store,
-    write_fz_npz,
-    write_trials,
-)
+from .graph import DegenerateSampleWarning, estimate
+from .incremental import append_estimate
+from .trials import TRIAL, TRIAL_VARIABLES, open_trials
+from .writers import estimate_to_zarr, write_estimate, write_fz_npz, write_trials
 
 __all__ = [
     "TRIAL",
@@ -137,8 +105,3 @@ __all__ = [
     "write_fz_npz",
     "write_trials",
 ]
-
-# Older private names, kept for code that imported them from memoxr.estimate.
-_validate_chunk_mb, _validate_bootstrap, _warn_degenerate, _BINARY_KEYS = (
-    validate_chunk_mb, validate_bootstrap, warn_degenerate, BINARY_KEYS,
-)

@@ -147,7 +147,8 @@ def add_intervals(
     >>> mask = rng.random((40, 3)) < 0.5
     >>> records = {"mask": mask, "train_correct": mask, "test_correct": rng.random((40, 2)) < 0.5,
     ...            "tr_labels": np.zeros(3, int), "tt_labels": np.zeros(2, int)}
-    >>> r = me.read_records(records, 1.0)
+    >>> from memoxr.estimate.trials import read_records
+    >>> r = read_records(records, 1.0)
     >>> ds = add_intervals(me.estimate(records), r.mask, r.train_correct, r.test_correct,
     ...                    replicates=50, confidence=0.9, seed=0, chunk_mb=1.0)
     >>> low, high = ds["tr_mem_ci_low"].values, ds["tr_mem_ci_high"].values

@@ -241,11 +241,3 @@ def full_test_in(mask: da.Array, test_correct: da.Array, chunk_mb: float, budget
         )
     return sum_over_trials(partial)
 
-
-def __getattr__(name: str) -> Any:
-    # Names that moved to memoxr.estimate.variables, still found through the old memoxr._estimate_sums.
-    from . import variables
-
-    if name in vars(variables):
-        return getattr(variables, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

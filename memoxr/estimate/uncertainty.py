@@ -282,7 +282,7 @@ def write_convergence(
     from ..io.storage import atomic_output, check_writable
 
     if figure is not None and (str(figure) == str(output) or not str(figure).endswith(".png")):
-        raise MemoxrInputError(f"figure {str(figure)!r}: expected a .png file other than the table {str(output)!r}")
+        raise MemoxrInputError(f"figure (--figure) {str(figure)!r}: expected a .png file other than the table {str(output)!r}")
     for path in (output, figure):
         if path is not None:
             check_writable(path, overwrite=overwrite, kind="file")

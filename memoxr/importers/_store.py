@@ -153,12 +153,12 @@ def scores_dataset(
 
 def write_scores(
     ds: xr.Dataset, output: str | os.PathLike[str], *, overwrite: bool = False,
-    storage_options: dict[str, Any] | None = None, show_progress: bool = False,
+    storage_options: dict[str, Any] | None = None, show_progress: bool | None = None,
 ) -> Path:
     """Write a :func:`scores_dataset` as a Zarr store, complete or absent."""
-    from ..compute.progress import progress
+    from ..compute.progress import deprecated_show_progress
 
-    with progress(show_progress):
+    with deprecated_show_progress(show_progress, "write_scores"):
         return Path(write_dataset(ds, output, overwrite=overwrite, storage_options=storage_options))
 
 

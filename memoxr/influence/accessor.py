@@ -1,6 +1,6 @@
 """``Dataset.memoxr``: the common calls on an influence or scores Dataset.
 
-Registered when memoxr's xarray modules are imported (:mod:`.scores`,
+Registered when any module of :mod:`memoxr.influence` is imported (:mod:`.scores`,
 ``memoxr.open_influence``), so ``import memoxr`` alone stays light.
 
 >>> import memoxr
@@ -17,6 +17,7 @@ from typing import Any
 
 import xarray as xr
 
+from ..compute.progress import compute
 from ..errors import MemoxrInputError
 
 __all__ = ["MemoxrAccessor"]
@@ -146,7 +147,7 @@ class MemoxrAccessor:
 
         analysis_options = {key: options.pop(key) for key in ("class_label", "k", "n_classes") if key in options}
         scores = self._scores("analyze", skipna=skipna, keep_attrs=keep_attrs, score_options=options)
-        scores = scores.compute()  # once, for the table and every analysis
+        (scores,) = compute(scores)  # once, for the table and every analysis
         table = class_stats(scores, skipna=skipna, keep_attrs=keep_attrs)
         return analyze(scores, table, skipna=skipna, keep_attrs=keep_attrs, **analysis_options)
 

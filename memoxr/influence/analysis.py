@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ..compute.progress import compute
 from ..errors import MemoxrInputError
 from ..io.schema import (
     CLASS,
@@ -39,7 +40,7 @@ _SAMPLE_COLUMNS = (*METHODS, "pos_infl_mean", "influence_std")
 def _in_memory(scores: xr.Dataset) -> xr.Dataset:
     check_scores_dataset(scores)
     scores = promote_coords(scores, SCORES_COORDS).transpose(CLASS, TRAIN, ...)
-    return scores.compute() if any(v.chunks for v in scores.variables.values()) else scores
+    return compute(scores)[0] if any(v.chunks for v in scores.variables.values()) else scores
 
 
 def _with_attrs(frame: pd.DataFrame, attrs: dict, keep_attrs: bool) -> pd.DataFrame:

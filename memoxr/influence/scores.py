@@ -50,7 +50,6 @@ from ..io.schema import (
     kept_attrs,
     promote_coords,
 )
-from . import accessor as _accessor  # noqa: F401  (registers Dataset.memoxr)
 from . import kernels as _kernels
 
 ZERO_STD_RULES = ("zero", "nan")

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from ..compute.progress import compute
 from ..errors import MemoxrInputError
 from ..io.schema import (
     CLASS,
@@ -52,7 +53,7 @@ def write_seed_npz(
     True
     """
     check_scores_dataset(scores)
-    scores = scores.compute().transpose(CLASS, TRAIN, ...)
+    scores = compute(scores)[0].transpose(CLASS, TRAIN, ...)
     real = scores["training_indices"].values >= 0
     labels = scores[CLASS].values.tolist()
     payload = {}

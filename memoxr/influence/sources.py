@@ -10,7 +10,6 @@ import xarray as xr
 
 from ..io.schema import INFLUENCE_COORDS, check_influence_dataset, label_variables, promote_coords
 from ..io.storage import open_dataset
-from . import accessor as _accessor  # noqa: F401  (registers Dataset.memoxr)
 
 SAMPLE_NAME = "digits_infl_matrix.npz"
 

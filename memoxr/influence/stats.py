@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ..compute.progress import compute
+from ..compute.progress import compute, deprecated_show_progress
 from ..errors import MemoxrInputError
 from ..io.schema import CLASS, STAT_STEMS, STATISTICS, TRAIN, check_scores_dataset, kept_attrs
 from ..io.storage import StorageOptions, atomic_output, check_writable, file_exists, open_file
@@ -25,7 +25,7 @@ SCORE_COLUMNS = tuple(
 
 
 def class_stats(
-    scores: xr.Dataset, *, skipna: bool = False, keep_attrs: bool = False, show_progress: bool = False
+    scores: xr.Dataset, *, skipna: bool = False, keep_attrs: bool = False, show_progress: bool | None = None
 ) -> pd.DataFrame:
     """Per-class count, mean, std, min, max and median of memorization and each score.
 
@@ -64,7 +64,8 @@ def class_stats(
     """
     check_scores_dataset(scores)
     names = list(STAT_STEMS)
-    (data,) = compute(scores[[*names, "training_indices"]], show_progress=show_progress)
+    with deprecated_show_progress(show_progress, "class_stats"):
+        (data,) = compute(scores[[*names, "training_indices"]])
     data = data.transpose(CLASS, TRAIN)
     real = data["training_indices"].to_numpy() >= 0
     values = np.stack([data[name].to_numpy() for name in names])  # (score, class, train_sample)

@@ -314,7 +314,6 @@ def write_dataset(
     overwrite: bool = False,
     encoding: Mapping[str, Mapping[str, Any]] | None = None,
     storage_options: StorageOptions = None,
-    show_progress: bool = False,
     final_attrs: Callable[[], Mapping[str, Any]] | None = None,
     write_data: bool = True,
 ) -> str:
@@ -352,7 +351,7 @@ def write_dataset(
                 write_empty_chunks=True,
             )
             if write_data:
-                compute(delayed, show_progress=show_progress)
+                compute(delayed)
             group = zarr.open_group(target, mode="r+", storage_options=so if is_url(target) else None)
             if final_attrs is not None:
                 group.attrs.update(dict(final_attrs()))

@@ -11,7 +11,7 @@ import xarray as xr
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from ..compute.progress import compute, progress
+from ..compute.progress import compute, deprecated_show_progress
 from ..errors import MemoxrInputError
 from ..influence.analysis import METHODS
 from ..io.schema import CLASS, check_scores_dataset
@@ -107,7 +107,7 @@ def write_score_figures(
     fmt: str | None = None,
     overwrite: bool = False,
     allow_pickle: bool = False,
-    show_progress: bool = False,
+    show_progress: bool | None = None,
     dpi: int = 150,
     storage_options: dict[str, Any] | None = None,
 ) -> list[Path]:
@@ -176,7 +176,7 @@ def write_score_figures(
     target = Path(output)
     names = [target] if one_file else [target / f"{KINDS[kind]}.{fmt}" for kind in kinds]
     with atomic_output(target, overwrite=overwrite) as tmp:
-        with progress(show_progress):  # show_progress=False adds nothing: a caller's context still draws
+        with deprecated_show_progress(show_progress, "write_figures"):
             (scores,) = compute(scores)
         # Both were checked against SCALES and SORTS above.
         drawers = _drawers(scores, class_label, score, k, cast(Scale, scale), cast("SortBy | None", sort_by))
