@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from typing import cast
 
 from memoxr.compute.progress import deprecated_show_progress
 from memoxr.influence.fz_npz import DEFAULT_SAMPLE_ORDER, FZLayout, inspect_fz_npz, open_fz_npz
@@ -74,6 +75,14 @@ def convert_npz(
     storage_options : dict, optional
         fsspec options (credentials, ``client_kwargs={"endpoint_url": ...}``)
         for ``s3://`` paths, input or output.
+
+    Examples
+    --------
+    >>> import tempfile, memoxr
+    >>> store = convert_npz(memoxr.sample_path(), f"{tempfile.mkdtemp()}/digits.zarr", chunk_mb=0.1)
+    >>> ds = memoxr.open_influence(store)
+    >>> ds["influence"].chunks, len(ds.attrs["source_sha256"])
+    (((4, 4, 2), (137,), (46,)), 64)
     """
     check_writable(output, overwrite=overwrite, storage_options=storage_options)
     ds = open_fz_npz(
@@ -83,7 +92,7 @@ def convert_npz(
     if shard_mb is None and is_url(output):
         shard_mb = REMOTE_SHARD_MB
     inner = BlockChunks(*ds["influence"].data.chunksize)
-    shards = plan_shards(ds["influence"].shape, inner, shard_mb=shard_mb) if shard_mb is not None else None
+    shards = plan_shards(cast("tuple[int, int, int]", ds["influence"].shape), inner, shard_mb=shard_mb) if shard_mb is not None else None
     if shards is not None:
         ds = ds.chunk(shards.as_dict())  # one dask task writes one whole shard
     encoding = influence_encoding(ds, shards=shards)

@@ -26,7 +26,7 @@ _install_moved_module_paths()
 # source checkout that was not installed, find it beside this package instead.
 _here = os.path.dirname(__file__)
 if not os.path.isdir(os.path.join(_here, "convert")) and os.path.isfile(
-    os.path.join(_here, os.pardir, "convert", "fz_npz.py")
+    os.path.join(_here, os.pardir, "convert", "__init__.py")
 ):
     __path__.append(os.path.join(_here, os.pardir))
 
@@ -99,11 +99,21 @@ __all__ = [
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .compute.progress import progress
-    from .dynamics import DynamicsWriter, compute_proxies, csl, evaluate, open_dynamics
+    from .dynamics import DynamicsWriter, compute_proxies, csl, open_dynamics
+
+    # The function: for mypy, "from .dynamics import evaluate" also names the submodule.
+    from .dynamics.evaluate import evaluate
+    from .estimate.incremental import append_estimate
+    from .estimate.uncertainty import convergence, plot_convergence, score_errors
+    from .importers.compare import compare_scores
     from .influence.analysis import analyze, rank_agreement, score_ranges, top_classes, top_k
+    from .influence.pairs import pairs
     from .influence.scores import influence_scores, row_statistics
     from .influence.sources import open_influence, sample_path
     from .influence.stats import STAT_COLUMNS, class_stats, merge_stats_csv
+    from .io.chunks import DEFAULT_CHUNK_MB, plan_block_chunks
+    from .io.sample_order import align_order
+    from .reproduce import reproduce
 
 
 def __getattr__(name: str) -> Any:

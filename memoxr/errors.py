@@ -38,6 +38,14 @@ def connection_failure(exc: BaseException, endpoint: str | None = None) -> str |
 
     dask and zarr re-raise what botocore or aiohttp raised, so the causes are
     searched. Names the endpoint, never the credentials.
+
+    Examples
+    --------
+    >>> from fsspec.exceptions import FSTimeoutError
+    >>> connection_failure(FSTimeoutError("timed out"), "http://127.0.0.1:9000")
+    'object storage at http://127.0.0.1:9000 failed: timed out; check that it is running and reachable, then rerun'
+    >>> connection_failure(ValueError("not a connection problem")) is None
+    True
     """
     from fsspec.exceptions import FSTimeoutError
 

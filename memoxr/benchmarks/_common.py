@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -231,9 +231,12 @@ def run_process(
 
 # --------------------------------------------------------------------------- timing
 
+#: Variant name -> its runs: a ``ProcRun`` (whole process) or a wall time in seconds.
+Results = dict[str, list[ProcRun | float]]
 
-def interleave(variants: dict[str, Callable[[], object]], repeat: int, *,
-               before_each: Callable[[str], object] | None = None) -> dict[str, list[object]]:
+
+def interleave(variants: Mapping[str, Callable[[], object]], repeat: int, *,
+               before_each: Callable[[str], object] | None = None) -> Results:
     """Run every variant once per round, ``repeat`` rounds, rotating which goes first.
 
     A variant returns either a ``ProcRun`` (whole processes) or anything else, in
@@ -241,7 +244,7 @@ def interleave(variants: dict[str, Callable[[], object]], repeat: int, *,
     untimed before each call (e.g. to remove the previous output).
     """
     names = list(variants)
-    results: dict[str, list[object]] = {name: [] for name in names}
+    results: Results = {name: [] for name in names}
     for r in range(repeat):
         for i in range(len(names)):
             name = names[(r + i) % len(names)]
@@ -253,11 +256,11 @@ def interleave(variants: dict[str, Callable[[], object]], repeat: int, *,
     return results
 
 
-def seconds(runs: list[object]) -> list[float]:
+def seconds(runs: list[ProcRun | float]) -> list[float]:
     return [r.wall if isinstance(r, ProcRun) else float(r) for r in runs]
 
 
-def print_table(results: dict[str, list[object]], *, gb: float | None = None, title: str = "") -> None:
+def print_table(results: Results, *, gb: float | None = None, title: str = "") -> None:
     """Median and min-max per variant (and GB/s if ``gb`` is given), then the runs in order."""
     if title:
         print(title)
@@ -272,7 +275,7 @@ def print_table(results: dict[str, list[object]], *, gb: float | None = None, ti
         print(line + "   [" + ", ".join(f"{x:.3f}" for x in t) + "]")
 
 
-def ratio(results: dict[str, list[object]], num: str, den: str) -> tuple[float, float, float, float]:
+def ratio(results: Results, num: str, den: str) -> tuple[float, float, float, float]:
     """Ratio of medians, median of per-round ratios, and the min and max of per-round ratios."""
     a, b = seconds(results[num]), seconds(results[den])
     per_round = [x / y for x, y in zip(a, b, strict=True)]
@@ -280,14 +283,14 @@ def ratio(results: dict[str, list[object]], num: str, den: str) -> tuple[float, 
             min(per_round), max(per_round))
 
 
-def print_ratio(results: dict[str, list[object]], num: str, den: str, label: str | None = None) -> None:
+def print_ratio(results: Results, num: str, den: str, label: str | None = None) -> None:
     """One ``ratio`` line: ``LABEL: 1.23x (ratio of medians); per round median 1.20x, 1.10-1.31x``."""
     of_medians, med, lo, hi = ratio(results, num, den)
     print(f"  ratio {label or f'{num} / {den}'}: {of_medians:.2f}x (ratio of medians); "
           f"per-round median {med:.2f}x, range {lo:.2f}-{hi:.2f}x")
 
 
-def print_rss(results: dict[str, list[object]]) -> None:
+def print_rss(results: Results) -> None:
     """Median and min-max peak RSS of the whole-process variants."""
     for name, runs in results.items():
         rss = [r.maxrss_mb for r in runs if isinstance(r, ProcRun)]

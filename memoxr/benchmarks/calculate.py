@@ -39,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import cast
 
 from memoxr.benchmarks import _common as c
 from memoxr.benchmarks.scores import seed_loop
@@ -127,9 +128,9 @@ def rss_flatness(folder: Path, gbs: list[float], values: str, repeat: int) -> No
     c.print_table(results)
     c.print_rss(results)
     names = list(results)
-    first = statistics.median(r.maxrss_mb for r in results[names[0]])
+    first = statistics.median(cast(c.ProcRun, r).maxrss_mb for r in results[names[0]])
     for name in names[1:]:
-        rss = statistics.median(r.maxrss_mb for r in results[name])
+        rss = statistics.median(cast(c.ProcRun, r).maxrss_mb for r in results[name])
         print(f"  ratio peak RSS {name} / {names[0]}: {rss / first:.2f}x (medians)")
     # What of that is memoxr's own (numpy and Python allocations), one chunk at a time.
     for name, store in stores.items():

@@ -91,13 +91,16 @@ def _one_value(block: np.ndarray) -> np.ndarray:
 
 def compute_every_chunk(x: da.Array, limit_blas: bool = True) -> None:
     """Compute every chunk of ``x``, keeping one value of each (nothing else is held)."""
-    touched = x.map_blocks(_one_value, chunks=tuple((1,) * len(c) for c in x.chunks), dtype=x.dtype)
+    # da.map_blocks(f, x) is what x.map_blocks(f) calls; dask's @wraps hides the method's signature from mypy.
+    touched = da.map_blocks(_one_value, x, chunks=tuple((1,) * len(c) for c in x.chunks), dtype=x.dtype)
     context = blas_threads_for_dask([x]) if limit_blas else contextlib.nullcontext()
     with context:
         touched.compute()
 
 
-def numpy_inputs(n_trials: int, n_train: int, n_test: int, n_class: int, max_mb: float, seed: int = 0):
+def numpy_inputs(
+    n_trials: int, n_train: int, n_test: int, n_class: int, max_mb: float, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, int, int, int]:
     """Float32 ``mask`` and ``correct`` of ``classes_run`` classes (contiguous columns), and ``classes_run``."""
     per_class = 4 * n_trials * (n_train + n_test) / n_class + 4 * (n_train / n_class) * (n_test / n_class)
     classes_run = int(max(1, min(n_class, max_mb * 2**20 // max(per_class, 1))))

@@ -176,6 +176,7 @@ def run_once(store: Path, size_gb: float, n_workers: int, memory_limit: str, pol
         n_workers=n_workers, threads_per_worker=1, processes=True, memory_limit=memory_limit,
         dashboard_address=None,
     ) as cluster, use_scheduler(cluster.scheduler_address) as client:
+        assert client is not None  # an address always gives a client
         client.wait_for_workers(n_workers)
         pids = client.run(_warm_worker)  # {worker address: pid}
         predicted = plan_calculate(store, threads=1).peak_per_worker / MB  # metadata only

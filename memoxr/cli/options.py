@@ -32,10 +32,23 @@ def cli_wording(message: str) -> str:
 
 def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     """Turn memoxr's input errors, unreachable object storage and unusable files into one
-    ``Error: ...`` line on stderr and exit status 2 (no traceback)."""
+    ``Error: ...`` line on stderr and exit status 2 (no traceback).
+
+    Examples
+    --------
+    >>> from click.testing import CliRunner
+    >>> @click.command()
+    ... @handle_errors
+    ... def replace():
+    ...     raise MemoxrInputError("output exists; pass overwrite=True to replace it")
+    >>> result = CliRunner().invoke(replace)
+    >>> result.exit_code, result.stderr.strip()
+    (2, 'Error: output exists; pass --overwrite to replace it')
+    """
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        message: str | None
         try:
             return func(*args, **kwargs)
         except OutputExistsError as exc:
@@ -108,6 +121,16 @@ def remote_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
     The command receives ``storage_options`` (a dict or None) and runs inside the
     chosen dask scheduler.
+
+    Examples
+    --------
+    >>> from click.testing import CliRunner
+    >>> @click.command()
+    ... @remote_options
+    ... def show(storage_options):
+    ...     click.echo(", ".join(sorted(storage_options)))
+    >>> CliRunner().invoke(show, ["--storage-options", '{"anon": true}']).output.strip()
+    'anon, config_kwargs'
     """
 
     @click.option(
@@ -184,6 +207,20 @@ def positional_paths(flags: Sequence[tuple[str, str, bool]]) -> Callable[[Callab
     ``flags`` lists ``(flag, parameter name, required)``, e.g. ``("--input", "input_path", True)``.
     ``memoxr convert a.npz b.zarr`` then means ``memoxr convert --input a.npz --output b.zarr``.
     Put it under ``@click.command`` and above the command's options.
+
+    Examples
+    --------
+    >>> from click.testing import CliRunner
+    >>> @click.command()
+    ... @positional_paths([("--input", "input_path", True), ("--output", "output_path", False)])
+    ... @click.option("--input", "input_path")
+    ... @click.option("--output", "output_path")
+    ... def copy(input_path, output_path):
+    ...     click.echo(f"{input_path} -> {output_path}")
+    >>> CliRunner().invoke(copy, ["a.npz", "b.zarr"]).output.strip()
+    'a.npz -> b.zarr'
+    >>> CliRunner().invoke(copy, ["--output", "b.zarr", "a.npz"]).output.strip()
+    'a.npz -> b.zarr'
     """
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -216,6 +253,17 @@ def with_path_options(command: click.Command, flags: Sequence[tuple[str, str]]) 
     ``flags`` pairs a flag with its help, in the order of the arguments; the
     arguments still work, as hidden aliases. For commands defined outside
     :mod:`memoxr.cli`, so every command names its paths the same way.
+
+    Examples
+    --------
+    >>> from click.testing import CliRunner
+    >>> @click.command()
+    ... @click.argument("source")
+    ... def show(source):
+    ...     click.echo(source)
+    >>> command = with_path_options(show, [("--input", "The file to read.")])
+    >>> CliRunner().invoke(command, ["--input", "a.npz"]).output.strip(), CliRunner().invoke(command, ["a.npz"]).output.strip()
+    ('a.npz', 'a.npz')
     """
     arguments = [p for p in command.params if isinstance(p, click.Argument) and p.nargs == 1]
     if not arguments:

@@ -32,7 +32,20 @@ RESIDENT_VALUES_PER_SAMPLE = 4 + 7
 
 @dataclass(frozen=True)
 class CostPlan:
-    """What a command will do, before it does it. Sizes in bytes."""
+    """What a command will do, before it does it. Sizes in bytes.
+
+    Examples
+    --------
+    >>> import memoxr
+    >>> from memoxr.influence.plan import plan_calculate
+    >>> plan = plan_calculate(memoxr.sample_path(), threads=2)
+    >>> plan.peak_per_worker == 2 * plan.per_task_bytes + plan.resident_bytes
+    True
+    >>> print(plan)  # doctest: +ELLIPSIS
+    Plan for memoxr calculate on .../digits_infl_matrix.npz (dry run: ...)
+      influence: 10 x 137 x 46 float32, 252.1 KB uncompressed
+    ...
+    """
 
     command: str
     source: str
@@ -85,7 +98,13 @@ def _size(n: float) -> str:
 
 
 def default_threads() -> int:
-    """Threads dask's local scheduler runs at once here (the cores this process may use)."""
+    """Threads dask's local scheduler runs at once here (the cores this process may use).
+
+    Examples
+    --------
+    >>> default_threads() >= 1
+    True
+    """
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 

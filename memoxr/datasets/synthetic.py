@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -22,9 +23,14 @@ def make_fz_arrays(
 ) -> dict[str, np.ndarray]:
     """Arrays of an FZ influence npz with the given class sizes.
 
-    >>> arrays = make_fz_arrays([3, 2], [1, 2])
-    >>> arrays["infl_matrix_class0"].shape, arrays["tt_classidx_1"].size
-    ((3, 1), 2)
+    Examples
+    --------
+    >>> arrays = make_fz_arrays([3, 2], [2, 1])
+    >>> sorted(arrays)  # doctest: +NORMALIZE_WHITESPACE
+    ['infl_matrix_class0', 'infl_matrix_class1', 'tr_classidx_0', 'tr_classidx_1', 'tr_labels', 'tr_mem',
+     'tt_classidx_0', 'tt_classidx_1', 'tt_labels']
+    >>> arrays["infl_matrix_class0"].shape, arrays["tr_labels"].tolist().count(1)
+    ((3, 2), 2)
     """
     if len(train_per_class) != len(test_per_class):
         raise ValueError("train_per_class and test_per_class must have the same length")
@@ -57,11 +63,14 @@ def make_fz_npz(
 ) -> str:
     """Write a synthetic FZ influence npz and return its path.
 
-    >>> import os, tempfile
-    >>> path = make_fz_npz(os.path.join(tempfile.mkdtemp(), "fz.npz"), [3, 2], [1, 2])
-    >>> sorted(np.load(path))[:3]
-    ['infl_matrix_class0', 'infl_matrix_class1', 'tr_classidx_0']
+    Examples
+    --------
+    >>> import tempfile, memoxr
+    >>> path = make_fz_npz(f"{tempfile.mkdtemp()}/fz.npz", [30, 20], [10, 5])
+    >>> memoxr.open_influence(path).sizes  # doctest: +ELLIPSIS
+    Frozen({'class': 2, 'train_sample': 30, 'test_sample': 10...})
     """
-    arrays = make_fz_arrays(train_per_class, test_per_class, seed=seed)
-    (np.savez_compressed if compressed else np.savez)(path, **arrays)  # type: ignore[arg-type]
+    # Any: numpy types **kwargs of savez as if they could fill its allow_pickle flag.
+    arrays: dict[str, Any] = make_fz_arrays(train_per_class, test_per_class, seed=seed)
+    (np.savez_compressed if compressed else np.savez)(path, **arrays)
     return str(path)

@@ -43,7 +43,17 @@ DEFAULT_SAMPLE_ORDER = "tfds"
 
 @dataclass
 class FZLayout:
-    """A validated FZ influence npz: its small arrays in memory, matrices on disk."""
+    """A validated FZ influence npz: its small arrays in memory, matrices on disk.
+
+    Examples
+    --------
+    >>> import memoxr
+    >>> layout = inspect_fz_npz(memoxr.sample_path())
+    >>> layout.max_train, layout.max_test, layout.plan(chunk_mb=0.1)
+    (137, 46, BlockChunks(cls=4, train=137, test=46))
+    >>> layout.to_dataset(chunk_mb=0.1)["influence"].chunks
+    ((4, 4, 2), (137,), (46,))
+    """
 
     path: str
     allow_pickle: bool
@@ -162,6 +172,13 @@ def inspect_fz_npz(
     refused unless ``allow_pickle``), shapes of each class matrix against its
     index arrays, indices finite, whole, in range and claimed by one class only,
     and labels that agree with class membership.
+
+    Examples
+    --------
+    >>> import memoxr
+    >>> layout = inspect_fz_npz(memoxr.sample_path())
+    >>> len(layout.classes), len(layout.tr_mem), len(layout.sha256)
+    (10, 1347, 64)
     """
     source = str(path)
     headers = read_npz_headers(source, storage_options=storage_options)
@@ -289,6 +306,13 @@ def open_fz_npz(
 
     Only headers and index arrays are read; ``checksum=True`` also hashes the
     whole file into ``source_sha256`` (what :func:`convert_npz` records).
+
+    Examples
+    --------
+    >>> import memoxr
+    >>> ds = open_fz_npz(memoxr.sample_path())
+    >>> dict(ds["influence"].sizes), ds.attrs["schema"]
+    ({'class': 10, 'train_sample': 137, 'test_sample': 46}, 'memoxr.influence')
     """
     layout = inspect_fz_npz(path, allow_pickle=allow_pickle, checksum=checksum, storage_options=storage_options)
     return layout.to_dataset(chunk_mb=chunk_mb, chunks=chunks, sample_order=sample_order)

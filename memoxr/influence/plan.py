@@ -95,6 +95,13 @@ def plan_pairs(
     ``options`` are :func:`memoxr.pairs`'s (``min_infl``, ``min_mem``, ``top_k_per_test``, ``full``...).
     The memorization and index arrays are read (small, needed to know which chunks to read);
     the influence is not. A task holds its chunk as read (2x decoded plus stored) and the pairs it finds.
+
+    Examples
+    --------
+    >>> import memoxr
+    >>> plan = plan_pairs(memoxr.sample_path(), min_mem=0.5)
+    >>> plan.command, plan.n_chunks, plan.notes[0]
+    ('pairs', 1, '1 of 1 chunks hold a train row with memorization >= 0.5; only those are read')
     """
     from .pairs import plan_search
 

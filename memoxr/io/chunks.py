@@ -6,6 +6,7 @@ import math
 import numbers
 import os
 from dataclasses import dataclass
+from typing import cast
 
 from ..errors import MemoxrInputError
 
@@ -13,8 +14,18 @@ DEFAULT_CHUNK_MB = 64.0
 
 
 def validate_mb(name: str, value: object) -> float:
-    """A size in megabytes: a finite positive real number (not a bool)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (math.isfinite(value) and value > 0):
+    """A size in megabytes: a finite positive real number (not a bool).
+
+    Examples
+    --------
+    >>> validate_mb("chunk_mb", 16)
+    16.0
+    >>> validate_mb("chunk_mb", -1)
+    Traceback (most recent call last):
+    ...
+    memoxr.errors.MemoxrInputError: chunk_mb must be a positive number of megabytes; received -1
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (math.isfinite(value) and cast(float, value) > 0):
         raise MemoxrInputError(f"{name} must be a positive number of megabytes; received {value!r}")
     return float(value)
 
@@ -25,7 +36,13 @@ MIN_OPTION_MB = 1.0
 
 
 def memory_mb() -> float:
-    """This machine's physical memory in MB."""
+    """This machine's physical memory in MB.
+
+    Examples
+    --------
+    >>> memory_mb() > 0
+    True
+    """
     try:
         import psutil
 
@@ -39,6 +56,16 @@ def validate_option_mb(option: str, value: object) -> float:
 
     A quarter because a chunk (or shard) is held several times over while it is
     computed, compressed and written, once per thread.
+
+    Examples
+    --------
+    >>> validate_option_mb("--chunk-mb", 64)
+    64.0
+    >>> validate_option_mb("--chunk-mb", 0.5)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    memoxr.errors.MemoxrInputError: --chunk-mb: expected between 1 and ... MB (at most a quarter of this
+    machine's memory); received 0.5
     """
     value = validate_mb(option.lstrip("-").replace("-", "_"), value)
     ceiling = math.floor(memory_mb() / 4)
@@ -52,7 +79,14 @@ def validate_option_mb(option: str, value: object) -> float:
 
 @dataclass(frozen=True)
 class BlockChunks:
-    """Chunk sizes for a ``(class, train_sample, test_sample)`` block."""
+    """Chunk sizes for a ``(class, train_sample, test_sample)`` block.
+
+    Examples
+    --------
+    >>> chunks = BlockChunks(cls=2, train=500, test=100)
+    >>> chunks.as_dict(), chunks.nbytes()
+    ({'class': 2, 'train_sample': 500, 'test_sample': 100}, 400000)
+    """
 
     cls: int
     train: int

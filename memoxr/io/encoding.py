@@ -19,6 +19,14 @@ def influence_encoding(ds: xr.Dataset, *, shards: BlockChunks | None = None) -> 
 
     With ``shards``, ``influence`` is written in shards of that shape (whole
     numbers of its dask chunks, which must align with them).
+
+    Examples
+    --------
+    >>> import memoxr
+    >>> ds = memoxr.open_influence(memoxr.sample_path(), chunk_mb=0.1)
+    >>> encoding = influence_encoding(ds, shards=BlockChunks(8, 137, 46))
+    >>> encoding["influence"]["chunks"], encoding["influence"]["shards"], encoding["memorization"]["chunks"]
+    ((4, 137, 46), (8, 137, 46), (10, 137))
     """
     encoding: dict[str, dict] = {}
     for name, var in ds.data_vars.items():

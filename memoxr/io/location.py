@@ -27,7 +27,13 @@ StorageOptions = Mapping[str, Any] | None
 
 
 def is_url(path: object) -> bool:
-    """True for ``protocol://`` paths other than ``file://``."""
+    """True for ``protocol://`` paths other than ``file://``.
+
+    Examples
+    --------
+    >>> is_url("s3://bucket/influence.zarr"), is_url("runs/influence.zarr"), is_url("file:///tmp/a.zarr")
+    (True, False, False)
+    """
     text = path.path if isinstance(path, Location) else str(path)
     return "://" in text and not text.startswith("file://")
 
@@ -39,7 +45,14 @@ S3_TIMEOUTS: dict[str, Any] = {"connect_timeout": 5, "read_timeout": 8, "retries
 
 
 def with_timeouts(storage_options: StorageOptions) -> dict[str, Any]:
-    """``storage_options`` with :data:`S3_TIMEOUTS` filled into ``config_kwargs`` where not given."""
+    """``storage_options`` with :data:`S3_TIMEOUTS` filled into ``config_kwargs`` where not given.
+
+    Examples
+    --------
+    >>> options = with_timeouts({"anon": True, "config_kwargs": {"read_timeout": 60}})
+    >>> options["anon"], options["config_kwargs"]["read_timeout"], options["config_kwargs"]["connect_timeout"]
+    (True, 60, 5)
+    """
     options = dict(storage_options or {})
     config = dict(options.get("config_kwargs") or {})
     for key, value in S3_TIMEOUTS.items():
@@ -132,7 +145,14 @@ class Location:
 
 
 def describe_access_error(path: PathLike, exc: BaseException, endpoint: str | None = None) -> str:
-    """A one-line reason for a failed access, without credentials."""
+    """A one-line reason for a failed access, without credentials.
+
+    Examples
+    --------
+    >>> describe_access_error("s3://bucket/a.zarr", PermissionError("Access Denied"))
+    "cannot access 's3://bucket/a.zarr': Access Denied; check the credentials (--credentials,
+    --storage-options, AWS_* variables, ~/.aws)"
+    """
     failure = connection_failure(exc, endpoint)
     if failure is not None:
         return f"cannot access {str(path)!r}: {failure}"
@@ -165,12 +185,33 @@ def _exists(path: PathLike | Location, storage_options: StorageOptions) -> bool:
 
 
 def open_file(path: PathLike | Location, mode: str = "rb", *, storage_options: StorageOptions = None) -> Any:
-    """An fsspec file for a local path or URL (use as a context manager)."""
+    """An fsspec file for a local path or URL (use as a context manager).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> path = f"{tempfile.mkdtemp()}/notes.txt"
+    >>> with open_file(path, "w") as fp:
+    ...     _ = fp.write("hello")
+    >>> with open_file(path, "r") as fp:
+    ...     fp.read()
+    'hello'
+    """
     location = Location.of(path, storage_options)
     return fsspec.open(location.path, mode, **(location.storage_options if location.is_url else {}))
 
 
 def file_exists(path: PathLike | Location, *, storage_options: StorageOptions = None) -> bool:
+    """True when ``path`` (local or URL) is a file; a folder or a missing path is not.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> _ = (folder / "a.npz").write_bytes(b"")
+    >>> file_exists(folder / "a.npz"), file_exists(folder), file_exists(folder / "b.npz")
+    (True, False, False)
+    """
     return _probe(path, storage_options, local=Path.is_file, remote="isfile")
 
 
@@ -203,6 +244,17 @@ def resolve_storage_options(
     With neither, fsspec/s3fs read the usual places (``AWS_*`` environment
     variables, ``~/.aws``). :data:`S3_TIMEOUTS` fill ``config_kwargs`` keys not
     given. Error messages never quote secrets.
+
+    Examples
+    --------
+    >>> options = resolve_storage_options('{"anon": true}')
+    >>> options["anon"], sorted(options["config_kwargs"])
+    (True, ['connect_timeout', 'read_timeout', 'retries'])
+    >>> import tempfile
+    >>> credentials = Path(tempfile.mkdtemp()) / "credentials.json"
+    >>> _ = credentials.write_text('{"endpoint": "127.0.0.1:9000", "accessKey": "minio", "secretKey": "minio123"}')
+    >>> resolve_storage_options(credentials=credentials)["client_kwargs"]
+    {'endpoint_url': 'http://127.0.0.1:9000'}
     """
     options: dict[str, Any] = {}
     if credentials is not None:

@@ -15,7 +15,7 @@ import zipfile
 import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -117,7 +117,7 @@ def read_npz_headers_from(raw: Any, *, source: str) -> dict[str, ArrayHeader]:
 def read_npy_body(fp: Any, header: ArrayHeader, *, source: str) -> np.ndarray:
     """The data after a checked, non-object header: exactly ``header.nbytes`` bytes, or an error."""
     buffer = np.empty(header.nbytes, dtype=np.uint8)
-    view, got = memoryview(buffer), 0
+    view, got = memoryview(cast(Any, buffer)), 0  # numpy types ndarray as a Buffer on Python >= 3.12 only
     try:
         while got < header.nbytes:
             if hasattr(fp, "readinto"):  # straight into the array: no second copy of a large matrix
@@ -238,13 +238,13 @@ class CheckedNpz:
         dtype, fortran = header.dtype, header.fortran_order
         direct = dtype == np.float32 and dtype.isnative and not fortran and out.flags.c_contiguous
         buffer = out if direct else np.empty(shape[::-1] if fortran else shape, dtype=dtype)
-        received = fp.readinto(memoryview(buffer).cast("B")) if expected else 0
+        received = fp.readinto(memoryview(cast(Any, buffer)).cast("B")) if expected else 0
         if received != expected:  # the file is shorter than its zip directory says
             raise MemoxrInputError(
                 f"input {self.source!r}: key {key!r}: expected {expected} bytes of data, received {received} "
                 "(truncated file)"
             )
-        crc = zlib.crc32(memoryview(buffer).cast("B") if expected else b"", zlib.crc32(self._header_bytes(data_start, header_length)))
+        crc = zlib.crc32(memoryview(cast(Any, buffer)).cast("B") if expected else b"", zlib.crc32(self._header_bytes(data_start, header_length)))
         trailing = info.file_size - header_length - expected
         if trailing > 0:
             crc = zlib.crc32(fp.read(trailing), crc)

@@ -33,11 +33,12 @@ import uuid
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import fsspec
 import xarray as xr
 import zarr
+import zarr.abc.store  # loaded by zarr anyway; named for the Store annotation
 
 from ..compute.progress import compute
 from ..errors import IncompleteStoreError, MemoxrInputError, OutputExistsError
@@ -324,13 +325,20 @@ def write_dataset(
     stored before the completion marker (e.g. a checksum computed meanwhile).
     ``write_data=False`` writes the metadata and the in-memory variables only, leaving
     dask-backed variables' chunks unwritten (to be filled later, as a recorder does).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> path = write_dataset(xr.Dataset({"x": ("i", [1.0, 2.0])}), f"{tempfile.mkdtemp()}/x.zarr")
+    >>> open_dataset(path)["x"].values.tolist()
+    [1.0, 2.0]
     """
     location = Location.of(path, storage_options)
     so = dict(location.storage_options) if location.is_url else None
     schema = str(ds.attrs.get("schema", ""))
     with store_output(location, overwrite=overwrite) as target:
         with _zarr_v3_quiet():
-            mode = "w-"
+            mode: Literal["w-", "a"] = "w-"
             if is_url(target) and schema.startswith("memoxr."):
                 # The first object says it is memoxr's (xarray would first write a root without
                 # attributes): a writer killed at any point leaves a store a rerun may replace.

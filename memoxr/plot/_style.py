@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal, cast
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -21,6 +21,7 @@ ArrayLike = Any  # numpy array, list, dask array or xarray.DataArray
 
 #: Axis scales of the distribution figures; "auto" picks one from the data (:func:`resolve_scale`).
 SCALES = ("auto", "linear", "log", "symlog")
+Scale = Literal["auto", "linear", "log", "symlog"]
 _MIN_TICK_FONT = 5.5  # points; class labels are thinned rather than drawn smaller
 #: Zero-heavy: at least this share of exact zeros makes "auto" leave the linear scale.
 ZERO_HEAVY = 0.25
@@ -32,11 +33,31 @@ SKEWED_RATIO = 100.0
 
 
 def check_choice(argument: str, value: Any, choices: Sequence[Any]) -> None:
+    """Refuse ``value`` unless it is one of ``choices``, naming ``argument``.
+
+    Examples
+    --------
+    >>> check_choice("scale", "log", SCALES)
+    >>> check_choice("scale", "cubic", SCALES)
+    Traceback (most recent call last):
+    ...
+    memoxr.errors.MemoxrInputError: scale must be one of ['auto', 'linear', 'log', 'symlog']; received 'cubic'
+    """
     if value not in choices:
         raise MemoxrInputError(f"{argument} must be one of {list(choices)}; received {value!r}")
 
 
 def score_variables(scores: xr.Dataset) -> list[str]:
+    """Names of the ``(class, train_sample)`` score variables of ``scores``.
+
+    Examples
+    --------
+    >>> import memoxr
+    >>> scores = memoxr.influence_scores(memoxr.open_influence(memoxr.sample_path()))
+    >>> score_variables(scores)  # doctest: +NORMALIZE_WHITESPACE
+    ['influence_weighted_memo', 'representativeness_score', 'weighted_combination', 'critical_sample_score',
+     'original_memo', 'pos_infl_mean', 'influence_std']
+    """
     return [
         str(name)
         for name, var in scores.data_vars.items()
@@ -61,6 +82,16 @@ def class_position(scores: xr.Dataset, label: Any, argument: str) -> int:
 
 
 def check_bins(bins: Any, n: int | None = None) -> None:
+    """Refuse a bin count that is not a whole number in [1, ``n``].
+
+    Examples
+    --------
+    >>> check_bins(10, n=100)
+    >>> check_bins(0)
+    Traceback (most recent call last):
+    ...
+    memoxr.errors.MemoxrInputError: bins must be an integer >= 1; received 0
+    """
     if isinstance(bins, bool) or not isinstance(bins, int | np.integer) or bins < 1:
         raise MemoxrInputError(f"bins must be an integer >= 1; received {bins!r}")
     if n is not None and bins > n:
@@ -70,11 +101,31 @@ def check_bins(bins: Any, n: int | None = None) -> None:
 
 
 def check_k(k: Any) -> None:
+    """Refuse a ``k`` that is not a positive whole number (a bool is not one).
+
+    Examples
+    --------
+    >>> check_k(True)
+    Traceback (most recent call last):
+    ...
+    memoxr.errors.MemoxrInputError: k must be a positive integer; received True
+    """
     if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
         raise MemoxrInputError(f"k must be a positive integer; received {k!r}")
 
 
 def check_mask(mask: ArrayLike, argument: str = "mask") -> None:
+    """Refuse a mask that is not boolean, with the conversion to use.
+
+    Examples
+    --------
+    >>> check_mask(np.array([True, False]))
+    >>> check_mask(np.array([0.5, 1.0]))
+    Traceback (most recent call last):
+    ...
+    memoxr.errors.MemoxrInputError: mask must be a boolean array (True = positive sample); received dtype
+    float64; convert with mask.astype(bool) if 1 marks a positive
+    """
     dtype = getattr(mask, "dtype", None)
     if dtype is None:
         dtype = np.asarray(mask).dtype
@@ -86,7 +137,15 @@ def check_mask(mask: ArrayLike, argument: str = "mask") -> None:
 
 
 def check_paired(ref_name: str, ref: ArrayLike, name: str, value: ArrayLike) -> None:
-    """Same shape; two DataArrays must also share dims and coordinates."""
+    """Same shape; two DataArrays must also share dims and coordinates.
+
+    Examples
+    --------
+    >>> check_paired("mask", np.zeros(3, bool), "proxies['csl']", np.zeros(4))
+    Traceback (most recent call last):
+    ...
+    memoxr.errors.MemoxrInputError: proxies['csl'] must have the shape of mask (3,) (one value per sample); received (4,)
+    """
     ref_shape, shape = np.shape(ref), np.shape(value)
     if shape != ref_shape:
         raise MemoxrInputError(
@@ -116,7 +175,14 @@ def check_proxies(proxies: Any) -> None:
 
 
 def to_numpy(values: Mapping[str, ArrayLike]) -> dict[str, np.ndarray]:
-    """Flattened numpy copies; dask-backed inputs are computed together, in one pass."""
+    """Flattened numpy copies; dask-backed inputs are computed together, in one pass.
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> to_numpy({"a": da.ones((2, 2), chunks=1), "b": xr.DataArray([1, 2])})
+    {'a': array([1., 1., 1., 1.]), 'b': array([1, 2])}
+    """
     computed = compute(*values.values())
     out = {}
     for name, value in zip(values, computed, strict=True):
@@ -126,14 +192,30 @@ def to_numpy(values: Mapping[str, ArrayLike]) -> dict[str, np.ndarray]:
 
 
 def scores_subset(scores: xr.Dataset, names: Sequence[str]) -> xr.Dataset:
-    """The named variables and ``training_indices``, in memory (one dask pass)."""
+    """The named variables and ``training_indices``, in memory (one dask pass).
+
+    Examples
+    --------
+    >>> import memoxr
+    >>> scores = memoxr.influence_scores(memoxr.open_influence(memoxr.sample_path()))
+    >>> subset = scores_subset(scores, ["original_memo"])
+    >>> list(subset.data_vars), "training_indices" in subset.coords, subset["original_memo"].chunks is None
+    (['original_memo'], True, True)
+    """
     wanted = list(dict.fromkeys([*names, "training_indices"]))
     (subset,) = compute(scores[wanted])
     return subset
 
 
 def label_of(value: ArrayLike, default: str) -> str:
-    """``long_name [units]`` of a DataArray, else its name, else ``default``."""
+    """``long_name [units]`` of a DataArray, else its name, else ``default``.
+
+    Examples
+    --------
+    >>> csl = xr.DataArray([1.0], name="csl", attrs={"long_name": "cumulative sample loss", "units": "nats"})
+    >>> label_of(csl, "proxy"), label_of(np.array([1.0]), "proxy")
+    ('cumulative sample loss [nats]', 'proxy')
+    """
     if isinstance(value, xr.DataArray):
         name = value.attrs.get("long_name") or value.name
         if name is not None:
@@ -146,7 +228,13 @@ def label_of(value: ArrayLike, default: str) -> str:
 
 
 def significant(value: float, digits: int = 3) -> str:
-    """``value`` with ``digits`` significant digits: 0.0123, 3.19e-06, 1.23e+05; never ``0.00000``."""
+    """``value`` with ``digits`` significant digits: 0.0123, 3.19e-06, 1.23e+05; never ``0.00000``.
+
+    Examples
+    --------
+    >>> significant(0.0123456), significant(3.19e-6), significant(123456.0), significant(7)
+    ('0.0123', '3.19e-06', '1.23e+05', '7')
+    """
     if isinstance(value, int | np.integer):
         return str(int(value))
     if np.isnan(value):
@@ -157,7 +245,7 @@ def significant(value: float, digits: int = 3) -> str:
 # --------------------------------------------------------------------------- scales
 
 
-def resolve_scale(values: np.ndarray, scale: str) -> str:
+def resolve_scale(values: np.ndarray, scale: Scale) -> Scale:
     """The axis scale for ``values`` (finite): ``scale`` itself unless it is ``"auto"``.
 
     ``"auto"`` keeps the linear scale unless the values are zero-heavy (at least
@@ -165,6 +253,15 @@ def resolve_scale(values: np.ndarray, scale: str) -> str:
     magnitudes at least :data:`SKEWED_RATIO` times the 10th): then ``"log"``
     for non-negative values (exact zeros are counted, not drawn), ``"symlog"``
     when some are negative.
+
+    Examples
+    --------
+    >>> resolve_scale(np.linspace(1, 2, 10), "auto")  # neither zero-heavy nor skewed
+    'linear'
+    >>> resolve_scale(np.r_[np.zeros(50), np.ones(10)], "auto")  # zero-heavy, non-negative
+    'log'
+    >>> resolve_scale(np.r_[-np.logspace(-6, 0, 10), np.zeros(40)], "auto")  # zero-heavy, negative values
+    'symlog'
     """
     check_choice("scale", scale, SCALES)
     if scale != "auto":
@@ -179,7 +276,13 @@ def resolve_scale(values: np.ndarray, scale: str) -> str:
 
 
 def symlog_threshold(values: np.ndarray) -> float:
-    """Linear range of a symlog axis: the power of ten at or below the 5th percentile of |non-zero values|."""
+    """Linear range of a symlog axis: the power of ten at or below the 5th percentile of |non-zero values|.
+
+    Examples
+    --------
+    >>> symlog_threshold(np.array([0.0, 0.003, 0.2, 5.0]))  # 5th percentile of |non-zero| about 0.02
+    0.01
+    """
     nonzero = np.abs(values[np.isfinite(values) & (values != 0)])
     if not nonzero.size:
         return 1.0
@@ -191,6 +294,12 @@ def scale_transforms(scale: str, values: np.ndarray) -> tuple[Callable, Callable
 
     Statistics (quartiles, Tukey fences, densities) are computed on the
     transformed values, so they mean on the axis what they would on a linear one.
+
+    Examples
+    --------
+    >>> forward, backward, keywords = scale_transforms("log", np.array([1.0, 100.0]))
+    >>> forward(np.array([1.0, 100.0])), backward(np.array([0.0, 2.0])), keywords
+    (array([0., 2.]), array([  1., 100.]), {})
     """
     if scale == "log":
         return np.log10, lambda t: 10.0 ** np.asarray(t), {}
@@ -201,11 +310,11 @@ def scale_transforms(scale: str, values: np.ndarray) -> tuple[Callable, Callable
 
         def forward(v: np.ndarray) -> np.ndarray:
             v = np.asarray(v, dtype=float)  # matplotlib's transforms take arrays of one dim or more
-            return transform.transform_non_affine(np.atleast_1d(v)).reshape(v.shape)
+            return cast(np.ndarray, transform.transform_non_affine(np.atleast_1d(v))).reshape(v.shape)
 
         def backward(t: np.ndarray) -> np.ndarray:
             t = np.asarray(t, dtype=float)
-            return inverse.transform_non_affine(np.atleast_1d(t)).reshape(t.shape)
+            return cast(np.ndarray, inverse.transform_non_affine(np.atleast_1d(t))).reshape(t.shape)
 
         return forward, backward, {"linthresh": threshold, "linscale": 1.0}
     return (lambda v: np.asarray(v, dtype=float)), (lambda t: np.asarray(t, dtype=float)), {}
@@ -222,7 +331,13 @@ def new_axes(ax: Axes | None, figsize: tuple[float, float]) -> Axes:
 
 
 def distribution_size(n_classes: int) -> tuple[float, float]:
-    """Figure size of a per-class distribution figure: wider with more classes, up to 16 inches."""
+    """Figure size of a per-class distribution figure: wider with more classes, up to 16 inches.
+
+    Examples
+    --------
+    >>> distribution_size(10), distribution_size(100)
+    ((6.0, 5.0), (16.0, 5.0))
+    """
     return min(16.0, max(6.0, 0.16 * n_classes + 2.5)), 5.0
 
 

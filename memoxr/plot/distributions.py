@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import xarray as xr
@@ -14,6 +14,7 @@ from ..errors import MemoxrInputError
 from ..io.schema import CLASS, check_scores_dataset
 from ._style import (
     SCALES,
+    Scale,
     check_choice,
     check_score_name,
     class_position,
@@ -27,6 +28,7 @@ from ._style import (
 
 #: Orders of the classes along x; ``None`` is the class order too.
 SORTS = ("mean", "median", "nonzero", "class")
+SortBy = Literal["mean", "median", "nonzero", "class"]
 
 
 def _class_values(scores: xr.Dataset, name: str, classes: Sequence[Any] | None) -> tuple[list[np.ndarray], list[Any]]:
@@ -49,6 +51,11 @@ def class_order(values: Sequence[np.ndarray], sort_by: str | None) -> np.ndarray
 
     ``"nonzero"`` is the share of values that are not exactly 0. Classes
     without values come last; ``"class"`` and None keep the class order.
+
+    Examples
+    --------
+    >>> class_order([np.array([3.0, 1.0]), np.array([0.5]), np.array([])], "mean")  # the empty class last
+    array([1, 0, 2])
     """
     n = len(values)
     if sort_by in (None, "class"):
@@ -81,8 +88,8 @@ def score_distributions(
     name: str = "original_memo",
     *,
     kind: Literal["box", "violin"] = "box",
-    sort_by: Literal["mean", "median", "nonzero", "class"] | None = "mean",
-    scale: Literal["auto", "linear", "log", "symlog"] = "auto",
+    sort_by: SortBy | None = "mean",
+    scale: Scale = "auto",
     classes: Sequence[Any] | None = None,
     ax: Axes | None = None,
 ) -> Axes:
@@ -263,5 +270,6 @@ def _draw_violins(ax: Axes, x: np.ndarray, drawn: list[np.ndarray], shown: list[
         for part, gid in (("cmins", "mins"), ("cmaxes", "maxes"), ("cbars", "bars")):
             artists[part].set(gid=gid, color="0.35", linewidth=0.8)
         for k, i in enumerate(body):
-            artists["bodies"][k].set(gid=f"violin:{shown[i]}", facecolor="#9bb8dc", edgecolor="0.3", alpha=0.8)
+            # matplotlib types the bodies as one Collection; they are a list of PolyCollections.
+            cast(list, artists["bodies"])[k].set(gid=f"violin:{shown[i]}", facecolor="#9bb8dc", edgecolor="0.3", alpha=0.8)
     return [i for i in range(len(drawn)) if i not in body]

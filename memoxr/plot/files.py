@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import xarray as xr
 from matplotlib.axes import Axes
@@ -17,13 +17,14 @@ from ..influence.analysis import METHODS
 from ..io.schema import CLASS, check_scores_dataset
 from ._style import (
     SCALES,
+    Scale,
     check_choice,
     check_k,
     check_score_name,
     class_position,
     distribution_size,
 )
-from .distributions import SORTS, score_distributions
+from .distributions import SORTS, SortBy, score_distributions
 from .scores import memorization_vs_influence, method_agreement, table_size, top_k_table
 
 #: Figure kinds of ``memoxr plot --kind``, each with the stem of its file.
@@ -48,6 +49,13 @@ def output_plan(output: str | os.PathLike[str], kinds: Sequence[str] | None, fmt
     so exactly one kind must be chosen; its format is the suffix (a different
     ``fmt`` is refused). Any other ``output`` is a folder holding
     ``<stem>.<fmt>`` per kind (``fmt`` default ``png``).
+
+    Examples
+    --------
+    >>> output_plan("figures/scatter.svg", ["scatter"], None)
+    (True, ['scatter'], 'svg')
+    >>> output_plan("figures", None, None)
+    (False, ['box', 'scatter', 'agreement', 'top-k'], 'png')
     """
     if fmt is not None:
         check_choice("format", fmt, FORMATS)
@@ -71,7 +79,7 @@ def output_plan(output: str | os.PathLike[str], kinds: Sequence[str] | None, fmt
     return False, chosen or list(DEFAULT_KINDS), fmt or "png"
 
 
-def _drawers(scores: xr.Dataset, class_label: Any, score: str, k: int, scale: str, sort_by: str | None) -> dict[
+def _drawers(scores: xr.Dataset, class_label: Any, score: str, k: int, scale: Scale, sort_by: SortBy | None) -> dict[
         str, tuple[tuple[float, float], Callable[[Axes], Axes]]]:
     by = score if score in METHODS else "original_memo"
     size = distribution_size(scores.sizes[CLASS])
@@ -134,6 +142,13 @@ def write_score_figures(
     MemoxrInputError
         Unknown kind, format, score, class, scale or sort; a file ``output``
         with other than one kind or a disagreeing ``fmt``; a URL ``output``.
+
+    Examples
+    --------
+    >>> import tempfile, memoxr
+    >>> folder = tempfile.mkdtemp()
+    >>> [path.name for path in write_score_figures(memoxr.sample_path(), f"{folder}/top.png", kinds=["top-k"])]
+    ['top.png']
     """
     from ..io.storage import atomic_output, is_url
 
@@ -163,7 +178,8 @@ def write_score_figures(
     with atomic_output(target, overwrite=overwrite) as tmp:
         with deprecated_show_progress(show_progress, "write_figures"):
             (scores,) = compute(scores)
-        drawers = _drawers(scores, class_label, score, k, scale, sort_by)
+        # Both were checked against SCALES and SORTS above.
+        drawers = _drawers(scores, class_label, score, k, cast(Scale, scale), cast("SortBy | None", sort_by))
         if not one_file:
             tmp.mkdir()
         for kind, name in zip(kinds, names, strict=True):

@@ -9,7 +9,7 @@ refused rather than silently mispaired.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from matplotlib.axes import Axes
@@ -18,6 +18,7 @@ from ..errors import MemoxrInputError
 from ._style import (
     SCALES,
     ArrayLike,
+    Scale,
     check_bins,
     check_choice,
     check_mask,
@@ -105,6 +106,15 @@ def roc_curves(
     MemoxrInputError
         Empty ``proxies``; non-boolean ``mask`` or one without both classes; a
         proxy whose shape or coordinates differ from the mask's.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> mask = np.arange(100) < 20  # the first 20 samples are, say, mislabeled
+    >>> proxies = {"csl": 0.5 * mask + rng.random(100), "random": rng.random(100)}
+    >>> ax = roc_curves(proxies, mask, mask_name="mislabeled")
+    >>> [text.get_text() for text in ax.get_legend().get_texts()]
+    ['csl (AUROC 0.836)', 'random (AUROC 0.458)', 'chance (AUROC 0.500)']
     """
     arrays, truth = _detection_inputs(proxies, mask)
     metrics = _sklearn_metrics()
@@ -185,6 +195,13 @@ def tie_aware_bins(x: np.ndarray, bins: int) -> list[np.ndarray]:
     goes to the upper bin, so tied values share a bin; cuts that coincide
     merge bins (fewer than ``bins``), and a bin that would straddle a value
     with its own bin is split there (at most one more bin per such value).
+
+    Examples
+    --------
+    Six exact zeros hold more than ``n / bins`` samples: they are a bin of their own.
+
+    >>> [b.tolist() for b in tie_aware_bins(np.r_[np.zeros(6), [0.1, 0.2, 0.3, 0.4]], 3)]
+    [[0, 1, 2, 3, 4, 5], [6, 7], [8, 9]]
     """
     values, counts = np.unique(x, return_counts=True)
     heavy = values[counts * bins >= x.size]
@@ -208,7 +225,7 @@ def binned_against_memorization(
     *,
     bins: int = 10,
     label: str | None = None,
-    scale: Literal["auto", "linear", "log", "symlog"] = "auto",
+    scale: Scale = "auto",
     ax: Axes | None = None,
 ) -> Axes:
     """A proxy against FZ memorization, in bins that respect ties: median and quantile bands per bin.

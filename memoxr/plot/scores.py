@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal
 
 import matplotlib.pyplot as plt
@@ -15,6 +16,7 @@ from ..influence.analysis import METHODS, rank_agreement, top_k
 from ..io.schema import CLASS, check_scores_dataset
 from ._style import (
     SCALES,
+    Scale,
     check_choice,
     check_k,
     check_score_name,
@@ -40,7 +42,7 @@ def memorization_vs_influence(
     *,
     highlight_class: Any = None,
     kind: Literal["hexbin", "scatter"] = "hexbin",
-    scale: Literal["auto", "linear", "log", "symlog"] = "auto",
+    scale: Scale = "auto",
     ax: Axes | None = None,
 ) -> Axes:
     """Memorization (x) against mean positive influence (y), one class highlighted.
@@ -79,6 +81,14 @@ def memorization_vs_influence(
     ------
     MemoxrInputError
         Unknown ``kind``, ``scale`` or ``highlight_class``.
+
+    Examples
+    --------
+    >>> import memoxr
+    >>> scores = memoxr.influence_scores(memoxr.open_influence(memoxr.sample_path()))
+    >>> ax = memorization_vs_influence(scores, highlight_class=3)
+    >>> ax.get_ylabel()
+    'mean positive influence (pos_infl_mean)'
     """
     check_scores_dataset(scores)
     check_choice("kind", kind, ("hexbin", "scatter"))
@@ -135,8 +145,8 @@ def memorization_vs_influence(
 
 def _pad_limits(ax: Axes, x: np.ndarray, y: np.ndarray, transforms: list[Any]) -> None:
     """3 % margins measured on the axes' scales, so points at 0 or at the extremes are not cut by the frame."""
-    for values, (forward, backward, _), set_limits in zip((x, y), transforms, (ax.set_xlim, ax.set_ylim),
-                                                          strict=True):
+    setters: tuple[Callable[..., Any], ...] = (ax.set_xlim, ax.set_ylim)
+    for values, (forward, backward, _), set_limits in zip((x, y), transforms, setters, strict=True):
         if not values.size:
             continue
         low, high = forward(np.array([values.min(), values.max()]))
@@ -176,6 +186,14 @@ def method_agreement(scores: xr.Dataset, *, ax: Axes | None = None) -> Axes:
     matplotlib.axes.Axes
         The image (``gid="spearman"``) holds the 5 x 5 matrix in
         :data:`memoxr.influence.analysis.METHODS` order; annotations are ``ax.texts``, row by row.
+
+    Examples
+    --------
+    >>> import memoxr
+    >>> scores = memoxr.influence_scores(memoxr.open_influence(memoxr.sample_path()))
+    >>> ax = method_agreement(scores)
+    >>> ax.images[0].get_array().shape, ax.get_xticklabels()[0].get_text()
+    ((5, 5), 'original_memo')
     """
     check_scores_dataset(scores)
     data = scores_subset(scores, METHODS)
@@ -220,7 +238,14 @@ def method_agreement(scores: xr.Dataset, *, ax: Axes | None = None) -> Axes:
 
 
 def table_size(rows: int) -> tuple[float, float]:
-    """Figure size of a top-k table: 0.28 inch per row, two rows' worth of header, the title."""
+    """Figure size of a top-k table: 0.28 inch per row, two rows' worth of header, the title.
+
+    Examples
+    --------
+    >>> width, height = table_size(10)
+    >>> width, round(height, 2)
+    (12.0, 3.86)
+    """
     return 12.0, 0.28 * (rows + 2) + 0.5
 
 
@@ -235,7 +260,13 @@ def _wrap_header(name: str, width: int = 13) -> str:
 
 
 def column_text(values: np.ndarray, digits: int = 4) -> list[str]:
-    """Integers as is; floats with ``digits`` significant digits (``3.19e-06``, ``0.0123``, never ``0.00000``)."""
+    """Integers as is; floats with ``digits`` significant digits (``3.19e-06``, ``0.0123``, never ``0.00000``).
+
+    Examples
+    --------
+    >>> column_text(np.array([0.0123456, 3.19e-6])), column_text(np.array([3, 40]))
+    (['0.01235', '3.19e-06'], ['3', '40'])
+    """
     return [significant(v, digits) for v in values.tolist()] if values.dtype.kind == "f" else [
         str(int(v)) for v in values
     ]
@@ -266,6 +297,15 @@ def top_k_table(
     ------
     MemoxrInputError
         Unknown ``class_label`` or ``by``, or ``k`` not a positive integer.
+
+    Examples
+    --------
+    >>> import memoxr
+    >>> scores = memoxr.influence_scores(memoxr.open_influence(memoxr.sample_path()))
+    >>> ax = top_k_table(scores, 3, k=5)
+    >>> table = ax.tables[0]
+    >>> table[0, 0].get_text().get_text(), len({row for row, _ in table.get_celld()})  # header and 5 rows
+    ('rank', 6)
     """
     check_scores_dataset(scores)
     position = class_position(scores, class_label, "class_label")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pandas as pd
@@ -12,8 +14,11 @@ from ..io.storage import atomic_output
 from .settings import Settings
 from .tables import Tables, memorization, oriented, summarize, top_k
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 #: The paper's numbers (Ravikumar et al., ICML 2025), as the issue and the seed quote them.
-PAPER = {
+PAPER: dict[str, Any] = {
     "cosine_all": 0.87, "pearson_all": 0.79, "cosine_top": 0.93,  # CIFAR-100, ResNet, top 5k of 50k
     "mislabel_auroc": (0.985, 0.99),  # 1-10% symmetric noise
     "duplicates_auroc": (0.982, 0.989),
@@ -23,7 +28,7 @@ FIGURES = ("csl_vs_memorization.png", "mislabel_roc.png", "duplicates_roc.png", 
 _SHOWN = ("csl", "threshold_learning_time", "learning_time", "forgetting_events", "confidence", "in_confidence")
 
 
-def _save(fig, path: Path) -> Path:
+def _save(fig: Figure, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     with atomic_output(path, overwrite=True) as tmp:
@@ -159,7 +164,8 @@ def render(stages: dict[str, xr.Dataset], tables: Tables, settings: Settings, se
     n, k = fz.sizes["sample"], top_k(settings, fz.sizes["sample"])
     archs = list(settings.architectures)
     t1 = summarize(tables.table1, ["arch", "proxy", "target", "metric"])
-    csl1 = t1[t1["proxy"] == "csl"].set_index(["arch", "target", "metric"])
+    # Any: pandas-stubs do not take a tuple of labels as a MultiIndex row key of .loc.
+    csl1: Any = t1[t1["proxy"] == "csl"].set_index(["arch", "target", "metric"])
     head_rows, noise_gap = [], []
     for arch in archs:
         mem = memorization(fz, arch).values
@@ -240,7 +246,8 @@ def render(stages: dict[str, xr.Dataset], tables: Tables, settings: Settings, se
         f"Paper: {PAPER['duplicates_auroc'][0]} / {PAPER['duplicates_auroc'][1]}; measured for CSL (mean over "
         "architectures): "
         + ", ".join(f"{key[0]} sources, {key[1]}, among {key[2]}: {value:.3f}"
-                    for key, value in dup_csl.groupby(["source", "kind", "among"], sort=False)["mean"].mean().items())
+                    for key, value in cast("Iterable[tuple[tuple[str, str, str], float]]",
+                                           dup_csl.groupby(["source", "kind", "among"], sort=False)["mean"].mean().items()))
         + f". {settings.duplicate_fraction:.0%} of the train samples get a copy appended (`exact`: the same pixels; "
         f"`near`: Gaussian pixel noise of std {settings.near_std}); both the source and its copy count as "
         "duplicates. `random` sources are drawn from the whole split; `atypical` ones from the "
@@ -282,6 +289,15 @@ def render(stages: dict[str, xr.Dataset], tables: Tables, settings: Settings, se
 
 
 def write_report(text: str, path: Path) -> Path:
+    """Write ``text`` to ``path`` (complete or absent, replacing an older report).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> path = write_report("# Report", Path(tempfile.mkdtemp()) / "report.md")
+    >>> path.name, path.read_text()
+    ('report.md', '# Report')
+    """
     with atomic_output(path, overwrite=True) as tmp:
         tmp.write_text(text)
     return path

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 from ..dynamics.demo import EPOCHS as DEMO_EPOCHS
 from ..dynamics.demo import NOISE_LEVELS
@@ -11,10 +12,10 @@ from ..errors import MemoxrInputError
 from .training import ARCHITECTURES
 
 #: Paper-sized-for-digits defaults (the full run).
-FULL = {"trials": 1000, "seeds": 3, "epochs": 20, "architectures": ("logreg", "mlp32", "mlp128"),
+FULL: dict[str, Any] = {"trials": 1000, "seeds": 3, "epochs": 20, "architectures": ("logreg", "mlp32", "mlp128"),
         "mislabel_epochs": DEMO_EPOCHS}
 #: ``--quick``: the same experiments with fewer models and epochs (well under a minute on 2 cores).
-QUICK = {"trials": 64, "seeds": 3, "epochs": 10, "architectures": ("logreg", "mlp32"), "mislabel_epochs": 10}
+QUICK: dict[str, Any] = {"trials": 64, "seeds": 3, "epochs": 10, "architectures": ("logreg", "mlp32"), "mislabel_epochs": 10}
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ class Settings:
     @classmethod
     def from_json(cls, data: dict) -> Settings:
         fields = {f.name for f in dataclasses.fields(cls)}
-        values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in fields}
+        values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in fields}
         return cls(**values)
 
 
@@ -58,8 +59,19 @@ def make_settings(
     *, quick: bool = False, trials: int | None = None, seeds: int | None = None, epochs: int | None = None,
     architectures: tuple[str, ...] | None = None,
 ) -> Settings:
-    """The full run's settings (or ``--quick``'s), with any of them replaced; each one checked."""
-    base = dict(QUICK if quick else FULL)
+    """The full run's settings (or ``--quick``'s), with any of them replaced; each one checked.
+
+    Examples
+    --------
+    >>> settings = make_settings(quick=True, trials=8)
+    >>> settings.trials, settings.architectures, settings.seed_values
+    (8, ('logreg', 'mlp32'), (0, 1, 2))
+    >>> make_settings(trials=2)
+    Traceback (most recent call last):
+    ...
+    memoxr.errors.MemoxrInputError: trials: expected a whole number in [4, 99999], received 2
+    """
+    base: dict[str, Any] = dict(QUICK if quick else FULL)
     if trials is not None:
         base["trials"] = _whole("trials", trials, 4, 99_999)
     if seeds is not None:

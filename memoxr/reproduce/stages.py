@@ -29,7 +29,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import xarray as xr
@@ -38,6 +38,9 @@ from ..errors import IncompleteStoreError, MemoxrInputError
 from ..io.storage import atomic_output, open_dataset, write_dataset
 from . import training
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from ..dynamics import DynamicsWriter
 
 Echo = Callable[[str], None]
 STAGES = ("fz", "dynamics", "mislabel", "duplicates")
@@ -74,7 +77,14 @@ def _json_unit(path: Path, work: Callable[[], dict[str, Any]]) -> dict[str, Any]
 
 
 def open_stage(out: Path, name: str) -> xr.Dataset | None:
-    """The stage's store if it is complete, else None."""
+    """The stage's store if it is complete, else None.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> open_stage(Path(tempfile.mkdtemp()), "fz") is None  # never written
+    True
+    """
     path = out / f"{name}.zarr"
     if not path.exists():
         return None
@@ -86,7 +96,20 @@ def open_stage(out: Path, name: str) -> xr.Dataset | None:
 
 
 def run_stage(out: Path, name: str, build: Callable[[], xr.Dataset], echo: Echo) -> xr.Dataset:
-    """Reuse a complete stage store, or build and write it (complete or absent)."""
+    """Reuse a complete stage store, or build and write it (complete or absent).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> out = Path(tempfile.mkdtemp())
+    >>> ds = run_stage(out, "demo", lambda: xr.Dataset({"x": ("i", [1.0, 2.0])}), print)  # doctest: +ELLIPSIS
+    [demo] running
+    [demo] done in ... s
+    >>> ds = run_stage(out, "demo", lambda: 1 / 0, print)  # doctest: +ELLIPSIS
+    [demo] complete in .../demo.zarr: reused
+    >>> ds["x"].values.tolist(), ds.attrs["stage"]
+    ([1.0, 2.0], 'demo')
+    """
     done = open_stage(out, name)
     if done is not None:
         echo(f"[{name}] complete in {out / (name + '.zarr')}: reused")
@@ -215,9 +238,9 @@ def _record(path: Path, runs: dict[str, list], samples: int, epochs: int, truth:
 def build_dynamics(out: Path, settings: Settings, split: training.Split, echo: Echo) -> xr.Dataset:
     path = out / "recordings" / "dynamics.zarr"
     path.parent.mkdir(exist_ok=True)
-    runs = {"arch": list(settings.architectures), "seed": list(settings.seed_values)}
+    runs: dict[str, list[Any]] = {"arch": list(settings.architectures), "seed": list(settings.seed_values)}
 
-    def train_run(writer, run: dict) -> float:
+    def train_run(writer: DynamicsWriter, run: dict) -> float:
         return training.record_run(writer, run, run["arch"], split.x_train, split.y_train, epochs=settings.epochs,
                                    seed=run["seed"], n_classes=split.n_classes)
 
@@ -275,7 +298,7 @@ def build_duplicates(out: Path, settings: Settings, split: training.Split, fz: x
                                           seed=settings.seed)
         for source, pool in pools.items()
     }
-    runs = {"arch": list(settings.architectures), "source": list(DUPLICATE_SOURCES), "kind": list(DUPLICATE_KINDS),
+    runs: dict[str, list[Any]] = {"arch": list(settings.architectures), "source": list(DUPLICATE_SOURCES), "kind": list(DUPLICATE_KINDS),
             "seed": list(settings.seed_values)}
     masks = np.stack([planted[source][2] for source in DUPLICATE_SOURCES])  # (source, sample)
     shape = tuple(len(v) for v in runs.values())
@@ -284,7 +307,7 @@ def build_duplicates(out: Path, settings: Settings, split: training.Split, fz: x
     path.parent.mkdir(exist_ok=True)
     order = f"{split.sample_order} + {count} planted copies"
 
-    def train_run(writer, run: dict) -> float:
+    def train_run(writer: DynamicsWriter, run: dict) -> float:
         sources, inputs, _ = planted[run["source"]]
         labels = np.concatenate([split.y_train, split.y_train[sources]])
         return training.record_run(writer, run, run["arch"], inputs[run["kind"]], labels, epochs=settings.epochs,

@@ -55,17 +55,41 @@ class Tables:
 
 
 def top_k(settings: Settings, n: int) -> int:
-    """Size of the most-memorized subset: the paper's 5k of CIFAR's 50k is 10%."""
+    """Size of the most-memorized subset: the paper's 5k of CIFAR's 50k is 10%.
+
+    Examples
+    --------
+    >>> from memoxr.reproduce.settings import make_settings
+    >>> top_k(make_settings(), 1347)
+    135
+    """
     return max(2, round(settings.top_fraction * n))
 
 
 def memorization(fz: xr.Dataset, arch: str) -> xr.DataArray:
-    """FZ memorization of one architecture, over ``sample`` with its sample order (for alignment)."""
+    """FZ memorization of one architecture, over ``sample`` with its sample order (for alignment).
+
+    Examples
+    --------
+    >>> fz = xr.Dataset({"memorization": (("arch", "sample"), [[0.1, 0.5, 0.9], [0.2, 0.4, 0.8]])},
+    ...                 coords={"arch": ["logreg", "mlp32"]}, attrs={"sample_order": "demo order"})
+    >>> mem = memorization(fz, "mlp32")
+    >>> mem.dims, mem.values.tolist(), mem.attrs["sample_order"]
+    (('sample',), [0.2, 0.4, 0.8], 'demo order')
+    """
     return fz["memorization"].sel(arch=arch, drop=True).assign_attrs(sample_order=fz.attrs["sample_order"])
 
 
 def oriented(scores: xr.Dataset) -> dict[str, xr.DataArray]:
-    """Every proxy of a proxies dataset times its direction (larger = more memorized)."""
+    """Every proxy of a proxies dataset times its direction (larger = more memorized).
+
+    Examples
+    --------
+    >>> proxies = xr.Dataset({"csl": ("sample", [1.0, 2.0]), "confidence": ("sample", [0.9, 0.2])})
+    >>> proxies["csl"].attrs["direction"], proxies["confidence"].attrs["direction"] = 1, -1
+    >>> {name: value.values.tolist() for name, value in oriented(proxies).items()}
+    {'csl': [1.0, 2.0], 'confidence': [-0.9, -0.2]}
+    """
     return {str(k): v * v.attrs["direction"] for k, v in scores.data_vars.items() if "direction" in v.attrs}
 
 
@@ -151,7 +175,16 @@ def proxies_across_architectures(dynamics: xr.Dataset) -> pd.DataFrame:
 
 
 def fz_across_architectures(fz: xr.Dataset) -> pd.DataFrame:
-    """FZ memorization of architecture A against that of B (how much the target itself moves)."""
+    """FZ memorization of architecture A against that of B (how much the target itself moves).
+
+    Examples
+    --------
+    >>> fz = xr.Dataset({"memorization": (("arch", "sample"), [[0.1, 0.5, 0.9], [0.2, 0.4, 0.8]])},
+    ...                 coords={"arch": ["logreg", "mlp32"]})
+    >>> table = fz_across_architectures(fz)
+    >>> table[table["metric"] == "pearson"].round(3)[["arch_a", "arch_b", "value"]].values.tolist()
+    [['logreg', 'logreg', 1.0], ['logreg', 'mlp32', 0.982], ['mlp32', 'logreg', 0.982], ['mlp32', 'mlp32', 1.0]]
+    """
     from ..dynamics import correlation_metrics
 
     archs = [str(a) for a in fz["arch"].values]
@@ -170,6 +203,15 @@ def cost(fz: xr.Dataset, dynamics: xr.Dataset) -> pd.DataFrame:
 
     CSL needs one training run (the loss is read each epoch); its time is the
     mean over seeds of a full-data run with the recording.
+
+    Examples
+    --------
+    >>> fz = xr.Dataset({"train_seconds": ("arch", [10.0, 30.0]), "estimate_seconds": ("arch", [2.0, 2.0]),
+    ...                  "models": ("arch", [64, 64])}, coords={"arch": ["logreg", "mlp32"]})
+    >>> dynamics = xr.Dataset({"run_seconds": (("arch", "seed"), [[0.5, 0.5], [1.0, 1.0]])},
+    ...                       coords={"arch": ["logreg", "mlp32"]})
+    >>> cost(fz, dynamics)[["arch", "fz_seconds", "csl_seconds", "seconds_ratio"]].values.tolist()
+    [['logreg', 12.0, 0.5, 24.0], ['mlp32', 32.0, 1.0, 32.0]]
     """
     rows = []
     for arch in fz["arch"].values:
@@ -211,6 +253,16 @@ def _compute_tables(stages: dict[str, xr.Dataset], fz: xr.Dataset, dynamics: xr.
 
 
 def summarize(table: pd.DataFrame, by: list[str]) -> pd.DataFrame:
-    """Mean and std (over seeds and any dim not in ``by``) of ``value``, one row per ``by`` group."""
+    """Mean and std (over seeds and any dim not in ``by``) of ``value``, one row per ``by`` group.
+
+    Examples
+    --------
+    >>> table = pd.DataFrame({"proxy": ["csl", "csl", "loss", "loss"], "seed": [0, 1, 0, 1],
+    ...                       "value": [0.8, 0.9, 0.5, 0.7]})
+    >>> summarize(table, ["proxy"])
+      proxy  mean   std  runs
+    0   csl  0.85  0.05     2
+    1  loss  0.60  0.10     2
+    """
     grouped = table.groupby(by, sort=False)["value"]
     return pd.DataFrame({"mean": grouped.mean(), "std": grouped.std(ddof=0), "runs": grouped.size()}).reset_index()

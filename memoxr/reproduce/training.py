@@ -16,10 +16,14 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..datasets.digits import SUBSET_FRACTION, TEST_SIZE
+
+if TYPE_CHECKING:
+    from ..dynamics import DynamicsWriter
 
 #: Architecture name -> hidden layer sizes of the MLP (``()``: logistic regression).
 ARCHITECTURES: dict[str, tuple[int, ...]] = {"logreg": (), "mlp32": (32,), "mlp128": (128,)}
@@ -44,7 +48,14 @@ class Split:
 
 
 def digits_split(seed: int = SPLIT_SEED) -> Split:
-    """digits (pixels / 16), split as :mod:`memoxr.datasets.digits` splits it (same sample order name)."""
+    """digits (pixels / 16), split as :mod:`memoxr.datasets.digits` splits it (same sample order name).
+
+    Examples
+    --------
+    >>> split = digits_split()
+    >>> split.x_train.shape, split.x_test.shape, split.n_classes
+    ((1347, 64), (450, 64), 10)
+    """
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
@@ -54,7 +65,14 @@ def digits_split(seed: int = SPLIT_SEED) -> Split:
     return Split(x_tr, y_tr.astype(np.int64), x_te, y_te.astype(np.int64), order)
 
 
-def new_model(architecture: str, seed: int):
+def new_model(architecture: str, seed: int) -> Any:  # an MLPClassifier (scikit-learn has no types)
+    """An untrained scikit-learn MLP of ``architecture`` (a key of :data:`ARCHITECTURES`).
+
+    Examples
+    --------
+    >>> new_model("mlp32", seed=0).hidden_layer_sizes, new_model("logreg", seed=0).hidden_layer_sizes
+    ((32,), ())
+    """
     from sklearn.neural_network import MLPClassifier
 
     return MLPClassifier(
@@ -64,7 +82,14 @@ def new_model(architecture: str, seed: int):
 
 
 def epoch_values(prob: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-sample loss, correctness, true-class probability and ``||softmax - onehot||`` (logit gradient norm)."""
+    """Per-sample loss, correctness, true-class probability and ``||softmax - onehot||`` (logit gradient norm).
+
+    Examples
+    --------
+    >>> values = epoch_values(np.array([[0.9, 0.1], [0.3, 0.7]]), np.array([0, 0]))
+    >>> values["loss"].round(3), values["correct"], values["grad_norm"].round(3)
+    (array([0.105, 1.204]), array([ True, False]), array([0.141, 0.99 ]))
+    """
     rows = np.arange(labels.size)
     p_true = prob[rows, labels]
     onehot = np.zeros_like(prob)
@@ -79,9 +104,17 @@ def epoch_values(prob: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
 
 def train(
     architecture: str, x: np.ndarray, y: np.ndarray, *, epochs: int, seed: int, n_classes: int,
-    after_epoch: Callable[[int, object], None] | None = None,
-):
-    """Train one model ``epochs`` passes over ``(x, y)``; ``after_epoch(epoch, model)`` after each."""
+    after_epoch: Callable[[int, Any], None] | None = None,
+) -> Any:
+    """Train one model ``epochs`` passes over ``(x, y)``; ``after_epoch(epoch, model)`` after each.
+
+    Examples
+    --------
+    >>> split = digits_split()
+    >>> model = train("logreg", split.x_train, split.y_train, epochs=2, seed=0, n_classes=10)
+    >>> bool((model.predict(split.x_test) == split.y_test).mean() > 0.8)
+    True
+    """
     from sklearn import config_context
     from sklearn.exceptions import ConvergenceWarning
     from threadpoolctl import threadpool_limits
@@ -99,12 +132,12 @@ def train(
     return model
 
 
-def record_run(writer, run: dict, architecture: str, x: np.ndarray, y: np.ndarray, *, epochs: int, seed: int,
+def record_run(writer: DynamicsWriter, run: dict, architecture: str, x: np.ndarray, y: np.ndarray, *, epochs: int, seed: int,
                n_classes: int) -> float:
     """Train on ``(x, y)`` and write every epoch's values for ``run`` with a ``DynamicsWriter``; seconds taken."""
     start = time.perf_counter()
 
-    def write(epoch: int, model) -> None:
+    def write(epoch: int, model: Any) -> None:
         writer.write_epoch(epoch, run=run, **epoch_values(model.predict_proba(x), y))
 
     train(architecture, x, y, epochs=epochs, seed=seed, n_classes=n_classes, after_epoch=write)
@@ -118,6 +151,12 @@ def fz_trials(
     """Trial records of ``n_trials`` models on random 70% subsets (the layout ``memoxr.estimate`` reads).
 
     Returns the records and the seconds spent training and predicting.
+
+    Examples
+    --------
+    >>> records, seconds = fz_trials(digits_split(), "logreg", n_trials=4, epochs=1, seed=0)
+    >>> records["mask"].shape, records["test_correct"].shape, records["mask"].sum(axis=1)  # 70% of 1347
+    ((4, 1347), (4, 450), array([943, 943, 943, 943]))
     """
     n_train, n_test = split.y_train.size, split.y_test.size
     n_subset = int(round(SUBSET_FRACTION * n_train))
@@ -149,6 +188,15 @@ def plant_duplicates(
     ``near``: Gaussian pixel noise of std ``near_std``, clipped to [0, 1]) the
     augmented inputs, and the duplicate mask over the augmented samples (sources
     and copies).
+
+    Examples
+    --------
+    >>> split = digits_split()
+    >>> sources, inputs, mask = plant_duplicates(split, count=3, candidates=np.arange(10), near_std=0.05, seed=0)
+    >>> sources, inputs["exact"].shape, int(mask.sum())
+    (array([3, 5, 7]), (1350, 64), 6)
+    >>> np.array_equal(inputs["exact"][-3:], split.x_train[sources])
+    True
     """
     n = split.y_train.size
     rng = np.random.default_rng([seed, 7, candidates.size])
