@@ -90,6 +90,7 @@ def find_runs(folder: str, storage_options: StorageOptions) -> dict[str, list[Ru
     [('0.5', 0)]
     """
     so = dict(storage_options or {}) if is_url(folder) else {}
+    nested: list[str] = []
     try:
         fs, root = fsspec.core.url_to_fs(folder, **so)
         if not fs.isdir(root):

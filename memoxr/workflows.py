@@ -178,7 +178,7 @@ def calculate(
                 result.written.append(save_scores(scores, output, overwrite=overwrite, storage_options=so))
                 wrote_scores = True
     except BaseException:
-        if wrote_scores:
+        if wrote_scores and output is not None:
             remove_output(output, storage_options=so)
         raise
     if stats_csv is not None:
@@ -304,7 +304,7 @@ def demo_facts(result: Result) -> list[str]:
         )
     facts.append(fact + ".")
     summary = result.analysis.agreement_summary()
-    worst = summary.loc[summary["overall"].idxmin()]
+    worst = summary.iloc[int(np.argmin(summary["overall"].to_numpy()))]
     facts.append(
         f"The methods disagree most between {worst['method_a']} and {worst['method_b']}: Spearman "
         f"{worst['overall']:.2f} overall, {worst['median_per_class']:.2f} median per class."

@@ -23,6 +23,7 @@ every one) has no estimate: its memorization and its influence row are NaN.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -224,7 +225,7 @@ def class_products(
     return out
 
 
-def add_parts(parts) -> np.ndarray:
+def add_parts(parts: Any) -> np.ndarray:
     """Sum of a (possibly nested) list of arrays, with one new array at most; one array is returned as is.
 
     >>> add_parts([np.array([1, 2]), [np.array([10, 20]), np.array([100, 200])]]).tolist()

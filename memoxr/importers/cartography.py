@@ -63,7 +63,7 @@ def _epoch_files(path: str, storage_options: dict[str, Any] | None) -> tuple[fss
         raise MemoxrInputError(f"cartography logs: folder {path!r} does not exist")
     if fs.isdir(f"{root}/training_dynamics"):
         root = f"{root}/training_dynamics"
-    found = {}
+    found: dict[int, str] = {}
     for name in fs.ls(root, detail=False):
         m = _FILE.search(str(name))
         if m:
@@ -118,11 +118,12 @@ def _read_epoch(fs: fsspec.AbstractFileSystem, path: str, epoch: int) -> tuple[n
 def read_cartography(path: str | os.PathLike[str], *, storage_options: dict[str, Any] | None = None) -> CartographyLogs:
     """Read every ``dynamics_epoch_{e}.jsonl`` of a folder (or of its ``training_dynamics/``), one epoch at a time."""
     fs, files = _epoch_files(str(path), storage_options)
-    ids = gold = None
+    ids: np.ndarray | None = None
+    gold: np.ndarray | None = None
     probs, losses, corrects = [], [], []
     for epoch, file in enumerate(files):
         e_ids, e_gold, logits = _read_epoch(fs, file, epoch)
-        if ids is None:
+        if ids is None or gold is None:
             ids, gold = e_ids, e_gold
         elif not np.array_equal(e_ids, ids):
             raise MemoxrInputError(

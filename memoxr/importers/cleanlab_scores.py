@@ -74,10 +74,12 @@ def _label_quality(
 ) -> tuple[dict[str, np.ndarray], str]:
     """The scores and what computed them (``"cleanlab X.Y"`` or ``"memoxr"``)."""
     probs, y = _validate(pred_probs, labels)
-    rank = None
+    rank: Any = None
     if use_cleanlab is not False:
         try:
-            import cleanlab.rank as rank
+            import cleanlab.rank
+
+            rank = cleanlab.rank
         except ImportError as exc:
             if use_cleanlab:
                 raise MemoxrInputError("cleanlab is not installed; pip install cleanlab (or use_cleanlab=False)") from exc

@@ -261,13 +261,15 @@ class Analysis:
         return pd.DataFrame({"overall": overall["spearman"], "median_per_class": median}).reset_index()
 
     def __str__(self) -> str:
-        fmt = {"float_format": lambda v: f"{v:.6g}", "index": False}
-        parts = ["Score ranges (all samples):", self.ranges.to_string(**fmt), ""]
+        def table(frame: pd.DataFrame) -> str:
+            return frame.to_string(float_format=lambda v: f"{v:.6g}", index=False)
+
+        parts = ["Score ranges (all samples):", table(self.ranges), ""]
         for method, frame in self.top_samples.items():
-            parts += [f"Top samples of class {self.class_label} by {method}:", frame.to_string(**fmt), ""]
+            parts += [f"Top samples of class {self.class_label} by {method}:", table(frame), ""]
         wide = self.top_classes.pivot(index="rank", columns="method", values="class_label")
         parts += ["Top classes by mean score (class labels):", wide[list(METHODS)].to_string(), ""]
-        parts += ["Rank agreement (Spearman):", self.agreement_summary().to_string(**fmt)]
+        parts += ["Rank agreement (Spearman):", table(self.agreement_summary())]
         return "\n".join(parts)
 
     def __repr__(self) -> str:

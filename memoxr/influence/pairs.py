@@ -118,7 +118,7 @@ def _validate_top_k(value: Any) -> int | None:
     return int(value)
 
 
-def _layout(ds: xr.Dataset, *, full: bool, source: str):
+def _layout(ds: xr.Dataset, *, full: bool, source: str) -> tuple[da.Array, np.ndarray, np.ndarray]:
     """The influence as ``(class, train, test)`` dask blocks and the global indices of rows and columns."""
     if full:
         if "influence_full" not in ds.variables:
@@ -141,7 +141,9 @@ def _layout(ds: xr.Dataset, *, full: bool, source: str):
     return da.asarray(influence.data), train_index, test_index
 
 
-def _open(source: Any, *, allow_pickle: bool, chunk_mb: float | None, storage_options: StorageOptions):
+def _open(
+    source: Any, *, allow_pickle: bool, chunk_mb: float | None, storage_options: StorageOptions
+) -> tuple[xr.Dataset, str]:
     if isinstance(source, xr.Dataset):
         return check_influence_dataset(source), "dataset"
     from .sources import open_influence
@@ -306,7 +308,9 @@ def _block_of(array: np.ndarray, chunks: tuple[tuple[int, ...], ...], index: tup
     return array[tuple(slice(b[k], b[k + 1]) for b, k in zip(bounds, index, strict=True))]
 
 
-def _table(found: np.ndarray, top_k: int | None, tr_mem, tr_labels, tt_labels) -> pd.DataFrame:
+def _table(
+    found: np.ndarray, top_k: int | None, tr_mem: np.ndarray, tr_labels: np.ndarray, tt_labels: np.ndarray
+) -> pd.DataFrame:
     found = found[_pair_order(found["test"], found["influence"], found["train"])]
     if top_k is not None:
         found = found[_first_per_group(found["test"], top_k)]
@@ -342,7 +346,8 @@ def write_pairs(
     with atomic_output(output, overwrite=overwrite, storage_options=storage_options) as tmp:
         if str(output).endswith(".npz"):
             with open(tmp, "wb") as fp:  # a file object: savez adds no suffix to the partial's name
-                np.savez(fp, **{key: table[column].to_numpy() for key, column in NPZ_KEYS.items()})
+                arrays: dict[str, Any] = {key: table[column].to_numpy() for key, column in NPZ_KEYS.items()}
+                np.savez(fp, **arrays)
         else:
             table.to_csv(tmp, index=False)
     return str(output)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import xarray as xr
@@ -62,7 +63,8 @@ def write_seed_npz(
         payload[key] = {int(k): values[c][real[c]] for c, k in enumerate(labels)}
     with atomic_output(path, overwrite=overwrite, storage_options=storage_options) as tmp:
         with open(tmp, "wb") as fp:  # a file object keeps numpy from appending ".npz"
-            np.savez(fp, **{key: np.array(value, dtype=object) for key, value in payload.items()})
+            arrays: dict[str, Any] = {key: np.array(value, dtype=object) for key, value in payload.items()}
+            np.savez(fp, **arrays)
     return str(path)
 
 
@@ -112,7 +114,7 @@ def read_seed_npz(
                 f"expected those of 'training_indices' {labels[:10]}"
             )
     width = max((len(v) for v in per_key["training_indices"].values()), default=0)
-    variables = {}
+    variables: dict[str, Any] = {}
     for key, name in SEED_KEYS.items():
         integer = name == "training_indices"
         out = np.full((len(labels), width), -1 if integer else np.nan, dtype=np.int64 if integer else np.float64)

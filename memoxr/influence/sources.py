@@ -8,6 +8,7 @@ from typing import Any
 
 import xarray as xr
 
+from ..io.location import StorageOptions
 from ..io.schema import INFLUENCE_COORDS, check_influence_dataset, label_variables, promote_coords
 from ..io.storage import open_dataset
 
@@ -31,7 +32,7 @@ def open_influence(
     chunks: Any = None,
     allow_pickle: bool = False,
     chunk_mb: float | None = None,
-    storage_options: dict[str, Any] | None = None,
+    storage_options: StorageOptions = None,
 ) -> xr.Dataset:
     """Open an influence store lazily: a memoxr Zarr store, or an FZ ``.npz`` viewed in place.
 
@@ -69,10 +70,11 @@ def open_influence(
     (True, False)
     """
     if str(path).endswith(".npz"):
+        from ..io.chunks import DEFAULT_CHUNK_MB
         from .fz_npz import open_fz_npz
 
-        kwargs = {} if chunk_mb is None else {"chunk_mb": chunk_mb}
-        ds = open_fz_npz(path, allow_pickle=allow_pickle, storage_options=storage_options, **kwargs)
+        ds = open_fz_npz(path, allow_pickle=allow_pickle, storage_options=storage_options,
+                         chunk_mb=DEFAULT_CHUNK_MB if chunk_mb is None else chunk_mb)
     else:
         ds = check_influence_dataset(open_dataset(path, chunks=chunks, storage_options=storage_options), source=str(path))
     return label_variables(promote_coords(ds, INFLUENCE_COORDS))
