@@ -20,7 +20,8 @@ import numpy as np
 
 from memoxr.errors import MemoxrInputError
 from memoxr.estimate.kernels import not_binary
-from memoxr.io.npz import as_indices, load_npz_arrays, open_npz, read_npz_headers
+from memoxr.io.npy import as_indices
+from memoxr.io.npz import load_npz_arrays, open_npz, read_npz_headers
 from memoxr.io.storage import StorageOptions, describe_access_error, is_url
 
 #: Name of the per-run file.

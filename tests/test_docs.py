@@ -41,7 +41,6 @@ NO_EXAMPLES_YET = {
     "memoxr.importers.cartography",
     "memoxr.importers.plain",
     "memoxr.importers.self_influence",
-    "memoxr.io.npz",  # 398 lines: its examples need the room a split would give (modules stay <= 400)
     "memoxr.reproduce.pipeline",  # its example is a whole (quick) reproduction: 15 s, skipped
 }
 

@@ -14,7 +14,8 @@ import fsspec
 import numpy as np
 
 from ..errors import MemoxrInputError
-from ..io.npz import ArrayHeader, CheckedNpz, read_npy_body, read_npy_header
+from ..io.npy import ArrayHeader, read_npy_body, read_npy_header
+from ..io.npz import CheckedNpz
 from ..io.storage import file_exists, is_url
 
 

@@ -21,14 +21,8 @@ from dask.base import tokenize
 from ..errors import MemoxrInputError
 from ..io.chunks import DEFAULT_CHUNK_MB, BlockChunks, plan_block_chunks
 from ..io.location import StorageOptions
-from ..io.npz import (
-    as_indices,
-    as_numeric,
-    check_dtype,
-    file_sha256,
-    open_npz,
-    read_npz_headers,
-)
+from ..io.npy import as_indices, as_numeric, check_dtype
+from ..io.npz import file_sha256, open_npz, read_npz_headers
 from ..io.schema import influence_dataset, pad_indices
 
 GLOBAL_KEYS = ("tr_mem", "tr_labels", "tt_labels")
