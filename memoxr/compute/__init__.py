@@ -1,3 +1,4 @@
 """How work runs: the one compute gateway with progress (:mod:`.progress`), the scheduler
-context (:mod:`.scheduler`), process settings for BLAS threads and the allocator, and the cost
-plans of ``--dry-run`` (:mod:`.plan`)."""
+context (:mod:`.scheduler`), chunked reductions declared once (:mod:`.reduction`), process
+settings for BLAS threads and the allocator, and what every ``--dry-run`` cost plan shares
+(:mod:`.plan`)."""

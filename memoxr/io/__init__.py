@@ -1,6 +1,8 @@
-"""Bottom layer: where data lives and what it must look like.
+"""Where data lives and what it must look like.
 
-Store schemas and their checks (:mod:`.schema`), complete-or-absent Zarr and file writes with
-the completion marker, fsspec/S3 options (:mod:`.storage`), chunk planning (:mod:`.chunks`) and
-sample identity across orders (:mod:`.sample_order`). Imports nothing from the layers above.
+A path or URL with its options, resolved once (:mod:`.location`); one npy array and npz archives
+read without unpickling (:mod:`.npy`, :mod:`.npz`); Zarr stores and files written complete or
+absent, with the completion marker (:mod:`.storage`); store schemas and their checks
+(:mod:`.schema`), encodings (:mod:`.encoding`) and chunk plans (:mod:`.chunks`); sample identity
+across orders (:mod:`.sample_order`). Imports only from :mod:`memoxr.compute` and the foundation.
 """
