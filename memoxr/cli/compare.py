@@ -9,7 +9,7 @@ import click
 
 from ..errors import MemoxrInputError
 from ..importers.compare import compare_scores
-from .options import handle_errors, quiet_option, remote_options
+from .options import handle_errors, overwrite_flag, quiet_option, remote_options
 
 __all__ = ["compare_command"]
 
@@ -64,7 +64,7 @@ def _selections(values: tuple[str, ...]) -> dict[str, Any]:
 @click.option("--sel", "selections", multiple=True, metavar="DIM=VALUE",
               help="Keep one value of a run dim in every store that has it, e.g. noise=0.1 (repeatable).")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None, help="Also write the table to this CSV.")
-@click.option("--overwrite", is_flag=True, help="Replace the --csv file if it exists.")
+@overwrite_flag("Replace the --csv file if it exists.")
 @quiet_option
 @handle_errors
 @remote_options

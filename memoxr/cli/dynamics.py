@@ -9,11 +9,13 @@ from __future__ import annotations
 import click
 
 from ..errors import MemoxrInputError
+from ..io.chunks import DEFAULT_CHUNK_MB
 from .options import (
     AliasedOption,
     HiddenArguments,
     dry_run_option,
     handle_errors,
+    overwrite_flag,
     overwrite_option,
     positional_paths,
     quiet_option,
@@ -42,7 +44,7 @@ def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
 @click.option("--sample-order", default="unknown", show_default=True, help="Name of the order the samples follow (tfds, torchvision...).")
 @click.option("--sample-ids", type=click.Path(), default=None, help="File (.npy/.npz/.txt) with each sample's identity.  [default: its position]")
 @click.option("--truth", multiple=True, metavar="NAME=FILE_OR_PATTERN", help="Ground truth over samples, e.g. is_mislabeled=masks/noise_{noise}.npy (repeatable).")
-@click.option("--chunk-mb", type=float, default=64.0, show_default=True, help="Target Zarr chunk size in MB (whole epochs per chunk).")
+@click.option("--chunk-mb", type=float, default=DEFAULT_CHUNK_MB, show_default=True, help="Target Zarr chunk size in MB (whole epochs per chunk).")
 @click.option("--npz-key", default=None, help="Array to read from each .npz file of PATTERN / --var.  [default: the file's only array]")
 @overwrite_option
 @quiet_option
@@ -113,7 +115,7 @@ def ingest_command(
 @click.option("--columns", default=None, help="Column dim of --table.  [default: the first run dim]")
 @click.option("--skipna/--no-skipna", default=None, help="--skipna: leave NaN epochs out of the proxies too; --no-skipna: a NaN score makes its run's metrics NaN.  [default: NaN propagates along epochs, samples with a NaN score are left out]")
 @click.option("--output", "csv_path", cls=AliasedOption, aliases=["--csv"], type=click.Path(dir_okay=False), default=None, help="Also write the tidy result to this CSV.")
-@click.option("--overwrite", is_flag=True, help="Replace the --output file if it exists.")
+@overwrite_flag("Replace the --output file if it exists.")
 @quiet_option
 @handle_errors
 @remote_options

@@ -16,10 +16,12 @@ import click
 
 from .._version import __version__
 from ..compute.malloc import keep_freed_buffers
+from ..io.chunks import DEFAULT_CHUNK_MB
 from .options import (
     allow_pickle_option,
     dry_run_option,
     handle_errors,
+    overwrite_flag,
     overwrite_option,
     positional_paths,
     quiet_option,
@@ -76,7 +78,7 @@ def main() -> None:
 @click.option(
     "--chunk-mb",
     type=float,
-    default=64.0,
+    default=DEFAULT_CHUNK_MB,
     show_default=True,
     help="Target size of one influence chunk in MB (uncompressed): whole classes are grouped "
     "while they fit; a larger class is split along train_sample.",
@@ -170,7 +172,7 @@ def calculate_cmd(
 @click.option("--influence-file", required=True, type=click.Path(), help="Scores: a .zarr written by calculate, or a seed-layout .npz (needs --allow-pickle).")
 @click.option("--csv-file", required=True, type=click.Path(dir_okay=False), help="Per-class CSV to update; created with the full table if it does not exist.")
 @click.option("--output", type=click.Path(dir_okay=False), default=None, help="Where to write the updated CSV.  [default: --csv-file, updated in place]")
-@click.option("--overwrite", is_flag=True, help="Replace an existing --output (not needed to update --csv-file in place).")
+@overwrite_flag("Replace an existing --output (not needed to update --csv-file in place).")
 @allow_pickle_option
 @quiet_option
 @handle_errors

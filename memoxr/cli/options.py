@@ -80,9 +80,14 @@ def _storage_failure(exc: BaseException, options: dict | None) -> str | None:
     return message
 
 
-overwrite_option = click.option(
-    "--overwrite", is_flag=True, help="Replace OUTPUT if it exists (it is kept until the new one is complete)."
-)
+def overwrite_flag(
+    help: str = "Replace OUTPUT if it exists (it is kept until the new one is complete).",
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--overwrite``, declared once; a command whose output is not OUTPUT says which it replaces."""
+    return click.option("--overwrite", is_flag=True, help=help)
+
+
+overwrite_option = overwrite_flag()
 allow_pickle_option = click.option(
     "--allow-pickle",
     is_flag=True,
