@@ -34,7 +34,18 @@ MOVED = {
 
 
 class MovedModuleFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    """Resolves an old path to the module at its new place."""
+    """Resolves an old path to the module at its new place.
+
+    Examples
+    --------
+    >>> finder = MovedModuleFinder()
+    >>> finder.find_spec("memoxr.scores").name, finder.find_spec("memoxr.not_moved") is None
+    ('memoxr.scores', True)
+    >>> import memoxr.influence.scores
+    >>> import memoxr.scores
+    >>> memoxr.scores is memoxr.influence.scores, memoxr.scores.__spec__.name
+    (True, 'memoxr.influence.scores')
+    """
 
     def find_spec(self, fullname: str, path: object = None, target: object = None) -> ModuleSpec | None:
         if fullname not in MOVED:
@@ -55,5 +66,18 @@ class MovedModuleFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
 
 def install() -> None:
+    """Put one :class:`MovedModuleFinder` on ``sys.meta_path`` (``import memoxr`` does; twice adds none).
+
+    Examples
+    --------
+    >>> import sys
+    >>> install()
+    >>> install()
+    >>> sum(isinstance(finder, MovedModuleFinder) for finder in sys.meta_path)
+    1
+    >>> import importlib
+    >>> importlib.import_module("memoxr.stats").__name__
+    'memoxr.influence.stats'
+    """
     if not any(isinstance(finder, MovedModuleFinder) for finder in sys.meta_path):
         sys.meta_path.append(MovedModuleFinder())

@@ -34,13 +34,6 @@ SCRIPT_PACKAGES = ("memoxr.benchmarks",)
 #: when its functions get examples (the test below fails while a module with examples is still
 #: listed); a new module comes with its examples.
 NO_EXAMPLES_YET = {
-    "memoxr._compat",
-    "memoxr.compute.blas",
-    "memoxr.dynamics._manners",
-    "memoxr.importers.aum",
-    "memoxr.importers.cartography",
-    "memoxr.importers.plain",
-    "memoxr.importers.self_influence",
     "memoxr.reproduce.pipeline",  # its example is a whole (quick) reproduction: 15 s, skipped
 }
 

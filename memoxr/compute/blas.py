@@ -20,7 +20,17 @@ import dask.threaded
 
 
 def threaded_scheduler(collections: list[Any] | None = None) -> bool:
-    """True when dask would run ``collections`` (or dask arrays) with its local thread pool."""
+    """True when dask would run ``collections`` (or dask arrays) with its local thread pool.
+
+    Examples
+    --------
+    >>> import dask
+    >>> threaded_scheduler()
+    True
+    >>> with dask.config.set(scheduler="synchronous"):
+    ...     threaded_scheduler()
+    False
+    """
     scheduler = dask.base.get_scheduler(collections=collections)
     if scheduler is None:  # nothing configured and no collection: dask arrays default to threads
         return True
@@ -33,6 +43,21 @@ def blas_threads_for_dask(collections: list[Any] | None = None) -> Iterator[None
 
     Enter it once, in the thread that starts the computation. With another
     scheduler (a ``distributed`` cluster, processes, synchronous) nothing changes.
+
+    Examples
+    --------
+    >>> import dask
+    >>> from threadpoolctl import threadpool_info, threadpool_limits
+    >>> def blas_threads():
+    ...     return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+    >>> with threadpool_limits(limits=2, user_api="blas"):
+    ...     with blas_threads_for_dask():
+    ...         inside = blas_threads()
+    ...     with dask.config.set(scheduler="synchronous"), blas_threads_for_dask():
+    ...         synchronous = blas_threads()
+    ...     after = blas_threads()
+    >>> inside, synchronous, after
+    ({1}, {2}, {2})
     """
     if not threaded_scheduler(collections):
         yield

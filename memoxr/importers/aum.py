@@ -29,7 +29,23 @@ AUM_COLUMNS = ("sample_id", "aum")
 
 
 def read_aum(path: str | os.PathLike[str], *, storage_options: dict[str, Any] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Identities and AUM of every sample in an ``aum_values.csv`` or ``full_aum_records.csv``, by identity."""
+    """Identities and AUM of every sample in an ``aum_values.csv`` or ``full_aum_records.csv``, by identity.
+
+    Examples
+    --------
+    From the full records, each sample's row with the most measurements:
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> records = Path(tempfile.mkdtemp(), "full_aum_records.csv")
+    >>> _ = records.write_text(
+    ...     "sample_id,num_measurements,target_logit,target_val,other_logit,other_val,margin,aum\\n"
+    ...     "1,1,0,2.0,1,1.0,1.0,1.0\\n1,2,0,0.0,1,2.0,-2.0,-0.5\\n0,1,1,3.0,0,1.0,2.0,2.0\\n"
+    ... )
+    >>> ids, aum = read_aum(records)
+    >>> ids.tolist(), aum.tolist()
+    ([0, 1], [2.0, -0.5])
+    """
     path = str(path)
     if not file_exists(path, storage_options=storage_options):
         raise MemoxrInputError(f"AUM file {path!r} does not exist")
@@ -62,6 +78,18 @@ def import_aum(
     """AUM's CSV output into a scores store (variable ``aum``, samples sorted by identity).
 
     ``truth`` arrays (e.g. ``is_mislabeled``) follow the sorted identities.
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> from memoxr.importers import open_scores
+    >>> _ = Path("aum_values.csv").write_text("sample_id,aum\\n2,1.5\\n0,0.25\\n1,-3.0\\n")
+    >>> store = import_aum("aum_values.csv", "aum.zarr", sample_order="tfds", truth={"is_mislabeled": [0, 1, 0]})
+    >>> ds = open_scores(store)
+    >>> ds["train_id"].values.tolist(), ds["aum"].values.tolist(), ds["aum"].attrs["direction"]
+    ([0, 1, 2], [0.25, -3.0, 1.5], -1)
+    >>> ds["is_mislabeled"].values.tolist(), ds.attrs["source"], ds.attrs["sample_order"]
+    ([False, True, False], 'aum', 'tfds')
     """
     check_output(output, overwrite=overwrite, storage_options=storage_options)
     ids, aum = read_aum(path, storage_options=storage_options)

@@ -48,7 +48,16 @@ DIRECTIONS = {"confidence": -1, "variability": 1, "correctness": -1, "forgetfuln
 
 @dataclass
 class CartographyLogs:
-    """Per-epoch records of every sample, sorted by identity."""
+    """Per-epoch records of every sample, sorted by identity.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> true_prob = np.array([[0.8, 0.6, 0.2], [1.0, 0.4, 0.4]])  # (epoch, train_id)
+    >>> logs = CartographyLogs(np.arange(3), np.zeros(3, dtype=np.int64), true_prob, -np.log(true_prob), true_prob > 0.5)
+    >>> logs.correct.sum(axis=0).tolist()  # epochs each sample was predicted right
+    [2, 1, 0]
+    """
 
     ids: np.ndarray  # (train_id,) int64
     gold: np.ndarray  # (train_id,) int64
@@ -116,7 +125,25 @@ def _read_epoch(fs: fsspec.AbstractFileSystem, path: str, epoch: int) -> tuple[n
 
 
 def read_cartography(path: str | os.PathLike[str], *, storage_options: dict[str, Any] | None = None) -> CartographyLogs:
-    """Read every ``dynamics_epoch_{e}.jsonl`` of a folder (or of its ``training_dynamics/``), one epoch at a time."""
+    """Read every ``dynamics_epoch_{e}.jsonl`` of a folder (or of its ``training_dynamics/``), one epoch at a time.
+
+    Examples
+    --------
+    >>> import json
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> folder = Path(tempfile.mkdtemp(), "training_dynamics")
+    >>> folder.mkdir()
+    >>> logits = [{2: [0, 2], 0: [2, 0], 1: [0, 1]}, {1: [1, 0], 2: [0, 1], 0: [3, 0]}]  # epoch -> guid -> logits
+    >>> for epoch, by_guid in enumerate(logits):
+    ...     records = [{"guid": g, f"logits_epoch_{epoch}": z, "gold": [0, 1, 0][g]} for g, z in by_guid.items()]
+    ...     _ = (folder / f"dynamics_epoch_{epoch}.jsonl").write_text("".join(json.dumps(r) + "\\n" for r in records))
+    >>> logs = read_cartography(folder.parent)
+    >>> logs.ids.tolist(), logs.gold.tolist(), logs.correct.tolist()
+    ([0, 1, 2], [0, 1, 0], [[True, True, False], [True, False, False]])
+    >>> logs.true_prob.round(3).tolist()  # softmax probability of the gold label
+    [[0.881, 0.731, 0.119], [0.953, 0.269, 0.269]]
+    """
     fs, files = _epoch_files(str(path), storage_options)
     ids: np.ndarray | None = None
     gold: np.ndarray | None = None
@@ -148,7 +175,21 @@ def _forgetfulness(correct: np.ndarray) -> np.ndarray:
 
 
 def cartography_scores(logs: CartographyLogs) -> dict[str, np.ndarray]:
-    """Confidence, variability, correctness, forgetfulness and threshold closeness per sample."""
+    """Confidence, variability, correctness, forgetfulness and threshold closeness per sample.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> true_prob = np.array([[0.8, 0.6, 0.2], [1.0, 0.4, 0.4]])  # (epoch, train_id)
+    >>> logs = CartographyLogs(np.arange(3), np.zeros(3, dtype=np.int64), true_prob, -np.log(true_prob), true_prob > 0.5)
+    >>> for metric, values in cartography_scores(logs).items():
+    ...     print(metric, values.round(3).tolist())
+    confidence [0.9, 0.5, 0.3]
+    variability [0.1, 0.1, 0.1]
+    correctness [2.0, 1.0, 0.0]
+    forgetfulness [0.0, 1.0, 1000.0]
+    threshold_closeness [0.09, 0.25, 0.21]
+    """
     confidence = logs.true_prob.mean(axis=0)
     return {
         "confidence": confidence,
@@ -172,6 +213,25 @@ def import_cartography(
     """Cartography logs into a scores store (``cartography_<metric>``) or, with ``dynamics``, a dynamics store.
 
     ``truth`` arrays (e.g. ``is_mislabeled``) follow the identities sorted (the ``guid`` values).
+
+    Examples
+    --------
+    >>> import json
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> folder = Path(tempfile.mkdtemp(), "training_dynamics")
+    >>> folder.mkdir()
+    >>> logits = [{2: [0, 2], 0: [2, 0], 1: [0, 1]}, {1: [1, 0], 2: [0, 1], 0: [3, 0]}]  # epoch -> guid -> logits
+    >>> for epoch, by_guid in enumerate(logits):
+    ...     records = [{"guid": g, f"logits_epoch_{epoch}": z, "gold": [0, 1, 0][g]} for g, z in by_guid.items()]
+    ...     _ = (folder / f"dynamics_epoch_{epoch}.jsonl").write_text("".join(json.dumps(r) + "\\n" for r in records))
+    >>> from memoxr.importers import open_scores
+    >>> ds = open_scores(import_cartography(folder, "carto.zarr", sample_order="glue"))
+    >>> ds["cartography_forgetfulness"].values.tolist(), ds["cartography_confidence"].attrs["direction"]
+    ([0.0, 1.0, 1000.0], -1)
+    >>> dyn = open_scores(import_cartography(folder, "carto_dynamics.zarr", sample_order="glue", dynamics=True))
+    >>> dict(dyn["loss"].sizes), dyn["correct"].values.sum(axis=1).tolist()
+    ({'epoch': 2, 'train_id': 3}, [2, 1])
     """
     check_output(output, overwrite=overwrite, storage_options=storage_options)
     logs = read_cartography(path, storage_options=storage_options)

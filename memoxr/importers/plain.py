@@ -32,6 +32,17 @@ def read_table(
 
     ``columns`` default to every numeric column but ``id_column``. Without a
     header, the columns are called ``name`` (one column) or ``name_0``, ``name_1``...
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> _ = Path("table.csv").write_text("row,loss,tag\\n1,0.5,a\\n0,2.0,b\\n")
+    >>> read_table("table.csv", id_column="row")  # "tag" is text: not a score
+    ({'loss': array([0.5, 2. ])}, array([1, 0]))
+    >>> _ = Path("bare.csv").write_text("0.5,1\\n2.0,3\\n")
+    >>> scores, ids = read_table("bare.csv", name="s")
+    >>> {k: v.tolist() for k, v in scores.items()}, ids
+    ({'s_0': [0.5, 2.0], 's_1': [1.0, 3.0]}, None)
     """
     path = str(path)
     if not file_exists(path, storage_options=storage_options):
@@ -94,6 +105,19 @@ def import_plain(
         ``+1`` if a larger value means more memorized / more likely mislabeled, else ``-1``.
     sample_ids : array or path, optional
         Identity of each row (default: ``id_column``, else the row's position).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from memoxr.importers import open_scores
+    >>> np.save("margin.npy", np.array([0.3, -1.0, 2.5]))
+    >>> store = import_plain("margin.npy", "margin.zarr", sample_order="tfds", name="margin", direction=-1,
+    ...                      sample_ids=[10, 11, 12])
+    >>> ds = open_scores(store)
+    >>> list(ds.data_vars), ds["margin"].values.tolist(), ds["train_id"].values.tolist()
+    (['margin'], [0.3, -1.0, 2.5], [10, 11, 12])
+    >>> ds["margin"].attrs["direction"], ds["margin"].attrs["description"], ds.attrs["source"]
+    (-1, 'margin read from margin.npy', 'plain')
     """
     check_output(output, overwrite=overwrite, storage_options=storage_options)
     ids = None

@@ -24,7 +24,20 @@ from ._store import check_output, scores_dataset, write_scores
 
 
 def read_self_influence(path: str | os.PathLike[str] | np.ndarray) -> np.ndarray:
-    """A self-influence vector, or the diagonal of a square train x train score matrix."""
+    """A self-influence vector, or the diagonal of a square train x train score matrix.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> np.save("trak_scores.npy", np.arange(9, dtype=np.float32).reshape(3, 3))
+    >>> read_self_influence("trak_scores.npy")  # the diagonal: each sample's score on itself
+    array([0., 4., 8.])
+    >>> read_self_influence([3, 1])
+    array([3., 1.])
+    >>> read_self_influence(np.zeros((2, 3)))
+    Traceback (most recent call last):
+    memoxr.errors.MemoxrInputError: self-influence: shape (2, 3); expected a vector (one value per sample) or ...
+    """
     if isinstance(path, str | os.PathLike) and str(path).endswith(".npy") and os.path.isfile(path):
         try:
             values = np.load(path, mmap_mode="r", allow_pickle=False)
@@ -55,7 +68,20 @@ def import_self_influence(
     overwrite: bool = False,
     storage_options: dict[str, Any] | None = None,
 ) -> Path:
-    """A self-influence vector (or a square score matrix's diagonal) into a scores store."""
+    """A self-influence vector (or a square score matrix's diagonal) into a scores store.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from memoxr.importers import open_scores
+    >>> np.save("tracin.npy", np.array([0.2, 5.0, 1.0]))
+    >>> store = import_self_influence("tracin.npy", "tracin.zarr", sample_order="torchvision")
+    >>> ds = open_scores(store)
+    >>> ds["self_influence"].values.tolist(), ds["self_influence"].attrs["direction"]
+    ([0.2, 5.0, 1.0], 1)
+    >>> ds["train_id"].values.tolist(), ds.attrs["sample_order"], ds.attrs["source"]
+    ([0, 1, 2], 'torchvision', 'self_influence')
+    """
     check_output(output, overwrite=overwrite, storage_options=storage_options)
     values = read_self_influence(path)
     ds = scores_dataset(
