@@ -116,7 +116,13 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .reproduce import reproduce
 
 
+#: Submodules reachable as attributes without importing them first (``memoxr.scheduler.use_scheduler``).
+_SUBMODULES = {"scheduler": ".compute.scheduler"}
+
+
 def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(_SUBMODULES[name], __name__)
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'memoxr' has no attribute {name!r}")
@@ -126,4 +132,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(set(globals()) | set(_LAZY) | set(_SUBMODULES))

@@ -2,6 +2,8 @@
 
 ``import memoxr.scores`` gives the very module ``memoxr.influence.scores`` (one object, so
 monkeypatching and ``isinstance`` checks see the same thing); nothing is imported until asked.
+An old module whose names went to several new ones (:data:`GATHERED`) is a module that finds
+each name where it lives now.
 """
 
 from __future__ import annotations
@@ -17,20 +19,51 @@ from types import ModuleType
 MOVED = {
     "memoxr.analysis": "memoxr.influence.analysis",
     "memoxr.compare": "memoxr.importers.compare",
-    "memoxr.convert.fz_npz": "memoxr.influence.fz_npz",
     "memoxr.high_influence": "memoxr.influence.pairs",
     "memoxr.incremental": "memoxr.estimate.incremental",
     "memoxr.legacy": "memoxr.influence.seed_npz",
-    "memoxr.plan": "memoxr.compute.plan",
     "memoxr.sample_order": "memoxr.io.sample_order",
     "memoxr.scheduler": "memoxr.compute.scheduler",
     "memoxr.schema": "memoxr.io.schema",
     "memoxr.scores": "memoxr.influence.scores",
     "memoxr.stats": "memoxr.influence.stats",
-    "memoxr.storage": "memoxr.io.storage",
     "memoxr.synthetic": "memoxr.datasets.synthetic",
     "memoxr.uncertainty": "memoxr.estimate.uncertainty",
 }
+
+#: Old dotted path -> the modules its names went to, searched in order.
+GATHERED = {
+    "memoxr.convert.fz_npz": ("memoxr.influence.fz_npz", "memoxr.io.npz", "memoxr.io.npy"),
+    "memoxr.plan": ("memoxr.compute.plan", "memoxr.influence.plan", "memoxr.estimate.plan", "memoxr.dynamics.plan"),
+    "memoxr.storage": ("memoxr.io.storage", "memoxr.io.location", "memoxr.errors"),
+}
+
+
+class GatheredModule(ModuleType):
+    """An old module whose names now live in several modules: each looked up where it lives.
+
+    Examples
+    --------
+    >>> plan = GatheredModule("old.plan", ("memoxr.compute.plan", "memoxr.influence.plan"))
+    >>> plan.plan_calculate.__module__, plan.count_tasks.__module__
+    ('memoxr.influence.plan', 'memoxr.compute.plan')
+    """
+
+    def __init__(self, name: str, sources: tuple[str, ...]) -> None:
+        super().__init__(name, f"Old path of names now in {', '.join(sources)}.")
+        self.__sources = sources
+
+    def __getattr__(self, attr: str) -> object:
+        if not attr.startswith("__"):
+            for source in self.__sources:
+                module = importlib.import_module(source)
+                if hasattr(module, attr):
+                    return getattr(module, attr)
+        raise AttributeError(f"module {self.__name__!r} has no attribute {attr!r}")
+
+    def __dir__(self) -> list[str]:
+        names = {n for s in self.__sources for n in dir(importlib.import_module(s)) if not n.startswith("_")}
+        return sorted(names | set(super().__dir__()))
 
 
 class MovedModuleFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
@@ -48,7 +81,7 @@ class MovedModuleFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     """
 
     def find_spec(self, fullname: str, path: object = None, target: object = None) -> ModuleSpec | None:
-        if fullname not in MOVED:
+        if fullname not in MOVED and fullname not in GATHERED:
             return None
         return importlib.util.spec_from_loader(fullname, self)
 
@@ -56,6 +89,8 @@ class MovedModuleFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         self._own_specs: dict[str, ModuleSpec | None] = {}
 
     def create_module(self, spec: ModuleSpec) -> ModuleType:
+        if spec.name in GATHERED:
+            return GatheredModule(spec.name, GATHERED[spec.name])
         module = importlib.import_module(MOVED[spec.name])
         self._own_specs[module.__name__] = module.__spec__
         return module

@@ -105,3 +105,23 @@ __all__ = [
     "write_fz_npz",
     "write_trials",
 ]
+
+#: Names memoxr 0.x exported from the single-module ``memoxr.estimate``, and where they live now.
+_MOVED_NAMES = {
+    "DEFAULT_SAMPLE_ORDER": "graph",
+    "ESTIMATOR_NAME": "graph",
+    "class_indices": "graph",
+    "pass_sums_graph": "graph",
+    "records_sums": "graph",
+    "Records": "trials",
+    "read_records": "trials",
+    "write_estimate_store": "writers",
+}
+
+
+def __getattr__(name: str) -> object:
+    if name in _MOVED_NAMES:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_MOVED_NAMES[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
