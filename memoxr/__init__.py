@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
 from typing import TYPE_CHECKING, Any
 
 from ._compat import install as _install_moved_module_paths
@@ -21,6 +22,12 @@ from ._version import __version__
 from .errors import IncompleteStoreError, MemoxrInputError, OutputExistsError
 
 _install_moved_module_paths()
+
+# ``Dataset.memoxr`` is registered by memoxr's influence layer. When xarray is loaded already (a
+# notebook that imported it first) that costs nothing, so do it now: the accessor then works
+# before any memoxr call. Otherwise the first memoxr function that touches xarray registers it.
+if "xarray" in sys.modules:
+    from .influence import accessor as _accessor  # noqa: F401
 
 # Installed, the top-level convert/ folder is the subpackage memoxr.convert; from a
 # source checkout that was not installed, find it beside this package instead.
@@ -51,6 +58,7 @@ _LAZY = {
     "class_stats": ".influence.stats",
     "merge_stats_csv": ".influence.stats",
     "open_influence": ".influence.sources",
+    "load_scores": ".workflows",
     "plot_convergence": ".estimate.uncertainty",
     "score_errors": ".estimate.uncertainty",
     "pairs": ".influence.pairs",
@@ -81,6 +89,7 @@ __all__ = [
     "merge_stats_csv",
     "open_dynamics",
     "open_influence",
+    "load_scores",
     "plan_block_chunks",
     "DEFAULT_CHUNK_MB",
     "plot_convergence",
@@ -114,6 +123,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .io.chunks import DEFAULT_CHUNK_MB, plan_block_chunks
     from .io.sample_order import align_order
     from .reproduce import reproduce
+    from .workflows import load_scores
 
 
 #: Submodules reachable as attributes without importing them first (``memoxr.scheduler.use_scheduler``).

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .compute.progress import compute
+from .compute.progress import accepts_show_progress, compute
 from .convert import convert_npz
 from .errors import MemoxrInputError
 from .influence.analysis import Analysis, analyze
@@ -128,6 +128,7 @@ def load_scores(
     )
 
 
+@accepts_show_progress
 def calculate(
     source: str | os.PathLike[str],
     *,
@@ -192,6 +193,7 @@ def _same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
     return Path(a).resolve() == Path(b).resolve()
 
 
+@accepts_show_progress
 def update_csv(
     influence_file: str | os.PathLike[str],
     csv_file: str | os.PathLike[str],
@@ -225,6 +227,7 @@ def update_csv(
     return merge_stats_csv(table, csv_file, output, overwrite=overwrite, storage_options=so)
 
 
+@accepts_show_progress
 def demo(output_dir: str | os.PathLike[str], *, overwrite: bool = False) -> Result:
     """The whole pipeline on the shipped sample, written to ``output_dir``.
 
@@ -338,6 +341,6 @@ def demo_report(result: Result, output_dir: str | os.PathLike[str]) -> str:
         "Next:",
         f"  memoxr plot --input {folder / 'influence.zarr'} --output {folder / 'figures'}",
         f"  memoxr calculate --input {folder / 'influence.zarr'} --analyze-class 3 --top-k 5",
-        f"  python -c \"import xarray as xr; print(xr.open_zarr('{folder / 'scores.zarr'}'))\"",
+        f"  python -c \"import memoxr; print(memoxr.load_scores('{folder / 'scores.zarr'}'))\"",
     ]
     return "\n".join(lines)

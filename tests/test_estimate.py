@@ -525,3 +525,14 @@ def test_blas_runs_one_thread_per_dask_thread_only_around_threaded_work():
     assert blas_threads() == before
     with dask.config.set(scheduler="synchronous"), blas_threads_for_dask([x]):
         assert blas_threads() == before
+
+
+def test_indices_and_counts_are_coordinates_in_memory_and_data_on_disk(tmp_path, records):
+    ds = estimate(records, chunk_mb=0.001)
+    assert {"train_index", "test_index", "train_count", "test_count"} <= set(ds.coords)
+    assert "train_index" not in ds.mean("train_sample").coords  # never averaged as data
+    path = estimate_to_zarr(records, tmp_path / "e.zarr", chunk_mb=0.001)
+    on_disk = xr.open_zarr(path)
+    assert {"train_index", "test_index", "train_count", "test_count"} <= set(on_disk.data_vars)  # the 0.x format
+    reopened = memoxr.open_influence(path)
+    xr.testing.assert_equal(reopened["train_index"], ds["train_index"].compute())

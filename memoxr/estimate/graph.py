@@ -21,7 +21,7 @@ import xarray as xr
 from ..compute.progress import deprecated_show_progress
 from ..errors import MemoxrInputError
 from ..io.chunks import DEFAULT_CHUNK_MB, BlockChunks, plan_block_chunks, validate_mb
-from ..io.schema import pad_indices
+from ..io.schema import INFLUENCE_COORDS, pad_indices, promote_coords
 from ..io.storage import StorageOptions
 from . import kernels as _k
 from .sums import TrialSums, class_test_in, full_test_in
@@ -194,7 +194,8 @@ def estimate_with_sums(
 
         ds = add_intervals(ds, records.mask, records.train_correct, records.test_correct, replicates=bootstrap,
                            confidence=confidence, seed=seed, chunk_mb=chunk_mb)
-    return ds
+    # Indices and counts are coordinates, as in an opened influence store (data variables on disk).
+    return promote_coords(ds, INFLUENCE_COORDS)
 
 
 def class_indices(tr_labels: np.ndarray, tt_labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -17,7 +17,7 @@ from ..compute.progress import compute, deprecated_show_progress
 from ..errors import MemoxrInputError
 from ..io.chunks import DEFAULT_CHUNK_MB, BlockChunks
 from ..io.npy import write_npy_streamed
-from ..io.schema import CLASS, check_influence_dataset
+from ..io.schema import CLASS, INFLUENCE_COORDS, check_influence_dataset
 from ..io.storage import StorageOptions, atomic_output, check_writable, write_dataset
 from .graph import DEFAULT_SAMPLE_ORDER, TrialInput, estimate, estimate_with_sums
 from .trials import (
@@ -60,6 +60,7 @@ def write_estimate_store(
     >>> os.path.basename(path)
     'e.zarr'
     """
+    ds = ds.reset_coords([name for name in INFLUENCE_COORDS if name in ds.coords])  # the store's format
     with deprecated_show_progress(show_progress, "write_estimate_store"), blas_threads_for_dask([ds["influence"].data]):
         return write_dataset(ds, output, overwrite=overwrite, encoding=_encoding(ds), storage_options=storage_options)
 

@@ -17,7 +17,6 @@ from typing import Any
 
 import xarray as xr
 
-from ..compute.progress import compute
 from ..errors import MemoxrInputError
 
 __all__ = ["MemoxrAccessor"]
@@ -147,6 +146,8 @@ class MemoxrAccessor:
 
         analysis_options = {key: options.pop(key) for key in ("class_label", "k", "n_classes") if key in options}
         scores = self._scores("analyze", skipna=skipna, keep_attrs=keep_attrs, score_options=options)
+        from ..compute.progress import compute  # dask only when it runs: registering stays cheap
+
         (scores,) = compute(scores)  # once, for the table and every analysis
         table = class_stats(scores, skipna=skipna, keep_attrs=keep_attrs)
         return analyze(scores, table, skipna=skipna, keep_attrs=keep_attrs, **analysis_options)

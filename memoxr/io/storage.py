@@ -40,7 +40,7 @@ import xarray as xr
 import zarr
 import zarr.abc.store  # loaded by zarr anyway; named for the Store annotation
 
-from ..compute.progress import compute
+from ..compute.progress import accepts_show_progress, compute
 from ..errors import IncompleteStoreError, MemoxrInputError, OutputExistsError
 from .location import (
     Location,
@@ -307,6 +307,7 @@ def _zarr_v3_quiet() -> Iterator[None]:
         yield
 
 
+@accepts_show_progress
 def write_dataset(
     ds: xr.Dataset,
     path: PathLike | Location,
