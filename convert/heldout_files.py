@@ -270,7 +270,7 @@ def _validate_run_headers(path: str, n_train: int, n_test: int, storage_options:
 
 
 def _validate_indices(path: str, key: str, index: np.ndarray, size: int, what: str) -> np.ndarray:
-    """Indices in ``[0, size)`` (:func:`memoxr.io.npz.as_indices`), none repeated."""
+    """Indices in ``[0, size)`` (:func:`memoxr.io.npy.as_indices`), none repeated."""
     try:
         index = as_indices(key, index, size=size, what=what)
     except MemoxrInputError as exc:

@@ -125,7 +125,6 @@ def evaluate_command(
     skipna: bool | None, csv_path: str | None, overwrite: bool, quiet: bool, storage_options: dict | None,
 ) -> None:
     """Evaluate memorization proxies: mislabel/duplicate detection, agreement with FZ memorization, across runs."""
-    from ..compute.progress import progress
     from ..dynamics.evaluate import compare_stores, cross_run, evaluate, table
     from ..dynamics.schema import open_dynamics
     from ..io.storage import atomic_output, check_writable
@@ -144,20 +143,19 @@ def evaluate_command(
         )
     ds = open_dynamics(store, storage_options=so)
     names = list(proxies) or None
-    with progress(not quiet):  # a bar for each pass over the store that lasts
-        if across is not None:
-            result = cross_run(ds, dim=across, proxies=names, skipna=skipna)
-        elif compare is not None:
-            result = compare_stores(ds, open_dynamics(compare, storage_options=so), proxies=names, mapping=mapping,
-                                    skipna=skipna)
-        else:
-            infl = None
-            if influence is not None:
-                from .. import open_influence
+    if across is not None:
+        result = cross_run(ds, dim=across, proxies=names, skipna=skipna)
+    elif compare is not None:
+        result = compare_stores(ds, open_dynamics(compare, storage_options=so), proxies=names, mapping=mapping,
+                                skipna=skipna)
+    else:
+        infl = None
+        if influence is not None:
+            from .. import open_influence
 
-                infl = open_influence(influence, storage_options=so)
-            result = evaluate(ds, proxies=names, mask=mask, influence=infl, mapping=mapping, top_k=top_k, k=k,
-                              skipna=skipna)
+            infl = open_influence(influence, storage_options=so)
+        result = evaluate(ds, proxies=names, mask=mask, influence=infl, mapping=mapping, top_k=top_k, k=k,
+                          skipna=skipna)
     if metric is not None:
         click.echo(table(result, metric=metric, columns=columns).to_string(float_format=lambda v: f"{v:.4f}"))
     else:

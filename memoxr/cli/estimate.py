@@ -111,7 +111,9 @@ def convergence_command(
     and influence with the all-trial estimate and their mean |change|.
     """
     from ..estimate.uncertainty import write_convergence
+    from ..io.chunks import validate_option_mb
 
+    chunk_mb = validate_option_mb("--chunk-mb", chunk_mb)
     try:
         values = tuple(float(f) for f in fractions.split(","))
     except ValueError:

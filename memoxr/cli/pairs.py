@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from ..influence.pairs import check_pairs_output, pairs, write_pairs
+from ..io.chunks import DEFAULT_CHUNK_MB
 from ..io.storage import check_writable
 from .options import (
     allow_pickle_option,
@@ -25,7 +26,7 @@ __all__ = ["pairs_command"]
 @click.option("--min-mem", type=float, default=0.25, show_default=True, help="Lowest memorization of the pair's train sample (inclusive).")
 @click.option("--top-k-per-test", type=click.IntRange(min=1), default=None, help="Keep at most K pairs per test sample, of highest influence.")
 @click.option("--full", is_flag=True, help="Search influence_full(train_id, test_id) (a store of `memoxr estimate --full`) instead of the within-class blocks.")
-@click.option("--chunk-mb", type=float, default=None, help="For an .npz INPUT: target chunk size in MB.  [default: 64]")
+@click.option("--chunk-mb", type=float, default=None, help=f"For an .npz INPUT: target chunk size in MB.  [default: {DEFAULT_CHUNK_MB:g}]")
 @overwrite_option
 @allow_pickle_option
 @quiet_option

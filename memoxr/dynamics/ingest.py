@@ -25,7 +25,7 @@ import xarray as xr
 from .._version import __version__
 from ..compute.progress import deprecated_show_progress
 from ..errors import MemoxrInputError
-from ..io.chunks import validate_mb
+from ..io.chunks import DEFAULT_CHUNK_MB, validate_mb
 from ..io.schema import SCHEMA_VERSION
 from ..io.storage import check_writable, write_dataset
 from .files import _array_header, _load, load_array
@@ -258,7 +258,7 @@ def ingest_dataset(
     sample_ids: Any = None,
     truth: Mapping[str, Any] | None = None,
     epochs: Sequence[int] | None = None,
-    chunk_mb: float = 64.0,
+    chunk_mb: float = DEFAULT_CHUNK_MB,
     storage_options: dict[str, Any] | None = None,
     npz_key: str | None = None,
 ) -> xr.Dataset:
@@ -319,7 +319,7 @@ def ingest(
     sample_ids: Any = None,
     truth: Mapping[str, Any] | None = None,
     epochs: Sequence[int] | None = None,
-    chunk_mb: float = 64.0,
+    chunk_mb: float = DEFAULT_CHUNK_MB,
     overwrite: bool = False,
     storage_options: dict[str, Any] | None = None,
     show_progress: bool | None = None,

@@ -1,7 +1,7 @@
 """Record training dynamics epoch by epoch into a dynamics store (a folder or an fsspec URL), resumably.
 
 The store is created whole (every array, coordinate and attribute, complete or
-absent, through :func:`memoxr.storage.store_output` and the completion marker
+absent, through :func:`memoxr.io.storage.write_dataset` and the completion marker
 like any memoxr store) before training starts; afterwards each epoch's
 values go into their own Zarr chunks, and the epoch's flag in
 ``epoch_complete`` is set only after all its values are written. A run that

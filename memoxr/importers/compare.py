@@ -61,7 +61,7 @@ def open_source(path: str | os.PathLike[str], *, storage_options: dict[str, Any]
     >>> "influence" in open_source(memoxr.sample_path())
     True
     """
-    from ..dynamics.store import open_dynamics
+    from ..dynamics.schema import open_dynamics
     from ..influence.sources import open_influence
     from ..io.storage import open_dataset
 
