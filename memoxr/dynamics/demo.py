@@ -154,14 +154,16 @@ def export_sample(store: str | Path, output: str | Path) -> Path:
     >>> sorted(np.load(npz).files)  # the identities keep the file's older key, sample
     ['correct', 'epoch', 'grad_norm', 'is_mislabeled', 'loss', 'noise', 'sample', 'true_prob']
     """
-    ds = open_dynamics(store).load()
+    from ..compute.progress import compute
+
+    (ds,) = compute(open_dynamics(store))
     # loss stays float32 (the CSL sums it); the other floats are stored as float16 to keep
     # the shipped file small, and read back as float32.
     arrays = {name: ds[name].values for name in (*RECORDED, "is_mislabeled")}
     for name in ("true_prob", "grad_norm"):
         arrays[name] = arrays[name].astype(np.float16)
     arrays.update(noise=ds["noise"].values, epoch=ds[EPOCH].values, sample=ds[SAMPLE].values)
-    np.savez_compressed(output, **arrays)  # type: ignore[arg-type]
+    np.savez_compressed(output, **arrays)
     return Path(output)
 
 
@@ -233,7 +235,9 @@ def run(
         return auroc_table(open_dynamics(store))
     with tempfile.TemporaryDirectory() as tmp:
         store = record(Path(tmp) / "digits_dynamics.zarr", show_progress=show_progress)
-        return auroc_table(open_dynamics(store).load())
+        from ..compute.progress import compute
+
+        return auroc_table(compute(open_dynamics(store))[0])
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -166,7 +166,9 @@ def open_dynamics(
     )
     ds = with_sample_name(ds)
     if COMPLETION_VAR in ds:
-        flags = ds[COMPLETION_VAR].load()
+        from ..compute.progress import compute
+
+        (flags,) = compute(ds[COMPLETION_VAR])
         done = (flags > 0).all([d for d in flags.dims if d != EPOCH]).values
         ds = ds.drop_vars(COMPLETION_VAR).isel({EPOCH: np.flatnonzero(done)})
     return label_variables(ds)

@@ -90,7 +90,9 @@ def open_stage(out: Path, name: str) -> xr.Dataset | None:
         return None
     try:
         with _quiet_zarr():
-            return open_dataset(path).load()
+            from ..compute.progress import compute
+
+            return compute(open_dataset(path))[0]
     except (IncompleteStoreError, MemoxrInputError):
         return None
 
@@ -173,7 +175,9 @@ def build_fz(out: Path, settings: Settings, split: training.Split, echo: Echo) -
     mem, se, n_in, half, accuracy = [], [], [], [], []
     for arch in archs:
         influence = open_influence(folder / f"{arch}.zarr")
-        records = open_trials(folder / f"{arch}_trials.zarr").load()
+        from ..compute.progress import compute
+
+        (records,) = compute(open_trials(folder / f"{arch}_trials.zarr"))
         mem.append(influence["tr_mem"].values.astype(np.float64))
         se.append(influence["tr_mem_se"].values.astype(np.float64))  # the estimator's error bar
         n_in.append(influence["n_in"].values)
@@ -208,7 +212,9 @@ def _recorded_proxies(path: Path) -> xr.Dataset:
 
     with _quiet_zarr():
         # The reproduction's tables name a training sample "sample" (its CSV column).
-        return compute_proxies(open_dynamics(path)).load().rename(train_id="sample")
+        from ..compute.progress import compute
+
+        return compute(compute_proxies(open_dynamics(path)))[0].rename(train_id="sample")
 
 
 def _record(path: Path, runs: dict[str, list], samples: int, epochs: int, truth: dict, order: str,
