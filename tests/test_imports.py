@@ -28,8 +28,11 @@ def _modules_after(code: str) -> set[str]:
         "from memoxr.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass",
         "from memoxr.cli import main\ntry:\n    main(['convert', '--help'])\nexcept SystemExit:\n    pass",
         "from memoxr.cli import main\ntry:\n    main(['evaluate', '--help'])\nexcept SystemExit:\n    pass",
+        *(f"from memoxr.cli import main\ntry:\n    main(['{c}', '--help'])\nexcept SystemExit:\n    pass"
+          for c in ("estimate", "compare", "pairs", "align-order", "reproduce")),
     ],
-    ids=["import", "help", "convert-help", "evaluate-help"],
+    ids=["import", "help", "convert-help", "evaluate-help", "estimate-help", "compare-help", "pairs-help",
+         "align-order-help", "reproduce-help"],
 )
 def test_start_up_imports_nothing_heavy(code):
     loaded = _modules_after(code)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import click
 
-from ..io.sample_order import align_order, check_mapping_output, write_mapping
-from ..io.storage import check_writable
 from .options import handle_errors, overwrite_option, quiet_option
 
 __all__ = ["align_order_command"]
@@ -28,6 +26,9 @@ def align_order_command(a: str, b: str, output: str, overwrite: bool, quiet: boo
     other's. Refused, with the number of matching samples, when A and B hold
     different samples.
     """
+    from ..io.sample_order import align_order, check_mapping_output, write_mapping
+    from ..io.storage import check_writable
+
     check_mapping_output(output)
     check_writable(output, overwrite=overwrite)
     result = align_order(a, b)

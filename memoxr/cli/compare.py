@@ -8,7 +8,6 @@ from typing import Any
 import click
 
 from ..errors import MemoxrInputError
-from ..importers.compare import compare_scores
 from .options import handle_errors, overwrite_flag, quiet_option, remote_options
 
 __all__ = ["compare_command"]
@@ -78,6 +77,7 @@ def compare_command(stores: tuple[str, ...], mask: str | None, memorization: str
     memorization). Samples are paired by identity; different sample orders
     are refused unless --mapping translates them.
     """
+    from ..importers.compare import compare_scores
     from ..io.storage import atomic_output, check_writable
 
     if csv_path is not None:

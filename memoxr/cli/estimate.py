@@ -5,7 +5,6 @@ from __future__ import annotations
 import click
 
 from ..errors import MemoxrInputError
-from ..estimate.uncertainty import DEFAULT_FRACTIONS
 from ..io.chunks import DEFAULT_CHUNK_MB
 from .options import (
     dry_run_option,
@@ -94,8 +93,8 @@ def estimate_command(
 @click.command("convergence")
 @click.argument("trials", metavar="TRIALS", type=click.Path())
 @click.argument("output", metavar="OUTPUT.csv", type=click.Path())
-@click.option("--fractions", default=",".join(f"{f:g}" for f in DEFAULT_FRACTIONS), show_default=True,
-              help="Increasing fractions of the trials, comma-separated.")
+@click.option("--fractions", default=None,
+              help="Increasing fractions of the trials, comma-separated.  [default: 0.1,0.2,...,1]")
 @click.option("--figure", type=click.Path(), default=None, help="Also draw the table as a PNG.")
 @click.option("--chunk-mb", type=float, default=DEFAULT_CHUNK_MB, show_default=True,
               help="Target size in MB of one block of trials and of one influence chunk.")
@@ -103,19 +102,19 @@ def estimate_command(
 @quiet_option
 @handle_errors
 def convergence_command(
-    trials: str, output: str, fractions: str, figure: str | None, chunk_mb: float, overwrite: bool, quiet: bool
+    trials: str, output: str, fractions: str | None, figure: str | None, chunk_mb: float, overwrite: bool, quiet: bool
 ) -> None:
     """How FZ estimates move as trials are added: a CSV table (and a figure).
 
     For the first 10%, 20%, ... of the TRIALS, the correlation of memorization
     and influence with the all-trial estimate and their mean |change|.
     """
-    from ..estimate.uncertainty import write_convergence
+    from ..estimate.uncertainty import DEFAULT_FRACTIONS, write_convergence
     from ..io.chunks import validate_option_mb
 
     chunk_mb = validate_option_mb("--chunk-mb", chunk_mb)
     try:
-        values = tuple(float(f) for f in fractions.split(","))
+        values = DEFAULT_FRACTIONS if fractions is None else tuple(float(f) for f in fractions.split(","))
     except ValueError:
         raise MemoxrInputError(f"--fractions: expected comma-separated numbers, received {fractions!r}") from None
     table, written = write_convergence(trials, output, fractions=values, figure=figure, chunk_mb=chunk_mb,

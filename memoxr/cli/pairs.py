@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..influence.pairs import check_pairs_output, pairs, write_pairs
 from ..io.chunks import DEFAULT_CHUNK_MB
-from ..io.storage import check_writable
 from .options import (
     allow_pickle_option,
     dry_run_option,
@@ -46,7 +44,9 @@ def pairs_command(
     influence; an OUT ending in .npz gets the FZ keys tr_idx, tt_idx, infl, mem
     (plus tr_labels, tt_labels).
     """
+    from ..influence.pairs import check_pairs_output, pairs, write_pairs
     from ..io.chunks import validate_option_mb
+    from ..io.storage import check_writable
 
     if chunk_mb is not None:
         chunk_mb = validate_option_mb("--chunk-mb", chunk_mb)
