@@ -17,7 +17,7 @@ import pytest
 
 from memoxr.benchmarks import _common as c
 
-MODULES = ["_common", "calculate", "convert", "plan", "scores", "startup", "scaling"]
+MODULES = ["_common", "calculate", "convert", "plan", "scores", "startup", "scaling", "versions"]
 
 
 @pytest.mark.parametrize("name", MODULES)
@@ -92,3 +92,16 @@ def test_wide_layouts_keep_the_samples_and_grow_the_influence():
     one, four = layout("1gb-wide"), layout("4gb-wide")
     assert one.train == four.train == layout("1gb-ragged").train
     assert four.test[0] == 4 * one.test[0] and four.padded_gb == 4 * one.padded_gb
+
+
+def test_versions_benchmark_compares_two_checkouts(tmp_path, capsys, ragged_store):
+    # This very checkout as "old": the two must write the same CSV.
+    from pathlib import Path
+
+    import memoxr
+    from memoxr.benchmarks.versions import main
+
+    checkout = Path(memoxr.__file__).resolve().parent.parent
+    main([str(ragged_store), "--old", str(checkout), "--repeat", "1"])
+    out = capsys.readouterr().out
+    assert "new/old" in out and "per-class CSV identical: True" in out

@@ -1,0 +1,61 @@
+"""Benchmark: ``memoxr calculate`` of another memoxr checkout against this one, as whole processes.
+
+Run ``python -m memoxr.benchmarks.versions --old CHECKOUT STORE [STORE ...] --repeat 7`` with
+``CHECKOUT`` a source tree of the other version (``git worktree add /tmp/old REV``) and each
+``STORE`` an influence store (``python -m memoxr.benchmarks.calculate --workdir DIR`` leaves
+``cifar.zarr`` and ``imagenet.zarr`` there). Rounds are interleaved, each starting from the other
+version; the other version runs from its checkout (``PYTHONPATH``) with this environment's
+libraries. Printed per store: median and min-max wall time of each, the ratio of medians and the
+range of per-round ratios, and whether both wrote the same per-class CSV, byte for byte (a
+refactor must not change a number). Nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import filecmp
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def _run(store: Path, csv: Path, env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "memoxr", "calculate", "--input", str(store), "-q", "--stats-csv", str(csv),
+         "--overwrite"],
+        check=True, env=env, cwd=tempfile.gettempdir(), stdout=subprocess.DEVNULL,
+    )
+    return time.perf_counter() - start
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("stores", nargs="+", type=Path, help="influence stores to run calculate on")
+    parser.add_argument("--old", type=Path, required=True, help="source checkout of the other version")
+    parser.add_argument("--repeat", type=int, default=7, help="interleaved rounds (default 7)")
+    args = parser.parse_args(argv)
+    variants = {"old": dict(os.environ, PYTHONPATH=str(args.old)), "new": dict(os.environ)}
+    variants["new"].pop("PYTHONPATH", None)
+    with tempfile.TemporaryDirectory() as tmp:
+        for store in args.stores:
+            times: dict[str, list[float]] = {name: [] for name in variants}
+            csvs = {name: Path(tmp) / f"{name}.csv" for name in variants}
+            for round_ in range(args.repeat):
+                order = list(variants) if round_ % 2 == 0 else list(reversed(variants))
+                for name in order:
+                    times[name].append(_run(store, csvs[name], variants[name]))
+            old, new = (statistics.median(times[name]) for name in ("old", "new"))
+            ratios = sorted(n / o for o, n in zip(times["old"], times["new"], strict=True))
+            same = filecmp.cmp(csvs["old"], csvs["new"], shallow=False)
+            print(f"{store.name}: old {old:.2f} s ({min(times['old']):.2f}-{max(times['old']):.2f}), "
+                  f"new {new:.2f} s ({min(times['new']):.2f}-{max(times['new']):.2f}); new/old {new / old:.2f}x "
+                  f"(per round {ratios[0]:.2f}-{ratios[-1]:.2f}x); per-class CSV identical: {same}")
+
+
+if __name__ == "__main__":
+    main()
