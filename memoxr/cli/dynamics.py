@@ -125,44 +125,19 @@ def evaluate_command(
     skipna: bool | None, csv_path: str | None, overwrite: bool, quiet: bool, storage_options: dict | None,
 ) -> None:
     """Evaluate memorization proxies: mislabel/duplicate detection, agreement with FZ memorization, across runs."""
-    from ..dynamics.evaluate import compare_stores, cross_run, evaluate, table
-    from ..dynamics.schema import open_dynamics
-    from ..io.storage import atomic_output, check_writable
+    from ..dynamics.evaluate import table
+    from ..dynamics.report import evaluate_store
 
-    so = storage_options
-    if csv_path is not None:  # before any work: an unwritable output fails fast
-        check_writable(csv_path, overwrite=overwrite, storage_options=so)
-    modes = {"--across": across, "--compare": compare}
-    chosen = [flag for flag, value in modes.items() if value is not None]
-    others = {"--influence": influence, "--mask": mask}
-    if len(chosen) > 1 or (chosen and any(v is not None for v in others.values())):
-        given = chosen + [flag for flag, value in others.items() if value is not None]
-        raise MemoxrInputError(
-            f"options {given} cannot be combined: --across compares proxies across a run dim, --compare across "
-            "two stores, and --mask/--influence evaluate one store against a mask or FZ memorization"
-        )
-    ds = open_dynamics(store, storage_options=so)
-    names = list(proxies) or None
-    if across is not None:
-        result = cross_run(ds, dim=across, proxies=names, skipna=skipna)
-    elif compare is not None:
-        result = compare_stores(ds, open_dynamics(compare, storage_options=so), proxies=names, mapping=mapping,
-                                skipna=skipna)
-    else:
-        infl = None
-        if influence is not None:
-            from .. import open_influence
-
-            infl = open_influence(influence, storage_options=so)
-        result = evaluate(ds, proxies=names, mask=mask, influence=infl, mapping=mapping, top_k=top_k, k=k,
-                          skipna=skipna)
+    result = evaluate_store(
+        store, proxies=list(proxies) or None, mask=mask, influence=influence, mapping=mapping, top_k=top_k, k=k,
+        across=across, compare=compare, skipna=skipna, output=csv_path, overwrite=overwrite,
+        storage_options=storage_options,
+    )
     if metric is not None:
         click.echo(table(result, metric=metric, columns=columns).to_string(float_format=lambda v: f"{v:.4f}"))
     else:
         click.echo(result.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     if csv_path is not None:
-        with atomic_output(csv_path, overwrite=overwrite, storage_options=so) as tmp:
-            result.to_csv(tmp, index=False)
         click.echo(f"wrote {csv_path}")
 
 
