@@ -23,7 +23,7 @@ import dask
 import xarray as xr
 from dask.diagnostics import ProgressBar
 
-from ..errors import MemoxrInputError
+from ..errors import MemoxrInputError, connection_failure
 from .scheduler import current_client
 
 P = ParamSpec("P")
@@ -164,8 +164,6 @@ def compute(*objs: Any) -> tuple[Any, ...]:
     except MemoxrInputError:
         raise
     except Exception as exc:
-        from ..errors import connection_failure
-
         failure = connection_failure(exc)
         if failure is not None:  # object storage unreachable mid-read: not a damaged store
             raise MemoxrInputError(failure) from exc
@@ -237,8 +235,6 @@ def _first_bad_chunk(zarray: Any) -> str | None:
         try:
             zarray[region]
         except Exception as err:
-            from ..errors import connection_failure
-
             if connection_failure(err) is not None:  # a read that failed to arrive, not a bad chunk
                 return None
             shards = zarray.shards or chunks
@@ -276,8 +272,6 @@ def describe_undecodable_store(path: Any, exc: BaseException, storage_options: d
     True
     """
     import zarr
-
-    from ..errors import connection_failure
 
     if not _raised_in_codec(exc.__traceback__) or connection_failure(exc) is not None:
         return None
