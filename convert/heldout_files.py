@@ -20,9 +20,9 @@ import numpy as np
 
 from memoxr.errors import MemoxrInputError
 from memoxr.estimate.kernels import not_binary
+from memoxr.io.location import StorageOptions, describe_access_error, is_url
 from memoxr.io.npy import as_indices
 from memoxr.io.npz import load_npz_arrays, open_npz, read_npz_headers
-from memoxr.io.storage import StorageOptions, describe_access_error, is_url
 
 #: Name of the per-run file.
 AUX_FILE = "aux_arrays.npz"

@@ -54,8 +54,9 @@ from dask.base import tokenize
 from memoxr.compute.progress import compute, deprecated_show_progress
 from memoxr.estimate.trials import TRIAL, TRIAL_VARIABLES
 from memoxr.io.chunks import validate_mb
+from memoxr.io.location import StorageOptions, is_url
 from memoxr.io.npy import write_npy_streamed
-from memoxr.io.storage import StorageOptions, atomic_output, check_writable, is_url, write_dataset
+from memoxr.io.storage import atomic_output, check_writable, write_dataset
 
 from .heldout_files import (
     AUX_FILE,

@@ -19,6 +19,7 @@ from .influence.scores import influence_scores
 from .influence.seed_npz import SEED_KEYS, read_seed_npz, write_seed_npz
 from .influence.sources import open_influence, sample_path
 from .influence.stats import class_stats, merge_stats_csv
+from .io.location import StorageOptions, is_url
 from .io.npz import read_npz_headers
 from .io.schema import (
     CLASS,
@@ -31,15 +32,7 @@ from .io.schema import (
     label_variables,
     promote_coords,
 )
-from .io.storage import (
-    StorageOptions,
-    atomic_output,
-    check_writable,
-    is_url,
-    open_dataset,
-    remove_output,
-    write_dataset,
-)
+from .io.storage import atomic_output, check_writable, open_dataset, remove_output, write_dataset
 
 
 @dataclass

@@ -14,9 +14,9 @@ import fsspec
 import numpy as np
 
 from ..errors import MemoxrInputError
+from ..io.location import file_exists, is_url
 from ..io.npy import ArrayHeader, read_npy_body, read_npy_header
 from ..io.npz import CheckedNpz
-from ..io.storage import file_exists, is_url
 
 
 def _npz_member(npz: CheckedNpz, source: str, key: str | None) -> str:

@@ -26,9 +26,9 @@ import zarr
 
 from .._version import __version__
 from ..errors import MemoxrInputError, OutputExistsError
-from ..io.location import Location
+from ..io.location import Location, is_url
 from ..io.schema import SCHEMA_VERSION
-from ..io.storage import check_writable, is_url, open_dataset, write_dataset
+from ..io.storage import check_writable, open_dataset, write_dataset
 from .schema import (
     COMPLETION_VAR,
     DYNAMICS_SCHEMA,

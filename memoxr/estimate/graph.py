@@ -21,8 +21,8 @@ import xarray as xr
 from ..compute.progress import deprecated_show_progress
 from ..errors import MemoxrInputError
 from ..io.chunks import DEFAULT_CHUNK_MB, BlockChunks, plan_block_chunks, validate_mb
+from ..io.location import StorageOptions
 from ..io.schema import INFLUENCE_COORDS, pad_indices, promote_coords
-from ..io.storage import StorageOptions
 from . import kernels as _k
 from .sums import TrialSums, class_test_in, full_test_in
 from .trials import Records, read_records

@@ -25,7 +25,7 @@ import numpy as np
 from ..compute.progress import damaged_store_as_input_error, deprecated_show_progress
 from ..errors import MemoxrInputError
 from ..io.chunks import DEFAULT_CHUNK_MB, BlockChunks
-from ..io.storage import StorageOptions, is_url
+from ..io.location import StorageOptions, is_url
 from . import kernels as _k
 from .graph import TrialInput, records_sums, validate_chunk_mb, with_degenerate_warning
 from .sums import SUM_NAMES

@@ -25,8 +25,8 @@ import xarray as xr
 import zarr
 
 from ..errors import MemoxrInputError
+from ..io.location import StorageOptions, file_exists, is_url
 from ..io.schema import TEST_ID, TRAIN_ID
-from ..io.storage import StorageOptions, file_exists, is_url
 from . import kernels as _k
 
 __all__ = ["BINARY_KEYS", "TRIAL", "TRIAL_VARIABLES", "Records", "open_trials", "read_records"]

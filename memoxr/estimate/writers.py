@@ -16,9 +16,10 @@ from ..compute.blas import blas_threads_for_dask
 from ..compute.progress import compute, deprecated_show_progress
 from ..errors import MemoxrInputError
 from ..io.chunks import DEFAULT_CHUNK_MB, BlockChunks
+from ..io.location import StorageOptions
 from ..io.npy import write_npy_streamed
 from ..io.schema import CLASS, INFLUENCE_COORDS, check_influence_dataset
-from ..io.storage import StorageOptions, atomic_output, check_writable, write_dataset
+from ..io.storage import atomic_output, check_writable, write_dataset
 from .graph import DEFAULT_SAMPLE_ORDER, TrialInput, estimate, estimate_with_sums
 from .trials import (
     BINARY_KEYS,

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import MemoxrInputError
-from ..io.storage import file_exists, open_file
+from ..io.location import file_exists, open_file
 from ._store import check_output, integer_ids, read_csv_table, scores_dataset, write_scores
 
 AUM_COLUMNS = ("sample_id", "aum")

@@ -12,7 +12,7 @@ import pandas as pd
 
 from ..dynamics.files import load_array
 from ..errors import MemoxrInputError
-from ..io.storage import file_exists, open_file
+from ..io.location import file_exists, open_file
 from ._store import check_output, integer_ids, read_csv_table, scores_dataset, write_scores
 
 

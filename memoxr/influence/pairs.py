@@ -31,8 +31,9 @@ import pandas as pd
 import xarray as xr
 
 from ..errors import MemoxrInputError
+from ..io.location import StorageOptions
 from ..io.schema import CLASS, TEST, TEST_ID, TRAIN, TRAIN_ID, check_influence_dataset
-from ..io.storage import StorageOptions, atomic_output
+from ..io.storage import atomic_output
 
 #: Columns of the table :func:`pairs` returns, in order.
 PAIR_COLUMNS = ("class_label", "train_index", "test_index", "test_label", "memorization", "influence")

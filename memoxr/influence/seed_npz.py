@@ -15,6 +15,7 @@ import xarray as xr
 
 from ..compute.progress import compute
 from ..errors import MemoxrInputError
+from ..io.location import StorageOptions
 from ..io.schema import (
     CLASS,
     SCHEMA_VERSION,
@@ -25,7 +26,7 @@ from ..io.schema import (
     label_variables,
     promote_coords,
 )
-from ..io.storage import StorageOptions, atomic_output
+from ..io.storage import atomic_output
 
 #: Seed key -> scores variable.
 SEED_KEYS = {

@@ -10,8 +10,9 @@ import xarray as xr
 
 from ..compute.progress import compute, deprecated_show_progress
 from ..errors import MemoxrInputError
+from ..io.location import StorageOptions, file_exists, open_file
 from ..io.schema import CLASS, STAT_STEMS, STATISTICS, TRAIN, check_scores_dataset, kept_attrs
-from ..io.storage import StorageOptions, atomic_output, check_writable, file_exists, open_file
+from ..io.storage import atomic_output, check_writable
 from . import kernels as _kernels
 
 #: The seed's columns, in the seed's order.

@@ -49,16 +49,9 @@ from .location import (
     _check_bucket,
     _exists,
     describe_access_error,
-    file_exists,
     is_url,
-    open_file,
-    resolve_storage_options,
 )
 from .schema import COMPLETE_ATTR, check_complete
-
-# Re-exported while callers move to memoxr.io.location.
-__all__ = ["Location", "PathLike", "StorageOptions", "file_exists", "is_url", "open_file", "resolve_storage_options"]
-
 
 
 def _siblings(path: Path, tag: str) -> Path:

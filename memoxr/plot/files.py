@@ -150,7 +150,8 @@ def write_score_figures(
     >>> [path.name for path in write_score_figures(memoxr.sample_path(), f"{folder}/top.png", kinds=["top-k"])]
     ['top.png']
     """
-    from ..io.storage import atomic_output, is_url
+    from ..io.location import is_url
+    from ..io.storage import atomic_output
 
     if is_url(output):
         raise MemoxrInputError(
