@@ -97,13 +97,10 @@ def plan_ingest(
 
     Examples
     --------
-    >>> import pathlib, tempfile
-    >>> import numpy as np
-    >>> folder = pathlib.Path(tempfile.mkdtemp())
-    >>> for run in (1, 2):
-    ...     for epoch in range(3):
-    ...         np.save(folder / f"loss_run{run}_epoch_{epoch}.npy", np.full(5, run + epoch / 10))
-    >>> plan = plan_ingest(str(folder / "loss_run{run}_epoch_{epoch}.npy"))
+    >>> import tempfile
+    >>> from memoxr.datasets.examples import epoch_loss_files
+    >>> pattern = epoch_loss_files(tempfile.mkdtemp())  # loss_run{run}_epoch_{epoch}.npy: 2 runs, 3 epochs, 5 samples
+    >>> plan = plan_ingest(pattern)
     >>> plan.run_dims, plan.epochs, plan.n_samples
     (['run'], [0, 1, 2], 5)
     """
@@ -267,13 +264,10 @@ def ingest_dataset(
 
     Examples
     --------
-    >>> import pathlib, tempfile
-    >>> import numpy as np
-    >>> folder = pathlib.Path(tempfile.mkdtemp())
-    >>> for run in (1, 2):
-    ...     for epoch in range(3):
-    ...         np.save(folder / f"loss_run{run}_epoch_{epoch}.npy", np.full(5, run + epoch / 10))
-    >>> ds = ingest_dataset(str(folder / "loss_run{run}_epoch_{epoch}.npy"))
+    >>> import tempfile
+    >>> from memoxr.datasets.examples import epoch_loss_files
+    >>> pattern = epoch_loss_files(tempfile.mkdtemp())  # loss_run{run}_epoch_{epoch}.npy: 2 runs, 3 epochs, 5 samples
+    >>> ds = ingest_dataset(pattern)
     >>> ds["loss"].dims, ds["loss"].sum("epoch").values[:, 0].round(2).tolist()
     (('run', 'epoch', 'train_id'), [3.3, 6.3])
     """
@@ -363,14 +357,11 @@ def ingest(
 
     Examples
     --------
-    >>> import pathlib, tempfile
-    >>> import numpy as np
-    >>> folder = pathlib.Path(tempfile.mkdtemp())
-    >>> for run in (1, 2):
-    ...     for epoch in range(3):
-    ...         np.save(folder / f"loss_run{run}_epoch_{epoch}.npy", np.full(5, run + epoch / 10))
+    >>> import tempfile
+    >>> from memoxr.datasets.examples import epoch_loss_files
+    >>> pattern = epoch_loss_files(tempfile.mkdtemp())  # loss_run{run}_epoch_{epoch}.npy: 2 runs, 3 epochs, 5 samples
     >>> from memoxr.dynamics import open_dynamics
-    >>> store = ingest(str(folder / "loss_run{run}_epoch_{epoch}.npy"), folder / "dyn.zarr", sample_order="tfds")
+    >>> store = ingest(pattern, "dyn.zarr", sample_order="tfds")
     >>> dict(open_dynamics(store).sizes)
     {'run': 2, 'epoch': 3, 'train_id': 5}
     """

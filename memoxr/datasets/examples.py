@@ -1,0 +1,61 @@
+"""Small input files that the docstring examples share, written in one place.
+
+:func:`epoch_loss_files` writes per-epoch loss files as a training loop saves
+them (read by :mod:`memoxr.dynamics.ingest`); :func:`cartography_logs` writes
+the per-epoch logs of the dataset-cartography code (read by
+:mod:`memoxr.importers.cartography`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+#: The pattern of :func:`epoch_loss_files`' names, relative to its folder.
+EPOCH_LOSS_PATTERN = "loss_run{run}_epoch_{epoch}.npy"
+
+
+def epoch_loss_files(folder: str | os.PathLike[str]) -> str:
+    """Write 2 runs x 3 epochs of ``loss_run{run}_epoch_{epoch}.npy`` into ``folder``; return their pattern.
+
+    Each file holds 5 samples, all ``run + epoch / 10``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> pattern = epoch_loss_files(tempfile.mkdtemp())
+    >>> sorted(p.name for p in Path(pattern).parent.iterdir())[:2], np.load(pattern.format(run=2, epoch=1)).tolist()
+    (['loss_run1_epoch_0.npy', 'loss_run1_epoch_1.npy'], [2.1, 2.1, 2.1, 2.1, 2.1])
+    """
+    for run in (1, 2):
+        for epoch in range(3):
+            np.save(Path(folder) / EPOCH_LOSS_PATTERN.format(run=run, epoch=epoch), np.full(5, run + epoch / 10))
+    return str(Path(folder) / EPOCH_LOSS_PATTERN)
+
+
+#: Logits of :func:`cartography_logs`: epoch -> guid -> logits (gold labels 0, 1, 0 by guid).
+CARTOGRAPHY_LOGITS = [{2: [0, 2], 0: [2, 0], 1: [0, 1]}, {1: [1, 0], 2: [0, 1], 0: [3, 0]}]
+
+
+def cartography_logs(folder: str | os.PathLike[str]) -> Path:
+    """Write ``training_dynamics/dynamics_epoch_{e}.jsonl`` (2 epochs, 3 samples) below ``folder``; return that folder.
+
+    One JSON record per sample and epoch, in the layout of the cartography code:
+    ``guid``, ``logits_epoch_{e}`` (:data:`CARTOGRAPHY_LOGITS`) and ``gold``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> logs = cartography_logs(tempfile.mkdtemp())
+    >>> logs.name, (logs / "dynamics_epoch_1.jsonl").read_text().splitlines()[0]
+    ('training_dynamics', '{"guid": 1, "logits_epoch_1": [1, 0], "gold": 1}')
+    """
+    logs = Path(folder, "training_dynamics")
+    logs.mkdir(parents=True, exist_ok=True)
+    for epoch, by_guid in enumerate(CARTOGRAPHY_LOGITS):
+        records = [{"guid": g, f"logits_epoch_{epoch}": z, "gold": [0, 1, 0][g]} for g, z in by_guid.items()]
+        (logs / f"dynamics_epoch_{epoch}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    return logs
