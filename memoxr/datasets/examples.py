@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -18,18 +19,18 @@ import numpy as np
 EPOCH_LOSS_PATTERN = "loss_run{run}_epoch_{epoch}.npy"
 
 
-def epoch_loss_files(folder: str | os.PathLike[str]) -> str:
+def epoch_loss_files(folder: str | os.PathLike[str] | None = None) -> str:
     """Write 2 runs x 3 epochs of ``loss_run{run}_epoch_{epoch}.npy`` into ``folder``; return their pattern.
 
-    Each file holds 5 samples, all ``run + epoch / 10``.
+    Each file holds 5 samples, all ``run + epoch / 10``. Without ``folder``, a new temporary one.
 
     Examples
     --------
-    >>> import tempfile
-    >>> pattern = epoch_loss_files(tempfile.mkdtemp())
+    >>> pattern = epoch_loss_files()
     >>> sorted(p.name for p in Path(pattern).parent.iterdir())[:2], np.load(pattern.format(run=2, epoch=1)).tolist()
     (['loss_run1_epoch_0.npy', 'loss_run1_epoch_1.npy'], [2.1, 2.1, 2.1, 2.1, 2.1])
     """
+    folder = tempfile.mkdtemp() if folder is None else folder
     for run in (1, 2):
         for epoch in range(3):
             np.save(Path(folder) / EPOCH_LOSS_PATTERN.format(run=run, epoch=epoch), np.full(5, run + epoch / 10))
@@ -40,20 +41,20 @@ def epoch_loss_files(folder: str | os.PathLike[str]) -> str:
 CARTOGRAPHY_LOGITS = [{2: [0, 2], 0: [2, 0], 1: [0, 1]}, {1: [1, 0], 2: [0, 1], 0: [3, 0]}]
 
 
-def cartography_logs(folder: str | os.PathLike[str]) -> Path:
+def cartography_logs(folder: str | os.PathLike[str] | None = None) -> Path:
     """Write ``training_dynamics/dynamics_epoch_{e}.jsonl`` (2 epochs, 3 samples) below ``folder``; return that folder.
 
     One JSON record per sample and epoch, in the layout of the cartography code:
     ``guid``, ``logits_epoch_{e}`` (:data:`CARTOGRAPHY_LOGITS`) and ``gold``.
+    Without ``folder``, a new temporary one.
 
     Examples
     --------
-    >>> import tempfile
-    >>> logs = cartography_logs(tempfile.mkdtemp())
+    >>> logs = cartography_logs()
     >>> logs.name, (logs / "dynamics_epoch_1.jsonl").read_text().splitlines()[0]
     ('training_dynamics', '{"guid": 1, "logits_epoch_1": [1, 0], "gold": 1}')
     """
-    logs = Path(folder, "training_dynamics")
+    logs = Path(tempfile.mkdtemp() if folder is None else folder, "training_dynamics")
     logs.mkdir(parents=True, exist_ok=True)
     for epoch, by_guid in enumerate(CARTOGRAPHY_LOGITS):
         records = [{"guid": g, f"logits_epoch_{epoch}": z, "gold": [0, 1, 0][g]} for g, z in by_guid.items()]

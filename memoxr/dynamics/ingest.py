@@ -97,9 +97,8 @@ def plan_ingest(
 
     Examples
     --------
-    >>> import tempfile
     >>> from memoxr.datasets.examples import epoch_loss_files
-    >>> pattern = epoch_loss_files(tempfile.mkdtemp())  # loss_run{run}_epoch_{epoch}.npy: 2 runs, 3 epochs, 5 samples
+    >>> pattern = epoch_loss_files()  # loss_run{run}_epoch_{epoch}.npy: 2 runs, 3 epochs, 5 samples
     >>> plan = plan_ingest(pattern)
     >>> plan.run_dims, plan.epochs, plan.n_samples
     (['run'], [0, 1, 2], 5)
@@ -264,9 +263,8 @@ def ingest_dataset(
 
     Examples
     --------
-    >>> import tempfile
     >>> from memoxr.datasets.examples import epoch_loss_files
-    >>> pattern = epoch_loss_files(tempfile.mkdtemp())  # loss_run{run}_epoch_{epoch}.npy: 2 runs, 3 epochs, 5 samples
+    >>> pattern = epoch_loss_files()  # loss_run{run}_epoch_{epoch}.npy: 2 runs, 3 epochs, 5 samples
     >>> ds = ingest_dataset(pattern)
     >>> ds["loss"].dims, ds["loss"].sum("epoch").values[:, 0].round(2).tolist()
     (('run', 'epoch', 'train_id'), [3.3, 6.3])
@@ -357,9 +355,8 @@ def ingest(
 
     Examples
     --------
-    >>> import tempfile
     >>> from memoxr.datasets.examples import epoch_loss_files
-    >>> pattern = epoch_loss_files(tempfile.mkdtemp())  # loss_run{run}_epoch_{epoch}.npy: 2 runs, 3 epochs, 5 samples
+    >>> pattern = epoch_loss_files()  # loss_run{run}_epoch_{epoch}.npy: 2 runs, 3 epochs, 5 samples
     >>> from memoxr.dynamics import open_dynamics
     >>> store = ingest(pattern, "dyn.zarr", sample_order="tfds")
     >>> dict(open_dynamics(store).sizes)

@@ -129,9 +129,8 @@ def read_cartography(path: str | os.PathLike[str], *, storage_options: dict[str,
 
     Examples
     --------
-    >>> import tempfile
     >>> from memoxr.datasets.examples import cartography_logs
-    >>> folder = cartography_logs(tempfile.mkdtemp())  # training_dynamics/dynamics_epoch_{0,1}.jsonl, 3 samples
+    >>> folder = cartography_logs()  # training_dynamics/dynamics_epoch_{0,1}.jsonl, 3 samples
     >>> logs = read_cartography(folder.parent)
     >>> logs.ids.tolist(), logs.gold.tolist(), logs.correct.tolist()
     ([0, 1, 2], [0, 1, 0], [[True, True, False], [True, False, False]])
@@ -210,9 +209,8 @@ def import_cartography(
 
     Examples
     --------
-    >>> import tempfile
     >>> from memoxr.datasets.examples import cartography_logs
-    >>> folder = cartography_logs(tempfile.mkdtemp())  # training_dynamics/dynamics_epoch_{0,1}.jsonl, 3 samples
+    >>> folder = cartography_logs()  # training_dynamics/dynamics_epoch_{0,1}.jsonl, 3 samples
     >>> from memoxr.importers import open_scores
     >>> ds = open_scores(import_cartography(folder, "carto.zarr", sample_order="glue"))
     >>> ds["cartography_forgetfulness"].values.tolist(), ds["cartography_confidence"].attrs["direction"]

@@ -1,9 +1,7 @@
-"""Figures of memorization proxies against memorization: binned, data map (ROC and PR: :mod:`.detection`).
+"""Figures of memorization proxies: binned against memorization, and the data map.
 
-Proxy figures take plain arrays: numpy arrays, lists, or xarray DataArrays
-(lazy or not) of one shape, paired element by element; two DataArrays must
-also carry the same dims and coordinates, so samples in different orders are
-refused rather than silently mispaired.
+ROC and precision-recall curves are in :mod:`memoxr.plot.detection`; the
+inputs here are plain arrays paired the same way (see :mod:`memoxr.plot`).
 """
 
 from __future__ import annotations
