@@ -60,3 +60,21 @@ def cartography_logs(folder: str | os.PathLike[str] | None = None) -> Path:
         records = [{"guid": g, f"logits_epoch_{epoch}": z, "gold": [0, 1, 0][g]} for g, z in by_guid.items()]
         (logs / f"dynamics_epoch_{epoch}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     return logs
+
+
+def tiny_trials() -> dict[str, np.ndarray]:
+    """Trial records of 4 trials, 2 train samples and 1 test sample of one class (the estimator's smallest input).
+
+    ``mask[t, i]``: train sample ``i`` in trial ``t``'s subset; each trial gets
+    right exactly the samples it trained on, and the test sample when train
+    sample 0 was in (so its influence on the test sample is 1).
+
+    Examples
+    --------
+    >>> records = tiny_trials()
+    >>> records["mask"].tolist(), records["test_correct"][:, 0].tolist()
+    ([[1, 0], [0, 1], [1, 1], [0, 0]], [1, 0, 1, 0])
+    """
+    mask = np.array([[1, 0], [0, 1], [1, 1], [0, 0]])
+    return {"mask": mask, "train_correct": mask, "test_correct": mask[:, :1],
+            "tr_labels": np.array([0, 0]), "tt_labels": np.array([0])}
