@@ -31,10 +31,10 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ..compute.manners import rank_skipna
+from ..compute.manners import rank_skipna, resolve_keep_attrs
 from ..errors import MemoxrInputError
 from ..io.location import StorageOptions
-from ..io.schema import CLASS, TEST, TEST_ID, TRAIN, TRAIN_ID, check_influence_dataset
+from ..io.schema import CLASS, TEST, TEST_ID, TRAIN, TRAIN_ID, check_influence_dataset, kept_attrs
 from ..io.storage import atomic_output
 
 #: Columns of the table :func:`pairs` returns, in order.
@@ -248,6 +248,7 @@ def pairs(
     show_progress: bool | None = None,
     storage_options: StorageOptions = None,
     skipna: bool | None = None,
+    keep_attrs: bool | None = None,
 ) -> pd.DataFrame:
     """Train/test pairs of high influence whose train sample is highly memorized.
 
@@ -267,7 +268,8 @@ def pairs(
     (``None``) and with ``True`` a NaN influence or memorization never passes (a
     NaN has no rank); with ``False`` it takes part: a NaN influence of a
     sample whose memorization passes (or is NaN) is kept, listed last among
-    its test sample's pairs.
+    its test sample's pairs. ``keep_attrs=True`` also copies the store's
+    attributes into ``attrs`` (default ``None``: xarray's option, off).
 
     Parameters
     ----------
@@ -303,6 +305,7 @@ def pairs(
     >>> bool((table["influence"] >= 0.15).all() and (table["memorization"] >= 0.25).all())
     True
     """
+    keep = resolve_keep_attrs(keep_attrs)
     search = plan_search(
         source, min_infl=min_infl, min_mem=min_mem, top_k_per_test=top_k_per_test, full=full,
         allow_pickle=allow_pickle, chunk_mb=chunk_mb, storage_options=storage_options, skipna=skipna,
@@ -315,6 +318,7 @@ def pairs(
         parts = [part[0, 0, 0] for part in compute(*wanted)]
     table = _table(np.concatenate([np.empty(0, dtype=_FOUND), *parts]), top_k, tr_mem, tr_labels, tt_labels)
     table.attrs.update(
+        kept_attrs(ds.attrs, keep),
         sample_order=str(ds.attrs.get("sample_order", "")), min_infl=min_infl, min_mem=min_mem,
         top_k_per_test=top_k, full=bool(full),
     )
