@@ -144,3 +144,50 @@ def test_default_top_k_and_top_classes_are_0x_without_the_nan_rows(nan_scores):
     finite_classes = means.dropna().sort_values(ascending=False, kind="stable").index.tolist()
     best = memoxr.top_classes(table, n=len(means))
     assert best[best["method"] == by]["class_label"].tolist() == finite_classes
+
+
+def test_bad_flags_are_clear_errors(nan_scores, tmp_path):
+    from memoxr.errors import MemoxrInputError
+    from memoxr.importers.compare import compare_scores
+
+    scores, _ = nan_scores
+    ds = memoxr.open_influence(memoxr.sample_path())
+    calls = {
+        "influence_scores": lambda **kw: memoxr.influence_scores(ds, **kw),
+        "row_statistics": lambda **kw: memoxr.row_statistics(ds["influence"], **kw),
+        "class_stats": lambda **kw: memoxr.class_stats(scores, **kw),
+        "top_k": lambda **kw: memoxr.top_k(scores, 0, **kw),
+        "top_classes": lambda **kw: memoxr.top_classes(memoxr.class_stats(scores), **kw),
+        "rank_agreement": lambda **kw: memoxr.rank_agreement(scores, **kw),
+        "score_ranges": lambda **kw: memoxr.score_ranges(scores, **kw),
+        "pairs": lambda **kw: memoxr.pairs(ds, **kw),
+        "compare_scores": lambda **kw: compare_scores([ds], memorization=ds, **kw),
+    }
+    for call in calls.values():
+        with pytest.raises(MemoxrInputError, match="skipna: expected True, False or None; received 'yes'"):
+            call(skipna="yes")
+        with pytest.raises(MemoxrInputError, match="keep_attrs: expected True, False or None; received 1"):
+            call(keep_attrs=1)
+
+
+def test_keep_attrs_none_follows_xarray_option(nan_scores):
+    import xarray as xr
+
+    scores, _ = nan_scores
+    scores = scores.assign_attrs(note="mine")
+    ds = memoxr.open_influence(memoxr.sample_path()).assign_attrs(note="mine")
+    calls = {
+        "influence_scores": lambda **kw: memoxr.influence_scores(ds, **kw).attrs,
+        "row_statistics": lambda **kw: memoxr.row_statistics(ds["influence"].assign_attrs(note="mine"), **kw).attrs,
+        "class_stats": lambda **kw: memoxr.class_stats(scores, **kw).attrs,
+        "top_k": lambda **kw: memoxr.top_k(scores, 0, **kw).attrs,
+        "rank_agreement": lambda **kw: memoxr.rank_agreement(scores, **kw).attrs,
+        "score_ranges": lambda **kw: memoxr.score_ranges(scores, **kw).attrs,
+        "pairs": lambda **kw: memoxr.pairs(ds, **kw).attrs,
+    }
+    for name, call in calls.items():
+        assert "note" not in call() and "note" not in call(keep_attrs=False), name
+        assert call(keep_attrs=True)["note"] == "mine", name
+        with xr.set_options(keep_attrs=True):
+            assert call()["note"] == "mine", name
+            assert "note" not in call(keep_attrs=False), name
