@@ -19,6 +19,7 @@ from scipy import stats as sps
 import memoxr
 import memoxr.dynamics as dyn
 from memoxr.datasets.synthetic import make_fz_arrays
+from memoxr.workflows import save_scores
 
 from conftest import RAGGED_TEST, RAGGED_TRAIN, SMALL_CHUNKS, write_npz
 
@@ -191,3 +192,12 @@ def test_keep_attrs_none_follows_xarray_option(nan_scores):
         with xr.set_options(keep_attrs=True):
             assert call()["note"] == "mine", name
             assert "note" not in call(keep_attrs=False), name
+
+
+def test_scores_record_the_nan_rule_as_before(tmp_path):
+    """attrs["skipna"] stays 0 or 1 (what stores written before hold): None records the rule it applied, 0."""
+    ds = memoxr.open_influence(memoxr.sample_path())
+    recorded = {skipna: memoxr.influence_scores(ds, skipna=skipna).attrs["skipna"] for skipna in (None, False, True)}
+    assert recorded == {None: 0, False: 0, True: 1} and all(type(v) is int for v in recorded.values())
+    path = save_scores(memoxr.influence_scores(ds, skipna=True), tmp_path / "s.zarr")
+    assert memoxr.load_scores(path).attrs["skipna"] == 1
