@@ -15,14 +15,17 @@ reports
   :func:`memoxr.dynamics.correlation_metrics`;
 
 each on the samples both sides hold (``n_mask``, ``n_memorization``), NaN
-scores left out (``skipna=None``, the default, or ``True``; ``False`` makes
-the metrics of a run holding a NaN score NaN: the rule of :mod:`memoxr.compute.manners`). Samples are paired by identity in one *reference order*: the
+scores left out. Samples are paired by identity in one *reference order*: the
 mask's source's ``sample_order`` (else the first source's). An object in another
 order is refused unless a mapping translates its identities into the reference
 order (``mapping[i]`` = reference identity of its sample ``i``, as
 ``memoxr.dynamics.load_mapping`` reads it). That is the inverse of
 ``evaluate --mapping`` (from the dynamics store's order to the other's):
 ``memoxr align-order --from OTHER --to REFERENCE`` writes the file compare reads.
+
+``skipna`` follows the rule of :mod:`memoxr.compute.manners`: by default (and with
+``True``) NaN scores are left out as above; ``False`` makes the metrics of a run
+holding a NaN score NaN.
 """
 
 from __future__ import annotations

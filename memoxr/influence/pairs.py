@@ -266,9 +266,9 @@ def pairs(
 
     ``skipna`` (the rule of :mod:`memoxr.compute.manners`): by default
     (``None``) and with ``True`` a NaN influence or memorization never passes (a
-    NaN has no rank); with ``False`` it takes part: a NaN influence of a
-    sample whose memorization passes (or is NaN) is kept, listed last among
-    its test sample's pairs. ``keep_attrs=True`` also copies the store's
+    NaN has no rank); with ``False`` it takes part: a pair whose influence or
+    memorization is NaN (the other passing or NaN too) is kept, a NaN influence
+    listed last among its test sample's pairs. ``keep_attrs=True`` also copies the store's
     attributes into ``attrs`` (default ``None``: xarray's option, off).
 
     Parameters
