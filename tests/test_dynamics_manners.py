@@ -351,3 +351,28 @@ def test_compare_scores_table(skipna, has_nan, backend):
             assert got.loc[run, "n_memorization"] == both.sum()
     assert compare_scores({"d": ds}, mask="is_mislabeled", keep_attrs=True).attrs["note"] == "kept with keep_attrs"
     assert compare_scores({"d": ds}, mask="is_mislabeled").attrs == {}
+
+
+@pytest.mark.parametrize("has_nan", [False, True])
+@pytest.mark.parametrize("skipna", SKIPNA)
+def test_metrics_table(skipna, has_nan):
+    """detection_metrics / correlation_metrics on vectors: NaN samples left out unless skipna=False."""
+    from scipy import stats as sps
+    from sklearn.metrics import average_precision_score
+
+    rng = np.random.default_rng(8)
+    score, other = rng.random(40), rng.random(40)
+    mask = rng.random(40) < 0.3
+    if has_nan:
+        score[[2, 17]] = np.nan
+        other[5] = np.nan
+    detection = dyn.detection_metrics(score, mask, skipna=skipna)
+    correlation = dyn.correlation_metrics(score, other, skipna=skipna)
+    if has_nan and skipna is False:
+        assert all(math.isnan(v) for v in [*detection.values(), *correlation.values()])
+        return
+    ok, both = ~np.isnan(score), ~np.isnan(score) & ~np.isnan(other)
+    np.testing.assert_allclose(detection["auroc"], roc_auc_score(mask[ok], score[ok]), rtol=1e-12)
+    np.testing.assert_allclose(detection["auprc"], average_precision_score(mask[ok], score[ok]), rtol=1e-12)
+    np.testing.assert_allclose(correlation["pearson"], np.corrcoef(score[both], other[both])[0, 1], rtol=1e-10)
+    np.testing.assert_allclose(correlation["spearman"], sps.spearmanr(score[both], other[both]).statistic, rtol=1e-10)

@@ -31,6 +31,7 @@ METHODS = ["original_memo", "influence_weighted_memo", "representativeness_score
 MODULES = [
     "memoxr.influence.scores", "memoxr.influence.stats", "memoxr.influence.analysis", "memoxr.influence.pairs",
     "memoxr.dynamics.proxies", "memoxr.dynamics.registry", "memoxr.dynamics.evaluate", "memoxr.dynamics.report",
+    "memoxr.dynamics.metrics",
     "memoxr.importers.compare", "memoxr.estimate.uncertainty", "memoxr.workflows",
 ]
 #: Functions that must take both keywords (and so cannot silently lose one).
@@ -39,8 +40,8 @@ BOTH = [
     "analyze", "pairs", "score_errors", "compare_scores", "compute_proxies", "evaluate", "cross_run",
     "compare_stores", "evaluate_store", *dyn.PROXIES,
 ]
-#: Workflows behind the commands: ``skipna`` only (they return or write tables of their own).
-SKIPNA_ONLY = ["calculate", "update_csv", "load_scores", "plan_search"]
+#: Workflows behind the commands, and the metrics of plain numpy vectors: ``skipna`` only (no attributes to keep).
+SKIPNA_ONLY = ["calculate", "update_csv", "load_scores", "plan_search", "detection_metrics", "correlation_metrics"]
 
 
 def _public_functions() -> dict[str, object]:
