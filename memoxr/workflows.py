@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .compute.progress import accepts_show_progress, compute
+from .compute.progress import compute, deprecated_show_progress
 from .convert import convert_npz
 from .errors import MemoxrInputError
 from .influence.analysis import Analysis, analyze
@@ -123,7 +123,6 @@ def load_scores(
     )
 
 
-@accepts_show_progress
 def calculate(
     source: str | os.PathLike[str],
     *,
@@ -137,6 +136,7 @@ def calculate(
     allow_pickle: bool = False,
     skipna: bool | None = None,
     storage_options: StorageOptions = None,
+    show_progress: bool | None = None,
 ) -> Result:
     """Scores, table and analysis of an influence store or FZ npz; one pass over the influence.
 
@@ -150,36 +150,37 @@ def calculate(
     >>> result.stats.shape, result.analysis.class_label, result.written
     ((10, 27), 2, [])
     """
-    so = storage_options
-    if output is not None and stats_csv is not None and str(output) == str(stats_csv):
-        raise MemoxrInputError(f"--output and --stats-csv are the same path {str(output)!r}; expected two outputs")
-    outputs = [(output, "file" if str(output).endswith(".npz") else "folder"), (stats_csv, "file")]
-    for target, kind in outputs:  # every output usable before any work
-        if target is not None:
-            check_writable(target, overwrite=overwrite, storage_options=so, kind=kind)
-    ds = open_influence(source, allow_pickle=allow_pickle, storage_options=so)
-    _check_class(ds, class_label)
-    (scores,) = compute(influence_scores(ds, alpha=alpha, beta=beta, skipna=skipna))
-    stats = class_stats(scores, skipna=skipna)
-    result = Result(scores, stats, analyze(scores, stats, class_label=class_label, k=k, skipna=skipna))
-    # All or none: the CSV waits in its partial until the scores are written; if it
-    # then fails to land, the scores this run wrote are removed again.
-    wrote_scores = False
-    try:
-        with contextlib.ExitStack() as stack:
-            if stats_csv is not None:
-                tmp = stack.enter_context(atomic_output(stats_csv, overwrite=overwrite, storage_options=so))
-                stats.to_csv(tmp, index=False)
-            if output is not None:
-                result.written.append(save_scores(scores, output, overwrite=overwrite, storage_options=so))
-                wrote_scores = True
-    except BaseException:
-        if wrote_scores and output is not None:
-            remove_output(output, storage_options=so)
-        raise
-    if stats_csv is not None:
-        result.written.append(str(stats_csv))
-    return result
+    with deprecated_show_progress(show_progress, "calculate"):
+        so = storage_options
+        if output is not None and stats_csv is not None and str(output) == str(stats_csv):
+            raise MemoxrInputError(f"--output and --stats-csv are the same path {str(output)!r}; expected two outputs")
+        outputs = [(output, "file" if str(output).endswith(".npz") else "folder"), (stats_csv, "file")]
+        for target, kind in outputs:  # every output usable before any work
+            if target is not None:
+                check_writable(target, overwrite=overwrite, storage_options=so, kind=kind)
+        ds = open_influence(source, allow_pickle=allow_pickle, storage_options=so)
+        _check_class(ds, class_label)
+        (scores,) = compute(influence_scores(ds, alpha=alpha, beta=beta, skipna=skipna))
+        stats = class_stats(scores, skipna=skipna)
+        result = Result(scores, stats, analyze(scores, stats, class_label=class_label, k=k, skipna=skipna))
+        # All or none: the CSV waits in its partial until the scores are written; if it
+        # then fails to land, the scores this run wrote are removed again.
+        wrote_scores = False
+        try:
+            with contextlib.ExitStack() as stack:
+                if stats_csv is not None:
+                    tmp = stack.enter_context(atomic_output(stats_csv, overwrite=overwrite, storage_options=so))
+                    stats.to_csv(tmp, index=False)
+                if output is not None:
+                    result.written.append(save_scores(scores, output, overwrite=overwrite, storage_options=so))
+                    wrote_scores = True
+        except BaseException:
+            if wrote_scores and output is not None:
+                remove_output(output, storage_options=so)
+            raise
+        if stats_csv is not None:
+            result.written.append(str(stats_csv))
+        return result
 
 
 def _same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
@@ -188,7 +189,6 @@ def _same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
     return Path(a).resolve() == Path(b).resolve()
 
 
-@accepts_show_progress
 def update_csv(
     influence_file: str | os.PathLike[str],
     csv_file: str | os.PathLike[str],
@@ -198,6 +198,7 @@ def update_csv(
     allow_pickle: bool = False,
     storage_options: StorageOptions = None,
     skipna: bool | None = None,
+    show_progress: bool | None = None,
 ) -> str:
     """Merge the score statistics of ``influence_file`` into ``csv_file`` (see :func:`merge_stats_csv`).
 
@@ -219,13 +220,13 @@ def update_csv(
     in_place = output is None or _same_file(output, csv_file)
     overwrite = overwrite or in_place
     check_writable(output if output is not None else csv_file, overwrite=overwrite, storage_options=so)
-    scores = load_scores(influence_file, allow_pickle=allow_pickle, storage_options=so, skipna=skipna)
-    table = class_stats(scores, skipna=skipna)
-    return merge_stats_csv(table, csv_file, output, overwrite=overwrite, storage_options=so)
+    with deprecated_show_progress(show_progress, "update_csv"):
+        scores = load_scores(influence_file, allow_pickle=allow_pickle, storage_options=so, skipna=skipna)
+        table = class_stats(scores, skipna=skipna)
+        return merge_stats_csv(table, csv_file, output, overwrite=overwrite, storage_options=so)
 
 
-@accepts_show_progress
-def demo(output_dir: str | os.PathLike[str], *, overwrite: bool = False) -> Result:
+def demo(output_dir: str | os.PathLike[str], *, overwrite: bool = False, show_progress: bool | None = None) -> Result:
     """The whole pipeline on the shipped sample, written to ``output_dir``.
 
     Writes ``influence.zarr`` (the converted store), ``scores.zarr``,
@@ -240,7 +241,7 @@ def demo(output_dir: str | os.PathLike[str], *, overwrite: bool = False) -> Resu
     True
     """
     target = Path(output_dir)
-    with atomic_output(target, overwrite=overwrite) as tmp:
+    with deprecated_show_progress(show_progress, "demo"), atomic_output(target, overwrite=overwrite) as tmp:
         tmp.mkdir()
         store = convert_npz(sample_path(), tmp / "influence.zarr")
         result = calculate(

@@ -15,6 +15,7 @@ from .options import (
     HiddenArguments,
     dry_run_option,
     handle_errors,
+    name_value_pairs,
     overwrite_flag,
     overwrite_option,
     positional_paths,
@@ -25,15 +26,7 @@ from .options import (
 
 
 def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for item in values:
-        name, sep, value = item.partition("=")
-        if not sep or not name or not value:
-            raise MemoxrInputError(f"{option} {item!r}: expected NAME=VALUE, e.g. loss=losses/loss_epoch_{{epoch}}.npy")
-        if name in out:
-            raise MemoxrInputError(f"{option}: {name!r} given twice; expected each name once")
-        out[name] = value
-    return out
+    return name_value_pairs(values, option, example="loss=losses/loss_epoch_{epoch}.npy")
 
 
 @click.command("ingest")
