@@ -90,12 +90,14 @@ def save_scores(
 
 
 def load_scores(
-    path: str | os.PathLike[str], *, allow_pickle: bool = False, storage_options: StorageOptions = None
+    path: str | os.PathLike[str], *, allow_pickle: bool = False, storage_options: StorageOptions = None,
+    skipna: bool | None = None,
 ) -> xr.Dataset:
     """Scores from a scores store, a seed-layout npz, or computed from an influence store or FZ npz.
 
     ``training_indices`` and ``train_count`` are coordinates in the result,
-    whichever form the store holds.
+    whichever form the store holds. ``skipna`` goes to :func:`memoxr.influence_scores`
+    when the scores are computed here.
 
     Examples
     --------
@@ -109,13 +111,13 @@ def load_scores(
         keys = set(read_npz_headers(source, storage_options=so))
         if set(SEED_KEYS) <= keys:
             return read_seed_npz(source, allow_pickle=allow_pickle, storage_options=so)
-        return influence_scores(open_influence(source, allow_pickle=allow_pickle, storage_options=so))
+        return influence_scores(open_influence(source, allow_pickle=allow_pickle, storage_options=so), skipna=skipna)
     ds = open_dataset(source, storage_options=so)
     schema = ds.attrs.get("schema")
     if schema == SCORES_SCHEMA:
         return label_variables(promote_coords(check_scores_dataset(ds, source=source), SCORES_COORDS))
     if schema == INFLUENCE_SCHEMA:
-        return influence_scores(check_influence_dataset(ds, source=source))
+        return influence_scores(check_influence_dataset(ds, source=source), skipna=skipna)
     raise MemoxrInputError(
         f"{source!r}: attribute 'schema' is {schema!r}; expected {SCORES_SCHEMA!r} or {INFLUENCE_SCHEMA!r}"
     )
@@ -132,14 +134,14 @@ def calculate(
     k: int = 10,
     overwrite: bool = False,
     allow_pickle: bool = False,
-    skipna: bool = False,
+    skipna: bool | None = None,
     storage_options: StorageOptions = None,
     show_progress: bool | None = None,
 ) -> Result:
     """Scores, table and analysis of an influence store or FZ npz; one pass over the influence.
 
-    ``skipna`` goes to the scores, the table and every analysis (see
-    :mod:`memoxr.influence.scores`); ``memoxr calculate --skipna`` sets it.
+    ``skipna`` goes to the scores, the table and every analysis (the rule:
+    :mod:`memoxr.compute.manners`); ``memoxr calculate --skipna/--no-skipna`` sets it.
 
     Examples
     --------
@@ -195,6 +197,7 @@ def update_csv(
     overwrite: bool = False,
     allow_pickle: bool = False,
     storage_options: StorageOptions = None,
+    skipna: bool | None = None,
     show_progress: bool | None = None,
 ) -> str:
     """Merge the score statistics of ``influence_file`` into ``csv_file`` (see :func:`merge_stats_csv`).
@@ -203,6 +206,7 @@ def update_csv(
     is updated in place, as the command is named: no ``overwrite`` needed. The
     new table is written beside it and renamed over it, so an interrupted run
     leaves the old file as it was. Any other existing ``output`` needs ``overwrite``.
+    ``skipna`` goes to the scores (when computed here) and the table (``--skipna/--no-skipna``).
 
     Examples
     --------
@@ -217,8 +221,8 @@ def update_csv(
     overwrite = overwrite or in_place
     check_writable(output if output is not None else csv_file, overwrite=overwrite, storage_options=so)
     with deprecated_show_progress(show_progress, "update_csv"):
-        scores = load_scores(influence_file, allow_pickle=allow_pickle, storage_options=so)
-        table = class_stats(scores)
+        scores = load_scores(influence_file, allow_pickle=allow_pickle, storage_options=so, skipna=skipna)
+        table = class_stats(scores, skipna=skipna)
         return merge_stats_csv(table, csv_file, output, overwrite=overwrite, storage_options=so)
 
 

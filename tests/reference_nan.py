@@ -3,7 +3,10 @@
 Written apart from memoxr (no memoxr imports): loops over classes and samples,
 following the documented rules. ``skipna=False``: a NaN takes part (a reduction
 over it is NaN, a ranking lists it last); ``skipna=True``: a NaN is left out.
-Padding is never data. Correlations come from scipy.
+``skipna=None`` (the default): a reduction of a sample's own values (its influence
+row) and a per-class statistic behave as ``False``; a ranking, range or
+correlation of samples behaves as ``True`` (a NaN has no rank). Padding is never
+data. Correlations come from scipy.
 """
 
 from __future__ import annotations
@@ -23,8 +26,19 @@ def _isnan(v):
     return isinstance(v, float) and math.isnan(v)
 
 
+def _own(skipna):
+    """skipna of a reduction of a sample's own values or a per-class statistic: None propagates."""
+    return skipna is True
+
+
+def _ranked(skipna):
+    """skipna of a ranking or comparison of samples: None leaves NaN samples out."""
+    return skipna is not False
+
+
 def row_stats(row, skipna):
     """count, positive mean, mean, population std of one real row (a list of floats)."""
+    skipna = _own(skipna)
     finite = [float(v) for v in row if not _isnan(float(v))]
     count = len(finite)
     if count == 0 or (not skipna and count < len(row)):
@@ -81,7 +95,7 @@ def scores(arrays, skipna, alpha=0.7, beta=0.3):
 
 
 def _summary(values, skipna):
-    if skipna:
+    if _own(skipna):
         values = [v for v in values if not _isnan(v)]
     if not values or any(_isnan(v) for v in values):
         return [math.nan] * 5
@@ -103,6 +117,7 @@ def class_stats(per_class, skipna):
 
 def _ordered(values, skipna):
     """Positions sorted by descending value, ties by position; NaN last (or dropped with skipna)."""
+    skipna = _ranked(skipna)
     finite = sorted((i for i, v in enumerate(values) if not _isnan(v)), key=lambda i: (-values[i], i))
     rest = [] if skipna else [i for i, v in enumerate(values) if _isnan(v)]
     return finite + rest
@@ -125,7 +140,7 @@ def top_classes(rows, n, skipna):
 
 
 def _spearman(a, b, skipna):
-    if not skipna and any(_isnan(v) for v in a + b):
+    if not _ranked(skipna) and any(_isnan(v) for v in a + b):
         return math.nan
     pairs = [(x, y) for x, y in zip(a, b, strict=True) if not _isnan(x) and not _isnan(y)]
     if len(pairs) < 2:
@@ -153,10 +168,80 @@ def score_ranges(per_class, skipna):
     out = {}
     for m in METHODS:
         values = [v for s in per_class.values() for v in s[m]]
-        if skipna:
+        if _ranked(skipna):
             values = [v for v in values if not _isnan(v)]
         if not values or any(_isnan(v) for v in values):
             out[m] = (math.nan, math.nan)
         else:
             out[m] = (min(values), max(values))
+    return out
+
+
+def pairs(arrays, min_infl, min_mem, top_k, skipna):
+    """[(class_label, train_index, test_index, test_label, memorization, influence)] in the documented order.
+
+    A NaN influence or memorization never passes a threshold, except with ``skipna=False``, where it
+    takes part and is listed last among its test sample's pairs.
+    """
+    keep_nan = not _ranked(skipna)
+    found = []
+    for k in classes_of(arrays):
+        matrix = np.asarray(arrays[f"infl_matrix_class{k}"], dtype=np.float32)
+        rows, columns = arrays[f"tr_classidx_{k}"], arrays[f"tt_classidx_{k}"]
+        for i, train in enumerate(rows):
+            memo = float(arrays["tr_mem"][train])
+            if not (memo >= min_mem or (keep_nan and math.isnan(memo))):
+                continue
+            for j, test in enumerate(columns):
+                value = float(matrix[i, j])
+                if value >= min_infl or (keep_nan and math.isnan(value)):
+                    found.append((int(arrays["tr_labels"][train]), int(train), int(test),
+                                  int(arrays["tt_labels"][test]), memo, value))
+
+    def by_test(row):  # highest influence first, NaN last, then lower train index
+        return (row[2], math.isnan(row[5]), -row[5] if not math.isnan(row[5]) else 0.0, row[1])
+
+    found.sort(key=by_test)
+    if top_k is not None:
+        seen = {}
+        kept = []
+        for row in found:
+            seen[row[2]] = seen.get(row[2], 0) + 1
+            if seen[row[2]] <= top_k:
+                kept.append(row)
+        found = kept
+    return sorted(found, key=lambda row: (row[0], *by_test(row)))
+
+
+def score_errors(arrays, influence_se, tr_mem_se, skipna, errors="independent"):
+    """{class: {field: list per real train sample}} of the first-order errors of influence_weighted_memo.
+
+    ``influence_se[k]`` is class k's (train, test) error matrix; ``tr_mem_se`` is per train row.
+    """
+    skip = _own(skipna)
+    out = {}
+    for k in classes_of(arrays):
+        matrix = np.asarray(arrays[f"infl_matrix_class{k}"], dtype=np.float32).astype(float)
+        se = np.asarray(influence_se[k], dtype=np.float32).astype(float)
+        fields = {"influence_weighted_memo": [], "influence_weighted_memo_se": [], "pos_infl_mean": [],
+                  "pos_infl_mean_se": [], "memorization_se": []}
+        for i, train in enumerate(arrays[f"tr_classidx_{k}"]):
+            row = [float(v) for v in matrix[i]]
+            used = [j for j, v in enumerate(row) if not (skip and math.isnan(v))]
+            n = len(used)
+            # The error sums the positive entries only: a NaN is not positive, so it never enters
+            # pos_infl_mean_se (as in 0.x); it makes pos_infl_mean NaN unless skipped.
+            terms = [se[i, j] for j in used if row[j] > 0]
+            pos_se = (math.sqrt(sum(t * t for t in terms)) if errors == "independent" else sum(terms)) / n if n else math.nan
+            if n == 0 or any(math.isnan(row[j]) for j in used):
+                pos = math.nan
+            else:
+                pos = sum(max(row[j], 0.0) for j in used) / n
+            memo, memo_se = float(arrays["tr_mem"][train]), float(tr_mem_se[train])
+            fields["influence_weighted_memo"].append(memo * pos)
+            fields["influence_weighted_memo_se"].append(math.sqrt(pos**2 * memo_se**2 + memo**2 * pos_se**2))
+            fields["pos_infl_mean"].append(pos)
+            fields["pos_infl_mean_se"].append(pos_se)
+            fields["memorization_se"].append(memo_se)
+        out[k] = fields
     return out

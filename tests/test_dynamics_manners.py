@@ -317,3 +317,62 @@ def test_evaluate_on_computed_proxies_equals_on_the_recording():
                                   dyn.evaluate(ds, proxies=["csl", "forgetting_events"], skipna=True))
     with pytest.raises(MemoxrInputError, match="no score to evaluate among \\['other'\\]"):
         dyn.evaluate(xr.Dataset({"other": ("train_id", np.ones(N))}, coords={"is_mislabeled": ds["is_mislabeled"]}))
+
+
+@pytest.mark.parametrize("backend", ["numpy", "dask"])
+@pytest.mark.parametrize("has_nan", [False, True])
+@pytest.mark.parametrize("skipna", SKIPNA)
+def test_compare_scores_table(skipna, has_nan, backend):
+    """compare_scores: proxies by the epoch rule, NaN samples left out of the metrics unless skipna=False."""
+    from scipy import stats as sps
+
+    from memoxr.importers.compare import compare_scores
+
+    ds = _dataset(has_nan)
+    memo_values = np.linspace(0.0, 1.0, N) ** 2
+    if has_nan:
+        memo_values[7] = np.nan  # a sample without an FZ estimate
+    memo = xr.DataArray(memo_values, dims="train_id", coords={"train_id": ds["train_id"].values},
+                        attrs={"sample_order": "tfds"})
+    got = compare_scores({"d": _backend(ds, backend)}, mask="is_mislabeled", memorization=memo, proxies=["csl"],
+                         skipna=skipna).set_index("run")
+    mask = ds["is_mislabeled"].values
+    for r, run in enumerate(RUNS):
+        score = _reference(ds, "csl", _epoch_skip(skipna))[r]
+        auroc, n = _auroc_reference(score, mask, skipna)
+        np.testing.assert_allclose(got.loc[run, "auroc"], auroc, rtol=1e-12)
+        assert got.loc[run, "n_mask"] == n
+        both = ~np.isnan(score) & ~np.isnan(memo_values)
+        if skipna is False and not both.all():
+            assert math.isnan(got.loc[run, "spearman"]) and got.loc[run, "n_memorization"] == N
+        else:
+            rho = sps.spearmanr(score[both], memo_values[both]).statistic
+            np.testing.assert_allclose(got.loc[run, "spearman"], rho, rtol=1e-10)
+            assert got.loc[run, "n_memorization"] == both.sum()
+    assert compare_scores({"d": ds}, mask="is_mislabeled", keep_attrs=True).attrs["note"] == "kept with keep_attrs"
+    assert compare_scores({"d": ds}, mask="is_mislabeled").attrs == {}
+
+
+@pytest.mark.parametrize("has_nan", [False, True])
+@pytest.mark.parametrize("skipna", SKIPNA)
+def test_metrics_table(skipna, has_nan):
+    """detection_metrics / correlation_metrics on vectors: NaN samples left out unless skipna=False."""
+    from scipy import stats as sps
+    from sklearn.metrics import average_precision_score
+
+    rng = np.random.default_rng(8)
+    score, other = rng.random(40), rng.random(40)
+    mask = rng.random(40) < 0.3
+    if has_nan:
+        score[[2, 17]] = np.nan
+        other[5] = np.nan
+    detection = dyn.detection_metrics(score, mask, skipna=skipna)
+    correlation = dyn.correlation_metrics(score, other, skipna=skipna)
+    if has_nan and skipna is False:
+        assert all(math.isnan(v) for v in [*detection.values(), *correlation.values()])
+        return
+    ok, both = ~np.isnan(score), ~np.isnan(score) & ~np.isnan(other)
+    np.testing.assert_allclose(detection["auroc"], roc_auc_score(mask[ok], score[ok]), rtol=1e-12)
+    np.testing.assert_allclose(detection["auprc"], average_precision_score(mask[ok], score[ok]), rtol=1e-12)
+    np.testing.assert_allclose(correlation["pearson"], np.corrcoef(score[both], other[both])[0, 1], rtol=1e-10)
+    np.testing.assert_allclose(correlation["spearman"], sps.spearmanr(score[both], other[both]).statistic, rtol=1e-10)

@@ -1,9 +1,10 @@
-"""Every public reducing function x skipna x has_nan x backend, against a plain-Python reference.
+"""Every public reducing function x skipna (None, True, False) x has_nan x backend, against a plain-Python reference.
 
 In the style of xskillscore's metric tables: one table of functions drives the
 tests; each result is checked against tests/reference_nan.py (written apart from
 memoxr), numpy and dask results are compared, and the NaN rules are the
-documented ones. Fixtures are ragged and span several chunks on every reduced dim.
+documented ones (memoxr.compute.manners). Fixtures are ragged and span several
+chunks on every reduced dim.
 """
 
 from __future__ import annotations
@@ -26,6 +27,19 @@ CHUNKS = {"class": SMALL_CHUNKS.cls, "train_sample": SMALL_CHUNKS.train, "test_s
 #: NaN placed inside real influence rows: (class, train row, test columns).
 NAN_ENTRIES = [(0, 1, [2]), (1, 5, slice(None)), (2, 0, [1]), (3, 0, [10]), (3, 8, [0, 10])]
 TOP_K = 4
+SKIPNA = [None, True, False]
+#: Functions whose ``skipna=None`` is ``False`` (NaN propagates); the others rank or compare samples (``True``).
+PROPAGATING = {"influence_scores", "row_statistics", "class_stats", "score_errors"}
+PAIRS = {"min_infl": 0.05, "min_mem": 0.2, "top_k_per_test": 3}
+
+
+def influence_se(train, test):
+    """A made-up standard error of influence(train, test), from the indices alone (the reference recomputes it)."""
+    return 0.01 + ((train * 31 + test * 17) % 13) / 100
+
+
+def tr_mem_se(train):
+    return 0.02 + (train % 7) / 50
 
 
 @dataclass
@@ -42,6 +56,13 @@ class Case:
     def scores(self, backend: str) -> xr.Dataset:
         scores = memoxr.influence_scores(self.ds).compute()
         return scores if backend == "numpy" else scores.chunk({"class": 2, "train_sample": 4})
+
+    def estimate(self, backend: str) -> xr.Dataset:
+        """The influence Dataset with the standard errors an estimate store keeps (padding NaN)."""
+        ds = self.influence(backend)
+        train, test = ds["train_index"], ds["test_index"]
+        se = influence_se(train, test).where((train >= 0) & (test >= 0)).transpose("class", "train_sample", "test_sample")
+        return ds.assign(influence_se=se.astype(np.float32), tr_mem_se=tr_mem_se(ds["train_id"]).astype(np.float64))
 
 
 @pytest.fixture(scope="module")
@@ -170,6 +191,40 @@ def check_analyze(got, case, skipna):
         assert frame["train_sample"].tolist() == [e[0] for e in expected], method
 
 
+def run_pairs(case, backend, skipna):
+    return memoxr.pairs(case.influence(backend), **PAIRS, skipna=skipna)
+
+
+def check_pairs(got, case, skipna):
+    expected = ref.pairs(case.arrays, PAIRS["min_infl"], PAIRS["min_mem"], PAIRS["top_k_per_test"], skipna)
+    assert len(got) == len(expected) > 0
+    got_rows = got[["class_label", "train_index", "test_index", "test_label"]].to_numpy().tolist()
+    assert got_rows == [list(row[:4]) for row in expected]
+    np.testing.assert_allclose(got["memorization"], [row[4] for row in expected], rtol=1e-12)
+    np.testing.assert_allclose(got["influence"], [row[5] for row in expected], rtol=1e-7)
+
+
+def run_score_errors(case, backend, skipna):
+    from memoxr.estimate.uncertainty import score_errors
+
+    return score_errors(case.estimate(backend), skipna=skipna).compute()
+
+
+def check_score_errors(got, case, skipna):
+    train = {int(i) for k in ref.classes_of(case.arrays) for i in case.arrays[f"tr_classidx_{k}"]}
+    test = {int(j) for k in ref.classes_of(case.arrays) for j in case.arrays[f"tt_classidx_{k}"]}
+    se_by_class = {
+        k: [[influence_se(int(i), int(j)) for j in case.arrays[f"tt_classidx_{k}"]] for i in case.arrays[f"tr_classidx_{k}"]]
+        for k in ref.classes_of(case.arrays)
+    }
+    expected = ref.score_errors(case.arrays, se_by_class, {i: tr_mem_se(i) for i in train}, skipna)
+    assert test  # the fixture has test samples
+    for c, k in enumerate(got["class"].values.tolist()):
+        n = len(expected[k]["pos_infl_mean"])
+        for name, values in expected[k].items():
+            np.testing.assert_allclose(got[name].values[c, :n], values, rtol=1e-6, atol=1e-12, err_msg=f"{name} class {k}")
+
+
 FUNCTIONS = {
     "influence_scores": (run_influence_scores, check_influence_scores),
     "row_statistics": (run_row_statistics, check_row_statistics),
@@ -179,12 +234,14 @@ FUNCTIONS = {
     "rank_agreement": (run_rank_agreement, check_rank_agreement),
     "score_ranges": (run_score_ranges, check_score_ranges),
     "analyze": (run_analyze, check_analyze),
+    "pairs": (run_pairs, check_pairs),
+    "score_errors": (run_score_errors, check_score_errors),
 }
 
 
 @pytest.mark.parametrize("backend", ["numpy", "dask"])
 @pytest.mark.parametrize("has_nan", [False, True])
-@pytest.mark.parametrize("skipna", [False, True])
+@pytest.mark.parametrize("skipna", SKIPNA)
 @pytest.mark.parametrize("name", list(FUNCTIONS))
 def test_matches_reference(cases, name, skipna, has_nan, backend):
     run, check = FUNCTIONS[name]
@@ -203,7 +260,7 @@ def _flat(result):
 
 
 @pytest.mark.parametrize("has_nan", [False, True])
-@pytest.mark.parametrize("skipna", [False, True])
+@pytest.mark.parametrize("skipna", SKIPNA)
 @pytest.mark.parametrize("name", list(FUNCTIONS))
 def test_numpy_equals_dask(cases, name, skipna, has_nan):
     run, _ = FUNCTIONS[name]
@@ -219,7 +276,19 @@ def test_skipna_matters_exactly_when_there_is_nan(cases, name):
     clean = [_flat(run(cases[False], "numpy", s)) for s in (False, True)]
     np.testing.assert_array_equal(*clean)
     strict, skipping = (_flat(run(cases[True], "numpy", s)) for s in (False, True))
-    if name in ("top_k", "top_classes"):  # rankings: NaN listed last, or dropped
+    if name in ("top_k", "top_classes", "pairs"):  # rankings: NaN listed last, or dropped
         assert len(strict) > len(skipping)
     else:
         assert np.isnan(strict).sum() > np.isnan(skipping).sum()
+
+
+@pytest.mark.parametrize("name", list(FUNCTIONS))
+def test_default_is_one_of_the_two_rules(cases, name):
+    """skipna=None is False for a reduction of a sample's own values or a per-class statistic, True for rankings."""
+    run, _ = FUNCTIONS[name]
+    default = _flat(run(cases[True], "numpy", None))
+    same_as = name not in PROPAGATING
+    np.testing.assert_array_equal(default, _flat(run(cases[True], "numpy", same_as)))
+    if name != "analyze":  # analyze mixes both (the table it is given propagates, its rankings skip)
+        other = _flat(run(cases[True], "numpy", not same_as))
+        assert len(other) != len(default) or not np.array_equal(default, other, equal_nan=True)

@@ -7,7 +7,14 @@ from typing import Any
 
 import click
 
-from .options import handle_errors, name_value_pairs, overwrite_flag, quiet_option, remote_options
+from .options import (
+    handle_errors,
+    name_value_pairs,
+    overwrite_flag,
+    quiet_option,
+    remote_options,
+    skipna_option,
+)
 
 __all__ = ["compare_command"]
 
@@ -48,12 +55,13 @@ def _scalar(text: str) -> Any:
               help="Keep one value of a run dim in every store that has it, e.g. noise=0.1 (repeatable).")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None, help="Also write the table to this CSV.")
 @overwrite_flag("Replace the --csv file if it exists.")
+@skipna_option
 @quiet_option
 @handle_errors
 @remote_options
 def compare_command(stores: tuple[str, ...], mask: str | None, memorization: str | None, mappings: tuple[str, ...],
                     proxies: tuple[str, ...], selections: tuple[str, ...], csv_path: str | None, overwrite: bool,
-                    quiet: bool, storage_options: dict | None) -> None:
+                    skipna: bool | None, quiet: bool, storage_options: dict | None) -> None:
     """Every score of every STORE in one table: detection of --mask, agreement with FZ --memorization.
 
     STORE is a dynamics store (its proxies: CSL and the baselines), a scores
@@ -68,7 +76,7 @@ def compare_command(stores: tuple[str, ...], mask: str | None, memorization: str
     table = compare_report(list(stores), mask=mask, memorization=memorization, mapping=_mappings(mappings),
                            proxies=list(proxies) or None,
                            select={dim: _scalar(text) for dim, text in selections_by_dim.items()},
-                           output=csv_path, overwrite=overwrite, storage_options=storage_options)
+                           output=csv_path, overwrite=overwrite, storage_options=storage_options, skipna=skipna)
     click.echo(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     if csv_path is not None:
         click.echo(f"wrote {csv_path}")

@@ -21,6 +21,7 @@ from .options import (
     positional_paths,
     quiet_option,
     remote_options,
+    skipna_option,
 )
 
 
@@ -106,7 +107,7 @@ def ingest_command(
 @click.option("--compare", "compare", type=click.Path(), default=None, help="Second dynamics store to compare proxies with.")
 @click.option("--table", "metric", default=None, help="Print a pivot of this metric (rows proxies), e.g. auroc.")
 @click.option("--columns", default=None, help="Column dim of --table.  [default: the first run dim]")
-@click.option("--skipna/--no-skipna", default=None, help="--skipna: leave NaN epochs out of the proxies too; --no-skipna: a NaN score makes its run's metrics NaN.  [default: NaN propagates along epochs, samples with a NaN score are left out]")
+@skipna_option
 @click.option("--output", "csv_path", cls=AliasedOption, aliases=["--csv"], type=click.Path(dir_okay=False), default=None, help="Also write the tidy result to this CSV.")
 @overwrite_flag("Replace the --output file if it exists.")
 @quiet_option

@@ -26,6 +26,7 @@ from .options import (
     positional_paths,
     quiet_option,
     remote_options,
+    skipna_option,
     with_path_options,
 )
 
@@ -135,10 +136,7 @@ def convert_cmd(
 @click.option("--alpha", type=float, default=0.7, show_default=True, help="Weight of memorization in weighted_combination.")
 @click.option("--beta", type=float, default=0.3, show_default=True, help="Weight of normalized influence in weighted_combination.")
 @click.option("--stats-csv", type=click.Path(dir_okay=False), default=None, help="Also write the per-class statistics table to this CSV.")
-@click.option(
-    "--skipna", is_flag=True,
-    help="Skip NaN values (inside influence rows, scores, rankings) instead of letting them make results NaN.",
-)
+@skipna_option
 @overwrite_option
 @allow_pickle_option
 @quiet_option
@@ -147,7 +145,7 @@ def convert_cmd(
 @remote_options
 def calculate_cmd(
     input_path: str, output_path: str | None, analyze_class: int | None, top_k: int, alpha: float, beta: float,
-    stats_csv: str | None, skipna: bool, overwrite: bool, allow_pickle: bool, quiet: bool, dry_run: bool,
+    stats_csv: str | None, skipna: bool | None, overwrite: bool, allow_pickle: bool, quiet: bool, dry_run: bool,
     storage_options: dict | None,
 ) -> None:
     """Compute the four influence-aware memorization scores, the per-class table and the analysis."""
@@ -174,12 +172,13 @@ def calculate_cmd(
 @click.option("--output", type=click.Path(dir_okay=False), default=None, help="Where to write the updated CSV.  [default: --csv-file, updated in place]")
 @overwrite_flag("Replace an existing --output (not needed to update --csv-file in place).")
 @allow_pickle_option
+@skipna_option
 @quiet_option
 @handle_errors
 @remote_options
 def update_csv_cmd(
-    influence_file: str, csv_file: str, output: str | None, overwrite: bool, allow_pickle: bool, quiet: bool,
-    storage_options: dict | None,
+    influence_file: str, csv_file: str, output: str | None, overwrite: bool, allow_pickle: bool,
+    skipna: bool | None, quiet: bool, storage_options: dict | None,
 ) -> None:
     """Merge the per-class statistics of the four scores into a CSV, on class_label.
 
@@ -192,7 +191,7 @@ def update_csv_cmd(
 
     path = workflows.update_csv(
         influence_file, csv_file, output=output, overwrite=overwrite, allow_pickle=allow_pickle,
-        storage_options=storage_options,
+        storage_options=storage_options, skipna=skipna,
     )
     click.echo(f"wrote {path}")
 

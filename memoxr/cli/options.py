@@ -120,6 +120,16 @@ dry_run_option = click.option(
     "from metadata, then stop: no data read, nothing written.",
 )
 
+#: ``--skipna/--no-skipna`` of the commands that reduce (calculate, evaluate, update-csv, compare): the
+#: ``skipna`` keyword of the library, ``None`` when neither is given (the rule of memoxr.compute.manners).
+skipna_option = click.option(
+    "--skipna/--no-skipna",
+    default=None,
+    help="--skipna: leave NaN values out everywhere (of influence rows, proxies' epochs, statistics, rankings, "
+    "metrics); --no-skipna: let them make results NaN everywhere.  [default: NaN propagates through a sample's "
+    "own values and per-class statistics; samples with a NaN score are left out of rankings and metrics]",
+)
+
 
 def remote_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """``--storage-options``, ``--credentials`` and ``--scheduler``, resolved for the command.

@@ -11,7 +11,8 @@ xarray manners: dims are found by name, in any order; the sample identity is
 ``train_id`` (as in influence and trial stores; ``sample``, its older name, is
 read too and kept where a user gave it); every reducing function takes
 ``skipna`` (default: NaN propagates along ``epoch``, samples with a NaN score
-are left out of metrics) and ``keep_attrs``; results carry ``long_name`` and
+are left out of metrics) and ``keep_attrs``, as every reducing function of memoxr
+(see :mod:`memoxr.compute.manners`); results carry ``long_name`` and
 ``units`` for xarray's own plots; ground truth comes back as coordinates.
 """
 

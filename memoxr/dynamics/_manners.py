@@ -1,13 +1,9 @@
-"""The keywords every public reducing function of :mod:`memoxr.dynamics` shares, resolved once.
+"""Helpers every proxy shares: the dim check and the result's name and attributes.
 
-- ``skipna`` (``None``, ``True`` or ``False``): ``True`` leaves missing values
-  (NaN) out of every reduction; ``False`` lets them propagate; ``None`` (the
-  default) propagates NaN along ``epoch`` (a missing epoch must not silently
-  lower a sum) and leaves samples with a NaN score out of the metrics of
-  :func:`~memoxr.dynamics.evaluate` (``n`` says how many were used).
-- ``keep_attrs`` (``None``, ``True`` or ``False``): ``True`` keeps the input's
-  attributes (the result's own, such as ``direction``, win); ``None`` follows
-  ``xarray.set_options(keep_attrs=...)``, which drops them by default.
+``skipna`` and ``keep_attrs`` follow the one rule of :mod:`memoxr.compute.manners`
+(its resolvers are re-exported here under their earlier names: :func:`epoch_skipna`
+is :func:`~memoxr.compute.manners.reduce_skipna`, :func:`sample_skipna` is
+:func:`~memoxr.compute.manners.rank_skipna`).
 """
 
 from __future__ import annotations
@@ -16,57 +12,12 @@ from typing import Any
 
 import xarray as xr
 
+from ..compute.manners import rank_skipna as sample_skipna
+from ..compute.manners import reduce_skipna as epoch_skipna
+from ..compute.manners import resolve_keep_attrs
 from ..errors import MemoxrInputError
 
-
-def epoch_skipna(skipna: bool | None) -> bool:
-    """Whether NaN epochs are skipped (``None`` means no: NaN propagates along ``epoch``).
-
-    Examples
-    --------
-    >>> epoch_skipna(None), epoch_skipna(True), epoch_skipna(False)
-    (False, True, False)
-    >>> epoch_skipna("yes")
-    Traceback (most recent call last):
-    memoxr.errors.MemoxrInputError: skipna: expected True, False or None; received 'yes'
-    """
-    _check_flag(skipna, "skipna")
-    return bool(skipna)
-
-
-def sample_skipna(skipna: bool | None) -> bool:
-    """Whether samples with a NaN score are left out of metrics (``None`` means yes).
-
-    Examples
-    --------
-    >>> sample_skipna(None), sample_skipna(True), sample_skipna(False)
-    (True, True, False)
-    """
-    _check_flag(skipna, "skipna")
-    return True if skipna is None else skipna
-
-
-def resolve_keep_attrs(keep_attrs: bool | None) -> bool:
-    """``keep_attrs``, with ``None`` meaning xarray's global option (False unless set to True).
-
-    Examples
-    --------
-    >>> import xarray as xr
-    >>> resolve_keep_attrs(None), resolve_keep_attrs(True)
-    (False, True)
-    >>> with xr.set_options(keep_attrs=True):
-    ...     resolve_keep_attrs(None), resolve_keep_attrs(False)
-    (True, False)
-    """
-    _check_flag(keep_attrs, "keep_attrs")
-    if keep_attrs is None:
-        return xr.get_options()["keep_attrs"] is True
-    return keep_attrs
-
-
-def _check_flag(value: Any, argument: str) -> None:
-    if value is not None and not isinstance(value, bool):
-        raise MemoxrInputError(f"{argument}: expected True, False or None; received {value!r}")
+__all__ = ["epoch_skipna", "finish", "resolve_keep_attrs", "sample_skipna", "validate_dim"]
 
 
 def validate_dim(x: Any, dim: str, argument: str) -> None:

@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ..compute.manners import rank_skipna, resolve_keep_attrs
 from ..compute.progress import compute
 from ..errors import MemoxrInputError
-from ._manners import resolve_keep_attrs, sample_skipna
 from .align import align_samples
 from .metrics import CORRELATION_METRICS, DETECTION_METRICS, correlation_metrics, detection_metrics
 from .proxies import PROXY_ATTRS
@@ -212,7 +212,7 @@ def evaluate(
         Default: the proxies propagate NaN along ``epoch`` and samples with a
         NaN score are left out of the metrics. ``True`` also skips NaN epochs
         in the proxies; ``False`` makes a run's metrics NaN when one of its
-        samples has a NaN score.
+        samples has a NaN score (the rule: :mod:`memoxr.compute.manners`).
     keep_attrs : bool, optional
         Copy ``dynamics.attrs`` to the DataFrame's ``attrs`` (default: xarray's option, off).
 
@@ -243,7 +243,7 @@ def evaluate(
         raise MemoxrInputError(f"top_k must be a positive integer; received {top_k!r}")
     if k is not None and (not isinstance(k, int) or k < 1):
         raise MemoxrInputError(f"k must be a positive integer; received {k!r}")
-    skip = sample_skipna(skipna)
+    skip = rank_skipna(skipna)
     truth = _validate_mask(mask, ds) if mask is not None else None
     memo = _memorization(influence) if influence is not None else None
     scores = _scores(ds, proxies, skipna=skipna)
@@ -311,7 +311,7 @@ def cross_run(
     if dim not in ds.dims or dim in (EPOCH, samples):
         run_dims = [str(d) for d in ds.dims if d not in (EPOCH, samples)]
         raise MemoxrInputError(f"dim {dim!r}: expected a run dim among {run_dims}")
-    skip = sample_skipna(skipna)
+    skip = rank_skipna(skipna)
     scores = _scores(ds, proxies, skipna=skipna)
     rows: list[dict[str, Any]] = []
     labels = scores[dim].values.tolist() if dim in scores.coords else list(range(scores.sizes[dim]))
@@ -342,7 +342,7 @@ def compare_stores(
     >>> compare_stores(a, b, proxies=["csl"])["value"].round(6).tolist()
     [1.0, 1.0, 1.0]
     """
-    skip = sample_skipna(skipna)
+    skip = rank_skipna(skipna)
     sa = _scores(_validate_dataset(a), proxies, skipna=skipna)
     sb = _scores(_validate_dataset(b), proxies, skipna=skipna)
     sa, sb = align_samples(sa, sb, mapping=mapping, a_name="first store", b_name="second store")

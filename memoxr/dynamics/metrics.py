@@ -6,11 +6,15 @@ import numpy as np
 from scipy.stats import rankdata
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
+from ..compute.manners import rank_skipna
+
 DETECTION_METRICS = ("auroc", "auprc", "fpr_at_95_tpr", "precision_at_k")
 CORRELATION_METRICS = ("cosine", "pearson", "spearman")
 
 
-def detection_metrics(score: np.ndarray, mask: np.ndarray, *, k: int | None = None) -> dict[str, float]:
+def detection_metrics(
+    score: np.ndarray, mask: np.ndarray, *, k: int | None = None, skipna: bool | None = None
+) -> dict[str, float]:
     """AUROC, AUPRC, FPR at 95% TPR and precision at k of ``score`` against a boolean ``mask``.
 
     - ``auroc``: ``sklearn.metrics.roc_auc_score``;
@@ -20,14 +24,23 @@ def detection_metrics(score: np.ndarray, mask: np.ndarray, *, k: int | None = No
     - ``precision_at_k``: fraction of positives among the ``k`` highest scores
       (ties broken by sample order); ``k`` defaults to the number of positives.
 
+    Samples with a NaN score are left out (``skipna=None``, the default, or
+    ``True``), or make every metric NaN (``False``): the rule of :mod:`memoxr.compute.manners`.
+
     Examples
     --------
     >>> m = detection_metrics(np.array([0.9, 0.1, 0.8, 0.3]), np.array([True, False, False, False]))
     >>> m["auroc"], m["precision_at_k"]
     (1.0, 1.0)
     """
+    skip = rank_skipna(skipna)
     mask = np.asarray(mask, dtype=bool)
     score = np.asarray(score, dtype=np.float64)
+    finite = ~np.isnan(score)
+    if not finite.all():
+        if not skip:
+            return dict.fromkeys(DETECTION_METRICS, float("nan"))
+        score, mask = score[finite], mask[finite]
     fpr, tpr, _ = roc_curve(mask, score)
     kk = int(mask.sum()) if k is None else min(int(k), score.size)
     top = np.argsort(-score, kind="stable")[:kk]
@@ -39,8 +52,11 @@ def detection_metrics(score: np.ndarray, mask: np.ndarray, *, k: int | None = No
     }
 
 
-def correlation_metrics(x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+def correlation_metrics(x: np.ndarray, y: np.ndarray, *, skipna: bool | None = None) -> dict[str, float]:
     """Cosine similarity, Pearson and Spearman (average ranks for ties) of two vectors.
+
+    Pairs where either value is NaN are left out (``skipna=None``, the default,
+    or ``True``), or make every metric NaN (``False``): the rule of :mod:`memoxr.compute.manners`.
 
     Examples
     --------
@@ -48,6 +64,10 @@ def correlation_metrics(x: np.ndarray, y: np.ndarray) -> dict[str, float]:
     {'cosine': 0.997409, 'pearson': 0.993399, 'spearman': 1.0}
     """
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    both = ~np.isnan(x) & ~np.isnan(y)
+    if not rank_skipna(skipna) and not both.all():
+        return dict.fromkeys(CORRELATION_METRICS, float("nan"))
+    x, y = x[both], y[both]
 
     def pearson(u: np.ndarray, v: np.ndarray) -> float:
         u, v = u - u.mean(), v - v.mean()

@@ -11,7 +11,7 @@ time, threshold learning time, forgetting events) need each sample's whole
 trajectory, so ``epoch`` is rechunked to one chunk for them (the sample and run
 dims keep their chunks). The final-epoch proxies only select the last epoch.
 
-Every proxy takes ``skipna`` and ``keep_attrs`` (see :mod:`memoxr.dynamics._manners`):
+Every proxy takes ``skipna`` and ``keep_attrs`` (the rule: :mod:`memoxr.compute.manners`):
 by default a NaN epoch makes the sample's value NaN; ``skipna=True`` leaves
 missing epochs out (a sample with no value at all stays NaN). Each result
 carries ``long_name``, ``units`` (where there are some), ``formula`` and
@@ -27,10 +27,11 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from ..compute.manners import reduce_skipna
 from ..compute.reduction import reduce_dim
 from ..influence.kernels import ROW_STATISTICS
 from . import _kernels, _skipna_kernels
-from ._manners import epoch_skipna, finish, validate_dim
+from ._manners import finish, validate_dim
 from .schema import EPOCH, sample_dim
 
 #: What each proxy's result says about itself.
@@ -125,9 +126,10 @@ def csl(loss: xr.DataArray, *, dim: str = EPOCH, skipna: bool | None = None, kee
     dim : str
         The epoch dim.
     skipna : bool, optional
-        ``True``: missing epochs left out (no value at all: NaN); default: NaN propagates.
+        ``True``: missing epochs left out (no value at all: NaN); default (``None``)
+        and ``False``: NaN propagates. The rule: :mod:`memoxr.compute.manners`.
     keep_attrs : bool, optional
-        Keep ``loss``'s attributes (default: xarray's option, off).
+        Keep ``loss``'s attributes (default ``None``: xarray's option, off).
 
     Examples
     --------
@@ -137,7 +139,7 @@ def csl(loss: xr.DataArray, *, dim: str = EPOCH, skipna: bool | None = None, kee
     ([1.5, nan], [1.5, 2.0])
     """
     validate_dim(loss, dim, "loss")
-    return _finish(_sum(loss, dim, epoch_skipna(skipna))[0], loss, "csl", keep_attrs)
+    return _finish(_sum(loss, dim, reduce_skipna(skipna))[0], loss, "csl", keep_attrs)
 
 
 def mean_loss(loss: xr.DataArray, *, dim: str = EPOCH, skipna: bool | None = None, keep_attrs: bool | None = None) -> xr.DataArray:
@@ -154,7 +156,7 @@ def mean_loss(loss: xr.DataArray, *, dim: str = EPOCH, skipna: bool | None = Non
     [1.0, 2.0]
     """
     validate_dim(loss, dim, "loss")
-    total, count = _sum(loss, dim, epoch_skipna(skipna))
+    total, count = _sum(loss, dim, reduce_skipna(skipna))
     return _finish(total / count, loss, "mean_loss", keep_attrs)
 
 
@@ -169,7 +171,7 @@ def final_loss(loss: xr.DataArray, *, dim: str = EPOCH, skipna: bool | None = No
     ([2.0, nan], [2.0, 3.0])
     """
     validate_dim(loss, dim, "loss")
-    return _finish(_last(loss, dim, epoch_skipna(skipna)), loss, "final_loss", keep_attrs)
+    return _finish(_last(loss, dim, reduce_skipna(skipna)), loss, "final_loss", keep_attrs)
 
 
 def cumulative_grad_norm(
@@ -184,7 +186,7 @@ def cumulative_grad_norm(
     [2.0, 2.0]
     """
     validate_dim(grad_norm, dim, "grad_norm")
-    return _finish(_sum(grad_norm, dim, epoch_skipna(skipna))[0], grad_norm, "cumulative_grad_norm", keep_attrs)
+    return _finish(_sum(grad_norm, dim, reduce_skipna(skipna))[0], grad_norm, "cumulative_grad_norm", keep_attrs)
 
 
 def learning_time(
@@ -216,7 +218,7 @@ def learning_time(
     """
     validate_dim(grad_norm, dim, "grad_norm")
     samples = _sample_dim_of(grad_norm, sample_dim)
-    skip = epoch_skipna(skipna)
+    skip = reduce_skipna(skipna)
     tau = grad_norm.astype(np.float64).mean([dim, samples], skipna=skip)
     out = _along_epoch(_skipna_kernels.learning_time, grad_norm, dim, tau, skipna=skip)
     # A NaN threshold (a NaN anywhere in the run, without skipna) makes the whole run NaN, not 1.
@@ -247,7 +249,7 @@ def threshold_learning_time(
     [0.0, 2.0]
     """
     validate_dim(correct, dim, "correct")
-    out = _along_epoch(_skipna_kernels.threshold_learning_time, correct, dim, skipna=epoch_skipna(skipna))
+    out = _along_epoch(_skipna_kernels.threshold_learning_time, correct, dim, skipna=reduce_skipna(skipna))
     return _finish(out, correct, "threshold_learning_time", keep_attrs)
 
 
@@ -268,7 +270,7 @@ def forgetting_events(
     [2.0, 0.0]
     """
     validate_dim(correct, dim, "correct")
-    out = _along_epoch(_skipna_kernels.forgetting_events, correct, dim, skipna=epoch_skipna(skipna))
+    out = _along_epoch(_skipna_kernels.forgetting_events, correct, dim, skipna=reduce_skipna(skipna))
     return _finish(out, correct, "forgetting_events", keep_attrs)
 
 
@@ -287,7 +289,7 @@ def confidence(
     [0.3, 1.0]
     """
     validate_dim(true_prob, dim, "true_prob")
-    mean, _ = _moments(true_prob, dim, epoch_skipna(skipna))
+    mean, _ = _moments(true_prob, dim, reduce_skipna(skipna))
     return _finish(mean, true_prob, "confidence", keep_attrs)
 
 
@@ -305,7 +307,7 @@ def variability(
     [0.1, 0.0]
     """
     validate_dim(true_prob, dim, "true_prob")
-    _, std = _moments(true_prob, dim, epoch_skipna(skipna))
+    _, std = _moments(true_prob, dim, reduce_skipna(skipna))
     return _finish(std, true_prob, "variability", keep_attrs)
 
 
@@ -321,7 +323,7 @@ def in_confidence(
     [0.25, 0.5]
     """
     validate_dim(true_prob, dim, "true_prob")
-    out = 1.0 - _last(true_prob, dim, epoch_skipna(skipna))
+    out = 1.0 - _last(true_prob, dim, reduce_skipna(skipna))
     return _finish(out, true_prob, "in_confidence", keep_attrs)
 
 
@@ -339,5 +341,5 @@ def mean_curvature(
     [2.0, 0.0]
     """
     validate_dim(curvature, dim, "curvature")
-    total, count = _sum(curvature, dim, epoch_skipna(skipna))
+    total, count = _sum(curvature, dim, reduce_skipna(skipna))
     return _finish(total / count, curvature, "mean_curvature", keep_attrs)

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import xarray as xr
 
+from ..compute.manners import resolve_keep_attrs
 from ..errors import MemoxrInputError
-from ._manners import resolve_keep_attrs
 from .proxies import (
     confidence,
     csl,

@@ -27,6 +27,7 @@ def evaluate_store(
     across: str | None = None,
     compare: str | os.PathLike[str] | None = None,
     skipna: bool | None = None,
+    keep_attrs: bool | None = None,
     output: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
     storage_options: StorageOptions = None,
@@ -36,7 +37,8 @@ def evaluate_store(
     ``across`` compares proxies across a run dim (:func:`~memoxr.dynamics.cross_run`), ``compare``
     across two stores (:func:`~memoxr.dynamics.compare_stores`); otherwise ``mask`` and/or
     ``influence`` (an influence store or FZ npz) evaluate the store (:func:`~memoxr.dynamics.evaluate`).
-    ``output`` (a CSV) is checked before any work and written complete or absent.
+    ``output`` (a CSV) is checked before any work and written complete or absent. ``skipna``
+    and ``keep_attrs`` go to the mode's function (the rule: :mod:`memoxr.compute.manners`).
 
     Examples
     --------
@@ -65,10 +67,10 @@ def evaluate_store(
         )
     ds = open_dynamics(store, storage_options=so)
     if across is not None:
-        result = cross_run(ds, dim=across, proxies=proxies, skipna=skipna)
+        result = cross_run(ds, dim=across, proxies=proxies, skipna=skipna, keep_attrs=keep_attrs)
     elif compare is not None:
         result = compare_stores(ds, open_dynamics(compare, storage_options=so), proxies=proxies, mapping=mapping,
-                                skipna=skipna)
+                                skipna=skipna, keep_attrs=keep_attrs)
     else:
         infl = None
         if influence is not None:
@@ -76,7 +78,7 @@ def evaluate_store(
 
             infl = open_influence(influence, storage_options=so)
         result = evaluate(ds, proxies=proxies, mask=mask, influence=infl, mapping=mapping, top_k=top_k, k=k,
-                          skipna=skipna)
+                          skipna=skipna, keep_attrs=keep_attrs)
     if output is not None:
         with atomic_output(output, overwrite=overwrite, storage_options=so) as tmp:
             result.to_csv(tmp, index=False)

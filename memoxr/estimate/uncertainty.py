@@ -23,10 +23,11 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
+from ..compute.manners import reduce_skipna, resolve_keep_attrs
 from ..compute.progress import compute, deprecated_show_progress
 from ..errors import MemoxrInputError
 from ..io.chunks import DEFAULT_CHUNK_MB, plan_block_chunks
-from ..io.schema import CLASS, TEST, TRAIN
+from ..io.schema import CLASS, TEST, TRAIN, kept_attrs
 from .sums import TrialSums
 from .variables import memorization, within_class_influence
 
@@ -188,7 +189,10 @@ def plot_convergence(table: Any, *, axes: Any = None) -> Any:
     return fig
 
 
-def score_errors(ds: xr.Dataset, *, errors: Literal["independent", "bound"] = "independent") -> xr.Dataset:
+def score_errors(
+    ds: xr.Dataset, *, errors: Literal["independent", "bound"] = "independent", skipna: bool | None = None,
+    keep_attrs: bool | None = None,
+) -> xr.Dataset:
     """First-order standard error of ``influence_weighted_memo = m_i * mean_j max(I_ij, 0)``, lazily.
 
     With ``P_i = mean_j max(I_ij, 0)`` over the ``n_c`` test samples of the
@@ -205,6 +209,10 @@ def score_errors(ds: xr.Dataset, *, errors: Literal["independent", "bound"] = "i
     ``se(P_i)`` any correlation allows. The covariance of ``m_i`` with ``P_i``
     is neglected, and influence values within about one error of 0 make the
     linearisation rough; the bootstrap intervals (``--bootstrap``) need neither.
+
+    A NaN influence of a real test sample makes the row's values NaN (``skipna=None``,
+    the default, or ``False``), or is left out (``True``: ``n_c`` counts the finite
+    entries); ``keep_attrs`` copies ``ds.attrs``. The rule: :mod:`memoxr.compute.manners`.
 
     Returns
     -------
@@ -231,8 +239,12 @@ def score_errors(ds: xr.Dataset, *, errors: Literal["independent", "bound"] = "i
         )
     if errors not in ("independent", "bound"):
         raise MemoxrInputError(f"errors: expected 'independent' or 'bound', received {errors!r}")
+    skip, keep = reduce_skipna(skipna), resolve_keep_attrs(keep_attrs)
     real_test = ds["test_index"] >= 0
-    n = ds["test_count"].where(ds["test_count"] > 0)
+    if skip:  # a NaN entry is left out: the row's mean is over its finite entries
+        real_test = real_test & ds["influence"].notnull()
+    count = real_test.sum(TEST) if skip else ds["test_count"]
+    n = count.where(count > 0)
     influence = ds["influence"].astype(np.float64).where(real_test, 0.0)
     positive = (influence > 0) & real_test
     pos_mean = influence.clip(min=0).sum(TEST, skipna=False) / n
@@ -254,7 +266,7 @@ def score_errors(ds: xr.Dataset, *, errors: Literal["independent", "bound"] = "i
         "pos_infl_mean_se": pos_se.where(index >= 0),
         "memorization_se": mem_se,
     })
-    out.attrs["errors"] = errors
+    out.attrs = {**kept_attrs(ds.attrs, keep), "errors": errors}
     return out.transpose(CLASS, TRAIN)
 
 

@@ -22,6 +22,10 @@ order (``mapping[i]`` = reference identity of its sample ``i``, as
 ``memoxr.dynamics.load_mapping`` reads it). That is the inverse of
 ``evaluate --mapping`` (from the dynamics store's order to the other's):
 ``memoxr align-order --from OTHER --to REFERENCE`` writes the file compare reads.
+
+``skipna`` follows the rule of :mod:`memoxr.compute.manners`: by default (and with
+``True``) NaN scores are left out as above; ``False`` makes the metrics of a run
+holding a NaN score NaN.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ..compute.manners import rank_skipna, resolve_keep_attrs
 from ..compute.progress import compute
 from ..dynamics.align import UNKNOWN_ORDER, check_orders, load_mapping
 from ..dynamics.evaluate import (
@@ -47,7 +52,7 @@ from ..dynamics.evaluate import (
 )
 from ..dynamics.schema import EPOCH, SAMPLE, SAMPLE_ALIASES, with_sample_name
 from ..errors import MemoxrInputError
-from ..io.schema import INFLUENCE_SCHEMA, TRAIN_ID
+from ..io.schema import INFLUENCE_SCHEMA, TRAIN_ID, kept_attrs
 
 DETECTION_COLUMNS = ("auroc", "auprc", "fpr_at_95_tpr")
 
@@ -81,7 +86,9 @@ def _name(ds: xr.Dataset, given: str | None, index: int, path: Any) -> str:
     return str(ds.attrs.get("source") or f"source{index}")
 
 
-def _source_scores(ds: xr.Dataset, proxies: Sequence[str] | None) -> tuple[dict[str, xr.DataArray], xr.Dataset]:
+def _source_scores(
+    ds: xr.Dataset, proxies: Sequence[str] | None, skipna: bool | None = None
+) -> tuple[dict[str, xr.DataArray], xr.Dataset]:
     """Oriented scores of one source and the dataset they came from (computed)."""
     if "tr_mem" in ds and TRAIN_ID in ds.dims:
         mem, order = _memorization(ds)
@@ -90,7 +97,7 @@ def _source_scores(ds: xr.Dataset, proxies: Sequence[str] | None) -> tuple[dict[
     if SAMPLE not in ds.dims:
         raise MemoxrInputError(f"source: dim {SAMPLE!r} missing; expected a dynamics, scores or influence store")
     has_epoch = any(EPOCH in v.dims for v in ds.data_vars.values())
-    computed = _scores(ds, proxies if has_epoch else None)
+    computed = _scores(ds, proxies if has_epoch else None, skipna=skipna)
     computed.attrs.setdefault("sample_order", ds.attrs.get("sample_order"))
     oriented = _oriented(computed, None)
     if not oriented:
@@ -190,6 +197,8 @@ def compare_scores(
     proxies: Sequence[str] | None = None,
     select: Mapping[str, Any] | None = None,
     storage_options: dict[str, Any] | None = None,
+    skipna: bool | None = None,
+    keep_attrs: bool | None = None,
 ) -> pd.DataFrame:
     """One row per score, source and run: detection of ``mask`` and agreement with FZ memorization.
 
@@ -211,6 +220,14 @@ def compare_scores(
     select : mapping, optional
         Run values to keep, e.g. ``{"noise": 0.1}``: applied to every source
         that has the dim; at least one must have it.
+    skipna : bool, optional
+        Default ``None``: proxies propagate NaN along ``epoch`` and samples with
+        a NaN score (or memorization) are left out of the metrics; ``True`` also
+        skips NaN epochs; ``False`` makes a run's metrics NaN when one of its
+        samples has a NaN (the rule: :mod:`memoxr.compute.manners`).
+    keep_attrs : bool, optional
+        Copy the first source's attributes to the table's ``attrs`` (default
+        ``None``: xarray's option, off).
 
     Returns
     -------
@@ -228,6 +245,7 @@ def compare_scores(
       source score  auroc  n_mask
     0      x     s   0.75       4
     """
+    skip, keep = rank_skipna(skipna), resolve_keep_attrs(keep_attrs)
     if mask is None and memorization is None:
         raise MemoxrInputError("compare: nothing to compare against; expected mask= (e.g. 'is_mislabeled') and/or memorization=")
     items = list(sources.items()) if isinstance(sources, Mapping) else [(None, s) for s in sources]
@@ -273,7 +291,7 @@ def compare_scores(
 
     rows: list[dict[str, Any]] = []
     for source, ds in opened:
-        scores, computed = _source_scores(ds, proxies)
+        scores, computed = _source_scores(ds, proxies, skipna)
         order = _order(computed)
         for score_name, score in scores.items():
             ids = orders.ids(score, order, f"source {source!r}")
@@ -284,16 +302,22 @@ def compare_scores(
                 s, m = _pair(score, ids, truth, truth_ids, f"{source}/{score_name} vs mask {mask!r}")
                 for (run, x), (_, y) in zip(_run_items(s), _run_items(m.astype(bool)), strict=True):
                     ok = ~np.isnan(x)
+                    holed = not skip and not ok.all()  # skipna=False: a NaN score makes the run's metrics NaN
+                    ok = ok | holed
                     y = y[ok].astype(bool)
-                    values = detection_metrics(x[ok], y) if 0 < y.sum() < y.size else dict.fromkeys(DETECTION_COLUMNS, np.nan)
+                    values = (detection_metrics(x[ok], y) if 0 < y.sum() < y.size and not holed
+                              else dict.fromkeys(DETECTION_COLUMNS, np.nan))
                     row = results.setdefault(tuple(sorted(run.items())), {"source": source, "score": score_name, **run})
                     row.update({k: values[k] for k in DETECTION_COLUMNS}, n_mask=int(ok.sum()))
             if mem is not None and mem_ids is not None:
                 s, mm = _pair(score, ids, mem, mem_ids, f"{source}/{score_name} vs memorization")
                 for (run, x), (_, y) in zip(_run_items(s), _run_items(mm), strict=True):
                     ok = ~np.isnan(x) & ~np.isnan(y)
+                    holed = not skip and not ok.all()
+                    ok = ok | holed
+                    values = dict.fromkeys(CORRELATION_METRICS, np.nan) if holed else correlation_metrics(x[ok], y[ok])
                     row = results.setdefault(tuple(sorted(run.items())), {"source": source, "score": score_name, **run})
-                    row.update(correlation_metrics(x[ok], y[ok]), n_memorization=int(ok.sum()))
+                    row.update(values, n_memorization=int(ok.sum()))
             rows.extend(results.values())
     table = pd.DataFrame(rows)
     metrics = ([*DETECTION_COLUMNS, "n_mask"] if truth is not None else []) + (
@@ -303,4 +327,6 @@ def compare_scores(
     for c in ("n_mask", "n_memorization"):
         if c in table:
             table[c] = table[c].astype("Int64")
-    return table[["source", "score", *run_cols, *metrics]]
+    table = table[["source", "score", *run_cols, *metrics]]
+    table.attrs = kept_attrs(opened[0][1].attrs, keep)
+    return table

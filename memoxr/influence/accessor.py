@@ -30,8 +30,8 @@ class MemoxrAccessor:
     and ``.sel_class(label)`` (``class`` is a Python keyword, so
     ``ds.sel(class=3)`` cannot be written). On an influence Dataset the
     scores are computed first (options such as ``alpha`` go to
-    :func:`memoxr.influence_scores`); ``skipna`` and ``keep_attrs`` go to every
-    step.
+    :func:`memoxr.influence_scores`); ``skipna`` and ``keep_attrs`` (default
+    ``None``, the rule of :mod:`memoxr.compute.manners`) go to every step.
 
     Examples
     --------
@@ -68,7 +68,9 @@ class MemoxrAccessor:
                 f"{sorted(map(str, self._ds.variables))[:12]}"
             )
 
-    def _scores(self, method: str, *, skipna: bool, keep_attrs: bool, score_options: dict[str, Any]) -> xr.Dataset:
+    def _scores(
+        self, method: str, *, skipna: bool | None, keep_attrs: bool | None, score_options: dict[str, Any]
+    ) -> xr.Dataset:
         self._require(method, "influence", "scores")
         if self.kind == "scores":
             if score_options:
@@ -96,7 +98,7 @@ class MemoxrAccessor:
 
         return influence_scores(self._ds, **options)
 
-    def class_stats(self, *, skipna: bool = False, keep_attrs: bool = False, **score_options: Any) -> Any:
+    def class_stats(self, *, skipna: bool | None = None, keep_attrs: bool | None = None, **score_options: Any) -> Any:
         """:func:`memoxr.class_stats` of these scores (computed first from influence data).
 
         Examples
@@ -112,8 +114,8 @@ class MemoxrAccessor:
         return class_stats(scores, skipna=skipna, keep_attrs=keep_attrs)
 
     def top_k(
-        self, class_label: int, *, k: int = 10, by: str = "original_memo", skipna: bool = False,
-        keep_attrs: bool = False, **score_options: Any,
+        self, class_label: int, *, k: int = 10, by: str = "original_memo", skipna: bool | None = None,
+        keep_attrs: bool | None = None, **score_options: Any,
     ) -> Any:
         """:func:`memoxr.top_k`: the ``k`` samples of a class with the highest ``by`` score.
 
@@ -129,7 +131,7 @@ class MemoxrAccessor:
         scores = self._scores("top_k", skipna=skipna, keep_attrs=keep_attrs, score_options=score_options)
         return top_k(scores, class_label, k=k, by=by, skipna=skipna, keep_attrs=keep_attrs)
 
-    def analyze(self, *, skipna: bool = False, keep_attrs: bool = False, **options: Any) -> Any:
+    def analyze(self, *, skipna: bool | None = None, keep_attrs: bool | None = None, **options: Any) -> Any:
         """:func:`memoxr.analyze` of these scores (computed first from influence data).
 
         ``class_label``, ``k`` and ``n_classes`` go to :func:`memoxr.analyze`, the

@@ -2,9 +2,11 @@
 
 These work on the small ``(class, train_sample)`` scores (dims in any order);
 lazy scores are computed once on entry. Every function takes ``skipna`` and
-``keep_attrs`` with the meaning and defaults of :mod:`memoxr.influence.scores`: with
-``skipna=False`` a NaN score takes part (a range or a correlation over it is
-NaN; a ranking lists it last), with ``skipna=True`` it is left out.
+``keep_attrs`` with the meaning and defaults of :mod:`memoxr.compute.manners`:
+these rank or compare samples, so by default (``skipna=None``) and with
+``skipna=True`` a NaN score is left out (a NaN has no rank: memoxr 0.x did the
+same); with ``skipna=False`` it takes part (a range or a correlation over it is
+NaN; a ranking lists it last).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ..compute.manners import rank_skipna, resolve_keep_attrs
 from ..compute.progress import compute
 from ..errors import MemoxrInputError
 from ..io.schema import (
@@ -43,8 +46,8 @@ def _in_memory(scores: xr.Dataset) -> xr.Dataset:
     return compute(scores)[0] if any(v.chunks for v in scores.variables.values()) else scores
 
 
-def _with_attrs(frame: pd.DataFrame, attrs: dict, keep_attrs: bool) -> pd.DataFrame:
-    frame.attrs = kept_attrs(attrs, keep_attrs)
+def _with_attrs(frame: pd.DataFrame, attrs: dict, keep_attrs: bool | None) -> pd.DataFrame:
+    frame.attrs = kept_attrs(attrs, resolve_keep_attrs(keep_attrs))
     return frame
 
 
@@ -62,13 +65,14 @@ def _class_position(scores: xr.Dataset, class_label: int) -> int:
 
 
 def top_k(
-    scores: xr.Dataset, class_label: int, *, k: int = 10, by: str = "original_memo", skipna: bool = False,
-    keep_attrs: bool = False,
+    scores: xr.Dataset, class_label: int, *, k: int = 10, by: str = "original_memo", skipna: bool | None = None,
+    keep_attrs: bool | None = None,
 ) -> pd.DataFrame:
     """The ``k`` samples of a class with the highest ``by`` score.
 
-    Ties keep sample order. Samples whose ``by`` score is NaN come last
-    (``skipna=False``) or are left out (``skipna=True``).
+    Ties keep sample order. Samples whose ``by`` score is NaN are left out
+    (``skipna=None``, the default, or ``True``: a NaN has no rank) or come last
+    (``skipna=False``). The rule: :mod:`memoxr.compute.manners`.
 
     Returns
     -------
@@ -84,6 +88,7 @@ def top_k(
     [1, 2, 3]
     """
     _check_method(by)
+    skip = rank_skipna(skipna)
     if not isinstance(k, int | np.integer) or k < 1:
         raise MemoxrInputError(f"k must be a positive integer; received {k!r}")
     scores = _in_memory(scores)
@@ -96,18 +101,21 @@ def top_k(
             **{name: row[name].values[real] for name in _SAMPLE_COLUMNS},
         }
     )
-    if skipna:
+    if skip:
         frame = frame[frame[by].notna()]
     frame = frame.sort_values(by, ascending=False, kind="stable", na_position="last").head(k)
     frame.insert(0, "rank", np.arange(1, len(frame) + 1))
     return _with_attrs(frame.reset_index(drop=True), scores.attrs, keep_attrs)
 
 
-def top_classes(table: pd.DataFrame, *, n: int = 5, skipna: bool = False, keep_attrs: bool = False) -> pd.DataFrame:
+def top_classes(
+    table: pd.DataFrame, *, n: int = 5, skipna: bool | None = None, keep_attrs: bool | None = None
+) -> pd.DataFrame:
     """The ``n`` classes with the highest mean of each method, from :func:`class_stats`.
 
-    Classes whose mean is NaN come last (``skipna=False``) or are left out
-    (``skipna=True``); ``keep_attrs`` copies ``table.attrs``.
+    Classes whose mean is NaN are left out (``skipna=None``, the default, or
+    ``True``) or come last (``skipna=False``); ``keep_attrs`` copies
+    ``table.attrs``. The rule: :mod:`memoxr.compute.manners`.
 
     Returns a tidy DataFrame: ``method``, ``rank``, ``class_label``, ``mean``.
 
@@ -120,25 +128,27 @@ def top_classes(table: pd.DataFrame, *, n: int = 5, skipna: bool = False, keep_a
     """
     if not isinstance(n, int | np.integer) or n < 1:
         raise MemoxrInputError(f"n must be a positive integer; received {n!r}")
+    skip = rank_skipna(skipna)
     rows = []
     for method, stem in STAT_STEMS.items():
         column = f"mean_{stem}"
         if column not in table.columns:
             raise MemoxrInputError(f"table: column {column!r} missing; expected the output of class_stats")
-        ranked = table[table[column].notna()] if skipna else table
+        ranked = table[table[column].notna()] if skip else table
         best = ranked.sort_values(column, ascending=False, kind="stable", na_position="last").head(n)
         for rank, (label, mean) in enumerate(zip(best["class_label"], best[column], strict=True), start=1):
             rows.append({"method": method, "rank": rank, "class_label": label, "mean": mean})
     return _with_attrs(pd.DataFrame(rows, columns=["method", "rank", "class_label", "mean"]), table.attrs, keep_attrs)
 
 
-def rank_agreement(scores: xr.Dataset, *, skipna: bool = False, keep_attrs: bool = False) -> pd.DataFrame:
+def rank_agreement(scores: xr.Dataset, *, skipna: bool | None = None, keep_attrs: bool | None = None) -> pd.DataFrame:
     """Spearman rank correlation between every pair of methods, per class and overall.
 
     Computed on real samples; NaN where fewer than two remain or a method is
-    constant. A class (or the pooled ``"all"``) with a NaN score of either
-    method gives NaN (``skipna=False``), or is correlated on the samples where
-    both are finite (``skipna=True``). ``class_label`` is ``"all"`` for the
+    constant. A class (or the pooled ``"all"``) is correlated on the samples
+    where both methods' scores are finite (``skipna=None``, the default, or
+    ``True``), or gives NaN when either holds a NaN (``skipna=False``). The
+    rule: :mod:`memoxr.compute.manners`. ``class_label`` is ``"all"`` for the
     pooled correlation over every sample. Ties get average ranks, as in
     ``scipy.stats.spearmanr``; every class is ranked at once (vectorised), not
     one scipy call per class and pair.
@@ -153,6 +163,7 @@ def rank_agreement(scores: xr.Dataset, *, skipna: bool = False, keep_attrs: bool
     >>> len(table), table.columns.tolist()
     (110, ['class_label', 'method_a', 'method_b', 'spearman'])
     """
+    skip = rank_skipna(skipna)
     scores = _in_memory(scores)
     real = scores["training_indices"].values >= 0
     values = {m: scores[m].values.astype(np.float64) for m in METHODS}
@@ -187,7 +198,7 @@ def rank_agreement(scores: xr.Dataset, *, skipna: bool = False, keep_attrs: bool
 
     def agreement(pair: tuple[str, str]) -> np.ndarray:
         rho = np.append(spearman("class", pair), spearman("all", pair))
-        if not skipna:  # a NaN among a class's real scores makes its correlation NaN
+        if not skip:  # a NaN among a class's real scores makes its correlation NaN
             holed = (real & ~(finite[pair[0]] & finite[pair[1]])).any(axis=-1)
             rho[np.append(holed, holed.any())] = np.nan
         return rho
@@ -200,11 +211,11 @@ def rank_agreement(scores: xr.Dataset, *, skipna: bool = False, keep_attrs: bool
     return _with_attrs(pd.concat(frames, ignore_index=True), scores.attrs, keep_attrs)
 
 
-def score_ranges(scores: xr.Dataset, *, skipna: bool = False, keep_attrs: bool = False) -> pd.DataFrame:
+def score_ranges(scores: xr.Dataset, *, skipna: bool | None = None, keep_attrs: bool | None = None) -> pd.DataFrame:
     """Global minimum and maximum of each method over all real samples.
 
-    A NaN score makes its method's range NaN (``skipna=False``) or is ignored
-    (``skipna=True``).
+    A NaN score is ignored (``skipna=None``, the default, or ``True``) or makes
+    its method's range NaN (``skipna=False``). The rule: :mod:`memoxr.compute.manners`.
 
     Examples
     --------
@@ -213,13 +224,14 @@ def score_ranges(scores: xr.Dataset, *, skipna: bool = False, keep_attrs: bool =
     >>> score_ranges(scores).set_index("method").loc["original_memo"].round(3).tolist()
     [0.0, 1.0]
     """
+    skip = rank_skipna(skipna)
     scores = _in_memory(scores)
     real = scores["training_indices"].values >= 0
     rows = []
     for method in METHODS:
         v = scores[method].values[real]
         finite = v[~np.isnan(v)]
-        if finite.size == 0 or (not skipna and finite.size < v.size):
+        if finite.size == 0 or (not skip and finite.size < v.size):
             rows.append((method, np.nan, np.nan))
         else:
             rows.append((method, finite.min(), finite.max()))
@@ -288,12 +300,12 @@ class Analysis:
 
 def analyze(
     scores: xr.Dataset, table: pd.DataFrame, *, class_label: int | None = None, k: int = 10, n_classes: int = 5,
-    skipna: bool = False, keep_attrs: bool = False,
+    skipna: bool | None = None, keep_attrs: bool | None = None,
 ) -> Analysis:
     """All analyses at once: ranges, top-k of ``class_label`` by each method, top classes, agreement.
 
     ``class_label`` defaults to the first class; ``skipna`` and ``keep_attrs``
-    go to every analysis.
+    go to every analysis (the rule: :mod:`memoxr.compute.manners`).
 
     Examples
     --------

@@ -5,7 +5,8 @@ A pair ``(i, j)`` of train sample ``i`` and test sample ``j`` is kept when
 - ``influence(i, j) >= min_infl`` and
 - ``memorization(i) >= min_mem``
 
-(NaN, padding included, never passes). The influence is the within-class
+(padding never passes; a NaN never passes either unless ``skipna=False``, see
+:func:`pairs`). The influence is the within-class
 ``influence(class, train_sample, test_sample)`` of an influence store or FZ npz,
 or, with ``full=True``, the ``influence_full(train_id, test_id)`` of every train
 sample on every test sample that ``memoxr estimate --full`` stores.
@@ -30,9 +31,10 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ..compute.manners import rank_skipna, resolve_keep_attrs
 from ..errors import MemoxrInputError
 from ..io.location import StorageOptions
-from ..io.schema import CLASS, TEST, TEST_ID, TRAIN, TRAIN_ID, check_influence_dataset
+from ..io.schema import CLASS, TEST, TEST_ID, TRAIN, TRAIN_ID, check_influence_dataset, kept_attrs
 from ..io.storage import atomic_output
 
 #: Columns of the table :func:`pairs` returns, in order.
@@ -51,13 +53,15 @@ def block_pairs(
     *,
     min_infl: float,
     top_k: int | None = None,
+    keep_nan: bool = False,
 ) -> np.ndarray:
     """The pairs of one ``(class, train, test)`` block: a structured array ``(train, test, influence)``.
 
     ``row_ok(class, train)`` says which train rows may pair (memorization high
     enough, not padding); ``train_index`` / ``test_index`` give the rows' and
     columns' global indices (-1 padding). With ``top_k``, at most ``top_k`` pairs
-    per test index, of highest influence (ties: lower train index).
+    per test index, of highest influence (ties: lower train index). With
+    ``keep_nan`` a NaN influence of a row that may pair is kept too, listed last.
 
     Examples
     --------
@@ -67,7 +71,10 @@ def block_pairs(
     >>> [tuple(map(float, p)) for p in found]
     [(9.0, 0.0, 0.5), (7.0, 0.0, 0.2), (9.0, 1.0, 0.3)]
     """
-    hit = (influence >= _threshold_in(influence.dtype, min_infl)) & row_ok[:, :, None] & (test_index >= 0)[:, None, :]
+    high = influence >= _threshold_in(influence.dtype, min_infl)
+    if keep_nan:
+        high |= np.isnan(influence)
+    hit = high & row_ok[:, :, None] & (test_index >= 0)[:, None, :]
     c, i, j = np.nonzero(hit)
     found = np.empty(c.size, dtype=_FOUND)
     found["train"], found["test"] = train_index[c, i], test_index[c, j]
@@ -97,10 +104,10 @@ def _first_per_group(sorted_keys: np.ndarray, k: int) -> np.ndarray:
     return rank < k
 
 
-def _block_task(influence, row_ok, train_index, test_index, *, min_infl, top_k):
+def _block_task(influence, row_ok, train_index, test_index, *, min_infl, top_k, keep_nan=False):
     out = np.empty((1, 1, 1), dtype=object)
     out[0, 0, 0] = block_pairs(
-        np.asarray(influence), row_ok, train_index, test_index, min_infl=min_infl, top_k=top_k
+        np.asarray(influence), row_ok, train_index, test_index, min_infl=min_infl, top_k=top_k, keep_nan=keep_nan
     )
     return out
 
@@ -173,6 +180,7 @@ class Search:
     min_infl: float
     min_mem: float
     top_k: int | None
+    keep_nan: bool = False
 
 
 def plan_search(
@@ -185,6 +193,7 @@ def plan_search(
     allow_pickle: bool = False,
     chunk_mb: float | None = None,
     storage_options: StorageOptions = None,
+    skipna: bool | None = None,
 ) -> Search:
     """What :func:`pairs` will compute (arguments as there), from metadata and the small index arrays.
 
@@ -196,13 +205,14 @@ def plan_search(
     min_infl = _validate_threshold("min_infl", min_infl)
     min_mem = _validate_threshold("min_mem", min_mem)
     top_k = _validate_top_k(top_k_per_test)
+    keep_nan = not rank_skipna(skipna)
     ds, where = _open(source, allow_pickle=allow_pickle, chunk_mb=chunk_mb, storage_options=storage_options)
     tr_mem = np.asarray(ds["tr_mem"].values, dtype=np.float64)
     tr_labels, tt_labels = np.asarray(ds["tr_labels"].values), np.asarray(ds["tt_labels"].values)
     influence, train_index, test_index = _layout(ds, full=full, source=where)
 
     eligible = np.zeros(tr_mem.size + 1, dtype=bool)  # last entry: padding (-1)
-    eligible[:-1] = tr_mem >= min_mem
+    eligible[:-1] = (tr_mem >= min_mem) | (keep_nan & np.isnan(tr_mem))
     row_ok = eligible[train_index]
     c_chunks, i_chunks, j_chunks = influence.chunks
     rows = da.from_array(row_ok, chunks=(c_chunks, i_chunks))
@@ -211,7 +221,7 @@ def plan_search(
         influence, "cij", rows, "ci",
         da.from_array(train_index, chunks=(c_chunks, i_chunks)), "ci",
         da.from_array(test_index, chunks=(c_chunks, j_chunks)), "cj",
-        min_infl=min_infl, top_k=top_k,
+        min_infl=min_infl, top_k=top_k, keep_nan=keep_nan,
         adjust_chunks={"c": 1, "i": 1, "j": 1}, dtype=object, meta=np.empty((0, 0, 0), dtype=object),
         token="memoxr-pairs",
     )
@@ -223,7 +233,7 @@ def plan_search(
         if _block_of(row_ok, (c_chunks, i_chunks), b[:2]).any()
         and (_block_of(test_index, (c_chunks, j_chunks), (b[0], b[2])) >= 0).any()
     ]
-    return Search(ds, influence, wanted, tr_mem, tr_labels, tt_labels, min_infl, min_mem, top_k)
+    return Search(ds, influence, wanted, tr_mem, tr_labels, tt_labels, min_infl, min_mem, top_k, keep_nan)
 
 
 def pairs(
@@ -237,6 +247,8 @@ def pairs(
     chunk_mb: float | None = None,
     show_progress: bool | None = None,
     storage_options: StorageOptions = None,
+    skipna: bool | None = None,
+    keep_attrs: bool | None = None,
 ) -> pd.DataFrame:
     """Train/test pairs of high influence whose train sample is highly memorized.
 
@@ -251,6 +263,13 @@ def pairs(
     ``min_infl=0.15``, ``min_mem=0.25``. With ``top_k_per_test=K`` only the ``K``
     pairs of highest influence of each test sample are kept (ties: lower train
     index first).
+
+    ``skipna`` (the rule of :mod:`memoxr.compute.manners`): by default
+    (``None``) and with ``True`` a NaN influence or memorization never passes (a
+    NaN has no rank); with ``False`` it takes part: a pair whose influence or
+    memorization is NaN (the other passing or NaN too) is kept, a NaN influence
+    listed last among its test sample's pairs. ``keep_attrs=True`` also copies the store's
+    attributes into ``attrs`` (default ``None``: xarray's option, off).
 
     Parameters
     ----------
@@ -286,9 +305,10 @@ def pairs(
     >>> bool((table["influence"] >= 0.15).all() and (table["memorization"] >= 0.25).all())
     True
     """
+    keep = resolve_keep_attrs(keep_attrs)
     search = plan_search(
         source, min_infl=min_infl, min_mem=min_mem, top_k_per_test=top_k_per_test, full=full,
-        allow_pickle=allow_pickle, chunk_mb=chunk_mb, storage_options=storage_options,
+        allow_pickle=allow_pickle, chunk_mb=chunk_mb, storage_options=storage_options, skipna=skipna,
     )
     ds, wanted, tr_mem, tr_labels, tt_labels = search.ds, search.wanted, search.tr_mem, search.tr_labels, search.tt_labels
     min_infl, min_mem, top_k = search.min_infl, search.min_mem, search.top_k
@@ -298,6 +318,7 @@ def pairs(
         parts = [part[0, 0, 0] for part in compute(*wanted)]
     table = _table(np.concatenate([np.empty(0, dtype=_FOUND), *parts]), top_k, tr_mem, tr_labels, tt_labels)
     table.attrs.update(
+        kept_attrs(ds.attrs, keep),
         sample_order=str(ds.attrs.get("sample_order", "")), min_infl=min_infl, min_mem=min_mem,
         top_k_per_test=top_k, full=bool(full),
     )

@@ -16,14 +16,15 @@ reduces (:func:`influence_scores`, :func:`row_statistics`,
   present.
 - Padding is not data: entries beyond a class's ``train_count`` /
   ``test_count`` (or with index -1) never enter a result.
-- ``skipna=False`` (default, as numpy and xskillscore): NaN values take part.
-  A reduction over them gives NaN; a ranking lists them last.
-  ``skipna=True``: NaN values are left out (a reduction uses the finite values;
-  a ranking drops them).
-- ``keep_attrs=False`` (default, as xarray's reductions): the result carries
-  its own attrs only (schema, parameters, provenance). ``keep_attrs=True``
-  also copies the input's attrs (into ``DataFrame.attrs`` for tables); the
-  result's own attrs win on a clash.
+- ``skipna`` and ``keep_attrs`` (default ``None``) follow the one rule of
+  :mod:`memoxr.compute.manners`: by default a NaN inside a real influence row
+  makes that sample's row statistics and scores NaN (as 0.x did); per-class
+  statistics propagate NaN; the rankings and ranges leave NaN samples out
+  (a NaN has no rank). ``True`` skips NaN everywhere, ``False`` propagates it
+  everywhere (a ranking then lists NaN last). ``keep_attrs=None`` follows
+  ``xarray.set_options(keep_attrs=...)``; ``True`` also copies the input's
+  attrs (into ``DataFrame.attrs`` for tables), the result's own attrs winning
+  on a clash.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
+from ..compute.manners import reduce_skipna, resolve_keep_attrs
 from ..compute.reduction import apply_reduction, reduce_dim
 from ..errors import MemoxrInputError
 from ..io.schema import (
@@ -66,7 +68,7 @@ _ROW_STAT_NAMES = {
 
 
 def row_statistics(
-    influence: xr.DataArray, *, dim: str = TEST, skipna: bool = False, keep_attrs: bool = False
+    influence: xr.DataArray, *, dim: str = TEST, skipna: bool | None = None, keep_attrs: bool | None = None
 ) -> xr.Dataset:
     """Count, positive-part mean, mean and population std of each row, in one pass.
 
@@ -79,9 +81,10 @@ def row_statistics(
     ``influence`` carries the count coordinate of ``dim`` (``test_count`` for
     ``test_sample``, ``train_count`` for ``train_sample``, as
     ``ds["influence"]`` of an opened store does), only that many entries are
-    real. With ``skipna=False`` a row whose real entries hold a NaN gets NaN
-    statistics; ``skipna=True`` uses its finite values. See the module
-    docstring for ``skipna`` and ``keep_attrs``.
+    real. By default (``skipna=None``, as ``False``) a row whose real entries
+    hold a NaN gets NaN statistics, as :func:`influence_scores` (whose
+    ``pos_infl_mean`` and ``influence_std`` these are); ``skipna=True`` uses its
+    finite values. ``skipna`` and ``keep_attrs``: see :mod:`memoxr.compute.manners`.
 
     Examples
     --------
@@ -95,15 +98,17 @@ def row_statistics(
         raise MemoxrInputError(f"influence must be an xarray.DataArray; received {type(influence).__name__}")
     if dim not in influence.dims:
         raise MemoxrInputError(f"dim {dim!r} missing from influence; expected one of {influence.dims}")
+    skip = reduce_skipna(skipna)
+    keep = resolve_keep_attrs(keep_attrs)
     fields = reduce_dim(influence, _kernels.ROW_STATISTICS, dim=dim)
-    if not skipna:
+    if not skip:
         whole = fields["count"] == _real_count(influence, dim)
         for name in ("positive_mean", "mean", "std"):
             fields[name] = fields[name].where(whole)
     units = influence.attrs.get("units")
     for name, long_name in _ROW_STAT_NAMES.items():
         fields[name].attrs = {"long_name": long_name, **({"units": units} if units and name != "count" else {})}
-    return xr.Dataset(fields, attrs=kept_attrs(influence.attrs, keep_attrs))
+    return xr.Dataset(fields, attrs=kept_attrs(influence.attrs, keep))
 
 
 def _real_count(x: xr.DataArray, dim: str) -> xr.Variable | int:
@@ -125,9 +130,9 @@ def influence_scores(
     *,
     alpha: float = 0.7,
     beta: float = 0.3,
-    skipna: bool = False,
+    skipna: bool | None = None,
     zero_std: Literal["zero", "nan"] = "zero",
-    keep_attrs: bool = False,
+    keep_attrs: bool | None = None,
 ) -> xr.Dataset:
     """The four influence-aware memorization scores, per class, lazily.
 
@@ -153,9 +158,10 @@ def influence_scores(
       broken by sample order, and ``rank = 0`` in a one-sample class.
 
     Padding never enters a statistic. A NaN inside a real influence row makes
-    that sample's scores NaN (``skipna=False``, like numpy), or is skipped
-    (``skipna=True``, the row's statistics use its finite values). Samples with
-    NaN ``pos_infl_mean`` are not ranked and do not count in ``n_c``.
+    that sample's scores NaN (``skipna=None``, the default, or ``False``: like
+    numpy), or is skipped (``skipna=True``, the row's statistics use its finite
+    values). Samples with NaN ``pos_infl_mean`` are not ranked and do not count
+    in ``n_c`` (a NaN has no rank).
 
     Parameters
     ----------
@@ -163,12 +169,14 @@ def influence_scores(
         Influence data, lazy (dask) or in memory.
     alpha, beta : float
         Weights of the linear combination.
-    skipna : bool, default False
-        Skip NaN entries inside real influence rows (see the module docstring).
+    skipna : bool, optional
+        ``True``: skip NaN entries inside real influence rows; default ``None``
+        (as ``False``): they make the sample's scores NaN. The rule:
+        :mod:`memoxr.compute.manners`; ``attrs["skipna"]`` records the choice (0 or 1).
     zero_std : {"zero", "nan"}
         Representativeness where the influence std is zero.
-    keep_attrs : bool, default False
-        Also copy ``ds.attrs`` onto the result (see the module docstring).
+    keep_attrs : bool, optional
+        Also copy ``ds.attrs`` onto the result (default ``None``: xarray's option, off).
 
     Returns
     -------
@@ -195,6 +203,7 @@ def influence_scores(
     if not isinstance(ds, xr.Dataset):
         raise MemoxrInputError(f"ds must be an xarray.Dataset; received {type(ds).__name__}")
     check_influence_dataset(ds, variables=SCORE_INPUTS)
+    skip, keep = reduce_skipna(skipna), resolve_keep_attrs(keep_attrs)
     _validate_weight("alpha", alpha)
     _validate_weight("beta", beta)
     if zero_std not in ZERO_STD_RULES:
@@ -207,7 +216,7 @@ def influence_scores(
     memo = ds["memorization"].transpose(CLASS, TRAIN).data
     index = train_index.data
     test_count = ds["test_count"].data
-    kwargs = {"alpha": float(alpha), "beta": float(beta), "skipna": bool(skipna), "zero_std": zero_std}
+    kwargs = {"alpha": float(alpha), "beta": float(beta), "skipna": skip, "zero_std": zero_std}
     if isinstance(moments, da.Array):
         # The max and the rank need a class's samples in one block: merge train_sample chunks if split.
         # Moments are 4 numbers per sample, so the per-class step runs on few, large class blocks
@@ -230,7 +239,7 @@ def influence_scores(
         "schema_version": SCHEMA_VERSION,
         "alpha": float(alpha),
         "beta": float(beta),
-        "skipna": int(skipna),
+        "skipna": int(skip),  # 0 or 1, as stores written before skipna=None existed
         "zero_std": zero_std,
         "source_name": ds.attrs.get("source_name", ""),
         "source_sha256": ds.attrs.get("source_sha256", ""),
@@ -244,7 +253,7 @@ def influence_scores(
             "training_indices": train_index.copy(deep=False),
             "train_count": ds["train_count"].variable.copy(deep=False),
         },
-        attrs={**kept_attrs(ds.attrs, keep_attrs), **own_attrs},
+        attrs={**kept_attrs(ds.attrs, keep), **own_attrs},
     )
     descriptions = {
         "influence_weighted_memo": "memorization * mean positive influence",

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ..compute.manners import reduce_skipna, resolve_keep_attrs
 from ..compute.progress import compute, deprecated_show_progress
 from ..errors import MemoxrInputError
 from ..io.location import StorageOptions, file_exists, open_file
@@ -26,7 +27,8 @@ SCORE_COLUMNS = tuple(
 
 
 def class_stats(
-    scores: xr.Dataset, *, skipna: bool = False, keep_attrs: bool = False, show_progress: bool | None = None
+    scores: xr.Dataset, *, skipna: bool | None = None, keep_attrs: bool | None = None,
+    show_progress: bool | None = None,
 ) -> pd.DataFrame:
     """Per-class count, mean, std, min, max and median of memorization and each score.
 
@@ -34,10 +36,11 @@ def class_stats(
     order) as returned by :func:`memoxr.influence_scores`; padding
     (``training_indices == -1``) is excluded by grouping, so every class
     appears, an empty one with ``sample_count == 0`` and NaN statistics.
-    ``std`` is the population std (``ddof=0``) and ``median`` is exact. With
-    ``skipna=False`` (default) a NaN score makes its class's statistics NaN;
-    ``skipna=True`` ignores it. ``keep_attrs=True`` copies ``scores.attrs`` into
-    the table's ``attrs`` (see :mod:`memoxr.influence.scores` for both conventions).
+    ``std`` is the population std (``ddof=0``) and ``median`` is exact. By
+    default (``skipna=None``, as ``False``) a NaN score makes its class's
+    statistics NaN, as ``np.mean`` / ``np.std`` do; ``skipna=True`` ignores it.
+    ``keep_attrs=True`` copies ``scores.attrs`` into the table's ``attrs``
+    (default ``None``: xarray's option). The rule: :mod:`memoxr.compute.manners`.
 
     Lazy scores are computed first, in one dask pass (each influence chunk is
     read once). ``class`` is a dimension, so the group of a class is its row
@@ -64,13 +67,14 @@ def class_stats(
     'memoxr.scores'
     """
     check_scores_dataset(scores)
+    skip, keep = reduce_skipna(skipna), resolve_keep_attrs(keep_attrs)
     names = list(STAT_STEMS)
     with deprecated_show_progress(show_progress, "class_stats"):
         (data,) = compute(scores[[*names, "training_indices"]])
     data = data.transpose(CLASS, TRAIN)
     real = data["training_indices"].to_numpy() >= 0
     values = np.stack([data[name].to_numpy() for name in names])  # (score, class, train_sample)
-    summary = _kernels.group_summary(values, real, skipna=skipna, axis=-1)  # (score, class, statistic)
+    summary = _kernels.group_summary(values, real, skipna=skip, axis=-1)  # (score, class, statistic)
 
     table = pd.DataFrame({"class_label": data[CLASS].to_numpy(), "sample_count": real.sum(axis=-1)})
     fields = _kernels.SUMMARY_FIELDS
@@ -78,7 +82,7 @@ def class_stats(
         for stat in STATISTICS:
             table[f"{stat}_{stem}"] = summary[i, :, fields.index(stat)]
     table = table[list(STAT_COLUMNS)]
-    table.attrs = kept_attrs(scores.attrs, keep_attrs)
+    table.attrs = kept_attrs(scores.attrs, keep)
     return table
 
 
