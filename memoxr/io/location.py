@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import fsspec
 
@@ -23,7 +23,9 @@ from .._optional import require
 from ..errors import MemoxrInputError, connection_failure
 
 PathLike = str | os.PathLike[str]
+#: The one type of ``storage_options`` (fsspec options) wherever a public function takes them.
 StorageOptions = Mapping[str, Any] | None
+T = TypeVar("T")
 
 
 def is_url(path: object) -> bool:
@@ -61,16 +63,11 @@ def with_timeouts(storage_options: StorageOptions) -> dict[str, Any]:
     return options
 
 
-def _remote_options(path: PathLike, storage_options: StorageOptions) -> dict[str, Any]:
+def _remote_options(path: PathLike, options: StorageOptions) -> dict[str, Any]:
     if str(path).split("://", 1)[0] in ("s3", "s3a"):
         require("s3fs", "s3")  # fsspec's own ImportError names no extra
-        return with_timeouts(storage_options)
-    return dict(storage_options or {})
-
-
-def _fs(path: PathLike | Location, storage_options: StorageOptions) -> tuple[fsspec.AbstractFileSystem, str]:
-    location = Location.of(path, storage_options)
-    return location.fs, location.fs_path
+        return with_timeouts(options)
+    return dict(options or {})
 
 
 def _endpoint_of(fs: fsspec.AbstractFileSystem) -> str | None:
@@ -144,6 +141,19 @@ class Location:
         return _endpoint_of(self.fs) if self.is_url else None
 
 
+def locate(value: T, storage_options: StorageOptions = None) -> T | Location:
+    """``value`` resolved to a :class:`Location` when it is a path or URL; anything else as it is.
+
+    For public functions whose argument may also be data (a Dataset, a mapping of arrays) or None.
+
+    Examples
+    --------
+    >>> locate("s3://bucket/trials.npz", {"anon": True}).is_url, locate(None), locate({"mask": 1})
+    (True, None, {'mask': 1})
+    """
+    return Location.of(value, storage_options) if isinstance(value, str | os.PathLike) else value
+
+
 def describe_access_error(path: PathLike, exc: BaseException, endpoint: str | None = None) -> str:
     """A one-line reason for a failed access, without credentials.
 
@@ -180,10 +190,6 @@ def _check_bucket(fs: fsspec.AbstractFileSystem, fs_path: str, path: PathLike) -
         raise
 
 
-def _exists(path: PathLike | Location, storage_options: StorageOptions) -> bool:
-    return _probe(path, storage_options, local=Path.exists, remote="exists")
-
-
 def open_file(path: PathLike | Location, mode: str = "rb", *, storage_options: StorageOptions = None) -> Any:
     """An fsspec file for a local path or URL (use as a context manager).
 
@@ -197,7 +203,7 @@ def open_file(path: PathLike | Location, mode: str = "rb", *, storage_options: S
     ...     fp.read()
     'hello'
     """
-    location = Location.of(path, storage_options)
+    location = Location.of(path, storage_options)  # the public boundary: options resolved here
     return fsspec.open(location.path, mode, **(location.storage_options if location.is_url else {}))
 
 
@@ -212,12 +218,16 @@ def file_exists(path: PathLike | Location, *, storage_options: StorageOptions = 
     >>> file_exists(folder / "a.npz"), file_exists(folder), file_exists(folder / "b.npz")
     (True, False, False)
     """
-    return _probe(path, storage_options, local=Path.is_file, remote="isfile")
+    return _probe(Location.of(path, storage_options), local=Path.is_file, remote="isfile")
 
 
-def _probe(path: PathLike | Location, storage_options: StorageOptions, *, local: Any, remote: str) -> bool:
+def _exists(location: Location) -> bool:
+    return _probe(location, local=Path.exists, remote="exists")
+
+
+def _probe(location: Location, *, local: Any, remote: str) -> bool:
     """``local(Path)`` for a local path; the fsspec method ``remote`` for a URL, errors made clear."""
-    location = Location.of(path, storage_options)
+    path = location.path
     if not location.is_url:
         return bool(local(Path(location.path)))
     fs, fs_path = location.fs, location.fs_path
@@ -311,10 +321,11 @@ def _minio_options(credentials: PathLike) -> dict[str, Any]:
     }
 
 
-def stored_bytes(path: str, variable: str, storage_options: dict[str, Any] | None) -> int | None:
+def stored_bytes(path: PathLike | Location, variable: str) -> int | None:
     """Bytes of ``variable``'s chunk (or shard) objects in a Zarr store, from a listing; None if unknown."""
     try:
-        fs, root = _fs(path, storage_options)
+        location = Location.of(path)
+        fs, root = location.fs, location.fs_path
         found = fs.find(f"{root.rstrip('/')}/{variable}", detail=True)
     except (OSError, ValueError):
         return None
@@ -322,10 +333,10 @@ def stored_bytes(path: str, variable: str, storage_options: dict[str, Any] | Non
     return int(sum(sizes)) if sizes else None
 
 
-def file_size(path: str, storage_options: dict[str, Any] | None) -> int | None:
+def file_size(path: PathLike | Location) -> int | None:
     """Size in bytes of one file (local or URL); None if it cannot be listed."""
     try:
-        fs, fs_path = _fs(path, storage_options)
-        return int(fs.size(fs_path))
+        location = Location.of(path)
+        return int(location.fs.size(location.fs_path))
     except (OSError, ValueError):
         return None
