@@ -127,11 +127,13 @@ def evaluate_command(
     """Evaluate memorization proxies: mislabel/duplicate detection, agreement with FZ memorization, across runs."""
     from ..dynamics.evaluate import table
     from ..dynamics.report import evaluate_store
+    from ..io.location import Location, locate
 
-    result = evaluate_store(
-        store, proxies=list(proxies) or None, mask=mask, influence=influence, mapping=mapping, top_k=top_k, k=k,
-        across=across, compare=compare, skipna=skipna, output=csv_path, overwrite=overwrite,
-        storage_options=storage_options,
+    result = evaluate_store(  # each path its own Location, resolved once with --storage-options
+        Location.of(store, storage_options), proxies=list(proxies) or None, mask=mask,
+        influence=locate(influence, storage_options), mapping=mapping, top_k=top_k, k=k, across=across,
+        compare=locate(compare, storage_options), skipna=skipna, output=locate(csv_path, storage_options),
+        overwrite=overwrite,
     )
     if metric is not None:
         click.echo(table(result, metric=metric, columns=columns).to_string(float_format=lambda v: f"{v:.4f}"))
