@@ -111,6 +111,14 @@ class Location:
             raise MemoxrInputError(f"path: expected a str or os.PathLike path, received {type(path).__name__}")
         return cls(text, _remote_options(text, storage_options) if is_url(text) else dict(storage_options or {}))
 
+    def at(self, path: str) -> Location:
+        """Another path reached with the same options (a file found under this folder).
+
+        >>> Location.of("s3://bucket/runs", {"anon": True}).at("s3://bucket/runs/0/a.npz").storage_options["anon"]
+        True
+        """
+        return Location(path, self.storage_options)
+
     def __str__(self) -> str:
         return self.path
 
