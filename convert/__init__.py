@@ -71,7 +71,7 @@ def convert_npz(
     shard_mb : float, optional
         Group chunks into Zarr shards of about this size (few, large objects).
         Default: none locally, 256 MB for an object-store ``output`` (``s3://``).
-    storage_options : dict, optional
+    storage_options : mapping, optional
         fsspec options (credentials, ``client_kwargs={"endpoint_url": ...}``)
         for ``s3://`` paths, input or output.
 

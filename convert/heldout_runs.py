@@ -133,7 +133,7 @@ def read_heldout_runs(
         Target size in MB of one chunk of trials of the record arrays.
     show_progress : bool, optional
         Deprecated: use ``with memoxr.progress():``.
-    storage_options : dict, optional
+    storage_options : mapping, optional
         fsspec options for ``s3://`` folders.
 
     Returns
@@ -274,7 +274,7 @@ def heldout_runs_to_trials(
         unpickled) or a mapping.
     overwrite : bool
         Replace an existing ``output`` (kept until the new one is complete).
-    storage_options : dict, optional
+    storage_options : mapping, optional
         fsspec options for ``s3://`` paths, input or output.
     show_progress : bool, optional
         Deprecated: use ``with memoxr.progress():``.

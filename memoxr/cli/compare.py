@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from ..errors import MemoxrInputError
 from .options import handle_errors, overwrite_flag, quiet_option, remote_options
+
+if TYPE_CHECKING:
+    from ..io.location import StorageOptions
 
 __all__ = ["compare_command"]
 
@@ -69,7 +72,7 @@ def _selections(values: tuple[str, ...]) -> dict[str, Any]:
 @remote_options
 def compare_command(stores: tuple[str, ...], mask: str | None, memorization: str | None, mappings: tuple[str, ...],
                     proxies: tuple[str, ...], selections: tuple[str, ...], csv_path: str | None, overwrite: bool,
-                    quiet: bool, storage_options: dict | None) -> None:
+                    quiet: bool, storage_options: StorageOptions) -> None:
     """Every score of every STORE in one table: detection of --mask, agreement with FZ --memorization.
 
     STORE is a dynamics store (its proxies: CSL and the baselines), a scores

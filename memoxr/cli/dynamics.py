@@ -6,6 +6,8 @@ Outside :mod:`memoxr.dynamics`, whose import loads scikit-learn and scipy.stats,
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from ..errors import MemoxrInputError
@@ -21,6 +23,9 @@ from .options import (
     quiet_option,
     remote_options,
 )
+
+if TYPE_CHECKING:
+    from ..io.location import StorageOptions
 
 
 def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
@@ -54,7 +59,7 @@ def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
 def ingest_command(
     paths: tuple[str, ...], pattern: str | None, output: str | None, var_patterns: tuple[str, ...], name: str,
     sample_order: str, sample_ids: str | None, truth: tuple[str, ...], chunk_mb: float, npz_key: str | None,
-    overwrite: bool, quiet: bool, dry_run: bool, storage_options: dict | None,
+    overwrite: bool, quiet: bool, dry_run: bool, storage_options: StorageOptions,
 ) -> None:
     """Ingest per-epoch .npy/.npz files into a dynamics store.
 
@@ -122,7 +127,7 @@ def ingest_command(
 def evaluate_command(
     store: str, proxies: tuple[str, ...], mask: str | None, influence: str | None, mapping: str | None, top_k: int,
     k: int | None, across: str | None, compare: str | None, metric: str | None, columns: str | None,
-    skipna: bool | None, csv_path: str | None, overwrite: bool, quiet: bool, storage_options: dict | None,
+    skipna: bool | None, csv_path: str | None, overwrite: bool, quiet: bool, storage_options: StorageOptions,
 ) -> None:
     """Evaluate memorization proxies: mislabel/duplicate detection, agreement with FZ memorization, across runs."""
     from ..dynamics.evaluate import table

@@ -362,7 +362,7 @@ def ingest(
         must be evenly spaced with no gap.
     chunk_mb : float
         Target Zarr chunk size in MB (whole epochs are grouped while they fit).
-    storage_options : dict, optional
+    storage_options : mapping, optional
         fsspec options for the input files and the output (e.g. an S3 endpoint).
     npz_key : str, optional
         The array to read from each ``.npz`` file; by default each must hold exactly one.

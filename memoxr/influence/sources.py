@@ -55,7 +55,7 @@ def open_influence(
         For an ``.npz`` only: allow arrays of Python objects (unpickling).
     chunk_mb : float, optional
         For an ``.npz`` only: target chunk size in MB.
-    storage_options : dict, optional
+    storage_options : mapping, optional
         fsspec options for ``s3://`` URLs (credentials, ``client_kwargs={"endpoint_url": ...}``);
         see :func:`memoxr.io.location.resolve_storage_options` for MinIO credentials files.
 
