@@ -20,8 +20,9 @@ import numpy as np
 
 from memoxr.errors import MemoxrInputError
 from memoxr.estimate.kernels import not_binary
+from memoxr.estimate.trials import validate_labels
 from memoxr.io.location import Location, PathLike, describe_access_error
-from memoxr.io.npy import as_indices
+from memoxr.io.npy import as_indices, refuse_pickled
 from memoxr.io.npz import load_npz_arrays, open_npz, read_npz_headers
 
 #: Name of the per-run file.
@@ -166,38 +167,6 @@ def select_ratio(runs: dict[str, list[Run]], subset_ratio: float | str | None, f
 # Validation: labels, then each run's headers, then its values
 
 
-def validate_labels(key: str, labels: Any, source: str) -> np.ndarray:
-    """Class labels: a non-empty 1-D array of whole numbers >= 0, as int64.
-
-    >>> validate_labels("tr_labels", [0.0, 3.0], "<argument>").tolist()
-    [0, 3]
-    """
-    labels = np.asarray(labels)
-    if labels.dtype.kind == "O":
-        raise MemoxrInputError(
-            f"labels {source!r}: key {key!r}: expected integer class labels, received dtype object "
-            "(pickled Python objects), which memoxr does not load"
-        )
-    if labels.ndim != 1 or labels.size == 0:
-        raise MemoxrInputError(
-            f"labels {source!r}: key {key!r}: expected a non-empty 1-D array, received shape {labels.shape}"
-        )
-    if labels.dtype.kind not in "iuf":
-        raise MemoxrInputError(
-            f"labels {source!r}: key {key!r}: expected integer class labels, received dtype {labels.dtype}"
-        )
-    bad = labels < 0
-    if labels.dtype.kind == "f":
-        bad = bad | ~np.isfinite(labels) | (labels != np.round(labels))
-    if bad.any():
-        where = int(np.flatnonzero(bad)[0])
-        raise MemoxrInputError(
-            f"labels {source!r}: key {key!r}: expected whole-number class labels >= 0, received "
-            f"{labels[where]} at position {where}"
-        )
-    return labels.astype(np.int64)
-
-
 def read_labels(labels: LabelsArg | Location) -> tuple[np.ndarray, np.ndarray]:
     """``tr_labels`` and ``tt_labels`` from a mapping or an ``.npz`` (never unpickled).
 
@@ -220,7 +189,7 @@ def read_labels(labels: LabelsArg | Location) -> tuple[np.ndarray, np.ndarray]:
         raise MemoxrInputError(
             f"labels {source!r}: missing key(s) {missing}; expected {list(LABEL_KEYS)}, received {sorted(arrays)}"
         )
-    return tuple(validate_labels(key, arrays[key], source) for key in LABEL_KEYS)  # type: ignore[return-value]
+    return tuple(validate_labels(key, arrays[key], source, what="labels") for key in LABEL_KEYS)  # type: ignore[return-value]
 
 
 def _validate_run_headers(location: Location, n_train: int, n_test: int) -> None:
@@ -234,11 +203,7 @@ def _validate_run_headers(location: Location, n_train: int, n_test: int) -> None
         )
     for key in RUN_KEYS:
         dtype, shape = headers[key].dtype, headers[key].shape
-        if dtype.kind == "O":
-            raise MemoxrInputError(
-                f"run {path!r}: key {key!r}: expected a numeric array, received dtype object "
-                "(pickled Python objects), which memoxr does not load"
-            )
+        refuse_pickled(dtype, f"run {path!r}: key {key!r}")
         allowed, what = ("biuf", "0/1 values (bool, integer or float)") if key in _CORRECTNESS else ("iu", "integer indices")
         if dtype.kind not in allowed:
             raise MemoxrInputError(f"run {path!r}: key {key!r}: expected {what}, received dtype {dtype}")

@@ -52,7 +52,7 @@ import xarray as xr
 from dask.base import tokenize
 
 from memoxr.compute.progress import compute, deprecated_show_progress
-from memoxr.estimate.trials import TRIAL, TRIAL_VARIABLES
+from memoxr.estimate.trials import TRIAL, TRIAL_VARIABLES, validate_labels
 from memoxr.io.chunks import validate_mb
 from memoxr.io.location import Location, StorageOptions, locate
 from memoxr.io.npy import write_npy_streamed
@@ -69,7 +69,6 @@ from .heldout_files import (
     load_run,
     read_labels,
     select_ratio,
-    validate_labels,
 )
 
 __all__ = [
@@ -166,8 +165,8 @@ def read_heldout_runs(
     folder_location = Location.of(folder, storage_options)
     source = folder_location.path
     trial_chunk_mb = validate_mb("trial_chunk_mb", trial_chunk_mb)
-    tr = validate_labels("tr_labels", tr_labels, "<argument>")
-    tt = validate_labels("tt_labels", tt_labels, "<argument>")
+    tr = validate_labels("tr_labels", tr_labels, "<argument>", what="labels")
+    tt = validate_labels("tt_labels", tt_labels, "<argument>", what="labels")
     n_train, n_test = len(tr), len(tt)
     all_runs = find_runs(folder_location)
     ratio = select_ratio(all_runs, subset_ratio, source)

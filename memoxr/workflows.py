@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .compute.progress import accepts_show_progress, compute
+from .compute.progress import compute, deprecated_show_progress
 from .convert import convert_npz
 from .errors import MemoxrInputError
 from .influence.analysis import Analysis, analyze
@@ -122,7 +122,6 @@ def load_scores(
     )
 
 
-@accepts_show_progress
 def calculate(
     source: PathLike | Location,
     *,
@@ -136,6 +135,7 @@ def calculate(
     allow_pickle: bool = False,
     skipna: bool = False,
     storage_options: StorageOptions = None,
+    show_progress: bool | None = None,
 ) -> Result:
     """Scores, table and analysis of an influence store or FZ npz; one pass over the influence.
 
@@ -149,38 +149,39 @@ def calculate(
     >>> result.stats.shape, result.analysis.class_label, result.written
     ((10, 27), 2, [])
     """
-    if output is not None and stats_csv is not None and str(output) == str(stats_csv):
-        raise MemoxrInputError(f"--output and --stats-csv are the same path {str(output)!r}; expected two outputs")
-    # Each path its own Location, resolved here once.
-    scores_out = None if output is None else Location.of(output, storage_options)
-    stats_out = None if stats_csv is None else Location.of(stats_csv, storage_options)
-    outputs = [(scores_out, "file" if str(output).endswith(".npz") else "folder"), (stats_out, "file")]
-    for target, kind in outputs:  # every output usable before any work
-        if target is not None:
-            check_writable(target, overwrite=overwrite, kind=kind)
-    ds = open_influence(Location.of(source, storage_options), allow_pickle=allow_pickle)
-    _check_class(ds, class_label)
-    (scores,) = compute(influence_scores(ds, alpha=alpha, beta=beta, skipna=skipna))
-    stats = class_stats(scores, skipna=skipna)
-    result = Result(scores, stats, analyze(scores, stats, class_label=class_label, k=k, skipna=skipna))
-    # All or none: the CSV waits in its partial until the scores are written; if it
-    # then fails to land, the scores this run wrote are removed again.
-    wrote_scores = False
-    try:
-        with contextlib.ExitStack() as stack:
-            if stats_out is not None:
-                tmp = stack.enter_context(atomic_output(stats_out, overwrite=overwrite))
-                stats.to_csv(tmp, index=False)
-            if scores_out is not None:
-                result.written.append(save_scores(scores, scores_out, overwrite=overwrite))
-                wrote_scores = True
-    except BaseException:
-        if wrote_scores and scores_out is not None:
-            remove_output(scores_out)
-        raise
-    if stats_csv is not None:
-        result.written.append(str(stats_csv))
-    return result
+    with deprecated_show_progress(show_progress, "calculate"):
+        if output is not None and stats_csv is not None and str(output) == str(stats_csv):
+            raise MemoxrInputError(f"--output and --stats-csv are the same path {str(output)!r}; expected two outputs")
+        # Each path its own Location, resolved here once.
+        scores_out = None if output is None else Location.of(output, storage_options)
+        stats_out = None if stats_csv is None else Location.of(stats_csv, storage_options)
+        outputs = [(scores_out, "file" if str(output).endswith(".npz") else "folder"), (stats_out, "file")]
+        for target, kind in outputs:  # every output usable before any work
+            if target is not None:
+                check_writable(target, overwrite=overwrite, kind=kind)
+        ds = open_influence(Location.of(source, storage_options), allow_pickle=allow_pickle)
+        _check_class(ds, class_label)
+        (scores,) = compute(influence_scores(ds, alpha=alpha, beta=beta, skipna=skipna))
+        stats = class_stats(scores, skipna=skipna)
+        result = Result(scores, stats, analyze(scores, stats, class_label=class_label, k=k, skipna=skipna))
+        # All or none: the CSV waits in its partial until the scores are written; if it
+        # then fails to land, the scores this run wrote are removed again.
+        wrote_scores = False
+        try:
+            with contextlib.ExitStack() as stack:
+                if stats_out is not None:
+                    tmp = stack.enter_context(atomic_output(stats_out, overwrite=overwrite))
+                    stats.to_csv(tmp, index=False)
+                if scores_out is not None:
+                    result.written.append(save_scores(scores, scores_out, overwrite=overwrite))
+                    wrote_scores = True
+        except BaseException:
+            if wrote_scores and scores_out is not None:
+                remove_output(scores_out)
+            raise
+        if stats_csv is not None:
+            result.written.append(str(stats_csv))
+        return result
 
 
 def _same_file(a: PathLike | Location, b: PathLike | Location) -> bool:
@@ -189,7 +190,6 @@ def _same_file(a: PathLike | Location, b: PathLike | Location) -> bool:
     return Path(a).resolve() == Path(b).resolve()
 
 
-@accepts_show_progress
 def update_csv(
     influence_file: PathLike | Location,
     csv_file: PathLike | Location,
@@ -198,6 +198,7 @@ def update_csv(
     overwrite: bool = False,
     allow_pickle: bool = False,
     storage_options: StorageOptions = None,
+    show_progress: bool | None = None,
 ) -> str:
     """Merge the score statistics of ``influence_file`` into ``csv_file`` (see :func:`merge_stats_csv`).
 
@@ -219,13 +220,13 @@ def update_csv(
     in_place = output is None or _same_file(csv_out, csv_in)
     overwrite = overwrite or in_place
     check_writable(csv_out, overwrite=overwrite)
-    scores = load_scores(Location.of(influence_file, storage_options), allow_pickle=allow_pickle)
-    table = class_stats(scores)
-    return merge_stats_csv(table, csv_in, csv_out, overwrite=overwrite)
+    with deprecated_show_progress(show_progress, "update_csv"):
+        scores = load_scores(Location.of(influence_file, storage_options), allow_pickle=allow_pickle)
+        table = class_stats(scores)
+        return merge_stats_csv(table, csv_in, csv_out, overwrite=overwrite)
 
 
-@accepts_show_progress
-def demo(output_dir: str | os.PathLike[str], *, overwrite: bool = False) -> Result:
+def demo(output_dir: str | os.PathLike[str], *, overwrite: bool = False, show_progress: bool | None = None) -> Result:
     """The whole pipeline on the shipped sample, written to ``output_dir``.
 
     Writes ``influence.zarr`` (the converted store), ``scores.zarr``,
@@ -240,7 +241,7 @@ def demo(output_dir: str | os.PathLike[str], *, overwrite: bool = False) -> Resu
     True
     """
     target = Path(output_dir)
-    with atomic_output(target, overwrite=overwrite) as tmp:
+    with deprecated_show_progress(show_progress, "demo"), atomic_output(target, overwrite=overwrite) as tmp:
         tmp.mkdir()
         store = convert_npz(sample_path(), tmp / "influence.zarr")
         result = calculate(

@@ -140,7 +140,7 @@ ERRORS = {
     "nomatch": r"no file matches; expected files like .*grad_epoch_\*.npy",
     "npz_two": r"expected an .npz with exactly one array; received 2",
     "2d": r"shape \(4, 2\); expected a 1-D array",
-    "object": "dtype object; expected numeric or bool values",
+    "object": "expected numeric or bool values, received dtype object",
     "noepoch": r"no \{epoch\} field",
     "nofield": r"no \{field\}",
     "fields_differ": r"variable 'acc': pattern fields \['run'\]; expected the same run fields as 'loss': \[\]",
@@ -246,6 +246,6 @@ def test_truth_pattern_files_are_checked_before_loading(tmp_path):
     with pytest.raises(MemoxrInputError, match=r"truth 'is_mislabeled': file .*mask_run1.npy' holds bool of shape \(2, 5\); expected a numeric array of shape \(10,\)"):
         ingest(pattern, tmp_path / "out.zarr", truth=truth)
     np.save(tmp_path / "mask_run1.npy", np.array([None] * 10, dtype=object), allow_pickle=True)
-    with pytest.raises(MemoxrInputError, match="holds Python objects"):
+    with pytest.raises(MemoxrInputError, match="received dtype object"):
         ingest(pattern, tmp_path / "out.zarr", truth=truth)
     assert not (tmp_path / "out.zarr").exists()

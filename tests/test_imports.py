@@ -9,6 +9,7 @@ import sys
 import pytest
 
 import memoxr
+from memoxr.convert import convert_npz
 
 HEAVY = ("sklearn", "scipy.stats", "matplotlib", "distributed", "s3fs")
 
@@ -57,10 +58,16 @@ def test_python_dash_m_memoxr_is_the_cli():
     assert done.returncode == 0 and "Usage: memoxr" in done.stdout and "estimate" in done.stdout
 
 
-def test_calculate_loads_no_cluster_plot_or_s3_library():
+@pytest.mark.parametrize("source", ["npz", "store"])
+def test_calculate_loads_no_cluster_plot_or_s3_library(source, tmp_path):
+    path = memoxr.sample_path()
+    if source == "store":  # several chunks per dim, so the scores rechunk (dask looks for a cluster there)
+        path = tmp_path / "sample.zarr"
+        convert_npz(memoxr.sample_path(), path, chunk_mb=0.01)
+        assert memoxr.open_influence(path)["influence"].data.npartitions > 1
     code = (
         "import memoxr\nfrom memoxr.cli import main\n"
-        f"try:\n    main(['calculate', '--input', {memoxr.sample_path()!r}, '-q'])\nexcept SystemExit:\n    pass"
+        f"try:\n    main(['calculate', '--input', {str(path)!r}, '-q'])\nexcept SystemExit:\n    pass"
     )
     loaded = _modules_after(code)
     assert "memoxr.workflows" in loaded

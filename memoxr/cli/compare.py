@@ -1,4 +1,4 @@
-"""The ``memoxr compare`` command: parse, call :func:`memoxr.importers.compare.compare_scores`, report."""
+"""The ``memoxr compare`` command: parse, call :func:`memoxr.importers.report.compare_report`, report."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..errors import MemoxrInputError
-from .options import handle_errors, overwrite_flag, quiet_option, remote_options
+from .options import handle_errors, name_value_pairs, overwrite_flag, quiet_option, remote_options
 
 if TYPE_CHECKING:
     from ..io.location import StorageOptions
@@ -19,37 +18,22 @@ __all__ = ["compare_command"]
 # --------------------------------------------------------------------------- command line
 
 
-def _mappings(values: tuple[str, ...]) -> Any:
+def _mappings(values: tuple[str, ...]) -> str | dict[str, str] | None:
     """``--mapping FILE`` (one order differs) or ``--mapping ORDER=FILE`` (repeatable)."""
-    if not values:
-        return None
     if len(values) == 1 and os.path.exists(values[0]):
         return values[0]
-    out: dict[str, str] = {}
-    for item in values:
-        order, sep, path = item.rpartition("=")
-        if not sep or not order or not path:
-            raise MemoxrInputError(
-                f"--mapping {item!r}: expected FILE (an existing permutation file) or ORDER=FILE, e.g. tfds=tfds_to_torchvision.npy"
-            )
-        out[order] = path
-    return out
+    return name_value_pairs(values, "--mapping", form="FILE (an existing permutation file) or ORDER=FILE",
+                            example="tfds=tfds_to_torchvision.npy") or None
 
 
-def _selections(values: tuple[str, ...]) -> dict[str, Any]:
-    """``--sel DIM=VALUE``: the value as an int, else a float, else text."""
-    out: dict[str, Any] = {}
-    for item in values:
-        dim, sep, text = item.partition("=")
-        if not sep or not dim or not text:
-            raise MemoxrInputError(f"--sel {item!r}: expected DIM=VALUE, e.g. noise=0.1")
-        for cast in (int, float, str):
-            try:
-                out[dim] = cast(text)
-                break
-            except ValueError:
-                continue
-    return out
+def _scalar(text: str) -> Any:
+    """A ``--sel`` value as an int, else a float, else text."""
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            continue
+    return text
 
 
 @click.command("compare")
@@ -80,18 +64,17 @@ def compare_command(stores: tuple[str, ...], mask: str | None, memorization: str
     memorization). Samples are paired by identity; different sample orders
     are refused unless --mapping translates them.
     """
-    from ..importers.compare import compare_scores
-    from ..io.storage import atomic_output, check_writable
+    from ..importers.report import compare_report
+    from ..io.location import Location, locate
 
-    if csv_path is not None:
-        check_writable(csv_path, overwrite=overwrite, storage_options=storage_options)
+    selections_by_dim = name_value_pairs(selections, "--sel", form="DIM=VALUE", example="noise=0.1")
     # --quiet: no bar; else quiet_option's progress context draws one for each pass that lasts.
-    table = compare_scores(list(stores), mask=mask, memorization=memorization, mapping=_mappings(mappings),
-                           proxies=list(proxies) or None, select=_selections(selections),
-                           storage_options=storage_options)
+    # Each path its own Location, resolved once with --storage-options.
+    table = compare_report([Location.of(store, storage_options) for store in stores], mask=mask,
+                           memorization=locate(memorization, storage_options), mapping=_mappings(mappings),
+                           proxies=list(proxies) or None,
+                           select={dim: _scalar(text) for dim, text in selections_by_dim.items()},
+                           output=locate(csv_path, storage_options), overwrite=overwrite)
     click.echo(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     if csv_path is not None:
-        with atomic_output(csv_path, overwrite=overwrite, storage_options=storage_options) as tmp:
-            table.to_csv(tmp, index=False)
         click.echo(f"wrote {csv_path}")
-

@@ -17,6 +17,7 @@ from .options import (
     HiddenArguments,
     dry_run_option,
     handle_errors,
+    name_value_pairs,
     overwrite_flag,
     overwrite_option,
     positional_paths,
@@ -29,15 +30,7 @@ if TYPE_CHECKING:
 
 
 def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for item in values:
-        name, sep, value = item.partition("=")
-        if not sep or not name or not value:
-            raise MemoxrInputError(f"{option} {item!r}: expected NAME=VALUE, e.g. loss=losses/loss_epoch_{{epoch}}.npy")
-        if name in out:
-            raise MemoxrInputError(f"{option}: {name!r} given twice; expected each name once")
-        out[name] = value
-    return out
+    return name_value_pairs(values, option, example="loss=losses/loss_epoch_{epoch}.npy")
 
 
 @click.command("ingest")

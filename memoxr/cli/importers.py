@@ -7,21 +7,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..errors import MemoxrInputError
-from .options import handle_errors, overwrite_option, remote_options
+from .options import handle_errors, name_value_pairs, overwrite_option, remote_options
 
 if TYPE_CHECKING:
     from ..io.location import StorageOptions
 
 
 def _truth(values: tuple[str, ...]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for item in values:
-        name, sep, path = item.partition("=")
-        if not sep or not name or not path:
-            raise MemoxrInputError(f"--truth {item!r}: expected NAME=FILE, e.g. is_mislabeled=mask.npy")
-        out[name] = path
-    return out
+    return name_value_pairs(values, "--truth", form="NAME=FILE", example="is_mislabeled=mask.npy")
 
 
 def _common(func: Callable[..., Any]) -> Callable[..., Any]:

@@ -179,6 +179,35 @@ def remote_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def name_value_pairs(values: Sequence[str], option: str, *, form: str = "NAME=VALUE", example: str) -> dict[str, str]:
+    """The repeated ``option``'s ``NAME=VALUE`` texts as a dict: the one parser of every command.
+
+    The name ends at the first ``=`` (a value, often a path, may hold more). An
+    item without a name or a value, or a name given twice, is refused, naming
+    ``option``, the ``form`` expected (with an ``example``) and what was received.
+
+    Examples
+    --------
+    >>> name_value_pairs(["loss=a.npy", "acc=runs/noise=0.1.npy"], "--var", example="loss=a.npy")
+    {'loss': 'a.npy', 'acc': 'runs/noise=0.1.npy'}
+    >>> name_value_pairs(["noise"], "--sel", form="DIM=VALUE", example="noise=0.1")
+    Traceback (most recent call last):
+    memoxr.errors.MemoxrInputError: --sel 'noise': expected DIM=VALUE, e.g. noise=0.1
+    >>> name_value_pairs(["a=1", "a=2"], "--sel", example="noise=0.1")
+    Traceback (most recent call last):
+    memoxr.errors.MemoxrInputError: --sel: 'a' given twice; expected each name once
+    """
+    out: dict[str, str] = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep or not name or not value:
+            raise MemoxrInputError(f"{option} {item!r}: expected {form}, e.g. {example}")
+        if name in out:
+            raise MemoxrInputError(f"{option}: {name!r} given twice; expected each name once")
+        out[name] = value
+    return out
+
+
 class AliasedOption(click.Option):
     """An option that also answers to old names (``aliases``), left out of ``--help``.
 

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import functools
 import itertools
 import sys
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from types import TracebackType
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 import dask
 import xarray as xr
@@ -25,9 +24,6 @@ from dask.diagnostics import ProgressBar
 
 from ..errors import MemoxrInputError, connection_failure
 from .scheduler import current_client
-
-P = ParamSpec("P")
-R = TypeVar("R")
 
 # The ``minimum`` of the progress context entered in this thread, None outside one.
 _ACTIVE: contextvars.ContextVar[float | None] = contextvars.ContextVar("memoxr_progress", default=None)
@@ -99,30 +95,6 @@ def deprecated_show_progress(show_progress: bool | None, where: str) -> contextl
         stacklevel=3,
     )
     return progress(bool(show_progress))
-
-
-def accepts_show_progress(func: Callable[P, R]) -> Callable[P, R]:
-    """Let ``func`` take the deprecated ``show_progress=`` keyword of memoxr 0.x: it enters :func:`progress`.
-
-    Examples
-    --------
-    >>> @accepts_show_progress
-    ... def total(values):
-    ...     return sum(values)
-    >>> import warnings
-    >>> with warnings.catch_warnings(record=True) as caught:
-    ...     warnings.simplefilter("always")
-    ...     total([1, 2], show_progress=False), [str(w.message)[:35] for w in caught]
-    (3, ['total: show_progress is deprecated;'])
-    """
-
-    @functools.wraps(func)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        show_progress = kwargs.pop("show_progress", None)
-        with deprecated_show_progress(show_progress, func.__name__):  # type: ignore[arg-type]
-            return func(*args, **kwargs)
-
-    return wrapper
 
 
 def _dask_variables(obj: xr.Dataset | xr.DataArray) -> list[xr.Variable]:

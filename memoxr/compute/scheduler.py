@@ -74,8 +74,9 @@ def use_scheduler(address: str | None = None, *, timeout: str = "10s") -> Iterat
     """
     address = address or os.environ.get(SCHEDULER_ENV) or "threads"
     if address in LOCAL_SCHEDULERS:
-        # dask imports distributed (0.1-0.2 s) to resolve a scheduler *name*; its function skips that.
-        with dask.config.set(scheduler=_local_scheduler(address)):
+        # dask imports distributed (0.1-0.2 s) to resolve a scheduler *name*, and to look for a
+        # client before every rechunk; the function and the rechunk method skip both.
+        with dask.config.set({"scheduler": _local_scheduler(address), "array.rechunk.method": "tasks"}):
             yield None
         return
     Client = require("distributed", "distributed").Client

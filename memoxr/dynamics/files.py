@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import MemoxrInputError
 from ..io.location import Location, StorageOptions, file_exists
-from ..io.npy import ArrayHeader, read_npy_body, read_npy_header
+from ..io.npy import ArrayHeader, read_npy_body, read_npy_header, refuse_pickled
 from ..io.npz import CheckedNpz
 
 
@@ -66,8 +66,8 @@ def _array_header(
 
 def _load(fs: fsspec.AbstractFileSystem, path: str, key: str | None = None) -> np.ndarray:
     header, values = _read_array(fs, path, key=key)
-    if values is None:
-        raise MemoxrInputError(f"file {path!r}: dtype object; expected numeric or bool values (no pickles)")
+    refuse_pickled(header.dtype, f"file {path!r}", "numeric or bool values")
+    assert values is not None  # only a pickled array is not loaded
     return values
 
 
@@ -95,8 +95,7 @@ def load_array(
         fs, local = (location.fs, location.fs_path) if location.is_url else fsspec.core.url_to_fs(path)
         if path.endswith((".npy", ".npz")):
             _, dtype = _array_header(fs, local)
-            if dtype.hasobject:
-                raise MemoxrInputError(f"{argument}: file {path!r} holds Python objects; expected a numeric array")
+            refuse_pickled(dtype, f"{argument}: file {path!r}")
             return _load(fs, local)
         if path.endswith((".txt", ".csv")):
             try:

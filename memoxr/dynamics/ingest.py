@@ -27,6 +27,7 @@ from ..compute.progress import deprecated_show_progress
 from ..errors import MemoxrInputError
 from ..io.chunks import DEFAULT_CHUNK_MB, validate_mb
 from ..io.location import Location, StorageOptions, locate
+from ..io.npy import refuse_pickled
 from ..io.schema import SCHEMA_VERSION
 from ..io.storage import check_writable, write_dataset
 from .files import _array_header, _load, load_array
@@ -96,13 +97,9 @@ def plan_ingest(
 
     Examples
     --------
-    >>> import pathlib, tempfile
-    >>> import numpy as np
-    >>> folder = pathlib.Path(tempfile.mkdtemp())
-    >>> for run in (1, 2):
-    ...     for epoch in range(3):
-    ...         np.save(folder / f"loss_run{run}_epoch_{epoch}.npy", np.full(5, run + epoch / 10))
-    >>> plan = plan_ingest(str(folder / "loss_run{run}_epoch_{epoch}.npy"))
+    >>> from memoxr.datasets.examples import epoch_loss_files
+    >>> pattern = epoch_loss_files()  # loss_run{run}_epoch_{epoch}.npy: 2 runs, 3 epochs, 5 samples
+    >>> plan = plan_ingest(pattern)
     >>> plan.run_dims, plan.epochs, plan.n_samples
     (['run'], [0, 1, 2], 5)
     """
@@ -166,8 +163,7 @@ def plan_ingest(
         for key in grid:
             path = files[v][key]
             shape, dtype = _array_header(fss[v], path, npz_key)
-            if dtype.hasobject:
-                raise MemoxrInputError(f"file {path!r}: dtype object; expected numeric or bool values (no pickles)")
+            refuse_pickled(dtype, f"file {path!r}", "numeric or bool values")
             if len(shape) != 1:
                 raise MemoxrInputError(f"file {path!r}: shape {shape}; expected a 1-D array (one value per sample)")
             if n_samples is None:
@@ -222,9 +218,10 @@ def _truth_array(
             raise MemoxrInputError(f"truth {name!r}: no file for {dims} = {missing[:5]}; expected one per run")
         for key in grid:  # headers first: a wrong shape or pickled objects is an error, not a traceback
             shape, dtype = _array_header(pattern.fs, index[key])
-            if dtype.hasobject or shape != (plan.n_samples,):
+            refuse_pickled(dtype, f"truth {name!r}: file {index[key]!r}")
+            if shape != (plan.n_samples,):
                 raise MemoxrInputError(
-                    f"truth {name!r}: file {index[key]!r} holds {'Python objects' if dtype.hasobject else dtype} "
+                    f"truth {name!r}: file {index[key]!r} holds {dtype} "
                     f"of shape {shape}; expected a numeric array of shape ({plan.n_samples},), one per sample"
                 )
         arrays = [_load(pattern.fs, index[k]) for k in grid]
@@ -271,13 +268,9 @@ def ingest_dataset(
 
     Examples
     --------
-    >>> import pathlib, tempfile
-    >>> import numpy as np
-    >>> folder = pathlib.Path(tempfile.mkdtemp())
-    >>> for run in (1, 2):
-    ...     for epoch in range(3):
-    ...         np.save(folder / f"loss_run{run}_epoch_{epoch}.npy", np.full(5, run + epoch / 10))
-    >>> ds = ingest_dataset(str(folder / "loss_run{run}_epoch_{epoch}.npy"))
+    >>> from memoxr.datasets.examples import epoch_loss_files
+    >>> pattern = epoch_loss_files()  # loss_run{run}_epoch_{epoch}.npy: 2 runs, 3 epochs, 5 samples
+    >>> ds = ingest_dataset(pattern)
     >>> ds["loss"].dims, ds["loss"].sum("epoch").values[:, 0].round(2).tolist()
     (('run', 'epoch', 'train_id'), [3.3, 6.3])
     """
@@ -372,14 +365,10 @@ def ingest(
 
     Examples
     --------
-    >>> import pathlib, tempfile
-    >>> import numpy as np
-    >>> folder = pathlib.Path(tempfile.mkdtemp())
-    >>> for run in (1, 2):
-    ...     for epoch in range(3):
-    ...         np.save(folder / f"loss_run{run}_epoch_{epoch}.npy", np.full(5, run + epoch / 10))
+    >>> from memoxr.datasets.examples import epoch_loss_files
+    >>> pattern = epoch_loss_files()  # loss_run{run}_epoch_{epoch}.npy: 2 runs, 3 epochs, 5 samples
     >>> from memoxr.dynamics import open_dynamics
-    >>> store = ingest(str(folder / "loss_run{run}_epoch_{epoch}.npy"), folder / "dyn.zarr", sample_order="tfds")
+    >>> store = ingest(pattern, "dyn.zarr", sample_order="tfds")
     >>> dict(open_dynamics(store).sizes)
     {'run': 2, 'epoch': 3, 'train_id': 5}
     """

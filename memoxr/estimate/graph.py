@@ -140,9 +140,8 @@ def estimate(
     Examples
     --------
     >>> import numpy as np, memoxr.estimate as me
-    >>> mask = np.array([[1, 0], [0, 1], [1, 1], [0, 0]])
-    >>> records = {"mask": mask, "train_correct": mask, "test_correct": mask[:, :1],
-    ...            "tr_labels": np.array([0, 0]), "tt_labels": np.array([0])}
+    >>> from memoxr.datasets.examples import tiny_trials
+    >>> records = tiny_trials()  # 4 trials, 2 train samples, 1 test sample
     >>> ds = me.estimate(records)
     >>> ds["tr_mem"].values.tolist(), ds["influence"].values[0].round(2).tolist()
     ([1.0, 1.0], [[1.0], [0.0]])
@@ -162,9 +161,9 @@ def estimate_with_sums(
     ``mask``, ``train_correct`` and ``test_correct``): for writers that compute the influence a block at
     a time, so that no block reads the records again for them.
 
-    >>> mask = np.array([[1, 0], [0, 1], [1, 1], [0, 0]])
-    >>> ds = estimate_with_sums({"mask": mask, "train_correct": mask, "test_correct": mask[:, :1],
-    ...                          "tr_labels": np.array([0, 0]), "tt_labels": np.array([0])})
+    >>> from memoxr.datasets.examples import tiny_trials
+    >>> records = tiny_trials()  # 4 trials, 2 train samples, 1 test sample
+    >>> ds = estimate_with_sums(records)
     >>> ds["n_in"].values.tolist(), ds["influence"].chunks is not None
     ([2, 2], True)
     """

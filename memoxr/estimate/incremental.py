@@ -78,9 +78,8 @@ def append_estimate(
     Examples
     --------
     >>> import numpy as np, memoxr.estimate as me, tempfile, os, warnings
-    >>> mask = np.array([[1, 0], [0, 1], [1, 1], [0, 0]])
-    >>> records = {"mask": mask, "train_correct": mask, "test_correct": mask[:, :1],
-    ...            "tr_labels": np.array([0, 0]), "tt_labels": np.array([0])}
+    >>> from memoxr.datasets.examples import tiny_trials
+    >>> records = tiny_trials()  # 4 trials, 2 train samples, 1 test sample
     >>> store = os.path.join(tempfile.mkdtemp(), "est.zarr")
     >>> _ = me.estimate_to_zarr(records, store)
     >>> with warnings.catch_warnings():  # the trials are in every or no subset of the 4 new ones
@@ -203,9 +202,8 @@ def write_or_append_estimate(
     Examples
     --------
     >>> import numpy as np, tempfile, os
-    >>> mask = np.array([[1, 0], [0, 1], [1, 1], [0, 0]])
-    >>> records = {"mask": mask, "train_correct": mask, "test_correct": mask[:, :1],
-    ...            "tr_labels": np.array([0, 0]), "tt_labels": np.array([0])}
+    >>> from memoxr.datasets.examples import tiny_trials
+    >>> records = tiny_trials()  # 4 trials, 2 train samples, 1 test sample
     >>> os.path.basename(write_or_append_estimate(records, os.path.join(tempfile.mkdtemp(), "e.npz")))
     'e.npz'
     """

@@ -174,6 +174,9 @@ def sum_over_trials(partial: da.Array) -> da.Array:
     >>> sum_over_trials(da.ones((3, 2), chunks=1, dtype=np.float32)).compute().tolist()
     [3.0, 3.0]
     """
+    # Not a compute.reduction.Reduction: apply_reduction concatenates the parts (concatenate=True)
+    # and reshapes them onto a trailing record axis, two copies of every (class, train, test)
+    # block per merge; here the parts are the largest arrays of an estimate and are added in place.
     return da.reduction(
         partial, _first, _add_parts, combine=_add_parts, axis=0, concatenate=False, dtype=np.float32,
     )

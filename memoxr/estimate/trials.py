@@ -26,6 +26,7 @@ import zarr
 
 from ..errors import MemoxrInputError
 from ..io.location import Location, StorageOptions, file_exists, locate
+from ..io.npy import refuse_pickled
 from ..io.schema import TEST_ID, TRAIN_ID
 from . import kernels as _k
 
@@ -106,11 +107,8 @@ def _lazy_npz(location: Location) -> tuple[dict[str, Any], str, str | None]:
     source = location.path
     headers = read_npz_headers(location)
     for key in [*TRIAL_VARIABLES, "sample_order"]:
-        if key in headers and headers[key].dtype.kind == "O":
-            raise MemoxrInputError(
-                f"trials {source!r}: key {key!r}: expected a numeric or bool array, received dtype object "
-                "(pickled Python objects), which memoxr does not load"
-            )
+        if key in headers:
+            refuse_pickled(headers[key].dtype, f"trials {source!r}: key {key!r}", "a numeric or bool array")
     sha = file_sha256(location)
     arrays: dict[str, Any] = {key: None for key in headers if key not in (*TRIAL_VARIABLES, "sample_order")}
     with open_npz(location) as npz:
@@ -306,28 +304,32 @@ def validate_shapes(arrays: Mapping[str, Any], source: str) -> None:
         )
 
 
-def validate_labels(key: str, labels: np.ndarray, source: str) -> np.ndarray:
-    """Whole-number labels >= 0, as int64.
+def validate_labels(key: str, labels: Any, source: str, *, what: str = "trials") -> np.ndarray:
+    """Class labels: a non-empty 1-D array of whole numbers >= 0, as int64 (the one label check).
+
+    Errors name ``{what} '{source}': key '{key}'``: trial records (``trials``)
+    or the labels of held-out runs (``labels``, :mod:`memoxr.convert.heldout_files`).
 
     >>> validate_labels("tr_labels", np.array([0.0, 2.0]), "x").tolist()
     [0, 2]
+    >>> validate_labels("tt_labels", [1, -1], "labels.npz", what="labels")
+    Traceback (most recent call last):
+    memoxr.errors.MemoxrInputError: labels 'labels.npz': key 'tt_labels': expected whole-number class labels >= 0, received -1 at position 1
     """
     labels = np.asarray(labels)
+    where = f"{what} {source!r}: key {key!r}"
+    refuse_pickled(labels.dtype, where, "integer class labels")
+    if labels.ndim != 1 or labels.size == 0:
+        raise MemoxrInputError(f"{where}: expected a non-empty 1-D array, received shape {labels.shape}")
+    if labels.dtype.kind not in "iuf":
+        raise MemoxrInputError(f"{where}: expected integer class labels, received dtype {labels.dtype}")
+    bad = labels < 0
     if labels.dtype.kind == "f":
-        bad = ~np.isfinite(labels) | (labels != np.round(labels))
-        if bad.any():
-            where = int(np.flatnonzero(bad)[0])
-            raise MemoxrInputError(
-                f"trials {source!r}: key {key!r}: expected whole-number class labels, "
-                f"received {labels[where]} at position {where}"
-            )
-    labels = labels.astype(np.int64)
-    if (labels < 0).any():
-        where = int(np.flatnonzero(labels < 0)[0])
-        raise MemoxrInputError(
-            f"trials {source!r}: key {key!r}: expected class labels >= 0, received {labels[where]} at position {where}"
-        )
-    return labels
+        bad = bad | ~np.isfinite(labels) | (labels != np.round(labels))
+    if bad.any():
+        at = int(np.flatnonzero(bad)[0])
+        raise MemoxrInputError(f"{where}: expected whole-number class labels >= 0, received {labels[at]} at position {at}")
+    return labels.astype(np.int64)
 
 
 def _check_binary_block(block: np.ndarray, key: str, source: str, block_info: Any = None) -> np.ndarray:

@@ -148,9 +148,9 @@ def sums_from_store(ds: Any) -> TrialSums:
     """The :class:`TrialSums` an estimate store keeps (the small sums read now, in one pass; the big ones lazy).
 
     >>> import memoxr.estimate as me
-    >>> mask = np.array([[1, 0], [0, 1], [1, 1], [0, 0]])
-    >>> ds = me.estimate({"mask": mask, "train_correct": mask, "test_correct": mask[:, :1],
-    ...                   "tr_labels": np.array([0, 0]), "tt_labels": np.array([0])})
+    >>> from memoxr.datasets.examples import tiny_trials
+    >>> records = tiny_trials()  # 4 trials, 2 train samples, 1 test sample
+    >>> ds = me.estimate(records)
     >>> sums = sums_from_store(ds)
     >>> sums.n_trials, sums.train.tolist()
     (4, [[2.0, 2.0], [2.0, 2.0], [2.0, 2.0]])

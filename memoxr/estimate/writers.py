@@ -54,9 +54,9 @@ def write_estimate_store(
     Examples
     --------
     >>> import numpy as np, tempfile, os, memoxr.estimate as me
-    >>> mask = np.array([[1, 0], [0, 1], [1, 1], [0, 0]])
-    >>> ds = me.estimate({"mask": mask, "train_correct": mask, "test_correct": mask[:, :1],
-    ...                   "tr_labels": np.array([0, 0]), "tt_labels": np.array([0])})
+    >>> from memoxr.datasets.examples import tiny_trials
+    >>> records = tiny_trials()  # 4 trials, 2 train samples, 1 test sample
+    >>> ds = me.estimate(records)
     >>> path = write_estimate_store(ds, os.path.join(tempfile.mkdtemp(), "e.zarr"))
     >>> os.path.basename(path)
     'e.zarr'
@@ -88,9 +88,8 @@ def estimate_to_zarr(
     Examples
     --------
     >>> import numpy as np, tempfile, os, memoxr
-    >>> mask = np.array([[1, 0], [0, 1], [1, 1], [0, 0]])
-    >>> records = {"mask": mask, "train_correct": mask, "test_correct": mask[:, :1],
-    ...            "tr_labels": np.array([0, 0]), "tt_labels": np.array([0])}
+    >>> from memoxr.datasets.examples import tiny_trials
+    >>> records = tiny_trials()  # 4 trials, 2 train samples, 1 test sample
     >>> path = estimate_to_zarr(records, os.path.join(tempfile.mkdtemp(), "e.zarr"))
     >>> memoxr.open_influence(path)["tr_mem"].values.tolist()
     [1.0, 1.0]
@@ -132,9 +131,9 @@ def write_fz_npz(
     Examples
     --------
     >>> import numpy as np, tempfile, os, memoxr.estimate as me
-    >>> mask = np.array([[1, 0], [0, 1], [1, 1], [0, 0]])
-    >>> ds = me.estimate({"mask": mask, "train_correct": mask, "test_correct": mask[:, :1],
-    ...                   "tr_labels": np.array([0, 0]), "tt_labels": np.array([0])})
+    >>> from memoxr.datasets.examples import tiny_trials
+    >>> records = tiny_trials()  # 4 trials, 2 train samples, 1 test sample
+    >>> ds = me.estimate(records)
     >>> path = write_fz_npz(ds, os.path.join(tempfile.mkdtemp(), "e.npz"))
     >>> np.load(path)["infl_matrix_class0"].tolist()
     [[1.0], [0.0]]
@@ -223,9 +222,8 @@ def write_estimate(
     Examples
     --------
     >>> import numpy as np, tempfile, os
-    >>> mask = np.array([[1, 0], [0, 1], [1, 1], [0, 0]])
-    >>> records = {"mask": mask, "train_correct": mask, "test_correct": mask[:, :1],
-    ...            "tr_labels": np.array([0, 0]), "tt_labels": np.array([0])}
+    >>> from memoxr.datasets.examples import tiny_trials
+    >>> records = tiny_trials()  # 4 trials, 2 train samples, 1 test sample
     >>> path = write_estimate(records, os.path.join(tempfile.mkdtemp(), "e.npz"))
     >>> np.load(path)["tr_mem"].tolist()
     [1.0, 1.0]

@@ -131,15 +131,8 @@ def read_cartography(path: PathLike | Location, *, storage_options: StorageOptio
 
     Examples
     --------
-    >>> import json
-    >>> import tempfile
-    >>> from pathlib import Path
-    >>> folder = Path(tempfile.mkdtemp(), "training_dynamics")
-    >>> folder.mkdir()
-    >>> logits = [{2: [0, 2], 0: [2, 0], 1: [0, 1]}, {1: [1, 0], 2: [0, 1], 0: [3, 0]}]  # epoch -> guid -> logits
-    >>> for epoch, by_guid in enumerate(logits):
-    ...     records = [{"guid": g, f"logits_epoch_{epoch}": z, "gold": [0, 1, 0][g]} for g, z in by_guid.items()]
-    ...     _ = (folder / f"dynamics_epoch_{epoch}.jsonl").write_text("".join(json.dumps(r) + "\\n" for r in records))
+    >>> from memoxr.datasets.examples import cartography_logs
+    >>> folder = cartography_logs()  # training_dynamics/dynamics_epoch_{0,1}.jsonl, 3 samples
     >>> logs = read_cartography(folder.parent)
     >>> logs.ids.tolist(), logs.gold.tolist(), logs.correct.tolist()
     ([0, 1, 2], [0, 1, 0], [[True, True, False], [True, False, False]])
@@ -218,15 +211,8 @@ def import_cartography(
 
     Examples
     --------
-    >>> import json
-    >>> import tempfile
-    >>> from pathlib import Path
-    >>> folder = Path(tempfile.mkdtemp(), "training_dynamics")
-    >>> folder.mkdir()
-    >>> logits = [{2: [0, 2], 0: [2, 0], 1: [0, 1]}, {1: [1, 0], 2: [0, 1], 0: [3, 0]}]  # epoch -> guid -> logits
-    >>> for epoch, by_guid in enumerate(logits):
-    ...     records = [{"guid": g, f"logits_epoch_{epoch}": z, "gold": [0, 1, 0][g]} for g, z in by_guid.items()]
-    ...     _ = (folder / f"dynamics_epoch_{epoch}.jsonl").write_text("".join(json.dumps(r) + "\\n" for r in records))
+    >>> from memoxr.datasets.examples import cartography_logs
+    >>> folder = cartography_logs()  # training_dynamics/dynamics_epoch_{0,1}.jsonl, 3 samples
     >>> from memoxr.importers import open_scores
     >>> ds = open_scores(import_cartography(folder, "carto.zarr", sample_order="glue"))
     >>> ds["cartography_forgetfulness"].values.tolist(), ds["cartography_confidence"].attrs["direction"]

@@ -103,21 +103,35 @@ def read_npy_body(fp: Any, header: ArrayHeader, *, source: str) -> np.ndarray:
     return array.reshape(header.shape, order="F" if header.fortran_order else "C")
 
 
+def refuse_pickled(dtype: Any, where: str, expected: str = "a numeric array", *, can_allow: bool = False) -> None:
+    """The one refusal of a pickled (object) array, by its dtype (from a header: nothing is unpickled).
+
+    ``where`` names the file and key, ``expected`` what was wanted; ``can_allow``
+    adds how to allow it, for callers that can unpickle when asked.
+
+    >>> refuse_pickled(np.dtype("float32"), "input 'a.npz': key 'x'")  # numbers pass
+    >>> refuse_pickled(np.dtype(object), "input 'a.npz': key 'x'", "integer class labels")
+    Traceback (most recent call last):
+    memoxr.errors.MemoxrInputError: input 'a.npz': key 'x': expected integer class labels, received dtype object (pickled Python objects), which memoxr does not load
+    """
+    if np.dtype(dtype).hasobject:
+        allow = " unless asked: pass allow_pickle=True (--allow-pickle) if you trust this file" if can_allow else ""
+        raise MemoxrInputError(
+            f"{where}: expected {expected}, received dtype object (pickled Python objects), which memoxr does not load{allow}"
+        )
+
+
 def check_dtype(header: ArrayHeader, *, allow_pickle: bool) -> None:
     """Refuse a pickled (object) array unless ``allow_pickle``, and any array that is not numeric.
 
     >>> check_dtype(ArrayHeader("tr_mem", (3,), np.dtype(object)), allow_pickle=False)
     Traceback (most recent call last):
-    memoxr.errors.MemoxrInputError: key 'tr_mem': expected a numeric array, received dtype object (pickled Python objects); memoxr never unpickles unless asked: pass allow_pickle=True (--allow-pickle) if you trust this file
+    memoxr.errors.MemoxrInputError: key 'tr_mem': expected a numeric array, received dtype object (pickled Python objects), which memoxr does not load unless asked: pass allow_pickle=True (--allow-pickle) if you trust this file
     """
     kind = header.dtype.kind
     if kind == "O":
         if not allow_pickle:
-            raise MemoxrInputError(
-                f"key {header.key!r}: expected a numeric array, received dtype object (pickled "
-                "Python objects); memoxr never unpickles unless asked: pass allow_pickle=True "
-                "(--allow-pickle) if you trust this file"
-            )
+            refuse_pickled(header.dtype, f"key {header.key!r}", can_allow=True)
         return
     if kind not in "iuf":
         raise MemoxrInputError(

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import MemoxrInputError
 from .location import Location, PathLike, StorageOptions, file_exists, open_file
-from .npy import ArrayHeader, read_npy_body, read_npy_header
+from .npy import ArrayHeader, read_npy_body, read_npy_header, refuse_pickled
 
 
 def _npz_members(archive: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
@@ -110,10 +110,7 @@ class CheckedNpz:
                 if not header.dtype.hasobject:
                     return read_npy_body(fp, header, source=self.source)
                 if not self.allow_pickle:
-                    raise MemoxrInputError(
-                        f"input {self.source!r}: key {key!r}: expected a numeric array, received dtype object "
-                        "(pickled Python objects), which memoxr does not load"
-                    )
+                    refuse_pickled(header.dtype, f"input {self.source!r}: key {key!r}")
             with self._zip.open(info) as fp:  # unpickled only when asked for (--allow-pickle)
                 return np.lib.format.read_array(fp, allow_pickle=True)
         except MemoxrInputError:
@@ -222,11 +219,8 @@ def load_npz_arrays(
     with open_npz(location) as npz:
         headers = npz.headers
         for key in keys:
-            if key in headers and headers[key].dtype.kind == "O":
-                raise MemoxrInputError(
-                    f"{what} {source!r}: key {key!r}: expected {expected}, received dtype object "
-                    "(pickled Python objects), which memoxr does not load"
-                )
+            if key in headers:
+                refuse_pickled(headers[key].dtype, f"{what} {source!r}: key {key!r}", expected)
         arrays: dict[str, np.ndarray | None] = {key: npz[key] for key in keys if key in headers}
     arrays.update({key: None for key in headers if key not in keys})
     return arrays, headers

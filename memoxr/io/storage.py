@@ -40,7 +40,7 @@ import xarray as xr
 import zarr
 import zarr.abc.store  # loaded by zarr anyway; named for the Store annotation
 
-from ..compute.progress import accepts_show_progress, compute
+from ..compute.progress import compute, deprecated_show_progress
 from ..errors import IncompleteStoreError, MemoxrInputError, OutputExistsError
 from .location import (
     Location,
@@ -300,7 +300,6 @@ def _zarr_v3_quiet() -> Iterator[None]:
         yield
 
 
-@accepts_show_progress
 def write_dataset(
     ds: xr.Dataset,
     path: PathLike | Location,
@@ -310,6 +309,7 @@ def write_dataset(
     storage_options: StorageOptions = None,
     final_attrs: Callable[[], Mapping[str, Any]] | None = None,
     write_data: bool = True,
+    show_progress: bool | None = None,
 ) -> str:
     """Write ``ds`` as a Zarr v3 store, complete or absent, with consolidated metadata.
 
@@ -330,7 +330,7 @@ def write_dataset(
     location = Location.of(path, storage_options)
     so = dict(location.storage_options) if location.is_url else None
     schema = str(ds.attrs.get("schema", ""))
-    with store_output(location, overwrite=overwrite) as target:
+    with deprecated_show_progress(show_progress, "write_dataset"), store_output(location, overwrite=overwrite) as target:
         with _zarr_v3_quiet():
             mode: Literal["w-", "a"] = "w-"
             if is_url(target) and schema.startswith("memoxr."):

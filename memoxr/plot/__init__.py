@@ -28,15 +28,10 @@ except ImportError:  # one line naming the extra (exit status 2 on the command l
     require("matplotlib", "plot")
 
 from ._style import SCALES, resolve_scale
+from .detection import pr_curves, roc_curves
 from .distributions import SORTS, score_distributions
 from .files import DEFAULT_KINDS, FIGURE_FILES, FORMATS, KINDS, write_score_figures
-from .proxies import (
-    binned_against_memorization,
-    data_map,
-    pr_curves,
-    roc_curves,
-    tie_aware_bins,
-)
+from .proxies import binned_against_memorization, data_map, tie_aware_bins
 from .scores import memorization_vs_influence, method_agreement, top_k_table
 
 __all__ = [

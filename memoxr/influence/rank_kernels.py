@@ -1,0 +1,131 @@
+"""Pure numpy kernels over whole groups of samples: average ranks, rank correlations, group summaries.
+
+Each sorts (or reuses a sort of) a group's values: Spearman's rho as the Pearson
+correlation of average ranks, and the per-class table's mean, std, min, max and
+exact median. No xarray, no dask; ``memoxr.influence.kernels`` holds the row
+kernels they follow.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def average_rank(x: np.ndarray, keep: np.ndarray, axis: int = -1) -> np.ndarray:
+    """1-based ranks along ``axis`` among the entries where ``keep`` is true; NaN elsewhere.
+
+    Ties get the average of the ranks they span (``scipy.stats.rankdata``'s
+    ``"average"`` method), so the Pearson correlation of two such rankings is
+    Spearman's rho. Entries left out by ``keep`` sort after every kept entry and
+    never touch the kept entries' ranks.
+
+    Examples
+    --------
+    >>> average_rank(np.array([3.0, 1.0, 3.0, 9.0]), np.array([True, True, True, False])).tolist()
+    [2.5, 1.0, 2.5, nan]
+    """
+    x = np.moveaxis(np.asarray(x, dtype=np.float64), axis, -1)
+    keep = np.moveaxis(np.broadcast_to(np.asarray(keep, dtype=bool), x.shape), axis, -1)
+    # Left-out entries sort after every kept one: as +inf (numpy's sorts are ~3x faster without
+    # NaN), or as NaN when a kept entry is +inf itself (NaN sorts after inf and never ties).
+    fill = np.nan if np.isposinf(x[keep]).any() else np.inf
+    values = np.where(keep, x, fill)
+    order = np.argsort(values, axis=-1)
+    ordered = np.take_along_axis(values, order, axis=-1)
+    n = x.shape[-1]
+    ranks = np.empty(x.shape, dtype=np.float64)
+    if n == 0:
+        return np.moveaxis(ranks, -1, axis)
+    start = np.ones(x.shape, dtype=bool)  # a new run of ties begins here (always at a row's start)
+    start[..., 1:] = ordered[..., 1:] != ordered[..., :-1]
+    flat = start.reshape(-1)
+    first = np.flatnonzero(flat)  # flat position of each run's first entry
+    last = np.append(first[1:], flat.size) - 1
+    run = np.cumsum(flat) - 1  # run of every sorted entry
+    row_start = (np.arange(flat.size) // n) * n
+    sorted_ranks = ((first + last) / 2.0)[run] - row_start + 1.0
+    np.put_along_axis(ranks, order, sorted_ranks.reshape(x.shape), axis=-1)
+    return np.moveaxis(np.where(keep, ranks, np.nan), -1, axis)
+
+
+def centered(x: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``x`` minus its mean over the kept entries of the last axis (0 elsewhere), and the sum of squares.
+
+    Shared by every correlation a variable takes part in (see :func:`centered_correlation`).
+
+    Examples
+    --------
+    >>> deviation, squares = centered(np.array([1.0, 3.0, 9.0]), np.array([True, True, False]))
+    >>> deviation.tolist(), float(squares)
+    ([-1.0, 1.0, 0.0], 2.0)
+    """
+    x = np.asarray(x, dtype=np.float64)
+    keep = np.broadcast_to(np.asarray(keep, dtype=bool), x.shape)
+    count = keep.sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(keep, x, 0.0).sum(axis=-1) / count
+        deviation = np.where(keep, x - mean[..., None], 0.0)
+    return deviation, np.einsum("...i,...i->...", deviation, deviation)
+
+
+def centered_correlation(
+    a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray], keep: np.ndarray
+) -> np.ndarray:
+    """Pearson correlation along the last axis from two :func:`centered` results over the same ``keep``.
+
+    NaN where fewer than two entries are kept or either side is constant there.
+
+    Examples
+    --------
+    >>> keep = np.ones(3, dtype=bool)
+    >>> float(centered_correlation(centered(np.array([1.0, 2.0, 3.0]), keep), centered(np.array([3.0, 2.0, 1.0]), keep), keep))
+    -1.0
+    """
+    (da, va), (db, vb) = a, b
+    count = np.broadcast_to(np.asarray(keep, dtype=bool), da.shape).sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = np.clip(np.einsum("...i,...i->...", da, db) / np.sqrt(va * vb), -1.0, 1.0)
+    return np.where((count >= 2) & (va > 0) & (vb > 0), r, np.nan)
+
+
+#: Fields of :func:`group_summary`, stacked along the last axis.
+SUMMARY_FIELDS = ("mean", "std", "min", "max", "median")
+
+
+def group_summary(x: np.ndarray, valid: np.ndarray, *, skipna: bool = False, axis: int = -1) -> np.ndarray:
+    """Mean, population std, min, max and median of each group along ``axis``.
+
+    A group is one slice along ``axis`` (for memoxr: one class's samples along
+    ``train_sample``); only entries where ``valid`` is true belong to it
+    (padding is not valid). With ``skipna=False`` a NaN among a group's valid
+    entries makes all its statistics NaN, like numpy; ``skipna=True`` ignores
+    it. An empty group gives NaN. One sort per group serves min, max and the
+    exact median (the mean of the two middle values for an even count).
+
+    Examples
+    --------
+    >>> group_summary(np.array([[3.0, 1.0, 2.0, np.nan]]), np.array([[True, True, True, False]]))[0].tolist()
+    [2.0, 0.816496580927726, 1.0, 3.0, 2.0]
+    """
+    x = np.moveaxis(np.asarray(x, dtype=np.float64), axis, -1)
+    valid = np.moveaxis(np.broadcast_to(np.asarray(valid, dtype=bool), x.shape), axis, -1)
+    used = valid & ~np.isnan(x)
+    n = used.sum(axis=-1)
+    out = np.full((*x.shape[:-1], len(SUMMARY_FIELDS)), np.nan)
+    if x.shape[-1] == 0:
+        return out
+    ordered = np.sort(np.where(used, x, np.nan), axis=-1)  # NaN (unused) sort last
+    last = np.maximum(n - 1, 0)[..., None]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(used, x, 0.0).sum(axis=-1) / n
+        deviation = np.where(used, x - mean[..., None], 0.0)
+        out[..., 0] = mean
+        out[..., 1] = np.sqrt(np.einsum("...i,...i->...", deviation, deviation) / n)
+        out[..., 2] = ordered[..., 0]
+        out[..., 3] = np.take_along_axis(ordered, last, axis=-1)[..., 0]
+        lower = np.take_along_axis(ordered, last // 2, axis=-1)[..., 0]
+        upper = np.take_along_axis(ordered, (last + 1) // 2, axis=-1)[..., 0]
+        out[..., 4] = (lower + upper) / 2.0
+    dropped = (n == 0) if skipna else (n == 0) | (n < valid.sum(axis=-1))
+    out[dropped] = np.nan
+    return out
