@@ -3,7 +3,10 @@
 :class:`Location` is resolved once, from a path or URL and storage options, where a public
 function or command receives them; everything below takes the Location, so options are
 normalised in one place (:meth:`Location.of`): object storage gets :data:`S3_TIMEOUTS`, a
-missing ``s3fs`` names the ``[s3]`` extra, and errors never quote credentials.
+missing ``s3fs`` names the ``[s3]`` extra, and errors never quote credentials. :func:`locate`
+resolves an argument that may also be data (a Dataset, arrays, None); :meth:`Location.at` is a
+file found under a folder, with the folder's options. tests/test_location_boundary.py keeps
+``storage_options`` out of every function that is not public.
 """
 
 from __future__ import annotations
