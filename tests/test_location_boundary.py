@@ -2,8 +2,8 @@
 
 A function users call (a name in some ``__all__``, a 0.x public name of ``test_compat.OLD_API``,
 ``memoxr.workflows``, a CLI command) may take ``path`` plus ``storage_options``; it resolves each
-path once, ``Location.of(path, storage_options)`` (or ``locate`` for an argument that may also be
-data), and passes the Location down. Every other function takes the Location instead. The source
+path once, ``Location.of(path, storage_options)`` (or ``locate``/``locate_each`` for an argument
+that may also be data or a mapping of paths), and passes the Location down. Every other function takes the Location instead. The source
 is scanned (ast), so a new helper that threads ``storage_options`` by hand fails here, with its
 file and line.
 """
@@ -25,7 +25,7 @@ NAME = "storage_options"
 #: Where options are resolved: the Location itself and the option helpers beside it.
 RESOLVER = Path("memoxr/io/location.py")
 #: Calls that resolve: the one place ``storage_options`` may go inside a public function.
-RESOLVING_CALLS = {"Location.of", "locate"}
+RESOLVING_CALLS = {"Location.of", "locate", "locate_each"}
 #: The CLI's option decorator: it turns ``--storage-options``/``--credentials`` into the mapping.
 CLI_OPTIONS = Path("memoxr/cli/options.py")
 

@@ -26,7 +26,7 @@ from .._version import __version__
 from ..compute.progress import deprecated_show_progress
 from ..errors import MemoxrInputError
 from ..io.chunks import DEFAULT_CHUNK_MB, validate_mb
-from ..io.location import Location, StorageOptions, locate
+from ..io.location import Location, StorageOptions, locate, locate_each
 from ..io.npy import refuse_pickled
 from ..io.schema import SCHEMA_VERSION
 from ..io.storage import check_writable, write_dataset
@@ -107,9 +107,7 @@ def plan_ingest(
     run_fields: dict[str, list[str]] = {}
     fss: dict[str, fsspec.AbstractFileSystem] = {}
     values_all: dict[str, set[Any]] = {}
-    variables = (locate(variables, storage_options) if isinstance(variables, str | Location)
-                 else {k: locate(v, storage_options) for k, v in variables.items()})  # each its own Location
-    for var, pattern in _validate_var_patterns(variables, name):
+    for var, pattern in _validate_var_patterns(locate_each(variables, storage_options), name):
         if EPOCH not in pattern.fields:
             raise MemoxrInputError(f"pattern {pattern.text!r}: no {{epoch}} field; expected one, e.g. '..._epoch_{{epoch}}.npy'")
         listing = _list(pattern, argument="pattern" if var is None else f"pattern of variable {var!r}")
@@ -276,9 +274,7 @@ def ingest_dataset(
     """
     chunk_mb = validate_mb("chunk_mb", chunk_mb)
     # Every path, pattern and file argument resolved once, each its own Location.
-    patterns = (locate(variables, storage_options) if isinstance(variables, str | Location)
-                else {k: locate(v, storage_options) for k, v in variables.items()})
-    plan = plan_ingest(patterns, name=name, expected_epochs=epochs, npz_key=npz_key)
+    plan = plan_ingest(locate_each(variables, storage_options), name=name, expected_epochs=epochs, npz_key=npz_key)
     ids = _validate_sample_ids(locate(sample_ids, storage_options), plan.n_samples)
     squeeze = [f for f in plan.run_dims if len(plan.run_values[f]) == 1]
     data_vars: dict[str, Any] = {}
@@ -374,12 +370,10 @@ def ingest(
     """
     target = Location.of(output, storage_options)
     check_writable(target, overwrite=overwrite)
-    truth = None if truth is None else {k: locate(v, storage_options) for k, v in truth.items()}
-    patterns = (locate(variables, storage_options) if isinstance(variables, str | Location)
-                else {k: locate(v, storage_options) for k, v in variables.items()})
-    ds = ingest_dataset(
-        patterns, name=name, sample_order=sample_order,
-        sample_ids=locate(sample_ids, storage_options), truth=truth, epochs=epochs, chunk_mb=chunk_mb, npz_key=npz_key,
+    ds = ingest_dataset(  # each pattern and file its own Location
+        locate_each(variables, storage_options), name=name, sample_order=sample_order,
+        sample_ids=locate(sample_ids, storage_options), truth=locate_each(truth, storage_options), epochs=epochs,
+        chunk_mb=chunk_mb, npz_key=npz_key,
     )
     with deprecated_show_progress(show_progress, "ingest"):
         return Path(write_dataset(ds, target, overwrite=overwrite))

@@ -6,7 +6,7 @@ import math
 from typing import Any
 
 from ..compute.plan import CostPlan, count_tasks, default_threads
-from ..io.location import StorageOptions, locate
+from ..io.location import StorageOptions, locate, locate_each
 
 
 def plan_ingest(
@@ -38,10 +38,8 @@ def plan_ingest(
 
     name = options.get("name", "loss")
     # Each pattern and file argument its own Location, resolved here once.
-    patterns = (locate(variables, storage_options) if isinstance(variables, str)
-                else {k: locate(v, storage_options) for k, v in variables.items()})
-    if options.get("truth") is not None:
-        options["truth"] = {k: locate(v, storage_options) for k, v in options["truth"].items()}
+    patterns = locate_each(variables, storage_options)
+    options["truth"] = locate_each(options.get("truth"), storage_options)
     options["sample_ids"] = locate(options.get("sample_ids"), storage_options)
     files = plan_files(patterns, name=name, expected_epochs=options.get("epochs"), npz_key=options.get("npz_key"))
     ds = ingest_dataset(patterns, **options)

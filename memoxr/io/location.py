@@ -165,6 +165,20 @@ def locate(value: T, storage_options: StorageOptions = None) -> T | Location:
     return Location.of(value, storage_options) if isinstance(value, str | os.PathLike) else value
 
 
+def locate_each(values: Any, storage_options: StorageOptions = None) -> Any:
+    """:func:`locate` of one value, or of each value of a mapping (``NAME -> path or pattern``).
+
+    Examples
+    --------
+    >>> patterns = locate_each({"loss": "s3://b/loss_{epoch}.npy", "ids": [1, 2]}, {"anon": True})
+    >>> patterns["loss"].storage_options["anon"], patterns["ids"], locate_each(None)
+    (True, [1, 2], None)
+    """
+    if isinstance(values, Mapping):
+        return {key: locate(value, storage_options) for key, value in values.items()}
+    return locate(values, storage_options)
+
+
 def describe_access_error(path: PathLike, exc: BaseException, endpoint: str | None = None) -> str:
     """A one-line reason for a failed access, without credentials.
 
