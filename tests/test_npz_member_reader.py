@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import warnings
 import zipfile
 
 import numpy as np
@@ -70,3 +71,42 @@ def test_bit_flip_in_a_stored_member_is_a_clear_error(tmp_path):
     bad.write_bytes(bytes(data))
     with pytest.raises(MemoxrInputError, match=r"key 'infl_matrix_class0': member is damaged \(CRC-32 mismatch\)"):
         fz_npz._load_class_block(str(bad), [0], [(RAGGED_TRAIN[0], RAGGED_TEST[0])], 12, 11, False)
+
+
+@pytest.mark.parametrize("version", [(1, 0), (2, 0), (3, 0)])
+@pytest.mark.parametrize(
+    "array",
+    [np.zeros((5, 3), np.float32), np.zeros(0), np.arange(3), np.zeros(()), np.asfortranarray(np.ones((2, 3))),
+     np.zeros((2, 3), ">f8"), np.zeros(4, bool), np.zeros((1, 2, 3, 4), "<U2"), np.zeros(2, [("a", "<i4")]),
+     np.array([None, 1], dtype=object)],
+    ids=["2d", "empty", "1d", "0d", "fortran", "big_endian", "bool", "unicode", "structured", "object"],
+)
+def test_npy_header_reads_as_numpy_does(array, version):
+    # memoxr parses the header numpy writes itself (no ast.literal_eval); the result must be numpy's.
+    from memoxr.io.npy import read_npy_header
+
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():  # numpy warns that format 3.0 is needed only for unicode field names
+        warnings.simplefilter("ignore")
+        np.lib.format.write_array(buffer, array, version=version, allow_pickle=True)
+    raw = buffer.getvalue()
+    header = read_npy_header(io.BytesIO(raw), source="buffer", key="x", stored=len(raw))
+    expected = io.BytesIO(raw)
+    np.lib.format.read_magic(expected)
+    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, fortran_order, dtype = read(expected)
+    assert (header.shape, header.fortran_order, header.dtype) == (tuple(shape), fortran_order, dtype)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["{'descr': '<f4', 'shape': (2,), }",
+     "{'descr': '<f4', 'fortran_order': 0, 'shape': (2,), }", "[1, 2]", "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 'a'), }"],
+)
+def test_unusual_npy_headers_get_numpy_s_checks(text):
+    from memoxr.io.npy import read_npy_header
+
+    padded = text.encode("latin1") + b" " * (63 - len(text) % 64) + b"\n"
+    raw = b"\x93NUMPY\x01\x00" + len(padded).to_bytes(2, "little") + padded + bytes(64)
+    with pytest.raises(MemoxrInputError, match="not a valid .npy array"):
+        read_npy_header(io.BytesIO(raw), source="buffer", key="x", stored=len(raw))
