@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import cast
@@ -11,7 +10,7 @@ from memoxr.compute.progress import deprecated_show_progress
 from memoxr.influence.fz_npz import DEFAULT_SAMPLE_ORDER, FZLayout, inspect_fz_npz, open_fz_npz
 from memoxr.io.chunks import DEFAULT_CHUNK_MB, BlockChunks, plan_shards
 from memoxr.io.encoding import COMPRESSOR, influence_encoding
-from memoxr.io.location import StorageOptions, is_url
+from memoxr.io.location import Location, PathLike, StorageOptions
 from memoxr.io.npz import file_sha256, read_npz_headers
 from memoxr.io.storage import check_writable, write_dataset
 
@@ -33,8 +32,8 @@ REMOTE_SHARD_MB = 256.0
 
 
 def convert_npz(
-    source: str | os.PathLike[str],
-    output: str | os.PathLike[str],
+    source: PathLike | Location,
+    output: PathLike | Location,
     *,
     overwrite: bool = False,
     allow_pickle: bool = False,
@@ -72,7 +71,7 @@ def convert_npz(
     shard_mb : float, optional
         Group chunks into Zarr shards of about this size (few, large objects).
         Default: none locally, 256 MB for an object-store ``output`` (``s3://``).
-    storage_options : dict, optional
+    storage_options : mapping, optional
         fsspec options (credentials, ``client_kwargs={"endpoint_url": ...}``)
         for ``s3://`` paths, input or output.
 
@@ -84,12 +83,11 @@ def convert_npz(
     >>> ds["influence"].chunks, len(ds.attrs["source_sha256"])
     (((4, 4, 2), (137,), (46,)), 64)
     """
-    check_writable(output, overwrite=overwrite, storage_options=storage_options)
-    ds = open_fz_npz(
-        source, allow_pickle=allow_pickle, chunk_mb=chunk_mb, chunks=chunks, sample_order=sample_order,
-        storage_options=storage_options, checksum=False,
-    )
-    if shard_mb is None and is_url(output):
+    source, output = Location.of(source, storage_options), Location.of(output, storage_options)
+    check_writable(output, overwrite=overwrite)
+    ds = open_fz_npz(source, allow_pickle=allow_pickle, chunk_mb=chunk_mb, chunks=chunks, sample_order=sample_order,
+                     checksum=False)
+    if shard_mb is None and output.is_url:
         shard_mb = REMOTE_SHARD_MB
     inner = BlockChunks(*ds["influence"].data.chunksize)
     shards = plan_shards(cast("tuple[int, int, int]", ds["influence"].shape), inner, shard_mb=shard_mb) if shard_mb is not None else None
@@ -102,11 +100,10 @@ def convert_npz(
     # the GIL), and is recorded before the completion marker; a failed write stops it.
     stop = threading.Event()
     with ThreadPoolExecutor(max_workers=1) as hashing, deprecated_show_progress(show_progress, "convert_npz"):
-        checksum = hashing.submit(file_sha256, source, storage_options=storage_options, stop=stop)
+        checksum = hashing.submit(file_sha256, source, stop=stop)
         try:
             return write_dataset(
-                ds, output, overwrite=overwrite, encoding=encoding, storage_options=storage_options,
-                final_attrs=lambda: {"source_sha256": checksum.result()},
+                ds, output, overwrite=overwrite, encoding=encoding, final_attrs=lambda: {"source_sha256": checksum.result()},
             )
         finally:
             stop.set()

@@ -21,7 +21,7 @@ import numpy as np
 from memoxr.errors import MemoxrInputError
 from memoxr.estimate.kernels import not_binary
 from memoxr.estimate.trials import validate_labels
-from memoxr.io.location import StorageOptions, describe_access_error, is_url
+from memoxr.io.location import Location, PathLike, describe_access_error
 from memoxr.io.npy import as_indices, refuse_pickled
 from memoxr.io.npz import load_npz_arrays, open_npz, read_npz_headers
 
@@ -83,18 +83,19 @@ def one_run_folder(folder: str | os.PathLike[str] | None = None) -> str:
 # Finding the runs
 
 
-def find_runs(folder: str, storage_options: StorageOptions) -> dict[str, list[Run]]:
+def find_runs(folder: PathLike | Location) -> dict[str, list[Run]]:
     """``{ratio folder name: runs sorted by run id}`` for ``<folder>/<ratio>/<run_id>/aux_arrays.npz``.
 
     >>> import os
     >>> root = one_run_folder()
-    >>> [(r.ratio, r.run_id) for r in find_runs(root, None)["0.5"]]
+    >>> [(r.ratio, r.run_id) for r in find_runs(root)["0.5"]]
     [('0.5', 0)]
     """
-    so = dict(storage_options or {}) if is_url(folder) else {}
+    folder_location = Location.of(folder)
+    folder = folder_location.path
     nested: list[str] = []
     try:
-        fs, root = fsspec.core.url_to_fs(folder, **so)
+        fs, root = fsspec.core.url_to_fs(folder, **(folder_location.storage_options if folder_location.is_url else {}))
         if not fs.isdir(root):
             raise MemoxrInputError(
                 f"runs folder {folder!r} does not exist or is not a folder; expected "
@@ -123,7 +124,7 @@ def find_runs(folder: str, storage_options: StorageOptions) -> dict[str, list[Ru
                 f"runs folder {folder!r}: run folder {ratio}/{run_dir!r}: expected a whole-number run id, "
                 f"received {run_dir!r}"
             )
-        location = fs.unstrip_protocol(path) if is_url(folder) else path
+        location = fs.unstrip_protocol(path) if folder_location.is_url else path
         runs.setdefault(ratio, []).append(Run(ratio, int(run_dir), location))
     return {ratio: sorted(items, key=lambda r: r.run_id) for ratio, items in sorted(runs.items(), key=_ratio_key)}
 
@@ -166,20 +167,18 @@ def select_ratio(runs: dict[str, list[Run]], subset_ratio: float | str | None, f
 # Validation: labels, then each run's headers, then its values
 
 
-def read_labels(labels: LabelsArg, storage_options: StorageOptions) -> tuple[np.ndarray, np.ndarray]:
+def read_labels(labels: LabelsArg | Location) -> tuple[np.ndarray, np.ndarray]:
     """``tr_labels`` and ``tt_labels`` from a mapping or an ``.npz`` (never unpickled).
 
-    >>> [a.tolist() for a in read_labels({"tr_labels": [0, 1], "tt_labels": [1]}, None)]
+    >>> [a.tolist() for a in read_labels({"tr_labels": [0, 1], "tt_labels": [1]})]
     [[0, 1], [1]]
     """
     if isinstance(labels, Mapping):
         arrays, source = dict(labels), "<memory>"
     elif isinstance(labels, str | os.PathLike):
-        source = str(labels)
-        so = storage_options if is_url(source) else None
-        arrays, _ = load_npz_arrays(
-            source, LABEL_KEYS, what="labels", expected="integer class labels", storage_options=so
-        )
+        location = Location.of(labels)
+        source = location.path
+        arrays, _ = load_npz_arrays(location, LABEL_KEYS, what="labels", expected="integer class labels")
     else:
         raise MemoxrInputError(
             f"labels: expected a path to an .npz or a mapping with {list(LABEL_KEYS)}, "
@@ -193,9 +192,10 @@ def read_labels(labels: LabelsArg, storage_options: StorageOptions) -> tuple[np.
     return tuple(validate_labels(key, arrays[key], source, what="labels") for key in LABEL_KEYS)  # type: ignore[return-value]
 
 
-def _validate_run_headers(path: str, n_train: int, n_test: int, storage_options: StorageOptions) -> None:
+def _validate_run_headers(location: Location, n_train: int, n_test: int) -> None:
     """Keys, dtypes and shapes of one run's file, from its array headers (nothing loaded)."""
-    headers = read_npz_headers(path, storage_options=storage_options)
+    path = location.path
+    headers = read_npz_headers(location)
     missing = [key for key in RUN_KEYS if key not in headers]
     if missing:
         raise MemoxrInputError(
@@ -296,7 +296,7 @@ def _validate_binary(path: str, key: str, values: np.ndarray) -> np.ndarray:
 # Reading one run (inside a dask task)
 
 
-def load_run(path: str, n_train: int, n_test: int, storage_options: StorageOptions = None) -> np.ndarray:
+def load_run(path: PathLike | Location, n_train: int, n_test: int) -> np.ndarray:
     """One run as a bool row ``[mask | train_correct | test_correct]`` of length ``2 * n_train + n_test``.
 
     Validates the file completely (headers first, then values) and raises
@@ -307,10 +307,11 @@ def load_run(path: str, n_train: int, n_test: int, storage_options: StorageOptio
     >>> load_run(os.path.join(root, "0.5", "0", "aux_arrays.npz"), 2, 1).tolist()  # mask | train | test
     [True, False, True, False, True]
     """
-    so = storage_options if is_url(path) else None
-    _validate_run_headers(path, n_train, n_test, so)
+    location = Location.of(path)  # a URL arrives as a Location with its options
+    path = location.path
+    _validate_run_headers(location, n_train, n_test)
     try:
-        with open_npz(path, storage_options=so) as npz:  # headers checked against stored sizes first
+        with open_npz(location) as npz:  # headers checked against stored sizes first
             arrays = {key: np.asarray(npz[key]) for key in RUN_KEYS}
     except (PermissionError, OSError) as exc:
         raise MemoxrInputError(describe_access_error(path, exc)) from exc
@@ -331,11 +332,11 @@ def load_run(path: str, n_train: int, n_test: int, storage_options: StorageOptio
     return row
 
 
-def check_run(path: str, n_train: int, n_test: int, storage_options: StorageOptions = None) -> None:
+def check_run(path: PathLike | Location, n_train: int, n_test: int) -> None:
     """:func:`load_run` for its checks only (a validation task: nothing kept).
 
     >>> check_run("missing.npz", 2, 1)
     Traceback (most recent call last):
     memoxr.errors.MemoxrInputError: input 'missing.npz' does not exist or is not a file
     """
-    load_run(path, n_train, n_test, storage_options)
+    load_run(path, n_train, n_test)

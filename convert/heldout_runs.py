@@ -54,7 +54,7 @@ from dask.base import tokenize
 from memoxr.compute.progress import compute, deprecated_show_progress
 from memoxr.estimate.trials import TRIAL, TRIAL_VARIABLES, validate_labels
 from memoxr.io.chunks import validate_mb
-from memoxr.io.location import StorageOptions, is_url
+from memoxr.io.location import Location, StorageOptions, locate
 from memoxr.io.npy import write_npy_streamed
 from memoxr.io.storage import atomic_output, check_writable, write_dataset
 
@@ -132,7 +132,7 @@ def read_heldout_runs(
         Target size in MB of one chunk of trials of the record arrays.
     show_progress : bool, optional
         Deprecated: use ``with memoxr.progress():``.
-    storage_options : dict, optional
+    storage_options : mapping, optional
         fsspec options for ``s3://`` folders.
 
     Returns
@@ -162,28 +162,27 @@ def read_heldout_runs(
     >>> ds["mask"].values.tolist(), ds["train_correct"].values.tolist(), ds.attrs["sample_order"]
     ([[True, False]], [[True, False]], 'tfds')
     """
-    source = str(folder)
+    folder_location = Location.of(folder, storage_options)
+    source = folder_location.path
     trial_chunk_mb = validate_mb("trial_chunk_mb", trial_chunk_mb)
     tr = validate_labels("tr_labels", tr_labels, "<argument>", what="labels")
     tt = validate_labels("tt_labels", tt_labels, "<argument>", what="labels")
     n_train, n_test = len(tr), len(tt)
-    all_runs = find_runs(source, storage_options)
+    all_runs = find_runs(folder_location)
     ratio = select_ratio(all_runs, subset_ratio, source)
     runs = all_runs[ratio]
-    so = dict(storage_options) if storage_options and is_url(source) else None
+    files = [folder_location.at(run.path) for run in runs]  # each run's file, with the folder's options
 
     if validate:
-        checks = [dask.delayed(check_run, pure=True)(run.path, n_train, n_test, so) for run in runs]
+        checks = [dask.delayed(check_run, pure=True)(file, n_train, n_test) for file in files]
         with deprecated_show_progress(show_progress, "read_heldout_runs"):
             compute(*checks)
 
     width = 2 * n_train + n_test
     rows = []
-    for run in runs:
-        token = tokenize(run.path, n_train, n_test, so)
-        load = dask.delayed(load_run, pure=True)(
-            run.path, n_train, n_test, so, dask_key_name=f"load-heldout-run-{token}"
-        )
+    for file in files:
+        token = tokenize(file.path, n_train, n_test, dict(file.storage_options) if file.is_url else None)
+        load = dask.delayed(load_run, pure=True)(file, n_train, n_test, dask_key_name=f"load-heldout-run-{token}")
         rows.append(da.from_delayed(load, shape=(width,), dtype=bool))
     per_chunk = int(min(len(runs), max(1, trial_chunk_mb * 2**20 // width)))
     stacked = da.stack(rows, axis=0).rechunk((per_chunk, width))
@@ -212,10 +211,10 @@ def read_heldout_runs(
     return ds
 
 
-def _write_trials_npz(ds: xr.Dataset, output: str, *, overwrite: bool, storage_options: StorageOptions) -> str:
+def _write_trials_npz(ds: xr.Dataset, output: Location, *, overwrite: bool) -> str:
     """Trial records as a compressed ``.npz``, a chunk of trials at a time (each run read once)."""
     keys = [*TRIAL_VARIABLES, "run_id"]
-    with atomic_output(output, overwrite=overwrite, storage_options=storage_options) as tmp, \
+    with atomic_output(output, overwrite=overwrite) as tmp, \
             tempfile.TemporaryDirectory() as parts:
         with contextlib.ExitStack() as stack:
             files = {key: stack.enter_context(open(Path(parts) / f"{key}.npy", "wb")) for key in keys}
@@ -274,7 +273,7 @@ def heldout_runs_to_trials(
         unpickled) or a mapping.
     overwrite : bool
         Replace an existing ``output`` (kept until the new one is complete).
-    storage_options : dict, optional
+    storage_options : mapping, optional
         fsspec options for ``s3://`` paths, input or output.
     show_progress : bool, optional
         Deprecated: use ``with memoxr.progress():``.
@@ -295,26 +294,27 @@ def heldout_runs_to_trials(
     [[True]]
     """
     with deprecated_show_progress(show_progress, "heldout_runs_to_trials"):
-        return _write_runs(folder, output, subset_ratio, labels, overwrite, trial_chunk_mb, storage_options)
+        # Each path (runs folder, labels file, output) its own Location, resolved here once.
+        return _write_runs(Location.of(folder, storage_options), Location.of(output, storage_options), subset_ratio,
+                           locate(labels, storage_options), overwrite, trial_chunk_mb)
 
 
 def _write_runs(
-    folder: str | os.PathLike[str], output: str | os.PathLike[str], subset_ratio: float | str | None,
-    labels: LabelsArg, overwrite: bool, trial_chunk_mb: float, storage_options: StorageOptions,
+    folder: Location, output: Location, subset_ratio: float | str | None,
+    labels: LabelsArg | Location, overwrite: bool, trial_chunk_mb: float,
 ) -> str:
-    so = dict(storage_options) if storage_options else None
-    check_writable(output, overwrite=overwrite, storage_options=so)
-    tr_labels, tt_labels = read_labels(labels, so)
+    check_writable(output, overwrite=overwrite)
+    tr_labels, tt_labels = read_labels(labels)
     ds = read_heldout_runs(
         # Each run's loader validates its own file while the output is written, and the output is
         # complete or absent: a separate validation pass would read every run twice.
         folder, subset_ratio=subset_ratio, tr_labels=tr_labels, tt_labels=tt_labels, validate=False,
-        trial_chunk_mb=trial_chunk_mb, storage_options=so,
+        trial_chunk_mb=trial_chunk_mb,
     )
-    if str(output).endswith(".npz"):
-        return _write_trials_npz(ds, str(output), overwrite=overwrite, storage_options=so)
+    if output.path.endswith(".npz"):
+        return _write_trials_npz(ds, output, overwrite=overwrite)
     encoding = {key: {"chunks": _first_chunks(ds[key])} for key in TRIAL_VARIABLES}
-    return write_dataset(ds, output, overwrite=overwrite, encoding=encoding, storage_options=so)
+    return write_dataset(ds, output, overwrite=overwrite, encoding=encoding)
 
 
 def _first_chunks(variable: xr.DataArray) -> tuple[int, ...]:

@@ -19,7 +19,7 @@ from .influence.scores import influence_scores
 from .influence.seed_npz import SEED_KEYS, read_seed_npz, write_seed_npz
 from .influence.sources import open_influence, sample_path
 from .influence.stats import class_stats, merge_stats_csv
-from .io.location import StorageOptions, is_url
+from .io.location import Location, PathLike, StorageOptions, is_url
 from .io.npz import read_npz_headers
 from .io.schema import (
     CLASS,
@@ -63,7 +63,7 @@ def _check_class(ds: xr.Dataset, class_label: int | None) -> None:
 
 
 def save_scores(
-    scores: xr.Dataset, path: str | os.PathLike[str], *, overwrite: bool = False, storage_options: StorageOptions = None
+    scores: xr.Dataset, path: PathLike | Location, *, overwrite: bool = False, storage_options: StorageOptions = None
 ) -> str:
     """Save scores as a Zarr store, or as the seed's npz layout when ``path`` ends in ``.npz``.
 
@@ -81,16 +81,17 @@ def save_scores(
     >>> sorted(load_scores(path).coords)
     ['class', 'train_count', 'training_indices']
     """
-    if str(path).endswith(".npz"):
-        return str(write_seed_npz(scores, path, overwrite=overwrite, storage_options=storage_options))
+    location = Location.of(path, storage_options)
+    if location.path.endswith(".npz"):
+        return str(write_seed_npz(scores, location, overwrite=overwrite))
     stored = scores.reset_coords([name for name in SCORES_COORDS if name in scores.coords])
     # Never carry a loaded store's completion marker into a write: it is set last, by the writer.
     stored.attrs = {k: v for k, v in stored.attrs.items() if k != COMPLETE_ATTR}
-    return write_dataset(stored, path, overwrite=overwrite, storage_options=storage_options)
+    return write_dataset(stored, location, overwrite=overwrite)
 
 
 def load_scores(
-    path: str | os.PathLike[str], *, allow_pickle: bool = False, storage_options: StorageOptions = None,
+    path: PathLike | Location, *, allow_pickle: bool = False, storage_options: StorageOptions = None,
     skipna: bool | None = None,
 ) -> xr.Dataset:
     """Scores from a scores store, a seed-layout npz, or computed from an influence store or FZ npz.
@@ -105,14 +106,14 @@ def load_scores(
     >>> load_scores(memoxr.sample_path())["critical_sample_score"].dims
     ('class', 'train_sample')
     """
-    source = str(path)
-    so = storage_options
+    location = Location.of(path, storage_options)
+    source = location.path
     if source.endswith(".npz"):
-        keys = set(read_npz_headers(source, storage_options=so))
+        keys = set(read_npz_headers(location))
         if set(SEED_KEYS) <= keys:
-            return read_seed_npz(source, allow_pickle=allow_pickle, storage_options=so)
-        return influence_scores(open_influence(source, allow_pickle=allow_pickle, storage_options=so), skipna=skipna)
-    ds = open_dataset(source, storage_options=so)
+            return read_seed_npz(location, allow_pickle=allow_pickle)
+        return influence_scores(open_influence(location, allow_pickle=allow_pickle), skipna=skipna)
+    ds = open_dataset(location)
     schema = ds.attrs.get("schema")
     if schema == SCORES_SCHEMA:
         return label_variables(promote_coords(check_scores_dataset(ds, source=source), SCORES_COORDS))
@@ -124,10 +125,10 @@ def load_scores(
 
 
 def calculate(
-    source: str | os.PathLike[str],
+    source: PathLike | Location,
     *,
-    output: str | os.PathLike[str] | None = None,
-    stats_csv: str | os.PathLike[str] | None = None,
+    output: PathLike | Location | None = None,
+    stats_csv: PathLike | Location | None = None,
     alpha: float = 0.7,
     beta: float = 0.3,
     class_label: int | None = None,
@@ -151,14 +152,16 @@ def calculate(
     ((10, 27), 2, [])
     """
     with deprecated_show_progress(show_progress, "calculate"):
-        so = storage_options
         if output is not None and stats_csv is not None and str(output) == str(stats_csv):
             raise MemoxrInputError(f"--output and --stats-csv are the same path {str(output)!r}; expected two outputs")
-        outputs = [(output, "file" if str(output).endswith(".npz") else "folder"), (stats_csv, "file")]
+        # Each path its own Location, resolved here once.
+        scores_out = None if output is None else Location.of(output, storage_options)
+        stats_out = None if stats_csv is None else Location.of(stats_csv, storage_options)
+        outputs = [(scores_out, "file" if str(output).endswith(".npz") else "folder"), (stats_out, "file")]
         for target, kind in outputs:  # every output usable before any work
             if target is not None:
-                check_writable(target, overwrite=overwrite, storage_options=so, kind=kind)
-        ds = open_influence(source, allow_pickle=allow_pickle, storage_options=so)
+                check_writable(target, overwrite=overwrite, kind=kind)
+        ds = open_influence(Location.of(source, storage_options), allow_pickle=allow_pickle)
         _check_class(ds, class_label)
         (scores,) = compute(influence_scores(ds, alpha=alpha, beta=beta, skipna=skipna))
         stats = class_stats(scores, skipna=skipna)
@@ -168,32 +171,32 @@ def calculate(
         wrote_scores = False
         try:
             with contextlib.ExitStack() as stack:
-                if stats_csv is not None:
-                    tmp = stack.enter_context(atomic_output(stats_csv, overwrite=overwrite, storage_options=so))
+                if stats_out is not None:
+                    tmp = stack.enter_context(atomic_output(stats_out, overwrite=overwrite))
                     stats.to_csv(tmp, index=False)
-                if output is not None:
-                    result.written.append(save_scores(scores, output, overwrite=overwrite, storage_options=so))
+                if scores_out is not None:
+                    result.written.append(save_scores(scores, scores_out, overwrite=overwrite))
                     wrote_scores = True
         except BaseException:
-            if wrote_scores and output is not None:
-                remove_output(output, storage_options=so)
+            if wrote_scores and scores_out is not None:
+                remove_output(scores_out)
             raise
         if stats_csv is not None:
             result.written.append(str(stats_csv))
         return result
 
 
-def _same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+def _same_file(a: PathLike | Location, b: PathLike | Location) -> bool:
     if is_url(a) or is_url(b):
         return str(a) == str(b)
     return Path(a).resolve() == Path(b).resolve()
 
 
 def update_csv(
-    influence_file: str | os.PathLike[str],
-    csv_file: str | os.PathLike[str],
+    influence_file: PathLike | Location,
+    csv_file: PathLike | Location,
     *,
-    output: str | os.PathLike[str] | None = None,
+    output: PathLike | Location | None = None,
     overwrite: bool = False,
     allow_pickle: bool = False,
     storage_options: StorageOptions = None,
@@ -216,14 +219,15 @@ def update_csv(
     >>> update_csv(memoxr.sample_path(), csv) == csv, pd.read_csv(csv).shape
     (True, (10, 21))
     """
-    so = storage_options
-    in_place = output is None or _same_file(output, csv_file)
+    csv_in = Location.of(csv_file, storage_options)
+    csv_out = csv_in if output is None else Location.of(output, storage_options)
+    in_place = output is None or _same_file(csv_out, csv_in)
     overwrite = overwrite or in_place
-    check_writable(output if output is not None else csv_file, overwrite=overwrite, storage_options=so)
+    check_writable(csv_out, overwrite=overwrite)
     with deprecated_show_progress(show_progress, "update_csv"):
-        scores = load_scores(influence_file, allow_pickle=allow_pickle, storage_options=so, skipna=skipna)
+        scores = load_scores(Location.of(influence_file, storage_options), allow_pickle=allow_pickle, skipna=skipna)
         table = class_stats(scores, skipna=skipna)
-        return merge_stats_csv(table, csv_file, output, overwrite=overwrite, storage_options=so)
+        return merge_stats_csv(table, csv_in, csv_out, overwrite=overwrite)
 
 
 def demo(output_dir: str | os.PathLike[str], *, overwrite: bool = False, show_progress: bool | None = None) -> Result:

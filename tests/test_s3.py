@@ -535,11 +535,11 @@ def test_silent_endpoint_times_out(ragged_npz):
 
 
 def test_object_storage_has_default_timeouts():
-    from memoxr.io.location import S3_TIMEOUTS, _fs, resolve_storage_options
+    from memoxr.io.location import S3_TIMEOUTS, Location, resolve_storage_options
 
     assert S3_TIMEOUTS["connect_timeout"] <= 10 and S3_TIMEOUTS["read_timeout"] <= 10
     assert resolve_storage_options(None)["config_kwargs"] == S3_TIMEOUTS
     mine = resolve_storage_options('{"config_kwargs": {"read_timeout": 1, "retries": {"max_attempts": 3}}}')
     assert mine["config_kwargs"] == {**S3_TIMEOUTS, "read_timeout": 1, "retries": {"max_attempts": 3}}
-    fs, _ = _fs("s3://bucket/x.zarr", {"key": "k", "secret": "s"})
+    fs = Location.of("s3://bucket/x.zarr", {"key": "k", "secret": "s"}).fs
     assert fs.config_kwargs == S3_TIMEOUTS  # the library's own accesses get them too

@@ -101,10 +101,10 @@ def test_trial_records_and_held_out_labels_refuse_pickles_alike(tmp_path):
     with pytest.raises(MemoxrInputError, match=re.escape(f"key 'tr_labels': expected a numeric or bool array, {PICKLED}")):
         read_records(str(tmp_path / "t.npz"), chunk_mb=1.0)
     with pytest.raises(MemoxrInputError, match=re.escape(f"key 'tr_labels': expected integer class labels, {PICKLED}")):
-        read_labels(str(tmp_path / "labels.npz"), None)
+        read_labels(str(tmp_path / "labels.npz"))
     # In memory (never unpickled, yet not numbers): the same words.
     with pytest.raises(MemoxrInputError, match=re.escape(f"labels '<memory>': key 'tr_labels': expected integer class labels, {PICKLED}")):
-        read_labels({"tr_labels": np.array([0, None], dtype=object), "tt_labels": [0]}, None)
+        read_labels({"tr_labels": np.array([0, None], dtype=object), "tt_labels": [0]})
 
 
 # --------------------------------------------------------------------------- class labels
@@ -142,7 +142,7 @@ def test_one_label_check_for_trials_and_held_out_runs(case):
     with pytest.raises(MemoxrInputError, match="^" + re.escape(f"trials 'x': key 'tr_labels': {message}")):
         validate_labels("tr_labels", labels, "x")
     with pytest.raises(MemoxrInputError) as caught:
-        read_labels({"tr_labels": labels, "tt_labels": [0]}, None)
+        read_labels({"tr_labels": labels, "tt_labels": [0]})
     assert str(caught.value) == f"labels '<memory>': key 'tr_labels': {message}"
 
 

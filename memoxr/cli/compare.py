@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -15,6 +15,9 @@ from .options import (
     remote_options,
     skipna_option,
 )
+
+if TYPE_CHECKING:
+    from ..io.location import StorageOptions
 
 __all__ = ["compare_command"]
 
@@ -61,7 +64,7 @@ def _scalar(text: str) -> Any:
 @remote_options
 def compare_command(stores: tuple[str, ...], mask: str | None, memorization: str | None, mappings: tuple[str, ...],
                     proxies: tuple[str, ...], selections: tuple[str, ...], csv_path: str | None, overwrite: bool,
-                    skipna: bool | None, quiet: bool, storage_options: dict | None) -> None:
+                    skipna: bool | None, quiet: bool, storage_options: StorageOptions) -> None:
     """Every score of every STORE in one table: detection of --mask, agreement with FZ --memorization.
 
     STORE is a dynamics store (its proxies: CSL and the baselines), a scores
@@ -70,13 +73,16 @@ def compare_command(stores: tuple[str, ...], mask: str | None, memorization: str
     are refused unless --mapping translates them.
     """
     from ..importers.report import compare_report
+    from ..io.location import Location, locate
 
     selections_by_dim = name_value_pairs(selections, "--sel", form="DIM=VALUE", example="noise=0.1")
     # --quiet: no bar; else quiet_option's progress context draws one for each pass that lasts.
-    table = compare_report(list(stores), mask=mask, memorization=memorization, mapping=_mappings(mappings),
+    # Each path its own Location, resolved once with --storage-options.
+    table = compare_report([Location.of(store, storage_options) for store in stores], mask=mask,
+                           memorization=locate(memorization, storage_options), mapping=_mappings(mappings),
                            proxies=list(proxies) or None,
                            select={dim: _scalar(text) for dim, text in selections_by_dim.items()},
-                           output=csv_path, overwrite=overwrite, storage_options=storage_options, skipna=skipna)
+                           output=locate(csv_path, storage_options), overwrite=overwrite, skipna=skipna)
     click.echo(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     if csv_path is not None:
         click.echo(f"wrote {csv_path}")

@@ -6,6 +6,8 @@ Outside :mod:`memoxr.dynamics`, whose import loads scikit-learn and scipy.stats,
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from ..errors import MemoxrInputError
@@ -23,6 +25,9 @@ from .options import (
     remote_options,
     skipna_option,
 )
+
+if TYPE_CHECKING:
+    from ..io.location import StorageOptions
 
 
 def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
@@ -48,7 +53,7 @@ def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
 def ingest_command(
     paths: tuple[str, ...], pattern: str | None, output: str | None, var_patterns: tuple[str, ...], name: str,
     sample_order: str, sample_ids: str | None, truth: tuple[str, ...], chunk_mb: float, npz_key: str | None,
-    overwrite: bool, quiet: bool, dry_run: bool, storage_options: dict | None,
+    overwrite: bool, quiet: bool, dry_run: bool, storage_options: StorageOptions,
 ) -> None:
     """Ingest per-epoch .npy/.npz files into a dynamics store.
 
@@ -116,16 +121,18 @@ def ingest_command(
 def evaluate_command(
     store: str, proxies: tuple[str, ...], mask: str | None, influence: str | None, mapping: str | None, top_k: int,
     k: int | None, across: str | None, compare: str | None, metric: str | None, columns: str | None,
-    skipna: bool | None, csv_path: str | None, overwrite: bool, quiet: bool, storage_options: dict | None,
+    skipna: bool | None, csv_path: str | None, overwrite: bool, quiet: bool, storage_options: StorageOptions,
 ) -> None:
     """Evaluate memorization proxies: mislabel/duplicate detection, agreement with FZ memorization, across runs."""
     from ..dynamics.evaluate import table
     from ..dynamics.report import evaluate_store
+    from ..io.location import Location, locate
 
-    result = evaluate_store(
-        store, proxies=list(proxies) or None, mask=mask, influence=influence, mapping=mapping, top_k=top_k, k=k,
-        across=across, compare=compare, skipna=skipna, output=csv_path, overwrite=overwrite,
-        storage_options=storage_options,
+    result = evaluate_store(  # each path its own Location, resolved once with --storage-options
+        Location.of(store, storage_options), proxies=list(proxies) or None, mask=mask,
+        influence=locate(influence, storage_options), mapping=mapping, top_k=top_k, k=k, across=across,
+        compare=locate(compare, storage_options), skipna=skipna, output=locate(csv_path, storage_options),
+        overwrite=overwrite,
     )
     if metric is not None:
         click.echo(table(result, metric=metric, columns=columns).to_string(float_format=lambda v: f"{v:.4f}"))

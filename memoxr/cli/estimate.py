@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from ..errors import MemoxrInputError
@@ -13,6 +15,9 @@ from .options import (
     quiet_option,
     remote_options,
 )
+
+if TYPE_CHECKING:
+    from ..io.location import StorageOptions
 
 __all__ = ["convergence_command", "estimate_command"]
 
@@ -49,7 +54,7 @@ __all__ = ["convergence_command", "estimate_command"]
 @remote_options
 def estimate_command(
     trials: str, output: str, overwrite: bool, full: bool, chunk_mb: float, sample_order: str | None, append: bool,
-    bootstrap: int, confidence: float, seed: int, quiet: bool, dry_run: bool, storage_options: dict | None,
+    bootstrap: int, confidence: float, seed: int, quiet: bool, dry_run: bool, storage_options: StorageOptions,
 ) -> None:
     """Estimate memorization and influence (Feldman–Zhang) from trial records.
 

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from ..convert.heldout_runs import heldout_runs_to_trials
 from .options import handle_errors, overwrite_option, quiet_option, remote_options
+
+if TYPE_CHECKING:
+    from ..io.location import StorageOptions
 
 __all__ = ["trials_from_runs_command"]
 
@@ -27,7 +32,7 @@ __all__ = ["trials_from_runs_command"]
 @remote_options
 def trials_from_runs_command(
     folder: str, output: str, labels: str, subset_ratio: str | None, overwrite: bool, quiet: bool,
-    storage_options: dict | None,
+    storage_options: StorageOptions,
 ) -> None:
     """Build trial records from the held-out influence release's per-run files.
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from .options import handle_errors, name_value_pairs, overwrite_option, remote_options
+
+if TYPE_CHECKING:
+    from ..io.location import StorageOptions
 
 
 def _truth(values: tuple[str, ...]) -> dict[str, str]:
@@ -55,7 +58,7 @@ def _done(path: Any) -> None:
 @click.option("--sample-ids", type=click.Path(), default=None, help="File with each row's sample identity.")
 def plain_command(input_path: str, output: str, sample_order: str, truth: tuple[str, ...], name: str, direction: str,
                   columns: tuple[str, ...], id_column: str | None, sample_ids: str | None, overwrite: bool,
-                  storage_options: dict | None) -> None:
+                  storage_options: StorageOptions) -> None:
     """Per-sample values: an .npy, .npz, .txt or .csv (with or without a header)."""
     from ..importers.plain import import_plain
 
@@ -74,7 +77,7 @@ def plain_command(input_path: str, output: str, sample_order: str, truth: tuple[
 @click.option("--sample-ids", type=click.Path(), default=None, help="File with each row's sample identity.")
 def cleanlab_command(pred_probs: str, labels: str, output: str, sample_order: str, truth: tuple[str, ...],
                      methods: tuple[str, ...], sample_ids: str | None, overwrite: bool,
-                     storage_options: dict | None) -> None:
+                     storage_options: StorageOptions) -> None:
     """cleanlab label quality from out-of-sample PRED_PROBS (.npy, samples x classes) and LABELS."""
     from ..importers.cleanlab_scores import import_cleanlab
 
@@ -87,7 +90,7 @@ def cleanlab_command(pred_probs: str, labels: str, output: str, sample_order: st
 @click.argument("csv_path", metavar="AUM.csv", type=click.Path())
 @_common
 def aum_command(csv_path: str, output: str, sample_order: str, truth: tuple[str, ...], overwrite: bool,
-                storage_options: dict | None) -> None:
+                storage_options: StorageOptions) -> None:
     """Area under the margin: aum_values.csv or full_aum_records.csv of asappresearch/aum."""
     from ..importers.aum import import_aum
 
@@ -100,7 +103,7 @@ def aum_command(csv_path: str, output: str, sample_order: str, truth: tuple[str,
 @_common
 @click.option("--dynamics", is_flag=True, help="Write the per-epoch loss/correct/true_prob (a dynamics store) instead.")
 def cartography_command(folder: str, output: str, sample_order: str, truth: tuple[str, ...], dynamics: bool,
-                        overwrite: bool, storage_options: dict | None) -> None:
+                        overwrite: bool, storage_options: StorageOptions) -> None:
     """Dataset cartography: FOLDER holds dynamics_epoch_{e}.jsonl (or training_dynamics/ with them)."""
     from ..importers.cartography import import_cartography
 
@@ -114,7 +117,7 @@ def cartography_command(folder: str, output: str, sample_order: str, truth: tupl
 @click.option("--name", default="self_influence", show_default=True, help="Score name.")
 @click.option("--sample-ids", type=click.Path(), default=None, help="File with each row's sample identity.")
 def self_influence_command(input_path: str, output: str, sample_order: str, truth: tuple[str, ...], name: str,
-                           sample_ids: str | None, overwrite: bool, storage_options: dict | None) -> None:
+                           sample_ids: str | None, overwrite: bool, storage_options: StorageOptions) -> None:
     """TRAK/TracIn-style self-influence: a vector, or a square train x train score matrix (its diagonal)."""
     from ..importers.self_influence import import_self_influence
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -29,6 +29,9 @@ from .options import (
     skipna_option,
     with_path_options,
 )
+
+if TYPE_CHECKING:
+    from ..io.location import StorageOptions
 
 
 class LazyGroup(click.Group):
@@ -102,7 +105,7 @@ def main() -> None:
 @remote_options
 def convert_cmd(
     input_npz: str, output: str, overwrite: bool, allow_pickle: bool, chunk_mb: float, sample_order: str | None,
-    shard_mb: float | None, quiet: bool, storage_options: dict | None,
+    shard_mb: float | None, quiet: bool, storage_options: StorageOptions,
 ) -> None:
     """Convert a Feldman–Zhang influence npz into a labelled Zarr store.
 
@@ -146,7 +149,7 @@ def convert_cmd(
 def calculate_cmd(
     input_path: str, output_path: str | None, analyze_class: int | None, top_k: int, alpha: float, beta: float,
     stats_csv: str | None, skipna: bool | None, overwrite: bool, allow_pickle: bool, quiet: bool, dry_run: bool,
-    storage_options: dict | None,
+    storage_options: StorageOptions,
 ) -> None:
     """Compute the four influence-aware memorization scores, the per-class table and the analysis."""
     if dry_run:
@@ -178,7 +181,7 @@ def calculate_cmd(
 @remote_options
 def update_csv_cmd(
     influence_file: str, csv_file: str, output: str | None, overwrite: bool, allow_pickle: bool,
-    skipna: bool | None, quiet: bool, storage_options: dict | None,
+    skipna: bool | None, quiet: bool, storage_options: StorageOptions,
 ) -> None:
     """Merge the per-class statistics of the four scores into a CSV, on class_label.
 

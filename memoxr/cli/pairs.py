@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from ..io.chunks import DEFAULT_CHUNK_MB
@@ -13,6 +15,9 @@ from .options import (
     quiet_option,
     remote_options,
 )
+
+if TYPE_CHECKING:
+    from ..io.location import StorageOptions
 
 __all__ = ["pairs_command"]
 
@@ -34,7 +39,7 @@ __all__ = ["pairs_command"]
 def pairs_command(
     source: str, output: str, min_infl: float, min_mem: float, top_k_per_test: int | None, full: bool,
     chunk_mb: float | None, overwrite: bool, allow_pickle: bool, quiet: bool, dry_run: bool,
-    storage_options: dict | None,
+    storage_options: StorageOptions,
 ) -> None:
     """High-influence train/test pairs of an influence store or FZ npz, chunk by chunk.
 

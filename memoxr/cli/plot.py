@@ -7,6 +7,8 @@ without the ``plot`` extra. The choices below mirror ``memoxr.plot.KINDS``,
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from .options import (
@@ -16,6 +18,9 @@ from .options import (
     quiet_option,
     remote_options,
 )
+
+if TYPE_CHECKING:
+    from ..io.location import StorageOptions
 
 KIND_FILES = {
     "box": "score_distributions",
@@ -58,7 +63,7 @@ KIND_FILES = {
 def plot_command(
     input_path: str, output: str, kinds: tuple[str, ...], score: str, class_label: int | None, k: int, scale: str,
     sort_by: str, fmt: str | None, dpi: int, overwrite: bool, allow_pickle: bool, quiet: bool,
-    storage_options: dict | None,
+    storage_options: StorageOptions,
 ) -> None:
     """Draw figures of the scores of INPUT into OUTPUT, a folder or one file.
 

@@ -236,9 +236,10 @@ def describe_undecodable(arrays: list[Any], exc: BaseException) -> str | None:
     return None
 
 
-def describe_undecodable_store(path: Any, exc: BaseException, storage_options: dict | None = None) -> str | None:
+def describe_undecodable_store(path: Any, exc: BaseException) -> str | None:
     """:func:`describe_undecodable` for every array of the Zarr store at ``path`` (for code that
-    computes outside :func:`compute`).
+    computes outside :func:`compute`). ``path`` may be a :class:`memoxr.io.location.Location`
+    (read by its attributes: this layer sits below io), whose options reach a URL.
 
     >>> describe_undecodable_store("no-such-store", ValueError("not from a codec")) is None
     True
@@ -248,7 +249,8 @@ def describe_undecodable_store(path: Any, exc: BaseException, storage_options: d
     if not _raised_in_codec(exc.__traceback__) or connection_failure(exc) is not None:
         return None
     try:
-        group = zarr.open_group(str(path), mode="r", storage_options=storage_options)
+        options = dict(path.storage_options) if getattr(path, "is_url", False) and path.storage_options else None
+        group = zarr.open_group(str(path), mode="r", storage_options=options)
     except Exception:  # not a store: the failure came from elsewhere
         return None
     for _, zarray in group.arrays():
@@ -258,7 +260,7 @@ def describe_undecodable_store(path: Any, exc: BaseException, storage_options: d
 
 
 @contextlib.contextmanager
-def damaged_store_as_input_error(path: Any, storage_options: dict | None = None) -> Iterator[None]:
+def damaged_store_as_input_error(path: Any) -> Iterator[None]:
     """Run the block; a codec failure in the Zarr store at ``path`` becomes one
     :class:`MemoxrInputError` naming its damaged chunk (see :func:`describe_undecodable_store`).
 
@@ -273,7 +275,7 @@ def damaged_store_as_input_error(path: Any, storage_options: dict | None = None)
     except MemoxrInputError:
         raise
     except Exception as exc:
-        damaged = describe_undecodable_store(path, exc, storage_options)
+        damaged = describe_undecodable_store(path, exc)
         if damaged is None:
             raise
         raise MemoxrInputError(damaged) from exc

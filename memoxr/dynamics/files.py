@@ -14,7 +14,7 @@ import fsspec
 import numpy as np
 
 from ..errors import MemoxrInputError
-from ..io.location import file_exists, is_url
+from ..io.location import Location, StorageOptions, file_exists
 from ..io.npy import ArrayHeader, read_npy_body, read_npy_header, refuse_pickled
 from ..io.npz import CheckedNpz
 
@@ -72,10 +72,10 @@ def _load(fs: fsspec.AbstractFileSystem, path: str, key: str | None = None) -> n
 
 
 def load_array(
-    source: str | os.PathLike[str] | np.ndarray | Sequence[Any],
+    source: str | os.PathLike[str] | Location | np.ndarray | Sequence[Any],
     *,
     argument: str,
-    storage_options: dict[str, Any] | None = None,
+    storage_options: StorageOptions = None,
 ) -> np.ndarray:
     """An array given in memory, or read from an ``.npy`` / single-array ``.npz`` / ``.txt`` file (local or URL).
 
@@ -88,10 +88,11 @@ def load_array(
     [4.0, 2.0, 9.0]
     """
     if isinstance(source, str | os.PathLike):
-        path = str(source)
-        if not file_exists(path, storage_options=storage_options):
+        location = Location.of(source, storage_options)
+        path = location.path
+        if not file_exists(location):
             raise MemoxrInputError(f"{argument}: file {path!r} does not exist")
-        fs, local = fsspec.core.url_to_fs(path, **(storage_options if is_url(path) and storage_options else {}))
+        fs, local = (location.fs, location.fs_path) if location.is_url else fsspec.core.url_to_fs(path)
         if path.endswith((".npy", ".npz")):
             _, dtype = _array_header(fs, local)
             refuse_pickled(dtype, f"{argument}: file {path!r}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import product
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from .._version import __version__
 from ..compute.progress import deprecated_show_progress
 from ..errors import MemoxrInputError
 from ..io.chunks import DEFAULT_CHUNK_MB, validate_mb
+from ..io.location import Location, StorageOptions, locate, locate_each
 from ..io.npy import refuse_pickled
 from ..io.schema import SCHEMA_VERSION
 from ..io.storage import check_writable, write_dataset
@@ -35,10 +36,10 @@ from .schema import DYNAMICS_SCHEMA, EPOCH, SAMPLE, VARIABLE, label_variables
 
 
 def _validate_var_patterns(
-    variables: str | Mapping[str, str], name: str, storage_options: dict[str, Any] | None = None
+    variables: str | Location | Mapping[str, str | Location], name: str
 ) -> list[tuple[str | None, _Pattern]]:
-    if isinstance(variables, str):
-        p = parse_pattern(variables, argument="pattern", storage_options=storage_options)
+    if isinstance(variables, str | Location):
+        p = parse_pattern(variables, argument="pattern")
         return [(None if VARIABLE in p.fields else name, p)]
     if not variables:
         raise MemoxrInputError("variables: expected at least one NAME=PATTERN; received none")
@@ -46,7 +47,7 @@ def _validate_var_patterns(
     for var, text in variables.items():
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", var):
             raise MemoxrInputError(f"variable name {var!r}: expected a Python identifier such as 'loss'")
-        p = parse_pattern(text, argument=f"pattern of variable {var!r}", storage_options=storage_options)
+        p = parse_pattern(text, argument=f"pattern of variable {var!r}")
         if VARIABLE in p.fields:
             raise MemoxrInputError(
                 f"pattern of variable {var!r}: has a {{variable}} field; expected the name to come from "
@@ -67,7 +68,6 @@ class _Plan:
     files: dict[str, dict[tuple[Any, ...], str]]  # variable -> (*run, epoch) -> path
     dtypes: dict[str, np.dtype]
     fs: dict[str, fsspec.AbstractFileSystem]
-    storage_options: dict[str, Any] | None = field(default=None, repr=False)  # may hold secrets
     npz_key: str | None = None  # the array read from each .npz (None: its only array)
 
 
@@ -90,8 +90,8 @@ def _check_epoch_range(epochs: list[int], expected: Sequence[int] | None) -> Non
 
 
 def plan_ingest(
-    variables: str | Mapping[str, str], *, name: str = "loss", expected_epochs: Sequence[int] | None = None,
-    storage_options: dict[str, Any] | None = None, npz_key: str | None = None,
+    variables: str | Location | Mapping[str, str | Location], *, name: str = "loss",
+    expected_epochs: Sequence[int] | None = None, storage_options: StorageOptions = None, npz_key: str | None = None,
 ) -> _Plan:
     """List and check every file (names, grid completeness, shapes, dtypes), reading headers only.
 
@@ -107,7 +107,7 @@ def plan_ingest(
     run_fields: dict[str, list[str]] = {}
     fss: dict[str, fsspec.AbstractFileSystem] = {}
     values_all: dict[str, set[Any]] = {}
-    for var, pattern in _validate_var_patterns(variables, name, storage_options):
+    for var, pattern in _validate_var_patterns(locate_each(variables, storage_options), name):
         if EPOCH not in pattern.fields:
             raise MemoxrInputError(f"pattern {pattern.text!r}: no {{epoch}} field; expected one, e.g. '..._epoch_{{epoch}}.npy'")
         listing = _list(pattern, argument="pattern" if var is None else f"pattern of variable {var!r}")
@@ -178,7 +178,7 @@ def plan_ingest(
                     f"like the other files of {v!r}"
                 )
     assert n_samples is not None
-    return _Plan(run_dims, run_values, epochs, n_samples, files, dtypes, fss, storage_options, npz_key)
+    return _Plan(run_dims, run_values, epochs, n_samples, files, dtypes, fss, npz_key)
 
 
 def _variable_array(plan: _Plan, var: str, epochs_per_chunk: int) -> da.Array:
@@ -196,9 +196,12 @@ def _variable_array(plan: _Plan, var: str, epochs_per_chunk: int) -> da.Array:
 def _truth_array(
     name: str, source: Any, plan: _Plan, *, squeeze: list[str]
 ) -> tuple[list[str], np.ndarray]:
-    """A ground-truth variable: an array/file over ``train_id``, or a pattern over some run fields."""
-    if isinstance(source, str) and FIELD.search(source):
-        pattern = parse_pattern(source, argument=f"truth {name!r}", storage_options=plan.storage_options)
+    """A ground-truth variable: an array/file over ``train_id``, or a pattern over some run fields.
+
+    A path or pattern comes as a :class:`Location` (resolved by the public caller)."""
+    if isinstance(source, str | Location) and FIELD.search(str(source)):
+        pattern = parse_pattern(source, argument=f"truth {name!r}")
+        source = pattern.text
         extra = [f for f in pattern.fields if f not in plan.run_dims]
         if extra:
             raise MemoxrInputError(
@@ -226,16 +229,16 @@ def _truth_array(
         keep = [i for i, d in enumerate(dims) if d not in squeeze]
         values = values.reshape([values.shape[i] for i in keep] + [plan.n_samples]) if len(keep) < len(dims) else values
         return [dims[i] for i in keep], values
-    values = load_array(source, argument=f"truth {name!r}", storage_options=plan.storage_options)
+    values = load_array(source, argument=f"truth {name!r}")
     if values.shape != (plan.n_samples,):
         raise MemoxrInputError(f"truth {name!r}: shape {values.shape}; expected ({plan.n_samples},), one per sample")
     return [], values
 
 
-def _validate_sample_ids(sample_ids: Any, n: int, storage_options: dict[str, Any] | None = None) -> np.ndarray:
+def _validate_sample_ids(sample_ids: Any, n: int) -> np.ndarray:
     if sample_ids is None:
         return np.arange(n, dtype=np.int64)
-    ids = load_array(sample_ids, argument="sample_ids", storage_options=storage_options)
+    ids = load_array(sample_ids, argument="sample_ids")
     if ids.shape != (n,):
         raise MemoxrInputError(f"sample_ids: shape {ids.shape}; expected ({n},), one identity per sample")
     if ids.dtype.kind == "f":
@@ -248,7 +251,7 @@ def _validate_sample_ids(sample_ids: Any, n: int, storage_options: dict[str, Any
 
 
 def ingest_dataset(
-    variables: str | Mapping[str, str],
+    variables: str | Location | Mapping[str, str | Location],
     *,
     name: str = "loss",
     sample_order: str = "unknown",
@@ -256,7 +259,7 @@ def ingest_dataset(
     truth: Mapping[str, Any] | None = None,
     epochs: Sequence[int] | None = None,
     chunk_mb: float = DEFAULT_CHUNK_MB,
-    storage_options: dict[str, Any] | None = None,
+    storage_options: StorageOptions = None,
     npz_key: str | None = None,
 ) -> xr.Dataset:
     """The lazy dataset :func:`ingest` writes (per-epoch files read when computed); arguments as there.
@@ -270,8 +273,9 @@ def ingest_dataset(
     (('run', 'epoch', 'train_id'), [3.3, 6.3])
     """
     chunk_mb = validate_mb("chunk_mb", chunk_mb)
-    plan = plan_ingest(variables, name=name, expected_epochs=epochs, storage_options=storage_options, npz_key=npz_key)
-    ids = _validate_sample_ids(sample_ids, plan.n_samples, storage_options)
+    # Every path, pattern and file argument resolved once, each its own Location.
+    plan = plan_ingest(locate_each(variables, storage_options), name=name, expected_epochs=epochs, npz_key=npz_key)
+    ids = _validate_sample_ids(locate(sample_ids, storage_options), plan.n_samples)
     squeeze = [f for f in plan.run_dims if len(plan.run_values[f]) == 1]
     data_vars: dict[str, Any] = {}
     for var in plan.files:
@@ -281,7 +285,7 @@ def ingest_dataset(
     for tname, source in (truth or {}).items():
         if tname in data_vars:
             raise MemoxrInputError(f"truth {tname!r}: also a recorded variable; expected a new name")
-        dims, values = _truth_array(tname, source, plan, squeeze=squeeze)
+        dims, values = _truth_array(tname, locate(source, storage_options), plan, squeeze=squeeze)
         data_vars[tname] = ([*dims, SAMPLE], values)
     # Strings as objects: Zarr v3 stores them as variable-length UTF-8 (in its spec).
     coords = {f: np.asarray(plan.run_values[f], dtype=object if isinstance(plan.run_values[f][0], str) else None) for f in plan.run_dims}
@@ -293,7 +297,9 @@ def ingest_dataset(
             "schema": DYNAMICS_SCHEMA,
             "schema_version": SCHEMA_VERSION,
             "sample_order": sample_order,
-            "source_pattern": variables if isinstance(variables, str) else dict(variables),
+            "source_pattern": str(variables) if isinstance(variables, str | Location) else {
+                k: str(v) for k, v in variables.items()
+            },
             "memoxr_version": __version__,
         },
     )
@@ -304,7 +310,7 @@ def ingest_dataset(
 
 
 def ingest(
-    variables: str | Mapping[str, str],
+    variables: str | Location | Mapping[str, str | Location],
     output: str | os.PathLike[str],
     *,
     name: str = "loss",
@@ -314,7 +320,7 @@ def ingest(
     epochs: Sequence[int] | None = None,
     chunk_mb: float = DEFAULT_CHUNK_MB,
     overwrite: bool = False,
-    storage_options: dict[str, Any] | None = None,
+    storage_options: StorageOptions = None,
     show_progress: bool | None = None,
     npz_key: str | None = None,
 ) -> Path:
@@ -345,7 +351,7 @@ def ingest(
         must be evenly spaced with no gap.
     chunk_mb : float
         Target Zarr chunk size in MB (whole epochs are grouped while they fit).
-    storage_options : dict, optional
+    storage_options : mapping, optional
         fsspec options for the input files and the output (e.g. an S3 endpoint).
     npz_key : str, optional
         The array to read from each ``.npz`` file; by default each must hold exactly one.
@@ -362,10 +368,12 @@ def ingest(
     >>> dict(open_dynamics(store).sizes)
     {'run': 2, 'epoch': 3, 'train_id': 5}
     """
-    check_writable(output, overwrite=overwrite, storage_options=storage_options)
-    ds = ingest_dataset(
-        variables, name=name, sample_order=sample_order, sample_ids=sample_ids, truth=truth, epochs=epochs,
-        chunk_mb=chunk_mb, storage_options=storage_options, npz_key=npz_key,
+    target = Location.of(output, storage_options)
+    check_writable(target, overwrite=overwrite)
+    ds = ingest_dataset(  # each pattern and file its own Location
+        locate_each(variables, storage_options), name=name, sample_order=sample_order,
+        sample_ids=locate(sample_ids, storage_options), truth=locate_each(truth, storage_options), epochs=epochs,
+        chunk_mb=chunk_mb, npz_key=npz_key,
     )
     with deprecated_show_progress(show_progress, "ingest"):
-        return Path(write_dataset(ds, output, overwrite=overwrite, storage_options=storage_options))
+        return Path(write_dataset(ds, target, overwrite=overwrite))

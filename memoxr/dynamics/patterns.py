@@ -14,6 +14,7 @@ from typing import Any
 import fsspec
 
 from ..errors import MemoxrInputError
+from ..io.location import Location, StorageOptions
 
 FIELD = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _INT = re.compile(r"[+-]?\d+")
@@ -29,7 +30,7 @@ class _Pattern:
 
 
 def parse_pattern(
-    pattern: str, *, argument: str = "pattern", storage_options: dict[str, Any] | None = None
+    pattern: str | Location, *, argument: str = "pattern", storage_options: StorageOptions = None
 ) -> _Pattern:
     """Turn ``dir/loss_run{run}_epoch_{epoch}.npy`` into a glob and a regex with named fields.
 
@@ -39,21 +40,23 @@ def parse_pattern(
     >>> p.fields, p.glob, p.regex.fullmatch("/data/loss_run2_epoch_17.npy").groupdict()
     (['run', 'epoch'], '/data/loss_run*_epoch_*.npy', {'run': '2', 'epoch': '17'})
     """
+    location = Location.of(pattern, storage_options)
+    text = location.path
     fields: list[str] = []
     tokens = []
-    for k, m in enumerate(FIELD.finditer(pattern)):
+    for k, m in enumerate(FIELD.finditer(text)):
         tokens.append((m.group(0), f"MEMOXRFIELD{k}X", m.group(1)))
         if m.group(1) not in fields:
             fields.append(m.group(1))
     if not fields:
         raise MemoxrInputError(
-            f"{argument} {pattern!r}: no {{field}}; expected fields such as {{epoch}}, e.g. "
+            f"{argument} {text!r}: no {{field}}; expected fields such as {{epoch}}, e.g. "
             "'losses/loss_run{run}_epoch_{epoch}.npy'"
         )
-    marked = pattern
-    for text, token, _ in tokens:
-        marked = marked.replace(text, token, 1)
-    fs, path = fsspec.core.url_to_fs(marked, **(storage_options or {}))
+    marked = text
+    for field_text, token, _ in tokens:
+        marked = marked.replace(field_text, token, 1)
+    fs, path = fsspec.core.url_to_fs(marked, **location.storage_options)
     glob = path
     regex = re.escape(path)
     seen: set[str] = set()
@@ -62,7 +65,7 @@ def parse_pattern(
         group = f"(?P={name})" if name in seen else f"(?P<{name}>[^/]+?)"
         regex = regex.replace(re.escape(token), group, 1)
         seen.add(name)
-    return _Pattern(pattern, fields, fs, glob, re.compile(regex))
+    return _Pattern(text, fields, fs, glob, re.compile(regex))
 
 
 def _typed(values: list[str]) -> list[Any]:

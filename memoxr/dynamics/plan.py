@@ -6,13 +6,14 @@ import math
 from typing import Any
 
 from ..compute.plan import CostPlan, count_tasks, default_threads
+from ..io.location import StorageOptions, locate, locate_each
 
 
 def plan_ingest(
     variables: str | dict[str, str],
     *,
     threads: int | None = None,
-    storage_options: dict[str, Any] | None = None,
+    storage_options: StorageOptions = None,
     **options: Any,
 ) -> CostPlan:
     """The cost plan of ``memoxr ingest``: the files listed and their headers read, nothing else.
@@ -36,11 +37,12 @@ def plan_ingest(
     from .ingest import plan_ingest as plan_files
 
     name = options.get("name", "loss")
-    files = plan_files(
-        variables, name=name, expected_epochs=options.get("epochs"), storage_options=storage_options,
-        npz_key=options.get("npz_key"),
-    )
-    ds = ingest_dataset(variables, storage_options=storage_options, **options)
+    # Each pattern and file argument its own Location, resolved here once.
+    patterns = locate_each(variables, storage_options)
+    options["truth"] = locate_each(options.get("truth"), storage_options)
+    options["sample_ids"] = locate(options.get("sample_ids"), storage_options)
+    files = plan_files(patterns, name=name, expected_epochs=options.get("epochs"), npz_key=options.get("npz_key"))
+    ds = ingest_dataset(patterns, **options)
     recorded = [ds[v].data for v in files.files]
     largest = max(recorded, key=lambda a: math.prod(max(c) for c in a.chunks) * a.dtype.itemsize)
     chunk_shape = tuple(max(c) for c in largest.chunks)

@@ -9,7 +9,6 @@ from typing import Any
 import pandas as pd
 
 from ..errors import MemoxrInputError
-from ..io.location import StorageOptions
 from ..io.storage import atomic_output, check_writable
 from .evaluate import compare_stores, cross_run, evaluate
 from .schema import open_dynamics
@@ -30,7 +29,6 @@ def evaluate_store(
     keep_attrs: bool | None = None,
     output: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
-    storage_options: StorageOptions = None,
 ) -> pd.DataFrame:
     """Evaluate a dynamics store's proxies in one of three modes, optionally writing the table.
 
@@ -53,9 +51,9 @@ def evaluate_store(
     Traceback (most recent call last):
     memoxr.errors.MemoxrInputError: options ['--across', '--compare'] cannot be combined: --across compares proxies across a run dim, --compare across two stores, and --mask/--influence evaluate one store against a mask or FZ memorization
     """
-    so = dict(storage_options) if storage_options else None
+    # Paths and URLs arrive as Locations (the command resolves --storage-options once).
     if output is not None:  # before any work: an unwritable output fails fast
-        check_writable(output, overwrite=overwrite, storage_options=so)
+        check_writable(output, overwrite=overwrite)
     modes = {"--across": across, "--compare": compare}
     chosen = [flag for flag, value in modes.items() if value is not None]
     others = {"--influence": influence, "--mask": mask}
@@ -65,21 +63,21 @@ def evaluate_store(
             f"options {given} cannot be combined: --across compares proxies across a run dim, --compare across "
             "two stores, and --mask/--influence evaluate one store against a mask or FZ memorization"
         )
-    ds = open_dynamics(store, storage_options=so)
+    ds = open_dynamics(store)
     if across is not None:
         result = cross_run(ds, dim=across, proxies=proxies, skipna=skipna, keep_attrs=keep_attrs)
     elif compare is not None:
-        result = compare_stores(ds, open_dynamics(compare, storage_options=so), proxies=proxies, mapping=mapping,
+        result = compare_stores(ds, open_dynamics(compare), proxies=proxies, mapping=mapping,
                                 skipna=skipna, keep_attrs=keep_attrs)
     else:
         infl = None
         if influence is not None:
             from ..influence.sources import open_influence
 
-            infl = open_influence(influence, storage_options=so)
+            infl = open_influence(influence)
         result = evaluate(ds, proxies=proxies, mask=mask, influence=infl, mapping=mapping, top_k=top_k, k=k,
                           skipna=skipna, keep_attrs=keep_attrs)
     if output is not None:
-        with atomic_output(output, overwrite=overwrite, storage_options=so) as tmp:
+        with atomic_output(output, overwrite=overwrite) as tmp:
             result.to_csv(tmp, index=False)
     return result

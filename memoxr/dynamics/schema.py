@@ -25,6 +25,7 @@ import numpy as np
 import xarray as xr
 
 from ..errors import MemoxrInputError
+from ..io.location import Location, StorageOptions
 from ..io.schema import EPOCH, SCHEMA_VERSION, TRAIN_ID, TRAIN_ID_ALIASES
 from ..io.storage import open_dataset
 
@@ -143,7 +144,7 @@ def check_dynamics_dataset(ds: xr.Dataset, *, source: str = "dataset") -> xr.Dat
 
 
 def open_dynamics(
-    path: str | os.PathLike[str], *, chunks: Any = None, storage_options: dict[str, Any] | None = None
+    path: str | os.PathLike[str] | Location, *, chunks: Any = None, storage_options: StorageOptions = None
 ) -> xr.Dataset:
     """Open a dynamics store lazily, its sample dim called ``train_id``.
 
@@ -161,9 +162,8 @@ def open_dynamics(
     >>> dict(ds["loss"].sizes), ds["loss"].attrs["long_name"]
     ({'noise': 4, 'epoch': 40, 'train_id': 1797}, 'training loss')
     """
-    ds = check_dynamics_dataset(
-        open_dataset(path, chunks=chunks, storage_options=storage_options), source=str(path)
-    )
+    location = Location.of(path, storage_options)
+    ds = check_dynamics_dataset(open_dataset(location, chunks=chunks), source=location.path)
     ds = with_sample_name(ds)
     if COMPLETION_VAR in ds:
         from ..compute.progress import compute

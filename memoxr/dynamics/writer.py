@@ -26,7 +26,7 @@ import zarr
 
 from .._version import __version__
 from ..errors import MemoxrInputError, OutputExistsError
-from ..io.location import Location, is_url
+from ..io.location import Location, StorageOptions
 from ..io.schema import SCHEMA_VERSION
 from ..io.storage import check_writable, open_dataset, write_dataset
 from .schema import (
@@ -99,7 +99,7 @@ class DynamicsWriter:
 
     def __init__(
         self,
-        path: str | os.PathLike[str],
+        path: str | os.PathLike[str] | Location,
         *,
         samples: int | Sequence[int] | np.ndarray | None = None,
         epochs: int | Sequence[int] | np.ndarray | None = None,
@@ -109,11 +109,11 @@ class DynamicsWriter:
         sample_order: str = "unknown",
         sample_chunk: int | None = None,
         overwrite: bool = False,
-        storage_options: Mapping[str, Any] | None = None,
+        storage_options: StorageOptions = None,
     ) -> None:
-        self.path: str | Path = str(path) if is_url(path) else Path(path)
         # Resolved once: the options (object-storage timeouts included) go with the path everywhere.
-        self._location = Location.of(str(self.path), storage_options)
+        self._location = Location.of(path, storage_options)
+        self.path: str | Path = self._location.path if self._location.is_url else Path(self._location.path)
         self._zarr_options = dict(self._location.storage_options) if self._location.is_url else None
         if overwrite or not self._exists():
             if samples is None or epochs is None or not variables:

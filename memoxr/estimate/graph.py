@@ -21,7 +21,7 @@ import xarray as xr
 from ..compute.progress import deprecated_show_progress
 from ..errors import MemoxrInputError
 from ..io.chunks import DEFAULT_CHUNK_MB, BlockChunks, plan_block_chunks, validate_mb
-from ..io.location import StorageOptions
+from ..io.location import StorageOptions, locate
 from ..io.schema import INFLUENCE_COORDS, pad_indices, promote_coords
 from . import kernels as _k
 from .sums import TrialSums, class_test_in, full_test_in
@@ -147,14 +147,14 @@ def estimate(
     ([1.0, 1.0], [[1.0], [0.0]])
     """
     with deprecated_show_progress(show_progress, "estimate"):
-        return estimate_with_sums(trials, full=full, chunk_mb=chunk_mb, chunks=chunks, sample_order=sample_order,
-                                  storage_options=storage_options, bootstrap=bootstrap, confidence=confidence,
+        return estimate_with_sums(locate(trials, storage_options), full=full, chunk_mb=chunk_mb, chunks=chunks,
+                                  sample_order=sample_order, bootstrap=bootstrap, confidence=confidence,
                                   seed=seed, sums_in_memory=False)
 
 
 def estimate_with_sums(
     trials: TrialInput, *, full: bool = False, chunk_mb: float = DEFAULT_CHUNK_MB, chunks: BlockChunks | None = None,
-    sample_order: str | None = None, storage_options: StorageOptions = None, bootstrap: int = 0,
+    sample_order: str | None = None, bootstrap: int = 0,
     confidence: float = 0.95, seed: int = 0, sums_in_memory: bool = True,
 ) -> xr.Dataset:
     """:func:`estimate`, with the per-sample sums computed now when ``sums_in_memory`` (one pass over
@@ -169,7 +169,7 @@ def estimate_with_sums(
     """
     chunk_mb = validate_chunk_mb(chunk_mb)
     validate_bootstrap(bootstrap, confidence)
-    records = read_records(trials, chunk_mb, storage_options)
+    records = read_records(trials, chunk_mb)  # a path was resolved to a Location by the public caller
     classes, train_index, test_index = class_indices(records.tr_labels, records.tt_labels)
     plan = chunks or plan_block_chunks(len(classes), train_index.shape[1], test_index.shape[1], chunk_mb=chunk_mb)
     sums = with_degenerate_warning(records_sums(records, train_index, test_index, plan, chunk_mb=chunk_mb, full=full))

@@ -25,7 +25,7 @@ import numpy as np
 from ..compute.progress import damaged_store_as_input_error, deprecated_show_progress
 from ..errors import MemoxrInputError
 from ..io.chunks import DEFAULT_CHUNK_MB, BlockChunks
-from ..io.location import StorageOptions, is_url
+from ..io.location import Location, StorageOptions, is_url, locate
 from . import kernels as _k
 from .graph import TrialInput, records_sums, validate_chunk_mb, with_degenerate_warning
 from .sums import SUM_NAMES
@@ -89,12 +89,12 @@ def append_estimate(
     8
     """
     with deprecated_show_progress(show_progress, "append_estimate"):
-        return _append(trials, store, validate_chunk_mb(chunk_mb), storage_options)
+        return _append(locate(trials, storage_options), store, validate_chunk_mb(chunk_mb))
 
 
-def _append(trials: Any, store: str | os.PathLike[str], chunk_mb: float, storage_options: StorageOptions) -> str:
+def _append(trials: Any, store: str | os.PathLike[str], chunk_mb: float) -> str:
     old = _open_appendable(store)
-    records = read_records(trials, chunk_mb, storage_options)
+    records = read_records(trials, chunk_mb)  # a path arrives as a Location
     _check_same_samples(old, records, store)
     counted = [h.strip() for h in str(old.attrs.get("source_sha256", "")).split("+")]
     if records.sha256 and records.sha256 in counted:  # the same file twice would count its trials twice
@@ -212,11 +212,10 @@ def write_or_append_estimate(
             "append: adds to the store output as it is; received it with overwrite, full, bootstrap or "
             "sample_order, which only a new estimate takes"
         )
-    is_path = isinstance(trials, str | os.PathLike)
-    so = dict(storage_options) if storage_options and is_path and is_url(str(trials)) else None
-    with damaged_store_as_input_error(trials, so) if is_path else contextlib.nullcontext():
+    trials = locate(trials, storage_options)
+    with damaged_store_as_input_error(trials) if isinstance(trials, Location) else contextlib.nullcontext():
         if append:
-            return append_estimate(trials, output, chunk_mb=chunk_mb, storage_options=storage_options)
-        return write_estimate(trials, output, overwrite=overwrite, full=full, chunk_mb=chunk_mb,
-                              sample_order=sample_order, storage_options=storage_options, bootstrap=bootstrap,
+            return append_estimate(trials, output, chunk_mb=chunk_mb)  # the store is local: no options
+        return write_estimate(trials, Location.of(output, storage_options), overwrite=overwrite, full=full,
+                              chunk_mb=chunk_mb, sample_order=sample_order, bootstrap=bootstrap,
                               confidence=confidence, seed=seed)

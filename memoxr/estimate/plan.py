@@ -7,7 +7,7 @@ from typing import Any
 
 from ..compute.plan import CostPlan, count_tasks, default_threads
 from ..io.chunks import DEFAULT_CHUNK_MB, plan_block_chunks
-from ..io.location import file_size, stored_bytes
+from ..io.location import Location, StorageOptions, file_size, locate, stored_bytes
 from ..io.npz import load_npz_arrays, read_npz_headers
 from .graph import class_indices, pass_sums_graph
 from .sums import class_test_in, full_test_in
@@ -22,13 +22,12 @@ ESTIMATE_TASK_BUDGETS = 2
 NPZ_RECORD_COPIES = 2
 
 
-def _npz_placeholders(path: str, storage_options: dict[str, Any] | None) -> dict[str, Any]:
+def _npz_placeholders(location: Location) -> dict[str, Any]:
     """Trial records of an npz as lazy placeholders from its headers; only the labels are read."""
     import dask.array as da
 
-    headers = read_npz_headers(path, storage_options=storage_options)
-    labels, _ = load_npz_arrays(path, ["tr_labels", "tt_labels"], what="trials", expected="a numeric array",
-                                storage_options=storage_options)
+    headers = read_npz_headers(location)
+    labels, _ = load_npz_arrays(location, ["tr_labels", "tt_labels"], what="trials", expected="a numeric array")
     arrays: dict[str, Any] = {key: value for key, value in labels.items() if value is not None}
     for key in TRIAL_VARIABLES:
         if key not in arrays and key in headers:
@@ -36,13 +35,12 @@ def _npz_placeholders(path: str, storage_options: dict[str, Any] | None) -> dict
     return arrays
 
 
-def _records_stored_bytes(trials: Any, storage_options: dict[str, Any] | None) -> int | None:
-    if not isinstance(trials, str | os.PathLike):
+def _records_stored_bytes(trials: Any) -> int | None:
+    if not isinstance(trials, Location):
         return None
-    path = str(trials)
-    if path.endswith(".npz"):
-        return file_size(path, storage_options)
-    sizes = [stored_bytes(path, key, storage_options) for key in ("mask", "train_correct", "test_correct")]
+    if trials.path.endswith(".npz"):
+        return file_size(trials)
+    sizes = [stored_bytes(trials, key) for key in ("mask", "train_correct", "test_correct")]
     return None if any(size is None for size in sizes) else int(sum(sizes))  # type: ignore[arg-type]
 
 
@@ -52,7 +50,7 @@ def plan_estimate(
     chunk_mb: float | None = None,
     full: bool = False,
     threads: int | None = None,
-    storage_options: dict[str, Any] | None = None,
+    storage_options: StorageOptions = None,
 ) -> CostPlan:
     """The cost plan of ``memoxr estimate``: the records' headers and labels are read, not their values.
 
@@ -85,9 +83,9 @@ def plan_estimate(
     """
     chunk_mb = DEFAULT_CHUNK_MB if chunk_mb is None else chunk_mb
     budget = int(chunk_mb * 2**20)
-    npz = isinstance(trials, str | os.PathLike) and str(trials).endswith(".npz")
-    records = read_records(_npz_placeholders(str(trials), storage_options) if npz else trials, chunk_mb,
-                           storage_options)
+    trials = locate(trials, storage_options)
+    npz = isinstance(trials, Location) and trials.path.endswith(".npz")
+    records = read_records(_npz_placeholders(trials) if npz else trials, chunk_mb)
     classes, train_index, test_index = class_indices(records.tr_labels, records.tt_labels)
     plan = plan_block_chunks(len(classes), train_index.shape[1], test_index.shape[1], chunk_mb=chunk_mb)
     test_in = class_test_in(records.mask, records.test_correct, train_index, test_index, plan, budget)
@@ -102,7 +100,7 @@ def plan_estimate(
              f"{records.test_correct.shape[0]} x {records.test_correct.shape[1]}; sizes are of all three",
              f"{len(classes)} classes, {records.mask.shape[0]} trials; records counted as read twice"
              + (" (three times with --full)" if full else "") + " (a Zarr output reads them once)"]
-    stored = _records_stored_bytes(trials, storage_options)
+    stored = _records_stored_bytes(trials)
     if stored is None:
         stored = uncompressed
         notes.append("records in memory or stored sizes unknown: bytes to read counted uncompressed")

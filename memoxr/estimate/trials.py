@@ -25,7 +25,7 @@ import xarray as xr
 import zarr
 
 from ..errors import MemoxrInputError
-from ..io.location import StorageOptions, file_exists, is_url
+from ..io.location import Location, StorageOptions, file_exists, locate
 from ..io.npy import refuse_pickled
 from ..io.schema import TEST_ID, TRAIN_ID
 from . import kernels as _k
@@ -68,22 +68,19 @@ class Records:
 # Reading
 
 
-def _read_arrays(
-    path: str | os.PathLike[str], storage_options: StorageOptions = None
-) -> tuple[dict[str, Any], str, str | None]:
+def _read_arrays(location: Location) -> tuple[dict[str, Any], str, str | None]:
     """Lazy arrays of an npz or a Zarr group, the npz's sha256 (else ``""``), the recorded order."""
-    source = str(path)
-    so = storage_options if is_url(source) else None
-    if is_url(source):
-        is_npz = file_exists(source, storage_options=so)
+    source = location.path
+    if location.is_url:
+        is_npz = file_exists(location)
     else:
         if not Path(source).exists():
             raise MemoxrInputError(f"trials {source!r} do not exist; expected an .npz file or a Zarr store")
         is_npz = Path(source).is_file()
     if is_npz:
-        return _lazy_npz(source, so)
+        return _lazy_npz(location)
     try:
-        group = zarr.open_group(source, mode="r", storage_options=dict(so) if so else None)
+        group = zarr.open_group(source, mode="r", storage_options=(dict(location.storage_options) or None) if location.is_url else None)
         names = list(group.array_keys())
     except Exception as exc:  # zarr raises several kinds for a folder that is not a store
         raise MemoxrInputError(f"trials {source!r}: not a readable Zarr store ({exc})") from exc
@@ -92,14 +89,14 @@ def _read_arrays(
     return arrays, "", order if isinstance(order, str) else None
 
 
-def _load_member(source: str, key: str, storage_options: StorageOptions) -> np.ndarray:
+def _load_member(location: Location, key: str) -> np.ndarray:
     from ..io.npz import open_npz
 
-    with open_npz(source, storage_options=storage_options) as npz:
+    with open_npz(location) as npz:
         return npz[key]
 
 
-def _lazy_npz(source: str, storage_options: StorageOptions) -> tuple[dict[str, Any], str, str | None]:
+def _lazy_npz(location: Location) -> tuple[dict[str, Any], str, str | None]:
     """An npz's records as dask arrays (each member read whole, once per computation); its labels,
     sample order and sha256 now. Headers are checked first, and pickled members refused."""
     import dask
@@ -107,13 +104,14 @@ def _lazy_npz(source: str, storage_options: StorageOptions) -> tuple[dict[str, A
 
     from ..io.npz import file_sha256, open_npz, read_npz_headers
 
-    headers = read_npz_headers(source, storage_options=storage_options)
+    source = location.path
+    headers = read_npz_headers(location)
     for key in [*TRIAL_VARIABLES, "sample_order"]:
         if key in headers:
             refuse_pickled(headers[key].dtype, f"trials {source!r}: key {key!r}", "a numeric or bool array")
-    sha = file_sha256(source, storage_options=storage_options)
+    sha = file_sha256(location)
     arrays: dict[str, Any] = {key: None for key in headers if key not in (*TRIAL_VARIABLES, "sample_order")}
-    with open_npz(source, storage_options=storage_options) as npz:
+    with open_npz(location) as npz:
         for key in ("tr_labels", "tt_labels"):
             if key in headers:
                 arrays[key] = npz[key]
@@ -121,15 +119,13 @@ def _lazy_npz(source: str, storage_options: StorageOptions) -> tuple[dict[str, A
     for key in BINARY_KEYS:
         if key in headers:
             name = f"trials-{key}-{tokenize(source, sha, key)}"
-            load = dask.delayed(_load_member, pure=True)(source, key, storage_options, dask_key_name=name)
+            load = dask.delayed(_load_member, pure=True)(location, key, dask_key_name=name)
             arrays[key] = da.from_delayed(load, headers[key].shape, dtype=headers[key].dtype)
     recorded = str(order[()]) if order is not None and order.dtype.kind == "U" else None
     return arrays, sha, recorded
 
 
-def trial_arrays(
-    trials: Any, storage_options: StorageOptions = None
-) -> tuple[dict[str, Any], str, str, str | None]:
+def trial_arrays(trials: Any) -> tuple[dict[str, Any], str, str, str | None]:
     """Arrays, source name, sha256 and recorded sample order of any accepted ``trials`` argument.
 
     >>> arrays, name, sha, order = trial_arrays({"mask": np.eye(2)})
@@ -137,7 +133,7 @@ def trial_arrays(
     (['mask'], '<memory>', '', None)
     """
     if isinstance(trials, str | os.PathLike):
-        arrays, sha, order = _read_arrays(trials, storage_options)
+        arrays, sha, order = _read_arrays(Location.of(trials))
         return arrays, Path(str(trials)).name, sha, order
     if isinstance(trials, xr.Dataset):
         arrays = {str(k): v.data for k, v in trials.data_vars.items()}
@@ -150,7 +146,7 @@ def trial_arrays(
     )
 
 
-def open_trials(path: str | os.PathLike[str], *, chunks: Any = None, storage_options: StorageOptions = None) -> xr.Dataset:
+def open_trials(path: str | os.PathLike[str] | Location, *, chunks: Any = None, storage_options: StorageOptions = None) -> xr.Dataset:
     """Open trial records (``.npz`` or Zarr store) as a Dataset of dask arrays; no values are read.
 
     Dims contract: ``mask``, ``train_correct`` ``(trial, train_id)``;
@@ -177,7 +173,7 @@ def open_trials(path: str | os.PathLike[str], *, chunks: Any = None, storage_opt
     >>> dict(ds.sizes), ds["mask"].values.sum().item()
     ({'trial': 2, 'train_id': 2, 'test_id': 1}, 2)
     """
-    arrays, _, _ = _read_arrays(path, storage_options)
+    arrays, _, _ = _read_arrays(Location.of(path, storage_options))
     validate_keys(arrays, str(path))
     validate_shapes(arrays, str(path))
     variables = {}
@@ -203,7 +199,7 @@ def read_records(trials: Any, chunk_mb: float, storage_options: StorageOptions =
     """
     from .sums import even_sizes, trial_chunk
 
-    arrays, source_name, sha256, recorded_order = trial_arrays(trials, storage_options)
+    arrays, source_name, sha256, recorded_order = trial_arrays(locate(trials, storage_options))
     source = source_name
     validate_keys(arrays, source)
     validate_dtypes(arrays, source)

@@ -27,6 +27,7 @@ from ..compute.manners import reduce_skipna, resolve_keep_attrs
 from ..compute.progress import compute, deprecated_show_progress
 from ..errors import MemoxrInputError
 from ..io.chunks import DEFAULT_CHUNK_MB, plan_block_chunks
+from ..io.location import StorageOptions, locate
 from ..io.schema import CLASS, TEST, TRAIN, kept_attrs
 from .sums import TrialSums
 from .variables import memorization, within_class_influence
@@ -45,7 +46,7 @@ def convergence(
     *,
     chunk_mb: float = DEFAULT_CHUNK_MB,
     show_progress: bool | None = None,
-    storage_options: Any = None,
+    storage_options: StorageOptions = None,
 ) -> Any:
     """How the estimates move as trials are added: a tidy pandas table, one row per fraction and estimate.
 
@@ -96,7 +97,7 @@ def convergence(
     from .trials import read_records
 
     chunk_mb = validate_chunk_mb(chunk_mb)
-    records = read_records(trials, chunk_mb, storage_options)
+    records = read_records(locate(trials, storage_options), chunk_mb)
     n_total = records.mask.shape[0]
     ends = _trial_counts(fractions, n_total)
     classes, train_index, test_index = class_indices(records.tr_labels, records.tt_labels)

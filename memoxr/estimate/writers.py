@@ -16,7 +16,7 @@ from ..compute.blas import blas_threads_for_dask
 from ..compute.progress import compute, deprecated_show_progress
 from ..errors import MemoxrInputError
 from ..io.chunks import DEFAULT_CHUNK_MB, BlockChunks
-from ..io.location import StorageOptions
+from ..io.location import Location, PathLike, StorageOptions, locate
 from ..io.npy import write_npy_streamed
 from ..io.schema import CLASS, INFLUENCE_COORDS, check_influence_dataset
 from ..io.storage import atomic_output, check_writable, write_dataset
@@ -44,7 +44,7 @@ def _encoding(ds: xr.Dataset) -> dict[str, dict]:
 
 
 def write_estimate_store(
-    ds: xr.Dataset, output: str | os.PathLike[str], *, overwrite: bool = False, show_progress: bool | None = None,
+    ds: xr.Dataset, output: PathLike | Location, *, overwrite: bool = False, show_progress: bool | None = None,
     storage_options: StorageOptions = None,
 ) -> str:
     """Write an estimate (:func:`~memoxr.estimate.estimate`) as a Zarr store, complete or absent (the old one kept till then).
@@ -63,7 +63,7 @@ def write_estimate_store(
     """
     ds = ds.reset_coords([name for name in INFLUENCE_COORDS if name in ds.coords])  # the store's format
     with deprecated_show_progress(show_progress, "write_estimate_store"), blas_threads_for_dask([ds["influence"].data]):
-        return write_dataset(ds, output, overwrite=overwrite, encoding=_encoding(ds), storage_options=storage_options)
+        return write_dataset(ds, Location.of(output, storage_options), overwrite=overwrite, encoding=_encoding(ds))
 
 
 def estimate_to_zarr(
@@ -94,12 +94,12 @@ def estimate_to_zarr(
     >>> memoxr.open_influence(path)["tr_mem"].values.tolist()
     [1.0, 1.0]
     """
-    so = storage_options
+    target = Location.of(output, storage_options)
     with deprecated_show_progress(show_progress, "estimate_to_zarr"):
-        check_writable(output, overwrite=overwrite, storage_options=so)
-        ds = estimate(trials, full=full, chunk_mb=chunk_mb, chunks=chunks, sample_order=sample_order,
-                      storage_options=so, bootstrap=bootstrap, confidence=confidence, seed=seed)
-        return write_estimate_store(ds, output, overwrite=overwrite, storage_options=so)
+        check_writable(target, overwrite=overwrite)
+        ds = estimate(locate(trials, storage_options), full=full, chunk_mb=chunk_mb, chunks=chunks,
+                      sample_order=sample_order, bootstrap=bootstrap, confidence=confidence, seed=seed)
+        return write_estimate_store(ds, target, overwrite=overwrite)
 
 
 def write_fz_npz(
@@ -150,7 +150,7 @@ def write_fz_npz(
     class_chunks, train_chunks = influence.chunks[0], influence.chunks[1]
     with (
         deprecated_show_progress(show_progress, "write_fz_npz"),
-        atomic_output(output, overwrite=overwrite, storage_options=storage_options) as tmp,
+        atomic_output(Location.of(output, storage_options), overwrite=overwrite) as tmp,
         blas_threads_for_dask([influence]),
     ):
         small = dict(zip(("tr_mem", "tr_labels", "tt_labels"), compute(ds["tr_mem"], ds["tr_labels"], ds["tt_labels"]), strict=True))
@@ -230,8 +230,8 @@ def write_estimate(
     """
     with deprecated_show_progress(show_progress, "write_estimate"):
         if not str(output).endswith(".npz"):
-            return estimate_to_zarr(trials, output, overwrite=overwrite, full=full, chunk_mb=chunk_mb,
-                                    sample_order=sample_order, storage_options=storage_options,
+            return estimate_to_zarr(locate(trials, storage_options), Location.of(output, storage_options),
+                                    overwrite=overwrite, full=full, chunk_mb=chunk_mb, sample_order=sample_order,
                                     bootstrap=bootstrap, confidence=confidence, seed=seed)
         for name, value in (("full", full), ("bootstrap", bootstrap)):
             if value:
@@ -239,11 +239,11 @@ def write_estimate(
                     f"{name}: the FZ .npz layout holds within-class blocks only; received {name}={value!r} with "
                     f"output {str(output)!r}: write a Zarr store to keep it"
                 )
-        so = storage_options
-        check_writable(output, overwrite=overwrite, storage_options=so)
+        target = Location.of(output, storage_options)
+        check_writable(target, overwrite=overwrite)
         # The FZ layout is written a block of classes at a time: the per-sample sums once, first.
-        ds = estimate_with_sums(trials, chunk_mb=chunk_mb, sample_order=sample_order, storage_options=so)
-        return write_fz_npz(ds, output, overwrite=overwrite, storage_options=so)
+        ds = estimate_with_sums(locate(trials, storage_options), chunk_mb=chunk_mb, sample_order=sample_order)
+        return write_fz_npz(ds, target, overwrite=overwrite)
 
 
 

@@ -25,6 +25,7 @@ from .._version import __version__
 from ..dynamics.files import load_array
 from ..dynamics.schema import DYNAMICS_SCHEMA, SAMPLE, label_variables, open_dynamics
 from ..errors import MemoxrInputError
+from ..io.location import Location, PathLike, StorageOptions
 from ..io.schema import SCHEMA_VERSION
 from ..io.storage import check_writable, write_dataset
 
@@ -152,24 +153,24 @@ def scores_dataset(
 
 
 def write_scores(
-    ds: xr.Dataset, output: str | os.PathLike[str], *, overwrite: bool = False,
-    storage_options: dict[str, Any] | None = None, show_progress: bool | None = None,
+    ds: xr.Dataset, output: PathLike | Location, *, overwrite: bool = False,
+    storage_options: StorageOptions = None, show_progress: bool | None = None,
 ) -> Path:
     """Write a :func:`scores_dataset` as a Zarr store, complete or absent."""
     from ..compute.progress import deprecated_show_progress
 
     with deprecated_show_progress(show_progress, "write_scores"):
-        return Path(write_dataset(ds, output, overwrite=overwrite, storage_options=storage_options))
+        return Path(write_dataset(ds, Location.of(output, storage_options), overwrite=overwrite))
 
 
-def open_scores(path: str | os.PathLike[str], *, storage_options: dict[str, Any] | None = None) -> xr.Dataset:
+def open_scores(path: PathLike | Location, *, storage_options: StorageOptions = None) -> xr.Dataset:
     """Open a scores store (or any dynamics store) lazily; see :func:`memoxr.dynamics.open_dynamics`."""
-    return open_dynamics(path, storage_options=storage_options)
+    return open_dynamics(Location.of(path, storage_options))
 
 
-def check_output(output: str | os.PathLike[str], *, overwrite: bool, storage_options: dict[str, Any] | None) -> None:
+def check_output(output: Location, *, overwrite: bool) -> None:
     """Fail before reading any input when ``output`` exists (and no ``overwrite``)."""
-    check_writable(output, overwrite=overwrite, storage_options=storage_options)
+    check_writable(output, overwrite=overwrite)
 
 
 def read_csv_table(f: Any, path: str, **kwargs: Any) -> Any:

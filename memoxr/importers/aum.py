@@ -22,13 +22,13 @@ import numpy as np
 import pandas as pd
 
 from ..errors import MemoxrInputError
-from ..io.location import file_exists, open_file
+from ..io.location import Location, PathLike, StorageOptions, file_exists, open_file
 from ._store import check_output, integer_ids, read_csv_table, scores_dataset, write_scores
 
 AUM_COLUMNS = ("sample_id", "aum")
 
 
-def read_aum(path: str | os.PathLike[str], *, storage_options: dict[str, Any] | None = None) -> tuple[np.ndarray, np.ndarray]:
+def read_aum(path: PathLike | Location, *, storage_options: StorageOptions = None) -> tuple[np.ndarray, np.ndarray]:
     """Identities and AUM of every sample in an ``aum_values.csv`` or ``full_aum_records.csv``, by identity.
 
     Examples
@@ -46,10 +46,11 @@ def read_aum(path: str | os.PathLike[str], *, storage_options: dict[str, Any] | 
     >>> ids.tolist(), aum.tolist()
     ([0, 1], [2.0, -0.5])
     """
-    path = str(path)
-    if not file_exists(path, storage_options=storage_options):
+    location = Location.of(path, storage_options)
+    path = location.path
+    if not file_exists(location):
         raise MemoxrInputError(f"AUM file {path!r} does not exist")
-    with open_file(path, "rb", storage_options=storage_options) as f:
+    with open_file(location, "rb") as f:
         table = read_csv_table(f, path)
     missing = [c for c in AUM_COLUMNS if c not in table.columns]
     if missing:
@@ -73,7 +74,7 @@ def import_aum(
     sample_order: str,
     truth: Mapping[str, Any] | None = None,
     overwrite: bool = False,
-    storage_options: dict[str, Any] | None = None,
+    storage_options: StorageOptions = None,
 ) -> Path:
     """AUM's CSV output into a scores store (variable ``aum``, samples sorted by identity).
 
@@ -91,11 +92,12 @@ def import_aum(
     >>> ds["is_mislabeled"].values.tolist(), ds.attrs["source"], ds.attrs["sample_order"]
     ([False, True, False], 'aum', 'tfds')
     """
-    check_output(output, overwrite=overwrite, storage_options=storage_options)
-    ids, aum = read_aum(path, storage_options=storage_options)
+    target = Location.of(output, storage_options)
+    check_output(target, overwrite=overwrite)
+    ids, aum = read_aum(Location.of(path, storage_options))
     ds = scores_dataset(
         {"aum": aum}, sample_order=sample_order, source="aum", directions={"aum": -1},
         descriptions={"aum": "area under the margin (mean of logit[label] - max other logit over updates)"},
         sample_ids=ids, truth=truth,
     )
-    return write_scores(ds, output, overwrite=overwrite, storage_options=storage_options)
+    return write_scores(ds, target, overwrite=overwrite)

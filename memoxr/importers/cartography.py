@@ -38,6 +38,7 @@ import xarray as xr
 from .._version import __version__
 from ..dynamics.schema import DYNAMICS_SCHEMA, EPOCH, SAMPLE, label_variables
 from ..errors import MemoxrInputError
+from ..io.location import Location, PathLike, StorageOptions
 from ..io.schema import SCHEMA_VERSION
 from ._store import check_output, integer_ids, scores_dataset, truth_arrays, write_scores
 
@@ -66,8 +67,9 @@ class CartographyLogs:
     correct: np.ndarray  # (epoch, train_id) argmax of the logits == gold
 
 
-def _epoch_files(path: str, storage_options: dict[str, Any] | None) -> tuple[fsspec.AbstractFileSystem, list[str]]:
-    fs, root = fsspec.core.url_to_fs(path, **(storage_options or {}))
+def _epoch_files(location: Location) -> tuple[fsspec.AbstractFileSystem, list[str]]:
+    path = location.path
+    fs, root = location.fs, location.fs_path
     if not fs.isdir(root):
         raise MemoxrInputError(f"cartography logs: folder {path!r} does not exist")
     if fs.isdir(f"{root}/training_dynamics"):
@@ -124,7 +126,7 @@ def _read_epoch(fs: fsspec.AbstractFileSystem, path: str, epoch: int) -> tuple[n
     return ids[order], gold[order].astype(np.int64), values[order]
 
 
-def read_cartography(path: str | os.PathLike[str], *, storage_options: dict[str, Any] | None = None) -> CartographyLogs:
+def read_cartography(path: PathLike | Location, *, storage_options: StorageOptions = None) -> CartographyLogs:
     """Read every ``dynamics_epoch_{e}.jsonl`` of a folder (or of its ``training_dynamics/``), one epoch at a time.
 
     Examples
@@ -137,7 +139,7 @@ def read_cartography(path: str | os.PathLike[str], *, storage_options: dict[str,
     >>> logs.true_prob.round(3).tolist()  # softmax probability of the gold label
     [[0.881, 0.731, 0.119], [0.953, 0.269, 0.269]]
     """
-    fs, files = _epoch_files(str(path), storage_options)
+    fs, files = _epoch_files(Location.of(path, storage_options))
     ids: np.ndarray | None = None
     gold: np.ndarray | None = None
     probs, losses, corrects = [], [], []
@@ -201,7 +203,7 @@ def import_cartography(
     dynamics: bool = False,
     truth: Mapping[str, Any] | None = None,
     overwrite: bool = False,
-    storage_options: dict[str, Any] | None = None,
+    storage_options: StorageOptions = None,
 ) -> Path:
     """Cartography logs into a scores store (``cartography_<metric>``) or, with ``dynamics``, a dynamics store.
 
@@ -219,8 +221,9 @@ def import_cartography(
     >>> dict(dyn["loss"].sizes), dyn["correct"].values.sum(axis=1).tolist()
     ({'epoch': 2, 'train_id': 3}, [2, 1])
     """
-    check_output(output, overwrite=overwrite, storage_options=storage_options)
-    logs = read_cartography(path, storage_options=storage_options)
+    target = Location.of(output, storage_options)
+    check_output(target, overwrite=overwrite)
+    logs = read_cartography(Location.of(path, storage_options))
     if not dynamics:
         scores = {f"cartography_{k}": v for k, v in cartography_scores(logs).items()}
         ds = scores_dataset(
@@ -239,4 +242,4 @@ def import_cartography(
             attrs={"schema": DYNAMICS_SCHEMA, "schema_version": SCHEMA_VERSION, "sample_order": sample_order,
                    "source": "cartography", "memoxr_version": __version__},
         ))
-    return write_scores(ds, output, overwrite=overwrite, storage_options=storage_options)
+    return write_scores(ds, target, overwrite=overwrite)

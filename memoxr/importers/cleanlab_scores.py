@@ -24,6 +24,7 @@ import xarray as xr
 
 from ..dynamics.files import load_array
 from ..errors import MemoxrInputError
+from ..io.location import Location, StorageOptions
 from ._store import check_output, scores_dataset, write_scores
 
 METHODS = ("self_confidence", "normalized_margin", "confidence_weighted_entropy")
@@ -127,7 +128,7 @@ def import_cleanlab(
     methods: Sequence[str] | None = None,
     use_cleanlab: bool | None = None,
     overwrite: bool = False,
-    storage_options: dict[str, Any] | None = None,
+    storage_options: StorageOptions = None,
 ) -> Path:
     """cleanlab's label-quality scores into a scores store (variables ``cleanlab_<method>``).
 
@@ -140,7 +141,8 @@ def import_cleanlab(
     sample_order : str
         Name of the order the rows follow.
     """
-    check_output(output, overwrite=overwrite, storage_options=storage_options)
+    target = Location.of(output, storage_options)
+    check_output(target, overwrite=overwrite)
     ds = label_quality_dataset(pred_probs, labels, sample_order=sample_order, sample_ids=sample_ids, truth=truth,
                                methods=methods, use_cleanlab=use_cleanlab)
-    return write_scores(ds, output, overwrite=overwrite, storage_options=storage_options)
+    return write_scores(ds, target, overwrite=overwrite)

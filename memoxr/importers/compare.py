@@ -52,6 +52,7 @@ from ..dynamics.evaluate import (
 )
 from ..dynamics.schema import EPOCH, SAMPLE, SAMPLE_ALIASES, with_sample_name
 from ..errors import MemoxrInputError
+from ..io.location import Location, StorageOptions
 from ..io.schema import INFLUENCE_SCHEMA, TRAIN_ID, kept_attrs
 
 DETECTION_COLUMNS = ("auroc", "auprc", "fpr_at_95_tpr")
@@ -59,7 +60,7 @@ DETECTION_COLUMNS = ("auroc", "auprc", "fpr_at_95_tpr")
 Source = xr.Dataset | str | os.PathLike
 
 
-def open_source(path: str | os.PathLike[str], *, storage_options: dict[str, Any] | None = None) -> xr.Dataset:
+def open_source(path: str | os.PathLike[str], *, storage_options: StorageOptions = None) -> xr.Dataset:
     """A dynamics, scores or influence store (or an FZ ``.npz``), lazily, by its ``schema``.
 
     >>> import memoxr
@@ -70,12 +71,13 @@ def open_source(path: str | os.PathLike[str], *, storage_options: dict[str, Any]
     from ..influence.sources import open_influence
     from ..io.storage import open_dataset
 
-    if str(path).endswith(".npz"):
-        return open_influence(path, storage_options=storage_options)
-    schema = open_dataset(path, storage_options=storage_options).attrs.get("schema")
+    location = Location.of(path, storage_options)
+    if location.path.endswith(".npz"):
+        return open_influence(location)
+    schema = open_dataset(location).attrs.get("schema")
     if schema == INFLUENCE_SCHEMA:
-        return open_influence(path, storage_options=storage_options)
-    return open_dynamics(path, storage_options=storage_options)
+        return open_influence(location)
+    return open_dynamics(location)
 
 
 def _name(ds: xr.Dataset, given: str | None, index: int, path: Any) -> str:
@@ -196,7 +198,7 @@ def compare_scores(
     mapping: Any = None,
     proxies: Sequence[str] | None = None,
     select: Mapping[str, Any] | None = None,
-    storage_options: dict[str, Any] | None = None,
+    storage_options: StorageOptions = None,
     skipna: bool | None = None,
     keep_attrs: bool | None = None,
 ) -> pd.DataFrame:
@@ -254,7 +256,7 @@ def compare_scores(
     opened: list[tuple[str, xr.Dataset]] = []
     for i, (given, src) in enumerate(items):
         path = src if isinstance(src, str | os.PathLike) else None
-        ds = open_source(src, storage_options=storage_options) if path is not None else src
+        ds = open_source(Location.of(src, storage_options)) if path is not None else src
         if not isinstance(ds, xr.Dataset):
             raise MemoxrInputError(f"source {i}: expected an xarray.Dataset or a path; received {type(src).__name__}")
         if any(alias in ds.dims for alias in SAMPLE_ALIASES):  # a Dataset built with the older name
@@ -284,7 +286,7 @@ def compare_scores(
     mem = mem_ids = None
     if memorization is not None:
         if isinstance(memorization, str | os.PathLike):
-            memorization = open_source(memorization, storage_options=storage_options)
+            memorization = open_source(Location.of(memorization, storage_options))
         mem, mem_order = _memorization(memorization)
         mem_ids = orders.ids(mem, mem_order, "memorization")
     truth_ids = orders.ids(truth, reference, "mask") if truth is not None else None

@@ -12,7 +12,7 @@ import pandas as pd
 
 from ..dynamics.files import load_array
 from ..errors import MemoxrInputError
-from ..io.location import file_exists, open_file
+from ..io.location import Location, PathLike, StorageOptions, file_exists, open_file
 from ._store import check_output, integer_ids, read_csv_table, scores_dataset, write_scores
 
 
@@ -25,8 +25,8 @@ def _is_number(text: Any) -> bool:
 
 
 def read_table(
-    path: str | os.PathLike[str], *, columns: Sequence[str] | None = None, id_column: str | None = None,
-    name: str = "score", storage_options: dict[str, Any] | None = None,
+    path: PathLike | Location, *, columns: Sequence[str] | None = None, id_column: str | None = None,
+    name: str = "score", storage_options: StorageOptions = None,
 ) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
     """Score columns and identities of a CSV table (with a header row, or bare columns of numbers).
 
@@ -44,13 +44,14 @@ def read_table(
     >>> {k: v.tolist() for k, v in scores.items()}, ids
     ({'s_0': [0.5, 2.0], 's_1': [1.0, 3.0]}, None)
     """
-    path = str(path)
-    if not file_exists(path, storage_options=storage_options):
+    location = Location.of(path, storage_options)
+    path = location.path
+    if not file_exists(location):
         raise MemoxrInputError(f"input: file {path!r} does not exist")
-    with open_file(path, "rb", storage_options=storage_options) as f:
+    with open_file(location, "rb") as f:
         table = read_csv_table(f, path)
     if all(_is_number(c) for c in table.columns):  # no header: the first row was data
-        with open_file(path, "rb", storage_options=storage_options) as f:
+        with open_file(location, "rb") as f:
             table = read_csv_table(f, path, header=None)
         table.columns = [name] if table.shape[1] == 1 else [f"{name}_{c}" for c in table.columns]
     ids = None
@@ -87,7 +88,7 @@ def import_plain(
     source: str = "plain",
     truth: Mapping[str, Any] | None = None,
     overwrite: bool = False,
-    storage_options: dict[str, Any] | None = None,
+    storage_options: StorageOptions = None,
 ) -> Path:
     """Per-sample values from any tool into a scores store.
 
@@ -119,15 +120,15 @@ def import_plain(
     >>> ds["margin"].attrs["direction"], ds["margin"].attrs["description"], ds.attrs["source"]
     (-1, 'margin read from margin.npy', 'plain')
     """
-    check_output(output, overwrite=overwrite, storage_options=storage_options)
+    target, location = Location.of(output, storage_options), Location.of(path, storage_options)
+    check_output(target, overwrite=overwrite)
     ids = None
-    if str(path).endswith(".csv"):
-        scores, ids = read_table(path, columns=columns, id_column=id_column, name=name,
-                                 storage_options=storage_options)
+    if location.path.endswith(".csv"):
+        scores, ids = read_table(location, columns=columns, id_column=id_column, name=name)
     else:
         if columns or id_column:
             raise MemoxrInputError(f"--column / --id-column: only for a .csv table; received {str(path)!r}")
-        scores = {name: load_array(path, argument="input", storage_options=storage_options)}
+        scores = {name: load_array(location, argument="input")}
     if sample_ids is not None:
         if ids is not None:
             raise MemoxrInputError("sample_ids: given twice (an id column and sample_ids); expected one")
@@ -136,4 +137,4 @@ def import_plain(
         scores, sample_order=sample_order, source=source, directions=dict.fromkeys(scores, direction),
         descriptions={k: f"{k} read from {Path(str(path)).name}" for k in scores}, sample_ids=ids, truth=truth,
     )
-    return write_scores(ds, output, overwrite=overwrite, storage_options=storage_options)
+    return write_scores(ds, target, overwrite=overwrite)

@@ -18,7 +18,6 @@ def compare_report(
     *,
     output: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
-    storage_options: dict[str, Any] | None = None,
     **options: Any,
 ) -> pd.DataFrame:
     """:func:`~memoxr.importers.compare.compare_scores` of ``sources``, optionally written to a CSV.
@@ -26,7 +25,8 @@ def compare_report(
     ``output`` (a CSV) is checked before any work and written complete or
     absent; an existing one needs ``overwrite``. Every other keyword
     (``mask``, ``memorization``, ``mapping``, ``proxies``, ``select``...) goes
-    to :func:`~memoxr.importers.compare.compare_scores`.
+    to :func:`~memoxr.importers.compare.compare_scores`. Paths and URLs arrive as
+    :class:`~memoxr.io.location.Location` (the command resolves ``--storage-options`` once).
 
     Examples
     --------
@@ -41,9 +41,9 @@ def compare_report(
     memoxr.errors.OutputExistsError: output 'compare.csv' already exists; pass overwrite=True to replace it
     """
     if output is not None:  # before any work: an unwritable output fails fast
-        check_writable(output, overwrite=overwrite, storage_options=storage_options)
-    table = compare_scores(sources, storage_options=storage_options, **options)
+        check_writable(output, overwrite=overwrite)
+    table = compare_scores(sources, **options)
     if output is not None:
-        with atomic_output(output, overwrite=overwrite, storage_options=storage_options) as tmp:
+        with atomic_output(output, overwrite=overwrite) as tmp:
             table.to_csv(tmp, index=False)
     return table

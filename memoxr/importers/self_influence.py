@@ -20,6 +20,7 @@ import numpy as np
 
 from ..dynamics.files import load_array
 from ..errors import MemoxrInputError
+from ..io.location import Location, StorageOptions
 from ._store import check_output, scores_dataset, write_scores
 
 
@@ -66,7 +67,7 @@ def import_self_influence(
     sample_ids: Any = None,
     truth: Mapping[str, Any] | None = None,
     overwrite: bool = False,
-    storage_options: dict[str, Any] | None = None,
+    storage_options: StorageOptions = None,
 ) -> Path:
     """A self-influence vector (or a square score matrix's diagonal) into a scores store.
 
@@ -82,11 +83,12 @@ def import_self_influence(
     >>> ds["train_id"].values.tolist(), ds.attrs["sample_order"], ds.attrs["source"]
     ([0, 1, 2], 'torchvision', 'self_influence')
     """
-    check_output(output, overwrite=overwrite, storage_options=storage_options)
+    target = Location.of(output, storage_options)
+    check_output(target, overwrite=overwrite)
     values = read_self_influence(path)
     ds = scores_dataset(
         {name: values}, sample_order=sample_order, source="self_influence", directions={name: 1},
         descriptions={name: "self-influence (TracIn sum of lr * squared gradient norm, or TRAK score diagonal)"},
         sample_ids=sample_ids, truth=truth,
     )
-    return write_scores(ds, output, overwrite=overwrite, storage_options=storage_options)
+    return write_scores(ds, target, overwrite=overwrite)

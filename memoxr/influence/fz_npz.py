@@ -6,7 +6,6 @@ the influence matrices are loaded one class block at a time, inside dask tasks.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -20,7 +19,7 @@ from dask.base import tokenize
 
 from ..errors import MemoxrInputError
 from ..io.chunks import DEFAULT_CHUNK_MB, BlockChunks, plan_block_chunks
-from ..io.location import StorageOptions
+from ..io.location import Location, PathLike, StorageOptions
 from ..io.npy import as_indices, as_numeric, check_dtype
 from ..io.npz import file_sha256, open_npz, read_npz_headers
 from ..io.schema import influence_dataset, pad_indices
@@ -60,7 +59,7 @@ class FZLayout:
     ignored_keys: list[str] = field(default_factory=list)
     sha256: str = ""
     sample_order: str | None = None
-    storage_options: dict | None = field(default=None, repr=False)
+    location: Location | None = field(default=None, repr=False)  # the file with its options
 
     @property
     def max_train(self) -> int:
@@ -94,7 +93,7 @@ class FZLayout:
             shapes = [(len(self.train_index[i]), len(self.test_index[i])) for i in range(start, start + len(group))]
             token = tokenize(self.path, self.sha256, group, n_tr, n_tt)
             load = dask.delayed(_load_class_block, pure=True)(
-                self.path, group, shapes, n_tr, n_tt, self.allow_pickle, self.storage_options,
+                self.location or self.path, group, shapes, n_tr, n_tt, self.allow_pickle,
                 dask_key_name=f"load-fz-block-{token}",
             )
             blocks.append(da.from_delayed(load, shape=(len(group), n_tr, n_tt), dtype=np.float32))
@@ -118,13 +117,12 @@ class FZLayout:
 
 
 def _load_class_block(
-    path: str,
+    path: PathLike | Location,
     classes: Sequence[int],
     shapes: Sequence[tuple[int, int]],
     n_tr: int,
     n_tt: int,
     allow_pickle: bool,
-    storage_options: StorageOptions = None,
 ) -> np.ndarray:
     """Load the influence matrices of ``classes`` into one NaN-padded float32 block.
 
@@ -132,7 +130,7 @@ def _load_class_block(
     straight into the block; other members go through the checked reader.
     """
     block = np.empty((len(classes), n_tr, n_tt), dtype=np.float32)
-    with open_npz(path, allow_pickle=allow_pickle, storage_options=storage_options) as npz:
+    with open_npz(path, allow_pickle=allow_pickle) as npz:
         for c, (k, shape) in enumerate(zip(classes, shapes, strict=True)):
             key = f"infl_matrix_class{k}"
             target = block[c, : shape[0], : shape[1]]
@@ -154,7 +152,7 @@ def _load_class_block(
 
 
 def inspect_fz_npz(
-    path: str | os.PathLike[str],
+    path: PathLike | Location,
     *,
     allow_pickle: bool = False,
     checksum: bool = True,
@@ -174,8 +172,9 @@ def inspect_fz_npz(
     >>> len(layout.classes), len(layout.tr_mem), len(layout.sha256)
     (10, 1347, 64)
     """
-    source = str(path)
-    headers = read_npz_headers(source, storage_options=storage_options)
+    location = Location.of(path, storage_options)
+    source = location.path
+    headers = read_npz_headers(location)
     missing = [k for k in GLOBAL_KEYS if k not in headers]
     if missing:
         raise MemoxrInputError(
@@ -228,7 +227,7 @@ def inspect_fz_npz(
                 f"received {headers[key].shape}"
             )
 
-    with open_npz(source, allow_pickle=allow_pickle, storage_options=storage_options) as npz:
+    with open_npz(location, allow_pickle=allow_pickle) as npz:
         tr_mem = as_numeric("tr_mem", npz["tr_mem"]).astype(np.float64)
         tr_labels = as_indices("tr_labels", npz["tr_labels"], size=np.iinfo(np.int64).max, what="class labels")
         tt_labels = as_indices("tt_labels", npz["tt_labels"], size=np.iinfo(np.int64).max, what="class labels")
@@ -252,8 +251,8 @@ def inspect_fz_npz(
         tr_labels=tr_labels,
         tt_labels=tt_labels,
         ignored_keys=sorted(set(headers) - known),
-        sha256=file_sha256(source, storage_options=storage_options) if checksum else "",
-        storage_options=dict(storage_options) if storage_options else None,
+        sha256=file_sha256(location) if checksum else "",
+        location=location,
         sample_order=sample_order,
     )
 
@@ -291,7 +290,7 @@ def _check_membership(
             )
 
 def open_fz_npz(
-    path: str | os.PathLike[str],
+    path: PathLike | Location,
     *,
     allow_pickle: bool = False,
     chunk_mb: float = DEFAULT_CHUNK_MB,
@@ -312,6 +311,6 @@ def open_fz_npz(
     >>> dict(ds["influence"].sizes), ds.attrs["schema"]
     ({'class': 10, 'train_sample': 137, 'test_sample': 46}, 'memoxr.influence')
     """
-    layout = inspect_fz_npz(path, allow_pickle=allow_pickle, checksum=checksum, storage_options=storage_options)
+    layout = inspect_fz_npz(Location.of(path, storage_options), allow_pickle=allow_pickle, checksum=checksum)
     return layout.to_dataset(chunk_mb=chunk_mb, chunks=chunks, sample_order=sample_order)
 

@@ -22,7 +22,6 @@ influence over all chunks (ties: lower train index first).
 from __future__ import annotations
 
 import numbers
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,7 +32,7 @@ import xarray as xr
 
 from ..compute.manners import rank_skipna, resolve_keep_attrs
 from ..errors import MemoxrInputError
-from ..io.location import StorageOptions
+from ..io.location import Location, PathLike, StorageOptions, locate
 from ..io.schema import CLASS, TEST, TEST_ID, TRAIN, TRAIN_ID, check_influence_dataset, kept_attrs
 from ..io.storage import atomic_output
 
@@ -150,15 +149,14 @@ def _layout(ds: xr.Dataset, *, full: bool, source: str) -> tuple[da.Array, np.nd
 
 
 def _open(
-    source: Any, *, allow_pickle: bool, chunk_mb: float | None, storage_options: StorageOptions
+    source: xr.Dataset | PathLike | Location, *, allow_pickle: bool, chunk_mb: float | None
 ) -> tuple[xr.Dataset, str]:
     if isinstance(source, xr.Dataset):
         return check_influence_dataset(source), "dataset"
     from .sources import open_influence
 
-    so = dict(storage_options) if storage_options else None
-    ds = open_influence(source, allow_pickle=allow_pickle, chunk_mb=chunk_mb, storage_options=so)
-    return ds, repr(str(source))
+    location = Location.of(source)  # resolved by the public caller; a Location comes back as it is
+    return open_influence(location, allow_pickle=allow_pickle, chunk_mb=chunk_mb), repr(location.path)
 
 
 @dataclass
@@ -184,7 +182,7 @@ class Search:
 
 
 def plan_search(
-    source: str | os.PathLike[str] | xr.Dataset,
+    source: PathLike | Location | xr.Dataset,
     *,
     min_infl: float = 0.15,
     min_mem: float = 0.25,
@@ -206,7 +204,7 @@ def plan_search(
     min_mem = _validate_threshold("min_mem", min_mem)
     top_k = _validate_top_k(top_k_per_test)
     keep_nan = not rank_skipna(skipna)
-    ds, where = _open(source, allow_pickle=allow_pickle, chunk_mb=chunk_mb, storage_options=storage_options)
+    ds, where = _open(locate(source, storage_options), allow_pickle=allow_pickle, chunk_mb=chunk_mb)
     tr_mem = np.asarray(ds["tr_mem"].values, dtype=np.float64)
     tr_labels, tt_labels = np.asarray(ds["tr_labels"].values), np.asarray(ds["tt_labels"].values)
     influence, train_index, test_index = _layout(ds, full=full, source=where)
@@ -237,7 +235,7 @@ def plan_search(
 
 
 def pairs(
-    source: str | os.PathLike[str] | xr.Dataset,
+    source: PathLike | Location | xr.Dataset,
     *,
     min_infl: float = 0.15,
     min_mem: float = 0.25,
@@ -307,8 +305,8 @@ def pairs(
     """
     keep = resolve_keep_attrs(keep_attrs)
     search = plan_search(
-        source, min_infl=min_infl, min_mem=min_mem, top_k_per_test=top_k_per_test, full=full,
-        allow_pickle=allow_pickle, chunk_mb=chunk_mb, storage_options=storage_options, skipna=skipna,
+        locate(source, storage_options), min_infl=min_infl, min_mem=min_mem, top_k_per_test=top_k_per_test,
+        full=full, allow_pickle=allow_pickle, chunk_mb=chunk_mb, skipna=skipna,
     )
     ds, wanted, tr_mem, tr_labels, tt_labels = search.ds, search.wanted, search.tr_mem, search.tr_labels, search.tt_labels
     min_infl, min_mem, top_k = search.min_infl, search.min_mem, search.top_k
@@ -352,27 +350,28 @@ def _table(
 
 
 def write_pairs(
-    table: pd.DataFrame, output: str | os.PathLike[str], *, overwrite: bool = False,
+    table: pd.DataFrame, output: PathLike | Location, *, overwrite: bool = False,
     storage_options: StorageOptions = None,
 ) -> str:
     """Save a pairs table: ``.csv`` (the columns of :data:`PAIR_COLUMNS`) or ``.npz`` (the FZ
     release's keys ``tr_idx``, ``tt_idx``, ``infl``, ``mem``, plus ``tr_labels``, ``tt_labels``).
 
-    >>> import memoxr, tempfile
+    >>> import memoxr, os, tempfile
     >>> table = memoxr.pairs(memoxr.sample_path())
     >>> path = write_pairs(table, os.path.join(tempfile.mkdtemp(), "pairs.npz"))
     >>> len(np.load(path)["tr_idx"]) == len(table)
     True
     """
     check_pairs_output(output)
-    with atomic_output(output, overwrite=overwrite, storage_options=storage_options) as tmp:
-        if str(output).endswith(".npz"):
+    location = Location.of(output, storage_options)
+    with atomic_output(location, overwrite=overwrite) as tmp:
+        if location.path.endswith(".npz"):
             with open(tmp, "wb") as fp:  # a file object: savez adds no suffix to the partial's name
                 arrays: dict[str, Any] = {key: table[column].to_numpy() for key, column in NPZ_KEYS.items()}
                 np.savez(fp, **arrays)
         else:
             table.to_csv(tmp, index=False)
-    return str(output)
+    return location.path
 
 
 def check_pairs_output(output: Any) -> None:

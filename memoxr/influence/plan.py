@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 from typing import Any
 
 from ..compute.plan import (
@@ -13,14 +12,12 @@ from ..compute.plan import (
     count_tasks,
     default_threads,
 )
-from ..io.location import file_size, stored_bytes
+from ..io.location import Location, PathLike, StorageOptions, file_size, stored_bytes
 
 
-def influence_bytes_to_read(
-    path: str, variable: str, uncompressed: int, notes: list[str], storage_options: dict[str, Any] | None
-) -> int:
+def influence_bytes_to_read(location: Location, variable: str, uncompressed: int, notes: list[str]) -> int:
     """Stored bytes of ``variable`` (an npz: the file), or ``uncompressed`` with a note when unknown."""
-    stored = file_size(path, storage_options) if path.endswith(".npz") else stored_bytes(path, variable, storage_options)
+    stored = file_size(location) if location.path.endswith(".npz") else stored_bytes(location, variable)
     if stored is None:
         notes.append("stored sizes unknown (no listing): bytes to read assumed uncompressed")
         return uncompressed
@@ -28,11 +25,11 @@ def influence_bytes_to_read(
 
 
 def plan_calculate(
-    source: str | os.PathLike[str],
+    source: PathLike | Location,
     *,
     threads: int | None = None,
     allow_pickle: bool = False,
-    storage_options: dict[str, Any] | None = None,
+    storage_options: StorageOptions = None,
 ) -> CostPlan:
     """The cost plan of ``memoxr calculate`` (scores, table, analysis) on an influence store or FZ npz.
 
@@ -49,8 +46,9 @@ def plan_calculate(
     from .scores import influence_scores
     from .sources import open_influence
 
-    path = str(source)
-    ds = open_influence(path, allow_pickle=allow_pickle, storage_options=storage_options)
+    location = Location.of(source, storage_options)
+    path = location.path
+    ds = open_influence(location, allow_pickle=allow_pickle)
     influence = ds["influence"]
     data = influence.data
     scores = influence_scores(ds)
@@ -62,7 +60,7 @@ def plan_calculate(
     notes = []
     if path.endswith(".npz"):
         notes.append("an npz is read member by member into padded class blocks; bytes to read is the file's size")
-    stored = influence_bytes_to_read(path, "influence", uncompressed, notes, storage_options)
+    stored = influence_bytes_to_read(location, "influence", uncompressed, notes)
     stored_per_chunk = math.ceil(stored / max(1, data.npartitions))
     samples = int(math.prod(influence.shape[:2]))
     return CostPlan(
@@ -84,10 +82,10 @@ def plan_calculate(
 
 
 def plan_pairs(
-    source: str | os.PathLike[str],
+    source: PathLike | Location,
     *,
     threads: int | None = None,
-    storage_options: dict[str, Any] | None = None,
+    storage_options: StorageOptions = None,
     **options: Any,
 ) -> CostPlan:
     """The cost plan of ``memoxr pairs``: only chunks holding a train row at or above ``min_mem`` are read.
@@ -105,8 +103,9 @@ def plan_pairs(
     """
     from .pairs import plan_search
 
-    path = str(source)
-    search = plan_search(path, storage_options=storage_options, **options)
+    location = Location.of(source, storage_options)
+    path = location.path
+    search = plan_search(location, **options)
     data = search.influence
     variable = "influence_full" if options.get("full") else "influence"
     itemsize = data.dtype.itemsize
@@ -115,7 +114,7 @@ def plan_pairs(
     uncompressed = int(math.prod(data.shape) * itemsize)
     notes = [f"{len(search.wanted)} of {data.npartitions} chunks hold a train row with memorization >= "
              f"{search.min_mem:g}; only those are read"]
-    stored = influence_bytes_to_read(path, variable, uncompressed, notes, storage_options)
+    stored = influence_bytes_to_read(location, variable, uncompressed, notes)
     per_chunk = stored / max(1, data.npartitions)
     return CostPlan(
         command="pairs",

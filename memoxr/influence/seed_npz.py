@@ -6,7 +6,6 @@ Reading it back unpickles, so it needs ``allow_pickle=True``.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,7 @@ import xarray as xr
 
 from ..compute.progress import compute
 from ..errors import MemoxrInputError
-from ..io.location import StorageOptions
+from ..io.location import Location, PathLike, StorageOptions
 from ..io.schema import (
     CLASS,
     SCHEMA_VERSION,
@@ -41,7 +40,7 @@ _OPTIONAL = ("pos_infl_mean", "influence_std")
 
 
 def write_seed_npz(
-    scores: xr.Dataset, path: str | os.PathLike[str], *, overwrite: bool = False, storage_options: StorageOptions = None
+    scores: xr.Dataset, path: PathLike | Location, *, overwrite: bool = False, storage_options: StorageOptions = None
 ) -> str:
     """Save scores in the seed's npz layout (each key a dict from class id to its samples' array).
 
@@ -54,6 +53,7 @@ def write_seed_npz(
     >>> len(seed["training_indices"].item()[3]) == int(scores["train_count"].sel({"class": 3}))
     True
     """
+    location = Location.of(path, storage_options)
     check_scores_dataset(scores)
     scores = compute(scores)[0].transpose(CLASS, TRAIN, ...)
     real = scores["training_indices"].values >= 0
@@ -62,15 +62,15 @@ def write_seed_npz(
     for key, name in SEED_KEYS.items():
         values = scores[name].values
         payload[key] = {int(k): values[c][real[c]] for c, k in enumerate(labels)}
-    with atomic_output(path, overwrite=overwrite, storage_options=storage_options) as tmp:
+    with atomic_output(location, overwrite=overwrite) as tmp:
         with open(tmp, "wb") as fp:  # a file object keeps numpy from appending ".npz"
             arrays: dict[str, Any] = {key: np.array(value, dtype=object) for key, value in payload.items()}
             np.savez(fp, **arrays)
-    return str(path)
+    return location.path
 
 
 def read_seed_npz(
-    path: str | os.PathLike[str], *, allow_pickle: bool = False, storage_options: StorageOptions = None
+    path: PathLike | Location, *, allow_pickle: bool = False, storage_options: StorageOptions = None
 ) -> xr.Dataset:
     """Read a seed-layout scores npz into a padded ``(class, train_sample)`` scores Dataset.
 
@@ -85,7 +85,8 @@ def read_seed_npz(
     >>> bool(back["critical_sample_score"].equals(scores["critical_sample_score"].compute()))
     True
     """
-    source = str(path)
+    location = Location.of(path, storage_options)
+    source = location.path
     if not allow_pickle:
         raise MemoxrInputError(
             f"influence file {source!r} is a seed-layout npz of pickled dicts; reading it unpickles: "
@@ -93,7 +94,7 @@ def read_seed_npz(
         )
     from ..io.npz import open_npz  # headers checked against stored sizes before any load
 
-    with open_npz(source, allow_pickle=True, storage_options=storage_options) as npz:
+    with open_npz(location, allow_pickle=True) as npz:
         missing = [key for key in SEED_KEYS if key not in npz]
         if missing:
             raise MemoxrInputError(f"influence file {source!r}: missing key(s) {missing}; expected {list(SEED_KEYS)}")

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from importlib import resources
 from typing import Any
 
 import xarray as xr
 
-from ..io.location import StorageOptions
+from ..io.location import Location, PathLike, StorageOptions, locate
 from ..io.schema import INFLUENCE_COORDS, check_influence_dataset, label_variables, promote_coords
 from ..io.storage import open_dataset
 
@@ -27,7 +26,7 @@ def sample_path() -> str:
 
 
 def open_influence(
-    path: str | os.PathLike[str],
+    path: PathLike | Location,
     *,
     chunks: Any = None,
     allow_pickle: bool = False,
@@ -56,7 +55,7 @@ def open_influence(
         For an ``.npz`` only: allow arrays of Python objects (unpickling).
     chunk_mb : float, optional
         For an ``.npz`` only: target chunk size in MB.
-    storage_options : dict, optional
+    storage_options : mapping, optional
         fsspec options for ``s3://`` URLs (credentials, ``client_kwargs={"endpoint_url": ...}``);
         see :func:`memoxr.io.location.resolve_storage_options` for MinIO credentials files.
 
@@ -69,12 +68,12 @@ def open_influence(
     >>> "train_count" in ds.coords, "train_index" in ds.mean("train_sample").coords
     (True, False)
     """
-    if str(path).endswith(".npz"):
+    location = locate(path, storage_options)  # a zarr Store passes as it is
+    if str(location).endswith(".npz"):
         from ..io.chunks import DEFAULT_CHUNK_MB
         from .fz_npz import open_fz_npz
 
-        ds = open_fz_npz(path, allow_pickle=allow_pickle, storage_options=storage_options,
-                         chunk_mb=DEFAULT_CHUNK_MB if chunk_mb is None else chunk_mb)
+        ds = open_fz_npz(location, allow_pickle=allow_pickle, chunk_mb=DEFAULT_CHUNK_MB if chunk_mb is None else chunk_mb)
     else:
-        ds = check_influence_dataset(open_dataset(path, chunks=chunks, storage_options=storage_options), source=str(path))
+        ds = check_influence_dataset(open_dataset(location, chunks=chunks), source=str(location))
     return label_variables(promote_coords(ds, INFLUENCE_COORDS))

@@ -11,7 +11,7 @@ import xarray as xr
 from ..compute.manners import reduce_skipna, resolve_keep_attrs
 from ..compute.progress import compute, deprecated_show_progress
 from ..errors import MemoxrInputError
-from ..io.location import StorageOptions, file_exists, open_file
+from ..io.location import Location, StorageOptions, file_exists, open_file
 from ..io.schema import CLASS, STAT_STEMS, STATISTICS, TRAIN, check_scores_dataset, kept_attrs
 from ..io.storage import atomic_output, check_writable
 from . import kernels as _kernels
@@ -111,12 +111,13 @@ def merge_stats_csv(
     >>> list(pd.read_csv(path).columns[:3])
     ['class_label', 'notes', 'mean_infl_weighted_memo']
     """
-    target = str(output if output is not None else csv_file)
-    check_writable(target, overwrite=overwrite, storage_options=storage_options)
-    source = str(csv_file)
-    if file_exists(source, storage_options=storage_options):
+    target = Location.of(output if output is not None else csv_file, storage_options)
+    check_writable(target, overwrite=overwrite)
+    csv_location = Location.of(csv_file, storage_options)
+    source = csv_location.path
+    if file_exists(csv_location):
         try:
-            with open_file(source, storage_options=storage_options) as fp:
+            with open_file(csv_location) as fp:
                 existing = pd.read_csv(fp)
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
             raise MemoxrInputError(f"csv file {source!r} is not a readable CSV: {exc}") from exc
@@ -137,6 +138,6 @@ def merge_stats_csv(
         merged = kept.merge(table[["class_label", *SCORE_COLUMNS]], on="class_label", how="left", validate="one_to_one")
     else:
         merged = table
-    with atomic_output(target, overwrite=overwrite, storage_options=storage_options) as tmp:
+    with atomic_output(target, overwrite=overwrite) as tmp:
         merged.to_csv(tmp, index=False)
-    return target
+    return target.path

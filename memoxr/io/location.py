@@ -3,7 +3,10 @@
 :class:`Location` is resolved once, from a path or URL and storage options, where a public
 function or command receives them; everything below takes the Location, so options are
 normalised in one place (:meth:`Location.of`): object storage gets :data:`S3_TIMEOUTS`, a
-missing ``s3fs`` names the ``[s3]`` extra, and errors never quote credentials.
+missing ``s3fs`` names the ``[s3]`` extra, and errors never quote credentials. :func:`locate`
+resolves an argument that may also be data (a Dataset, arrays, None); :meth:`Location.at` is a
+file found under a folder, with the folder's options. tests/test_location_boundary.py keeps
+``storage_options`` out of every function that is not public.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import fsspec
 
@@ -23,7 +26,9 @@ from .._optional import require
 from ..errors import MemoxrInputError, connection_failure
 
 PathLike = str | os.PathLike[str]
+#: The one type of ``storage_options`` (fsspec options) wherever a public function takes them.
 StorageOptions = Mapping[str, Any] | None
+T = TypeVar("T")
 
 
 def is_url(path: object) -> bool:
@@ -61,16 +66,11 @@ def with_timeouts(storage_options: StorageOptions) -> dict[str, Any]:
     return options
 
 
-def _remote_options(path: PathLike, storage_options: StorageOptions) -> dict[str, Any]:
+def _remote_options(path: PathLike, options: StorageOptions) -> dict[str, Any]:
     if str(path).split("://", 1)[0] in ("s3", "s3a"):
         require("s3fs", "s3")  # fsspec's own ImportError names no extra
-        return with_timeouts(storage_options)
-    return dict(storage_options or {})
-
-
-def _fs(path: PathLike | Location, storage_options: StorageOptions) -> tuple[fsspec.AbstractFileSystem, str]:
-    location = Location.of(path, storage_options)
-    return location.fs, location.fs_path
+        return with_timeouts(options)
+    return dict(options or {})
 
 
 def _endpoint_of(fs: fsspec.AbstractFileSystem) -> str | None:
@@ -114,6 +114,14 @@ class Location:
             raise MemoxrInputError(f"path: expected a str or os.PathLike path, received {type(path).__name__}")
         return cls(text, _remote_options(text, storage_options) if is_url(text) else dict(storage_options or {}))
 
+    def at(self, path: str) -> Location:
+        """Another path reached with the same options (a file found under this folder).
+
+        >>> Location.of("s3://bucket/runs", {"anon": True}).at("s3://bucket/runs/0/a.npz").storage_options["anon"]
+        True
+        """
+        return Location(path, self.storage_options)
+
     def __str__(self) -> str:
         return self.path
 
@@ -142,6 +150,33 @@ class Location:
     def endpoint(self) -> str | None:
         """The object-storage endpoint, for messages (never the credentials)."""
         return _endpoint_of(self.fs) if self.is_url else None
+
+
+def locate(value: T, storage_options: StorageOptions = None) -> T | Location:
+    """``value`` resolved to a :class:`Location` when it is a path or URL; anything else as it is.
+
+    For public functions whose argument may also be data (a Dataset, a mapping of arrays) or None.
+
+    Examples
+    --------
+    >>> locate("s3://bucket/trials.npz", {"anon": True}).is_url, locate(None), locate({"mask": 1})
+    (True, None, {'mask': 1})
+    """
+    return Location.of(value, storage_options) if isinstance(value, str | os.PathLike) else value
+
+
+def locate_each(values: Any, storage_options: StorageOptions = None) -> Any:
+    """:func:`locate` of one value, or of each value of a mapping (``NAME -> path or pattern``).
+
+    Examples
+    --------
+    >>> patterns = locate_each({"loss": "s3://b/loss_{epoch}.npy", "ids": [1, 2]}, {"anon": True})
+    >>> patterns["loss"].storage_options["anon"], patterns["ids"], locate_each(None)
+    (True, [1, 2], None)
+    """
+    if isinstance(values, Mapping):
+        return {key: locate(value, storage_options) for key, value in values.items()}
+    return locate(values, storage_options)
 
 
 def describe_access_error(path: PathLike, exc: BaseException, endpoint: str | None = None) -> str:
@@ -180,10 +215,6 @@ def _check_bucket(fs: fsspec.AbstractFileSystem, fs_path: str, path: PathLike) -
         raise
 
 
-def _exists(path: PathLike | Location, storage_options: StorageOptions) -> bool:
-    return _probe(path, storage_options, local=Path.exists, remote="exists")
-
-
 def open_file(path: PathLike | Location, mode: str = "rb", *, storage_options: StorageOptions = None) -> Any:
     """An fsspec file for a local path or URL (use as a context manager).
 
@@ -197,7 +228,7 @@ def open_file(path: PathLike | Location, mode: str = "rb", *, storage_options: S
     ...     fp.read()
     'hello'
     """
-    location = Location.of(path, storage_options)
+    location = Location.of(path, storage_options)  # the public boundary: options resolved here
     return fsspec.open(location.path, mode, **(location.storage_options if location.is_url else {}))
 
 
@@ -212,12 +243,16 @@ def file_exists(path: PathLike | Location, *, storage_options: StorageOptions = 
     >>> file_exists(folder / "a.npz"), file_exists(folder), file_exists(folder / "b.npz")
     (True, False, False)
     """
-    return _probe(path, storage_options, local=Path.is_file, remote="isfile")
+    return _probe(Location.of(path, storage_options), local=Path.is_file, remote="isfile")
 
 
-def _probe(path: PathLike | Location, storage_options: StorageOptions, *, local: Any, remote: str) -> bool:
+def _exists(location: Location) -> bool:
+    return _probe(location, local=Path.exists, remote="exists")
+
+
+def _probe(location: Location, *, local: Any, remote: str) -> bool:
     """``local(Path)`` for a local path; the fsspec method ``remote`` for a URL, errors made clear."""
-    location = Location.of(path, storage_options)
+    path = location.path
     if not location.is_url:
         return bool(local(Path(location.path)))
     fs, fs_path = location.fs, location.fs_path
@@ -311,10 +346,11 @@ def _minio_options(credentials: PathLike) -> dict[str, Any]:
     }
 
 
-def stored_bytes(path: str, variable: str, storage_options: dict[str, Any] | None) -> int | None:
+def stored_bytes(path: PathLike | Location, variable: str) -> int | None:
     """Bytes of ``variable``'s chunk (or shard) objects in a Zarr store, from a listing; None if unknown."""
     try:
-        fs, root = _fs(path, storage_options)
+        location = Location.of(path)
+        fs, root = location.fs, location.fs_path
         found = fs.find(f"{root.rstrip('/')}/{variable}", detail=True)
     except (OSError, ValueError):
         return None
@@ -322,10 +358,10 @@ def stored_bytes(path: str, variable: str, storage_options: dict[str, Any] | Non
     return int(sum(sizes)) if sizes else None
 
 
-def file_size(path: str, storage_options: dict[str, Any] | None) -> int | None:
+def file_size(path: PathLike | Location) -> int | None:
     """Size in bytes of one file (local or URL); None if it cannot be listed."""
     try:
-        fs, fs_path = _fs(path, storage_options)
-        return int(fs.size(fs_path))
+        location = Location.of(path)
+        return int(location.fs.size(location.fs_path))
     except (OSError, ValueError):
         return None

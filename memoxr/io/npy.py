@@ -68,7 +68,7 @@ def _read_header_fields(fp: Any, version: tuple[int, int], read: Any) -> tuple[t
         if match is not None:
             descr, fortran, dims = match.groups()
             shape = tuple(int(d) for d in dims.replace(",", " ").split())
-            return shape, fortran == "True", np.lib.format.descr_to_dtype(descr)
+            return shape, fortran == "True", np.dtype(descr)  # what descr_to_dtype does with a str (its stubs take lists only)
     else:
         text = b""
     return read(io.BytesIO(size_bytes + text))  # numpy's reader: its own checks and messages

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 import threading
 import zipfile
 import zlib
@@ -15,7 +14,7 @@ from typing import Any, cast
 import numpy as np
 
 from ..errors import MemoxrInputError
-from .location import StorageOptions, file_exists, open_file
+from .location import Location, PathLike, StorageOptions, file_exists, open_file
 from .npy import ArrayHeader, read_npy_body, read_npy_header, refuse_pickled
 
 
@@ -23,15 +22,16 @@ def _npz_members(archive: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
     return {info.filename[: -len(".npy")]: info for info in archive.infolist() if info.filename.endswith(".npy")}
 
 
-def read_npz_headers(path: str | os.PathLike[str], *, storage_options: StorageOptions = None) -> dict[str, ArrayHeader]:
+def read_npz_headers(path: PathLike | Location, *, storage_options: StorageOptions = None) -> dict[str, ArrayHeader]:
     """Shape and dtype of every array in an npz archive (local or URL), without loading data.
 
     Each header is checked against its member's stored size (see :func:`read_npy_header`).
     """
-    source = str(path)
-    if not file_exists(source, storage_options=storage_options):
+    location = Location.of(path, storage_options)
+    source = location.path
+    if not file_exists(location):
         raise MemoxrInputError(f"input {source!r} does not exist or is not a file")
-    with open_file(source, storage_options=storage_options) as raw:
+    with open_file(location) as raw:
         return read_npz_headers_from(raw, source=source)
 
 
@@ -181,16 +181,17 @@ class CheckedNpz:
 
 @contextlib.contextmanager
 def open_npz(
-    path: str | os.PathLike[str], *, allow_pickle: bool = False, storage_options: StorageOptions = None
+    path: PathLike | Location, *, allow_pickle: bool = False, storage_options: StorageOptions = None
 ) -> Iterator[CheckedNpz]:
     """Open an npz (local or URL) whose members are header-checked before any is read."""
-    source = str(path)
-    with open_file(source, storage_options=storage_options) as raw, CheckedNpz(raw, source=source, allow_pickle=allow_pickle) as npz:
+    location = Location.of(path, storage_options)
+    source = location.path
+    with open_file(location) as raw, CheckedNpz(raw, source=source, allow_pickle=allow_pickle) as npz:
         yield npz
 
 
 def load_npz_arrays(
-    path: str | os.PathLike[str],
+    path: PathLike | Location,
     keys: Sequence[str],
     *,
     what: str,
@@ -211,10 +212,11 @@ def load_npz_arrays(
     Traceback (most recent call last):
     memoxr.errors.MemoxrInputError: input 'small.npz': key 'names': expected numbers, received dtype object (pickled Python objects), which memoxr does not load
     """
-    source = str(path)
-    if not file_exists(source, storage_options=storage_options):
+    location = Location.of(path, storage_options)
+    source = location.path
+    if not file_exists(location):
         raise MemoxrInputError(f"input {source!r} does not exist or is not a file")
-    with open_npz(source, storage_options=storage_options) as npz:
+    with open_npz(location) as npz:
         headers = npz.headers
         for key in keys:
             if key in headers:
@@ -225,7 +227,7 @@ def load_npz_arrays(
 
 
 def file_sha256(
-    path: str | os.PathLike[str],
+    path: PathLike | Location,
     block: int = 8 * 2**20,
     *,
     storage_options: StorageOptions = None,
@@ -238,7 +240,7 @@ def file_sha256(
     '2cf24dba5fb0a30e'
     """
     digest = hashlib.sha256()
-    with open_file(path, storage_options=storage_options) as fp:
+    with open_file(Location.of(path, storage_options)) as fp:
         while chunk := fp.read(block):
             if stop is not None and stop.is_set():
                 return ""

@@ -371,7 +371,7 @@ def open_dataset(path: PathLike | Location | zarr.abc.store.Store, *, chunks: An
         location = Location.of(path, storage_options)
         store = source = location.path
         so = dict(location.storage_options) if location.is_url else None
-        if not _exists(location, None):
+        if not _exists(location):
             raise MemoxrInputError(f"store {source!r} does not exist")
     try:
         attrs = dict(zarr.open_group(store, mode="r", storage_options=so).attrs)

@@ -14,6 +14,7 @@ from matplotlib.figure import Figure
 from ..compute.progress import compute, deprecated_show_progress
 from ..errors import MemoxrInputError
 from ..influence.analysis import METHODS
+from ..io.location import Location, StorageOptions
 from ..io.schema import CLASS, check_scores_dataset
 from ._style import (
     SCALES,
@@ -109,7 +110,7 @@ def write_score_figures(
     allow_pickle: bool = False,
     show_progress: bool | None = None,
     dpi: int = 150,
-    storage_options: dict[str, Any] | None = None,
+    storage_options: StorageOptions = None,
 ) -> list[Path]:
     """Write scores figures to one file or into a new folder (``memoxr plot``).
 
@@ -167,7 +168,7 @@ def write_score_figures(
     else:
         from ..workflows import load_scores
 
-        scores = load_scores(source, allow_pickle=allow_pickle, storage_options=storage_options)
+        scores = load_scores(Location.of(source, storage_options), allow_pickle=allow_pickle)
     check_scores_dataset(scores)
     check_score_name(scores, score, argument="score")
     if class_label is None:
