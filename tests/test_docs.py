@@ -15,6 +15,7 @@ import pkgutil
 import sys
 import tempfile
 
+import numpy as np
 import pytest
 
 import memoxr
@@ -115,3 +116,19 @@ def test_readme_quickstart_snippet_runs(tmp_path, monkeypatch):
     exec(compile(snippet, "README.md", "exec"), namespace)
     assert list(namespace["stats"]["class_label"]) == list(range(10))
     assert (tmp_path / "digits.zarr").is_dir()
+
+
+def test_readme_xarray_manners_snippets_run():
+    # The accessor example, then the skipna/keep_attrs example that continues from its `ds`.
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    snippets = [s for s in re.findall(r"```python\n(.*?)```", readme, re.S) if "ds.memoxr" in s or "skipna=True).loc" in s]
+    assert len(snippets) == 2
+    namespace: dict = {}
+    for snippet in snippets:
+        exec(compile("import memoxr\n" + snippet, "README.md", "exec"), namespace)
+    memoxr = namespace["memoxr"]
+    assert np.isnan(memoxr.class_stats(namespace["scores"]).loc[0, "mean_infl_weighted_memo"])
+    assert np.isfinite(memoxr.class_stats(namespace["scores"], skipna=True).loc[0, "mean_infl_weighted_memo"])
