@@ -34,9 +34,7 @@ SCRIPT_PACKAGES = ("memoxr.benchmarks",)
 #: Modules with public functions and no example yet. This set only shrinks: a module leaves it
 #: when its functions get examples (the test below fails while a module with examples is still
 #: listed); a new module comes with its examples.
-NO_EXAMPLES_YET = {
-    "memoxr.reproduce.pipeline",  # its example is a whole (quick) reproduction: 15 s, skipped
-}
+NO_EXAMPLES_YET: set[str] = set()
 
 
 def discover_modules() -> list[str]:
