@@ -130,3 +130,21 @@ def test_readme_xarray_manners_snippets_run():
     memoxr = namespace["memoxr"]
     assert np.isnan(memoxr.class_stats(namespace["scores"]).loc[0, "mean_infl_weighted_memo"])
     assert np.isfinite(memoxr.class_stats(namespace["scores"], skipna=True).loc[0, "mean_infl_weighted_memo"])
+
+
+def test_every_exported_function_has_an_example():
+    # The public API: the names of memoxr's and each subpackage's __all__ (classes and exceptions aside).
+    import memoxr.convert
+
+    packages = [memoxr, memoxr.convert] + [
+        importlib.import_module(f"memoxr.{info.name}")
+        for info in pkgutil.iter_modules([os.path.dirname(memoxr.__file__)]) if info.ispkg
+    ]
+    missing = [
+        f"{package.__name__}.{name}"
+        for package in packages
+        for name in getattr(package, "__all__", [])
+        if inspect.isfunction(obj := getattr(package, name)) and ">>>" not in (obj.__doc__ or "")
+    ]
+    assert len(packages) > 8
+    assert not missing, missing

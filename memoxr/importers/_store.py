@@ -156,7 +156,15 @@ def write_scores(
     ds: xr.Dataset, output: PathLike | Location, *, overwrite: bool = False,
     storage_options: StorageOptions = None, show_progress: bool | None = None,
 ) -> Path:
-    """Write a :func:`scores_dataset` as a Zarr store, complete or absent."""
+    """Write a :func:`scores_dataset` as a Zarr store, complete or absent.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> ds = scores_dataset({"aum": [0.5, -1.0]}, sample_order="tfds", source="aum", directions={"aum": -1})
+    >>> write_scores(ds, f"{tempfile.mkdtemp()}/aum.zarr").name
+    'aum.zarr'
+    """
     from ..compute.progress import deprecated_show_progress
 
     with deprecated_show_progress(show_progress, "write_scores"):
@@ -164,7 +172,16 @@ def write_scores(
 
 
 def open_scores(path: PathLike | Location, *, storage_options: StorageOptions = None) -> xr.Dataset:
-    """Open a scores store (or any dynamics store) lazily; see :func:`memoxr.dynamics.open_dynamics`."""
+    """Open a scores store (or any dynamics store) lazily; see :func:`memoxr.dynamics.open_dynamics`.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> ds = scores_dataset({"aum": [0.5, -1.0]}, sample_order="tfds", source="aum", directions={"aum": -1})
+    >>> path = write_scores(ds, f"{tempfile.mkdtemp()}/aum.zarr")
+    >>> open_scores(path)["aum"].values.tolist()
+    [0.5, -1.0]
+    """
     return open_dynamics(Location.of(path, storage_options))
 
 

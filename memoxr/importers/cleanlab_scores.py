@@ -106,7 +106,14 @@ def label_quality_dataset(
     pred_probs: Any, labels: Any, *, sample_order: str, sample_ids: Any = None,
     truth: Mapping[str, Any] | None = None, methods: Sequence[str] | None = None, use_cleanlab: bool | None = None,
 ) -> xr.Dataset:
-    """The scores Dataset of :func:`label_quality` (in memory; :func:`import_cleanlab` writes it)."""
+    """The scores Dataset of :func:`label_quality` (in memory; :func:`import_cleanlab` writes it).
+
+    Examples
+    --------
+    >>> ds = label_quality_dataset([[0.9, 0.1], [0.3, 0.7]], [0, 0], sample_order="tfds", use_cleanlab=False)
+    >>> list(ds.data_vars), ds["cleanlab_self_confidence"].values.round(2).tolist()
+    (['cleanlab_self_confidence'], [0.9, 0.3])
+    """
     scores, used = _label_quality(_load(pred_probs, "pred_probs"), _load(labels, "labels"), methods=methods,
                                   use_cleanlab=use_cleanlab)
     return scores_dataset(
@@ -140,6 +147,15 @@ def import_cleanlab(
         The given (possibly noisy) label of each sample.
     sample_order : str
         Name of the order the rows follow.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from memoxr.importers import open_scores
+    >>> path = import_cleanlab([[0.9, 0.1], [0.3, 0.7]], [0, 0], f"{tempfile.mkdtemp()}/cleanlab.zarr",
+    ...                        sample_order="tfds", use_cleanlab=False)
+    >>> open_scores(path)["cleanlab_self_confidence"].values.round(2).tolist()
+    [0.9, 0.3]
     """
     target = Location.of(output, storage_options)
     check_output(target, overwrite=overwrite)

@@ -26,6 +26,13 @@ def read_npz_headers(path: PathLike | Location, *, storage_options: StorageOptio
     """Shape and dtype of every array in an npz archive (local or URL), without loading data.
 
     Each header is checked against its member's stored size (see :func:`read_npy_header`).
+
+    Examples
+    --------
+    >>> import memoxr
+    >>> header = read_npz_headers(memoxr.sample_path())["infl_matrix_class0"]
+    >>> header.shape, str(header.dtype)
+    ((133, 45), 'float32')
     """
     location = Location.of(path, storage_options)
     source = location.path

@@ -169,6 +169,15 @@ def pr_curves(
     ------
     MemoxrInputError
         As :func:`roc_curves`.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> mask = np.arange(100) < 20
+    >>> proxies = {"csl": 0.5 * mask + rng.random(100), "random": rng.random(100)}
+    >>> ax = pr_curves(proxies, mask, mask_name="mislabeled")
+    >>> [text.get_text() for text in ax.get_legend().get_texts()]
+    ['csl (AP 0.740)', 'random (AP 0.196)', 'chance (AP 0.200)']
     """
     metrics = _sklearn_metrics()
 

@@ -200,6 +200,14 @@ def data_map(
     ------
     MemoxrInputError
         Shapes or coordinates that differ; ``correct`` outside [0, 1].
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> ax = data_map(rng.random(50), 0.3 * rng.random(50), rng.random(50))
+    >>> ax.get_xlabel().split(" (")[0], ax.get_ylabel().split(" (")[0]
+    ('variability', 'confidence')
     """
     check_paired("confidence", confidence, "variability", variability)
     inputs = {"confidence": confidence, "variability": variability}
