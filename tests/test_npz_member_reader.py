@@ -100,7 +100,8 @@ def test_npy_header_reads_as_numpy_does(array, version):
 
 @pytest.mark.parametrize(
     "text",
-    ["{'descr': '<f4', 'shape': (2,), }",
+    ["{'descr': '<f4', 'shape': (2,), }", "{'descr': 'x9', 'fortran_order': False, 'shape': (2,), }",
+     "{'descr': '<f4', 'fortran_order': False, 'shape': (2), }", "{'descr': '<f4', 'fortran_order': False, 'shape': (02,), }",
      "{'descr': '<f4', 'fortran_order': 0, 'shape': (2,), }", "[1, 2]", "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 'a'), }"],
 )
 def test_unusual_npy_headers_get_numpy_s_checks(text):
@@ -110,3 +111,14 @@ def test_unusual_npy_headers_get_numpy_s_checks(text):
     raw = b"\x93NUMPY\x01\x00" + len(padded).to_bytes(2, "little") + padded + bytes(64)
     with pytest.raises(MemoxrInputError, match="not a valid .npy array"):
         read_npy_header(io.BytesIO(raw), source="buffer", key="x", stored=len(raw))
+
+
+def test_truncated_or_oversized_npy_headers_get_numpy_s_checks():
+    from memoxr.io.npy import read_npy_header
+
+    text = b"{'descr': '<f4', 'fortran_order': False, 'shape': (0,), }"
+    truncated = b"\x93NUMPY\x01\x00" + (len(text) + 20).to_bytes(2, "little") + text
+    oversized = b"\x93NUMPY\x02\x00" + (len(text) + 20000).to_bytes(4, "little") + text + b" " * 19999 + b"\n"
+    for raw in (truncated, oversized):
+        with pytest.raises(MemoxrInputError, match="not a valid .npy array"):
+            read_npy_header(io.BytesIO(raw), source="buffer", key="x", stored=len(raw))

@@ -53,24 +53,35 @@ class _Counted:
 
 #: The header numpy itself writes, parsed without ``ast.literal_eval`` (numpy's parser: 25 us
 #: a header, 0.1 s over the 5,000 members of an ImageNet-size FZ npz); anything else goes to numpy.
+_DIM = r"(?:0|[1-9][0-9]*)"
 _PLAIN_HEADER = re.compile(
-    r"\{'descr': '([<>|=]?[a-zA-Z]\d*)', 'fortran_order': (True|False), 'shape': \(((?:\d+, )*(?:\d+,?)?)\), \} *\n?"
+    r"\{'descr': '([<>|=]?[a-zA-Z][0-9]*)', 'fortran_order': (True|False), "
+    rf"'shape': \((|{_DIM},|(?:{_DIM}, )+{_DIM})\), \}} *\n?",
+    re.ASCII,
 )
+#: numpy refuses longer headers unless asked (``max_header_size``); they go to its reader.
+_MAX_PLAIN_HEADER = 10_000
 
 
 def _read_header_fields(fp: Any, version: tuple[int, int], read: Any) -> tuple[tuple[int, ...], bool, np.dtype]:
     """``(shape, fortran_order, dtype)`` of the header after the magic, as numpy's ``read`` would return them."""
     size_format = "<H" if version == (1, 0) else "<I"
     size_bytes = fp.read(struct.calcsize(size_format))
+    text = b""
     if len(size_bytes) == struct.calcsize(size_format):
-        text = fp.read(struct.unpack(size_format, size_bytes)[0])
-        match = _PLAIN_HEADER.fullmatch(text.decode("utf8" if version == (3, 0) else "latin1", errors="replace"))
+        length = struct.unpack(size_format, size_bytes)[0]
+        text = fp.read(length)
+        match = None
+        if len(text) == length <= _MAX_PLAIN_HEADER:
+            match = _PLAIN_HEADER.fullmatch(text.decode("utf8" if version == (3, 0) else "latin1", errors="replace"))
         if match is not None:
             descr, fortran, dims = match.groups()
-            shape = tuple(int(d) for d in dims.replace(",", " ").split())
-            return shape, fortran == "True", np.dtype(descr)  # what descr_to_dtype does with a str (its stubs take lists only)
-    else:
-        text = b""
+            try:
+                dtype = np.dtype(descr)  # what descr_to_dtype does with a str (its stubs take lists only)
+            except TypeError:
+                dtype = None  # not a dtype: numpy's reader below says so in its own words
+            if dtype is not None:
+                return tuple(int(d) for d in dims.replace(",", " ").split()), fortran == "True", dtype
     return read(io.BytesIO(size_bytes + text))  # numpy's reader: its own checks and messages
 
 
