@@ -101,3 +101,33 @@ def test_old_writer_store_with_sample_dim_resumes(tmp_path):
     ds = open_dynamics(tmp_path / "old.zarr")
     assert ds["loss"].dims == ("epoch", "train_id") and ds["train_id"].values.tolist() == [7, 8, 9]
     assert ds["loss"].sel(epoch=1).values.tolist() == [1.0, 2.0, 3.0]
+
+
+def test_library_forms_of_evaluate_and_compare_reach_s3_with_storage_options(tmp_path, bucket, options):  # noqa: F811
+    # evaluate_store and compare_report resolve every path (inputs and the CSV) with storage_options.
+    import pandas as pd
+
+    from memoxr.dynamics.demo import sample_dataset
+    from memoxr.dynamics.report import evaluate_store
+    from memoxr.importers.report import compare_report
+    from memoxr.io.location import Location
+
+    store, local = f"s3://{bucket}/dyn.zarr", tmp_path / "dyn.zarr"
+    write_dataset(sample_dataset(), store, storage_options=options)
+    write_dataset(sample_dataset(), local)
+    remote_csv = f"s3://{bucket}/auroc.csv"
+    table = evaluate_store(store, proxies=["csl"], mask="is_mislabeled", output=remote_csv, storage_options=options)
+    expected = evaluate_store(local, proxies=["csl"], mask="is_mislabeled")
+    pd.testing.assert_frame_equal(table, expected)
+    fs = s3fs.S3FileSystem(**options, skip_instance_cache=True)
+    with fs.open(remote_csv) as f:
+        assert len(pd.read_csv(f)) == len(table)
+    compared = compare_report([store], mask="is_mislabeled", output=f"s3://{bucket}/compare.csv",
+                              storage_options=options)
+    with fs.open(f"s3://{bucket}/compare.csv") as f:
+        assert pd.read_csv(f)["auroc"].round(12).tolist() == compared["auroc"].round(12).tolist()
+    # A Location resolved with these options may meet them again; other options are refused.
+    location = Location.of(store, options)
+    assert Location.of(location, options) is location
+    with pytest.raises(MemoxrInputError, match="carries its own options"):
+        Location.of(location, {**options, "key": "other"})

@@ -34,10 +34,20 @@ def _relative(path: Path) -> Path:
     return path.resolve().relative_to(ROOT)
 
 
+def _checkout_path(file: Path) -> Path:
+    """The checkout path of an imported module's file, wherever memoxr is installed (CI: site-packages)."""
+    import memoxr
+
+    relative = file.resolve().relative_to(Path(memoxr.__file__).resolve().parents[1])
+    if relative.parts[:2] == ("memoxr", "convert"):  # convert/ installs as memoxr/convert
+        relative = Path("convert", *relative.parts[2:])
+    return relative
+
+
 def _source_path(module: str) -> Path:
     file = importlib.import_module(module).__file__
     assert file is not None
-    return _relative(Path(file))
+    return _checkout_path(Path(file))
 
 
 def _public_functions() -> set[tuple[Path, str]]:
@@ -68,9 +78,9 @@ def _public_functions() -> set[tuple[Path, str]]:
             file = inspect.getsourcefile(value)
             if file is None:
                 continue
-            public.add((_relative(Path(file)), value.__qualname__))
+            public.add((_checkout_path(Path(file)), value.__qualname__))
             if inspect.isclass(value):
-                public.update((_relative(Path(file)), f"{value.__qualname__}.{m}") for m in vars(value) if m == "__init__" or not m.startswith("_"))
+                public.update((_checkout_path(Path(file)), f"{value.__qualname__}.{m}") for m in vars(value) if m == "__init__" or not m.startswith("_"))
     return public
 
 

@@ -7,7 +7,9 @@ the analyses of :mod:`memoxr.influence`, the proxies and metrics of
 ``skipna: bool | None = None`` and ``keep_attrs: bool | None = None`` with
 this meaning:
 
-``skipna=None`` (the default) -- the results memoxr 0.x gave:
+``skipna=None`` (the default) -- what memoxr 0.x gave, except that 0.x's ``top_k`` and
+``top_classes`` listed NaN samples last (``skipna=False`` still does) and its ``row_statistics``
+skipped NaN (``skipna=True`` still does):
 
 - NaN **propagates** through arithmetic on a sample's own values (a train
   sample's influence row along ``test_sample``: :func:`memoxr.influence_scores`,
@@ -43,6 +45,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import xarray as xr
 
 from ..errors import MemoxrInputError
@@ -51,16 +54,17 @@ __all__ = ["check_flag", "rank_skipna", "reduce_skipna", "resolve_keep_attrs"]
 
 
 def check_flag(value: Any, argument: str) -> None:
-    """Raise unless ``value`` is ``True``, ``False`` or ``None``.
+    """Raise unless ``value`` is ``True``, ``False`` or ``None`` (numpy's booleans count as booleans).
 
     Examples
     --------
     >>> check_flag(None, "skipna")
+    >>> check_flag(np.True_, "skipna")
     >>> check_flag(1, "keep_attrs")
     Traceback (most recent call last):
     memoxr.errors.MemoxrInputError: keep_attrs: expected True, False or None; received 1
     """
-    if value is not None and not isinstance(value, bool):
+    if value is not None and not isinstance(value, bool | np.bool_):
         raise MemoxrInputError(f"{argument}: expected True, False or None; received {value!r}")
 
 
@@ -88,7 +92,7 @@ def rank_skipna(skipna: bool | None) -> bool:
     (True, True, False)
     """
     check_flag(skipna, "skipna")
-    return True if skipna is None else skipna
+    return True if skipna is None else bool(skipna)
 
 
 def resolve_keep_attrs(keep_attrs: bool | None) -> bool:
@@ -105,4 +109,4 @@ def resolve_keep_attrs(keep_attrs: bool | None) -> bool:
     check_flag(keep_attrs, "keep_attrs")
     if keep_attrs is None:
         return xr.get_options()["keep_attrs"] is True
-    return keep_attrs
+    return bool(keep_attrs)

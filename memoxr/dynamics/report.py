@@ -9,9 +9,12 @@ from typing import Any
 import pandas as pd
 
 from ..errors import MemoxrInputError
+from ..io.location import Location, StorageOptions, locate
 from ..io.storage import atomic_output, check_writable
 from .evaluate import compare_stores, cross_run, evaluate
 from .schema import open_dynamics
+
+__all__ = ["evaluate_store"]
 
 
 def evaluate_store(
@@ -29,6 +32,7 @@ def evaluate_store(
     keep_attrs: bool | None = None,
     output: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
+    storage_options: StorageOptions = None,
 ) -> pd.DataFrame:
     """Evaluate a dynamics store's proxies in one of three modes, optionally writing the table.
 
@@ -51,7 +55,9 @@ def evaluate_store(
     Traceback (most recent call last):
     memoxr.errors.MemoxrInputError: options ['--across', '--compare'] cannot be combined: --across compares proxies across a run dim, --compare across two stores, and --mask/--influence evaluate one store against a mask or FZ memorization
     """
-    # Paths and URLs arrive as Locations (the command resolves --storage-options once).
+    # Each path its own Location (the command passes Locations it resolved once).
+    store = Location.of(store, storage_options)
+    influence, compare, output = (locate(p, storage_options) for p in (influence, compare, output))
     if output is not None:  # before any work: an unwritable output fails fast
         check_writable(output, overwrite=overwrite)
     modes = {"--across": across, "--compare": compare}

@@ -9,8 +9,11 @@ from typing import Any
 
 import pandas as pd
 
+from ..io.location import StorageOptions, locate
 from ..io.storage import atomic_output, check_writable
 from .compare import Source, compare_scores
+
+__all__ = ["compare_report"]
 
 
 def compare_report(
@@ -18,6 +21,7 @@ def compare_report(
     *,
     output: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
+    storage_options: StorageOptions = None,
     **options: Any,
 ) -> pd.DataFrame:
     """:func:`~memoxr.importers.compare.compare_scores` of ``sources``, optionally written to a CSV.
@@ -25,8 +29,8 @@ def compare_report(
     ``output`` (a CSV) is checked before any work and written complete or
     absent; an existing one needs ``overwrite``. Every other keyword
     (``mask``, ``memorization``, ``mapping``, ``proxies``, ``select``...) goes
-    to :func:`~memoxr.importers.compare.compare_scores`. Paths and URLs arrive as
-    :class:`~memoxr.io.location.Location` (the command resolves ``--storage-options`` once).
+    to :func:`~memoxr.importers.compare.compare_scores`. ``storage_options`` reach every path
+    and URL given as text, the output's too (the command passes Locations it resolved once).
 
     Examples
     --------
@@ -40,8 +44,15 @@ def compare_report(
     Traceback (most recent call last):
     memoxr.errors.OutputExistsError: output 'compare.csv' already exists; pass overwrite=True to replace it
     """
+    output = locate(output, storage_options)
     if output is not None:  # before any work: an unwritable output fails fast
         check_writable(output, overwrite=overwrite)
+    if isinstance(sources, Mapping):
+        sources = {name: locate(source, storage_options) for name, source in sources.items()}
+    else:
+        sources = [locate(source, storage_options) for source in sources]
+    if options.get("memorization") is not None:  # an influence store or FZ npz
+        options["memorization"] = locate(options["memorization"], storage_options)
     table = compare_scores(sources, **options)
     if output is not None:
         with atomic_output(output, overwrite=overwrite) as tmp:

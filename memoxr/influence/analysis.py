@@ -4,9 +4,10 @@ These work on the small ``(class, train_sample)`` scores (dims in any order);
 lazy scores are computed once on entry. Every function takes ``skipna`` and
 ``keep_attrs`` with the meaning and defaults of :mod:`memoxr.compute.manners`:
 these rank or compare samples, so by default (``skipna=None``) and with
-``skipna=True`` a NaN score is left out (a NaN has no rank: memoxr 0.x did the
-same); with ``skipna=False`` it takes part (a range or a correlation over it is
-NaN; a ranking lists it last).
+``skipna=True`` a NaN score is left out (a NaN has no rank; memoxr 0.x did the
+same in the ranges and the rank agreement, while its ``top_k`` and ``top_classes``
+listed NaN last); with ``skipna=False`` it takes part (a range or a correlation
+over it is NaN; a ranking lists it last).
 """
 
 from __future__ import annotations

@@ -103,7 +103,8 @@ class Location:
     def of(cls, path: PathLike | Location, storage_options: StorageOptions = None) -> Location:
         """``path`` resolved with ``storage_options`` (a Location is returned as it is)."""
         if isinstance(path, Location):
-            if storage_options and dict(storage_options) != dict(path.storage_options):
+            # The same options again are fine (compared as resolved: URLs get default timeouts).
+            if storage_options and cls.of(path.path, storage_options).storage_options != dict(path.storage_options):
                 raise MemoxrInputError(
                     f"storage_options: {path.path!r} is a Location that carries its own options; "
                     "expected storage_options=None with it"
