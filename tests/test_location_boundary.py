@@ -212,3 +212,11 @@ def test_a_helper_that_threads_options_is_caught(tmp_path):
     functions = [Function(Path("x.py"), n.name, n.lineno, n) for n in tree.body if isinstance(n, ast.FunctionDef)]
     assert [f.qualname for f in functions if _takes_options(f)] == ["_open", "open_thing", "open_right"]
     assert {f.qualname: _unresolved_uses(f) for f in functions} == {"_open": [2], "open_thing": [4], "open_right": []}
+
+
+def test_a_location_never_shows_its_options():
+    # They may hold credentials; a printed Location (a log line, a traceback's locals) names the path only.
+    from memoxr.io.location import Location
+
+    location = Location.of("s3://bucket/x.zarr", {"key": "AKIA-secret", "secret": "hunter2"})
+    assert "hunter2" not in repr(location) and "AKIA" not in repr(location) and "s3://bucket/x.zarr" in repr(location)

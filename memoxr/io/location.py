@@ -97,7 +97,7 @@ class Location:
     """
 
     path: str
-    storage_options: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    storage_options: Mapping[str, Any] = field(default_factory=dict, hash=False, repr=False)  # may hold secrets
 
     @classmethod
     def of(cls, path: PathLike | Location, storage_options: StorageOptions = None) -> Location:
