@@ -184,3 +184,18 @@ def test_compare_report_table_is_the_command_output_and_the_csv(tmp_path):
     with pytest.raises(MemoxrInputError):
         compare_report([store], mask="absent", output=tmp_path / "none.csv")
     assert not (tmp_path / "none.csv").exists()
+
+
+def test_one_source_is_not_a_sequence_of_characters(tmp_path):
+    # compare_scores("a.zarr") once read each character as a store ("store 'a' does not exist").
+    from memoxr.importers import scores_dataset, write_scores
+    from memoxr.importers.compare import compare_scores
+    from memoxr.importers.report import compare_report
+
+    ds = scores_dataset({"s": [0.9, 0.1, 0.8, 0.3]}, sample_order="tfds", source="x", directions={"s": 1},
+                        truth={"is_mislabeled": [1, 0, 0, 1]})
+    path = str(write_scores(ds, tmp_path / "s.zarr"))
+    expected = compare_scores([path], mask="is_mislabeled")
+    for table in (compare_scores(path, mask="is_mislabeled"), compare_report(path, mask="is_mislabeled")):
+        assert table.equals(expected)
+    assert compare_scores(ds, mask="is_mislabeled")["auroc"].tolist() == expected["auroc"].tolist()

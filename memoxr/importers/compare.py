@@ -250,6 +250,8 @@ def compare_scores(
     skip, keep = rank_skipna(skipna), resolve_keep_attrs(keep_attrs)
     if mask is None and memorization is None:
         raise MemoxrInputError("compare: nothing to compare against; expected mask= (e.g. 'is_mislabeled') and/or memorization=")
+    if isinstance(sources, str | os.PathLike | xr.Dataset):  # one source, not a sequence of characters
+        sources = [sources]
     items = list(sources.items()) if isinstance(sources, Mapping) else [(None, s) for s in sources]
     if not items:
         raise MemoxrInputError("compare: expected at least one source (STORE...)")

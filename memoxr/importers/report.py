@@ -49,6 +49,8 @@ def compare_report(
         check_writable(output, overwrite=overwrite)
     if isinstance(sources, Mapping):
         sources = {name: locate(source, storage_options) for name, source in sources.items()}
+    elif isinstance(sources, str | os.PathLike):  # one source
+        sources = [locate(sources, storage_options)]
     else:
         sources = [locate(source, storage_options) for source in sources]
     if options.get("memorization") is not None:  # an influence store or FZ npz
