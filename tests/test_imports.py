@@ -116,3 +116,55 @@ def test_old_module_paths_are_the_moved_modules(old):
     moved = importlib.import_module(old)
     assert moved is importlib.import_module(MOVED[old])
     assert moved.__spec__.name == MOVED[old]  # its own spec, not the alias's
+
+
+def test_commands_import_dask_array_without_scipy_and_scipy_still_imports_after(tmp_path):
+    # memoxr/compute/lean_imports.py: scipy is hidden while dask.array imports, for the command only.
+    code = (
+        "import sys\nfrom memoxr.cli import main\n"
+        f"try:\n    main(['calculate', '--input', {str(memoxr.sample_path())!r}, '-q', '--stats-csv', "
+        f"{str(tmp_path / 'stats.csv')!r}])\nexcept SystemExit as exit:\n    assert not exit.code\n"
+        "assert 'dask.array' in sys.modules\n"
+        "assert not [m for m in sys.modules if m == 'scipy' or m.startswith('scipy.')], 'scipy imported'\n"
+        "import scipy.stats, dask.array as da\n"
+        "assert scipy.stats.spearmanr([1, 2, 3], [1, 3, 2])[0] == 0.5\n"
+        "assert float(da.arange(6, chunks=2).sum().compute()) == 15.0\n"
+        "print('ok')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.splitlines()[-1] == "ok", done.stderr
+    assert (tmp_path / "stats.csv").read_text().startswith("class_label")
+
+
+def test_library_import_leaves_scipy_alone():
+    loaded = _modules_after("import memoxr, dask.array")
+    assert "scipy.sparse" in loaded  # only the command hides it
+
+
+def test_hidden_module_is_importable_again_after_a_failed_import(monkeypatch, tmp_path):
+    import importlib.abc
+
+    from memoxr.compute import lean_imports
+
+    (tmp_path / "memoxr_probe.py").write_text("VALUE = 3\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(lean_imports, "_HIDDEN", "memoxr_probe")
+
+    class Failing(importlib.abc.Loader):
+        def create_module(self, spec):
+            return None
+
+        def exec_module(self, module):
+            with pytest.raises(ModuleNotFoundError, match="memoxr_probe"):
+                import memoxr_probe  # noqa: F401
+            raise RuntimeError("the wrapped import fails")
+
+    module = type(sys)("fake")
+    module.__spec__ = None
+    with pytest.raises(RuntimeError, match="wrapped import fails"):
+        lean_imports._ExecutedWithoutScipy(Failing()).exec_module(module)
+    assert not [f for f in sys.meta_path if isinstance(f, lean_imports._Absent)]
+    import memoxr_probe
+
+    assert memoxr_probe.VALUE == 3
+    sys.modules.pop("memoxr_probe")
