@@ -12,7 +12,6 @@ import pandas as pd
 import xarray as xr
 
 from .compute.progress import compute, deprecated_show_progress
-from .convert import convert_npz
 from .errors import MemoxrInputError
 from .influence.analysis import Analysis, analyze
 from .influence.scores import influence_scores
@@ -246,6 +245,8 @@ def demo(output_dir: str | os.PathLike[str], *, overwrite: bool = False, show_pr
     """
     target = Path(output_dir)
     with deprecated_show_progress(show_progress, "demo"), atomic_output(target, overwrite=overwrite) as tmp:
+        from .convert import convert_npz  # here: zarr's encoder is not needed to compute
+
         tmp.mkdir()
         store = convert_npz(sample_path(), tmp / "influence.zarr")
         result = calculate(

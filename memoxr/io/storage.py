@@ -33,12 +33,10 @@ import uuid
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import fsspec
 import xarray as xr
-import zarr
-import zarr.abc.store  # loaded by zarr anyway; named for the Store annotation
 
 from ..compute.progress import compute, deprecated_show_progress
 from ..errors import IncompleteStoreError, MemoxrInputError, OutputExistsError
@@ -52,6 +50,9 @@ from .location import (
     is_url,
 )
 from .schema import COMPLETE_ATTR, check_complete
+
+if TYPE_CHECKING:
+    import zarr.abc.store
 
 
 def _siblings(path: Path, tag: str) -> Path:
@@ -327,6 +328,8 @@ def write_dataset(
     >>> open_dataset(path)["x"].values.tolist()
     [1.0, 2.0]
     """
+    import zarr  # here, not at import: reading an npz into a CSV needs no zarr (0.1 s of start-up)
+
     location = Location.of(path, storage_options)
     so = dict(location.storage_options) if location.is_url else None
     schema = str(ds.attrs.get("schema", ""))
@@ -362,6 +365,8 @@ def open_dataset(path: PathLike | Location | zarr.abc.store.Store, *, chunks: An
     ``path`` is a folder, an ``s3://`` URL (``storage_options`` for fsspec), or
     any zarr ``Store`` (for instance a wrapper).
     """
+    import zarr.abc.store
+
     store: str | zarr.abc.store.Store
     so: dict[str, Any] | None = None
     if isinstance(path, zarr.abc.store.Store):
