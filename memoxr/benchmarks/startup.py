@@ -9,11 +9,16 @@ Interleaved (each round starts from a different command), ``--repeat`` rounds of
 3. ``python -c "import memoxr"``
 4. ``memoxr --help``                    (``python -m memoxr --help``)
 5. ``memoxr convert --help``
+6. calculate's imports               what ``memoxr calculate`` imports before it reads
+                                      anything (``memoxr.workflows``, ``dask.array``), as the
+                                      command does: with scipy hidden while dask.array
+                                      imports (:mod:`memoxr.compute.lean_imports`)
+7. calculate's imports, with scipy   the same imports as a library user's process makes them
 
 Printed: median and min-max wall time of each and its ratio to the baseline and
-to the seed's imports; then the 10 modules with the largest cumulative import
-time in ``python -X importtime -c "import memoxr.workflows"`` (what ``memoxr
-calculate`` imports before it reads anything), from one run. Nothing is asserted.
+to the seed's imports, and 6 against 7; then the 10 modules with the largest
+cumulative import time in variant 6, from one run of ``python -X importtime``.
+Nothing is asserted.
 """
 
 from __future__ import annotations
@@ -24,6 +29,10 @@ import sys
 
 from memoxr.benchmarks import _common as c
 
+CALCULATE_IMPORTS = "import memoxr.workflows, dask.array"
+#: What the ``memoxr`` command arranges before any command imports dask.array.
+LEAN = "from memoxr.compute.lean_imports import import_dask_array_without_scipy as lean; lean(); "
+
 
 def commands() -> dict[str, list[str]]:
     py = sys.executable
@@ -33,12 +42,14 @@ def commands() -> dict[str, list[str]]:
         "import memoxr": [py, "-c", "import memoxr"],
         "memoxr --help": c.memoxr_cmd("--help"),
         "memoxr convert --help": c.memoxr_cmd("convert", "--help"),
+        "calculate's imports": [py, "-c", LEAN + CALCULATE_IMPORTS],
+        "calculate's imports, with scipy": [py, "-c", CALCULATE_IMPORTS],
     }
 
 
-def import_times(module: str, top: int = 10) -> list[tuple[int, int, str]]:
-    """(cumulative us, self us, module) of the ``top`` slowest imports of ``module``, one run."""
-    err = subprocess.run([sys.executable, "-X", "importtime", "-c", f"import {module}"],
+def import_times(code: str, top: int = 10) -> list[tuple[int, int, str]]:
+    """(cumulative us, self us, module) of the ``top`` slowest imports made by ``code``, one run."""
+    err = subprocess.run([sys.executable, "-X", "importtime", "-c", code],
                          capture_output=True, text=True, check=True).stderr
     rows = []
     for line in err.splitlines():
@@ -62,9 +73,10 @@ def main(argv: list[str] | None = None) -> int:
     for name in list(variants)[2:]:
         c.print_ratio(results, name, "python -c pass", f"{name} / python -c pass")
         c.print_ratio(results, name, "import numpy, pandas", f"{name} / import numpy, pandas")
-    print(f"\ntop {args.top} by cumulative import time, python -X importtime -c 'import memoxr.workflows' (one run):")
+    c.print_ratio(results, "calculate's imports", "calculate's imports, with scipy", "scipy hidden / not hidden")
+    print(f"\ntop {args.top} by cumulative import time of calculate's imports, as the command makes them (one run):")
     print(f"  {'cumulative ms':>14}{'self ms':>9}  module")
-    for cumulative, own, module in import_times("memoxr.workflows", args.top):
+    for cumulative, own, module in import_times(LEAN + CALCULATE_IMPORTS, args.top):
         print(f"  {cumulative / 1000:>14.1f}{own / 1000:>9.1f}  {module}")
     return 0
 
