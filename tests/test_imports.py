@@ -72,6 +72,9 @@ def test_calculate_loads_no_cluster_plot_or_s3_library(source, tmp_path):
     loaded = _modules_after(code)
     assert "memoxr.workflows" in loaded
     assert not [name for name in HEAVY if name in loaded]
+    assert "scipy" not in loaded  # hidden while dask.array imports (memoxr/compute/lean_imports.py)
+    if source == "npz":  # no store opened or written: zarr is never imported
+        assert "zarr" not in loaded and "numcodecs" not in loaded
 
 
 EXTRAS_ONLY = ("s3fs", "aiohttp", "aiobotocore", "botocore", "distributed", "matplotlib", "bokeh", "jinja2")
