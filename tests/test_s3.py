@@ -543,3 +543,63 @@ def test_object_storage_has_default_timeouts():
     assert mine["config_kwargs"] == {**S3_TIMEOUTS, "read_timeout": 1, "retries": {"max_attempts": 3}}
     fs = Location.of("s3://bucket/x.zarr", {"key": "k", "secret": "s"}).fs
     assert fs.config_kwargs == S3_TIMEOUTS  # the library's own accesses get them too
+
+
+def test_side_files_are_read_with_the_storage_options(tmp_path, bucket, options):
+    """--sample-ids, --truth and --mapping files on s3:// are read with --storage-options, like the main paths."""
+    from memoxr.dynamics.demo import sample_dataset
+    from memoxr.dynamics.report import evaluate_store
+    from memoxr.importers import open_scores, scores_dataset
+    from memoxr.importers.report import compare_report
+    from memoxr.io.storage import write_dataset
+
+    fs, so = _fs(options), json.dumps(options)
+    rng = np.random.default_rng(7)
+    values, ids, mask = rng.random(6), np.array([15, 11, 12, 10, 14, 13]), rng.random(6) < 0.5
+    for name, array in {"tracin.npy": values, "mask.npy": mask}.items():
+        np.save(tmp_path / name, array)
+        fs.put_file(str(tmp_path / name), f"{bucket}/side/{name}")
+    fs.pipe_file(f"{bucket}/side/ids.txt", " ".join(map(str, ids)).encode())
+    done = CliRunner().invoke(main, [
+        "import-scores", "self-influence", f"s3://{bucket}/side/tracin.npy", str(tmp_path / "tracin.zarr"),
+        "--sample-order", "tfds", "--sample-ids", f"s3://{bucket}/side/ids.txt",
+        "--truth", f"is_mislabeled=s3://{bucket}/side/mask.npy", "--storage-options", so,
+    ])
+    assert done.exit_code == 0, done.output
+    ds = open_scores(tmp_path / "tracin.zarr")
+    assert ds["train_id"].values.tolist() == ids.tolist()
+    np.testing.assert_array_equal(ds["self_influence"].values, values)
+    np.testing.assert_array_equal(ds["is_mislabeled"].values, mask)
+
+    # compare: a permutation file on s3:// translates one source's order into the other's.
+    n = 40
+    to_tfds = rng.permutation(n)
+    np.save(tmp_path / "tv_to_tfds.npy", to_tfds)
+    fs.put_file(str(tmp_path / "tv_to_tfds.npy"), f"{bucket}/side/tv_to_tfds.npy")
+    scores = rng.random(n)
+    a = scores_dataset({"a": scores}, sample_order="tfds", source="a", directions={"a": 1},
+                       truth={"is_mislabeled": rng.random(n) < 0.3})
+    b = scores_dataset({"b": scores[to_tfds] + 0.1 * rng.random(n)}, sample_order="tv", source="b", directions={"b": 1})
+    in_memory = compare_report([a, b], mask="is_mislabeled", mapping={"tv": to_tfds})
+    remote = compare_report([a, b], mask="is_mislabeled", mapping={"tv": f"s3://{bucket}/side/tv_to_tfds.npy"},
+                            storage_options=options)
+    pd.testing.assert_frame_equal(remote, in_memory)
+    done = CliRunner().invoke(main, ["compare", str(write_dataset(a, tmp_path / "a.zarr")),
+                                     str(write_dataset(b, tmp_path / "b.zarr")), "--mask", "is_mislabeled",
+                                     "--mapping", f"tv=s3://{bucket}/side/tv_to_tfds.npy", "--storage-options", so])
+    assert done.exit_code == 0, done.output
+
+    # evaluate --compare: the same for two dynamics stores in different orders.
+    dyn = sample_dataset().isel(noise=[0])
+    samples = dyn.sizes["train_id"]
+    np.save(tmp_path / "identity.npy", np.arange(samples))
+    fs.put_file(str(tmp_path / "identity.npy"), f"{bucket}/side/identity.npy")
+    first = write_dataset(dyn, tmp_path / "first.zarr")
+    second = write_dataset(dyn.assign_attrs(sample_order="other"), tmp_path / "second.zarr")
+    expected = evaluate_store(first, compare=first, proxies=["csl"])
+    got = evaluate_store(first, compare=second, proxies=["csl"], mapping=f"s3://{bucket}/side/identity.npy",
+                         storage_options=options)
+    pd.testing.assert_frame_equal(got, expected)
+    done = CliRunner().invoke(main, ["evaluate", first, "--compare", second, "--proxy", "csl", "--mapping",
+                                     f"s3://{bucket}/side/identity.npy", "--storage-options", so])
+    assert done.exit_code == 0, done.output

@@ -73,13 +73,13 @@ def compare_command(stores: tuple[str, ...], mask: str | None, memorization: str
     are refused unless --mapping translates them.
     """
     from ..importers.report import compare_report
-    from ..io.location import Location, locate
+    from ..io.location import Location, locate, locate_each
 
     selections_by_dim = name_value_pairs(selections, "--sel", form="DIM=VALUE", example="noise=0.1")
     # --quiet: no bar; else quiet_option's progress context draws one for each pass that lasts.
     # Each path its own Location, resolved once with --storage-options.
     table = compare_report([Location.of(store, storage_options) for store in stores], mask=mask,
-                           memorization=locate(memorization, storage_options), mapping=_mappings(mappings),
+                           memorization=locate(memorization, storage_options), mapping=locate_each(_mappings(mappings), storage_options),
                            proxies=list(proxies) or None,
                            select={dim: _scalar(text) for dim, text in selections_by_dim.items()},
                            output=locate(csv_path, storage_options), overwrite=overwrite, skipna=skipna)

@@ -130,7 +130,7 @@ def evaluate_command(
 
     result = evaluate_store(  # each path its own Location, resolved once with --storage-options
         Location.of(store, storage_options), proxies=list(proxies) or None, mask=mask,
-        influence=locate(influence, storage_options), mapping=mapping, top_k=top_k, k=k, across=across,
+        influence=locate(influence, storage_options), mapping=locate(mapping, storage_options), top_k=top_k, k=k, across=across,
         compare=locate(compare, storage_options), skipna=skipna, output=locate(csv_path, storage_options),
         overwrite=overwrite,
     )

@@ -57,7 +57,7 @@ def evaluate_store(
     """
     # Each path its own Location (the command passes Locations it resolved once).
     store = Location.of(store, storage_options)
-    influence, compare, output = (locate(p, storage_options) for p in (influence, compare, output))
+    influence, compare, output, mapping = (locate(p, storage_options) for p in (influence, compare, output, mapping))
     if output is not None:  # before any work: an unwritable output fails fast
         check_writable(output, overwrite=overwrite)
     modes = {"--across": across, "--compare": compare}

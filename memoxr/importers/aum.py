@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import MemoxrInputError
-from ..io.location import Location, PathLike, StorageOptions, file_exists, open_file
+from ..io.location import Location, PathLike, StorageOptions, file_exists, locate_each, open_file
 from ._store import check_output, integer_ids, read_csv_table, scores_dataset, write_scores
 
 AUM_COLUMNS = ("sample_id", "aum")
@@ -92,7 +92,7 @@ def import_aum(
     >>> ds["is_mislabeled"].values.tolist(), ds.attrs["source"], ds.attrs["sample_order"]
     ([False, True, False], 'aum', 'tfds')
     """
-    target = Location.of(output, storage_options)
+    target, truth = Location.of(output, storage_options), locate_each(truth, storage_options)  # truth files too
     check_output(target, overwrite=overwrite)
     ids, aum = read_aum(Location.of(path, storage_options))
     ds = scores_dataset(

@@ -38,7 +38,7 @@ import xarray as xr
 from .._version import __version__
 from ..dynamics.schema import DYNAMICS_SCHEMA, EPOCH, SAMPLE, label_variables
 from ..errors import MemoxrInputError
-from ..io.location import Location, PathLike, StorageOptions
+from ..io.location import Location, PathLike, StorageOptions, locate_each
 from ..io.schema import SCHEMA_VERSION
 from ._store import check_output, integer_ids, scores_dataset, truth_arrays, write_scores
 
@@ -221,7 +221,7 @@ def import_cartography(
     >>> dict(dyn["loss"].sizes), dyn["correct"].values.sum(axis=1).tolist()
     ({'epoch': 2, 'train_id': 3}, [2, 1])
     """
-    target = Location.of(output, storage_options)
+    target, truth = Location.of(output, storage_options), locate_each(truth, storage_options)  # truth files too
     check_output(target, overwrite=overwrite)
     logs = read_cartography(Location.of(path, storage_options))
     if not dynamics:

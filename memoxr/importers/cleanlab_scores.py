@@ -24,7 +24,7 @@ import xarray as xr
 
 from ..dynamics.files import load_array
 from ..errors import MemoxrInputError
-from ..io.location import Location, StorageOptions
+from ..io.location import Location, StorageOptions, locate, locate_each
 from ._store import check_output, scores_dataset, write_scores
 
 METHODS = ("self_confidence", "normalized_margin", "confidence_weighted_entropy")
@@ -158,6 +158,9 @@ def import_cleanlab(
     [0.9, 0.3]
     """
     target = Location.of(output, storage_options)
+    # Every path given (inputs, sample_ids, truth files) read with the same options as the output.
+    pred_probs, labels, sample_ids = (locate(v, storage_options) for v in (pred_probs, labels, sample_ids))
+    truth = locate_each(truth, storage_options)
     check_output(target, overwrite=overwrite)
     ds = label_quality_dataset(pred_probs, labels, sample_order=sample_order, sample_ids=sample_ids, truth=truth,
                                methods=methods, use_cleanlab=use_cleanlab)

@@ -12,7 +12,15 @@ import pandas as pd
 
 from ..dynamics.files import load_array
 from ..errors import MemoxrInputError
-from ..io.location import Location, PathLike, StorageOptions, file_exists, open_file
+from ..io.location import (
+    Location,
+    PathLike,
+    StorageOptions,
+    file_exists,
+    locate,
+    locate_each,
+    open_file,
+)
 from ._store import check_output, integer_ids, read_csv_table, scores_dataset, write_scores
 
 
@@ -121,6 +129,8 @@ def import_plain(
     (-1, 'margin read from margin.npy', 'plain')
     """
     target, location = Location.of(output, storage_options), Location.of(path, storage_options)
+    # Every path given (inputs, sample_ids, truth files) read with the same options as the output.
+    sample_ids, truth = locate(sample_ids, storage_options), locate_each(truth, storage_options)
     check_output(target, overwrite=overwrite)
     ids = None
     if location.path.endswith(".csv"):

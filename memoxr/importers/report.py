@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..io.location import StorageOptions, locate
+from ..io.location import StorageOptions, locate, locate_each
 from ..io.storage import atomic_output, check_writable
 from .compare import Source, compare_scores
 
@@ -55,6 +55,8 @@ def compare_report(
         sources = [locate(source, storage_options) for source in sources]
     if options.get("memorization") is not None:  # an influence store or FZ npz
         options["memorization"] = locate(options["memorization"], storage_options)
+    if options.get("mapping") is not None:  # a permutation file, or one per sample order
+        options["mapping"] = locate_each(options["mapping"], storage_options)
     table = compare_scores(sources, **options)
     if output is not None:
         with atomic_output(output, overwrite=overwrite) as tmp:

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..dynamics.files import load_array
 from ..errors import MemoxrInputError
-from ..io.location import Location, StorageOptions
+from ..io.location import Location, StorageOptions, locate, locate_each
 from ._store import check_output, scores_dataset, write_scores
 
 
@@ -41,7 +41,7 @@ def read_self_influence(path: str | os.PathLike[str] | np.ndarray) -> np.ndarray
     """
     if isinstance(path, str | os.PathLike) and str(path).endswith(".npy") and os.path.isfile(path):
         try:
-            values = np.load(path, mmap_mode="r", allow_pickle=False)
+            values = np.load(os.fspath(path), mmap_mode="r", allow_pickle=False)  # a str: memmap wants one
         except ValueError as exc:
             raise MemoxrInputError(f"self-influence {str(path)!r}: {exc}; expected a numeric .npy") from exc
     else:
@@ -84,6 +84,8 @@ def import_self_influence(
     ([0, 1, 2], 'torchvision', 'self_influence')
     """
     target = Location.of(output, storage_options)
+    # Every path given (inputs, sample_ids, truth files) read with the same options as the output.
+    path, sample_ids, truth = locate(path, storage_options), locate(sample_ids, storage_options), locate_each(truth, storage_options)
     check_output(target, overwrite=overwrite)
     values = read_self_influence(path)
     ds = scores_dataset(
