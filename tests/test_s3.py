@@ -550,6 +550,7 @@ def test_side_files_are_read_with_the_storage_options(tmp_path, bucket, options)
     from memoxr.dynamics.demo import sample_dataset
     from memoxr.dynamics.report import evaluate_store
     from memoxr.importers import open_scores, scores_dataset
+    from memoxr.importers.compare import compare_scores
     from memoxr.importers.report import compare_report
     from memoxr.io.storage import write_dataset
 
@@ -584,10 +585,24 @@ def test_side_files_are_read_with_the_storage_options(tmp_path, bucket, options)
     remote = compare_report([a, b], mask="is_mislabeled", mapping={"tv": f"s3://{bucket}/side/tv_to_tfds.npy"},
                             storage_options=options)
     pd.testing.assert_frame_equal(remote, in_memory)
-    done = CliRunner().invoke(main, ["compare", str(write_dataset(a, tmp_path / "a.zarr")),
-                                     str(write_dataset(b, tmp_path / "b.zarr")), "--mask", "is_mislabeled",
-                                     "--mapping", f"tv=s3://{bucket}/side/tv_to_tfds.npy", "--storage-options", so])
+    pd.testing.assert_frame_equal(compare_scores([a, b], mask="is_mislabeled", storage_options=options,
+                                                 mapping=f"s3://{bucket}/side/tv_to_tfds.npy"), in_memory)
+    stores = [str(write_dataset(a, tmp_path / "a.zarr")), str(write_dataset(b, tmp_path / "b.zarr"))]
+    for mapping in (f"tv=s3://{bucket}/side/tv_to_tfds.npy", f"s3://{bucket}/side/tv_to_tfds.npy"):  # ORDER=FILE, FILE
+        done = CliRunner().invoke(main, ["compare", *stores, "--mask", "is_mislabeled", "--mapping", mapping,
+                                         "--storage-options", so])
+        assert done.exit_code == 0, done.output
+
+    # plain: --sample-ids and --truth files on s3:// beside a local input.
+    done = CliRunner().invoke(main, [
+        "import-scores", "plain", str(tmp_path / "tracin.npy"), str(tmp_path / "plain.zarr"), "--sample-order", "tfds",
+        "--sample-ids", f"s3://{bucket}/side/ids.txt", "--truth", f"is_mislabeled=s3://{bucket}/side/mask.npy",
+        "--storage-options", so,
+    ])
     assert done.exit_code == 0, done.output
+    plain = open_scores(tmp_path / "plain.zarr")
+    assert plain["train_id"].values.tolist() == ids.tolist()
+    np.testing.assert_array_equal(plain["is_mislabeled"].values, mask)
 
     # evaluate --compare: the same for two dynamics stores in different orders.
     dyn = sample_dataset().isel(noise=[0])

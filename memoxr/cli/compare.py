@@ -27,8 +27,13 @@ __all__ = ["compare_command"]
 
 def _mappings(values: tuple[str, ...]) -> str | dict[str, str] | None:
     """``--mapping FILE`` (one order differs) or ``--mapping ORDER=FILE`` (repeatable)."""
-    if len(values) == 1 and os.path.exists(values[0]):
-        return values[0]
+    from ..io.location import is_url
+
+    if len(values) == 1:
+        value = values[0]
+        # A URL is a FILE (its path may hold "=" too); ORDER=URL has "=" before the "://".
+        if os.path.exists(value) or (is_url(value) and "=" not in value.split("://", 1)[0]):
+            return value
     return name_value_pairs(values, "--mapping", form="FILE (an existing permutation file) or ORDER=FILE",
                             example="tfds=tfds_to_torchvision.npy") or None
 

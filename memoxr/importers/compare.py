@@ -52,7 +52,7 @@ from ..dynamics.evaluate import (
 )
 from ..dynamics.schema import EPOCH, SAMPLE, SAMPLE_ALIASES, with_sample_name
 from ..errors import MemoxrInputError
-from ..io.location import Location, StorageOptions
+from ..io.location import Location, StorageOptions, locate_each
 from ..io.schema import INFLUENCE_SCHEMA, TRAIN_ID, kept_attrs
 
 DETECTION_COLUMNS = ("auroc", "auprc", "fpr_at_95_tpr")
@@ -284,7 +284,7 @@ def compare_scores(
             raise MemoxrInputError(f"mask {mask!r} of {holder}: {truth.dtype} with dims {truth.dims}; expected booleans over {SAMPLE!r}")
         truth = truth.astype(bool).assign_attrs(sample_order=_order(ds))
     reference = _order(truth) if truth is not None else _order(opened[0][1])
-    orders = _Orders(reference, mapping)
+    orders = _Orders(reference, locate_each(mapping, storage_options))  # permutation files read like the sources
     mem = mem_ids = None
     if memorization is not None:
         if isinstance(memorization, str | os.PathLike):
