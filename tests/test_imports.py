@@ -65,12 +65,14 @@ def test_calculate_loads_no_cluster_plot_or_s3_library(source, tmp_path):
         path = tmp_path / "sample.zarr"
         convert_npz(memoxr.sample_path(), path, chunk_mb=0.01)
         assert memoxr.open_influence(path)["influence"].data.npartitions > 1
+    csv = tmp_path / "stats.csv"
     code = (
         "import memoxr\nfrom memoxr.cli import main\n"
-        f"try:\n    main(['calculate', '--input', {str(path)!r}, '-q'])\nexcept SystemExit:\n    pass"
+        f"try:\n    main(['calculate', '--input', {str(path)!r}, '-q', '--stats-csv', {str(csv)!r}])\n"
+        "except SystemExit as exit:\n    assert not exit.code, exit.code"
     )
     loaded = _modules_after(code)
-    assert "memoxr.workflows" in loaded
+    assert "memoxr.workflows" in loaded and "dask.array" in loaded and csv.read_text().startswith("class_label")
     assert not [name for name in HEAVY if name in loaded]
     assert "scipy" not in loaded  # hidden while dask.array imports (memoxr/compute/lean_imports.py)
     if source == "npz":  # no store opened or written: zarr is never imported
@@ -128,6 +130,7 @@ def test_commands_import_dask_array_without_scipy_and_scipy_still_imports_after(
         f"try:\n    main(['calculate', '--input', {str(memoxr.sample_path())!r}, '-q', '--stats-csv', "
         f"{str(tmp_path / 'stats.csv')!r}])\nexcept SystemExit as exit:\n    assert not exit.code\n"
         "assert 'dask.array' in sys.modules\n"
+        "assert not [f for f in sys.meta_path if type(f).__module__ == 'memoxr.compute.lean_imports']\n"
         "assert not [m for m in sys.modules if m == 'scipy' or m.startswith('scipy.')], 'scipy imported'\n"
         "import scipy.stats, dask.array as da\n"
         "assert scipy.stats.spearmanr([1, 2, 3], [1, 3, 2])[0] == 0.5\n"
@@ -139,13 +142,19 @@ def test_commands_import_dask_array_without_scipy_and_scipy_still_imports_after(
     assert (tmp_path / "stats.csv").read_text().startswith("class_label")
 
 
-def test_library_import_leaves_scipy_alone():
-    loaded = _modules_after("import memoxr, dask.array")
-    assert "scipy.sparse" in loaded  # only the command hides it
+def test_library_import_leaves_the_import_system_alone():
+    code = (
+        "import sys, importlib.util\nimport memoxr, memoxr.workflows, dask.array\n"
+        "assert not [f for f in sys.meta_path if type(f).__module__ == 'memoxr.compute.lean_imports']\n"
+        "assert importlib.util.find_spec('scipy') is not None\nprint('ok')"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
 
 
 def test_hidden_module_is_importable_again_after_a_failed_import(monkeypatch, tmp_path):
     import importlib.abc
+    import importlib.util
 
     from memoxr.compute import lean_imports
 
@@ -158,16 +167,19 @@ def test_hidden_module_is_importable_again_after_a_failed_import(monkeypatch, tm
             return None
 
         def exec_module(self, module):
+            assert importlib.util.find_spec("memoxr_probe") is None  # absent to probes too
             with pytest.raises(ModuleNotFoundError, match="memoxr_probe"):
                 import memoxr_probe  # noqa: F401
             raise RuntimeError("the wrapped import fails")
 
     module = type(sys)("fake")
     module.__spec__ = None
-    with pytest.raises(RuntimeError, match="wrapped import fails"):
-        lean_imports._ExecutedWithoutScipy(Failing()).exec_module(module)
-    assert not [f for f in sys.meta_path if isinstance(f, lean_imports._Absent)]
-    import memoxr_probe
+    try:
+        with pytest.raises(RuntimeError, match="wrapped import fails"):
+            lean_imports._ExecutedWithoutScipy(Failing()).exec_module(module)
+        assert "memoxr_probe" not in sys.modules
+        import memoxr_probe
 
-    assert memoxr_probe.VALUE == 3
-    sys.modules.pop("memoxr_probe")
+        assert memoxr_probe.VALUE == 3
+    finally:
+        sys.modules.pop("memoxr_probe", None)

@@ -1,17 +1,20 @@
 """``dask.array`` imported without scipy, for the ``memoxr`` command's own process.
 
-``import dask.array`` imports ``scipy.sparse`` (to accept sparse matrices as
-chunks) and ``scipy.fftpack`` (to wrap scipy's FFTs), and scipy 1.17 in turn
-imports ``numpy.testing``, ``unittest`` and ``numpy.f2py``: 0.13–0.2 s of every
-command that reads data, measured with ``python -X importtime``, against a
-seed script whose whole start-up is 0.3 s. No memoxr command uses sparse
-chunks or dask's FFTs, and dask imports both optionally (an ``ImportError``
-leaves them out). So while ``dask.array`` itself is imported, ``scipy`` looks
-absent; afterwards it imports as usual (``evaluate`` needs ``scipy.stats``, and
-scikit-learn needs scipy).
+Two modules of ``dask.array`` import scipy, both optionally (an ``ImportError``
+leaves the feature out): ``dask.array.chunk_types`` imports ``scipy.sparse`` to
+accept sparse matrices as chunks, and ``dask.array.fft`` imports
+``scipy.fftpack`` to wrap scipy's FFTs. scipy 1.17 in turn imports
+``numpy.testing``, ``unittest`` and ``numpy.f2py``: 0.13–0.2 s (``python -X
+importtime``) against a seed script whose whole start-up is 0.3 s. No memoxr
+command uses sparse chunks or dask's FFTs. So while those two modules run,
+and only then, scipy looks absent (``None`` in ``sys.modules``, Python's own
+marker for a module that cannot be imported); afterwards it imports as usual.
 
-Applied by the command line only, like :mod:`memoxr.compute.malloc`: a library
-imported in Jupyter leaves its host's imports alone.
+Commands that need scipy for their own work (``evaluate``, ``compare`` and the
+importers load ``scipy.stats``) import it before dask.array, and then nothing
+is hidden or saved; ``calculate``, ``convert``, ``estimate`` and ``pairs`` save
+the time. Applied by the command line only, like :mod:`memoxr.compute.malloc`:
+importing memoxr in Jupyter leaves the host's imports alone.
 """
 
 from __future__ import annotations
@@ -23,21 +26,13 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
 
-_TARGET = "dask.array"
+#: The modules of dask.array that import scipy optionally.
+_TARGETS = frozenset({"dask.array.chunk_types", "dask.array.fft"})
 _HIDDEN = "scipy"
 
 
-class _Absent(importlib.abc.MetaPathFinder):
-    """Makes ``scipy`` and its submodules raise ``ModuleNotFoundError`` while installed."""
-
-    def find_spec(self, name: str, path: Sequence[str] | None, target: ModuleType | None = None) -> None:
-        if name == _HIDDEN or name.startswith(_HIDDEN + "."):
-            raise ModuleNotFoundError(f"No module named {name!r} (hidden while dask.array is imported)", name=name)
-        return None
-
-
 class _ExecutedWithoutScipy(importlib.abc.Loader):
-    """Wraps ``dask.array``'s own loader: runs the module with scipy hidden, then steps aside."""
+    """Wraps one target's own loader: runs the module with scipy marked absent, then restores it."""
 
     def __init__(self, loader: importlib.abc.Loader) -> None:
         self.loader = loader
@@ -50,32 +45,33 @@ class _ExecutedWithoutScipy(importlib.abc.Loader):
         module.__loader__ = self.loader
         if module.__spec__ is not None:
             module.__spec__.loader = self.loader
-        if _HIDDEN in sys.modules:  # already paid for: nothing to save
+        if _HIDDEN in sys.modules:  # imported already (nothing to save), or marked absent by someone else
             self.loader.exec_module(module)
             return
-        absent = _Absent()
-        sys.meta_path.insert(0, absent)
+        sys.modules[_HIDDEN] = None  # type: ignore[assignment]  # "import scipy" now raises ModuleNotFoundError
         try:
             self.loader.exec_module(module)
         finally:
-            sys.meta_path.remove(absent)
+            if _HIDDEN in sys.modules and sys.modules[_HIDDEN] is None:
+                del sys.modules[_HIDDEN]
 
 
 class _OnFirstImport(importlib.abc.MetaPathFinder):
-    """Finds ``dask.array`` the usual way once, and hands back its spec with the wrapping loader."""
+    """Finds each target the usual way, once, and hands back its spec with the wrapping loader."""
 
     def __init__(self) -> None:
-        self.done = False
+        self.pending = set(_TARGETS)
 
     def find_spec(self, name: str, path: Sequence[str] | None, target: ModuleType | None = None) -> Any:
-        if name != _TARGET or self.done:
+        if name not in self.pending:
             return None
-        # Once, whatever happens next. It stays listed (removing it while the import system
-        # walks sys.meta_path would make it skip the next finder).
-        self.done = True
+        self.pending.discard(name)
         spec = importlib.machinery.PathFinder.find_spec(name, path, target)
-        if spec is not None and spec.loader is not None:
-            spec.loader = _ExecutedWithoutScipy(spec.loader)
+        if spec is None or spec.loader is None:
+            return spec  # not found on the path (an unusual install): the usual finders decide
+        spec.loader = _ExecutedWithoutScipy(spec.loader)
+        if not self.pending:  # the import system stops walking sys.meta_path at a found spec
+            sys.meta_path.remove(self)
         return spec
 
 
@@ -93,7 +89,8 @@ def import_dask_array_without_scipy() -> bool:
     >>> import_dask_array_without_scipy()
     False
     """
-    if _TARGET in sys.modules or _HIDDEN in sys.modules or any(isinstance(f, _OnFirstImport) for f in sys.meta_path):
+    imported = ("dask.array", _HIDDEN, *_TARGETS)
+    if any(name in sys.modules for name in imported) or any(isinstance(f, _OnFirstImport) for f in sys.meta_path):
         return False
     sys.meta_path.insert(0, _OnFirstImport())
     return True
