@@ -188,7 +188,12 @@ GNU_TIME = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else None
 _RSS_TAG = "memoxr-bench-maxrss-kb"
 
 
-#: The allocator settings the ``memoxr`` command gives itself (memoxr/_malloc.py), as environment
+#: Python that imports dask.array as the ``memoxr`` command does (scipy hidden while dask's optional
+#: scipy imports run, memoxr/compute/lean_imports.py): a prefix for ``python -c`` code compared with it.
+LEAN_IMPORTS = "from memoxr.compute.lean_imports import import_dask_array_without_scipy as lean; lean(); "
+
+
+#: The allocator settings the ``memoxr`` command gives itself (memoxr/compute/malloc.py), as environment
 #: variables: given to the processes it is compared with, so no side wins by its allocator.
 SAME_ALLOCATOR = {
     **os.environ,

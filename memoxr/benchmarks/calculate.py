@@ -20,7 +20,8 @@ rounds of four whole processes (each round starts from a different variant):
                   the raw chunks read and decompressed, no NaN handling (the floor).
 
 The seed loop and the read run with the allocator settings ``memoxr`` gives its own
-process (``_common.SAME_ALLOCATOR``, see ``memoxr/_malloc.py``), so neither side wins by them.
+process (``_common.SAME_ALLOCATOR``, see ``memoxr/compute/malloc.py``), and the read imports
+dask.array as ``memoxr`` does (``_common.LEAN_IMPORTS``), so no side wins by them.
 
 Printed per size: median and min-max wall time of each, the ratios memoxr/seed
 and memoxr/read (ratio of medians, and median and range of the per-round
@@ -44,7 +45,7 @@ from typing import cast
 from memoxr.benchmarks import _common as c
 from memoxr.benchmarks.scores import seed_loop
 
-READ_CODE = (
+READ_CODE = c.LEAN_IMPORTS + (
     "import sys, dask.array as da, zarr; "
     "print(da.from_zarr(sys.argv[1], component='influence').sum().compute())"
 )
