@@ -183,3 +183,18 @@ def test_hidden_module_is_importable_again_after_a_failed_import(monkeypatch, tm
         assert memoxr_probe.VALUE == 3
     finally:
         sys.modules.pop("memoxr_probe", None)
+
+
+def _command_names() -> list[str]:
+    import click
+
+    from memoxr.cli import main
+
+    return main.list_commands(click.Context(main))
+
+
+@pytest.mark.parametrize("command", _command_names())
+def test_every_command_help_loads_no_data_library(command):
+    code = f"from memoxr.cli import main\ntry:\n    main([{command!r}, '--help'])\nexcept SystemExit:\n    pass"
+    loaded = _modules_after(code)
+    assert not [name for name in (*HEAVY, "scipy", "zarr", "dask.array") if name in loaded]

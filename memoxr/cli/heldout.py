@@ -6,7 +6,6 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ..convert.heldout_runs import heldout_runs_to_trials
 from .options import handle_errors, overwrite_option, quiet_option, remote_options
 
 if TYPE_CHECKING:
@@ -41,6 +40,9 @@ def trials_from_runs_command(
     train_correct, test_correct, tr_labels and tt_labels for `memoxr estimate`
     (which keeps their order, tfds), and appears only once complete.
     """
+    # Imported here: --help loads no dask, zarr or scipy.
+    from ..convert.heldout_runs import heldout_runs_to_trials
+
     path = heldout_runs_to_trials(
         folder, output, subset_ratio=subset_ratio, labels=labels, overwrite=overwrite, storage_options=storage_options,
     )
