@@ -3,9 +3,11 @@
 Run ``python -m memoxr.benchmarks.estimate --scale 0.25`` (``--scale 1`` is the
 full target: 2,000 trials x 50,000 train x 10,000 test samples, 10 classes).
 
-The trial records are made once with dask's random generator and held in
-memory as bool numpy arrays (what an ``.npz`` gives), so record generation is
-not in the timings; ``--lazy`` keeps them lazy instead (generated chunk by
+Every variant runs in one process with the allocator settings the ``memoxr``
+command gives itself (``memoxr estimate`` runs so; ``--library-allocator`` leaves
+glibc's defaults, as in a library user's process). The trial records are made
+once with dask's random generator and held in memory as bool numpy arrays
+(what an ``.npz`` gives), so record generation is not in the timings; ``--lazy`` keeps them lazy instead (generated chunk by
 chunk inside every timed run, as a Zarr store would be read). Printed:
 
 1. validation pass: :func:`memoxr.estimate.estimate` reads the records once
@@ -51,6 +53,7 @@ import dask
 import dask.array as da
 import numpy as np
 
+from memoxr.compute import malloc as _malloc
 from memoxr.compute.blas import blas_threads_for_dask
 from memoxr.estimate import DegenerateSampleWarning, estimate
 from memoxr.io.storage import write_dataset
@@ -151,7 +154,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-blas-limit", action="store_true", help="leave BLAS threads alone during influence runs")
     parser.add_argument("--write", action="store_true", help="also write the influence store to a temporary Zarr, once")
     parser.add_argument("--scheduler", default="threads", help="dask scheduler (default: threads)")
+    parser.add_argument("--library-allocator", action="store_true",
+                        help="leave glibc's defaults, as a library user's process has them (default: the memoxr "
+                        "command's settings, memoxr/compute/malloc.py, for every variant alike)")
     args = parser.parse_args(argv)
+    kept = False if args.library_allocator else _malloc.keep_freed_buffers()
+    print(f"glibc keeps freed chunk buffers, as the memoxr command does (memoxr/compute/malloc.py): {kept}")
 
     n_trials, n_train, n_test = (max(2, int(round(FULL[k] * args.scale))) for k in ("trials", "train", "test"))
     n_class = args.classes
