@@ -7,8 +7,9 @@ Every variant runs in one process with the allocator settings the ``memoxr``
 command gives itself (``memoxr estimate`` runs so; ``--library-allocator`` leaves
 glibc's defaults, as in a library user's process). The trial records are made
 once with dask's random generator and held in memory as bool numpy arrays
-(what an ``.npz`` gives), so record generation is not in the timings; ``--lazy`` keeps them lazy instead (generated chunk by
-chunk inside every timed run, as a Zarr store would be read). Printed:
+(what an ``.npz`` gives), so record generation is not in the timings; ``--lazy``
+keeps them lazy instead (generated chunk by chunk inside every timed run, as a
+Zarr store would be read). Printed:
 
 1. validation pass: :func:`memoxr.estimate.estimate` reads the records once
    (0/1 checks, per-sample sums), timed once;
