@@ -132,6 +132,19 @@ def test_readme_xarray_manners_snippets_run():
     assert np.isfinite(memoxr.class_stats(namespace["scores"], skipna=True).loc[0, "mean_infl_weighted_memo"])
 
 
+def test_readme_allocator_snippet_runs():
+    # Run in a process of its own: it changes that process's allocator.
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    (snippet,) = [s for s in re.findall(r"```python\n(.*?)```", readme, re.S) if "keep_freed_buffers" in s]
+    done = subprocess.run([sys.executable, "-c", snippet], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
 def test_every_exported_function_has_an_example():
     # The public API: the names of memoxr's and each subpackage's __all__ (classes and exceptions aside).
     import memoxr.convert
