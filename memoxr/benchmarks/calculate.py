@@ -16,12 +16,14 @@ rounds of four whole processes (each round starts from a different variant):
                   by class, computes the scores and writes the per-class CSV.
 2. memoxr store:  ``memoxr calculate --input STORE -q --stats-csv OUT`` (stdout to /dev/null).
 3. memoxr npz:    ``memoxr calculate --input NPZ -q --stats-csv OUT``.
-4. read store:    ``python -c`` with ``dask.array.from_zarr(STORE, component="influence").sum().compute()``:
-                  the raw chunks read and decompressed, no NaN handling (the floor).
+4. read store:    ``python -c`` with ``dask.array.from_zarr(STORE, component="influence")``
+                  ``.sum().compute(scheduler="threads")``: the raw chunks read and
+                  decompressed, no NaN handling (the floor).
 
 The seed loop and the read run with the allocator settings ``memoxr`` gives its own
 process (``_common.SAME_ALLOCATOR``, see ``memoxr/compute/malloc.py``), and the read imports
-dask.array as ``memoxr`` does (``_common.LEAN_IMPORTS``), so no side wins by them.
+dask.array as ``memoxr`` does (``_common.LEAN_IMPORTS``), so no side wins by them. The read names
+its scheduler, as ``memoxr`` does: without one, dask imports ``distributed`` (0.13 s) to look for a client.
 
 Printed per size: median and min-max wall time of each, the ratios memoxr/seed
 and memoxr/read (ratio of medians, and median and range of the per-round
@@ -47,7 +49,7 @@ from memoxr.benchmarks.scores import seed_loop
 
 READ_CODE = c.LEAN_IMPORTS + (
     "import sys, dask.array as da, zarr; "
-    "print(da.from_zarr(sys.argv[1], component='influence').sum().compute())"
+    "print(da.from_zarr(sys.argv[1], component='influence').sum().compute(scheduler='threads'))"
 )
 
 

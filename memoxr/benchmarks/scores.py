@@ -77,7 +77,7 @@ def seed_loop(npz_path: Path, alpha: float = 0.7, beta: float = 0.3) -> pd.DataF
 
 def read_pass(store: Path) -> float:
     """The floor: raw influence chunks read, decompressed and summed (NaN padding not skipped)."""
-    return float(da.from_zarr(str(store), component="influence").sum().compute())
+    return float(da.from_zarr(str(store), component="influence").sum().compute(scheduler="threads"))  # as memoxr
 
 
 def memoxr_pass(store: Path) -> pd.DataFrame:
