@@ -32,8 +32,6 @@ from memoxr.benchmarks import _common as c
 
 #: What ``calculate`` on a store imports before it reads (from an npz it needs no zarr).
 CALCULATE_IMPORTS = "import memoxr.workflows, dask.array, zarr"
-#: What the ``memoxr`` command arranges before any command imports dask.array.
-LEAN = c.LEAN_IMPORTS
 
 
 def commands() -> dict[str, list[str]]:
@@ -44,7 +42,7 @@ def commands() -> dict[str, list[str]]:
         "import memoxr": [py, "-c", "import memoxr"],
         "memoxr --help": c.memoxr_cmd("--help"),
         "memoxr convert --help": c.memoxr_cmd("convert", "--help"),
-        "calculate's imports": [py, "-c", LEAN + CALCULATE_IMPORTS],
+        "calculate's imports": [py, "-c", c.LEAN_IMPORTS + CALCULATE_IMPORTS],
         "calculate's imports, with scipy": [py, "-c", CALCULATE_IMPORTS],
     }
 
@@ -78,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     c.print_ratio(results, "calculate's imports", "calculate's imports, with scipy", "scipy hidden / not hidden")
     print(f"\ntop {args.top} by cumulative import time of calculate's imports, as the command makes them (one run):")
     print(f"  {'cumulative ms':>14}{'self ms':>9}  module")
-    for cumulative, own, module in import_times(LEAN + CALCULATE_IMPORTS, args.top):
+    for cumulative, own, module in import_times(c.LEAN_IMPORTS + CALCULATE_IMPORTS, args.top):
         print(f"  {cumulative / 1000:>14.1f}{own / 1000:>9.1f}  {module}")
     return 0
 
