@@ -123,8 +123,9 @@ def test_old_module_paths_are_the_moved_modules(old):
     assert moved.__spec__.name == MOVED[old]  # its own spec, not the alias's
 
 
-def test_commands_import_dask_array_without_scipy_and_scipy_still_imports_after(tmp_path):
-    # memoxr/compute/lean_imports.py: scipy is hidden while dask.array imports, for the command only.
+def test_commands_import_dask_array_lean_and_scipy_and_dask_docs_are_whole_after(tmp_path):
+    # memoxr/compute/lean_imports.py: while dask.array imports, for the command only, scipy is hidden
+    # and numpy's docstrings are not copied; both are back to normal afterwards.
     code = (
         "import sys\nfrom memoxr.cli import main\n"
         f"try:\n    main(['calculate', '--input', {str(memoxr.sample_path())!r}, '-q', '--stats-csv', "
@@ -132,9 +133,14 @@ def test_commands_import_dask_array_without_scipy_and_scipy_still_imports_after(
         "assert 'dask.array' in sys.modules\n"
         "assert not [f for f in sys.meta_path if type(f).__module__ == 'memoxr.compute.lean_imports']\n"
         "assert not [m for m in sys.modules if m == 'scipy' or m.startswith('scipy.')], 'scipy imported'\n"
-        "import scipy.stats, dask.array as da\n"
+        "import numpy as np, scipy.stats, dask.array as da, dask.utils\n"
         "assert scipy.stats.spearmanr([1, 2, 3], [1, 3, 2])[0] == 0.5\n"
         "assert float(da.arange(6, chunks=2).sum().compute()) == 15.0\n"
+        "assert float(da.sqrt(da.full(3, 4.0, chunks=2)).sum().compute()) == 6.0  # a dask ufunc\n"
+        "assert 'This docstring was copied from numpy' not in (da.nanmean.__doc__ or '')  # lean\n"
+        "assert dask.utils._derived_from.__module__ == 'dask.utils'  # restored\n"
+        "def nanmean(x):\n    'Own text.'\n"
+        "assert 'This docstring was copied from numpy' in dask.utils.derived_from(np)(nanmean).__doc__\n"
         "print('ok')\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -176,7 +182,7 @@ def test_hidden_module_is_importable_again_after_a_failed_import(monkeypatch, tm
     module.__spec__ = None
     try:
         with pytest.raises(RuntimeError, match="wrapped import fails"):
-            lean_imports._ExecutedWithoutScipy(Failing()).exec_module(module)
+            lean_imports._ExecutedLean(Failing(), lean_imports._scipy_absent).exec_module(module)
         assert "memoxr_probe" not in sys.modules
         import memoxr_probe
 
@@ -198,3 +204,31 @@ def test_every_command_help_loads_no_data_library(command):
     code = f"from memoxr.cli import main\ntry:\n    main([{command!r}, '--help'])\nexcept SystemExit:\n    pass"
     loaded = _modules_after(code)
     assert not [name for name in (*HEAVY, "scipy", "zarr", "dask.array") if name in loaded]
+
+
+def test_lean_docstrings_keep_dask_behaviour_and_are_restored_even_after_a_failure():
+    import dask.utils
+    import numpy as np
+
+    from memoxr.compute.lean_imports import _docstrings_not_copied
+
+    copier = dask.utils._derived_from
+
+    def nanmean(x):
+        """Own text."""
+        return np.nanmean(x)
+
+    def no_such_numpy_function(x):
+        return x
+
+    with _docstrings_not_copied():
+        lean = dask.utils.derived_from(np)(nanmean)
+        missing = dask.utils.derived_from(np.ndarray, version="9.9")(no_such_numpy_function)
+    assert lean is nanmean and lean.__doc__ == "Own text." and lean(np.array([1.0, np.nan, 3.0])) == 2.0
+    with pytest.raises(NotImplementedError, match="no_such_numpy_function"):  # as dask does
+        missing(1)
+    assert dask.utils._derived_from is copier
+    with pytest.raises(RuntimeError, match="inside"), _docstrings_not_copied():
+        raise RuntimeError("inside")
+    assert dask.utils._derived_from is copier
+    assert "This docstring was copied from numpy" in dask.utils.derived_from(np)(nanmean).__doc__

@@ -189,8 +189,9 @@ _RSS_TAG = "memoxr-bench-maxrss-kb"
 
 
 #: Python that imports dask.array as the ``memoxr`` command does (scipy hidden while dask's optional
-#: scipy imports run, memoxr/compute/lean_imports.py): a prefix for ``python -c`` code compared with it.
-LEAN_IMPORTS = "from memoxr.compute.lean_imports import import_dask_array_without_scipy as lean; lean(); "
+#: scipy imports run, numpy's docstrings not copied, memoxr/compute/lean_imports.py): a prefix for
+#: ``python -c`` code compared with it.
+LEAN_IMPORTS = "from memoxr.compute.lean_imports import import_dask_array_lean as lean; lean(); "
 
 
 #: The allocator settings the ``memoxr`` command gives itself (memoxr/compute/malloc.py), as environment

@@ -1,41 +1,94 @@
-"""``dask.array`` imported without scipy, for the ``memoxr`` command's own process.
+"""``dask.array`` imported lean, for the ``memoxr`` command's own process.
 
-Two modules of ``dask.array`` import scipy, both optionally (an ``ImportError``
-leaves the feature out): ``dask.array.chunk_types`` imports ``scipy.sparse`` to
-accept sparse matrices as chunks, and ``dask.array.fft`` imports
-``scipy.fftpack`` to wrap scipy's FFTs. scipy 1.17 in turn imports
-``numpy.testing``, ``unittest`` and ``numpy.f2py``: 0.13–0.2 s (``python -X
-importtime``) against a seed script whose whole start-up is 0.3 s. No memoxr
-command uses sparse chunks or dask's FFTs. So while those two modules run,
-and only then, scipy looks absent (``None`` in ``sys.modules``, Python's own
-marker for a module that cannot be imported); afterwards it imports as usual.
+Two things ``import dask.array`` does cost the command time and give it nothing:
+
+* **scipy.** Two modules of ``dask.array`` import scipy, both optionally (an
+  ``ImportError`` leaves the feature out): ``dask.array.chunk_types`` imports
+  ``scipy.sparse`` to accept sparse matrices as chunks, and ``dask.array.fft``
+  imports ``scipy.fftpack`` to wrap scipy's FFTs. scipy 1.17 in turn imports
+  ``numpy.testing``, ``unittest`` and ``numpy.f2py``: 0.13–0.2 s (``python -X
+  importtime``). No memoxr command uses sparse chunks or dask's FFTs. So while
+  those two modules run, and only then, scipy looks absent (``None`` in
+  ``sys.modules``, Python's own marker for a module that cannot be imported);
+  afterwards it imports as usual.
+* **Docstrings.** dask.array copies numpy's docstring into each of its ~300
+  functions and ufuncs as it defines them (``dask.utils.derived_from``), and
+  scans each for the arguments dask does not support, with a few regular
+  expressions per line: about 0.1 s of every start-up, for ``help()`` texts a
+  command never shows. While ``dask.array`` itself is imported, and only then,
+  each function keeps its own docstring instead. A function numpy lacks is still
+  replaced by one that raises ``NotImplementedError``, as dask does.
 
 Commands that need scipy for their own work (``evaluate``, ``compare`` and the
-importers load ``scipy.stats``) import it before dask.array, and then nothing
-is hidden or saved; ``calculate``, ``convert``, ``estimate`` and ``pairs`` save
-the time. Applied by the command line only, like :mod:`memoxr.compute.malloc`:
-importing memoxr in Jupyter leaves the host's imports alone.
+importers load ``scipy.stats``) import it before dask.array, and then scipy is
+not hidden. Applied by the command line only, like :mod:`memoxr.compute.malloc`:
+importing memoxr in Jupyter leaves the host's imports, and dask's docstrings,
+alone.
 """
 
 from __future__ import annotations
 
+import importlib
 import importlib.abc
 import importlib.machinery
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from types import ModuleType
 from typing import Any
 
-#: The modules of dask.array that import scipy optionally.
-_TARGETS = frozenset({"dask.array.chunk_types", "dask.array.fft"})
 _HIDDEN = "scipy"
 
 
-class _ExecutedWithoutScipy(importlib.abc.Loader):
-    """Wraps one target's own loader: runs the module with scipy marked absent, then restores it."""
+@contextmanager
+def _scipy_absent() -> Iterator[None]:
+    if _HIDDEN in sys.modules:  # imported already (nothing to save), or marked absent by someone else
+        yield
+        return
+    sys.modules[_HIDDEN] = None  # type: ignore[assignment]  # "import scipy" now raises ModuleNotFoundError
+    try:
+        yield
+    finally:
+        if _HIDDEN in sys.modules and sys.modules[_HIDDEN] is None:
+            del sys.modules[_HIDDEN]
 
-    def __init__(self, loader: importlib.abc.Loader) -> None:
+
+def _own_docstring(cls: Any, method: Any, *_: Any, extra: str = "", **__: Any) -> str:
+    """Stands in for ``dask.utils._derived_from``: the method's own docstring, numpy's not copied."""
+    getattr(cls, method.__name__)  # an AttributeError keeps dask's path for a function numpy lacks
+    return extra
+
+
+@contextmanager
+def _docstrings_not_copied() -> Iterator[None]:
+    utils: Any = importlib.import_module("dask.utils")  # imported with the dask package already
+    copier = getattr(utils, "_derived_from", None)
+    if copier is None:  # another dask: leave it alone
+        yield
+        return
+    utils._derived_from = _own_docstring
+    try:
+        yield
+    finally:
+        if utils._derived_from is _own_docstring:
+            utils._derived_from = copier
+
+
+#: What runs around each module's first import: ``dask.array`` is the package whose modules copy
+#: numpy's docstrings (it imports them all); the other two import scipy.
+_TARGETS: dict[str, Callable[[], AbstractContextManager[None]]] = {
+    "dask.array": _docstrings_not_copied,
+    "dask.array.chunk_types": _scipy_absent,
+    "dask.array.fft": _scipy_absent,
+}
+
+
+class _ExecutedLean(importlib.abc.Loader):
+    """Wraps one target's own loader: runs the module inside its context, which restores everything after."""
+
+    def __init__(self, loader: importlib.abc.Loader, context: Callable[[], AbstractContextManager[None]]) -> None:
         self.loader = loader
+        self.context = context
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
         return self.loader.create_module(spec)
@@ -45,15 +98,8 @@ class _ExecutedWithoutScipy(importlib.abc.Loader):
         module.__loader__ = self.loader
         if module.__spec__ is not None:
             module.__spec__.loader = self.loader
-        if _HIDDEN in sys.modules:  # imported already (nothing to save), or marked absent by someone else
+        with self.context():
             self.loader.exec_module(module)
-            return
-        sys.modules[_HIDDEN] = None  # type: ignore[assignment]  # "import scipy" now raises ModuleNotFoundError
-        try:
-            self.loader.exec_module(module)
-        finally:
-            if _HIDDEN in sys.modules and sys.modules[_HIDDEN] is None:
-                del sys.modules[_HIDDEN]
 
 
 class _OnFirstImport(importlib.abc.MetaPathFinder):
@@ -66,31 +112,30 @@ class _OnFirstImport(importlib.abc.MetaPathFinder):
         if name not in self.pending:
             return None
         self.pending.discard(name)
+        if not self.pending:  # the last target: nothing more to wrap
+            sys.meta_path.remove(self)
         spec = importlib.machinery.PathFinder.find_spec(name, path, target)
         if spec is None or spec.loader is None:
             return spec  # not found on the path (an unusual install): the usual finders decide
-        spec.loader = _ExecutedWithoutScipy(spec.loader)
-        if not self.pending:  # the import system stops walking sys.meta_path at a found spec
-            sys.meta_path.remove(self)
+        spec.loader = _ExecutedLean(spec.loader, _TARGETS[name])
         return spec
 
 
-def import_dask_array_without_scipy() -> bool:
-    """Arrange for the first ``import dask.array`` of this process to skip scipy; True if arranged.
+def import_dask_array_lean() -> bool:
+    """Arrange for the first ``import dask.array`` of this process to skip scipy and docstrings; True if arranged.
 
     Nothing is imported now (``memoxr --help`` stays fast). A no-op when
-    ``dask.array`` or scipy is already imported, or when it was arranged before.
+    ``dask.array`` is already imported, or when it was arranged before.
 
     Examples
     --------
     In this process (the doctest runner) dask.array is already imported, so nothing changes:
 
     >>> import dask.array
-    >>> import_dask_array_without_scipy()
+    >>> import_dask_array_lean()
     False
     """
-    imported = ("dask.array", _HIDDEN, *_TARGETS)
-    if any(name in sys.modules for name in imported) or any(isinstance(f, _OnFirstImport) for f in sys.meta_path):
+    if any(name in sys.modules for name in _TARGETS) or any(isinstance(f, _OnFirstImport) for f in sys.meta_path):
         return False
     sys.meta_path.insert(0, _OnFirstImport())
     return True
