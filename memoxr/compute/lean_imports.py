@@ -1,6 +1,6 @@
 """``dask.array`` imported lean, for the ``memoxr`` command's own process.
 
-Two things ``import dask.array`` does cost the command time and give it nothing:
+Three things ``import dask.array`` does cost the command time and give it nothing:
 
 * **scipy.** Two modules of ``dask.array`` import scipy, both optionally (an
   ``ImportError`` leaves the feature out): ``dask.array.chunk_types`` imports
@@ -11,6 +11,9 @@ Two things ``import dask.array`` does cost the command time and give it nothing:
   those two modules run, and only then, scipy looks absent (``None`` in
   ``sys.modules``, Python's own marker for a module that cannot be imported);
   afterwards it imports as usual.
+* **jinja2.** ``dask.widgets`` imports jinja2, optionally, for the HTML
+  ``_repr_html_`` of dask objects in Jupyter (0.025 s); a command prints none.
+  It looks absent the same way while ``dask.widgets`` runs.
 * **Docstrings.** dask.array copies numpy's docstring into each of its ~300
   functions and ufuncs as it defines them (``dask.utils.derived_from``), and
   scans each for the arguments dask does not support, with a few regular
@@ -34,23 +37,23 @@ import importlib.machinery
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from functools import partial
 from types import ModuleType
 from typing import Any
 
-_HIDDEN = "scipy"
-
 
 @contextmanager
-def _scipy_absent() -> Iterator[None]:
-    if _HIDDEN in sys.modules:  # imported already (nothing to save), or marked absent by someone else
+def _absent(hidden: str) -> Iterator[None]:
+    """``import hidden`` raises ModuleNotFoundError inside, as if it were not installed; restored after."""
+    if hidden in sys.modules:  # imported already (nothing to save), or marked absent by someone else
         yield
         return
-    sys.modules[_HIDDEN] = None  # type: ignore[assignment]  # "import scipy" now raises ModuleNotFoundError
+    sys.modules[hidden] = None  # type: ignore[assignment]  # Python's marker of a module that cannot import
     try:
         yield
     finally:
-        if _HIDDEN in sys.modules and sys.modules[_HIDDEN] is None:
-            del sys.modules[_HIDDEN]
+        if hidden in sys.modules and sys.modules[hidden] is None:
+            del sys.modules[hidden]
 
 
 def _own_docstring(cls: Any, method: Any, *_: Any, extra: str = "", **__: Any) -> str:
@@ -75,11 +78,12 @@ def _docstrings_not_copied() -> Iterator[None]:
 
 
 #: What runs around each module's first import: ``dask.array`` is the package whose modules copy
-#: numpy's docstrings (it imports them all); the other two import scipy.
+#: numpy's docstrings (it imports them all); the others import scipy or jinja2.
 _TARGETS: dict[str, Callable[[], AbstractContextManager[None]]] = {
     "dask.array": _docstrings_not_copied,
-    "dask.array.chunk_types": _scipy_absent,
-    "dask.array.fft": _scipy_absent,
+    "dask.array.chunk_types": partial(_absent, "scipy"),
+    "dask.array.fft": partial(_absent, "scipy"),
+    "dask.widgets": partial(_absent, "jinja2"),
 }
 
 
@@ -105,8 +109,8 @@ class _ExecutedLean(importlib.abc.Loader):
 class _OnFirstImport(importlib.abc.MetaPathFinder):
     """Finds each target the usual way, once, and hands back its spec with the wrapping loader."""
 
-    def __init__(self) -> None:
-        self.pending = set(_TARGETS)
+    def __init__(self, pending: set[str]) -> None:
+        self.pending = pending
 
     def find_spec(self, name: str, path: Sequence[str] | None, target: ModuleType | None = None) -> Any:
         if name not in self.pending:
@@ -122,10 +126,10 @@ class _OnFirstImport(importlib.abc.MetaPathFinder):
 
 
 def import_dask_array_lean() -> bool:
-    """Arrange for the first ``import dask.array`` of this process to skip scipy and docstrings; True if arranged.
+    """Arrange for the first import of dask and dask.array to skip scipy, jinja2 and docstrings; True if arranged.
 
     Nothing is imported now (``memoxr --help`` stays fast). A no-op when
-    ``dask.array`` is already imported, or when it was arranged before.
+    dask.array is already imported, or when it was arranged before.
 
     Examples
     --------
@@ -135,7 +139,8 @@ def import_dask_array_lean() -> bool:
     >>> import_dask_array_lean()
     False
     """
-    if any(name in sys.modules for name in _TARGETS) or any(isinstance(f, _OnFirstImport) for f in sys.meta_path):
+    pending = {name for name in _TARGETS if name not in sys.modules}
+    if "dask.array" in sys.modules or not pending or any(isinstance(f, _OnFirstImport) for f in sys.meta_path):
         return False
-    sys.meta_path.insert(0, _OnFirstImport())
+    sys.meta_path.insert(0, _OnFirstImport(pending))
     return True
