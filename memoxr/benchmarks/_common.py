@@ -163,6 +163,23 @@ def disk_gb(path: Path) -> float:
 # --------------------------------------------------------------------------- processes
 
 
+def byte_compile(*checkouts: Path) -> None:
+    """Write the bytecode of this memoxr (and of other ``checkouts``) as ``pip install`` does, and say so.
+
+    An editable install in an environment with ``PYTHONDONTWRITEBYTECODE`` (this project's development
+    machine has it) would otherwise compile memoxr's ~40 modules in every whole-process run, about
+    0.05 s that an installed memoxr never spends.
+    """
+    import compileall
+
+    here = Path(__file__).resolve().parent.parent  # memoxr/; a checkout's convert/ sits beside it
+    for root in (here.parent, *checkouts):
+        for folder in (root / "memoxr", root / "convert"):
+            if folder.is_dir():
+                compileall.compile_dir(folder, quiet=1)
+    print("memoxr byte-compiled, as pip installs it")
+
+
 def memoxr_cmd(*args: str) -> list[str]:
     """The CLI of the running interpreter's environment, as a command line."""
     return [sys.executable, "-m", "memoxr", *args]

@@ -152,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--values", choices=["quantized", "gaussian"], default="quantized")
     parser.add_argument("--workdir", type=Path, default=None, help="folder for the data (default: a temp folder)")
     args = parser.parse_args(argv)
+    c.byte_compile()
 
     print(f"python {sys.version.split()[0]}; memoxr as {' '.join(c.memoxr_cmd())}")
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:

@@ -111,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--codecs", action="store_true", help="compare Blosc codecs on the real estimates instead")
     parser.add_argument("--min-seconds", type=float, default=0.5, help="--codecs: CPU time per measurement")
     args = parser.parse_args(argv)
+    c.byte_compile()
 
     if args.codecs:
         codecs(args.min_seconds)

@@ -64,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=10, help="interleaved rounds (default 10)")
     parser.add_argument("--top", type=int, default=10, help="modules listed from -X importtime (default 10)")
     args = parser.parse_args(argv)
+    c.byte_compile()
 
     variants = {name: (lambda cmd=cmd: c.run_process(cmd)) for name, cmd in commands().items()}
     for cmd in commands().values():  # one untimed run each: bytecode compiled, files in the page cache

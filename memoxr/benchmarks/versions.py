@@ -22,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from memoxr.benchmarks import _common as c
+
 
 def _run(store: Path, csv: Path, env: dict[str, str]) -> float:
     start = time.perf_counter()
@@ -39,6 +41,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--old", type=Path, required=True, help="source checkout of the other version")
     parser.add_argument("--repeat", type=int, default=7, help="interleaved rounds (default 7)")
     args = parser.parse_args(argv)
+    c.byte_compile(args.old)
     variants = {"old": dict(os.environ, PYTHONPATH=str(args.old)), "new": dict(os.environ)}
     variants["new"].pop("PYTHONPATH", None)
     with tempfile.TemporaryDirectory() as tmp:
