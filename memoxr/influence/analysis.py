@@ -13,7 +13,6 @@ over it is NaN; a ranking lists it last).
 from __future__ import annotations
 
 import itertools
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -22,6 +21,7 @@ import pandas as pd
 import xarray as xr
 
 from ..compute.manners import rank_skipna, resolve_keep_attrs
+from ..compute.plan import default_threads
 from ..compute.progress import compute
 from ..errors import MemoxrInputError
 from ..io.schema import (
@@ -187,9 +187,7 @@ def rank_agreement(scores: xr.Dataset, *, skipna: bool | None = None, keep_attrs
         data, keep = job
         return _kernels.centered(_kernels.average_rank(data, keep), keep)
 
-    # The cores this process may use (affinity, cgroups' cpusets), where the platform says so.
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    with ThreadPoolExecutor(max_workers=cores) as pool:  # numpy sorts release the GIL
+    with ThreadPoolExecutor(max_workers=default_threads()) as pool:  # numpy sorts release the GIL
         ranks = dict(zip(jobs, pool.map(centered_ranks, jobs.values()), strict=True))
 
     def spearman(layout: str, pair: tuple[str, str]) -> np.ndarray:
