@@ -122,3 +122,42 @@ def test_truncated_or_oversized_npy_headers_get_numpy_s_checks():
     for raw in (truncated, oversized):
         with pytest.raises(MemoxrInputError, match="not a valid .npy array"):
             read_npy_header(io.BytesIO(raw), source="buffer", key="x", stored=len(raw))
+
+
+def test_small_members_read_in_one_go_equal_np_load_and_long_headers_fall_back(tmp_path):
+    # Stored members up to 1 MB are read with one seek and one read (memoxr.io.npz); headers from a
+    # 1 KB prefix, unless the header is longer, when zipfile streams the member as before.
+    from memoxr.io.npz import _HEADER_PREFIX, open_npz, read_npz_headers
+
+    long_names = np.zeros(3, dtype=[(f"field_{i:03d}", "<f4") for i in range(80)])  # a ~2.6 KB header
+    arrays = {"index": np.arange(7, dtype=np.int64), "labels": np.array([3, 1, 2], ">i2"), "scalar": np.array("tfds"),
+              "empty": np.zeros((0, 4), np.float32), "fortran": np.asfortranarray(np.arange(6.0).reshape(2, 3)),
+              "long_header": long_names, "big": np.arange(300_000, dtype=np.float64)}  # 2.4 MB: streamed
+    path = tmp_path / "members.npz"
+    np.savez(path, **arrays)
+    header_bytes = io.BytesIO()
+    np.lib.format.write_array(header_bytes, long_names)
+    assert header_bytes.getvalue().index(b"\n") > _HEADER_PREFIX  # the fallback is really taken
+    headers = read_npz_headers(path)
+    with open_npz(path) as npz, np.load(path) as expected:
+        for key, array in arrays.items():
+            assert (headers[key].shape, headers[key].dtype) == (array.shape, array.dtype)
+            got = npz[key]
+            assert got.dtype == expected[key].dtype and got.flags.writeable
+            np.testing.assert_array_equal(got, expected[key])
+
+
+def test_damaged_small_member_is_a_clear_error(tmp_path):
+    arrays = make_fz_arrays(RAGGED_TRAIN, RAGGED_TEST, seed=3)
+    path = write_npz(tmp_path / "x.npz", arrays)
+    info = zipfile.ZipFile(path).getinfo("tr_classidx_1.npy")
+    data = bytearray(open(path, "rb").read())
+    data[info.header_offset + 30 + len(info.filename) + len(info.extra) + info.file_size - 3] ^= 0x01
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(MemoxrInputError, match=r"key 'tr_classidx_1': member is damaged \(CRC-32 mismatch\)"):
+        fz_npz.inspect_fz_npz(bad, checksum=False)
+    cut = tmp_path / "cut.npz"  # the file ends inside a small member: refused, not read short
+    cut.write_bytes(bytes(data[: info.header_offset + 30 + len(info.filename) + len(info.extra) + 100]))
+    with pytest.raises(MemoxrInputError, match="npz"):
+        fz_npz.inspect_fz_npz(cut, checksum=False)

@@ -19,9 +19,9 @@ from dask.base import tokenize
 
 from ..errors import MemoxrInputError
 from ..io.chunks import DEFAULT_CHUNK_MB, BlockChunks, plan_block_chunks
-from ..io.location import Location, PathLike, StorageOptions
-from ..io.npy import as_indices, as_numeric, check_dtype
-from ..io.npz import file_sha256, open_npz, read_npz_headers
+from ..io.location import Location, PathLike, StorageOptions, file_exists
+from ..io.npy import ArrayHeader, as_indices, as_numeric, check_dtype
+from ..io.npz import file_sha256, open_npz
 from ..io.schema import influence_dataset, pad_indices
 
 GLOBAL_KEYS = ("tr_mem", "tr_labels", "tt_labels")
@@ -174,7 +174,44 @@ def inspect_fz_npz(
     """
     location = Location.of(path, storage_options)
     source = location.path
-    headers = read_npz_headers(location)
+    if not file_exists(location):
+        raise MemoxrInputError(f"input {source!r} does not exist or is not a file")
+    with open_npz(location, allow_pickle=allow_pickle) as npz:  # one open: headers, then the small arrays
+        headers = npz.headers
+        classes, known, n_train, n_test = _check_headers(headers, source, allow_pickle=allow_pickle)
+        tr_mem = as_numeric("tr_mem", npz["tr_mem"]).astype(np.float64)
+        tr_labels = as_indices("tr_labels", npz["tr_labels"], size=np.iinfo(np.int64).max, what="class labels")
+        tt_labels = as_indices("tt_labels", npz["tt_labels"], size=np.iinfo(np.int64).max, what="class labels")
+        train_index = [as_indices(f"tr_classidx_{k}", npz[f"tr_classidx_{k}"], size=n_train, what="train indices") for k in classes]
+        test_index = [as_indices(f"tt_classidx_{k}", npz[f"tt_classidx_{k}"], size=n_test, what="test indices") for k in classes]
+        sample_order = str(npz[ORDER_KEY][()]) if ORDER_KEY in headers else None
+
+    for split, indices, labels, size in (
+        ("tr", train_index, tr_labels, n_train),
+        ("tt", test_index, tt_labels, n_test),
+    ):
+        _check_membership(split, classes, indices, labels, size)
+
+    return FZLayout(
+        path=source,
+        allow_pickle=allow_pickle,
+        classes=classes,
+        train_index=train_index,
+        test_index=test_index,
+        tr_mem=tr_mem,
+        tr_labels=tr_labels,
+        tt_labels=tt_labels,
+        ignored_keys=sorted(set(headers) - known),
+        sha256=file_sha256(location) if checksum else "",
+        location=location,
+        sample_order=sample_order,
+    )
+
+
+def _check_headers(
+    headers: dict[str, ArrayHeader], source: str, *, allow_pickle: bool
+) -> tuple[list[int], set[str], int, int]:
+    """Keys, dtypes and shapes of an FZ npz from its headers: its classes, known keys, train and test sizes."""
     missing = [k for k in GLOBAL_KEYS if k not in headers]
     if missing:
         raise MemoxrInputError(
@@ -226,35 +263,7 @@ def inspect_fz_npz(
                 f"key {key!r}: expected shape {shape} (len(tr_classidx_{k}), len(tt_classidx_{k})), "
                 f"received {headers[key].shape}"
             )
-
-    with open_npz(location, allow_pickle=allow_pickle) as npz:
-        tr_mem = as_numeric("tr_mem", npz["tr_mem"]).astype(np.float64)
-        tr_labels = as_indices("tr_labels", npz["tr_labels"], size=np.iinfo(np.int64).max, what="class labels")
-        tt_labels = as_indices("tt_labels", npz["tt_labels"], size=np.iinfo(np.int64).max, what="class labels")
-        train_index = [as_indices(f"tr_classidx_{k}", npz[f"tr_classidx_{k}"], size=n_train, what="train indices") for k in classes]
-        test_index = [as_indices(f"tt_classidx_{k}", npz[f"tt_classidx_{k}"], size=n_test, what="test indices") for k in classes]
-        sample_order = str(npz[ORDER_KEY][()]) if ORDER_KEY in headers else None
-
-    for split, indices, labels, size in (
-        ("tr", train_index, tr_labels, n_train),
-        ("tt", test_index, tt_labels, n_test),
-    ):
-        _check_membership(split, classes, indices, labels, size)
-
-    return FZLayout(
-        path=source,
-        allow_pickle=allow_pickle,
-        classes=classes,
-        train_index=train_index,
-        test_index=test_index,
-        tr_mem=tr_mem,
-        tr_labels=tr_labels,
-        tt_labels=tt_labels,
-        ignored_keys=sorted(set(headers) - known),
-        sha256=file_sha256(location) if checksum else "",
-        location=location,
-        sample_order=sample_order,
-    )
+    return classes, known, n_train, n_test
 
 
 def _check_membership(
