@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, default=None, help="folder for the data (default: a temp folder)")
     args = parser.parse_args(argv)
     # The allocator settings of the memoxr command, here for all three variants alike.
-    print(f"glibc keeps freed chunk buffers (memoxr/_malloc.py): {_malloc.keep_freed_buffers()}")
+    print(f"glibc keeps freed chunk buffers (memoxr/compute/malloc.py): {_malloc.keep_freed_buffers()}")
 
     sizes = c.layout(f"{args.gb:g}gb-{args.layout}")
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
