@@ -232,3 +232,20 @@ def test_lean_docstrings_keep_dask_behaviour_and_are_restored_even_after_a_failu
         raise RuntimeError("inside")
     assert dask.utils._derived_from is copier
     assert "This docstring was copied from numpy" in dask.utils.derived_from(np)(nanmean).__doc__
+
+
+def test_lean_import_after_dask_itself_is_imported_still_applies_and_leaves_nothing_behind():
+    # A process that imported dask (not dask.array) first: dask.widgets is done, the rest still applies.
+    code = (
+        "import sys, dask\nfrom memoxr.compute.lean_imports import import_dask_array_lean\n"
+        "assert 'dask.widgets' in sys.modules and import_dask_array_lean()\n"
+        "assert not import_dask_array_lean()  # arranged once\n"
+        "import dask.array as da\n"
+        "assert not [f for f in sys.meta_path if type(f).__module__ == 'memoxr.compute.lean_imports']\n"
+        "assert 'scipy' not in sys.modules\n"
+        "assert 'This docstring was copied from numpy' not in (da.nanmean.__doc__ or '')\n"
+        "assert not import_dask_array_lean()  # dask.array imported: nothing left to arrange\n"
+        "print('ok')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
