@@ -249,3 +249,32 @@ def test_lean_import_after_dask_itself_is_imported_still_applies_and_leaves_noth
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
+
+def test_lean_finder_leaving_does_not_skip_the_next_finder(monkeypatch):
+    # The last target, not on the path: the finder leaves sys.meta_path, and the import system must
+    # still ask the finder after it (it walks the list it started with).
+    import importlib.abc
+    import importlib.util
+
+    from memoxr.compute import lean_imports
+
+    class Provider(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+        def find_spec(self, name, path, target=None):
+            return importlib.util.spec_from_loader(name, self) if name == "memoxr_probe_elsewhere" else None
+
+        def create_module(self, spec):
+            return None
+
+        def exec_module(self, module):
+            module.VALUE = 7
+
+    lean = lean_imports._OnFirstImport({"memoxr_probe_elsewhere"})
+    monkeypatch.setattr(sys, "meta_path", [lean, Provider(), *sys.meta_path])
+    try:
+        import memoxr_probe_elsewhere
+
+        assert memoxr_probe_elsewhere.VALUE == 7
+        assert lean not in sys.meta_path
+    finally:
+        sys.modules.pop("memoxr_probe_elsewhere", None)

@@ -24,7 +24,8 @@ Three things ``import dask.array`` does cost the command time and give it nothin
 
 Commands that need scipy for their own work (``evaluate``, ``compare`` and the
 importers load ``scipy.stats``) import it before dask.array, and then scipy is
-not hidden. Applied by the command line only, like :mod:`memoxr.compute.malloc`:
+not hidden. Each window is process-wide, and meant for a command's single-threaded
+start-up: a module first imported inside it by anyone sees the same absences. Applied by the command line only, like :mod:`memoxr.compute.malloc`:
 importing memoxr in Jupyter leaves the host's imports, and dask's docstrings,
 alone.
 """
@@ -116,8 +117,9 @@ class _OnFirstImport(importlib.abc.MetaPathFinder):
         if name not in self.pending:
             return None
         self.pending.discard(name)
-        if not self.pending:  # the last target: nothing more to wrap
-            sys.meta_path.remove(self)
+        if not self.pending:  # the last target: nothing more to wrap. Rebound, not edited in place:
+            # the import system is walking the old list, and must reach the next finder if we find nothing.
+            sys.meta_path = [finder for finder in sys.meta_path if finder is not self]
         spec = importlib.machinery.PathFinder.find_spec(name, path, target)
         if spec is None or spec.loader is None:
             return spec  # not found on the path (an unusual install): the usual finders decide
