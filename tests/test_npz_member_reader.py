@@ -157,7 +157,71 @@ def test_damaged_small_member_is_a_clear_error(tmp_path):
     bad.write_bytes(bytes(data))
     with pytest.raises(MemoxrInputError, match=r"key 'tr_classidx_1': member is damaged \(CRC-32 mismatch\)"):
         fz_npz.inspect_fz_npz(bad, checksum=False)
-    cut = tmp_path / "cut.npz"  # the file ends inside a small member: refused, not read short
-    cut.write_bytes(bytes(data[: info.header_offset + 30 + len(info.filename) + len(info.extra) + 100]))
-    with pytest.raises(MemoxrInputError, match="npz"):
-        fz_npz.inspect_fz_npz(cut, checksum=False)
+
+
+def _central_entry(data: bytes, name: str) -> int:
+    """Offset of ``name``'s central-directory record in the zip bytes ``data``."""
+    at = 0
+    while True:
+        at = data.index(b"PK\x01\x02", at)
+        length = int.from_bytes(data[at + 28 : at + 30], "little")
+        if data[at + 46 : at + 46 + length] == name.encode():
+            return at
+        at += 4
+
+
+def test_small_member_cut_short_or_misnamed_is_a_clear_error(tmp_path):
+    from memoxr.io.npz import open_npz
+
+    path = tmp_path / "x.npz"
+    np.savez(path, first=np.arange(5), last=np.arange(7))
+    data = bytearray(path.read_bytes())
+    # The directory claims more bytes than the file holds: the one-read path must not read short.
+    entry = _central_entry(bytes(data), "last.npy")
+    size = int.from_bytes(data[entry + 24 : entry + 28], "little") + 100_000
+    data[entry + 20 : entry + 28] = size.to_bytes(4, "little") * 2  # compressed and uncompressed sizes
+    cut = tmp_path / "cut.npz"
+    cut.write_bytes(bytes(data))
+    with open_npz(cut) as npz, pytest.raises(MemoxrInputError, match=r"key 'last': expected \d+ bytes, received \d+ \(truncated file\)"):
+        npz["last"]
+    # A local header naming another member than the directory: zipfile decides, and refuses it.
+    data = bytearray(path.read_bytes())
+    local = data.index(b"first.npy")  # the local header's name comes first in the file
+    data[local : local + 5] = b"fyrst"
+    misnamed = tmp_path / "misnamed.npz"
+    misnamed.write_bytes(bytes(data))
+    with open_npz(misnamed) as npz, pytest.raises(MemoxrInputError, match=r"key 'first' could not be read: .*differ"):
+        npz["first"]
+
+
+def test_encrypted_member_and_failing_reads_are_clear_errors(tmp_path):
+    from memoxr.io.npz import CheckedNpz, open_npz
+
+    path = tmp_path / "x.npz"
+    np.savez(path, first=np.arange(5), last=np.arange(7))
+    data = bytearray(path.read_bytes())
+    entry = _central_entry(bytes(data), "first.npy")
+    local = int.from_bytes(data[entry + 42 : entry + 46], "little")
+    for flags in (entry + 8, local + 6):  # the encryption bit, in the directory and the local header
+        data[flags] |= 0x01
+    locked = tmp_path / "locked.npz"
+    locked.write_bytes(bytes(data))
+    with open_npz(locked) as npz:
+        with pytest.raises(MemoxrInputError, match=r"key 'first' could not be read: .*encrypted"):
+            npz.header("first")
+        with pytest.raises(MemoxrInputError, match=r"key 'first' could not be read: .*encrypted"):
+            npz["first"]
+
+    class Failing(io.BytesIO):  # a connection that breaks after the directory was read
+        broken = False
+
+        def read(self, size=-1):
+            if self.broken:
+                raise OSError("connection reset")
+            return super().read(size)
+
+    raw = Failing(path.read_bytes())
+    npz = CheckedNpz(raw, source="s3://bucket/x.npz")
+    raw.broken = True
+    with pytest.raises(MemoxrInputError, match=r"'s3://bucket/x.npz': key 'last' could not be read: connection reset"):
+        npz["last"]
