@@ -173,11 +173,13 @@ def byte_compile(*checkouts: Path) -> None:
     import compileall
 
     here = Path(__file__).resolve().parent.parent  # memoxr/; a checkout's convert/ sits beside it
-    for root in (here.parent, *checkouts):
-        for folder in (root / "memoxr", root / "convert"):
-            if folder.is_dir():
-                compileall.compile_dir(folder, quiet=1)
-    print("memoxr byte-compiled, as pip installs it")
+    compiled = all([  # a list: every folder compiled, even after a failure
+        compileall.compile_dir(folder, quiet=1)
+        for root in (here.parent, *checkouts)
+        for folder in (root / "memoxr", root / "convert")
+        if folder.is_dir()
+    ])
+    print("memoxr byte-compiled, as pip installs it" if compiled else "memoxr NOT fully byte-compiled (see above)")
 
 
 def memoxr_cmd(*args: str) -> list[str]:
@@ -205,9 +207,9 @@ GNU_TIME = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else None
 _RSS_TAG = "memoxr-bench-maxrss-kb"
 
 
-#: Python that imports dask.array as the ``memoxr`` command does (scipy hidden while dask's optional
-#: scipy imports run, numpy's docstrings not copied, memoxr/compute/lean_imports.py): a prefix for
-#: ``python -c`` code compared with it.
+#: Python that imports dask.array as the ``memoxr`` command does (scipy and jinja2 hidden while dask's
+#: optional imports of them run, numpy's docstrings not copied, memoxr/compute/lean_imports.py): a
+#: prefix for ``python -c`` code compared with it.
 LEAN_IMPORTS = "from memoxr.compute.lean_imports import import_dask_array_lean as lean; lean(); "
 
 
