@@ -167,8 +167,8 @@ def byte_compile(*checkouts: Path) -> None:
     """Write the bytecode of this memoxr (and of other ``checkouts``) as ``pip install`` does, and say so.
 
     An editable install in an environment with ``PYTHONDONTWRITEBYTECODE`` (this project's development
-    machine has it) would otherwise compile memoxr's ~40 modules in every whole-process run, about
-    0.05 s that an installed memoxr never spends.
+    machine has it) would otherwise compile the modules memoxr imports in every whole-process run
+    (34 for ``calculate``, 0.03 s) that an installed memoxr never compiles.
     """
     import compileall
 

@@ -12,7 +12,7 @@ Three things ``import dask.array`` does cost the command time and give it nothin
   ``sys.modules``, Python's own marker for a module that cannot be imported);
   afterwards it imports as usual.
 * **jinja2.** ``dask.widgets`` imports jinja2, optionally, for the HTML
-  ``_repr_html_`` of dask objects in Jupyter (0.025 s); a command prints none.
+  ``_repr_html_`` of dask objects in Jupyter (0.01–0.05 s); a command prints none.
   It looks absent the same way while ``dask.widgets`` runs.
 * **Docstrings.** dask.array copies numpy's docstring into each of its ~300
   functions and ufuncs as it defines them (``dask.utils.derived_from``), and
