@@ -41,6 +41,13 @@ def _holds_whole_header(prefix: bytes, member_size: int) -> bool:
     return len(prefix) >= 12 and 12 + int.from_bytes(prefix[8:12], "little") <= len(prefix)
 
 
+def _data_offset(local: bytes) -> int | None:
+    """Where a member's data starts, from the start of its local header ``local``; None if it is none."""
+    if len(local) < _LOCAL_HEADER or local[:4] != b"PK\x03\x04":
+        return None
+    return _LOCAL_HEADER + int.from_bytes(local[26:28], "little") + int.from_bytes(local[28:30], "little")
+
+
 def _npz_members(archive: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
     return {info.filename[: -len(".npy")]: info for info in archive.infolist() if info.filename.endswith(".npy")}
 
@@ -125,10 +132,10 @@ class CheckedNpz:
         try:
             self._raw.seek(info.header_offset)
             head = self._raw.read(_LOCAL_HEADER + _NAME_ROOM + size)
-            if len(head) < _LOCAL_HEADER or head[:4] != b"PK\x03\x04":
+            start = _data_offset(head)
+            if start is None:
                 return None
-            name_length, extra_length = int.from_bytes(head[26:28], "little"), int.from_bytes(head[28:30], "little")
-            start = _LOCAL_HEADER + name_length + extra_length
+            name_length = int.from_bytes(head[26:28], "little")
             encoding = "utf-8" if info.flag_bits & _UTF8_NAME else "cp437"
             if head[_LOCAL_HEADER : _LOCAL_HEADER + name_length] != info.orig_filename.encode(encoding, "replace"):
                 return None
@@ -165,12 +172,7 @@ class CheckedNpz:
                     f"input {self.source!r}: key {key!r}: expected {info.file_size} bytes, received "
                     f"{len(data)} (truncated file)"
                 )
-            crc = zlib.crc32(data)
-            if crc != info.CRC:
-                raise MemoxrInputError(
-                    f"input {self.source!r}: key {key!r}: member is damaged (CRC-32 mismatch); expected "
-                    f"{info.CRC:#010x}, received {crc:#010x}"
-                )
+            self._check_crc(key, info, zlib.crc32(data))
             member = io.BytesIO(data)
             header = read_npy_header(member, source=self.source, key=key, stored=info.file_size)
             self._headers[key] = header
@@ -204,11 +206,10 @@ class CheckedNpz:
         if info.compress_type != zipfile.ZIP_STORED or info.flag_bits & _ENCRYPTED:
             return False  # zipfile decides (and an encrypted member is refused there)
         fp.seek(info.header_offset)
-        local = fp.read(30)
-        if len(local) != 30 or local[:4] != b"PK\x03\x04":
+        offset = _data_offset(fp.read(_LOCAL_HEADER))
+        if offset is None:
             return False
-        name_length, extra_length = int.from_bytes(local[26:28], "little"), int.from_bytes(local[28:30], "little")
-        data_start = info.header_offset + 30 + name_length + extra_length
+        data_start = info.header_offset + offset
         fp.seek(data_start)
         header = read_npy_header(fp, source=self.source, key=key, stored=info.file_size)
         if header.dtype.kind != "f":
@@ -229,14 +230,18 @@ class CheckedNpz:
         trailing = info.file_size - header_length - expected
         if trailing > 0:
             crc = zlib.crc32(fp.read(trailing), crc)
+        self._check_crc(key, info, crc)
+        if not direct:
+            out[...] = buffer.T if fortran else buffer
+        return True
+
+    def _check_crc(self, key: str, info: zipfile.ZipInfo, crc: int) -> None:
+        """The CRC-32 computed over a member's bytes is the one its directory entry records, or an error."""
         if crc != info.CRC:
             raise MemoxrInputError(
                 f"input {self.source!r}: key {key!r}: member is damaged (CRC-32 mismatch); expected {info.CRC:#010x}, "
                 f"received {crc:#010x}"
             )
-        if not direct:
-            out[...] = buffer.T if fortran else buffer
-        return True
 
     def _header_bytes(self, start: int, length: int) -> bytes:
         position = self._raw.tell()
