@@ -15,9 +15,12 @@ Interleaved (each round starts from a different command), ``--repeat`` rounds of
                                       scipy, jinja2 or numpy's docstrings
                                       (:mod:`memoxr.compute.lean_imports`)
 7. calculate's imports, as a library the same imports as a library user's process makes them
+8. ... scipy hidden only, 9. ... scipy and jinja2 hidden: variant 6 with the lean import's other
+   parts left out, to measure each part (``lean_imports._TARGETS`` without them)
 
 Printed: median and min-max wall time of each and its ratio to the baseline and
-to the seed's imports, and 6 against 7; then the 10 modules with the largest
+to the seed's imports, 6 against 7, and each part of the lean import (8 against 7, 9 against 8,
+6 against 9); then the 10 modules with the largest
 cumulative import time in variant 6, from one run of ``python -X importtime``.
 Nothing is asserted.
 """
@@ -25,6 +28,7 @@ Nothing is asserted.
 from __future__ import annotations
 
 import argparse
+import statistics
 import subprocess
 import sys
 
@@ -32,6 +36,20 @@ from memoxr.benchmarks import _common as c
 
 #: What ``calculate`` on a store imports before it reads (from an npz it needs no zarr).
 CALCULATE_IMPORTS = "import memoxr.workflows, dask.array, zarr"
+
+
+def _lean_without(*targets: str) -> str:
+    """``LEAN_IMPORTS`` with the parts of the lean import for ``targets`` left out."""
+    drop = "".join(f"L._TARGETS.pop({name!r}); " for name in targets)
+    return f"import memoxr.compute.lean_imports as L; {drop}L.import_dask_array_lean(); "
+
+
+#: The lean import's parts, each measured against the variant before it.
+PARTS = {
+    "calculate's imports, scipy hidden only": ("calculate's imports, as a library", "scipy hidden"),
+    "calculate's imports, scipy and jinja2 hidden": ("calculate's imports, scipy hidden only", "jinja2 hidden"),
+    "calculate's imports": ("calculate's imports, scipy and jinja2 hidden", "numpy's docstrings not copied"),
+}
 
 
 def commands() -> dict[str, list[str]]:
@@ -44,6 +62,10 @@ def commands() -> dict[str, list[str]]:
         "memoxr convert --help": c.memoxr_cmd("convert", "--help"),
         "calculate's imports": [py, "-c", c.LEAN_IMPORTS + CALCULATE_IMPORTS],
         "calculate's imports, as a library": [py, "-c", CALCULATE_IMPORTS],
+        "calculate's imports, scipy hidden only": [
+            py, "-c", _lean_without("dask.array", "dask.widgets") + CALCULATE_IMPORTS,
+        ],
+        "calculate's imports, scipy and jinja2 hidden": [py, "-c", _lean_without("dask.array") + CALCULATE_IMPORTS],
     }
 
 
@@ -75,6 +97,9 @@ def main(argv: list[str] | None = None) -> int:
         c.print_ratio(results, name, "python -c pass", f"{name} / python -c pass")
         c.print_ratio(results, name, "import numpy, pandas", f"{name} / import numpy, pandas")
     c.print_ratio(results, "calculate's imports", "calculate's imports, as a library", "lean / as a library")
+    for name, (before, part) in PARTS.items():
+        saved = statistics.median(c.seconds(results[before])) - statistics.median(c.seconds(results[name]))
+        c.print_ratio(results, name, before, f"part, {part}: {name} / {before} ({saved:.3f} s less)")
     print(f"\ntop {args.top} by cumulative import time of calculate's imports, as the command makes them (one run):")
     print(f"  {'cumulative ms':>14}{'self ms':>9}  module")
     for cumulative, own, module in import_times(c.LEAN_IMPORTS + CALCULATE_IMPORTS, args.top):
