@@ -72,7 +72,7 @@ class LazyGroup(click.Group):
 def main() -> None:
     """memoxr: memorization and influence analytics on labelled Zarr stores, lazily."""
     keep_freed_buffers()  # chunk-sized buffers reused, not page-faulted anew (memoxr/compute/malloc.py)
-    import_dask_array_lean()  # no scipy, jinja2 or copied docstrings: 0.26 s less start-up (compute/lean_imports.py)
+    import_dask_array_lean()  # no scipy, jinja2 or copied docstrings: 0.25 s less start-up (compute/lean_imports.py)
 
 
 @main.command("convert")
