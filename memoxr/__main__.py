@@ -1,5 +1,5 @@
 """``python -m memoxr``: the same as the ``memoxr`` command."""
 
-from .cli.main import main
+from .cli.main import run
 
-main(prog_name="memoxr")
+run()

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from .._version import __version__
+from ..compute import collector
 from ..compute.lean_imports import import_dask_array_lean
 from ..compute.malloc import keep_freed_buffers
 from ..io.chunks import DEFAULT_CHUNK_MB
@@ -71,8 +72,25 @@ class LazyGroup(click.Group):
 @click.version_option(__version__, prog_name="memoxr")
 def main() -> None:
     """memoxr: memorization and influence analytics on labelled Zarr stores, lazily."""
+    ctx = click.get_current_context()
+    if ctx.invoked_subcommand in COLLECTOR_PAUSED:  # no garbage collection over imports (compute/collector.py)
+        ctx.with_resource(collector.paused_until_work())
     keep_freed_buffers()  # chunk-sized buffers reused, not page-faulted anew (memoxr/compute/malloc.py)
     import_dask_array_lean()  # no scipy, jinja2 or copied docstrings: 0.25 s less start-up (compute/lean_imports.py)
+
+
+#: Commands whose work all goes through memoxr.compute.progress.compute, which ends the pause.
+COLLECTOR_PAUSED = frozenset({"convert", "calculate", "update-csv", "demo"})
+
+
+def run() -> None:
+    """The ``memoxr`` command's process (console script and ``python -m memoxr``): :func:`main`, then exit.
+
+    What is alive when the command returns is frozen, so the exit does not scan
+    it (compute/collector.py); tests call :func:`main` in-process instead.
+    """
+    with collector.frozen_at_exit():
+        main(prog_name="memoxr")
 
 
 @main.command("convert")

@@ -23,6 +23,7 @@ import xarray as xr
 from dask.diagnostics import ProgressBar
 
 from ..errors import MemoxrInputError, connection_failure
+from . import collector
 from .scheduler import current_client
 
 # The ``minimum`` of the progress context entered in this thread, None outside one.
@@ -125,6 +126,7 @@ def compute(*objs: Any) -> tuple[Any, ...]:
     >>> int(total), same.values.tolist()
     (6, [0, 1, 2, 3])
     """
+    collector.resume()  # the command's start-up is over (compute/collector.py)
     arrays: list[Any] = []
     for obj in objs:
         if isinstance(obj, xr.Dataset | xr.DataArray):
