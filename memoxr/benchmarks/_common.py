@@ -213,6 +213,19 @@ _RSS_TAG = "memoxr-bench-maxrss-kb"
 LEAN_IMPORTS = "from memoxr.compute.lean_imports import import_dask_array_lean as lean; lean(); "
 
 
+def as_the_command(imports: str, work: str = "pass") -> str:
+    """``python -c`` code run the way the ``memoxr`` command runs its process (``cli.main.run``):
+    ``imports`` with dask.array lean and the collector paused, then ``work`` with it collecting,
+    and what is alive frozen at exit (memoxr/compute/collector.py). One line each."""
+    return (
+        "from memoxr.compute import collector\n"
+        "with collector.frozen_at_exit(), collector.paused_until_work():\n"
+        f"    {LEAN_IMPORTS}{imports}\n"
+        "    collector.resume()\n"
+        f"    {work}\n"
+    )
+
+
 #: The allocator settings the ``memoxr`` command gives itself (memoxr/compute/malloc.py), as environment
 #: variables: given to the processes it is compared with, so no side wins by its allocator.
 SAME_ALLOCATOR = {

@@ -22,7 +22,8 @@ rounds of four whole processes (each round starts from a different variant):
 
 The seed loop and the read run with the allocator settings ``memoxr`` gives its own
 process (``_common.SAME_ALLOCATOR``, see ``memoxr/compute/malloc.py``), and the read imports
-dask.array as ``memoxr`` does (``_common.LEAN_IMPORTS``), so no side wins by them. The read names
+dask.array and handles the garbage collector as ``memoxr`` does (``_common.as_the_command``), so no
+side wins by them. The read names
 its scheduler, as ``memoxr`` does: without one, dask imports ``distributed`` (0.13 s) to look for a client.
 
 Printed per size: median and min-max wall time of each, the ratios memoxr/seed
@@ -47,9 +48,9 @@ from typing import cast
 from memoxr.benchmarks import _common as c
 from memoxr.benchmarks.scores import seed_loop
 
-READ_CODE = c.LEAN_IMPORTS + (
-    "import sys, dask.array as da, zarr; "
-    "print(da.from_zarr(sys.argv[1], component='influence').sum().compute(scheduler='threads'))"
+READ_CODE = c.as_the_command(
+    "import sys, dask.array as da, zarr",
+    "print(da.from_zarr(sys.argv[1], component='influence').sum().compute(scheduler='threads'))",
 )
 
 

@@ -13,15 +13,17 @@ Interleaved (each round starts from a different command), ``--repeat`` rounds of
                                       reads anything (``memoxr.workflows``, ``dask.array``,
                                       ``zarr``), as the command does: dask.array without
                                       scipy, jinja2 or numpy's docstrings
-                                      (:mod:`memoxr.compute.lean_imports`)
+                                      (:mod:`memoxr.compute.lean_imports`), the garbage
+                                      collector paused and what is alive frozen at exit
+                                      (:mod:`memoxr.compute.collector`)
 7. calculate's imports, as a library the same imports as a library user's process makes them
-8. ... scipy hidden only, 9. ... scipy and jinja2 hidden: variant 6 with the lean import's other
-   parts left out, to measure each part (``lean_imports._TARGETS`` without them)
+8. ... scipy hidden only, 9. ... scipy and jinja2 hidden, 10. ... collected as usual: variant 6
+   with the start-up's other parts left out, to measure each part
 
 Printed: median and min-max wall time of each and its ratio to the baseline and
-to the seed's imports, 6 against 7, and each part of the lean import (8 against 7, 9 against 8,
-6 against 9); then the 10 modules with the largest
-cumulative import time in variant 6, from one run of ``python -X importtime``.
+to the seed's imports, 6 against 7, and each part (8 against 7, 9 against 8, 10 against 9,
+6 against 10); then the 10 modules with the largest cumulative import time of variant 10's
+code, from one run of ``python -X importtime``.
 Nothing is asserted.
 """
 
@@ -48,7 +50,9 @@ def _lean_without(*targets: str) -> str:
 PARTS = {
     "calculate's imports, scipy hidden only": ("calculate's imports, as a library", "scipy hidden"),
     "calculate's imports, scipy and jinja2 hidden": ("calculate's imports, scipy hidden only", "jinja2 hidden"),
-    "calculate's imports": ("calculate's imports, scipy and jinja2 hidden", "numpy's docstrings not copied"),
+    "calculate's imports, collected as usual": ("calculate's imports, scipy and jinja2 hidden",
+                                                "numpy's docstrings not copied"),
+    "calculate's imports": ("calculate's imports, collected as usual", "collector paused, frozen at exit"),
 }
 
 
@@ -60,12 +64,13 @@ def commands() -> dict[str, list[str]]:
         "import memoxr": [py, "-c", "import memoxr"],
         "memoxr --help": c.memoxr_cmd("--help"),
         "memoxr convert --help": c.memoxr_cmd("convert", "--help"),
-        "calculate's imports": [py, "-c", c.LEAN_IMPORTS + CALCULATE_IMPORTS],
+        "calculate's imports": [py, "-c", c.as_the_command(CALCULATE_IMPORTS)],
         "calculate's imports, as a library": [py, "-c", CALCULATE_IMPORTS],
         "calculate's imports, scipy hidden only": [
             py, "-c", _lean_without("dask.array", "dask.widgets") + CALCULATE_IMPORTS,
         ],
         "calculate's imports, scipy and jinja2 hidden": [py, "-c", _lean_without("dask.array") + CALCULATE_IMPORTS],
+        "calculate's imports, collected as usual": [py, "-c", c.LEAN_IMPORTS + CALCULATE_IMPORTS],
     }
 
 
