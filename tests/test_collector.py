@@ -6,6 +6,7 @@ import gc
 import importlib
 import subprocess
 import sys
+from importlib.metadata import entry_points
 
 import dask.array as da
 import pytest
@@ -46,6 +47,28 @@ def test_without_a_computation_the_pause_ends_with_the_block():
             pass
         assert not _collecting()
     assert _collecting()
+
+
+def test_a_pause_opened_after_resume_leaves_the_first_in_charge():
+    with collector.paused_until_work():
+        collector.resume()
+        with collector.paused_until_work():  # the first is still open: this one changes nothing
+            assert _collecting()
+        assert _collecting() and gc.get_freeze_count() > 0
+    assert gc.get_freeze_count() == 0
+
+
+def test_objects_the_host_froze_stay_frozen():
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        with collector.paused_until_work():
+            assert not _collecting()
+            collector.resume()
+            assert _collecting() and gc.get_freeze_count() == frozen
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
 
 
 @pytest.mark.parametrize("host", ["disabled", "threshold 0"])
@@ -114,13 +137,22 @@ def test_commands_that_pause_exist():
 
 def _freeze_count_at_exit(entry: str) -> int:
     probe = ("import atexit, gc, sys\n"
-             "atexit.register(lambda: print(gc.get_freeze_count()))\n"  # runs after the entry returned
+             "atexit.register(lambda: print(gc.get_freeze_count()))\n"  # registered first: runs last
              "sys.argv = ['memoxr', '--version']\n"
              f"from memoxr.cli.main import main, run\n{entry}\n")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     return int(out.split()[-1])
 
 
-def test_the_process_entry_freezes_what_the_exit_would_scan():
-    assert _freeze_count_at_exit("run()") > 1000
+@pytest.mark.parametrize("entry", ["run()", "import runpy; runpy.run_module('memoxr', run_name='__main__')"])
+def test_the_command_process_freezes_what_the_exit_would_scan(entry):
+    assert _freeze_count_at_exit(entry) > 1000
+
+
+def test_main_in_process_leaves_nothing_frozen_at_exit():
     assert _freeze_count_at_exit("main()") == 0
+
+
+def test_the_console_script_is_the_process_entry():
+    (script,) = entry_points(group="console_scripts", name="memoxr")
+    assert script.value == "memoxr.cli.main:run"

@@ -79,18 +79,19 @@ def main() -> None:
     import_dask_array_lean()  # no scipy, jinja2 or copied docstrings: 0.25 s less start-up (compute/lean_imports.py)
 
 
-#: Commands whose work all goes through memoxr.compute.progress.compute, which ends the pause.
+#: Commands whose work all goes through memoxr.compute.progress.compute, which ends the pause
+#: (their --dry-run computes nothing: its pause lasts until the command ends, at little cost).
 COLLECTOR_PAUSED = frozenset({"convert", "calculate", "update-csv", "demo"})
 
 
 def run() -> None:
     """The ``memoxr`` command's process (console script and ``python -m memoxr``): :func:`main`, then exit.
 
-    What is alive when the command returns is frozen, so the exit does not scan
-    it (compute/collector.py); tests call :func:`main` in-process instead.
+    What is alive at exit is frozen first, so the exit does not scan it
+    (compute/collector.py); tests call :func:`main` in-process instead.
     """
-    with collector.frozen_at_exit():
-        main(prog_name="memoxr")
+    collector.freeze_at_exit()
+    main(prog_name="memoxr")
 
 
 @main.command("convert")

@@ -2,27 +2,32 @@
 
 A command imports numpy, pandas, xarray, dask and zarr: some 90,000 objects that
 live until the process exits. Python's collector scans them again and again as
-they arrive and frees nothing (during ``memoxr calculate``'s imports: about 250
-young, 20 middle and 2 full collections, 0.07-0.13 s, counted with
+they arrive and frees almost nothing (during ``memoxr calculate``'s imports: about
+250 young, 20 middle and 2 full collections, 0.07-0.13 s, counted with
 ``gc.callbacks``), and at exit it scans everything once more. So the command, and
 only the command (like :mod:`memoxr.compute.malloc`):
 
-* pauses the collector from its start until its first computation
+* pauses automatic collection from its start until its first computation
   (:func:`resume`, called by :func:`memoxr.compute.progress.compute`), then
   moves everything alive to the permanent generation (``gc.freeze``, made for
-  objects that live as long as the process) and collects as usual from there;
-* freezes what is alive once more when the command has returned (:func:`frozen_at_exit`),
-  so the exit does not scan what it is about to free anyway.
+  objects that live as long as the process) and collects as usual from there.
+  The few hundred to two thousand cyclic garbage objects start-up leaves (a
+  fraction of a MB) are frozen with the rest;
+* freezes what is alive at exit, before the interpreter's last collections
+  (:func:`freeze_at_exit`), so the exit does not scan what it is about to free.
 
 Only commands whose work all goes through that gateway pause the collector
 (``cli.main.COLLECTOR_PAUSED``); with the pause bounded by their first
 computation, cyclic garbage is collected during the work as it always was. A
-host that disabled the collector itself is left alone.
+host that turned the collector off, or froze objects of its own, keeps them as
+they were.
 """
 
 from __future__ import annotations
 
+import atexit
 import gc
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -30,8 +35,11 @@ from contextlib import contextmanager
 # True: dask's ``disable_gc`` decorator records gc.isenabled() when dask.array is imported and
 # restores that state after every slice, so a gc.disable() here would switch the collector off
 # for good in any process that imported dask.array during the pause.
-_saved: tuple[int, ...] | None = None  # the thresholds to restore while paused, else None
-_frozen = False  # whether resume() froze objects, for the pause to thaw when it ends in-process
+_lock = threading.Lock()
+_open = False  # a pause is open, from its start to its end (also after resume())
+_saved: tuple[int, ...] | None = None  # the thresholds resume() restores; None once restored
+_may_freeze = False  # nothing was frozen before the pause, so it may freeze and thaw
+_froze = False  # resume() froze objects, for the pause to thaw at its end
 
 
 def _collecting() -> bool:
@@ -40,7 +48,10 @@ def _collecting() -> bool:
 
 @contextmanager
 def paused_until_work() -> Iterator[None]:
-    """No automatic collection inside, until :func:`resume`; as before afterwards (nothing left frozen).
+    """No automatic collection inside, until :func:`resume`; as before afterwards.
+
+    Objects :func:`resume` froze are thawed at the end, so an in-process caller
+    (a test, a notebook) keeps nothing frozen.
 
     Examples
     --------
@@ -52,41 +63,45 @@ def paused_until_work() -> Iterator[None]:
     >>> paused, resumed, gc.get_freeze_count()
     (0, (True, True), 0)
     """
-    global _saved, _frozen
-    if _saved is not None or not _collecting():  # nested, or the host's own setting: leave it alone
+    global _open, _saved, _may_freeze, _froze
+    with _lock:
+        owner = not _open and _collecting()  # else nested, or the host's own setting: left alone
+        if owner:
+            _open, _saved, _froze = True, gc.get_threshold(), False
+            _may_freeze = gc.get_freeze_count() == 0
+            gc.set_threshold(0)
+    if not owner:
         yield
         return
-    _saved, _frozen = gc.get_threshold(), False
-    gc.set_threshold(0)
     try:
         yield
     finally:
-        if _saved is not None:
-            gc.set_threshold(*_saved)
-            _saved = None
-        if _frozen:  # in-process callers (tests, notebooks) keep no frozen objects
-            _frozen = False
-            gc.unfreeze()
+        with _lock:
+            saved, _saved = _saved, None
+            if saved is not None:
+                gc.set_threshold(*saved)
+            if _froze:
+                gc.unfreeze()
+            _open = _froze = False
 
 
 def resume() -> None:
-    """End a pause: what start-up made is frozen and collection runs again. A no-op otherwise."""
-    global _saved, _frozen
-    if _saved is None:
-        return
-    gc.freeze()
-    _frozen = True
-    gc.set_threshold(*_saved)
-    _saved = None
+    """End a pause: everything alive is frozen and collection runs again. A no-op otherwise."""
+    global _saved, _froze
+    with _lock:
+        saved, _saved = _saved, None
+        if saved is None:
+            return
+        if _may_freeze:
+            gc.freeze()
+            _froze = True
+        gc.set_threshold(*saved)
 
 
-@contextmanager
-def frozen_at_exit() -> Iterator[None]:
-    """Around a whole process: what is alive at the end is frozen, so the exit does not scan it.
+def freeze_at_exit() -> None:
+    """Freeze what is alive when the interpreter exits, before its last collections.
 
-    For the process's entry point only: frozen objects are never collected again.
+    For the command's process (``cli.main.run``): frozen objects are never collected
+    again, so the freeze waits for the exit (``atexit``), not for the command's return.
     """
-    try:
-        yield
-    finally:
-        gc.freeze()
+    atexit.register(gc.freeze)
