@@ -213,14 +213,16 @@ _RSS_TAG = "memoxr-bench-maxrss-kb"
 LEAN_IMPORTS = "from memoxr.compute.lean_imports import import_dask_array_lean as lean; lean(); "
 
 
-def as_the_command(imports: str, work: str = "pass") -> str:
+def as_the_command(start: str, work: str = "pass") -> str:
     """``python -c`` code run the way the ``memoxr`` command runs its process (``cli.main.run``):
-    ``imports`` with dask.array lean and the collector paused, then ``work`` with it collecting,
-    and what is alive frozen at exit (memoxr/compute/collector.py). One line each."""
+    ``start`` (imports, and what comes before the first computation) with dask.array lean and
+    automatic collection paused, then ``work`` with it collecting, and what is alive frozen at exit
+    (memoxr/compute/collector.py). One line each."""
     return (
         "from memoxr.compute import collector\n"
-        "with collector.frozen_at_exit(), collector.paused_until_work():\n"
-        f"    {LEAN_IMPORTS}{imports}\n"
+        "collector.freeze_at_exit()\n"
+        "with collector.paused_until_work():\n"
+        f"    {LEAN_IMPORTS}{start}\n"
         "    collector.resume()\n"
         f"    {work}\n"
     )

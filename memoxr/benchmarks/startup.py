@@ -22,8 +22,8 @@ Interleaved (each round starts from a different command), ``--repeat`` rounds of
 
 Printed: median and min-max wall time of each and its ratio to the baseline and
 to the seed's imports, 6 against 7, and each part (8 against 7, 9 against 8, 10 against 9,
-6 against 10); then the 10 modules with the largest cumulative import time of variant 10's
-code, from one run of ``python -X importtime``.
+6 against 10); then the 10 modules with the largest cumulative import time of variant 6,
+from one run of ``python -X importtime``.
 Nothing is asserted.
 """
 
@@ -101,13 +101,13 @@ def main(argv: list[str] | None = None) -> int:
     for name in list(variants)[2:]:
         c.print_ratio(results, name, "python -c pass", f"{name} / python -c pass")
         c.print_ratio(results, name, "import numpy, pandas", f"{name} / import numpy, pandas")
-    c.print_ratio(results, "calculate's imports", "calculate's imports, as a library", "lean / as a library")
+    c.print_ratio(results, "calculate's imports", "calculate's imports, as a library", "as the command / as a library")
     for name, (before, part) in PARTS.items():
         saved = statistics.median(c.seconds(results[before])) - statistics.median(c.seconds(results[name]))
         c.print_ratio(results, name, before, f"part, {part}: {name} / {before} ({saved:.3f} s less)")
     print(f"\ntop {args.top} by cumulative import time of calculate's imports, as the command makes them (one run):")
     print(f"  {'cumulative ms':>14}{'self ms':>9}  module")
-    for cumulative, own, module in import_times(c.LEAN_IMPORTS + CALCULATE_IMPORTS, args.top):
+    for cumulative, own, module in import_times(c.as_the_command(CALCULATE_IMPORTS), args.top):
         print(f"  {cumulative / 1000:>14.1f}{own / 1000:>9.1f}  {module}")
     return 0
 
