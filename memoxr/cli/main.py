@@ -84,14 +84,24 @@ def main() -> None:
 COLLECTOR_PAUSED = frozenset({"convert", "calculate", "update-csv", "demo"})
 
 
-def run() -> None:
+def run(args: list[str] | None = None) -> None:
     """The ``memoxr`` command's process (console script and ``python -m memoxr``): :func:`main`, then exit.
 
-    What is alive at exit is frozen first, so the exit does not scan it
-    (compute/collector.py); tests call :func:`main` in-process instead.
+    ``args`` default to the command line. What is alive at exit is frozen first,
+    so the exit does not scan it (compute/collector.py); tests call :func:`main`
+    in-process instead.
+
+    Examples
+    --------
+    >>> try:
+    ...     run(["--version"])
+    ... except SystemExit as done:
+    ...     print("exit status", done.code)
+    memoxr, version ...
+    exit status 0
     """
     collector.freeze_at_exit()
-    main(prog_name="memoxr")
+    main(args=args, prog_name="memoxr")
 
 
 @main.command("convert")
