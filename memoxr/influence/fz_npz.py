@@ -19,9 +19,9 @@ from dask.base import tokenize
 
 from ..errors import MemoxrInputError
 from ..io.chunks import DEFAULT_CHUNK_MB, BlockChunks, plan_block_chunks
-from ..io.location import Location, PathLike, StorageOptions, file_exists
+from ..io.location import Location, PathLike, StorageOptions
 from ..io.npy import ArrayHeader, as_indices, as_numeric, check_dtype
-from ..io.npz import file_sha256, open_npz
+from ..io.npz import check_input_file, file_sha256, open_npz
 from ..io.schema import influence_dataset, pad_indices
 
 GLOBAL_KEYS = ("tr_mem", "tr_labels", "tt_labels")
@@ -174,8 +174,7 @@ def inspect_fz_npz(
     """
     location = Location.of(path, storage_options)
     source = location.path
-    if not file_exists(location):
-        raise MemoxrInputError(f"input {source!r} does not exist or is not a file")
+    check_input_file(location)
     with open_npz(location, allow_pickle=allow_pickle) as npz:  # one open: headers, then the small arrays
         headers = npz.headers
         classes, known, n_train, n_test = _check_headers(headers, source, allow_pickle=allow_pickle)

@@ -65,11 +65,15 @@ def read_npz_headers(path: PathLike | Location, *, storage_options: StorageOptio
     ((133, 45), 'float32')
     """
     location = Location.of(path, storage_options)
-    source = location.path
-    if not file_exists(location):
-        raise MemoxrInputError(f"input {source!r} does not exist or is not a file")
+    check_input_file(location)
     with open_file(location) as raw:
-        return read_npz_headers_from(raw, source=source)
+        return read_npz_headers_from(raw, source=location.path)
+
+
+def check_input_file(location: Location) -> None:
+    """A clear error naming ``location`` when it is not an existing file, before it is opened."""
+    if not file_exists(location):
+        raise MemoxrInputError(f"input {location.path!r} does not exist or is not a file")
 
 
 def read_npz_headers_from(raw: Any, *, source: str) -> dict[str, ArrayHeader]:
@@ -292,8 +296,7 @@ def load_npz_arrays(
     """
     location = Location.of(path, storage_options)
     source = location.path
-    if not file_exists(location):
-        raise MemoxrInputError(f"input {source!r} does not exist or is not a file")
+    check_input_file(location)
     with open_npz(location) as npz:
         headers = npz.headers
         for key in keys:
