@@ -13,7 +13,6 @@ over it is NaN; a ranking lists it last).
 from __future__ import annotations
 
 import itertools
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,7 +20,7 @@ import pandas as pd
 import xarray as xr
 
 from ..compute.manners import rank_skipna, resolve_keep_attrs
-from ..compute.plan import default_threads
+from ..compute.plan import thread_map
 from ..compute.progress import compute
 from ..errors import MemoxrInputError
 from ..io.schema import (
@@ -187,8 +186,7 @@ def rank_agreement(scores: xr.Dataset, *, skipna: bool | None = None, keep_attrs
         data, keep = job
         return _kernels.centered(_kernels.average_rank(data, keep), keep)
 
-    with ThreadPoolExecutor(max_workers=default_threads()) as pool:  # numpy sorts release the GIL
-        ranks = dict(zip(jobs, pool.map(centered_ranks, jobs.values()), strict=True))
+    ranks = dict(zip(jobs, thread_map(centered_ranks, jobs.values()), strict=True))  # sorts release the GIL
 
     def spearman(layout: str, pair: tuple[str, str]) -> np.ndarray:
         # Pearson of average ranks: each ranking centred once, one product per pair.
