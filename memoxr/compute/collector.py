@@ -38,8 +38,7 @@ from contextlib import contextmanager
 _lock = threading.Lock()
 _open = False  # a pause is open, from its start to its end (also after resume())
 _saved: tuple[int, ...] | None = None  # the thresholds resume() restores; None once restored
-_may_freeze = False  # nothing was frozen before the pause, so it may freeze and thaw
-_froze = False  # resume() froze objects, for the pause to thaw at its end
+_may_freeze = False  # nothing was frozen before the pause, so resume() freezes and the end thaws
 
 
 def _collecting() -> bool:
@@ -63,11 +62,11 @@ def paused_until_work() -> Iterator[None]:
     >>> paused, resumed, gc.get_freeze_count()
     (0, (True, True), 0)
     """
-    global _open, _saved, _may_freeze, _froze
+    global _open, _saved, _may_freeze
     with _lock:
         owner = not _open and _collecting()  # else nested, or the host's own setting: left alone
         if owner:
-            _open, _saved, _froze = True, gc.get_threshold(), False
+            _open, _saved = True, gc.get_threshold()
             _may_freeze = gc.get_freeze_count() == 0
             gc.set_threshold(0)
     if not owner:
@@ -78,23 +77,22 @@ def paused_until_work() -> Iterator[None]:
     finally:
         with _lock:
             saved, _saved = _saved, None
-            if saved is not None:
+            if saved is not None:  # no computation came: collection as before
                 gc.set_threshold(*saved)
-            if _froze:
+            elif _may_freeze:  # resume() froze what was alive: thawed again
                 gc.unfreeze()
-            _open = _froze = False
+            _open = False
 
 
 def resume() -> None:
     """End a pause: everything alive is frozen and collection runs again. A no-op otherwise."""
-    global _saved, _froze
+    global _saved
     with _lock:
         saved, _saved = _saved, None
         if saved is None:
             return
         if _may_freeze:
             gc.freeze()
-            _froze = True
         gc.set_threshold(*saved)
 
 
