@@ -25,9 +25,9 @@ Three things ``import dask.array`` does cost the command time and give it nothin
 Commands that need scipy for their own work (``evaluate``, ``compare`` and the
 importers load ``scipy.stats``) import it before dask.array, and then scipy is
 not hidden. Each window is process-wide, and meant for a command's single-threaded
-start-up: a module first imported inside it by anyone sees the same absences. Applied by the command line only, like :mod:`memoxr.compute.malloc`:
-importing memoxr in Jupyter leaves the host's imports, and dask's docstrings,
-alone.
+start-up: a module first imported inside it by anyone sees the same absences.
+Applied by the command line only, like :mod:`memoxr.compute.malloc`: importing
+memoxr in Jupyter leaves the host's imports, and dask's docstrings, alone.
 """
 
 from __future__ import annotations
