@@ -222,6 +222,15 @@ BAD_INPUTS = {
         lambda a: _broken(a, infl_matrix_class3=np.where(np.eye(9, 11, dtype=bool), np.inf, a["infl_matrix_class3"])),
         r"key 'infl_matrix_class3': expected finite influence values \(or NaN for missing\), received inf at row 0, column 0",
     ),
+    "influence beyond float32": (  # finite in the file: named as it is stored, not as the inf of its cast
+        lambda a: _broken(a, infl_matrix_class3=np.where(np.eye(9, 11, k=2, dtype=bool), -1e39, a["infl_matrix_class3"].astype(np.float64))),
+        r"key 'infl_matrix_class3': expected influence values within float32's range \(magnitude at most 3.403e\+38: "
+        r"memoxr keeps influence as float32\), received -1e\+39 at row 0, column 2",
+    ),
+    "infinite memorization": (
+        lambda a: _broken(a, tr_mem=np.where(np.arange(42) == 5, -np.inf, a["tr_mem"])),
+        r"key 'tr_mem': expected finite memorization values \(or NaN for missing\), received -inf at position 5",
+    ),
 }
 
 
@@ -265,6 +274,21 @@ def test_infinite_sizes_on_the_cli_exit_2(tmp_path, ragged_npz):
                  ["convert", ragged_npz, str(tmp_path / "x.zarr"), "--shard-mb", "inf"]):
         result = CliRunner().invoke(main, args)
         assert result.exit_code == 2 and "must be a positive number of megabytes; received inf" in result.stderr
+
+
+def test_influence_beyond_float32_on_the_cli_is_one_line(tmp_path, ragged_arrays):
+    """No numpy overflow warning before the error: the value is refused by name (exit 2, one line)."""
+    from click.testing import CliRunner
+
+    from memoxr.cli import main
+
+    big = {**ragged_arrays, "infl_matrix_class0": ragged_arrays["infl_matrix_class0"].astype(np.float64) * 1e45}
+    path = str(write_npz(tmp_path / "big.npz", big))
+    for args in (["calculate", "--input", path, "-q"], ["convert", path, str(tmp_path / "x.zarr"), "-q"]):
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 2, result.output
+        assert result.stderr.splitlines() == [result.stderr.strip()] and "within float32's range" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.npz"]
 
 
 def test_sample_order_key_of_the_npz(tmp_path, ragged_arrays):

@@ -136,19 +136,30 @@ def _load_class_block(
             target = block[c, : shape[0], : shape[1]]
             block[c, shape[0] :, :] = np.nan
             block[c, : shape[0], shape[1] :] = np.nan
-            if not npz.read_stored_into(key, shape, target):
-                matrix = as_numeric(key, npz[key])
-                if matrix.shape != shape:
-                    raise MemoxrInputError(f"key {key!r}: expected shape {shape}, received {matrix.shape}")
-                target[...] = matrix
+            with np.errstate(over="ignore"):  # a float64 value beyond float32's range: refused below, by name
+                if not npz.read_stored_into(key, shape, target):
+                    matrix = as_numeric(key, npz[key])
+                    if matrix.shape != shape:
+                        raise MemoxrInputError(f"key {key!r}: expected shape {shape}, received {matrix.shape}")
+                    target[...] = matrix
             infinite = np.isinf(target)
             if infinite.any():
                 i, j = (int(v[0]) for v in np.nonzero(infinite))
-                raise MemoxrInputError(
-                    f"key {key!r}: expected finite influence values (or NaN for missing), "
-                    f"received {target[i, j]} at row {i}, column {j}"
-                )
+                _refuse_infinite(key, float(np.asarray(npz[key])[i, j]), i, j)
     return block
+
+
+def _refuse_infinite(key: str, value: float, i: int, j: int) -> None:
+    """An infinite influence value, or a finite one beyond float32's range (``value``: as stored)."""
+    if np.isfinite(value):
+        raise MemoxrInputError(
+            f"key {key!r}: expected influence values within float32's range (magnitude at most "
+            f"{float(np.finfo(np.float32).max):.4g}: memoxr keeps influence as float32), received {value:.6g} "
+            f"at row {i}, column {j}"
+        )
+    raise MemoxrInputError(
+        f"key {key!r}: expected finite influence values (or NaN for missing), received {value} at row {i}, column {j}"
+    )
 
 
 def inspect_fz_npz(
@@ -179,6 +190,12 @@ def inspect_fz_npz(
         headers = npz.headers
         classes, known, n_train, n_test = _check_headers(headers, source, allow_pickle=allow_pickle)
         tr_mem = as_numeric("tr_mem", npz["tr_mem"]).astype(np.float64)
+        infinite = np.flatnonzero(np.isinf(tr_mem))
+        if infinite.size:  # as for influence: NaN marks a missing estimate, an infinity is an error
+            raise MemoxrInputError(
+                f"key 'tr_mem': expected finite memorization values (or NaN for missing), "
+                f"received {tr_mem[infinite[0]]} at position {int(infinite[0])}"
+            )
         tr_labels = as_indices("tr_labels", npz["tr_labels"], size=np.iinfo(np.int64).max, what="class labels")
         tt_labels = as_indices("tt_labels", npz["tt_labels"], size=np.iinfo(np.int64).max, what="class labels")
         train_index = [as_indices(f"tr_classidx_{k}", npz[f"tr_classidx_{k}"], size=n_train, what="train indices") for k in classes]
