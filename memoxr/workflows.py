@@ -53,12 +53,21 @@ class Result:
 
 
 def _check_class(ds: xr.Dataset, class_label: int | None) -> None:
-    if class_label is not None and class_label not in ds[CLASS].values.tolist():
-        labels = ds[CLASS].values.tolist()
-        raise MemoxrInputError(
-            f"--analyze-class must be one of the classes {labels[0]}..{labels[-1]} ({len(labels)} classes); "
-            f"received {class_label}"
-        )
+    labels = ds[CLASS].values.tolist()
+    if class_label is not None and class_label not in labels:
+        raise MemoxrInputError(f"--analyze-class must be one of the classes {_label_span(labels)}; received {class_label}")
+
+
+def _label_span(labels: list[int]) -> str:
+    """Class labels for a message: a range when they run without gaps, else the labels themselves.
+
+    >>> _label_span([0, 1, 2]), _label_span([0, 2]), _label_span(list(range(0, 40, 2)))
+    ('0..2 (3 classes)', '[0, 2] (2 classes)', '[0, 2, 4, 6, 8, ..., 38] (20 classes)')
+    """
+    if labels and labels == list(range(labels[0], labels[0] + len(labels))):
+        return f"{labels[0]}..{labels[-1]} ({len(labels)} classes)"
+    shown = ", ".join(map(str, labels)) if len(labels) <= 10 else ", ".join(map(str, labels[:5])) + f", ..., {labels[-1]}"
+    return f"[{shown}] ({len(labels)} classes)"
 
 
 def save_scores(
