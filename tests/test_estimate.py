@@ -489,7 +489,7 @@ def test_cli_full(tmp_path, trials_file):
     ("args", "match"),
     [
         (["--full"], "full: the FZ .npz layout"),
-        (["--chunk-mb", "-1"], "chunk_mb must be a positive number of megabytes"),
+        (["--chunk-mb", "-1"], "--chunk-mb must be a positive number of megabytes"),
     ],
 )
 def test_cli_bad_options_exit_2(tmp_path, trials_file, args, match):

@@ -242,7 +242,7 @@ def test_cli_never_replaces_without_overwrite(tmp_path, store):
         (["--full"], "variable 'influence_full' missing"),
         (["--min-infl", "nan"], "min_infl must be a finite number"),
         (["--top-k-per-test", "0"], "0 is not in the range x>=1"),
-        (["--chunk-mb", "0"], "chunk_mb must be a positive number"),
+        (["--chunk-mb", "0"], "--chunk-mb must be a positive number"),
     ],
 )
 def test_cli_bad_input_exits_2_and_writes_nothing(tmp_path, store, args, message):

@@ -67,7 +67,7 @@ def validate_option_mb(option: str, value: object) -> float:
     memoxr.errors.MemoxrInputError: --chunk-mb: expected between 1 and ... MB (at most a quarter of this
     machine's memory); received 0.5
     """
-    value = validate_mb(option.lstrip("-").replace("-", "_"), value)
+    value = validate_mb(option, value)
     ceiling = math.floor(memory_mb() / 4)
     if not MIN_OPTION_MB <= value <= ceiling:
         raise MemoxrInputError(
