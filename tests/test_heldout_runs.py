@@ -205,6 +205,9 @@ def test_cli_bad_input_exit_2(tmp_path, two_ratios, labels_npz):
         main, ["trials-from-runs", str(two_ratios), str(out), "--labels", labels_npz, "--subset-ratio", "0.5"]
     )
     assert result.exit_code == 2 and "subset_ratio: expected one of ['0.1', '0.7']" in result.output
+    missing = str(tmp_path / "nolabels.npz")  # named as the labels file, not as the input
+    result = CliRunner().invoke(main, ["trials-from-runs", str(two_ratios), str(out), "--labels", missing])
+    assert result.exit_code == 2 and f"labels {missing!r} does not exist or is not a file" in result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["labels.npz"]
 
 

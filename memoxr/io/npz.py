@@ -70,10 +70,10 @@ def read_npz_headers(path: PathLike | Location, *, storage_options: StorageOptio
         return read_npz_headers_from(raw, source=location.path)
 
 
-def check_input_file(location: Location) -> None:
-    """A clear error naming ``location`` when it is not an existing file, before it is opened."""
+def check_input_file(location: Location, what: str = "input") -> None:
+    """A clear error naming ``location`` (and ``what`` it is for) when it is not an existing file, before it is opened."""
     if not file_exists(location):
-        raise MemoxrInputError(f"input {location.path!r} does not exist or is not a file")
+        raise MemoxrInputError(f"{what} {location.path!r} does not exist or is not a file")
 
 
 def read_npz_headers_from(raw: Any, *, source: str) -> dict[str, ArrayHeader]:
@@ -296,7 +296,7 @@ def load_npz_arrays(
     """
     location = Location.of(path, storage_options)
     source = location.path
-    check_input_file(location)
+    check_input_file(location, what)
     with open_npz(location) as npz:
         headers = npz.headers
         for key in keys:
