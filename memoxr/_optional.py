@@ -14,6 +14,8 @@ EXTRAS = {"s3": "s3:// paths", "distributed": "dask clusters", "plot": "figures"
 def require(module: str, extra: str) -> ModuleType:
     """Import ``module``, or raise :class:`MissingExtraError` naming ``pip install 'memoxr[extra]'``.
 
+    The message gives the clone's form too (``pip install '.[extra]'``), for an install from source.
+
     Example
     -------
     >>> require("numpy", "plot").__name__
@@ -26,6 +28,6 @@ def require(module: str, extra: str) -> ModuleType:
         missing = exc.name or module
         raise MissingExtraError(
             f"{EXTRAS.get(extra, extra)} need {module}, which is not installed (missing {missing!r}): "
-            f"pip install 'memoxr[{extra}]'",
+            f"pip install 'memoxr[{extra}]' (from a clone of memoxr: pip install '.[{extra}]')",
             name=missing,
         ) from exc

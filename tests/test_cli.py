@@ -381,7 +381,8 @@ def test_missing_s3fs_names_the_extra(monkeypatch):
     result = run("calculate", "--input", "s3://bucket/store.zarr", "-q")
     assert result.exit_code == 2
     assert result.stderr.strip() == (
-        "Error: s3:// paths need s3fs, which is not installed (missing 's3fs'): pip install 'memoxr[s3]'"
+        "Error: s3:// paths need s3fs, which is not installed (missing 's3fs'): pip install 'memoxr[s3]' "
+        "(from a clone of memoxr: pip install '.[s3]')"
     )
 
 
@@ -398,7 +399,7 @@ def test_require_reports_the_missing_dependency_itself(monkeypatch, tmp_path):
 
     assert require("json", "plot") is sys.modules["json"]
     monkeypatch.setitem(sys.modules, "matplotlib", None)
-    with pytest.raises(ImportError, match=r"^figures need matplotlib, .*missing 'matplotlib'.*'memoxr\[plot\]'$"):
+    with pytest.raises(ImportError, match=r"^figures need matplotlib, .*missing 'matplotlib'.*'memoxr\[plot\]' \(from a clone of memoxr: pip install '\.\[plot\]'\)$"):
         require("matplotlib", "plot")  # an ImportError too, for code that catches those
     # Installed, but one of its own dependencies is missing: that one is named.
     (tmp_path / "feature_with_broken_dependency.py").write_text("import memoxr_not_installed_dependency\n")

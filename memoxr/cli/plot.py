@@ -82,7 +82,7 @@ def plot_command(
     method_agreement and top_k_table, with the --format suffix.
 
     OUTPUT appears only once every file is written; an existing one is
-    replaced only with --overwrite. Needs matplotlib: pip install "memoxr[plot]".
+    replaced only with --overwrite. Needs matplotlib: pip install "memoxr[plot]" (from a clone: pip install ".[plot]").
     """
     from ..plot import (
         write_score_figures,  # without matplotlib: one line naming the extra, status 2

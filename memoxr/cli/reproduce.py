@@ -13,7 +13,7 @@ from .options import handle_errors, overwrite_flag, quiet_option
 @click.option("--trials", type=int, default=None, help="FZ models per architecture on random 70% subsets.  [default: 1000; 64 with --quick]")
 @click.option("--seeds", type=int, default=None, help="Seeds of every full-data, mislabel and duplicate run.  [default: 3]")
 @click.option("--epochs", type=int, default=None, help="Epochs of every model (FZ trials, dynamics, duplicates).  [default: 20; 10 with --quick]")
-@click.option("--no-figures", is_flag=True, help="Skip the PNG figures (they need matplotlib: pip install 'memoxr[plot]').")
+@click.option("--no-figures", is_flag=True, help="Skip the PNG figures (they need matplotlib: pip install 'memoxr[plot]', or '.[plot]' from a clone).")
 @overwrite_flag("Start again in an OUT_DIR that holds other files or another run: what reproduce wrote there is "
     "deleted first (other files are kept).",
 )
