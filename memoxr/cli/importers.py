@@ -37,7 +37,7 @@ def import_scores_command() -> None:
     """Other tools' per-sample scores into a scores store that evaluate and compare read.
 
     Every subcommand writes OUTPUT.zarr complete or not at all: a store over
-    `sample` (the identity of each sample, in the order --sample-order names)
+    `train_id` (the identity of each sample, in the order --sample-order names)
     whose scores carry a direction (+1: larger means more memorized or more
     likely mislabeled).
     """
