@@ -48,6 +48,24 @@ def _cosine_loop(x, y):
     return dot / (sum(a * a for a in x) ** 0.5 * sum(b * b for b in y) ** 0.5)
 
 
+def test_fpr_at_95_tpr_on_a_straight_segment_of_the_curve() -> None:
+    """Ties put the 95% TPR point on a straight segment, which roc_curve drops by default."""
+    pos = [*np.linspace(10, 11, 18), 5.0, 4.0]  # 20 positives; at 5.0: TPR 19/20 with FPR 1/20
+    neg = [5.0, 4.0, *np.linspace(0, 1, 18)]
+    s, m = np.array(pos + neg), np.r_[np.ones(20, bool), np.zeros(20, bool)]
+    assert _fpr95_loop(s, m) == 0.05
+    assert dyn.detection_metrics(s, m)["fpr_at_95_tpr"] == 0.05
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(20, 80), st.integers(2, 6), st.integers(0, 10_000))
+def test_fpr_at_95_tpr_matches_the_loop_on_tied_scores(n: int, levels: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    m = np.arange(n) < max(2, n // 3)
+    s = rng.integers(0, levels, n) + m  # few distinct values: many ties, straight ROC segments
+    assert dyn.detection_metrics(s.astype(float), m)["fpr_at_95_tpr"] == pytest.approx(_fpr95_loop(s, m))
+
+
 def test_detection_metrics_match_loops() -> None:
     rng = np.random.default_rng(0)
     s = rng.normal(size=60)

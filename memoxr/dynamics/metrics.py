@@ -41,7 +41,9 @@ def detection_metrics(
         if not skip:
             return dict.fromkeys(DETECTION_METRICS, float("nan"))
         score, mask = score[finite], mask[finite]
-    fpr, tpr, _ = roc_curve(mask, score)
+    # Every threshold's point: the default drops points on straight segments of the curve, which
+    # tied scores make, and one of them can be the smallest FPR at 95% TPR.
+    fpr, tpr, _ = roc_curve(mask, score, drop_intermediate=False)
     kk = int(mask.sum()) if k is None else min(int(k), score.size)
     top = np.argsort(-score, kind="stable")[:kk]
     return {
