@@ -222,6 +222,19 @@ def test_evaluate_errors(call, match: str) -> None:
         call(_dynamics())
 
 
+def test_a_run_whose_scores_are_all_nan_gets_nan_metrics_not_an_error() -> None:
+    """One NaN gradient norm makes its run's learning-time threshold NaN: that run has no metric, n=0."""
+    ds = _dynamics()
+    grad = np.abs(ds["loss"].values) + 0.1
+    grad[1, 2, 3, 0] = np.nan  # noise 0.1, arch c, one epoch of one sample
+    ds = ds.assign(grad_norm=(ds["loss"].dims, grad))
+    df = dyn.evaluate(ds, proxies=["learning_time", "csl"])
+    auroc = df[df.metric == "auroc"].set_index(["noise", "arch", "proxy"])
+    assert np.isnan(auroc.loc[(0.1, "c", "learning_time"), "value"]) and auroc.loc[(0.1, "c", "learning_time"), "n"] == 0
+    assert auroc.loc[(0.1, "c", "csl"), "n"] == N and np.isfinite(auroc.loc[(0.1, "c", "csl"), "value"])
+    assert auroc.loc[(0.01, "a", "learning_time"), "n"] == N and np.isfinite(auroc.loc[(0.01, "a", "learning_time"), "value"])
+
+
 def test_shipped_digits_sample_table() -> None:
     from memoxr.dynamics import demo
 

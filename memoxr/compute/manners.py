@@ -15,7 +15,8 @@ skipped NaN (``skipna=True`` still does):
   sample's influence row along ``test_sample``: :func:`memoxr.influence_scores`,
   :func:`memoxr.row_statistics`, :func:`memoxr.score_errors`; a proxy along
   ``epoch``) and through the per-class statistics of :func:`memoxr.class_stats`
-  (as ``np.mean`` / ``np.std`` do): one NaN makes that value NaN.
+  (as ``np.mean`` / ``np.std`` do) and per-run ones (the threshold of
+  :func:`memoxr.dynamics.learning_time`): one NaN makes that value NaN.
 - Samples whose value is NaN are **left out** of what ranks or compares samples
   (:func:`memoxr.top_k`, :func:`memoxr.top_classes`, :func:`memoxr.rank_agreement`,
   :func:`memoxr.score_ranges`, the metrics of :func:`memoxr.evaluate`,

@@ -213,6 +213,9 @@ def evaluate(
         NaN score are left out of the metrics. ``True`` also skips NaN epochs
         in the proxies; ``False`` makes a run's metrics NaN when one of its
         samples has a NaN score (the rule: :mod:`memoxr.compute.manners`).
+        A run whose samples left with a score hold positives or negatives only
+        gets NaN detection metrics, its ``n`` saying how many were left; a mask
+        that holds one class only at a run is an error.
     keep_attrs : bool, optional
         Copy ``dynamics.attrs`` to the DataFrame's ``attrs`` (default: xarray's option, off).
 
@@ -255,12 +258,14 @@ def evaluate(
             m = m.astype(bool).broadcast_like(score).transpose(*score.dims)
             for (run, values), (_, mv) in zip(_run_items(score), _run_items(m), strict=True):
                 ok, nan = _usable(values, skip=skip)
-                if mv[ok].all() or not mv[ok].any():
+                if mv.all() or not mv.any():
                     raise MemoxrInputError(
                         f"mask {target!r} at {run or 'the run'}: one class only; expected both positives and negatives"
                     )
-                metrics = dict.fromkeys(DETECTION_METRICS, np.nan) if nan else detection_metrics(values[ok], mv[ok], k=k)
-                rows += _rows(metrics, nan, {**run, "proxy": name, "target": target}, int(ok.sum()))
+                # NaN scores (left out) may leave one class, or none: no detection metric is defined then.
+                undefined = nan or mv[ok].all() or not mv[ok].any()
+                metrics = dict.fromkeys(DETECTION_METRICS, np.nan) if undefined else detection_metrics(values[ok], mv[ok], k=k)
+                rows += _rows(metrics, undefined, {**run, "proxy": name, "target": target}, int(ok.sum()))
         if memo is not None:
             mem, order = memo
             aligned, mem_a = align_samples(
