@@ -8,7 +8,7 @@ from typing import cast
 
 from memoxr.compute.progress import deprecated_show_progress
 from memoxr.influence.fz_npz import DEFAULT_SAMPLE_ORDER, FZLayout, inspect_fz_npz, open_fz_npz
-from memoxr.io.chunks import DEFAULT_CHUNK_MB, BlockChunks, plan_shards
+from memoxr.io.chunks import DEFAULT_CHUNK_MB, BlockChunks, BlockChunksLike, plan_shards
 from memoxr.io.encoding import COMPRESSOR, influence_encoding
 from memoxr.io.location import Location, PathLike, StorageOptions
 from memoxr.io.npz import file_sha256, read_npz_headers
@@ -38,7 +38,7 @@ def convert_npz(
     overwrite: bool = False,
     allow_pickle: bool = False,
     chunk_mb: float = DEFAULT_CHUNK_MB,
-    chunks: BlockChunks | None = None,
+    chunks: BlockChunksLike | None = None,
     sample_order: str | None = None,
     shard_mb: float | None = None,
     storage_options: StorageOptions = None,
@@ -62,8 +62,8 @@ def convert_npz(
     chunk_mb : float
         Target size of one ``influence`` chunk (uncompressed): whole classes are
         grouped while they fit, larger classes are split along ``train_sample``.
-    chunks : BlockChunks, optional
-        Explicit chunk sizes, overriding ``chunk_mb``.
+    chunks : BlockChunks or tuple of 3 ints, optional
+        Explicit ``(class, train_sample, test_sample)`` chunk sizes, overriding ``chunk_mb``.
     sample_order : str, optional
         Name of the order the arrays' samples follow, kept in the store's attrs.
         Default: the npz's ``sample_order`` key if it has one, else ``"tfds"``

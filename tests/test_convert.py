@@ -64,7 +64,7 @@ def test_round_trip_is_identical(tmp_path_factory, sizes, seed, chunks):
     arrays = make_fz_arrays([s[0] for s in sizes], [s[1] for s in sizes], seed=seed)
     folder = tmp_path_factory.mktemp("rt")
     path = write_npz(folder / "x.npz", arrays)
-    store = convert_npz(path, folder / "x.zarr", chunks=fz_npz.BlockChunks(*chunks))
+    store = convert_npz(path, folder / "x.zarr", chunks=chunks)  # the three sizes as a tuple (BlockChunks elsewhere)
     assert_round_trip(store, arrays)
 
 

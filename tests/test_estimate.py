@@ -363,6 +363,16 @@ def test_chunk_mb_error(records):
         estimate(records, chunk_mb=0)
 
 
+def test_chunks_as_three_sizes(records):
+    """chunks= takes (class, train_sample, test_sample) as a tuple too; other values are refused by name."""
+    by_tuple, by_class = estimate(records, chunks=(2, 4, 3)), estimate(records, chunks=BlockChunks(2, 4, 3))
+    assert by_tuple["influence"].chunks == by_class["influence"].chunks
+    xr.testing.assert_identical(by_tuple.compute(), by_class.compute())
+    for bad in [(2, 0, 3), (2, 4), (2.5, 4, 3), {"class": 2}]:
+        with pytest.raises(MemoxrInputError, match=r"chunks: expected BlockChunks or three positive whole numbers"):
+            estimate(records, chunks=bad)
+
+
 def test_trials_type_error():
     with pytest.raises(MemoxrInputError, match=r"trials: expected a path .*received list"):
         estimate([1, 2, 3])

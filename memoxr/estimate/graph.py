@@ -20,7 +20,14 @@ import xarray as xr
 
 from ..compute.progress import deprecated_show_progress
 from ..errors import MemoxrInputError
-from ..io.chunks import DEFAULT_CHUNK_MB, BlockChunks, plan_block_chunks, validate_mb
+from ..io.chunks import (
+    DEFAULT_CHUNK_MB,
+    BlockChunks,
+    BlockChunksLike,
+    as_block_chunks,
+    plan_block_chunks,
+    validate_mb,
+)
 from ..io.location import StorageOptions, locate
 from ..io.schema import INFLUENCE_COORDS, pad_indices, promote_coords
 from . import kernels as _k
@@ -50,7 +57,7 @@ def estimate(
     *,
     full: bool = False,
     chunk_mb: float = DEFAULT_CHUNK_MB,
-    chunks: BlockChunks | None = None,
+    chunks: BlockChunksLike | None = None,
     sample_order: str | None = None,
     show_progress: bool | None = None,
     storage_options: StorageOptions = None,
@@ -99,7 +106,7 @@ def estimate(
         Also compute ``influence_full(train_id, test_id)``, across classes.
     chunk_mb : float
         Target size in MB of one chunk of the influence and of the trial blocks.
-    chunks : BlockChunks, optional
+    chunks : BlockChunks or tuple of 3 ints, optional
         Explicit ``(class, train_sample, test_sample)`` chunks of ``influence``.
     sample_order : str, optional
         Name of the order the records' samples follow, kept in the attrs.
@@ -153,7 +160,7 @@ def estimate(
 
 
 def estimate_with_sums(
-    trials: TrialInput, *, full: bool = False, chunk_mb: float = DEFAULT_CHUNK_MB, chunks: BlockChunks | None = None,
+    trials: TrialInput, *, full: bool = False, chunk_mb: float = DEFAULT_CHUNK_MB, chunks: BlockChunksLike | None = None,
     sample_order: str | None = None, bootstrap: int = 0,
     confidence: float = 0.95, seed: int = 0, sums_in_memory: bool = True,
 ) -> xr.Dataset:
@@ -171,7 +178,8 @@ def estimate_with_sums(
     validate_bootstrap(bootstrap, confidence)
     records = read_records(trials, chunk_mb)  # a path was resolved to a Location by the public caller
     classes, train_index, test_index = class_indices(records.tr_labels, records.tt_labels)
-    plan = chunks or plan_block_chunks(len(classes), train_index.shape[1], test_index.shape[1], chunk_mb=chunk_mb)
+    plan = (as_block_chunks(chunks) if chunks is not None
+            else plan_block_chunks(len(classes), train_index.shape[1], test_index.shape[1], chunk_mb=chunk_mb))
     sums = with_degenerate_warning(records_sums(records, train_index, test_index, plan, chunk_mb=chunk_mb, full=full))
     if sums_in_memory:
         from ..compute.progress import compute

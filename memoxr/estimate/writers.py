@@ -15,7 +15,7 @@ import xarray as xr
 from ..compute.blas import blas_threads_for_dask
 from ..compute.progress import compute, deprecated_show_progress
 from ..errors import MemoxrInputError
-from ..io.chunks import DEFAULT_CHUNK_MB, BlockChunks
+from ..io.chunks import DEFAULT_CHUNK_MB, BlockChunksLike
 from ..io.location import Location, PathLike, StorageOptions, locate
 from ..io.npy import write_npy_streamed
 from ..io.schema import CLASS, INFLUENCE_COORDS, check_influence_dataset
@@ -73,7 +73,7 @@ def estimate_to_zarr(
     overwrite: bool = False,
     full: bool = False,
     chunk_mb: float = DEFAULT_CHUNK_MB,
-    chunks: BlockChunks | None = None,
+    chunks: BlockChunksLike | None = None,
     sample_order: str | None = None,
     show_progress: bool | None = None,
     storage_options: StorageOptions = None,

@@ -18,7 +18,13 @@ import xarray as xr
 from dask.base import tokenize
 
 from ..errors import MemoxrInputError
-from ..io.chunks import DEFAULT_CHUNK_MB, BlockChunks, plan_block_chunks
+from ..io.chunks import (
+    DEFAULT_CHUNK_MB,
+    BlockChunks,
+    BlockChunksLike,
+    as_block_chunks,
+    plan_block_chunks,
+)
 from ..io.location import Location, PathLike, StorageOptions
 from ..io.npy import ArrayHeader, as_indices, as_numeric, check_dtype
 from ..io.npz import check_input_file, file_sha256, open_npz
@@ -76,7 +82,7 @@ class FZLayout:
         self,
         *,
         chunk_mb: float = DEFAULT_CHUNK_MB,
-        chunks: BlockChunks | None = None,
+        chunks: BlockChunksLike | None = None,
         sample_order: str | None = None,
     ) -> xr.Dataset:
         """The influence store's Dataset, with ``influence`` loaded lazily per class block.
@@ -85,7 +91,7 @@ class FZLayout:
         (the order of the released FZ arrays).
         """
         sample_order = sample_order or self.sample_order or DEFAULT_SAMPLE_ORDER
-        plan = chunks or self.plan(chunk_mb=chunk_mb)
+        plan = as_block_chunks(chunks) if chunks is not None else self.plan(chunk_mb=chunk_mb)
         n_class, n_tr, n_tt = len(self.classes), self.max_train, self.max_test
         blocks = []
         for start in range(0, n_class, plan.cls):
@@ -319,7 +325,7 @@ def open_fz_npz(
     *,
     allow_pickle: bool = False,
     chunk_mb: float = DEFAULT_CHUNK_MB,
-    chunks: BlockChunks | None = None,
+    chunks: BlockChunksLike | None = None,
     sample_order: str | None = None,
     storage_options: StorageOptions = None,
     checksum: bool = False,

@@ -99,6 +99,33 @@ class BlockChunks:
         return self.cls * self.train * self.test * itemsize
 
 
+#: What a ``chunks=`` argument of an influence block takes: :class:`BlockChunks` or its three sizes.
+BlockChunksLike = BlockChunks | tuple[int, int, int]
+
+
+def as_block_chunks(chunks: object, argument: str = "chunks") -> BlockChunks:
+    """:class:`BlockChunks` from itself or from ``(class, train_sample, test_sample)`` positive whole numbers.
+
+    Examples
+    --------
+    >>> as_block_chunks((2, 500, 100))
+    BlockChunks(cls=2, train=500, test=100)
+    >>> as_block_chunks((2, 0, 100))
+    Traceback (most recent call last):
+    ...
+    memoxr.errors.MemoxrInputError: chunks: expected BlockChunks or three positive whole numbers (class, train_sample, test_sample); received (2, 0, 100)
+    """
+    if isinstance(chunks, BlockChunks):
+        return chunks
+    sizes = tuple(chunks) if isinstance(chunks, tuple | list) else ()
+    if len(sizes) == 3 and all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and int(v) > 0 for v in sizes):
+        return BlockChunks(*(int(v) for v in sizes))
+    raise MemoxrInputError(
+        f"{argument}: expected BlockChunks or three positive whole numbers (class, train_sample, test_sample); "
+        f"received {chunks!r}"
+    )
+
+
 def plan_block_chunks(
     n_class: int, n_train: int, n_test: int, *, chunk_mb: float = DEFAULT_CHUNK_MB, itemsize: int = 4
 ) -> BlockChunks:
