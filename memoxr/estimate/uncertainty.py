@@ -51,7 +51,8 @@ def convergence(
     """How the estimates move as trials are added: a tidy pandas table, one row per fraction and estimate.
 
     The estimate from the first ``round(fraction * n_trials)`` trials (in the
-    records' order) is compared with the estimate from all of them, for
+    records' order; at least one, so fractions that round to the same count give
+    the same row twice) is compared with the estimate from all of them, for
     ``memorization`` (``tr_mem``) and for the within-class ``influence``:
 
     - ``correlation``: Pearson correlation with the all-trial estimate;
