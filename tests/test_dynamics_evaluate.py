@@ -222,6 +222,22 @@ def test_evaluate_errors(call, match: str) -> None:
         call(_dynamics())
 
 
+def test_an_infinite_score_is_refused_by_name() -> None:
+    """A diverged run's inf loss has no place on a ROC curve: a named error, not scikit-learn's ValueError."""
+    ds = _dynamics()
+    loss = ds["loss"].values.copy()
+    loss[0, 1, 2, 7] = np.inf
+    ds = ds.assign(loss=(ds["loss"].dims, loss))
+    with pytest.raises(MemoxrInputError, match=r"proxy 'csl' at \{'noise': 0.01, 'arch': 'b'\}: 1 infinite value, the first inf at position 7"):
+        dyn.evaluate(ds, proxies=["csl"])
+    with pytest.raises(MemoxrInputError, match="score: 1 infinite value"):
+        dyn.detection_metrics(np.array([0.1, np.inf, 0.3]), np.array([True, False, False]))
+    from memoxr.importers.compare import compare_scores
+
+    with pytest.raises(MemoxrInputError, match=r"score dyn/csl at \{'noise': 0.01, 'arch': 'b'\}: 1 infinite value"):
+        compare_scores({"dyn": ds}, mask="is_mislabeled", proxies=["csl"])
+
+
 def test_a_run_whose_scores_are_all_nan_gets_nan_metrics_not_an_error() -> None:
     """One NaN gradient norm makes its run's learning-time threshold NaN: that run has no metric, n=0."""
     ds = _dynamics()

@@ -102,6 +102,7 @@ def test_self_confidence_without_cleanlab(monkeypatch, digits_pred_probs, cleanl
         ([[0.5, 0.6], [0.5, 0.5]], [0, 1], "row 0 sums to 1.1000"),
         ([[0.5, 0.5], [0.5, 0.5]], [0, 2], "labels: expected integers 0..1"),
         ([[0.5, 0.5], [0.5, 0.5]], [0], r"labels: shape \(1,\); expected \(2,\)"),
+        ([[0.5, 0.5], [0.5, 0.5]], np.array(["0", "1"]), r"labels: expected integers 0..1 .*; received dtype <U1"),
         ([0.5, 0.5], [0], "pred_probs: shape"),
     ],
 )
@@ -188,7 +189,29 @@ def test_plain_bad_input_names_the_problem(tmp_path):
         import_plain(tmp_path / "v.npy", tmp_path / "o.zarr", sample_order="x", sample_ids=[0, 1, 1])
     with pytest.raises(MemoxrInputError, match=r"truth 'm'.*expected \(3,\) booleans"):
         import_plain(tmp_path / "v.npy", tmp_path / "o.zarr", sample_order="x", truth={"m": [0, 2, 1]})
+    np.save(tmp_path / "inf.npy", np.array([0.5, np.nan, -np.inf]))  # NaN is a missing score, an infinity an error
+    with pytest.raises(MemoxrInputError, match=r"score 'score': 1 infinite value, the first -inf at position 2; expected finite"):
+        import_plain(tmp_path / "inf.npy", tmp_path / "o.zarr", sample_order="x")
+    np.savez(tmp_path / "two.npz", a=np.ones(3), b=np.ones(3))  # no option names a member here: no --npz-key hint
+    with pytest.raises(MemoxrInputError, match=r"exactly one array; received 2 \(\['a', 'b'\]\)$"):
+        import_plain(tmp_path / "two.npz", tmp_path / "o.zarr", sample_order="x")
     assert not (tmp_path / "o.zarr").exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("0.5,0.5\n0.1,0.2\n0.3,0.4\n", {"s_0": [0.5, 0.1, 0.3], "s_1": [0.5, 0.2, 0.4]}),  # repeated value
+        (",0.5\n0.1,0.2\n", {"s_0": [None, 0.1], "s_1": [0.5, 0.2]}),  # empty first field
+        ("loss,0.5\n0.1,0.2\n", {"loss": [0.1], "0.5": [0.2]}),  # a word: a header
+        ("7\n0.1\n", {"s": [7.0, 0.1]}),  # numbers only: data, as documented
+    ],
+)
+def test_plain_csv_header_is_a_row_with_a_word(tmp_path, text, expected):
+    (tmp_path / "t.csv").write_text(text)
+    ds = open_scores(import_plain(tmp_path / "t.csv", tmp_path / "o.zarr", sample_order="x", name="s")).load()
+    got = {k: [None if np.isnan(v) else v for v in ds[k].values.tolist()] for k in ds.data_vars}
+    assert got == expected
 
 
 # --------------------------------------------------------------------------- AUM

@@ -20,6 +20,7 @@ import xarray as xr
 from ..compute.manners import rank_skipna, resolve_keep_attrs
 from ..compute.progress import compute
 from ..errors import MemoxrInputError
+from ..io.npy import check_finite
 from .align import align_samples
 from .metrics import CORRELATION_METRICS, DETECTION_METRICS, correlation_metrics, detection_metrics
 from .proxies import PROXY_ATTRS
@@ -257,6 +258,7 @@ def evaluate(
             target, m = truth
             m = m.astype(bool).broadcast_like(score).transpose(*score.dims)
             for (run, values), (_, mv) in zip(_run_items(score), _run_items(m), strict=True):
+                check_finite(values, f"proxy {name!r} at {run or 'the run'}")
                 ok, nan = _usable(values, skip=skip)
                 if mv.all() or not mv.any():
                     raise MemoxrInputError(
@@ -274,6 +276,7 @@ def evaluate(
             )
             mvals = np.asarray(mem_a.values, dtype=np.float64)
             for run, values in _run_items(aligned):
+                check_finite(values, f"proxy {name!r} at {run or 'the run'}")
                 ok, nan = _usable(values, mvals, skip=skip)
                 idx = np.flatnonzero(ok)
                 top = idx[np.argsort(-mvals[idx], kind="stable")[:top_k]]

@@ -19,23 +19,27 @@ from ..io.npy import ArrayHeader, read_npy_body, read_npy_header, refuse_pickled
 from ..io.npz import CheckedNpz
 
 
-def _npz_member(npz: CheckedNpz, source: str, key: str | None) -> str:
-    """The one array of an npz, or the one named ``key``: the same member is checked and read."""
+def _npz_member(npz: CheckedNpz, source: str, key: str | None, key_option: str | None = "--npz-key") -> str:
+    """The one array of an npz, or the one named ``key``: the same member is checked and read.
+
+    ``key_option`` is the caller's option that names an array, suggested when there are several (None: no such option).
+    """
     names = npz.keys
     if key is not None:
         if key not in names:
             raise MemoxrInputError(f"file {source!r}: no array {key!r} (--npz-key); received arrays {names}")
         return key
     if len(names) != 1:
+        hint = f"; name the one to read with {key_option}" if key_option else ""
         raise MemoxrInputError(
-            f"file {source!r}: expected an .npz with exactly one array; received {len(names)} "
-            f"({names}); name the one to read with --npz-key"
+            f"file {source!r}: expected an .npz with exactly one array; received {len(names)} ({names}){hint}"
         )
     return names[0]
 
 
 def _read_array(
-    fs: fsspec.AbstractFileSystem, path: str, *, key: str | None = None, load: bool = True
+    fs: fsspec.AbstractFileSystem, path: str, *, key: str | None = None, load: bool = True,
+    key_option: str | None = "--npz-key",
 ) -> tuple[ArrayHeader, np.ndarray | None]:
     """Header (checked against the bytes stored) and, if ``load``, values of the one array in ``path``.
 
@@ -45,7 +49,7 @@ def _read_array(
     with fs.open(path, "rb") as f:
         if path.endswith(".npz"):
             with CheckedNpz(f, source=path) as npz:
-                member = _npz_member(npz, path, key)
+                member = _npz_member(npz, path, key, key_option)
                 header = npz.header(member)
                 if not load or header.dtype.hasobject:
                     return header, None
@@ -93,10 +97,12 @@ def load_array(
         if not file_exists(location):
             raise MemoxrInputError(f"{argument}: file {path!r} does not exist")
         fs, local = (location.fs, location.fs_path) if location.is_url else fsspec.core.url_to_fs(path)
-        if path.endswith((".npy", ".npz")):
-            _, dtype = _array_header(fs, local)
-            refuse_pickled(dtype, f"{argument}: file {path!r}")
-            return _load(fs, local)
+        if path.endswith((".npy", ".npz")):  # no option names an npz member here
+            header, _ = _read_array(fs, local, load=False, key_option=None)
+            refuse_pickled(header.dtype, f"{argument}: file {path!r}")
+            _, values = _read_array(fs, local, key_option=None)
+            assert values is not None  # only a pickled array is not loaded
+            return values
         if path.endswith((".txt", ".csv")):
             try:
                 with fs.open(local, "r") as f:

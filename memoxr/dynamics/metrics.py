@@ -7,6 +7,7 @@ from scipy.stats import rankdata
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
 from ..compute.manners import rank_skipna
+from ..io.npy import check_finite
 
 DETECTION_METRICS = ("auroc", "auprc", "fpr_at_95_tpr", "precision_at_k")
 CORRELATION_METRICS = ("cosine", "pearson", "spearman")
@@ -36,6 +37,7 @@ def detection_metrics(
     skip = rank_skipna(skipna)
     mask = np.asarray(mask, dtype=bool)
     score = np.asarray(score, dtype=np.float64)
+    check_finite(score)
     finite = ~np.isnan(score)
     if not finite.all():
         if not skip:
@@ -66,6 +68,8 @@ def correlation_metrics(x: np.ndarray, y: np.ndarray, *, skipna: bool | None = N
     {'cosine': 0.997409, 'pearson': 0.993399, 'spearman': 1.0}
     """
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    check_finite(x, "x")
+    check_finite(y, "y")
     both = ~np.isnan(x) & ~np.isnan(y)
     if not rank_skipna(skipna) and not both.all():
         return dict.fromkeys(CORRELATION_METRICS, float("nan"))

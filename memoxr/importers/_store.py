@@ -26,6 +26,7 @@ from ..dynamics.files import load_array
 from ..dynamics.schema import DYNAMICS_SCHEMA, SAMPLE, label_variables, open_dynamics
 from ..errors import MemoxrInputError
 from ..io.location import Location, PathLike, StorageOptions
+from ..io.npy import check_finite
 from ..io.schema import SCHEMA_VERSION
 from ..io.storage import check_writable, write_dataset
 
@@ -119,6 +120,7 @@ def scores_dataset(
         if arr.ndim != 1 or arr.dtype.kind not in "biuf":
             raise MemoxrInputError(f"score {name!r}: {arr.dtype} of shape {arr.shape}; expected one number per sample")
         values[name] = arr.astype(np.float64)
+        check_finite(values[name], f"score {name!r}")
     n = {arr.size for arr in values.values()}
     if len(n) != 1:
         raise MemoxrInputError(f"scores: lengths {sorted(n)}; expected one value per sample in every score")

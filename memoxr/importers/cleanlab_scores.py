@@ -45,11 +45,11 @@ def _validate(pred_probs: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
         raise MemoxrInputError(f"labels: shape {raw.shape}; expected ({probs.shape[0]},), one per row of pred_probs")
     if raw.dtype.kind == "f" and np.all(raw == np.round(raw)):
         raw = raw.astype(np.int64)
-    if raw.dtype.kind not in "iu" or raw.min() < 0 or raw.max() >= probs.shape[1]:
-        raise MemoxrInputError(
-            f"labels: expected integers 0..{probs.shape[1] - 1} (columns of pred_probs); received {raw.dtype} "
-            f"in [{raw.min()}, {raw.max()}]"
-        )
+    expected = f"labels: expected integers 0..{probs.shape[1] - 1} (columns of pred_probs)"
+    if raw.dtype.kind not in "iu":  # strings, bools, fractions: no range to report
+        raise MemoxrInputError(f"{expected}; received dtype {raw.dtype}")
+    if raw.size and (raw.min() < 0 or raw.max() >= probs.shape[1]):
+        raise MemoxrInputError(f"{expected}; received {raw.dtype} in [{raw.min()}, {raw.max()}]")
     return probs, raw.astype(np.int64)
 
 

@@ -53,6 +53,7 @@ from ..dynamics.evaluate import (
 from ..dynamics.schema import EPOCH, SAMPLE, SAMPLE_ALIASES, with_sample_name
 from ..errors import MemoxrInputError
 from ..io.location import Location, StorageOptions, locate_each
+from ..io.npy import check_finite
 from ..io.schema import INFLUENCE_SCHEMA, TRAIN_ID, kept_attrs
 
 DETECTION_COLUMNS = ("auroc", "auprc", "fpr_at_95_tpr")
@@ -305,6 +306,7 @@ def compare_scores(
             if truth is not None and truth_ids is not None:
                 s, m = _pair(score, ids, truth, truth_ids, f"{source}/{score_name} vs mask {mask!r}")
                 for (run, x), (_, y) in zip(_run_items(s), _run_items(m.astype(bool)), strict=True):
+                    check_finite(x, f"score {source}/{score_name} at {run or 'the run'}")
                     ok = ~np.isnan(x)
                     holed = not skip and not ok.all()  # skipna=False: a NaN score makes the run's metrics NaN
                     ok = ok | holed
@@ -316,6 +318,7 @@ def compare_scores(
             if mem is not None and mem_ids is not None:
                 s, mm = _pair(score, ids, mem, mem_ids, f"{source}/{score_name} vs memorization")
                 for (run, x), (_, y) in zip(_run_items(s), _run_items(mm), strict=True):
+                    check_finite(x, f"score {source}/{score_name} at {run or 'the run'}")
                     ok = ~np.isnan(x) & ~np.isnan(y)
                     holed = not skip and not ok.all()
                     ok = ok | holed

@@ -38,8 +38,10 @@ def read_table(
 ) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
     """Score columns and identities of a CSV table (with a header row, or bare columns of numbers).
 
-    ``columns`` default to every numeric column but ``id_column``. Without a
-    header, the columns are called ``name`` (one column) or ``name_0``, ``name_1``...
+    A first row of numbers (empty fields allowed) is data: a header names its
+    columns with at least one word. ``columns`` default to every numeric column
+    but ``id_column``. Without a header, the columns are called ``name`` (one
+    column) or ``name_0``, ``name_1``...
 
     Examples
     --------
@@ -51,16 +53,21 @@ def read_table(
     >>> scores, ids = read_table("bare.csv", name="s")
     >>> {k: v.tolist() for k, v in scores.items()}, ids
     ({'s_0': [0.5, 2.0], 's_1': [1.0, 3.0]}, None)
+    >>> _ = Path("repeated.csv").write_text("0.5,0.5\\n0.1,\\n")  # a repeated or empty field: still data
+    >>> {k: v.tolist() for k, v in read_table("repeated.csv", name="s")[0].items()}
+    {'s_0': [0.5, 0.1], 's_1': [0.5, nan]}
     """
     location = Location.of(path, storage_options)
     path = location.path
     if not file_exists(location):
         raise MemoxrInputError(f"input: file {path!r} does not exist")
+    with open_file(location, "rb") as f:  # the first row as written (pandas renames repeated header fields)
+        first = read_csv_table(f, path, header=None, nrows=1, dtype=str, keep_default_na=False)
+    fields = [str(v).strip() for v in first.iloc[0]] if len(first) else []
+    header = not (any(fields) and all(v == "" or _is_number(v) for v in fields))
     with open_file(location, "rb") as f:
-        table = read_csv_table(f, path)
-    if all(_is_number(c) for c in table.columns):  # no header: the first row was data
-        with open_file(location, "rb") as f:
-            table = read_csv_table(f, path, header=None)
+        table = read_csv_table(f, path, header=0 if header else None)
+    if not header:
         table.columns = [name] if table.shape[1] == 1 else [f"{name}_{c}" for c in table.columns]
     ids = None
     if id_column is not None:

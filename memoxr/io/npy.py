@@ -188,6 +188,24 @@ def as_numeric(key: str, array: np.ndarray) -> np.ndarray:
         ) from exc
 
 
+def check_finite(values: np.ndarray, what: str = "score") -> None:
+    """Refuse an infinite value, by name: it has no place on a ROC curve or in a correlation (NaN is missing).
+
+    >>> check_finite(np.array([0.5, np.nan]))
+    >>> check_finite(np.array([0.5, np.inf, -np.inf]), "proxy 'csl'")
+    Traceback (most recent call last):
+    ...
+    memoxr.errors.MemoxrInputError: proxy 'csl': 2 infinite values, the first inf at position 1; expected finite numbers (NaN for a missing one)
+    """
+    infinite = np.flatnonzero(np.isinf(values))
+    if infinite.size:
+        count = f"{infinite.size} infinite value" + ("s" if infinite.size > 1 else "")
+        raise MemoxrInputError(
+            f"{what}: {count}, the first {values[infinite[0]]} at position {int(infinite[0])}; "
+            "expected finite numbers (NaN for a missing one)"
+        )
+
+
 def as_indices(key: str, array: np.ndarray, *, size: int, what: str) -> np.ndarray:
     """Validate an index or label array: finite, whole numbers, in ``[0, size)``.
 
