@@ -223,7 +223,7 @@ def check_complete(attrs: dict, *, source: str) -> None:
         raise IncompleteStoreError(
             f"{source}: store is incomplete (attribute {COMPLETE_ATTR!r} is not true): "
             "it was interrupted while being written or was not written by memoxr; "
-            "write it again with --overwrite"
+            "write it again (a rerun replaces a store memoxr left unfinished; any other needs --overwrite)"
         )
 
 
