@@ -279,7 +279,7 @@ CORPUS = [
     C("convert-absent-input", "convert {in}/absent.npz {out}/x.zarr", "absent.npz"),
     C("convert-chunk-tiny", "convert {in}/fz.npz {out}/x.zarr --chunk-mb 1e-9", "--chunk-mb", "between 1 and"),
     C("convert-chunk-huge", "convert {in}/fz.npz {out}/x.zarr --chunk-mb 1e12", "--chunk-mb", "between 1 and"),
-    C("convert-chunk-nan", "convert {in}/fz.npz {out}/x.zarr --chunk-mb nan", "chunk_mb", "positive"),
+    C("convert-chunk-nan", "convert {in}/fz.npz {out}/x.zarr --chunk-mb nan", "--chunk-mb", "positive"),
     C("convert-shard-tiny", "convert {in}/fz.npz {out}/x.zarr --shard-mb 0.01", "--shard-mb", "between 1 and"),
     C("convert-chunk-not-number", "convert {in}/fz.npz {out}/x.zarr --chunk-mb abc", "--chunk-mb", usage=True),
     C("convert-foreign-output", "convert {in}/fz.npz {out}/taken.zarr", "taken.zarr", "exists"),
@@ -337,7 +337,7 @@ CORPUS = [
     C("ingest-sample-ids-text", "ingest {in}/epochs/loss_epoch_{epoch}.npy {out}/d.zarr --sample-ids {in}/ids_text.txt -q", "sample_ids", "ids_text.txt"),
     C("ingest-sample-ids-short", "ingest {in}/epochs/loss_epoch_{epoch}.npy {out}/d.zarr --sample-ids {in}/ids_short.npy -q", "sample_ids", "(20,)"),
     C("ingest-truth-short", "ingest {in}/epochs/loss_epoch_{epoch}.npy {out}/d.zarr --truth t={in}/truth_short.npy -q", "truth 't'"),
-    C("ingest-chunk-zero", "ingest {in}/epochs/loss_epoch_{epoch}.npy {out}/d.zarr --chunk-mb 0 -q", "chunk_mb"),
+    C("ingest-chunk-zero", "ingest {in}/epochs/loss_epoch_{epoch}.npy {out}/d.zarr --chunk-mb 0 -q", "--chunk-mb"),
     C("ingest-bad-var", "ingest --var loss {out}/d.zarr -q", "--var", "NAME=VALUE"),
     C("ingest-output-exists", "ingest {in}/epochs/loss_epoch_{epoch}.npy {out}/taken.zarr -q", "taken.zarr"),
     # evaluate
