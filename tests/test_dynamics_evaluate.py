@@ -57,13 +57,19 @@ def test_fpr_at_95_tpr_on_a_straight_segment_of_the_curve() -> None:
     assert dyn.detection_metrics(s, m)["fpr_at_95_tpr"] == 0.05
 
 
-@settings(max_examples=40, deadline=None)
-@given(st.integers(20, 80), st.integers(2, 6), st.integers(0, 10_000))
-def test_fpr_at_95_tpr_matches_the_loop_on_tied_scores(n: int, levels: int, seed: int) -> None:
-    rng = np.random.default_rng(seed)
-    m = np.arange(n) < max(2, n // 3)
-    s = rng.integers(0, levels, n) + m  # few distinct values: many ties, straight ROC segments
-    assert dyn.detection_metrics(s.astype(float), m)["fpr_at_95_tpr"] == pytest.approx(_fpr95_loop(s, m))
+@settings(max_examples=60, deadline=None)
+@given(st.integers(15, 40), st.lists(st.sampled_from([(1, 1), (2, 2), (1, 0), (0, 1), (1, 2)]), min_size=3, max_size=12))
+def test_fpr_at_95_tpr_matches_the_loop_on_tied_scores(top: int, levels: list[tuple[int, int]]) -> None:
+    """Positives above every negative, then levels of tied positives and negatives: runs of
+    levels with the same mix are straight segments of the curve, where 95% TPR often falls."""
+    s, m = [100.0] * top, [True] * top
+    for value, (pos, neg) in enumerate(reversed(levels)):
+        s += [float(value)] * (pos + neg)
+        m += [True] * pos + [False] * neg
+    s_, m_ = np.array(s), np.array(m)
+    if m_.all():
+        return
+    assert dyn.detection_metrics(s_, m_)["fpr_at_95_tpr"] == pytest.approx(_fpr95_loop(s_, m_))
 
 
 def test_detection_metrics_match_loops() -> None:
@@ -249,6 +255,11 @@ def test_a_run_whose_scores_are_all_nan_gets_nan_metrics_not_an_error() -> None:
     assert np.isnan(auroc.loc[(0.1, "c", "learning_time"), "value"]) and auroc.loc[(0.1, "c", "learning_time"), "n"] == 0
     assert auroc.loc[(0.1, "c", "csl"), "n"] == N and np.isfinite(auroc.loc[(0.1, "c", "csl"), "value"])
     assert auroc.loc[(0.01, "a", "learning_time"), "n"] == N and np.isfinite(auroc.loc[(0.01, "a", "learning_time"), "value"])
+    loss = ds["loss"].values.copy()
+    loss[0, 0, 2, :5] = np.nan  # noise 0.01, arch a: every positive (samples 0-4) left out, the negatives kept
+    left = dyn.evaluate(ds.assign(loss=(ds["loss"].dims, loss)), proxies=["csl"]).set_index(["noise", "arch", "metric"])
+    assert np.isnan(left.loc[(0.01, "a", "auroc"), "value"]) and left.loc[(0.01, "a", "auroc"), "n"] == N - 5
+    assert np.isfinite(left.loc[(0.01, "b", "auroc"), "value"])
 
 
 def test_shipped_digits_sample_table() -> None:

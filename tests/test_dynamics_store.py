@@ -248,4 +248,9 @@ def test_truth_pattern_files_are_checked_before_loading(tmp_path):
     np.save(tmp_path / "mask_run1.npy", np.array([None] * 10, dtype=object), allow_pickle=True)
     with pytest.raises(MemoxrInputError, match="received dtype object"):
         ingest(pattern, tmp_path / "out.zarr", truth=truth)
+    for run in (0, 1):
+        np.savez(tmp_path / f"mask_run{run}.npz", a=np.zeros(10, bool), b=np.ones(10, bool))
+    truth_npz = {"is_mislabeled": str(tmp_path / "mask_run{run}.npz")}  # --npz-key is the records' option, not the truth's
+    with pytest.raises(MemoxrInputError, match=r"exactly one array; received 2 \(\['a', 'b'\]\)$"):
+        ingest(pattern, tmp_path / "out.zarr", truth=truth_npz)
     assert not (tmp_path / "out.zarr").exists()

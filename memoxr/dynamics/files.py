@@ -61,15 +61,15 @@ def _read_array(
 
 
 def _array_header(
-    fs: fsspec.AbstractFileSystem, path: str, key: str | None = None
+    fs: fsspec.AbstractFileSystem, path: str, key: str | None = None, key_option: str | None = "--npz-key"
 ) -> tuple[tuple[int, ...], np.dtype]:
     """Shape and dtype of the one array in ``path`` (``.npy`` or ``.npz``), without reading it."""
-    header, _ = _read_array(fs, path, key=key, load=False)
+    header, _ = _read_array(fs, path, key=key, load=False, key_option=key_option)
     return header.shape, header.dtype
 
 
-def _load(fs: fsspec.AbstractFileSystem, path: str, key: str | None = None) -> np.ndarray:
-    header, values = _read_array(fs, path, key=key)
+def _load(fs: fsspec.AbstractFileSystem, path: str, key: str | None = None, key_option: str | None = "--npz-key") -> np.ndarray:
+    header, values = _read_array(fs, path, key=key, key_option=key_option)
     refuse_pickled(header.dtype, f"file {path!r}", "numeric or bool values")
     assert values is not None  # only a pickled array is not loaded
     return values

@@ -215,14 +215,14 @@ def _truth_array(
         if missing:
             raise MemoxrInputError(f"truth {name!r}: no file for {dims} = {missing[:5]}; expected one per run")
         for key in grid:  # headers first: a wrong shape or pickled objects is an error, not a traceback
-            shape, dtype = _array_header(pattern.fs, index[key])
+            shape, dtype = _array_header(pattern.fs, index[key], key_option=None)  # --npz-key is PATTERN's
             refuse_pickled(dtype, f"truth {name!r}: file {index[key]!r}")
             if shape != (plan.n_samples,):
                 raise MemoxrInputError(
                     f"truth {name!r}: file {index[key]!r} holds {dtype} "
                     f"of shape {shape}; expected a numeric array of shape ({plan.n_samples},), one per sample"
                 )
-        arrays = [_load(pattern.fs, index[k]) for k in grid]
+        arrays = [_load(pattern.fs, index[k], key_option=None) for k in grid]
         values = np.stack(arrays).reshape(*(len(plan.run_values[f]) for f in dims), -1)
         if values.shape[-1] != plan.n_samples:
             raise MemoxrInputError(f"truth {name!r}: {values.shape[-1]} samples; expected {plan.n_samples}")

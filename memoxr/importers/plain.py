@@ -29,7 +29,11 @@ def _is_number(text: Any) -> bool:
         float(str(text))
     except ValueError:
         return False
-    return True
+    return "_" not in str(text)  # float() takes 1_000, pandas reads it as text
+
+
+#: A first-row field that pandas reads as missing (its default NA strings, compared in lower case): not a word.
+_MISSING = frozenset({"", "na", "n/a", "nan", "-nan", "null", "none", "<na>", "#n/a", "#na"})
 
 
 def read_table(
@@ -64,7 +68,7 @@ def read_table(
     with open_file(location, "rb") as f:  # the first row as written (pandas renames repeated header fields)
         first = read_csv_table(f, path, header=None, nrows=1, dtype=str, keep_default_na=False)
     fields = [str(v).strip() for v in first.iloc[0]] if len(first) else []
-    header = not (any(fields) and all(v == "" or _is_number(v) for v in fields))
+    header = not (any(fields) and all(v.lower() in _MISSING or _is_number(v) for v in fields))
     with open_file(location, "rb") as f:
         table = read_csv_table(f, path, header=0 if header else None)
     if not header:

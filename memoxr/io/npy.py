@@ -191,12 +191,14 @@ def as_numeric(key: str, array: np.ndarray) -> np.ndarray:
 def check_finite(values: np.ndarray, what: str = "score") -> None:
     """Refuse an infinite value, by name: it has no place on a ROC curve or in a correlation (NaN is missing).
 
-    >>> check_finite(np.array([0.5, np.nan]))
+    >>> check_finite(np.array([0.5, np.nan])), check_finite(np.array(2.0))
+    (None, None)
     >>> check_finite(np.array([0.5, np.inf, -np.inf]), "proxy 'csl'")
     Traceback (most recent call last):
     ...
     memoxr.errors.MemoxrInputError: proxy 'csl': 2 infinite values, the first inf at position 1; expected finite numbers (NaN for a missing one)
     """
+    values = np.ravel(values)  # a position in the flattened values, whatever their shape
     infinite = np.flatnonzero(np.isinf(values))
     if infinite.size:
         count = f"{infinite.size} infinite value" + ("s" if infinite.size > 1 else "")
