@@ -98,11 +98,9 @@ def load_array(
             raise MemoxrInputError(f"{argument}: file {path!r} does not exist")
         fs, local = (location.fs, location.fs_path) if location.is_url else fsspec.core.url_to_fs(path)
         if path.endswith((".npy", ".npz")):  # no option names an npz member here
-            header, _ = _read_array(fs, local, load=False, key_option=None)
-            refuse_pickled(header.dtype, f"{argument}: file {path!r}")
-            _, values = _read_array(fs, local, key_option=None)
-            assert values is not None  # only a pickled array is not loaded
-            return values
+            _, dtype = _array_header(fs, local, key_option=None)
+            refuse_pickled(dtype, f"{argument}: file {path!r}")
+            return _load(fs, local, key_option=None)
         if path.endswith((".txt", ".csv")):
             try:
                 with fs.open(local, "r") as f:
