@@ -53,8 +53,10 @@ class Result:
 
 
 def _check_class(ds: xr.Dataset, class_label: int | None) -> None:
+    if class_label is None:
+        return
     labels = ds[CLASS].values.tolist()
-    if class_label is not None and class_label not in labels:
+    if class_label not in labels:
         raise MemoxrInputError(f"--analyze-class must be one of the classes {_label_span(labels)}; received {class_label}")
 
 
