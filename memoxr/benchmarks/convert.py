@@ -18,8 +18,8 @@ medians, median and range of per-round ratios), and CPU time (user + sys, from
 
 ``--codecs``: on the shipped real estimates (``memoxr.sample_path()``, the
 influence array as float32, NaN padding included, NOT tiled: tiling a small
-buffer inflates LZ4-HC's ratio), for each candidate Blosc codec (byte shuffle,
-``numcodecs.blosc.use_threads = False``, so one core): compression ratio, and
+buffer inflates LZ4-HC's ratio), for each candidate Blosc codec and shuffle
+(``numcodecs.blosc.use_threads = False``, so one core): compression ratio, and
 encode and decode MB/s of uncompressed data in CPU time (``time.process_time``,
 the buffer encoded/decoded repeatedly for at least ``--min-seconds``), medians
 of 3. Nothing is asserted.
@@ -40,8 +40,13 @@ import numpy as np
 
 from memoxr.benchmarks import _common as c
 
-#: (cname, clevel) candidates, all with byte shuffle.
-CODECS = [("lz4hc", 1), ("lz4hc", 3), ("lz4hc", 5), ("lz4", 5), ("zstd", 1), ("zstd", 3), ("blosclz", 5)]
+#: (cname, clevel, shuffle) candidates.
+CODECS = [
+    ("lz4", 5, "noshuffle"), ("lz4", 1, "noshuffle"), ("lz4", 9, "noshuffle"), ("lz4", 5, "shuffle"),
+    ("lz4hc", 1, "shuffle"), ("lz4hc", 5, "shuffle"), ("zstd", 1, "noshuffle"), ("zstd", 1, "shuffle"),
+    ("blosclz", 5, "noshuffle"), ("blosclz", 5, "shuffle"),
+]
+SHUFFLES = {"noshuffle": 0, "shuffle": 1}  # numcodecs.Blosc's constants
 
 
 def convert_vs_cp(folder: Path, size: str, values: str, repeat: int) -> None:
@@ -91,15 +96,15 @@ def codecs(min_seconds: float) -> None:
     data_mb = data.nbytes / c.MB
     print(f"real estimates: {memoxr.sample_path()}, influence {data.shape} float32 = {data_mb:.1f} MB "
           f"(not tiled); numcodecs {numcodecs.__version__}, one thread, CPU time, medians of 3")
-    print(f"  {'codec':<16}{'ratio':>8}{'encode MB/s':>14}{'decode MB/s':>14}")
-    for cname, level in CODECS:
-        codec = numcodecs.Blosc(cname=cname, clevel=level, shuffle=numcodecs.Blosc.SHUFFLE)
+    print(f"  {'codec':<24}{'ratio':>8}{'encode MB/s':>14}{'decode MB/s':>14}")
+    for cname, level, shuffle in CODECS:
+        codec = numcodecs.Blosc(cname=cname, clevel=level, shuffle=SHUFFLES[shuffle])
         encoded = codec.encode(data)
         assert np.array_equal(np.frombuffer(codec.decode(encoded), np.float32).reshape(data.shape), data,
                               equal_nan=True)
         enc = statistics.median(throughput(codec.encode, data, data_mb, min_seconds) for _ in range(3))
         dec = statistics.median(throughput(codec.decode, encoded, data_mb, min_seconds) for _ in range(3))
-        print(f"  {f'{cname} {level}':<16}{data.nbytes / len(encoded):>8.2f}{enc:>14.0f}{dec:>14.0f}")
+        print(f"  {f'{cname} {level} {shuffle}':<24}{data.nbytes / len(encoded):>8.2f}{enc:>14.0f}{dec:>14.0f}")
 
 
 def main(argv: list[str] | None = None) -> int:
