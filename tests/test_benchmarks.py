@@ -105,3 +105,16 @@ def test_versions_benchmark_compares_two_checkouts(tmp_path, capsys, ragged_stor
     main([str(ragged_store), "--old", str(checkout), "--repeat", "1"])
     out = capsys.readouterr().out
     assert "new/old" in out and "per-class CSV identical: True" in out
+
+
+def test_versions_benchmark_converts_with_each_version(tmp_path, capsys, ragged_npz):
+    from pathlib import Path
+
+    import memoxr
+    from memoxr.benchmarks.versions import main
+
+    checkout = Path(memoxr.__file__).resolve().parent.parent
+    main([str(ragged_npz), "--old", str(checkout), "--repeat", "1", "--convert"])
+    out = capsys.readouterr().out.splitlines()[-2:]
+    assert out[0].startswith("convert ragged.npz: old") and "new/old" in out[0]
+    assert out[1].startswith("calculate ragged.npz (each version's own store)") and "identical: True" in out[1]

@@ -8,6 +8,10 @@ version; the other version runs from its checkout (``PYTHONPATH``) with this env
 libraries. Printed per store: median and min-max wall time of each, the ratio of medians and the
 range of per-round ratios, and whether every run of both wrote the same per-class CSV, byte for byte
 (a refactor must not change a number). Nothing is asserted.
+
+With ``--convert``, each ``.npz`` among the inputs is converted by each version into a store of its
+own (``memoxr convert``, timed, interleaved the same way), and each version's ``calculate`` then
+reads its own store: what a change of the store's encoding does to both commands.
 """
 
 from __future__ import annotations
@@ -25,14 +29,23 @@ from pathlib import Path
 from memoxr.benchmarks import _common as c
 
 
-def _run(store: Path, csv: Path, env: dict[str, str]) -> float:
+def _run(args: list[str], env: dict[str, str]) -> float:
     start = time.perf_counter()
-    subprocess.run(
-        [sys.executable, "-m", "memoxr", "calculate", "--input", str(store), "-q", "--stats-csv", str(csv),
-         "--overwrite"],
-        check=True, env=env, cwd=tempfile.gettempdir(), stdout=subprocess.DEVNULL,
-    )
+    subprocess.run([sys.executable, "-m", "memoxr", *args], check=True, env=env, cwd=tempfile.gettempdir(),
+                   stdout=subprocess.DEVNULL)
     return time.perf_counter() - start
+
+
+def _calculate(store: Path, csv: Path) -> list[str]:
+    return ["calculate", "--input", str(store), "-q", "--stats-csv", str(csv), "--overwrite"]
+
+
+def _report(label: str, times: dict[str, list[float]], note: str = "") -> None:
+    old, new = (statistics.median(times[name]) for name in ("old", "new"))
+    ratios = sorted(n / o for o, n in zip(times["old"], times["new"], strict=True))
+    print(f"{label}: old {old:.2f} s ({min(times['old']):.2f}-{max(times['old']):.2f}), "
+          f"new {new:.2f} s ({min(times['new']):.2f}-{max(times['new']):.2f}); new/old {new / old:.2f}x "
+          f"(per round {ratios[0]:.2f}-{ratios[-1]:.2f}x){note}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -40,27 +53,32 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("stores", nargs="+", type=Path, help="influence stores to run calculate on")
     parser.add_argument("--old", type=Path, required=True, help="source checkout of the other version")
     parser.add_argument("--repeat", type=int, default=7, help="interleaved rounds (default 7)")
+    parser.add_argument("--convert", action="store_true",
+                        help="convert each .npz with each version (timed), then calculate from each version's store")
     args = parser.parse_args(argv)
     c.byte_compile(args.old)
     variants = {"old": dict(os.environ, PYTHONPATH=str(args.old)), "new": dict(os.environ)}
     variants["new"].pop("PYTHONPATH", None)
     with tempfile.TemporaryDirectory() as tmp:
-        for store in args.stores:
-            times: dict[str, list[float]] = {name: [] for name in variants}
+        for source in args.stores:
+            stores = dict.fromkeys(variants, source)
+            if args.convert and source.suffix == ".npz":
+                stores = {name: Path(tmp) / f"{name}.zarr" for name in variants}
+                times: dict[str, list[float]] = {name: [] for name in variants}
+                for round_ in range(args.repeat):
+                    for name in list(variants) if round_ % 2 == 0 else list(reversed(variants)):
+                        times[name].append(_run(["convert", str(source), str(stores[name]), "-q", "--overwrite"],
+                                                variants[name]))
+                _report(f"convert {source.name}", times)
+            times = {name: [] for name in variants}
             csvs = {name: Path(tmp) / f"{name}.csv" for name in variants}
             written: set[bytes] = set()  # every run's per-class CSV, both versions
             for round_ in range(args.repeat):
-                order = list(variants) if round_ % 2 == 0 else list(reversed(variants))
-                for name in order:
-                    times[name].append(_run(store, csvs[name], variants[name]))
+                for name in list(variants) if round_ % 2 == 0 else list(reversed(variants)):
+                    times[name].append(_run(_calculate(stores[name], csvs[name]), variants[name]))
                     written.add(hashlib.sha256(csvs[name].read_bytes()).digest())
-            old, new = (statistics.median(times[name]) for name in ("old", "new"))
-            ratios = sorted(n / o for o, n in zip(times["old"], times["new"], strict=True))
-            same = len(written) == 1
-            print(f"{store.name}: old {old:.2f} s ({min(times['old']):.2f}-{max(times['old']):.2f}), "
-                  f"new {new:.2f} s ({min(times['new']):.2f}-{max(times['new']):.2f}); new/old {new / old:.2f}x "
-                  f"(per round {ratios[0]:.2f}-{ratios[-1]:.2f}x); every run's per-class CSV identical: {same}")
-
+            label = f"calculate {source.name}" + (" (each version's own store)" if stores["old"] != source else "")
+            _report(label, times, f"; every run's per-class CSV identical: {len(written) == 1}")
 
 if __name__ == "__main__":
     main()
