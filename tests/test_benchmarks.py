@@ -81,7 +81,7 @@ def test_scores_benchmark_runs_on_tiny_data(tmp_path, capsys):
     from memoxr.benchmarks import scores
 
     assert scores.main(["--gb", "0.01", "--layout", "ragged", "--chunk-mb", "64", "--repeat", "1",
-                        "--workdir", str(tmp_path)]) == 0
+                        "--workdir", str(tmp_path / "new" / "folder")]) == 0  # created when missing
     out = capsys.readouterr().out
     assert "ratio memoxr / read:" in out and "ratio memoxr / seed loop:" in out
 

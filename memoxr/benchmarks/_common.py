@@ -145,6 +145,13 @@ def write_fz_npz(path: Path, sizes: Layout, *, seed: int = 0, values: str = "qua
             put(f"infl_matrix_class{k}", influence_block(rng, n_train, n_test, values))
 
 
+def workdir(path: Path | None) -> Path | None:
+    """``--workdir``, created if missing (the data go into a temporary folder inside it)."""
+    if path is not None:
+        path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def warm(*paths: Path) -> None:
     """Read every file under ``paths`` once, so timed runs find them in the page cache."""
     for path in paths:

@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     c.byte_compile()
 
     print(f"python {sys.version.split()[0]}; memoxr as {' '.join(c.memoxr_cmd())}")
-    with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
+    with tempfile.TemporaryDirectory(dir=c.workdir(args.workdir)) as tmp:
         for size in args.sizes:
             compare(Path(tmp), size, args.values, args.repeat)
         if args.rss_gb:

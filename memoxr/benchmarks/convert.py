@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.codecs:
         codecs(args.min_seconds)
         return 0
-    with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
+    with tempfile.TemporaryDirectory(dir=c.workdir(args.workdir)) as tmp:
         convert_vs_cp(Path(tmp), args.size, args.values, args.repeat)
     return 0
 

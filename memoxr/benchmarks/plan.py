@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from memoxr.benchmarks import _common as c
+
 CHILD = (
     "import sys, tracemalloc, dask\n"
     "import memoxr.estimate.plan as p\n"
@@ -50,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         "tr_labels": rng.integers(0, 10, args.train),
         "tt_labels": rng.integers(0, 10, args.test),
     }
-    with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
+    with tempfile.TemporaryDirectory(dir=c.workdir(args.workdir)) as tmp:
         stores = [Path(write_trials(records, Path(tmp) / f"trials.{kind}")) for kind in ("npz", "zarr")]
         print(f"estimate, {args.trials} trials x {args.train} train x {args.test} test, one thread")
         print(f"{'trials':>8}{'chunk MB':>10}{'predicted MB':>14}{'traced MB':>11}{'traced/predicted':>18}")

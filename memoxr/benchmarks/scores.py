@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"glibc keeps freed chunk buffers (memoxr/compute/malloc.py): {_malloc.keep_freed_buffers()}")
 
     sizes = c.layout(f"{args.gb:g}gb-{args.layout}")
-    with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
+    with tempfile.TemporaryDirectory(dir=c.workdir(args.workdir)) as tmp:
         npz, store = Path(tmp) / "bench.npz", Path(tmp) / "bench.zarr"
         write = c.timed(lambda: c.write_fz_npz(npz, sizes, values=args.values))
         print(f"{sizes.describe()}; values {args.values}; npz {c.disk_gb(npz):.3f} GB written in {write:.1f} s; "
