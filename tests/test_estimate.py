@@ -9,6 +9,7 @@ import dask.array as da
 import numpy as np
 import pytest
 import xarray as xr
+import zarr
 from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -431,6 +432,12 @@ def test_zarr_store_scores_end_to_end(tmp_path, records):
     assert table["sample_count"].tolist() == np.bincount(records["tr_labels"]).tolist()
     np.testing.assert_allclose(scores["original_memo"].values, ds["memorization"].values)
     assert np.isfinite(scores["critical_sample_score"].values[ds["train_index"].values >= 0]).all()
+    group = zarr.open_group(path, mode="r")
+    shuffles = {name: getattr(array.compressors[0], "shuffle", None) for name, array in group.arrays()}
+    shuffles = {name: shuffle.value for name, shuffle in shuffles.items() if shuffle is not None}  # Blosc only
+    # Influence matrices, mostly exact zeros, unshuffled; the rest (counts, indices, sums) byte-shuffled.
+    assert {n for n, shuffle in shuffles.items() if shuffle == "noshuffle"} == {"influence", "influence_full", "influence_se"}
+    assert {"test_correct_in", "train_index", "memorization"} <= {n for n, s in shuffles.items() if s == "shuffle"}
     with pytest.raises(OutputExistsError):
         estimate_to_zarr(records, path)
     estimate_to_zarr(records, path, overwrite=True)

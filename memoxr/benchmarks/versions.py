@@ -80,5 +80,6 @@ def main(argv: list[str] | None = None) -> None:
             label = f"calculate {source.name}" + (" (each version's own store)" if stores["old"] != source else "")
             _report(label, times, f"; every run's per-class CSV identical: {len(written) == 1}")
 
+
 if __name__ == "__main__":
     main()

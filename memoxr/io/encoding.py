@@ -6,17 +6,17 @@ import xarray as xr
 from zarr.codecs import BloscCodec
 
 from .chunks import BlockChunks
-from .schema import INFLUENCE_VARIABLES
 
-#: LZ4, unshuffled, for every (class, train_sample, test_sample) matrix. About 80% of real FZ
-#: estimates are exact zeros, which stay runs of zero words unshuffled: on the shipped real
-#: estimates a 3.8x ratio (2.4x byte-shuffled), encoding 2.2x and decoding 1.8x as fast
-#: (README "Performance").
+#: LZ4, unshuffled, for the influence matrices (``influence``, and an estimate's ``influence_*``).
+#: About 80% of real FZ estimates are exact zeros, which stay runs of zero words unshuffled: on
+#: the shipped real estimates a 3.8x ratio (2.4x byte-shuffled), encoding 2.2x and decoding 1.8x
+#: as fast (README "Performance").
 COMPRESSOR = BloscCodec(cname="lz4", clevel=5, shuffle="noshuffle")
 
-#: Byte-shuffled LZ4 for the per-sample arrays (labels, indices, counts, memorization): their
-#: integers' high bytes are zeros, which the shuffle gathers into runs. They are small.
-PER_SAMPLE_COMPRESSOR = BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")
+#: Byte-shuffled LZ4 for everything else (labels, indices, counts, memorization, an estimate's
+#: sums): the zero high bytes of their integers, and the zero low bytes of whole-number floats,
+#: form runs only when shuffled.
+SHUFFLED_COMPRESSOR = BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")
 
 
 def influence_encoding(ds: xr.Dataset, *, shards: BlockChunks | None = None) -> dict[str, dict]:
@@ -39,7 +39,7 @@ def influence_encoding(ds: xr.Dataset, *, shards: BlockChunks | None = None) -> 
             chunks = tuple(c[0] for c in var.chunks)
         else:
             chunks = tuple(max(1, n) for n in var.shape)
-        compressor = COMPRESSOR if var.dims == INFLUENCE_VARIABLES["influence"] else PER_SAMPLE_COMPRESSOR
+        compressor = COMPRESSOR if str(name).startswith("influence") else SHUFFLED_COMPRESSOR
         encoding[str(name)] = {"chunks": chunks, "compressors": (compressor,)}
     encoding["influence"]["fill_value"] = float("nan")
     if shards is not None:
