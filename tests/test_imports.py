@@ -278,3 +278,17 @@ def test_lean_finder_leaving_does_not_skip_the_next_finder(monkeypatch):
         assert lean not in sys.meta_path
     finally:
         sys.modules.pop("memoxr_probe_elsewhere", None)
+
+
+@pytest.mark.parametrize("command", [["calculate", "--input", "missing.zarr", "--stats-csv"], ["convert", "missing.npz"]])
+def test_an_existing_local_output_is_refused_before_loading_xarray(tmp_path, command):
+    existing = tmp_path / "out"
+    existing.write_text("kept\n")
+    code = (
+        "from memoxr.cli import main\n"
+        f"try:\n    main({[*command, str(existing)]!r})\n"
+        "except SystemExit as exit:\n    assert exit.code == 2, exit.code"
+    )
+    loaded = _modules_after(code)
+    assert not [name for name in ("xarray", "pandas", "zarr", "dask.array") if name in loaded]
+    assert existing.read_text() == "kept\n"

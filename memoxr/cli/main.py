@@ -27,6 +27,7 @@ from .options import (
     overwrite_option,
     positional_paths,
     quiet_option,
+    refuse_existing_local_outputs,
     remote_options,
     skipna_option,
     with_path_options,
@@ -144,11 +145,13 @@ def convert_cmd(
     infl_matrix_class{k}, tr_classidx_{k}, tt_classidx_{k}. It is validated
     completely before anything is written; OUTPUT.zarr appears only once complete.
     """
-    from ..convert import convert_npz
     from ..io.chunks import validate_option_mb
 
     chunk_mb = validate_option_mb("--chunk-mb", chunk_mb)
     shard_mb = None if shard_mb is None else validate_option_mb("--shard-mb", shard_mb)
+    refuse_existing_local_outputs((output,), overwrite=overwrite)
+    from ..convert import convert_npz
+
     path = convert_npz(
         input_npz, output, overwrite=overwrite, allow_pickle=allow_pickle, chunk_mb=chunk_mb,
         sample_order=sample_order, shard_mb=shard_mb, storage_options=storage_options,
@@ -188,6 +191,7 @@ def calculate_cmd(
 
         click.echo(str(plan_calculate(input_path, allow_pickle=allow_pickle, storage_options=storage_options)))
         return
+    refuse_existing_local_outputs((output_path, stats_csv), overwrite=overwrite)
     from .. import workflows
 
     result = workflows.calculate(

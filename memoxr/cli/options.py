@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import copy
 import functools
+import os
 import re
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import click
@@ -93,6 +95,23 @@ allow_pickle_option = click.option(
     is_flag=True,
     help="Allow arrays of Python objects in an .npz (this unpickles: only for files you trust).",
 )
+
+
+def refuse_existing_local_outputs(paths: Sequence[str | None], *, overwrite: bool) -> None:
+    """Refuse an existing local output at once, before the command's imports (about 0.4 s).
+
+    The library checks every output again, and fully (URLs, kinds, parents); this
+    only saves a user who forgot ``--overwrite`` the wait. Two equal paths are left
+    to the library, which names them as one error.
+    """
+    given = [path for path in paths if path is not None]
+    if overwrite or len(set(given)) < len(given):
+        return
+    from ..io.location import is_url
+
+    for path in given:
+        if not is_url(path) and os.path.exists(path):
+            raise OutputExistsError(str(Path(path)))
 
 
 def quiet_option(func: Callable[..., Any]) -> Callable[..., Any]:

@@ -16,15 +16,17 @@ import sys
 import warnings
 from collections.abc import Iterator
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dask
-import xarray as xr
 from dask.diagnostics import ProgressBar
 
 from ..errors import MemoxrInputError, connection_failure
 from . import collector
 from .scheduler import current_client
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 # The ``minimum`` of the progress context entered in this thread, None outside one.
 _ACTIVE: contextvars.ContextVar[float | None] = contextvars.ContextVar("memoxr_progress", default=None)
@@ -99,6 +101,8 @@ def deprecated_show_progress(show_progress: bool | None, where: str) -> contextl
 
 
 def _dask_variables(obj: xr.Dataset | xr.DataArray) -> list[xr.Variable]:
+    import xarray as xr
+
     if isinstance(obj, xr.Dataset):
         variables = list(obj.variables.values())
     else:
@@ -126,6 +130,8 @@ def compute(*objs: Any) -> tuple[Any, ...]:
     >>> int(total), same.values.tolist()
     (6, [0, 1, 2, 3])
     """
+    import xarray as xr  # here, not at import: a command's early checks run before xarray loads
+
     collector.resume()  # the command's start-up is over (compute/collector.py)
     arrays: list[Any] = []
     for obj in objs:
