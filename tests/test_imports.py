@@ -291,4 +291,20 @@ def test_an_existing_local_output_is_refused_before_loading_xarray(tmp_path, com
     )
     loaded = _modules_after(code)
     assert not [name for name in ("xarray", "pandas", "zarr", "dask.array") if name in loaded]
+    shown = subprocess.run([sys.executable, "-m", "memoxr", *command, str(existing)], capture_output=True, text=True)
+    assert shown.returncode == 2 and f"output {str(existing)!r} already exists" in shown.stderr
     assert existing.read_text() == "kept\n"
+
+
+def test_only_the_first_output_is_refused_early_so_the_library_reports_in_its_order(tmp_path):
+    from memoxr.cli.options import refuse_existing_local_outputs
+    from memoxr.errors import OutputExistsError
+
+    existing = tmp_path / "stats.csv"
+    existing.write_text("kept\n")
+    # --output is checked fully first by the library (here: its parent is missing), so nothing early.
+    refuse_existing_local_outputs((str(tmp_path / "nodir" / "out.zarr"), str(existing)), overwrite=False)
+    refuse_existing_local_outputs((str(existing),), overwrite=False, inputs=("s3://bucket/in.npz",))
+    refuse_existing_local_outputs((str(existing),), overwrite=True)
+    with pytest.raises(OutputExistsError):
+        refuse_existing_local_outputs((None, str(existing)), overwrite=False)

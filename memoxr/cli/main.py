@@ -149,7 +149,7 @@ def convert_cmd(
 
     chunk_mb = validate_option_mb("--chunk-mb", chunk_mb)
     shard_mb = None if shard_mb is None else validate_option_mb("--shard-mb", shard_mb)
-    refuse_existing_local_outputs((output,), overwrite=overwrite)
+    refuse_existing_local_outputs((output,), overwrite=overwrite, inputs=(input_npz,))
     from ..convert import convert_npz
 
     path = convert_npz(

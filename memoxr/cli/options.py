@@ -97,21 +97,25 @@ allow_pickle_option = click.option(
 )
 
 
-def refuse_existing_local_outputs(paths: Sequence[str | None], *, overwrite: bool) -> None:
+def refuse_existing_local_outputs(
+    outputs: Sequence[str | None], *, overwrite: bool, inputs: Sequence[str] = ()
+) -> None:
     """Refuse an existing local output at once, before the command's imports (about 0.4 s).
 
-    The library checks every output again, and fully (URLs, kinds, parents); this
-    only saves a user who forgot ``--overwrite`` the wait. Two equal paths are left
-    to the library, which names them as one error.
+    Only what the library would refuse first, with its message: the first output
+    given, when it is a local path that exists. The library then checks every
+    output again, and fully (URLs, kinds, parents). Nothing is checked early when
+    an input is a URL (the library resolves it first) or two outputs are equal
+    (the library names that as one error).
     """
-    given = [path for path in paths if path is not None]
-    if overwrite or len(set(given)) < len(given):
-        return
     from ..io.location import is_url
 
-    for path in given:
-        if not is_url(path) and os.path.exists(path):
-            raise OutputExistsError(str(Path(path)))
+    given = [path for path in outputs if path is not None]
+    if overwrite or not given or len(set(given)) < len(given) or any(is_url(path) for path in inputs):
+        return
+    first = given[0]
+    if not is_url(first) and os.path.exists(first):
+        raise OutputExistsError(str(Path(first)))
 
 
 def quiet_option(func: Callable[..., Any]) -> Callable[..., Any]:
