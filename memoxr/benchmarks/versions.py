@@ -17,30 +17,36 @@ reads its own store: what a change of the store's encoding does to both commands
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from memoxr.benchmarks import _common as c
 
 
-def _run(args: list[str], env: dict[str, str]) -> float:
-    start = time.perf_counter()
+def _run(args: list[str], env: dict[str, str]) -> None:
     subprocess.run([sys.executable, "-m", "memoxr", *args], check=True, env=env, cwd=tempfile.gettempdir(),
                    stdout=subprocess.DEVNULL)
-    return time.perf_counter() - start
 
 
 def _calculate(store: Path, csv: Path) -> list[str]:
     return ["calculate", "--input", str(store), "-q", "--stats-csv", str(csv), "--overwrite"]
 
 
-def _report(label: str, times: dict[str, list[float]], note: str = "") -> None:
+def _collect(csvs: dict[str, Path], written: set[bytes], name: str) -> None:
+    """The hash of ``name``'s last CSV, untimed, before its next run writes it again."""
+    if csvs[name].exists():
+        written.add(hashlib.sha256(csvs[name].read_bytes()).digest())
+        csvs[name].unlink()
+
+
+def _report(label: str, results: c.Results, note: str = "") -> None:
+    times = {name: c.seconds(runs) for name, runs in results.items()}
     old, new = (statistics.median(times[name]) for name in ("old", "new"))
     ratios = sorted(n / o for o, n in zip(times["old"], times["new"], strict=True))
     print(f"{label}: old {old:.2f} s ({min(times['old']):.2f}-{max(times['old']):.2f}), "
@@ -64,21 +70,19 @@ def main(argv: list[str] | None = None) -> None:
             stores = dict.fromkeys(variants, source)
             if args.convert and source.suffix == ".npz":
                 stores = {name: Path(tmp) / f"{name}.zarr" for name in variants}
-                times: dict[str, list[float]] = {name: [] for name in variants}
-                for round_ in range(args.repeat):
-                    for name in list(variants) if round_ % 2 == 0 else list(reversed(variants)):
-                        times[name].append(_run(["convert", str(source), str(stores[name]), "-q", "--overwrite"],
-                                                variants[name]))
-                _report(f"convert {source.name}", times)
-            times = {name: [] for name in variants}
+                convert = {name: functools.partial(_run, ["convert", str(source), str(stores[name]), "-q",
+                                                          "--overwrite"], env) for name, env in variants.items()}
+                _report(f"convert {source.name}", c.interleave(convert, args.repeat))
             csvs = {name: Path(tmp) / f"{name}.csv" for name in variants}
             written: set[bytes] = set()  # every run's per-class CSV, both versions
-            for round_ in range(args.repeat):
-                for name in list(variants) if round_ % 2 == 0 else list(reversed(variants)):
-                    times[name].append(_run(_calculate(stores[name], csvs[name]), variants[name]))
-                    written.add(hashlib.sha256(csvs[name].read_bytes()).digest())
+            calculate = {name: functools.partial(_run, _calculate(stores[name], csvs[name]), env)
+                         for name, env in variants.items()}
+            collect = functools.partial(_collect, csvs, written)
+            results = c.interleave(calculate, args.repeat, before_each=collect)
+            for name in variants:
+                collect(name)
             label = f"calculate {source.name}" + (" (each version's own store)" if stores["old"] != source else "")
-            _report(label, times, f"; every run's per-class CSV identical: {len(written) == 1}")
+            _report(label, results, f"; every run's per-class CSV identical: {len(written) == 1}")
 
 
 if __name__ == "__main__":
