@@ -85,6 +85,44 @@ def test_vectorised_spearman_equals_scipy_per_row(a, b):
             assert got[r] == pytest.approx(sps.spearmanr(x, y).statistic, abs=1e-12)
 
 
+# Values one or a few units in the last place apart: the packed sort's position bits cut exactly
+# those bits off, so they come out of order there and must be put back by its exact re-sort.
+near_ties = st.sampled_from(
+    [-1.0 - np.spacing(1.0), -1.0, -0.0, 0.0, 5e-324, -5e-324, 1.0 - np.spacing(1.0) / 2, 1.0,
+     1.0 + np.spacing(1.0), 1.0 + 2 * np.spacing(1.0), 1.0 + 5 * np.spacing(1.0), np.inf, -np.inf, np.nan]
+)
+
+
+@given(st.lists(near_ties, max_size=80) | st.lists(near_ties | st.floats(), max_size=80), st.data())
+def test_packed_sort_ranks_equal_scipy(values, data):
+    """The packed-key sort of long rows gives scipy's average ranks: near ties, -0.0, inf, NaN, left-out."""
+    x = np.array(values, dtype=np.float64)
+    keep = ~np.isnan(x) & np.array(data.draw(st.lists(st.booleans(), min_size=x.size, max_size=x.size)), dtype=bool)
+    packed = _kernels.average_rank(x, keep, packed_min=1)  # the path of rows of a million scores
+    np.testing.assert_array_equal(packed[keep], sps.rankdata(x[keep]))
+    assert np.isnan(packed[~keep]).all()
+    np.testing.assert_array_equal(packed, _kernels.average_rank(x, keep))  # same as np.argsort's path
+
+
+def test_packed_sort_puts_near_ties_back_in_order():
+    """Values a unit in the last place apart, in falling order: the position bits alone would keep that order."""
+    ulp = np.spacing(1.0)
+    x = np.array([1.0 + 5 * ulp, 1.0 + 2 * ulp, 1.0 + ulp, 1.0, 1.0 + ulp, -0.0, 0.0])
+    ranks = _kernels.average_rank(x, np.ones(x.size, dtype=bool), packed_min=1)
+    assert ranks.tolist() == [7.0, 6.0, 4.5, 3.0, 4.5, 1.5, 1.5]
+
+
+def test_packed_sort_ranks_a_million_like_scipy():
+    """At the size it is chosen for, with continuous values (some near ties) and rounded ones (many ties)."""
+    rng = np.random.default_rng(7)
+    x = rng.random(1 << 17)
+    x[::97] = np.nextafter(x[::97], 2.0)  # ...and their neighbours one unit up, shuffled in
+    x = np.concatenate([x, np.nextafter(x[: 1 << 12], -1.0), np.round(rng.random(1 << 16), 3)])
+    rng.shuffle(x)
+    keep = rng.random(x.size) < 0.95
+    np.testing.assert_array_equal(_kernels.average_rank(x, keep)[keep], sps.rankdata(x[keep]))
+
+
 @given(
     hnp.arrays(np.float64, st.tuples(st.integers(1, 6), st.integers(0, 15)), elements=small_values.filter(np.isfinite) | st.just(np.nan) | st.floats(-1, 1)),
     st.data(),

@@ -177,7 +177,8 @@ def rank_agreement(scores: xr.Dataset, *, skipna: bool | None = None, keep_attrs
     # Pairs usually share one mask (NaN only in padding), so each method is ranked once per layout.
     mask_key = {(layout, pair): np.packbits(keep).tobytes() for layout, (_, keeps) in layouts.items() for pair, keep in keeps.items()}
     jobs: dict[tuple[str, str, bytes], tuple[np.ndarray, np.ndarray]] = {}
-    for layout, (data, keeps) in layouts.items():
+    for layout in ("all", "class"):  # the pooled rankings take longer: first, for two threads to end together
+        data, keeps = layouts[layout]
         for pair, keep in keeps.items():
             for method in pair:
                 jobs.setdefault((layout, method, mask_key[layout, pair]), (data[method], keep))

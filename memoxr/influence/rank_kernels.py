@@ -10,14 +10,54 @@ from __future__ import annotations
 
 import numpy as np
 
+#: Rows at least this long are sorted as packed 64-bit keys (:func:`_packed_order`) rather than
+#: with ``np.argsort``: on the million scores of the ImageNet-size benchmark the sort takes 0.67x
+#: the time and the whole ranking 0.8x; on rows of a few thousand, which fit in cache, it gains nothing.
+PACKED_SORT_MIN = 1 << 16
+_SIGN = np.uint64(1 << 63)
 
-def average_rank(x: np.ndarray, keep: np.ndarray, axis: int = -1) -> np.ndarray:
+
+def _packed_order(x: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """``np.argsort`` of a 1-D float array's kept entries (any order of ties), left-out entries last.
+
+    One direct sort of ``uint64`` words, each the value's order-preserving bits
+    with its position in the low bits, instead of an indirect sort that chases
+    positions through memory. The position bits cut the value's last bits off,
+    so values that differ only there may come out of order; those few groups are
+    sorted again exactly.
+    """
+    n = x.size
+    bits = max(1, (n - 1).bit_length())
+    low = np.uint64((1 << bits) - 1)
+    word = (x + 0.0).view(np.uint64)  # + 0.0 turns -0.0 into 0.0, which compares equal to it
+    word = np.where(word & _SIGN, ~word, word | _SIGN)  # negative values reversed, below the positive ones
+    word[~keep] = ~np.uint64(0)  # after every kept value (+inf included), in position order
+    word &= ~low
+    word |= np.arange(n, dtype=np.uint64)
+    word.sort()
+    order = (word & low).astype(np.intp)
+    ordered = np.where(keep, x, np.nan)[order]
+    wrong = np.flatnonzero(ordered[1:] < ordered[:-1])  # only within a group of equal high bits
+    if wrong.size:
+        high = word >> np.uint64(bits)
+        group_start = np.flatnonzero(np.concatenate(([True], high[1:] != high[:-1])))
+        group_end = np.append(group_start[1:], n)
+        groups = np.unique(np.searchsorted(group_start, wrong, side="right") - 1)
+        sizes = group_end[groups] - group_start[groups]
+        at = np.repeat(group_start[groups] - (np.cumsum(sizes) - sizes), sizes) + np.arange(sizes.sum())
+        members = order[at]
+        order[at] = members[np.lexsort((x[members], np.repeat(np.arange(groups.size), sizes)))]
+    return order
+
+
+def average_rank(x: np.ndarray, keep: np.ndarray, axis: int = -1, *, packed_min: int = PACKED_SORT_MIN) -> np.ndarray:
     """1-based ranks along ``axis`` among the entries where ``keep`` is true; NaN elsewhere.
 
     Ties get the average of the ranks they span (``scipy.stats.rankdata``'s
     ``"average"`` method), so the Pearson correlation of two such rankings is
     Spearman's rho. Entries left out by ``keep`` sort after every kept entry and
-    never touch the kept entries' ranks.
+    never touch the kept entries' ranks. A 1-D ``x`` of at least ``packed_min``
+    entries is sorted by :func:`_packed_order`, with the same result.
 
     Examples
     --------
@@ -26,24 +66,28 @@ def average_rank(x: np.ndarray, keep: np.ndarray, axis: int = -1) -> np.ndarray:
     """
     x = np.moveaxis(np.asarray(x, dtype=np.float64), axis, -1)
     keep = np.moveaxis(np.broadcast_to(np.asarray(keep, dtype=bool), x.shape), axis, -1)
-    # Left-out entries sort after every kept one: as +inf (numpy's sorts are ~3x faster without
-    # NaN), or as NaN when a kept entry is +inf itself (NaN sorts after inf and never ties).
-    fill = np.nan if np.isposinf(x[keep]).any() else np.inf
-    values = np.where(keep, x, fill)
-    order = np.argsort(values, axis=-1)
-    ordered = np.take_along_axis(values, order, axis=-1)
     n = x.shape[-1]
     ranks = np.empty(x.shape, dtype=np.float64)
     if n == 0:
         return np.moveaxis(ranks, -1, axis)
+    if x.ndim == 1 and n >= packed_min:
+        order = _packed_order(x, keep)
+        values = np.where(keep, x, np.nan)  # NaN never ties, so a left-out entry never joins a run
+    else:
+        # Left-out entries sort after every kept one: as +inf (numpy's sorts are ~3x faster without
+        # NaN), or as NaN when a kept entry is +inf itself (NaN sorts after inf and never ties).
+        fill = np.nan if np.isposinf(x[keep]).any() else np.inf
+        values = np.where(keep, x, fill)
+        order = np.argsort(values, axis=-1)
+    ordered = np.take_along_axis(values, order, axis=-1)
     start = np.ones(x.shape, dtype=bool)  # a new run of ties begins here (always at a row's start)
     start[..., 1:] = ordered[..., 1:] != ordered[..., :-1]
     flat = start.reshape(-1)
     first = np.flatnonzero(flat)  # flat position of each run's first entry
     last = np.append(first[1:], flat.size) - 1
     run = np.cumsum(flat) - 1  # run of every sorted entry
-    row_start = (np.arange(flat.size) // n) * n
-    sorted_ranks = ((first + last) / 2.0)[run] - row_start + 1.0
+    sorted_ranks = ((first + last) / 2.0)[run].reshape(-1, n)
+    sorted_ranks -= np.arange(0, flat.size, n, dtype=np.float64)[:, None] - 1.0  # flat position -> rank in row
     np.put_along_axis(ranks, order, sorted_ranks.reshape(x.shape), axis=-1)
     return np.moveaxis(np.where(keep, ranks, np.nan), -1, axis)
 
