@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 from scipy import stats as sps
@@ -68,6 +70,16 @@ def test_analysis_report(scores):
     assert "memoxr.Analysis" in repr(report)
     html = report._repr_html_()
     assert html.count("<table") == 2 + 5 + 1 and "Top samples of class 1 by critical_sample_score" in html
+
+
+def test_analysis_error_beside_the_background_agreement(scores):
+    """analyze ranks in a thread of its own while it lists the top samples: an error there still
+    reaches the caller as itself, and no thread is left running."""
+    table = memoxr.class_stats(scores)
+    before = threading.active_count()
+    with pytest.raises(MemoxrInputError, match=r"class_label must be one of the store's classes .*; received 9"):
+        memoxr.analyze(scores, table, class_label=9)
+    assert threading.active_count() == before
 
 
 def test_analysis_errors(scores):

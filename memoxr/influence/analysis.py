@@ -13,6 +13,7 @@ over it is NaN; a ranking lists it last).
 from __future__ import annotations
 
 import itertools
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -317,10 +318,16 @@ def analyze(
     if class_label is None:
         class_label = int(scores[CLASS].values[0])
     options = {"skipna": skipna, "keep_attrs": keep_attrs}
-    return Analysis(
-        ranges=score_ranges(scores, **options),
-        class_label=class_label,
-        top_samples={m: top_k(scores, class_label, k=k, by=m, **options) for m in METHODS},
-        top_classes=top_classes(table, n=n_classes, **options),
-        agreement=rank_agreement(scores, **options),
-    )
+    # The agreement's sorts release the GIL: the small analyses run meanwhile, on this thread.
+    with ThreadPoolExecutor(max_workers=1) as background:
+        agreement = background.submit(rank_agreement, scores, **options)
+        try:
+            return Analysis(
+                ranges=score_ranges(scores, **options),
+                class_label=class_label,
+                top_samples={m: top_k(scores, class_label, k=k, by=m, **options) for m in METHODS},
+                top_classes=top_classes(table, n=n_classes, **options),
+                agreement=agreement.result(),
+            )
+        finally:
+            agreement.cancel()
