@@ -169,6 +169,24 @@ def test_convert_chunk_mb_splits_whole_classes(tmp_path, ragged_npz, ragged_arra
     assert_matches_reference(memoxr.influence_scores(ds).compute(), ragged_arrays)
 
 
+@pytest.mark.parametrize("classes_per_block", [1, 2, 3, 100])
+def test_per_class_blocks_follow_the_class_chunks(ragged_store, ragged_arrays, monkeypatch, classes_per_block):
+    """The per-class step merges whole class chunks up to PER_CLASS_BLOCK_BYTES, never splits one,
+    and its block layout changes no value."""
+    import memoxr.influence.scores as scores_module
+
+    ds = memoxr.open_influence(ragged_store)
+    chunks = ds["influence"].chunks[0]
+    per_class = ds.sizes["train_sample"] * 4 * 8  # four float64 moments per sample
+    monkeypatch.setattr(scores_module, "PER_CLASS_BLOCK_BYTES", classes_per_block * per_class)
+    scores = memoxr.influence_scores(ds)
+    blocks = scores["critical_sample_score"].chunks[0]
+    assert sum(blocks) == sum(chunks) and set(np.cumsum(chunks)) >= set(np.cumsum(blocks))
+    assert blocks == (chunks if classes_per_block < 2 * SMALL_CHUNKS.cls else (sum(chunks),))
+    assert all(b <= max(classes_per_block, SMALL_CHUNKS.cls) for b in blocks)
+    assert_matches_reference(scores.compute(), ragged_arrays)
+
+
 def test_small_chunks_fixture_is_what_it_says(ragged_store):
     ds = memoxr.open_influence(ragged_store)
     assert ds["influence"].data.chunksize == (SMALL_CHUNKS.cls, SMALL_CHUNKS.train, SMALL_CHUNKS.test)
