@@ -149,6 +149,25 @@ def test_commands_import_dask_array_lean_and_scipy_and_dask_docs_are_whole_after
     assert (tmp_path / "stats.csv").read_text().startswith("class_label")
 
 
+def test_command_that_ends_early_leaves_the_import_system_alone(tmp_path):
+    """A refused output ends calculate before dask.array is imported: a host that ran it in-process
+    then imports dask.array as usual (numpy's docstrings copied, scipy's sparse chunks known)."""
+    existing = tmp_path / "stats.csv"
+    existing.write_text("keep me")
+    code = (
+        "import sys\nfrom memoxr.cli import main\n"
+        f"try:\n    main(['calculate', '--input', {str(memoxr.sample_path())!r}, '-q', '--stats-csv', {str(existing)!r}])\n"
+        "except SystemExit as exit:\n    assert exit.code == 2, exit.code\n"
+        "assert 'dask.array' not in sys.modules\n"
+        "assert not [f for f in sys.meta_path if type(f).__module__ == 'memoxr.compute.lean_imports']\n"
+        "import dask.array as da\n"
+        "assert 'This docstring was copied from numpy' in (da.nanmean.__doc__ or '')\nprint('ok')"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+    assert existing.read_text() == "keep me"
+
+
 def test_library_import_leaves_the_import_system_alone():
     code = (
         "import sys, importlib.util\nimport memoxr, memoxr.workflows, dask.array\n"

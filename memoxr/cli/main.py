@@ -16,7 +16,7 @@ import click
 
 from .._version import __version__
 from ..compute import collector
-from ..compute.lean_imports import import_dask_array_lean
+from ..compute.lean_imports import forget_lean_import, import_dask_array_lean
 from ..compute.malloc import keep_freed_buffers
 from ..io.chunks import DEFAULT_CHUNK_MB
 from .options import (
@@ -77,7 +77,8 @@ def main() -> None:
     if ctx.invoked_subcommand in COLLECTOR_PAUSED:  # no garbage collection over imports (compute/collector.py)
         ctx.with_resource(collector.paused_until_work())
     keep_freed_buffers()  # chunk-sized buffers reused, not page-faulted anew (memoxr/compute/malloc.py)
-    import_dask_array_lean()  # no scipy, jinja2 or copied docstrings: 0.25 s less start-up (compute/lean_imports.py)
+    if import_dask_array_lean():  # no scipy, jinja2 or copied docstrings: 0.25 s less start-up (compute/lean_imports.py)
+        ctx.call_on_close(forget_lean_import)  # a command that ends before dask.array leaves nothing arranged
 
 
 #: Commands whose work all goes through memoxr.compute.progress.compute, which ends the pause

@@ -146,3 +146,21 @@ def import_dask_array_lean() -> bool:
         return False
     sys.meta_path.insert(0, _OnFirstImport(pending))
     return True
+
+
+def forget_lean_import() -> bool:
+    """Remove the arrangement of :func:`import_dask_array_lean` if dask.array was never imported; True if removed.
+
+    For a command that ended early (an error before any work, a refused
+    output): a host running it in-process then imports dask.array as usual.
+
+    Examples
+    --------
+    >>> forget_lean_import()  # nothing arranged in this process
+    False
+    """
+    kept = [finder for finder in sys.meta_path if not isinstance(finder, _OnFirstImport)]
+    if len(kept) == len(sys.meta_path):
+        return False
+    sys.meta_path = kept
+    return True
