@@ -22,6 +22,12 @@ def _modules_after(code: str) -> set[str]:
     return set(json.loads(out.splitlines()[-1]))
 
 
+def _python_prints_ok(code: str) -> None:
+    """Run ``code`` in a fresh interpreter; it must end by printing ``ok`` (its own asserts say what broke)."""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.splitlines()[-1:] == ["ok"], done.stderr
+
+
 @pytest.mark.parametrize(
     "code",
     [
@@ -144,8 +150,7 @@ def test_commands_import_dask_array_lean_and_scipy_and_dask_docs_are_whole_after
         "assert 'This docstring was copied from numpy' in dask.utils.derived_from(np)(nanmean).__doc__\n"
         "print('ok')\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert done.returncode == 0 and done.stdout.splitlines()[-1] == "ok", done.stderr
+    _python_prints_ok(code)
     assert (tmp_path / "stats.csv").read_text().startswith("class_label")
 
 
@@ -163,8 +168,7 @@ def test_command_that_ends_early_leaves_the_import_system_alone(tmp_path):
         "import dask.array as da\n"
         "assert 'This docstring was copied from numpy' in (da.nanmean.__doc__ or '')\nprint('ok')"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+    _python_prints_ok(code)
     assert existing.read_text() == "keep me"
 
 
@@ -174,8 +178,7 @@ def test_library_import_leaves_the_import_system_alone():
         "assert not [f for f in sys.meta_path if type(f).__module__ == 'memoxr.compute.lean_imports']\n"
         "assert importlib.util.find_spec('scipy') is not None\nprint('ok')"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+    _python_prints_ok(code)
 
 
 def test_hidden_module_is_importable_again_after_a_failed_import(monkeypatch, tmp_path):
@@ -266,8 +269,7 @@ def test_lean_import_after_dask_itself_is_imported_still_applies_and_leaves_noth
         "assert not import_dask_array_lean()  # dask.array imported: nothing left to arrange\n"
         "print('ok')\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+    _python_prints_ok(code)
 
 
 def test_lean_finder_leaving_does_not_skip_the_next_finder(monkeypatch):
