@@ -18,8 +18,9 @@ _SIGN = np.uint64(1 << 63)
 _NAN_WORD = np.uint64(0x7FF8 << 48) | _SIGN  # the order-preserving word of a positive quiet NaN
 
 
-def _packed_order(x: np.ndarray, keep: np.ndarray) -> np.ndarray:
-    """``np.argsort`` of a 1-D float array's kept entries (any order of ties), left-out entries last.
+def _packed_order(values: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.argsort`` of a 1-D float array's kept entries (any order of ties), left-out entries last,
+    and ``values`` in that order. Left-out entries of ``values`` are NaN.
 
     One direct sort of ``uint64`` words, each the value's order-preserving bits
     with its position in the low bits, instead of an indirect sort that chases
@@ -27,18 +28,18 @@ def _packed_order(x: np.ndarray, keep: np.ndarray) -> np.ndarray:
     so values that differ only there may come out of order; those few groups are
     sorted again exactly.
     """
-    n = x.size
+    n = values.size
     bits = max(1, (n - 1).bit_length())
     low = np.uint64((1 << bits) - 1)
-    word = (x + 0.0).view(np.uint64)  # + 0.0 turns -0.0 into 0.0, which compares equal to it
+    word = (values + 0.0).view(np.uint64)  # + 0.0 turns -0.0 into 0.0, which compares equal to it
     word = np.where(word & _SIGN, ~word, word | _SIGN)  # negative values reversed, below the positive ones
-    word[np.isnan(x)] = _NAN_WORD  # a NaN of either sign after every number, as np.argsort puts it
+    word[np.isnan(values)] = _NAN_WORD  # a NaN of either sign after every number, as np.argsort puts it
     word[~keep] = ~np.uint64(0)  # after every kept value (+inf and NaN included), in position order
     word &= ~low
     word |= np.arange(n, dtype=np.uint64)
     word.sort()
     order = (word & low).astype(np.intp)
-    ordered = np.where(keep, x, np.nan)[order]
+    ordered = values[order]
     wrong = np.flatnonzero(ordered[1:] < ordered[:-1])  # only within a group of equal high bits
     if wrong.size:
         high = word >> np.uint64(bits)
@@ -48,8 +49,9 @@ def _packed_order(x: np.ndarray, keep: np.ndarray) -> np.ndarray:
         sizes = group_end[groups] - group_start[groups]
         at = np.repeat(group_start[groups] - (np.cumsum(sizes) - sizes), sizes) + np.arange(sizes.sum())
         members = order[at]
-        order[at] = members[np.lexsort((x[members], np.repeat(np.arange(groups.size), sizes)))]
-    return order
+        order[at] = members[np.lexsort((values[members], np.repeat(np.arange(groups.size), sizes)))]
+        ordered = values[order]
+    return order, ordered
 
 
 def average_rank(x: np.ndarray, keep: np.ndarray, axis: int = -1, *, packed_min: int = PACKED_SORT_MIN) -> np.ndarray:
@@ -73,15 +75,15 @@ def average_rank(x: np.ndarray, keep: np.ndarray, axis: int = -1, *, packed_min:
     if n == 0:
         return np.moveaxis(ranks, -1, axis)
     if x.ndim == 1 and n >= packed_min:
-        order = _packed_order(x, keep)
-        values = np.where(keep, x, np.nan)  # NaN never ties, so a left-out entry never joins a run
+        # NaN never ties, so a left-out entry never joins a run.
+        order, ordered = _packed_order(np.where(keep, x, np.nan), keep)
     else:
         # Left-out entries sort after every kept one: as +inf (numpy's sorts are ~3x faster without
         # NaN), or as NaN when a kept entry is +inf itself (NaN sorts after inf and never ties).
         fill = np.nan if np.isposinf(x[keep]).any() else np.inf
         values = np.where(keep, x, fill)
         order = np.argsort(values, axis=-1)
-    ordered = np.take_along_axis(values, order, axis=-1)
+        ordered = np.take_along_axis(values, order, axis=-1)
     start = np.ones(x.shape, dtype=bool)  # a new run of ties begins here (always at a row's start)
     start[..., 1:] = ordered[..., 1:] != ordered[..., :-1]
     flat = start.reshape(-1)
