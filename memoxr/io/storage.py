@@ -40,6 +40,7 @@ import xarray as xr
 
 from ..compute.progress import compute, deprecated_show_progress
 from ..errors import IncompleteStoreError, MemoxrInputError, OutputExistsError
+from .direct_chunks import read_directly
 from .location import (
     Location,
     PathLike,
@@ -379,7 +380,8 @@ def open_dataset(path: PathLike | Location | zarr.abc.store.Store, *, chunks: An
         if not _exists(location):
             raise MemoxrInputError(f"store {source!r} does not exist")
     try:
-        attrs = dict(zarr.open_group(store, mode="r", storage_options=so).attrs)
+        group = zarr.open_group(store, mode="r", storage_options=so)
+        attrs = dict(group.attrs)
     except PermissionError as exc:
         raise MemoxrInputError(describe_access_error(source, exc)) from exc
     except Exception as exc:  # zarr raises several kinds for a location that is not a store
@@ -393,6 +395,8 @@ def open_dataset(path: PathLike | Location | zarr.abc.store.Store, *, chunks: An
             f"{source!r}: store is damaged or incomplete ({type(exc).__name__}: {exc}); write it again with --overwrite"
         ) from exc
     ds.attrs.pop(COMPLETE_ATTR, None)
+    if isinstance(store, str) and not is_url(store):  # a local folder: its chunk files read straight
+        ds = read_directly(ds, group, store)
     return ds
 
 
