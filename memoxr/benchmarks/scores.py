@@ -12,13 +12,16 @@ file read once so all runs find it in the page cache, and then, per chunk size,
 ``--repeat`` interleaved rounds (each starting from a different variant) of:
 
 1. read:       ``dask.array.from_zarr(store, component="influence").sum().compute()``: every raw
-               chunk read and decompressed, no NaN handling (the physical floor).
-2. memoxr:     ``memoxr.class_stats(memoxr.influence_scores(memoxr.open_influence(store)))``:
+               chunk read and decompressed by zarr, no NaN handling (the floor issue #10 names).
+2. read files: the same sum over the chunks as memoxr reads a local store, each chunk file read
+               and decoded straight into its array (``memoxr/io/direct_chunks.py``): the
+               strictest floor, since memoxr's own read is faster than zarr's.
+3. memoxr:     ``memoxr.class_stats(memoxr.influence_scores(memoxr.open_influence(store)))``:
                the four scores and the per-class table, one pass.
-3. seed loop:  the seed script's numpy code class by class over the npz, plus a pandas table.
+4. seed loop:  the seed script's numpy code class by class over the npz, plus a pandas table.
 
 Printed: median and min-max seconds of each, GB/s of float32 influence (unpadded),
-and the ratios memoxr/read and memoxr/seed (ratio of medians, and median and
+and the ratios memoxr/read, memoxr/read files and memoxr/seed (ratio of medians, and median and
 range of the per-round ratios). Nothing is asserted.
 """
 
@@ -38,6 +41,7 @@ import memoxr
 from memoxr.benchmarks import _common as c
 from memoxr.compute import malloc as _malloc
 from memoxr.convert import convert_npz
+from memoxr.io.storage import open_dataset
 
 
 def write_large_fz_npz(path: Path, n_class: int, n_train: int, n_test: int, seed: int = 0,
@@ -80,22 +84,28 @@ def read_pass(store: Path) -> float:
     return float(da.from_zarr(str(store), component="influence").sum().compute(scheduler="threads"))  # as memoxr
 
 
+def read_files_pass(store: Path) -> float:
+    """The strictest floor: the same sum over the chunk files as memoxr reads them (no NaN handling)."""
+    return float(open_dataset(store)["influence"].data.sum().compute(scheduler="threads"))
+
+
 def memoxr_pass(store: Path) -> pd.DataFrame:
     return memoxr.class_stats(memoxr.influence_scores(memoxr.open_influence(store)))
 
 
 def compare(npz: Path, store: Path, raw_gb: float, chunk_mb: float, repeat: int) -> None:
-    """Convert at ``chunk_mb``, then the three variants interleaved; table and ratios."""
+    """Convert at ``chunk_mb``, then the four variants interleaved; table and ratios."""
     convert = c.timed(lambda: convert_npz(npz, store, chunk_mb=chunk_mb, overwrite=True))
     influence = memoxr.open_influence(store)["influence"].data
     print(f"\n-- --chunk-mb {chunk_mb:g}: convert {convert:.1f} s; store {c.disk_gb(store):.3f} GB on disk, "
           f"chunks {influence.chunksize}, {influence.npartitions} chunks")
     c.warm(npz, store)
-    variants = {"read": lambda: read_pass(store), "memoxr": lambda: memoxr_pass(store),
-                "seed loop": lambda: seed_loop(npz)}
+    variants = {"read": lambda: read_pass(store), "read files": lambda: read_files_pass(store),
+                "memoxr": lambda: memoxr_pass(store), "seed loop": lambda: seed_loop(npz)}
     results = c.interleave(variants, repeat)
     c.print_table(results, gb=raw_gb, title=f"   {repeat} interleaved rounds, in-process:")
     c.print_ratio(results, "memoxr", "read", "memoxr / read")
+    c.print_ratio(results, "memoxr", "read files", "memoxr / read files")
     c.print_ratio(results, "memoxr", "seed loop", "memoxr / seed loop")
 
 
@@ -108,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--values", choices=["quantized", "gaussian"], default="quantized")
     parser.add_argument("--workdir", type=Path, default=None, help="folder for the data (default: a temp folder)")
     args = parser.parse_args(argv)
-    # The allocator settings of the memoxr command, here for all three variants alike.
+    # The allocator settings of the memoxr command, here for all four variants alike.
     print(f"glibc keeps freed chunk buffers (memoxr/compute/malloc.py): {_malloc.keep_freed_buffers()}")
 
     sizes = c.layout(f"{args.gb:g}gb-{args.layout}")
