@@ -74,6 +74,32 @@ def test_chunks_the_caller_chose_and_integers_stay_on_zarrs_path(ragged_store):
     assert not _direct(open_dataset(ragged_store)["train_count"])
 
 
+def test_a_relative_store_path_still_reads_after_a_chdir(ragged_store, tmp_path, monkeypatch):
+    monkeypatch.chdir(Path(ragged_store).parent)
+    ds = open_dataset(Path(ragged_store).name)
+    assert _direct(ds["influence"])
+    monkeypatch.chdir(tmp_path.parent)
+    np.testing.assert_array_equal(ds["influence"].values, _zarr_values(ragged_store, "influence"))
+
+
+def test_values_xarray_masks_or_scales_stay_on_zarrs_path(tmp_path):
+    values = np.array([1.0, -9.0, 3.0, np.nan, 5.0])
+    blosc = (BloscCodec(cname="lz4", shuffle="noshuffle"),)
+    encoding = {name: {"chunks": (2,), "fill_value": np.nan, "compressors": blosc} for name in ("masked", "scaled", "plain")}
+    ds = xr.Dataset({
+        "masked": ("i", values, {"missing_value": -9.0}),
+        "scaled": ("i", values, {"scale_factor": 2.0}),
+        "plain": ("i", values),
+    })
+    store = tmp_path / "cf.zarr"
+    write_dataset(ds, store, encoding=encoding)
+    opened, expected = open_dataset(store), xr.open_zarr(store)
+    assert _direct(opened["plain"]) and not _direct(opened["masked"]) and not _direct(opened["scaled"])
+    for name in ("masked", "scaled", "plain"):
+        np.testing.assert_array_equal(opened[name].values, expected[name].values)
+    assert np.isnan(opened["masked"].values[1])
+
+
 def test_a_chunk_zarr_never_wrote_is_nan_as_zarr_gives_it(ragged_store, tmp_path):
     store = tmp_path / "missing.zarr"
     shutil.copytree(ragged_store, store)
@@ -105,6 +131,16 @@ def test_a_damaged_chunk_names_variable_chunk_and_object(ragged_store, tmp_path,
     assert "write it again" in str(info.value)
     with pytest.raises(MemoxrInputError, match="chunk \\(0, 1, 0\\)"):
         ds["influence"].values  # noqa: B018 (a plain xarray read names it too)
+
+
+def test_a_chunk_that_cannot_be_read_is_named(ragged_store, tmp_path):
+    store = tmp_path / "folder.zarr"
+    shutil.copytree(ragged_store, store)
+    chunk = store / "influence" / "c" / "2" / "0" / "0"
+    chunk.unlink()
+    chunk.mkdir()
+    with pytest.raises(MemoxrInputError, match=r"chunk \(2, 0, 0\) \(object 'c/2/0/0'\) could not be read \(IsADirectoryError"):
+        open_dataset(store)["influence"].values  # noqa: B018
 
 
 def test_a_frame_lz4_cannot_decode_or_of_the_wrong_size_is_refused(tmp_path):
