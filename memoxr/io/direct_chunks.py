@@ -10,8 +10,8 @@ Only variables whose values xarray passes through unchanged are read so: floatin
 NaN as their fill value, no CF scaling or ``missing_value``, no dtype change, and dask chunks equal
 to the Zarr chunks. Anything else (object storage, a wrapped store, sharding, other codecs, a byte
 order that is not this machine's, chunks the caller chose that differ from the store's) keeps
-xarray's Zarr path. A chunk that cannot be decoded
-raises :class:`~memoxr.errors.MemoxrInputError` naming the variable, the chunk and its file.
+xarray's Zarr path. A chunk that cannot be read or decoded raises
+:class:`~memoxr.errors.MemoxrInputError` naming the store, the variable, the chunk and its object.
 """
 
 from __future__ import annotations
