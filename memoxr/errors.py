@@ -33,6 +33,19 @@ class MissingExtraError(ImportError):
     """A feature needs an optional dependency that is not installed; the message names the extra."""
 
 
+def damaged_chunk(store: str, variable: str, coords: tuple[int, ...], key: str, reason: str, *,
+                  verb: str = "decoded") -> str:
+    """The one-line message for a chunk of a Zarr store that could not be ``verb`` (read, decoded).
+
+    Examples
+    --------
+    >>> damaged_chunk("s.zarr", "influence", (0, 1, 0), "c/0/1/0", "RuntimeError: -1")
+    "store 's.zarr': variable 'influence', chunk (0, 1, 0) (object 'c/0/1/0') could not be decoded (RuntimeError: -1); the store is damaged: write it again"
+    """
+    damaged = "; the store is damaged: write it again" if verb == "decoded" else ""
+    return f"store {store!r}: variable {variable!r}, chunk {coords} (object {key!r}) could not be {verb} ({reason}){damaged}"
+
+
 def connection_failure(exc: BaseException, endpoint: str | None = None) -> str | None:
     """A one-line reason when ``exc`` (or what caused it) is a failure to talk to object storage, else None.
 

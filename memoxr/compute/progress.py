@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import dask
 from dask.diagnostics import ProgressBar
 
-from ..errors import MemoxrInputError, connection_failure
+from ..errors import MemoxrInputError, connection_failure, damaged_chunk
 from . import collector
 from .scheduler import current_client
 
@@ -219,11 +219,8 @@ def _first_bad_chunk(zarray: Any) -> str | None:
                 return None
             shards = zarray.shards or chunks
             key = zarray.metadata.encode_chunk_key(tuple(i * c // s for i, c, s in zip(coords, chunks, shards, strict=True)))
-            return (
-                f"store {str(zarray.store_path)[: -len(zarray.path)].rstrip('/')!r}: variable "
-                f"{zarray.path!r}, chunk {coords} (object {key!r}) could not be decoded "
-                f"({type(err).__name__}: {err}); the store is damaged: write it again"
-            )
+            store = str(zarray.store_path)[: -len(zarray.path)].rstrip("/")
+            return damaged_chunk(store, zarray.path, coords, key, f"{type(err).__name__}: {err}")
     return None
 
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import MemoxrInputError
+from ..errors import MemoxrInputError, damaged_chunk
 
 if TYPE_CHECKING:
     import dask.array
@@ -160,11 +160,7 @@ def read_chunk(path: str, shape: tuple[int, ...], chunk_shape: tuple[int, ...], 
     except FileNotFoundError:
         return np.full(shape, np.nan, dtype=dtype)
     except OSError as exc:  # a chunk that is a folder, or unreadable: name it
-        store, name, coords, key = where
-        raise MemoxrInputError(
-            f"store {store!r}: variable {name!r}, chunk {coords} (object {key!r}) could not be read "
-            f"({type(exc).__name__}: {exc})"
-        ) from exc
+        raise MemoxrInputError(damaged_chunk(*where, f"{type(exc).__name__}: {exc}", verb="read")) from exc
     out = np.empty(chunk_shape, dtype=dtype)
     problem = _frame_problem(frame, out.nbytes)
     if problem is None:
@@ -173,11 +169,7 @@ def read_chunk(path: str, shape: tuple[int, ...], chunk_shape: tuple[int, ...], 
         except Exception as exc:  # numcodecs raises RuntimeError or ValueError, by version
             problem = f"{type(exc).__name__}: {exc}"
     if problem is not None:
-        store, name, coords, key = where
-        raise MemoxrInputError(
-            f"store {store!r}: variable {name!r}, chunk {coords} (object {key!r}) could not be decoded "
-            f"({problem}); the store is damaged: write it again"
-        )
+        raise MemoxrInputError(damaged_chunk(*where, problem))
     part = out[tuple(slice(0, n) for n in shape)]
     return part if part.flags.c_contiguous else part.copy()
 
