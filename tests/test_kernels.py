@@ -43,6 +43,47 @@ def test_row_statistics_ignore_nan_and_axis():
     assert stats[1, 0] == 0 and np.isnan(stats[1, 1:]).all()
 
 
+@given(st.lists(st.sampled_from(["real", "padding", "nan first", "nan inside"]), min_size=1, max_size=40), st.data())
+def test_padding_runs_skip_the_passes_with_the_same_numbers(kinds, data):
+    """Rows of a ragged chunk (real, all-NaN padding, NaN mixed in), in runs across row blocks:
+    each row's moments are those of the row computed alone, bit for bit, and equal numpy's."""
+    n = data.draw(st.sampled_from([3, 40, 700]))  # 700: a row block holds 187 rows, so runs cross blocks
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    rows = np.repeat(kinds, data.draw(st.integers(1, 200)))
+    x = rng.normal(size=(rows.size, n)).astype(np.float32)
+    x[rows == "padding"] = np.nan
+    x[rows == "nan first", 0] = np.nan
+    x[rows == "nan inside", n // 2] = np.nan
+    got = _kernels.row_moments(x)
+    alone = np.concatenate([_kernels.row_moments(row[None]) for row in x])
+    np.testing.assert_array_equal(got, alone)
+    finite = ~np.isnan(x)
+    np.testing.assert_array_equal(got[:, 0], finite.sum(axis=1))
+    real = finite.any(axis=1)
+    assert not got[~real].any()  # padding: nothing counted
+    with np.errstate(invalid="ignore"):
+        np.testing.assert_allclose(got[real, 1], np.where(finite, np.maximum(x, 0), 0).sum(axis=1, dtype=np.float64)[real], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(got[real, 2], np.nanmean(x.astype(np.float64), axis=1)[real], rtol=1e-5, atol=1e-6)
+
+
+def test_whole_blocks_of_padding_are_skipped_with_the_same_numbers(monkeypatch):
+    """Ragged classes of 700-wide rows: blocks of padding only skip the passes (checked), others do not."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(3, 900, 700)).astype(np.float32)
+    for k, size in enumerate((500, 900, 120)):
+        x[k, size:] = np.nan
+    x[2, 700, 5] = 1.0  # a row mixing NaN and a number, in a block of rows that start with NaN
+    calls = []
+    monkeypatch.setattr(_kernels, "_block_moments", lambda b, o, s, f=_kernels._block_moments: calls.append(len(b)) or f(b, o, s))
+    got = _kernels.row_moments(x)
+    step = _kernels.ROW_BLOCK_ELEMENTS // 700
+    nan_first = np.isnan(x.reshape(-1, 700)[:, 0])
+    blocks = np.split(nan_first, range(step, nan_first.size, step))
+    assert sum(calls) == sum(b.size for b in blocks if not b.all()) < nan_first.size - 3 * step
+    np.testing.assert_array_equal(got, np.stack([[_kernels.row_moments(r[None])[0] for r in c] for c in x]))
+    assert got[2, 700].tolist() == [1.0, 1.0, 1.0, 0.0]
+
+
 @given(hnp.arrays(np.float64, st.integers(1, 30), elements=st.sampled_from([0.0, 0.5, 1.0, 2.0, -1.0])))
 def test_descending_rank_is_scipy_ordinal_rank(x):
     expected = sps.rankdata(-x, method="ordinal") - 1  # ordinal = ties by position
