@@ -18,32 +18,39 @@ _SIGN = np.uint64(1 << 63)
 _NAN_WORD = np.uint64(0x7FF8 << 48) | _SIGN  # the order-preserving word of a positive quiet NaN
 
 
-def _packed_order(values: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``np.argsort`` of a 1-D float array's kept entries (any order of ties), left-out entries last,
-    and ``values`` in that order. Left-out entries of ``values`` are NaN.
+def _order_words(values: np.ndarray, keep: np.ndarray, bits: int) -> np.ndarray:
+    """Each entry's order-preserving ``uint64`` word, its flat position in the low ``bits`` bits.
 
-    One direct sort of ``uint64`` words, each the value's order-preserving bits
-    with its position in the low bits, instead of an indirect sort that chases
-    positions through memory. The position bits cut the value's last bits off,
-    so values that differ only there may come out of order; those few groups are
-    sorted again exactly.
+    Words compare as the values do (numbers, then NaN of either sign, then the
+    entries left out by ``keep``, which ``values`` holds as NaN), except where the
+    position bits cut off the last bits of values that differ only there: see
+    :func:`_exact_order`.
     """
-    n = values.size
-    bits = max(1, (n - 1).bit_length())
     low = np.uint64((1 << bits) - 1)
     word = (values + 0.0).view(np.uint64)  # + 0.0 turns -0.0 into 0.0, which compares equal to it
     word = np.where(word & _SIGN, ~word, word | _SIGN)  # negative values reversed, below the positive ones
     word[np.isnan(values)] = _NAN_WORD  # a NaN of either sign after every number, as np.argsort puts it
     word[~keep] = ~np.uint64(0)  # after every kept value (+inf and NaN included), in position order
     word &= ~low
-    word |= np.arange(n, dtype=np.uint64)
-    word.sort()
-    order = (word & low).astype(np.intp)
+    word |= np.arange(values.size, dtype=np.uint64).reshape(values.shape)
+    return word
+
+
+def _exact_order(word: np.ndarray, values: np.ndarray, bits: int, row_length: int) -> tuple[np.ndarray, np.ndarray]:
+    """Flat positions in the order of ``word`` (1-D, sorted within each run of ``row_length``
+    entries), and ``values`` (flat) in that order, with the groups of equal high bits
+    whose values the cut bits left out of order sorted again exactly."""
+    n = word.size
+    order = (word & np.uint64((1 << bits) - 1)).astype(np.intp)
     ordered = values[order]
-    wrong = np.flatnonzero(ordered[1:] < ordered[:-1])  # only within a group of equal high bits
+    descending = ordered[1:] < ordered[:-1]
+    descending[row_length - 1 :: row_length] = False  # a row's end and the next row's start
+    wrong = np.flatnonzero(descending)  # only within a group of equal high bits
     if wrong.size:
         high = word >> np.uint64(bits)
-        group_start = np.flatnonzero(np.concatenate(([True], high[1:] != high[:-1])))
+        starts = np.concatenate(([True], high[1:] != high[:-1]))
+        starts[::row_length] = True
+        group_start = np.flatnonzero(starts)
         group_end = np.append(group_start[1:], n)
         groups = np.unique(np.searchsorted(group_start, wrong, side="right") - 1)
         sizes = group_end[groups] - group_start[groups]
@@ -52,6 +59,32 @@ def _packed_order(values: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, np.
         order[at] = members[np.lexsort((values[members], np.repeat(np.arange(groups.size), sizes)))]
         ordered = values[order]
     return order, ordered
+
+
+def _packed_order(values: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.argsort`` of a 1-D float array's kept entries (any order of ties), left-out entries last,
+    and ``values`` in that order. Left-out entries of ``values`` are NaN.
+
+    One direct sort of ``uint64`` words (:func:`_order_words`) instead of an
+    indirect sort that chases positions through memory.
+    """
+    bits = max(1, (values.size - 1).bit_length())
+    word = _order_words(values, keep, bits)
+    word.sort()
+    return _exact_order(word, values, bits, values.size)
+
+
+def _sorted_average_ranks(ordered: np.ndarray, row_length: int) -> np.ndarray:
+    """1-based average ranks within each run of ``row_length`` entries of sorted, flat ``ordered``."""
+    start = np.ones(ordered.size, dtype=bool)  # a new run of ties begins here (always at a row's start)
+    start[1:] = ordered[1:] != ordered[:-1]
+    start[::row_length] = True
+    first = np.flatnonzero(start)  # flat position of each run's first entry
+    last = np.append(first[1:], start.size) - 1
+    run = np.cumsum(start) - 1  # run of every sorted entry
+    ranks = ((first + last) / 2.0)[run].reshape(-1, row_length)
+    ranks -= np.arange(0, start.size, row_length, dtype=np.float64)[:, None] - 1.0  # flat position -> rank in row
+    return ranks.reshape(-1)
 
 
 def average_rank(x: np.ndarray, keep: np.ndarray, axis: int = -1, *, packed_min: int = PACKED_SORT_MIN) -> np.ndarray:
@@ -84,14 +117,7 @@ def average_rank(x: np.ndarray, keep: np.ndarray, axis: int = -1, *, packed_min:
         values = np.where(keep, x, fill)
         order = np.argsort(values, axis=-1)
         ordered = np.take_along_axis(values, order, axis=-1)
-    start = np.ones(x.shape, dtype=bool)  # a new run of ties begins here (always at a row's start)
-    start[..., 1:] = ordered[..., 1:] != ordered[..., :-1]
-    flat = start.reshape(-1)
-    first = np.flatnonzero(flat)  # flat position of each run's first entry
-    last = np.append(first[1:], flat.size) - 1
-    run = np.cumsum(flat) - 1  # run of every sorted entry
-    sorted_ranks = ((first + last) / 2.0)[run].reshape(-1, n)
-    sorted_ranks -= np.arange(0, flat.size, n, dtype=np.float64)[:, None] - 1.0  # flat position -> rank in row
+    sorted_ranks = _sorted_average_ranks(ordered.reshape(-1), n)
     np.put_along_axis(ranks, order, sorted_ranks.reshape(x.shape), axis=-1)
     return np.moveaxis(np.where(keep, ranks, np.nan), -1, axis)
 
