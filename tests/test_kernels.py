@@ -145,6 +145,47 @@ def test_packed_sort_ranks_equal_scipy(values, data):
     np.testing.assert_array_equal(packed, _kernels.average_rank(x, keep))  # same as np.argsort's path
 
 
+@given(
+    hnp.arrays(np.float64, st.tuples(st.integers(0, 6), st.integers(0, 20)), elements=near_ties | st.floats()),
+    st.data(),
+)
+def test_ranks_within_rows_and_pooled_from_one_sort_equal_scipy(x, data):
+    """One packed sort per row gives each row's ranks and, merged, the pooled ranks: scipy's average
+    ranks of the kept entries, near ties, -0.0, inf and left-out entries included, and the same
+    numbers as average_rank's packed path (a kept NaN ranks after every number)."""
+    keep = np.array(data.draw(hnp.arrays(bool, x.shape)), dtype=bool)
+    within, pooled = _kernels.row_and_pooled_ranks(x, keep)
+    number = keep & ~np.isnan(x)
+    for r in range(x.shape[0]):
+        np.testing.assert_array_equal(within[r], _kernels.average_rank(x[r], keep[r], packed_min=1))
+        np.testing.assert_array_equal(within[r][number[r]], sps.rankdata(x[r][number[r]]))
+    np.testing.assert_array_equal(pooled[keep], _kernels.average_rank(x[keep], np.ones(keep.sum(), dtype=bool), packed_min=1))
+    np.testing.assert_array_equal(pooled[number], sps.rankdata(x[number]))
+    assert np.isnan(within[~keep]).all() and np.isnan(pooled[~keep]).all()
+
+
+def test_near_ties_are_put_back_in_order_within_their_row_only():
+    """A row ends and the next starts with values whose words differ only in the cut bits."""
+    ulp = np.spacing(1.0)
+    within, pooled = _kernels.row_and_pooled_ranks(np.array([[1.0 + ulp, 1.0], [1.0, 2.0]]), np.ones((2, 2), dtype=bool))
+    assert within.tolist() == [[2.0, 1.0], [1.0, 2.0]]
+    assert pooled.tolist() == [[3.0, 1.5], [1.5, 4.0]]
+
+
+def test_pooled_ranks_of_many_rows_with_near_ties_equal_scipy():
+    """Rows of a thousand, each with neighbours one unit in the last place apart, merged."""
+    rng = np.random.default_rng(11)
+    x = rng.random((300, 1000))
+    x[:, ::7] = np.nextafter(x[:, 1::7], 2.0)  # a neighbour of another entry of the row, one unit up
+    x[::3, ::11] = np.nextafter(x[1::3, ::11], -1.0)  # ...and of an entry of another row, one unit down
+    x[:, -5:] = np.round(x[:, -5:], 2)  # ties
+    keep = rng.random(x.shape) < 0.9
+    within, pooled = _kernels.row_and_pooled_ranks(x, keep)
+    np.testing.assert_array_equal(pooled[keep], sps.rankdata(x[keep]))
+    for r in (0, 1, 150, 299):
+        np.testing.assert_array_equal(within[r][keep[r]], sps.rankdata(x[r][keep[r]]))
+
+
 def test_packed_sort_puts_near_ties_back_in_order():
     """Values a unit in the last place apart, in falling order: the position bits alone would keep that order."""
     ulp = np.spacing(1.0)

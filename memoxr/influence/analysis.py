@@ -13,7 +13,7 @@ over it is NaN; a ranking lists it last).
 from __future__ import annotations
 
 import itertools
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,7 +21,7 @@ import pandas as pd
 import xarray as xr
 
 from ..compute.manners import rank_skipna, resolve_keep_attrs
-from ..compute.plan import thread_map
+from ..compute.plan import default_threads
 from ..compute.progress import compute
 from ..errors import MemoxrInputError
 from ..io.schema import (
@@ -170,35 +170,38 @@ def rank_agreement(scores: xr.Dataset, *, skipna: bool | None = None, keep_attrs
     values = {m: scores[m].values.astype(np.float64) for m in METHODS}
     finite = {m: real & ~np.isnan(v) for m, v in values.items()}
     pairs = list(itertools.combinations(METHODS, 2))
-    # Per class (2-D, one row per class) and pooled over every real sample (1-D).
-    layouts = {
-        "class": (values, {pair: finite[pair[0]] & finite[pair[1]] for pair in pairs}),
-        "all": ({m: v[real] for m, v in values.items()}, {p: (finite[p[0]] & finite[p[1]])[real] for p in pairs}),
-    }
-    # Pairs usually share one mask (NaN only in padding), so each method is ranked once per layout.
-    mask_key = {(layout, pair): np.packbits(keep).tobytes() for layout, (_, keeps) in layouts.items() for pair, keep in keeps.items()}
-    jobs: dict[tuple[str, str, bytes], tuple[np.ndarray, np.ndarray]] = {}
-    for layout in ("all", "class"):  # the pooled rankings take longer: first, for two threads to end together
-        data, keeps = layouts[layout]
-        for pair, keep in keeps.items():
-            for method in pair:
-                jobs.setdefault((layout, method, mask_key[layout, pair]), (data[method], keep))
+    keeps = {pair: finite[pair[0]] & finite[pair[1]] for pair in pairs}
+    # Pairs usually share one mask (NaN only in padding), so each method is ranked once.
+    mask_key = {pair: np.packbits(keep).tobytes() for pair, keep in keeps.items()}
+    jobs: dict[tuple[str, bytes], tuple[np.ndarray, np.ndarray]] = {}
+    for pair, keep in keeps.items():
+        for method in pair:
+            jobs.setdefault((method, mask_key[pair]), (values[method], keep))
 
-    def centered_ranks(job: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    def sort_and_rank(job: tuple[np.ndarray, np.ndarray]) -> tuple[tuple[np.ndarray, np.ndarray], Future]:
+        # Within each class (2-D, one row per class), and pooled over every real sample (1-D) from the
+        # same sort, as a task of its own queued behind the sorts: the two threads end together.
         data, keep = job
-        return _kernels.centered(_kernels.average_rank(data, keep), keep)
+        rows = _kernels.SortedRows.of(data, keep)
+        pooled = pool.submit(lambda: _kernels.centered(rows.pooled()[real], keep[real]))
+        return _kernels.centered(rows.within_rows(), keep), pooled
 
-    ranks = dict(zip(jobs, thread_map(centered_ranks, jobs.values()), strict=True))  # sorts release the GIL
+    with ThreadPoolExecutor(max_workers=max(1, min(default_threads(), len(jobs)))) as pool:  # sorts release the GIL
+        sorted_rows = {key: pool.submit(sort_and_rank, job) for key, job in jobs.items()}
+        ranks = {}
+        for key, future in sorted_rows.items():
+            within, pooled = future.result()
+            ranks[key] = {"class": within, "all": pooled.result()}
 
     def spearman(layout: str, pair: tuple[str, str]) -> np.ndarray:
         # Pearson of average ranks: each ranking centred once, one product per pair.
-        a, b = (ranks[(layout, m, mask_key[layout, pair])] for m in pair)
-        return _kernels.centered_correlation(a, b, layouts[layout][1][pair])
+        a, b = (ranks[(m, mask_key[pair])][layout] for m in pair)
+        return _kernels.centered_correlation(a, b, keeps[pair] if layout == "class" else keeps[pair][real])
 
     def agreement(pair: tuple[str, str]) -> np.ndarray:
         rho = np.append(spearman("class", pair), spearman("all", pair))
         if not skip:  # a NaN among a class's real scores makes its correlation NaN
-            holed = (real & ~(finite[pair[0]] & finite[pair[1]])).any(axis=-1)
+            holed = (real & ~keeps[pair]).any(axis=-1)
             rho[np.append(holed, holed.any())] = np.nan
         return rho
 

@@ -16,10 +16,12 @@ from ..compute.reduction import Reduction
 # Sort-based kernels over whole groups live in rank_kernels; kept importable from here.
 from .rank_kernels import (  # noqa: F401
     SUMMARY_FIELDS,
+    SortedRows,
     average_rank,
     centered,
     centered_correlation,
     group_summary,
+    row_and_pooled_ranks,
 )
 
 #: Fields of a partial-moment record, stacked along the last axis.

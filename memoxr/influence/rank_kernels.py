@@ -8,6 +8,8 @@ kernels they follow.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 #: Rows at least this long are sorted as packed 64-bit keys (:func:`_packed_order`) rather than
@@ -41,22 +43,27 @@ def _exact_order(word: np.ndarray, values: np.ndarray, bits: int, row_length: in
     entries), and ``values`` (flat) in that order, with the groups of equal high bits
     whose values the cut bits left out of order sorted again exactly."""
     n = word.size
-    order = (word & np.uint64((1 << bits) - 1)).astype(np.intp)
+    low = np.uint64((1 << bits) - 1)
+    order = (word & low).astype(np.intp)
     ordered = values[order]
     descending = ordered[1:] < ordered[:-1]
     descending[row_length - 1 :: row_length] = False  # a row's end and the next row's start
     wrong = np.flatnonzero(descending)  # only within a group of equal high bits
     if wrong.size:
-        high = word >> np.uint64(bits)
-        starts = np.concatenate(([True], high[1:] != high[:-1]))
-        starts[::row_length] = True
-        group_start = np.flatnonzero(starts)
-        group_end = np.append(group_start[1:], n)
-        groups = np.unique(np.searchsorted(group_start, wrong, side="right") - 1)
-        sizes = group_end[groups] - group_start[groups]
-        at = np.repeat(group_start[groups] - (np.cumsum(sizes) - sizes), sizes) + np.arange(sizes.sum())
+        if row_length == n:  # one sorted array: each such group found by binary search (a few of a million)
+            group_start = np.unique(np.searchsorted(word, word[wrong] & ~low, side="left"))
+            group_end = np.searchsorted(word, word[group_start] | low, side="right")
+        else:
+            high = word >> np.uint64(bits)
+            starts = np.concatenate(([True], high[1:] != high[:-1]))
+            starts[::row_length] = True
+            bounds = np.flatnonzero(starts)
+            first = np.unique(np.searchsorted(bounds, wrong, side="right") - 1)
+            group_start, group_end = bounds[first], np.append(bounds[1:], n)[first]
+        sizes = group_end - group_start
+        at = np.repeat(group_start - (np.cumsum(sizes) - sizes), sizes) + np.arange(sizes.sum())
         members = order[at]
-        order[at] = members[np.lexsort((values[members], np.repeat(np.arange(groups.size), sizes)))]
+        order[at] = members[np.lexsort((values[members], np.repeat(np.arange(sizes.size), sizes)))]
         ordered = values[order]
     return order, ordered
 
@@ -120,6 +127,66 @@ def average_rank(x: np.ndarray, keep: np.ndarray, axis: int = -1, *, packed_min:
     sorted_ranks = _sorted_average_ranks(ordered.reshape(-1), n)
     np.put_along_axis(ranks, order, sorted_ranks.reshape(x.shape), axis=-1)
     return np.moveaxis(np.where(keep, ranks, np.nan), -1, axis)
+
+
+@dataclass(frozen=True)
+class SortedRows:
+    """Each row of a 2-D array sorted once, as packed 64-bit words (:func:`_order_words`).
+
+    Both rankings of :func:`row_and_pooled_ranks` are read from this one sort,
+    each by its own method, so two threads can share the work.
+    """
+
+    word: np.ndarray  #: flat, sorted within each row
+    values: np.ndarray  #: flat; NaN where left out
+    keep: np.ndarray
+    bits: int
+
+    @classmethod
+    def of(cls, x: np.ndarray, keep: np.ndarray) -> SortedRows:
+        x = np.asarray(x, dtype=np.float64)
+        keep = np.broadcast_to(np.asarray(keep, dtype=bool), x.shape)
+        values = np.where(keep, x, np.nan)
+        bits = max(1, (x.size - 1).bit_length())
+        word = _order_words(values, keep, bits)
+        word.sort(axis=-1)
+        return cls(word.reshape(-1), values.reshape(-1), keep, bits)
+
+    def within_rows(self) -> np.ndarray:
+        """:func:`average_rank` along each row; NaN where left out."""
+        ranks = np.full(self.keep.shape, np.nan)
+        if self.word.size:
+            n = self.keep.shape[-1]
+            order, ordered = _exact_order(self.word, self.values, self.bits, n)
+            ranks.reshape(-1)[order] = _sorted_average_ranks(ordered, n)
+            ranks[~self.keep] = np.nan
+        return ranks
+
+    def pooled(self) -> np.ndarray:
+        """:func:`average_rank` over all kept entries: the rows' sorted runs of kept words, merged by
+        numpy's stable sort (timsort finds the runs), cost less than sorting them afresh."""
+        ranks = np.full(self.keep.shape, np.nan)
+        merged = np.sort(self.word[self.word < ~np.uint64((1 << self.bits) - 1)], kind="stable")
+        if merged.size:
+            order, ordered = _exact_order(merged, self.values, self.bits, merged.size)
+            ranks.reshape(-1)[order] = _sorted_average_ranks(ordered, merged.size)
+        return ranks
+
+
+def row_and_pooled_ranks(x: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`average_rank` of each row of 2-D ``x``, and of all its entries pooled, from one sort.
+
+    Both equal :func:`average_rank`'s packed path, over a row and over
+    ``x[keep]``; left-out entries are NaN in both. See :class:`SortedRows`.
+
+    Examples
+    --------
+    >>> within, pooled = row_and_pooled_ranks(np.array([[3.0, 1.0], [2.0, 9.0]]), np.array([[True, True], [True, False]]))
+    >>> within.tolist(), pooled.tolist()
+    ([[2.0, 1.0], [1.0, nan]], [[3.0, 1.0], [2.0, nan]])
+    """
+    rows = SortedRows.of(x, keep)
+    return rows.within_rows(), rows.pooled()
 
 
 def centered(x: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
