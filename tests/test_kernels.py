@@ -63,7 +63,10 @@ def test_padding_runs_skip_the_passes_with_the_same_numbers(kinds, data):
     assert not got[~real].any()  # padding: nothing counted
     with np.errstate(invalid="ignore"):
         np.testing.assert_allclose(got[real, 1], np.where(finite, np.maximum(x, 0), 0).sum(axis=1, dtype=np.float64)[real], rtol=1e-5, atol=1e-6)
-        np.testing.assert_allclose(got[real, 2], np.nanmean(x[real].astype(np.float64), axis=1), rtol=1e-5, atol=1e-6)
+        numbers = x[real].astype(np.float64)
+        np.testing.assert_allclose(got[real, 2], np.nanmean(numbers, axis=1), rtol=1e-5, atol=1e-6)
+        m2 = np.nansum((numbers - np.nanmean(numbers, axis=1, keepdims=True)) ** 2, axis=1)
+        np.testing.assert_allclose(got[real, 3], m2, rtol=1e-4, atol=1e-5)
 
 
 def test_whole_blocks_of_padding_are_skipped_with_the_same_numbers(monkeypatch):

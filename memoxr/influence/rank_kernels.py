@@ -129,12 +129,13 @@ def average_rank(x: np.ndarray, keep: np.ndarray, axis: int = -1, *, packed_min:
     return np.moveaxis(np.where(keep, ranks, np.nan), -1, axis)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class SortedRows:
-    """Each row of a 2-D array sorted once, as packed 64-bit words (:func:`_order_words`).
+    """Each row (along the last axis) of an array sorted once, as packed 64-bit words (:func:`_order_words`).
 
     Both rankings of :func:`row_and_pooled_ranks` are read from this one sort,
-    each by its own method, so two threads can share the work.
+    each by its own method, so two threads can share the work. It holds the
+    words and the values (16 bytes per entry) until both are read.
     """
 
     word: np.ndarray  #: flat, sorted within each row
@@ -174,7 +175,7 @@ class SortedRows:
 
 
 def row_and_pooled_ranks(x: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`average_rank` of each row of 2-D ``x``, and of all its entries pooled, from one sort.
+    """:func:`average_rank` of each row of ``x`` (along its last axis), and of all its entries pooled, from one sort.
 
     Both equal :func:`average_rank`'s packed path, over a row and over
     ``x[keep]``; left-out entries are NaN in both. See :class:`SortedRows`.
