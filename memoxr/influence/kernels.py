@@ -77,17 +77,20 @@ def row_moments(x: np.ndarray, axis: int = -1) -> np.ndarray:
         block = rows[start : start + step]
         first, last = block[0, 0], block[-1, 0]
         if first != first and last != last and np.isnan(block[:, 0]).all():  # NaN != NaN: cheap tests first
-            _nan_led_moments(block, results[start : start + step])
+            results[start : start + step] = _moments_of_rows_with_nan(block)
         else:
             _block_moments(block, results[start : start + step], scratch)
     return out
 
 
-def _nan_led_moments(block: np.ndarray, out: np.ndarray) -> None:
-    """Moments of rows whose first value is NaN, into zeroed ``out``: all-NaN rows stay 0 (nothing to count)."""
-    mixed = np.flatnonzero(~np.isnan(block).all(axis=-1))
+def _moments_of_rows_with_nan(rows: np.ndarray) -> np.ndarray:
+    """Moments of 2-D rows that hold NaN: 0 for an all-NaN row (ragged padding: nothing to count),
+    the NaN-aware float64 path for the others."""
+    out = np.zeros((rows.shape[0], N_FIELDS))
+    mixed = np.flatnonzero(~np.isnan(rows).all(axis=-1))
     if mixed.size:
-        out[mixed] = _row_moments_skipping_nan(block[mixed])
+        out[mixed] = _row_moments_skipping_nan(rows[mixed])
+    return out
 
 
 #: Row sums of a 2-D block (the second for the mean's correction): numpy's pairwise ones, and einsum's.
@@ -113,11 +116,7 @@ def _block_moments(block: np.ndarray, out: np.ndarray, scratch: np.ndarray) -> N
         out[:, 3] = np.maximum(m2, 0.0)
     with_nan = np.flatnonzero(np.isnan(mean))
     if with_nan.size:
-        rows = block[with_nan]
-        empty = np.isnan(rows).all(axis=-1)
-        out[with_nan[empty]] = 0.0  # padding rows: nothing to count
-        if not empty.all():
-            out[with_nan[~empty]] = _row_moments_skipping_nan(rows[~empty])
+        out[with_nan] = _moments_of_rows_with_nan(block[with_nan])
 
 
 def _row_moments_skipping_nan(x: np.ndarray) -> np.ndarray:
