@@ -14,6 +14,10 @@ from memoxr.convert import convert_npz
 from memoxr.datasets.synthetic import make_fz_arrays
 from memoxr.io.chunks import BlockChunks
 
+# Subprocesses import the installed memoxr, as pytest does here, not the checkout in the working
+# directory: after `pip install .` that holds no built row kernel (memoxr/influence/_row_moments.c).
+os.environ["PYTHONSAFEPATH"] = "1"
+
 settings.register_profile("default", max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("ci", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("ci" if os.environ.get("CI") else "default")

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -43,48 +47,112 @@ def test_row_statistics_ignore_nan_and_axis():
     assert stats[1, 0] == 0 and np.isnan(stats[1, 1:]).all()
 
 
-@given(st.lists(st.sampled_from(["real", "padding", "nan first", "nan inside"]), min_size=1, max_size=40), st.data())
-def test_padding_runs_skip_the_passes_with_the_same_numbers(kinds, data):
-    """Rows of a ragged chunk (real, all-NaN padding, NaN mixed in), in runs across row blocks:
-    each row's moments are those of the row computed alone, bit for bit, and equal numpy's."""
-    n = data.draw(st.sampled_from([3, 40, 700]))  # 700: a row block holds 187 rows, so runs cross blocks
+def reference_moments(x: np.ndarray) -> np.ndarray:
+    """count, positive sum, mean, M2 of each row in float64, NaN skipped: numpy, written apart."""
+    x = x.astype(np.float64)
+    kept = ~np.isnan(x)
+    count = kept.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(kept, x, 0).sum(axis=1) / count
+        deviation = np.where(kept, x - mean[:, None], 0)
+        m2 = (deviation**2).sum(axis=1)
+    positive = np.where(kept, np.maximum(x, 0), 0).sum(axis=1)
+    out = np.stack([count, positive, mean, m2], axis=1)
+    out[count == 0] = 0
+    return out
+
+
+ROW_KINDS = ["real", "real", "padding", "nan first", "nan inside", "nan last", "inf", "-inf", "offset"]
+
+
+@given(st.lists(st.sampled_from(ROW_KINDS), min_size=1, max_size=30), st.data())
+def test_row_moments_match_a_float64_reference(kinds, data):
+    """Rows of a ragged chunk (real, all-NaN padding, NaN first, inside or last, an infinity, a
+    large mean) of widths around the kernel's 4-, 8- and 16-value steps, float32 and float64:
+    each row's moments equal the row's alone, and a float64 numpy reference's."""
+    n = data.draw(st.sampled_from([1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 33, 50, 700]))
+    dtype = data.draw(st.sampled_from([np.float32, np.float64]))
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
-    rows = np.repeat(kinds, data.draw(st.integers(1, 200)))
-    x = rng.normal(size=(rows.size, n)).astype(np.float32)
+    rows = np.repeat(kinds, data.draw(st.integers(1, 20)))
+    x = rng.normal(size=(rows.size, n)).astype(dtype)
     x[rows == "padding"] = np.nan
     x[rows == "nan first", 0] = np.nan
     x[rows == "nan inside", n // 2] = np.nan
+    x[rows == "nan last", -1] = np.nan
+    x[rows == "inf", n // 3] = np.inf
+    x[rows == "-inf", -1] = -np.inf
+    x[rows == "offset"] += dtype(1e4)  # a mean far from 0 against the spread: M2 must not cancel
     got = _kernels.row_moments(x)
     alone = np.concatenate([_kernels.row_moments(row[None]) for row in x])
     np.testing.assert_array_equal(got, alone)
-    finite = ~np.isnan(x)
-    np.testing.assert_array_equal(got[:, 0], finite.sum(axis=1))
-    real = finite.any(axis=1)
-    assert not got[~real].any()  # padding: nothing counted
+    expected = reference_moments(x)
+    np.testing.assert_array_equal(got[:, 0], expected[:, 0])
+    assert not got[rows == "padding"].any()  # padding: nothing counted
+    # float64 sums of the same values: a few units in the last place, at the rows' scale.
+    finite_values = np.where(np.isfinite(x), np.abs(x), 0).astype(np.float64)
+    scale = np.maximum(finite_values.max(axis=1), 1)
+    tolerance = 1e-12 * np.stack([0 * scale, n * scale, scale, n * scale**2], axis=1)
     with np.errstate(invalid="ignore"):
-        np.testing.assert_allclose(got[real, 1], np.where(finite, np.maximum(x, 0), 0).sum(axis=1, dtype=np.float64)[real], rtol=1e-5, atol=1e-6)
-        numbers = x[real].astype(np.float64)
-        np.testing.assert_allclose(got[real, 2], np.nanmean(numbers, axis=1), rtol=1e-5, atol=1e-6)
-        m2 = np.nansum((numbers - np.nanmean(numbers, axis=1, keepdims=True)) ** 2, axis=1)
-        np.testing.assert_allclose(got[real, 3], m2, rtol=1e-4, atol=1e-5)
+        infinite = np.isinf(x).any(axis=1)
+        np.testing.assert_array_equal(np.isnan(got[:, 3]), infinite)  # inf - inf: M2 is NaN
+        np.testing.assert_array_equal(got[infinite, 2], expected[infinite, 2])  # the infinity
+        np.testing.assert_allclose(got[infinite, 1], expected[infinite, 1], rtol=1e-12)
+        finite = ~infinite
+        assert (np.abs(got - expected)[finite] <= tolerance[finite]).all()
 
 
-def test_whole_blocks_of_padding_are_skipped_with_the_same_numbers(monkeypatch):
-    """Ragged classes of 700-wide rows: blocks of padding only skip the passes (checked), others do not."""
+def test_row_moments_on_ragged_classes_and_any_axis():
+    """Ragged classes of 700-wide rows (padding after each class's rows), with a row mixing NaN and
+    a number: the moments are the reference's, along either axis."""
     rng = np.random.default_rng(3)
     x = rng.normal(size=(3, 900, 700)).astype(np.float32)
     for k, size in enumerate((500, 900, 120)):
         x[k, size:] = np.nan
-    x[2, 700, 5] = 1.0  # a row mixing NaN and a number, in a block of rows that start with NaN
-    calls = []
-    monkeypatch.setattr(_kernels, "_block_moments", lambda b, o, s, f=_kernels._block_moments: calls.append(len(b)) or f(b, o, s))
+    x[2, 700, 5] = 1.0
     got = _kernels.row_moments(x)
-    step = _kernels.ROW_BLOCK_ELEMENTS // 700
-    nan_first = np.isnan(x.reshape(-1, 700)[:, 0])
-    blocks = np.split(nan_first, range(step, nan_first.size, step))
-    assert sum(calls) == sum(b.size for b in blocks if not b.all()) < nan_first.size - 3 * step
-    np.testing.assert_array_equal(got, np.stack([[_kernels.row_moments(r[None])[0] for r in c] for c in x]))
+    np.testing.assert_allclose(got, reference_moments(x.reshape(-1, 700)).reshape(3, 900, 4), rtol=1e-12, atol=1e-9)
     assert got[2, 700].tolist() == [1.0, 1.0, 1.0, 0.0]
+    np.testing.assert_array_equal(_kernels.row_moments(np.swapaxes(x, 1, 2), axis=1), got)
+
+
+def test_row_moments_m2_keeps_float64_accuracy_on_float32_data():
+    """A mean 10^4 times the spread: float32 arithmetic would lose M2's digits; float64 keeps them."""
+    rng = np.random.default_rng(5)
+    x = (1e4 + rng.normal(size=(4, 2750))).astype(np.float32)
+    exact = np.array([sum((v - sum(map(float, r)) / r.size) ** 2 for v in map(float, r)) for r in x])
+    np.testing.assert_allclose(_kernels.row_moments(x)[:, 3], exact, rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("x", "n", "out", "error", "message"),
+    [
+        (np.zeros(4, np.int32), 2, np.zeros(8), TypeError, "x: expected native float32 or float64 values, got buffer format 'i'"),
+        (np.zeros(4, ">f4"), 2, np.zeros(8), TypeError, "got buffer format '>f'"),
+        (np.zeros(4, np.float32), 2, np.zeros(8, np.float32), TypeError, "out: expected native float64 values"),
+        (np.zeros(6, np.float32), 4, np.zeros(8), ValueError, "n: expected a positive row length dividing the 6 values of x, got 4"),
+        (np.zeros(6, np.float32), 0, np.zeros(8), ValueError, "got 0"),
+        (np.zeros(6, np.float32), 3, np.zeros(4), ValueError, "out: expected 8 float64 values (4 per row of x), got 4"),
+        (np.zeros((4, 4), np.float32)[:, ::2], 2, np.zeros(16), ValueError, "not C-contiguous"),
+        (np.zeros(4, np.float32), 2, np.frombuffer(bytes(64)), ValueError, "read-only"),
+    ],
+)
+def test_the_compiled_kernel_refuses_buffers_it_cannot_read(x, n, out, error, message):
+    from memoxr.influence import _row_moments
+
+    with pytest.raises(error, match=re.escape(message)):
+        _row_moments.row_moments_into(x, n, out)
+    # the same call with good buffers works
+    good = np.zeros(8)
+    _row_moments.row_moments_into(np.ones(4, np.float32), 2, good)
+    assert good.tolist() == [2.0, 2.0, 1.0, 0.0] * 2
+
+
+def test_an_unbuilt_checkout_says_how_to_build_it():
+    code = "import sys; sys.modules['memoxr.influence._row_moments'] = None; import memoxr.influence.kernels"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 1
+    assert "memoxr's compiled row kernel is missing from" in done.stderr
+    assert "pip install -e ." in done.stderr
 
 
 @given(hnp.arrays(np.float64, st.integers(1, 30), elements=st.sampled_from([0.0, 0.5, 1.0, 2.0, -1.0])))

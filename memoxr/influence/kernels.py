@@ -1,4 +1,5 @@
-"""Pure numpy kernels. No xarray, no dask: every function takes ``axis``.
+"""Array kernels: numpy functions, and the row kernel in C. No xarray, no dask: every function
+takes ``axis``.
 
 The row statistics that every influence-aware score needs are computed in one
 fused pass as mergeable partial moments (Chan et al.'s parallel update), so a
@@ -7,11 +8,20 @@ row split over several chunks gives the same answer as the whole row.
 
 from __future__ import annotations
 
-import functools
+import os
 
 import numpy as np
 
 from ..compute.reduction import Reduction
+
+try:
+    from ._row_moments import row_moments_into
+except ImportError as exc:  # a source checkout imported instead of the built package
+    raise ImportError(
+        f"memoxr's compiled row kernel is missing from {os.path.dirname(__file__)}: this memoxr is a source "
+        "checkout that was never built. Build it in place with `pip install -e .` in the checkout, or "
+        "run from another folder so that the installed memoxr is imported."
+    ) from exc
 
 # Sort-based kernels over whole groups live in rank_kernels; kept importable from here.
 from .rank_kernels import (  # noqa: F401
@@ -31,27 +41,20 @@ ROW_STAT_FIELDS = ("count", "positive_mean", "mean", "std")
 N_FIELDS = 4
 
 
-#: Elements per row block of :func:`row_moments`: its scratch stays in cache (measured:
-#: 0.6x the time of whole-chunk passes on 64 MB chunks of 50- and 2000-wide rows).
-ROW_BLOCK_ELEMENTS = 1 << 17
-#: Widest row summed with einsum (its float32 sums lose accuracy on wider rows: 1e-6 at 10,000).
-NARROW_ROW = 512
-
-
 def row_moments(x: np.ndarray, axis: int = -1) -> np.ndarray:
     """Partial moments of ``x`` along ``axis``, NaN ignored.
 
     Returns an array shaped like ``x`` with ``axis`` replaced by a trailing
-    axis of length 4: ``count`` (finite values), ``positive_sum``
+    axis of length 4: ``count`` (values that are not NaN), ``positive_sum``
     (sum of ``max(x, 0)``), ``mean`` and ``m2`` (sum of squared deviations).
 
-    This is the hot loop of every score, so it runs in a few passes in the
-    input's float precision, over blocks of rows small enough to stay in cache:
-    sums around the row mean (pairwise; einsum's on rows up to ``NARROW_ROW``
-    wide), with the centering error corrected (relative error ~2e-7 for float32). All-NaN rows (ragged padding) just get
-    a count of 0: a block of rows that all start with NaN is checked apart and skips the passes.
-    Only rows mixing NaN and numbers take a slower, NaN-aware float64 path.
-    Partials are float64.
+    This is the hot loop of every score, so it runs in C (``_row_moments.c``):
+    two reads of each row while it is in cache, one for its sum and one for the
+    sums around its mean, added in float64 whatever the input's precision, with
+    the centering error corrected. A row whose first value or sum is not finite
+    takes a NaN-skipping loop: an all-NaN row (ragged padding) gets a count of 0,
+    and an infinity counts (its row's ``m2`` is NaN). Other dtypes are converted
+    to float64 first. Partials are float64.
 
     Examples
     --------
@@ -65,72 +68,8 @@ def row_moments(x: np.ndarray, axis: int = -1) -> np.ndarray:
     out = np.zeros((*x.shape[:-1], N_FIELDS), dtype=np.float64)
     if n == 0 or out.size == 0:
         return out
-    rows = np.ascontiguousarray(x).reshape(-1, n)
-    results = out.reshape(-1, N_FIELDS)
-    step = max(1, ROW_BLOCK_ELEMENTS // n)
-    scratch = np.empty((2, min(step, rows.shape[0]), n), dtype=x.dtype)
-    scratch[1] = 0  # np.maximum against an array of zeros is 2.5x faster than against the scalar 0
-    # Ragged padding rows start with NaN: a block of such rows only (most of the padding of wide
-    # rows) skips the passes. Blocks stay where they were: cutting them at every run of padding
-    # costs more calls than it saves on narrow rows (ImageNet's 50 test samples).
-    for start in range(0, rows.shape[0], step):
-        block = rows[start : start + step]
-        first, last = block[0, 0], block[-1, 0]
-        if first != first and last != last and np.isnan(block[:, 0]).all():  # NaN != NaN: cheap tests first
-            results[start : start + step] = _moments_of_rows_with_nan(block)
-        else:
-            _block_moments(block, results[start : start + step], scratch)
+    row_moments_into(np.ascontiguousarray(x), n, out)
     return out
-
-
-def _moments_of_rows_with_nan(rows: np.ndarray) -> np.ndarray:
-    """Moments of 2-D rows that hold NaN: 0 for an all-NaN row (ragged padding: nothing to count),
-    the NaN-aware float64 path for the others."""
-    out = np.zeros((rows.shape[0], N_FIELDS))
-    mixed = np.flatnonzero(~np.isnan(rows).all(axis=-1))
-    if mixed.size:
-        out[mixed] = _row_moments_skipping_nan(rows[mixed])
-    return out
-
-
-#: Row sums of a 2-D block (the second for the mean's correction): numpy's pairwise ones, and einsum's.
-_ROW_SUMS = (functools.partial(np.add.reduce, axis=-1),) * 2
-_NARROW_ROW_SUMS = (functools.partial(np.einsum, "ij->i"), functools.partial(np.einsum, "ij->i", dtype=np.float64))
-
-
-def _block_moments(block: np.ndarray, out: np.ndarray, scratch: np.ndarray) -> None:
-    """:func:`row_moments` of a 2-D block of rows, written into ``out`` (rows, 4)."""
-    n = block.shape[-1]
-    work, zeros = scratch[:, : block.shape[0]]
-    # numpy's pairwise row sums cost more per row than per element: on narrow rows einsum's are
-    # 2-3x faster, with the same ~2e-7 error (the mean's correction, what a mean near 0 rests on, in float64).
-    total, total64 = _NARROW_ROW_SUMS if n <= NARROW_ROW else _ROW_SUMS
-    with np.errstate(invalid="ignore", over="ignore"):
-        mean = total(block) / block.dtype.type(n)
-        deviation = np.subtract(block, mean[:, None], out=work)
-        shift = total64(deviation).astype(np.float64)
-        m2 = total(np.square(deviation, out=work)).astype(np.float64) - shift**2 / n
-        out[:, 0] = n
-        out[:, 1] = total(np.maximum(block, zeros, out=work))
-        out[:, 2] = mean + shift / n
-        out[:, 3] = np.maximum(m2, 0.0)
-    with_nan = np.flatnonzero(np.isnan(mean))
-    if with_nan.size:
-        out[with_nan] = _moments_of_rows_with_nan(block[with_nan])
-
-
-def _row_moments_skipping_nan(x: np.ndarray) -> np.ndarray:
-    """``row_moments`` of 2-D ``x`` along its last axis, NaN-aware, in float64."""
-    x = x.astype(np.float64)
-    finite = ~np.isnan(x)
-    count = finite.sum(axis=-1).astype(np.float64)
-    filled = np.where(finite, x, 0.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(count > 0, filled.sum(axis=-1) / count, 0.0)
-    deviation = np.where(finite, x - mean[..., None], 0.0)
-    m2 = np.einsum("...i,...i->...", deviation, deviation)
-    positive_sum = np.maximum(filled, 0.0).sum(axis=-1)
-    return np.stack([count, positive_sum, mean, m2], axis=-1)
 
 
 def merge_moments(parts: np.ndarray, axis: int = -2) -> np.ndarray:

@@ -1,0 +1,3 @@
+import numpy as np
+
+def row_moments_into(x: np.ndarray, n: int, out: np.ndarray, /) -> None: ...
