@@ -52,7 +52,7 @@ def reference_moments(x: np.ndarray) -> np.ndarray:
     x = x.astype(np.float64)
     kept = ~np.isnan(x)
     count = kept.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         mean = np.where(kept, x, 0).sum(axis=1) / count
         deviation = np.where(kept, x - mean[:, None], 0)
         m2 = (deviation**2).sum(axis=1)
@@ -62,14 +62,16 @@ def reference_moments(x: np.ndarray) -> np.ndarray:
     return out
 
 
-ROW_KINDS = ["real", "real", "padding", "nan first", "nan inside", "nan last", "inf", "-inf", "offset"]
+ROW_KINDS = ["real", "real", "padding", "nan first", "nan inside", "nan last", "inf", "-inf", "both inf",
+             "offset", "huge", "tiny", "signed zeros"]
 
 
 @given(st.lists(st.sampled_from(ROW_KINDS), min_size=1, max_size=30), st.data())
 def test_row_moments_match_a_float64_reference(kinds, data):
-    """Rows of a ragged chunk (real, all-NaN padding, NaN first, inside or last, an infinity, a
-    large mean) of widths around the kernel's 4-, 8- and 16-value steps, float32 and float64:
-    each row's moments equal the row's alone, and a float64 numpy reference's."""
+    """Rows of a ragged chunk (real, all-NaN padding, NaN first, inside or last, infinities, a large
+    mean, values whose squares overflow float32 (float64 too, for float64 rows), subnormals, -0.0)
+    of widths around the kernel's 4-, 8- and 16-value steps, float32 and float64: each row's moments
+    equal the row's alone, and a float64 numpy reference's."""
     n = data.draw(st.sampled_from([1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 33, 50, 700]))
     dtype = data.draw(st.sampled_from([np.float32, np.float64]))
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
@@ -81,7 +83,12 @@ def test_row_moments_match_a_float64_reference(kinds, data):
     x[rows == "nan last", -1] = np.nan
     x[rows == "inf", n // 3] = np.inf
     x[rows == "-inf", -1] = -np.inf
+    x[rows == "both inf", 0] = np.inf
+    x[rows == "both inf", -1] = -np.inf  # a row of one value: -inf alone
     x[rows == "offset"] += dtype(1e4)  # a mean far from 0 against the spread: M2 must not cancel
+    x[rows == "huge"] *= dtype(1e36 if dtype == np.float32 else 1e200)
+    x[rows == "tiny"] *= dtype(1e-40 if dtype == np.float32 else 1e-310)  # subnormal
+    x[rows == "signed zeros"] = np.where(rng.random((int((rows == "signed zeros").sum()), n)) < 0.5, -0.0, 0.0)
     got = _kernels.row_moments(x)
     alone = np.concatenate([_kernels.row_moments(row[None]) for row in x])
     np.testing.assert_array_equal(got, alone)
@@ -90,15 +97,13 @@ def test_row_moments_match_a_float64_reference(kinds, data):
     assert not got[rows == "padding"].any()  # padding: nothing counted
     # float64 sums of the same values: a few units in the last place, at the rows' scale.
     finite_values = np.where(np.isfinite(x), np.abs(x), 0).astype(np.float64)
-    scale = np.maximum(finite_values.max(axis=1), 1)
-    tolerance = 1e-12 * np.stack([0 * scale, n * scale, scale, n * scale**2], axis=1)
-    with np.errstate(invalid="ignore"):
-        infinite = np.isinf(x).any(axis=1)
-        np.testing.assert_array_equal(np.isnan(got[:, 3]), infinite)  # inf - inf: M2 is NaN
-        np.testing.assert_array_equal(got[infinite, 2], expected[infinite, 2])  # the infinity
-        np.testing.assert_allclose(got[infinite, 1], expected[infinite, 1], rtol=1e-12)
-        finite = ~infinite
-        assert (np.abs(got - expected)[finite] <= tolerance[finite]).all()
+    scale = np.maximum(finite_values.max(axis=1), 1e-300)
+    with np.errstate(over="ignore"):
+        tolerance = 1e-12 * np.stack([0 * scale, n * scale, scale, n * scale**2], axis=1)
+    tolerance = np.minimum(tolerance, np.finfo(np.float64).max)  # overflowing M2: inf in both
+    assert np.isclose(got, expected, rtol=0, atol=tolerance, equal_nan=True).all()
+    infinite = np.isinf(x).any(axis=1)
+    assert np.isnan(got[infinite, 3]).all()  # inf - inf: M2 is NaN
 
 
 def test_row_moments_on_ragged_classes_and_any_axis():
@@ -128,6 +133,7 @@ def test_row_moments_m2_keeps_float64_accuracy_on_float32_data():
     [
         (np.zeros(4, np.int32), 2, np.zeros(8), TypeError, "x: expected native float32 or float64 values, got buffer format 'i'"),
         (np.zeros(4, ">f4"), 2, np.zeros(8), TypeError, "got buffer format '>f'"),
+        (np.zeros(4, ">f8"), 2, np.zeros(8), TypeError, "got buffer format '>d'"),
         (np.zeros(4, np.float32), 2, np.zeros(8, np.float32), TypeError, "out: expected native float64 values"),
         (np.zeros(6, np.float32), 4, np.zeros(8), ValueError, "n: expected a positive row length dividing the 6 values of x, got 4"),
         (np.zeros(6, np.float32), 0, np.zeros(8), ValueError, "got 0"),
@@ -141,10 +147,21 @@ def test_the_compiled_kernel_refuses_buffers_it_cannot_read(x, n, out, error, me
 
     with pytest.raises(error, match=re.escape(message)):
         _row_moments.row_moments_into(x, n, out)
-    # the same call with good buffers works
+    # the same call with good buffers works, read-only input included
     good = np.zeros(8)
-    _row_moments.row_moments_into(np.ones(4, np.float32), 2, good)
+    _row_moments.row_moments_into(np.frombuffer(np.ones(4, np.float32).tobytes(), np.float32), 2, good)
     assert good.tolist() == [2.0, 2.0, 1.0, 0.0] * 2
+
+
+def test_the_compiled_kernel_refuses_an_output_overlapping_its_input():
+    from memoxr.influence import _row_moments
+
+    both = np.arange(12.0)
+    with pytest.raises(ValueError, match="out: expected memory apart from x's, got a buffer overlapping it"):
+        _row_moments.row_moments_into(both[:4], 2, both[2:10])
+    assert both.tolist() == list(range(12))  # nothing written
+    _row_moments.row_moments_into(both[:4], 2, both[4:])  # adjacent, not overlapping
+    assert both[4:].tolist() == [2.0, 1.0, 0.5, 0.5, 2.0, 5.0, 2.5, 0.5]
 
 
 def test_an_unbuilt_checkout_says_how_to_build_it():

@@ -5,8 +5,9 @@
  * its sum, once for the sums around its mean, with the centering error corrected as numpy's path did.
  * Both passes add float32 or float64 values in float64, in 4-wide vector lanes (GCC/clang vector
  * extensions; on x86-64 Linux an AVX2 clone is picked at load time where the CPU has it). A row
- * whose first value or sum is not finite takes a NaN-skipping loop: an all-NaN row (ragged padding)
- * gets count 0, and NaN is skipped while an infinity counts, as in numpy's NaN-aware path. */
+ * whose first value, sum or sums around the mean are not finite takes a NaN-skipping loop: an
+ * all-NaN row (ragged padding) gets count 0, and NaN is skipped while an infinity counts, as in
+ * numpy's NaN-aware path. */
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -110,11 +111,15 @@ row_moments(const char *row, Py_ssize_t n, int wide, double *out)
         m2 += d * d;
         positive += v > 0 ? v : 0;
     }
+    if (!isfinite(m2) || !isfinite(shift)) { /* float64 deviations beyond about 1e154 overflow */
+        moments_skipping_nan(row, n, wide, out);
+        return;
+    }
     m2 -= shift * shift / (double)n; /* the centering error: exact arithmetic would make shift 0 */
     out[0] = (double)n;
     out[1] = positive;
     out[2] = mean + shift / (double)n;
-    out[3] = m2 > 0 ? m2 : 0;
+    out[3] = m2 < 0 ? 0 : m2;
 }
 
 WITH_AVX2_CLONE static void rows_of_float32(const char *x, Py_ssize_t rows, Py_ssize_t n, double *out)
@@ -181,9 +186,14 @@ static PyObject *row_moments_into(PyObject *module, PyObject *args)
         goto done;
     }
     Py_ssize_t rows = values / n;
-    if (out.len != rows * 4 * (Py_ssize_t)sizeof(double)) {
+    if (out.len % (4 * (Py_ssize_t)sizeof(double)) != 0 || out.len / (4 * (Py_ssize_t)sizeof(double)) != rows) {
         PyErr_Format(PyExc_ValueError, "out: expected %zd float64 values (4 per row of x), got %zd", rows * 4,
                      out.len / out.itemsize);
+        goto done;
+    }
+    const char *x_end = (const char *)x.buf + x.len, *out_end = (const char *)out.buf + out.len;
+    if (x.len > 0 && (const char *)out.buf < x_end && (const char *)x.buf < out_end) {
+        PyErr_SetString(PyExc_ValueError, "out: expected memory apart from x's, got a buffer overlapping it");
         goto done;
     }
     Py_BEGIN_ALLOW_THREADS
