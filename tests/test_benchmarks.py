@@ -17,7 +17,7 @@ import pytest
 
 from memoxr.benchmarks import _common as c
 
-MODULES = ["_common", "calculate", "convert", "plan", "scores", "startup", "scaling", "versions"]
+MODULES = ["_common", "calculate", "convert", "kernel", "plan", "scores", "startup", "scaling", "versions"]
 
 
 @pytest.mark.parametrize("name", MODULES)
@@ -84,6 +84,15 @@ def test_scores_benchmark_runs_on_tiny_data(tmp_path, capsys):
                         "--workdir", str(tmp_path / "new" / "folder")]) == 0  # created when missing
     out = capsys.readouterr().out
     assert "ratio memoxr / read:" in out and "ratio memoxr / seed loop:" in out
+
+
+def test_kernel_benchmark_runs_on_tiny_data(tmp_path, capsys):
+    from memoxr.benchmarks import kernel
+
+    assert kernel.main(["--sizes", "cifar", "--chunks", "2", "--repeat", "1", "--workdir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "1 chunks of (100, 500, 100) float32" in out  # CIFAR-100 size: one 20 MB chunk
+    assert "ratio memoxr / numpy, seed:" in out and "ratio memoxr / floor:" in out
 
 
 def test_wide_layouts_keep_the_samples_and_grow_the_influence():

@@ -1,0 +1,79 @@
+"""Benchmark (in-process, one thread): the row kernel on a store's chunks, against numpy.
+
+Run ``python -m memoxr.benchmarks.kernel --sizes 1gb-balanced 1gb-ragged imagenet cifar --repeat 7``.
+
+Per size, an FZ npz is written and converted (``memoxr.convert.convert_npz``, default 64 MB chunks),
+and its first ``--chunks`` influence chunks (default 3) are read into memory. Then ``--repeat``
+interleaved rounds (each starting from a different variant), each variant running over every chunk:
+
+1. memoxr:      ``memoxr.influence.kernels.row_moments``: count, positive sum, mean and M2 of every
+                row (train sample) over the test samples, NaN skipped (the C loop).
+2. numpy, seed: what the seed scripts compute per row with numpy, ``np.maximum(x, 0).mean(axis=-1)``
+                and ``x.std(axis=-1)``, on the same chunks (no NaN handling: padding rows give NaN).
+3. floor:       ``x.sum(axis=-1)``: one numpy pass reading every value once (its pairwise float32 sum),
+                the least any per-row reduction does.
+
+Printed: median and min-max seconds per round (all chunks), GB/s of the chunks' float32, and the
+ratios memoxr / numpy seed and memoxr / floor (ratio of medians, and median and range of the
+per-round ratios). Nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+import memoxr
+from memoxr.benchmarks import _common as c
+from memoxr.convert import convert_npz
+from memoxr.influence.kernels import row_moments
+
+
+def seed_numpy(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The seed scripts' per-row numpy expressions: positive-part mean and std."""
+    return np.maximum(x, 0).mean(axis=-1), x.std(axis=-1)
+
+
+def compare(folder: Path, size: str, n_chunks: int, repeat: int, values: str) -> None:
+    sizes = c.layout(size)
+    npz, store = folder / f"{size}.npz", folder / f"{size}.zarr"
+    c.write_fz_npz(npz, sizes, values=values)
+    convert_npz(npz, store, overwrite=True)
+    npz.unlink()
+    data = memoxr.open_influence(store)["influence"].data
+    chunks = [np.asarray(data.blocks[i].compute(scheduler="sync")) for i in range(min(n_chunks, data.numblocks[0]))]
+    gb = sum(x.nbytes for x in chunks) / 1e9
+    print(f"\n== {sizes.describe()}; values {values}")
+    print(f"  {len(chunks)} chunks of {chunks[0].shape} float32 ({gb:.3f} GB), one thread")
+    variants = {
+        "memoxr": lambda: [row_moments(x) for x in chunks],
+        "numpy, seed": lambda: [seed_numpy(x) for x in chunks],
+        "floor": lambda: [x.sum(axis=-1) for x in chunks],
+    }
+    with np.errstate(invalid="ignore"):
+        results = c.interleave(variants, repeat)
+    c.print_table(results, gb=gb, title=f"  {repeat} interleaved rounds, in-process (each round: every chunk):")
+    c.print_ratio(results, "memoxr", "numpy, seed", "memoxr / numpy, seed")
+    c.print_ratio(results, "memoxr", "floor", "memoxr / floor")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", nargs="+", default=["1gb-balanced", "1gb-ragged", "imagenet", "cifar"],
+                        help=c.LAYOUT_HELP)
+    parser.add_argument("--chunks", type=int, default=3, help="influence chunks per size (default 3)")
+    parser.add_argument("--repeat", type=int, default=7, help="interleaved rounds (default 7)")
+    parser.add_argument("--values", choices=["quantized", "gaussian"], default="quantized")
+    parser.add_argument("--workdir", type=Path, help="folder for the data (default: a temp folder)")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(dir=c.workdir(args.workdir)) as tmp:
+        for size in args.sizes:
+            compare(Path(tmp), size, args.chunks, args.repeat, args.values)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
