@@ -168,7 +168,7 @@ def test_an_unbuilt_checkout_says_how_to_build_it():
     code = "import sys; sys.modules['memoxr.influence._row_moments'] = None; import memoxr.influence.kernels"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 1
-    assert "memoxr's compiled row kernel is missing from" in done.stderr
+    assert "memoxr's compiled row kernel did not load from" in done.stderr
     assert "pip install -e ." in done.stderr
 
 

@@ -18,9 +18,9 @@ try:
     from ._row_moments import row_moments_into
 except ImportError as exc:  # a source checkout imported instead of the built package
     raise ImportError(
-        f"memoxr's compiled row kernel is missing from {os.path.dirname(__file__)}: this memoxr is a source "
-        "checkout that was never built. Build it in place with `pip install -e .` in the checkout, or "
-        "run from another folder so that the installed memoxr is imported."
+        f"memoxr's compiled row kernel did not load from {os.path.dirname(__file__)} ({exc}): is this memoxr "
+        "a source checkout that was never built? Build it in place with `pip install -e .` in the checkout, "
+        "or run from another folder so that the installed memoxr is imported."
     ) from exc
 
 # Sort-based kernels over whole groups live in rank_kernels; kept importable from here.
@@ -51,10 +51,11 @@ def row_moments(x: np.ndarray, axis: int = -1) -> np.ndarray:
     This is the hot loop of every score, so it runs in C (``_row_moments.c``):
     two reads of each row while it is in cache, one for its sum and one for the
     sums around its mean, added in float64 whatever the input's precision, with
-    the centering error corrected. A row whose first value or sum is not finite
-    takes a NaN-skipping loop: an all-NaN row (ragged padding) gets a count of 0,
-    and an infinity counts (its row's ``m2`` is NaN). Other dtypes are converted
-    to float64 first. Partials are float64.
+    the centering error corrected. A row whose first value, sum or sums around
+    its mean are not finite takes a NaN-skipping loop: an all-NaN row (ragged
+    padding) gets a count of 0, an infinity counts (its row's ``m2`` is NaN), and
+    float64 deviations whose squares overflow (beyond about 1e154) give an
+    ``m2`` of inf. Other dtypes are converted to float64 first. Partials are float64.
 
     Examples
     --------
