@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-#: Rows at least this long are sorted as packed 64-bit keys (:func:`_packed_order`) rather than
+#: Rows at least this long are sorted as packed 64-bit keys (:class:`SortedRows`) rather than
 #: with ``np.argsort``: on the million scores of the ImageNet-size benchmark the sort takes 0.67x
 #: the time and the whole ranking 0.8x; on rows of a few thousand, which fit in cache, it gains nothing.
 PACKED_SORT_MIN = 1 << 16
@@ -68,19 +68,6 @@ def _exact_order(word: np.ndarray, values: np.ndarray, bits: int, row_length: in
     return order, ordered
 
 
-def _packed_order(values: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``np.argsort`` of a 1-D float array's kept entries (any order of ties), left-out entries last,
-    and ``values`` in that order. Left-out entries of ``values`` are NaN.
-
-    One direct sort of ``uint64`` words (:func:`_order_words`) instead of an
-    indirect sort that chases positions through memory.
-    """
-    bits = max(1, (values.size - 1).bit_length())
-    word = _order_words(values, keep, bits)
-    word.sort()
-    return _exact_order(word, values, bits, values.size)
-
-
 def _sorted_average_ranks(ordered: np.ndarray, row_length: int) -> np.ndarray:
     """1-based average ranks within each run of ``row_length`` entries of sorted, flat ``ordered``."""
     start = np.ones(ordered.size, dtype=bool)  # a new run of ties begins here (always at a row's start)
@@ -101,7 +88,7 @@ def average_rank(x: np.ndarray, keep: np.ndarray, axis: int = -1, *, packed_min:
     ``"average"`` method), so the Pearson correlation of two such rankings is
     Spearman's rho. Entries left out by ``keep`` sort after every kept entry and
     never touch the kept entries' ranks. A 1-D ``x`` of at least ``packed_min``
-    entries is sorted by :func:`_packed_order`, with the same result.
+    entries is sorted as packed words (:class:`SortedRows`), with the same result.
 
     Examples
     --------
@@ -115,15 +102,13 @@ def average_rank(x: np.ndarray, keep: np.ndarray, axis: int = -1, *, packed_min:
     if n == 0:
         return np.moveaxis(ranks, -1, axis)
     if x.ndim == 1 and n >= packed_min:
-        # NaN never ties, so a left-out entry never joins a run.
-        order, ordered = _packed_order(np.where(keep, x, np.nan), keep)
-    else:
-        # Left-out entries sort after every kept one: as +inf (numpy's sorts are ~3x faster without
-        # NaN), or as NaN when a kept entry is +inf itself (NaN sorts after inf and never ties).
-        fill = np.nan if np.isposinf(x[keep]).any() else np.inf
-        values = np.where(keep, x, fill)
-        order = np.argsort(values, axis=-1)
-        ordered = np.take_along_axis(values, order, axis=-1)
+        return SortedRows.of(x, keep).within_rows()
+    # Left-out entries sort after every kept one: as +inf (numpy's sorts are ~3x faster without
+    # NaN), or as NaN when a kept entry is +inf itself (NaN sorts after inf and never ties).
+    fill = np.nan if np.isposinf(x[keep]).any() else np.inf
+    values = np.where(keep, x, fill)
+    order = np.argsort(values, axis=-1)
+    ordered = np.take_along_axis(values, order, axis=-1)
     sorted_ranks = _sorted_average_ranks(ordered.reshape(-1), n)
     np.put_along_axis(ranks, order, sorted_ranks.reshape(x.shape), axis=-1)
     return np.moveaxis(np.where(keep, ranks, np.nan), -1, axis)
