@@ -164,11 +164,12 @@ def test_the_compiled_kernel_refuses_an_output_overlapping_its_input():
     assert both[4:].tolist() == [2.0, 1.0, 0.5, 0.5, 2.0, 5.0, 2.5, 0.5]
 
 
-def test_an_unbuilt_checkout_says_how_to_build_it():
-    code = "import sys; sys.modules['memoxr.influence._row_moments'] = None; import memoxr.influence.kernels"
+@pytest.mark.parametrize("kernel", ["_row_moments", "_average_ranks"])
+def test_an_unbuilt_checkout_says_how_to_build_it(kernel):
+    code = f"import sys; sys.modules['memoxr.influence.{kernel}'] = None; import memoxr.influence.kernels"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 1
-    assert "memoxr's compiled row kernel did not load from" in done.stderr
+    assert "memoxr's compiled kernels did not load from" in done.stderr
     assert "pip install -e ." in done.stderr
 
 
@@ -214,50 +215,49 @@ def test_vectorised_spearman_equals_scipy_per_row(a, b):
             assert got[r] == pytest.approx(sps.spearmanr(x, y).statistic, abs=1e-12)
 
 
-# Values one or a few units in the last place apart: the packed sort's position bits cut exactly
-# those bits off, so they come out of order there and must be put back by its exact re-sort.
+# Values one or a few units in the last place apart, signed zeros, the smallest subnormals and
+# NaN of both signs: where a sort of the values' bits could go wrong.
 near_ties = st.sampled_from(
     [-1.0 - np.spacing(1.0), -1.0, -0.0, 0.0, 5e-324, -5e-324, 1.0 - np.spacing(1.0) / 2, 1.0,
-     1.0 + np.spacing(1.0), 1.0 + 2 * np.spacing(1.0), 1.0 + 5 * np.spacing(1.0), np.inf, -np.inf, np.nan]
+     1.0 + np.spacing(1.0), 1.0 + 2 * np.spacing(1.0), 1.0 + 5 * np.spacing(1.0), np.inf, -np.inf, np.nan,
+     -np.abs(np.float64(np.nan))]
 )
 
 
-@given(st.lists(near_ties, max_size=80) | st.lists(near_ties | st.floats(), max_size=80), st.data())
-def test_packed_sort_ranks_equal_scipy(values, data):
-    """The packed-key sort of long rows gives scipy's average ranks: near ties, -0.0, inf, NaN, left-out."""
-    x = np.array(values, dtype=np.float64)
-    keep = ~np.isnan(x) & np.array(data.draw(st.lists(st.booleans(), min_size=x.size, max_size=x.size)), dtype=bool)
-    packed = _kernels.average_rank(x, keep, packed_min=1)  # the path of rows of a million scores
-    np.testing.assert_array_equal(packed[keep], sps.rankdata(x[keep]))
-    assert np.isnan(packed[~keep]).all()
-    np.testing.assert_array_equal(packed, _kernels.average_rank(x, keep))  # same as np.argsort's path
+def reference_ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks of a vector of kept values, written apart from the kernel: scipy's average ranks of the
+    numbers, then each NaN after every number, one rank each, in position order."""
+    ranks = np.empty(values.size)
+    number = ~np.isnan(values)
+    ranks[number] = sps.rankdata(values[number])
+    ranks[~number] = number.sum() + 1.0 + np.arange((~number).sum())
+    return ranks
 
 
 @given(
     hnp.arrays(np.float64, st.tuples(st.integers(0, 6), st.integers(0, 20)), elements=near_ties | st.floats()),
     st.data(),
 )
-def test_ranks_within_rows_and_pooled_from_one_sort_equal_scipy(x, data):
-    """One packed sort per row gives each row's ranks and, merged, the pooled ranks: scipy's average
-    ranks of the kept entries, near ties, -0.0, inf and left-out entries included, and the same
-    numbers as average_rank's packed path (a kept NaN ranks after every number)."""
+def test_ranks_within_rows_and_pooled_equal_the_reference(x, data):
+    """One sort gives each row's ranks and the pooled ranks of all kept entries: scipy's average ranks,
+    near ties, -0.0, inf, kept NaN of either sign (after every number) and left-out entries (NaN) included."""
     keep = np.array(data.draw(hnp.arrays(bool, x.shape)), dtype=bool)
     within, pooled = _kernels.row_and_pooled_ranks(x, keep)
-    number = keep & ~np.isnan(x)
-    for r in range(x.shape[0]):
-        np.testing.assert_array_equal(within[r], _kernels.average_rank(x[r], keep[r], packed_min=1))
-        np.testing.assert_array_equal(within[r][number[r]], sps.rankdata(x[r][number[r]]))
-    np.testing.assert_array_equal(pooled[keep], _kernels.average_rank(x[keep], np.ones(keep.sum(), dtype=bool), packed_min=1))
-    np.testing.assert_array_equal(pooled[number], sps.rankdata(x[number]))
     assert np.isnan(within[~keep]).all() and np.isnan(pooled[~keep]).all()
+    for r in range(x.shape[0]):
+        np.testing.assert_array_equal(within[r][keep[r]], reference_ranks(x[r][keep[r]]))
+    np.testing.assert_array_equal(pooled[keep], reference_ranks(x[keep]))
+    np.testing.assert_array_equal(within, _kernels.average_rank(x, keep))  # the same sort, within rows only
 
 
-def test_near_ties_are_put_back_in_order_within_their_row_only():
-    """A row ends and the next starts with values whose words differ only in the cut bits."""
-    ulp = np.spacing(1.0)
-    within, pooled = _kernels.row_and_pooled_ranks(np.array([[1.0 + ulp, 1.0], [1.0, 2.0]]), np.ones((2, 2), dtype=bool))
-    assert within.tolist() == [[2.0, 1.0], [1.0, 2.0]]
-    assert pooled.tolist() == [[3.0, 1.5], [1.5, 4.0]]
+@given(hnp.arrays(np.float64, st.tuples(st.integers(1, 4), st.integers(1, 4), st.integers(1, 4)), elements=near_ties),
+       st.integers(0, 2), st.data())
+def test_average_rank_along_any_axis(x, axis, data):
+    keep = np.array(data.draw(hnp.arrays(bool, x.shape)), dtype=bool)
+    ranks = _kernels.average_rank(x, keep, axis=axis)
+    for index in np.ndindex(*np.delete(x.shape, axis)):
+        at = (*index[:axis], slice(None), *index[axis:])
+        np.testing.assert_array_equal(ranks[at][keep[at]], reference_ranks(x[at][keep[at]]))
 
 
 def test_pooled_ranks_of_many_rows_with_near_ties_equal_scipy():
@@ -267,44 +267,76 @@ def test_pooled_ranks_of_many_rows_with_near_ties_equal_scipy():
     x[:, ::7] = np.nextafter(x[:, 1::7], 2.0)  # a neighbour of another entry of the row, one unit up
     x[::3, ::11] = np.nextafter(x[1::3, ::11], -1.0)  # ...and of an entry of another row, one unit down
     x[:, -5:] = np.round(x[:, -5:], 2)  # ties
-    keep = rng.random(x.shape) < 0.9
+    x[5] *= -1e-300  # tiny negatives, so every digit of the words varies
+    keep = rng.random(x.size).reshape(x.shape) < 0.9
     within, pooled = _kernels.row_and_pooled_ranks(x, keep)
     np.testing.assert_array_equal(pooled[keep], sps.rankdata(x[keep]))
-    for r in (0, 1, 150, 299):
+    for r in (0, 1, 5, 150, 299):
         np.testing.assert_array_equal(within[r][keep[r]], sps.rankdata(x[r][keep[r]]))
 
 
-def test_packed_sort_puts_near_ties_back_in_order():
-    """Values a unit in the last place apart, in falling order: the position bits alone would keep that order."""
+def test_near_ties_signed_zeros_and_nan_in_one_row():
     ulp = np.spacing(1.0)
-    x = np.array([1.0 + 5 * ulp, 1.0 + 2 * ulp, 1.0 + ulp, 1.0, 1.0 + ulp, -0.0, 0.0])
-    ranks = _kernels.average_rank(x, np.ones(x.size, dtype=bool), packed_min=1)
-    assert ranks.tolist() == [7.0, 6.0, 4.5, 3.0, 4.5, 1.5, 1.5]
+    x = np.array([1.0 + 5 * ulp, 1.0 + 2 * ulp, 1.0 + ulp, 1.0, np.nan, 1.0 + ulp, -0.0, -np.abs(np.nan), 0.0])
+    ranks = _kernels.average_rank(x, np.ones(x.size, dtype=bool))
+    assert ranks.tolist() == [7.0, 6.0, 4.5, 3.0, 8.0, 4.5, 1.5, 9.0, 1.5]
 
 
-def test_kept_nan_of_either_sign_ranks_last_on_both_paths():
-    """A NaN left in ``keep`` sorts after every number on both paths, so the numbers' ranks are
-    scipy's. x86 makes NaN with the sign bit set (0/0, inf - inf), which a sign-aware sort
-    of the raw bits would put first."""
+def test_kept_nan_of_either_sign_ranks_last():
+    """A NaN left in ``keep`` sorts after every number, so the numbers' ranks are scipy's. x86 makes
+    NaN with the sign bit set (0/0, inf - inf), which a sign-aware sort of the raw bits would put first."""
     negative_nan = -np.abs(np.float64(np.nan))
     assert np.signbit(negative_nan)
     x = np.array([2.0, negative_nan, -1.0, np.nan, 2.0, 5.0])
-    keep = np.ones(x.size, dtype=bool)
+    ranks = _kernels.average_rank(x, np.ones(x.size, dtype=bool))
     number = ~np.isnan(x)
-    for packed_min in (1, 1 << 40):
-        ranks = _kernels.average_rank(x, keep, packed_min=packed_min)
-        np.testing.assert_array_equal(ranks[number], sps.rankdata(x[number]))
+    np.testing.assert_array_equal(ranks[number], sps.rankdata(x[number]))
+    assert ranks[~number].tolist() == [5.0, 6.0]
 
 
-def test_packed_sort_ranks_a_million_like_scipy():
-    """At the size it is chosen for, with continuous values (some near ties) and rounded ones (many ties)."""
+def test_ranks_of_a_million_like_scipy():
+    """At the rank agreement's size, with continuous values (some near ties) and rounded ones (many ties)."""
     rng = np.random.default_rng(7)
     x = rng.random(1 << 17)
     x[::97] = np.nextafter(x[::97], 2.0)  # ...and their neighbours one unit up, shuffled in
-    x = np.concatenate([x, np.nextafter(x[: 1 << 12], -1.0), np.round(rng.random(1 << 16), 3)])
+    x = np.concatenate([x, np.nextafter(x[: 1 << 12], -1.0), np.round(rng.random(1 << 16), 3), -rng.random(1 << 12)])
     rng.shuffle(x)
     keep = rng.random(x.size) < 0.95
     np.testing.assert_array_equal(_kernels.average_rank(x, keep)[keep], sps.rankdata(x[keep]))
+
+
+def test_ranks_of_nothing_kept_and_of_empty_arrays():
+    within, pooled = _kernels.row_and_pooled_ranks(np.ones((3, 4)), np.zeros((3, 4), dtype=bool))
+    assert np.isnan(within).all() and np.isnan(pooled).all()
+    assert _kernels.average_rank(np.ones((2, 0)), np.ones((2, 0), dtype=bool)).shape == (2, 0)
+    assert _kernels.average_rank(np.array([[3.0, 1.0]]), True).tolist() == [[2.0, 1.0]]  # keep broadcast
+
+
+def test_ranking_kernel_refuses_bad_buffers():
+    """The C entry point checks what it is given; the Python wrappers never pass such buffers."""
+    from memoxr.influence._average_ranks import average_ranks_into
+
+    x, keep, out, other = np.ones(6), np.ones(6, dtype=bool), np.empty(6), np.empty(6)
+    with pytest.raises(TypeError, match="x: expected native float64 values, got buffer format 'f'"):
+        average_ranks_into(x.astype(np.float32), keep, 3, out, other)
+    with pytest.raises(TypeError, match="keep: expected native bool"):
+        average_ranks_into(x, keep.astype(np.uint8), 3, out, other)
+    with pytest.raises(TypeError, match="within: expected native float64"):
+        average_ranks_into(x, keep, 3, x.astype(">f8"), other)
+    with pytest.raises(ValueError, match="pooled: expected 6 values, as x has, got 5"):
+        average_ranks_into(x, keep, 3, out, np.empty(5))
+    with pytest.raises(ValueError, match="n: expected a positive row length dividing the 6 values of x, got 4"):
+        average_ranks_into(x, keep, 4, out, other)
+    with pytest.raises(ValueError, match="n: expected a positive row length"):
+        average_ranks_into(x, keep, 0, out, other)
+    with pytest.raises(ValueError, match="pooled: expected memory apart from within's"):
+        average_ranks_into(x, keep, 3, out, out)
+    with pytest.raises(ValueError, match="within: expected memory apart from x's"):
+        average_ranks_into(x, keep, 3, x, None)
+    with pytest.raises(ValueError, match="not C-contiguous"):
+        average_ranks_into(x, keep, 3, np.empty((6, 2))[:, 0], None)
+    average_ranks_into(x, keep, 3, out, None)  # pooled is optional
+    assert out.tolist() == [2.0] * 6
 
 
 @given(

@@ -13,7 +13,7 @@ over it is NaN; a ranking lists it last).
 from __future__ import annotations
 
 import itertools
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -178,20 +178,14 @@ def rank_agreement(scores: xr.Dataset, *, skipna: bool | None = None, keep_attrs
         for method in pair:
             jobs.setdefault((method, mask_key[pair]), (values[method], keep))
 
-    def sort_and_rank(job: tuple[np.ndarray, np.ndarray]) -> tuple[tuple[np.ndarray, np.ndarray], Future]:
-        # Within each class (2-D, one row per class), and pooled over every real sample (1-D) from the
-        # same sort, as a task of its own queued behind the sorts: the two threads end together.
+    def rank(job: tuple[np.ndarray, np.ndarray]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        # Within each class (one row per class) and pooled over every real sample, from one sort.
         data, keep = job
-        rows = _kernels.SortedRows.of(data, keep)
-        pooled = pool.submit(lambda: _kernels.centered(rows.pooled()[real], keep[real]))
-        return _kernels.centered(rows.within_rows(), keep), pooled
+        within, pooled = _kernels.row_and_pooled_ranks(data, keep)
+        return {"class": _kernels.centered(within, keep), "all": _kernels.centered(pooled[real], keep[real])}
 
     with ThreadPoolExecutor(max_workers=max(1, min(default_threads(), len(jobs)))) as pool:  # sorts release the GIL
-        sorted_rows = {key: pool.submit(sort_and_rank, job) for key, job in jobs.items()}
-        ranks = {}
-        for key, future in sorted_rows.items():
-            within, pooled = future.result()
-            ranks[key] = {"class": within, "all": pooled.result()}
+        ranks = dict(zip(jobs, pool.map(rank, jobs.values()), strict=True))
 
     def spearman(layout: str, pair: tuple[str, str]) -> np.ndarray:
         # Pearson of average ranks: each ranking centred once, one product per pair.

@@ -1,4 +1,4 @@
-"""Array kernels: numpy functions, and the row kernel in C. No xarray, no dask: every function
+"""Array kernels: numpy functions, and the row and ranking kernels in C. No xarray, no dask: every function
 takes ``axis``.
 
 The row statistics that every influence-aware score needs are computed in one
@@ -15,10 +15,11 @@ import numpy as np
 from ..compute.reduction import Reduction
 
 try:
+    from ._average_ranks import average_ranks_into  # noqa: F401  (rank_kernels' own; checked here with the other)
     from ._row_moments import row_moments_into
 except ImportError as exc:  # a source checkout imported instead of the built package
     raise ImportError(
-        f"memoxr's compiled row kernel did not load from {os.path.dirname(__file__)} ({exc}): is this memoxr "
+        f"memoxr's compiled kernels did not load from {os.path.dirname(__file__)} ({exc}): is this memoxr "
         "a source checkout that was never built? Build it in place with `pip install -e .` in the checkout, "
         "or run from another folder so that the installed memoxr is imported."
     ) from exc
@@ -26,7 +27,6 @@ except ImportError as exc:  # a source checkout imported instead of the built pa
 # Sort-based kernels over whole groups live in rank_kernels; kept importable from here.
 from .rank_kernels import (  # noqa: F401
     SUMMARY_FIELDS,
-    SortedRows,
     average_rank,
     centered,
     centered_correlation,

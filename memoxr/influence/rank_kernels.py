@@ -1,169 +1,40 @@
-"""Pure numpy kernels over whole groups of samples: average ranks, rank correlations, group summaries.
+"""Kernels over whole groups of samples: average ranks (sorted in C), rank correlations, group summaries.
 
-Each sorts (or reuses a sort of) a group's values: Spearman's rho as the Pearson
-correlation of average ranks, and the per-class table's mean, std, min, max and
-exact median. No xarray, no dask; ``memoxr.influence.kernels`` holds the row
-kernels they follow.
+Each sorts a group's values: Spearman's rho as the Pearson correlation of
+average ranks, and the per-class table's mean, std, min, max and exact median.
+No xarray, no dask; ``memoxr.influence.kernels`` holds the row kernels they follow.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-#: Rows at least this long are sorted as packed 64-bit keys (:class:`SortedRows`) rather than
-#: with ``np.argsort``: on the million scores of the ImageNet-size benchmark the sort takes 0.67x
-#: the time and the whole ranking 0.8x; on rows of a few thousand, which fit in cache, it gains nothing.
-PACKED_SORT_MIN = 1 << 16
-_SIGN = np.uint64(1 << 63)
-_NAN_WORD = np.uint64(0x7FF8 << 48) | _SIGN  # the order-preserving word of a positive quiet NaN
+from ._average_ranks import average_ranks_into
 
 
-def _order_words(values: np.ndarray, keep: np.ndarray, bits: int) -> np.ndarray:
-    """Each entry's order-preserving ``uint64`` word, its flat position in the low ``bits`` bits.
-
-    Words compare as the values do (numbers, then NaN of either sign, then the
-    entries left out by ``keep``, which ``values`` holds as NaN), except where the
-    position bits cut off the last bits of values that differ only there: see
-    :func:`_exact_order`.
-    """
-    low = np.uint64((1 << bits) - 1)
-    word = (values + 0.0).view(np.uint64)  # + 0.0 turns -0.0 into 0.0, which compares equal to it
-    word = np.where(word & _SIGN, ~word, word | _SIGN)  # negative values reversed, below the positive ones
-    word[np.isnan(values)] = _NAN_WORD  # a NaN of either sign after every number, as np.argsort puts it
-    word[~keep] = ~np.uint64(0)  # after every kept value (+inf and NaN included), in position order
-    word &= ~low
-    word |= np.arange(values.size, dtype=np.uint64).reshape(values.shape)
-    return word
-
-
-def _exact_order(word: np.ndarray, values: np.ndarray, bits: int, row_length: int) -> tuple[np.ndarray, np.ndarray]:
-    """Flat positions in the order of ``word`` (1-D, sorted within each run of ``row_length``
-    entries), and ``values`` (flat) in that order, with the groups of equal high bits
-    whose values the cut bits left out of order sorted again exactly."""
-    n = word.size
-    low = np.uint64((1 << bits) - 1)
-    order = (word & low).astype(np.intp)
-    ordered = values[order]
-    descending = ordered[1:] < ordered[:-1]
-    descending[row_length - 1 :: row_length] = False  # a row's end and the next row's start
-    wrong = np.flatnonzero(descending)  # only within a group of equal high bits
-    if wrong.size:
-        if row_length == n:  # one sorted array: each such group found by binary search (a few of a million)
-            group_start = np.unique(np.searchsorted(word, word[wrong] & ~low, side="left"))
-            group_end = np.searchsorted(word, word[group_start] | low, side="right")
-        else:
-            high = word >> np.uint64(bits)
-            starts = np.concatenate(([True], high[1:] != high[:-1]))
-            starts[::row_length] = True
-            bounds = np.flatnonzero(starts)
-            first = np.unique(np.searchsorted(bounds, wrong, side="right") - 1)
-            group_start, group_end = bounds[first], np.append(bounds[1:], n)[first]
-        sizes = group_end - group_start
-        at = np.repeat(group_start - (np.cumsum(sizes) - sizes), sizes) + np.arange(sizes.sum())
-        members = order[at]
-        order[at] = members[np.lexsort((values[members], np.repeat(np.arange(sizes.size), sizes)))]
-        ordered = values[order]
-    return order, ordered
-
-
-def _sorted_average_ranks(ordered: np.ndarray, row_length: int) -> np.ndarray:
-    """1-based average ranks within each run of ``row_length`` entries of sorted, flat ``ordered``."""
-    start = np.ones(ordered.size, dtype=bool)  # a new run of ties begins here (always at a row's start)
-    start[1:] = ordered[1:] != ordered[:-1]
-    start[::row_length] = True
-    first = np.flatnonzero(start)  # flat position of each run's first entry
-    last = np.append(first[1:], start.size) - 1
-    run = np.cumsum(start) - 1  # run of every sorted entry
-    ranks = ((first + last) / 2.0)[run].reshape(-1, row_length)
-    ranks -= np.arange(0, start.size, row_length, dtype=np.float64)[:, None] - 1.0  # flat position -> rank in row
-    return ranks.reshape(-1)
-
-
-def average_rank(x: np.ndarray, keep: np.ndarray, axis: int = -1, *, packed_min: int = PACKED_SORT_MIN) -> np.ndarray:
+def average_rank(x: np.ndarray, keep: np.ndarray, axis: int = -1) -> np.ndarray:
     """1-based ranks along ``axis`` among the entries where ``keep`` is true; NaN elsewhere.
 
     Ties get the average of the ranks they span (``scipy.stats.rankdata``'s
     ``"average"`` method), so the Pearson correlation of two such rankings is
-    Spearman's rho. Entries left out by ``keep`` sort after every kept entry and
-    never touch the kept entries' ranks. A 1-D ``x`` of at least ``packed_min``
-    entries is sorted as packed words (:class:`SortedRows`), with the same result.
+    Spearman's rho; -0.0 ties with 0.0, and a kept NaN ranks after every number,
+    tied with nothing (earlier positions first). Entries left out by ``keep``
+    never touch the kept entries' ranks. Sorted in C (``_average_ranks.c``: a
+    radix sort of the values' order-preserving 64-bit words).
 
     Examples
     --------
     >>> average_rank(np.array([3.0, 1.0, 3.0, 9.0]), np.array([True, True, True, False])).tolist()
     [2.5, 1.0, 2.5, nan]
     """
-    x = np.moveaxis(np.asarray(x, dtype=np.float64), axis, -1)
-    keep = np.moveaxis(np.broadcast_to(np.asarray(keep, dtype=bool), x.shape), axis, -1)
-    n = x.shape[-1]
-    ranks = np.empty(x.shape, dtype=np.float64)
-    if n == 0:
-        return np.moveaxis(ranks, -1, axis)
-    if x.ndim == 1 and n >= packed_min:
-        return SortedRows.of(x, keep).within_rows()
-    # Left-out entries sort after every kept one: as +inf (numpy's sorts are ~3x faster without
-    # NaN), or as NaN when a kept entry is +inf itself (NaN sorts after inf and never ties).
-    fill = np.nan if np.isposinf(x[keep]).any() else np.inf
-    values = np.where(keep, x, fill)
-    order = np.argsort(values, axis=-1)
-    ordered = np.take_along_axis(values, order, axis=-1)
-    sorted_ranks = _sorted_average_ranks(ordered.reshape(-1), n)
-    np.put_along_axis(ranks, order, sorted_ranks.reshape(x.shape), axis=-1)
-    return np.moveaxis(np.where(keep, ranks, np.nan), -1, axis)
-
-
-@dataclass(frozen=True, eq=False)
-class SortedRows:
-    """Each row (along the last axis) of an array sorted once, as packed 64-bit words (:func:`_order_words`).
-
-    Both rankings of :func:`row_and_pooled_ranks` are read from this one sort,
-    each by its own method, so two threads can share the work. It holds the
-    words and the values (16 bytes per entry) until both are read.
-    """
-
-    word: np.ndarray  #: flat, sorted within each row
-    values: np.ndarray  #: flat; NaN where left out
-    keep: np.ndarray
-    bits: int
-
-    @classmethod
-    def of(cls, x: np.ndarray, keep: np.ndarray) -> SortedRows:
-        x = np.asarray(x, dtype=np.float64)
-        keep = np.broadcast_to(np.asarray(keep, dtype=bool), x.shape)
-        values = np.where(keep, x, np.nan)
-        bits = max(1, (x.size - 1).bit_length())
-        word = _order_words(values, keep, bits)
-        word.sort(axis=-1)
-        return cls(word.reshape(-1), values.reshape(-1), keep, bits)
-
-    def within_rows(self) -> np.ndarray:
-        """:func:`average_rank` along each row; NaN where left out."""
-        ranks = np.full(self.keep.shape, np.nan)
-        if self.word.size:
-            n = self.keep.shape[-1]
-            order, ordered = _exact_order(self.word, self.values, self.bits, n)
-            ranks.reshape(-1)[order] = _sorted_average_ranks(ordered, n)
-            ranks[~self.keep] = np.nan
-        return ranks
-
-    def pooled(self) -> np.ndarray:
-        """:func:`average_rank` over all kept entries: the rows' sorted runs of kept words, merged by
-        numpy's stable sort (timsort finds the runs), cost less than sorting them afresh."""
-        ranks = np.full(self.keep.shape, np.nan)
-        merged = np.sort(self.word[self.word < ~np.uint64((1 << self.bits) - 1)], kind="stable")
-        if merged.size:
-            order, ordered = _exact_order(merged, self.values, self.bits, merged.size)
-            ranks.reshape(-1)[order] = _sorted_average_ranks(ordered, merged.size)
-        return ranks
+    x = np.asarray(x, dtype=np.float64)
+    keep = np.broadcast_to(np.asarray(keep, dtype=bool), x.shape)
+    return np.moveaxis(_ranks(np.moveaxis(x, axis, -1), np.moveaxis(keep, axis, -1), pooled=False)[0], -1, axis)
 
 
 def row_and_pooled_ranks(x: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`average_rank` of each row of ``x`` (along its last axis), and of all its entries pooled, from one sort.
-
-    Both equal :func:`average_rank`'s packed path, over a row and over
-    ``x[keep]``; left-out entries are NaN in both. See :class:`SortedRows`.
+    """:func:`average_rank` of each row of ``x`` (along its last axis), and of all its kept entries pooled,
+    from one sort; left-out entries are NaN in both.
 
     Examples
     --------
@@ -171,8 +42,19 @@ def row_and_pooled_ranks(x: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, n
     >>> within.tolist(), pooled.tolist()
     ([[2.0, 1.0], [1.0, nan]], [[3.0, 1.0], [2.0, nan]])
     """
-    rows = SortedRows.of(x, keep)
-    return rows.within_rows(), rows.pooled()
+    x = np.asarray(x, dtype=np.float64)
+    within, pooled = _ranks(x, np.broadcast_to(np.asarray(keep, dtype=bool), x.shape), pooled=True)
+    assert pooled is not None
+    return within, pooled
+
+
+def _ranks(x: np.ndarray, keep: np.ndarray, *, pooled: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    x = np.ascontiguousarray(x)
+    within = np.empty(x.shape)
+    both = np.empty(x.shape) if pooled else None
+    if x.size:
+        average_ranks_into(x, np.ascontiguousarray(keep), x.shape[-1], within, both)
+    return within, both
 
 
 def centered(x: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
