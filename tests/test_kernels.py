@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import platform
 import re
 import subprocess
 import sys
@@ -280,6 +281,21 @@ def test_near_ties_signed_zeros_and_nan_in_one_row():
     x = np.array([1.0 + 5 * ulp, 1.0 + 2 * ulp, 1.0 + ulp, 1.0, np.nan, 1.0 + ulp, -0.0, -np.abs(np.nan), 0.0])
     ranks = _kernels.average_rank(x, np.ones(x.size, dtype=bool))
     assert ranks.tolist() == [7.0, 6.0, 4.5, 3.0, 8.0, 4.5, 1.5, 9.0, 1.5]
+
+
+@pytest.mark.skipif(not (sys.platform == "linux" and platform.machine() == "x86_64"), reason="glibc's x86-64 fesetround")
+def test_signed_zeros_tie_whatever_the_rounding_mode():
+    """-0.0 + 0.0 is -0.0 when rounding downward: the kernel compares the bits, not a sum."""
+    import ctypes
+
+    libm = ctypes.CDLL(None)
+    downward, nearest = 0x400, 0
+    assert libm.fesetround(downward) == 0
+    try:
+        ranks = _kernels.average_rank(np.array([0.0, -0.0, 0.0]), np.ones(3, dtype=bool))
+    finally:
+        libm.fesetround(nearest)
+    assert ranks.tolist() == [2.0, 2.0, 2.0]
 
 
 def test_kept_nan_of_either_sign_ranks_last():

@@ -25,14 +25,16 @@
 #define SIGN UINT64_C(0x8000000000000000)
 #define NAN_WORD UINT64_C(0xFFF8000000000000) /* after +inf's word, 0xFFF0000000000000 */
 
-/* Words compare as the values do; every NaN is one word, after every number. */
+/* Words compare as the values do; every NaN is one word, after every number. On the bits, so that
+ * neither the rounding mode nor a compiler's fast-math flags can change it. */
 static inline uint64_t order_word(double v)
 {
-    if (v != v)
-        return NAN_WORD;
-    v += 0.0; /* -0.0 becomes 0.0, which it equals */
     uint64_t u;
     memcpy(&u, &v, sizeof u);
+    if ((u & ~SIGN) > UINT64_C(0x7FF0000000000000))
+        return NAN_WORD;
+    if (u == SIGN)
+        u = 0; /* -0.0 as 0.0, which it equals */
     return (u & SIGN) ? ~u : (u | SIGN);
 }
 
@@ -95,6 +97,8 @@ static int average_ranks(const double *x, const char *keep, Py_ssize_t size, Py_
     Py_ssize_t m = 0, rows = size / n;
     for (Py_ssize_t i = 0; i < size; i++)
         m += keep[i] != 0;
+    if (m > (PY_SSIZE_T_MAX / (Py_ssize_t)sizeof(entry) - 1) / 2)
+        return -1; /* 2m + 1 entries would not fit in size_t (32-bit builds) */
     entry *entries = malloc(sizeof(entry) * (size_t)(2 * m + 1));
     Py_ssize_t *count = malloc(sizeof(Py_ssize_t) * (size_t)(DIGITS * BUCKETS > rows + 1 ? DIGITS * BUCKETS : rows + 1));
     if (entries == NULL || count == NULL) {
@@ -109,11 +113,12 @@ static int average_ranks(const double *x, const char *keep, Py_ssize_t size, Py_
     }
     entry *sorted = entries, *spare = entries + m;
     Py_ssize_t k = 0;
-    for (Py_ssize_t i = 0; i < size; i++)
+    for (Py_ssize_t i = 0; i < size && k < m; i++) /* k < m: keep may change under a racing writer */
         if (keep[i]) {
             sorted[k].word = order_word(x[i]);
             sorted[k++].at = (uint64_t)i;
         }
+    m = k;
     if (m > 0)
         radix_sort(&sorted, &spare, m, count);
     if (pooled != NULL)
