@@ -276,6 +276,22 @@ def test_pooled_ranks_of_many_rows_with_near_ties_equal_scipy():
         np.testing.assert_array_equal(within[r][keep[r]], sps.rankdata(x[r][keep[r]]))
 
 
+@pytest.mark.parametrize("run", [2, 32, 33, 5000])
+def test_values_that_differ_only_in_their_low_32_bits_equal_scipy(run):
+    """The sort orders by the words' high halves, then each run sharing them by the low halves:
+    runs short (insertion sort) and long (radix sort), with ties and a neighbour run either side."""
+    rng = np.random.default_rng(run)
+    low = rng.integers(0, 1 << 20, size=run)
+    low[: run // 3] = low[0]  # ties within the run
+    x = np.concatenate([1.0 + low * np.spacing(1.0), np.nextafter(1.0, 0.0) - low[:5] * np.spacing(0.5), 1.0 + (1 << 33) * np.spacing(1.0) + low[:7] * np.spacing(1.0)])
+    rng.shuffle(x)
+    x = np.concatenate([x, x[::-1]]).reshape(2, -1)  # two rows, each holding the whole run
+    within, pooled = _kernels.row_and_pooled_ranks(x, np.ones(x.shape, dtype=bool))
+    np.testing.assert_array_equal(pooled.ravel(), sps.rankdata(x.ravel()))
+    for r in range(2):
+        np.testing.assert_array_equal(within[r], sps.rankdata(x[r]))
+
+
 def test_near_ties_signed_zeros_and_nan_in_one_row():
     ulp = np.spacing(1.0)
     x = np.array([1.0 + 5 * ulp, 1.0 + 2 * ulp, 1.0 + ulp, 1.0, np.nan, 1.0 + ulp, -0.0, -np.abs(np.nan), 0.0])
