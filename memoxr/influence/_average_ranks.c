@@ -65,7 +65,7 @@ static void write_ranks(const entry *e, Py_ssize_t start, Py_ssize_t end, double
  * *spare (the two may swap). Stable. */
 static void radix_sort(entry **sorted, entry **spare, Py_ssize_t m, Py_ssize_t *count, int first, int last)
 {
-    memset(count, 0, sizeof(Py_ssize_t) * DIGITS * BUCKETS);
+    memset(count + first * BUCKETS, 0, sizeof(Py_ssize_t) * (size_t)((last - first) * BUCKETS));
     const entry *e = *sorted;
     for (Py_ssize_t i = 0; i < m; i++)
         for (int d = first; d < last; d++)
