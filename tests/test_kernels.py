@@ -249,6 +249,12 @@ def test_ranks_within_rows_and_pooled_equal_the_reference(x, data):
         np.testing.assert_array_equal(within[r][keep[r]], reference_ranks(x[r][keep[r]]))
     np.testing.assert_array_equal(pooled[keep], reference_ranks(x[keep]))
     np.testing.assert_array_equal(within, _kernels.average_rank(x, keep))  # the same sort, within rows only
+    # Centred: the deviations numpy's centering gives, bit for bit (ranks and their means are exact).
+    number = keep & ~np.isnan(x)
+    centred_within, centred_pooled = _kernels.row_and_pooled_ranks(x, number, centred=True)
+    ranks_within, ranks_pooled = _kernels.row_and_pooled_ranks(x, number)
+    np.testing.assert_array_equal(centred_within, _kernels.centered(ranks_within, number)[0])
+    np.testing.assert_array_equal(centred_pooled.ravel(), _kernels.centered(ranks_pooled.ravel(), number.ravel())[0])
 
 
 @given(hnp.arrays(np.float64, st.tuples(st.integers(1, 4), st.integers(1, 4), st.integers(1, 4)), elements=near_ties),
@@ -350,25 +356,30 @@ def test_ranking_kernel_refuses_bad_buffers():
 
     x, keep, out, other = np.ones(6), np.ones(6, dtype=bool), np.empty(6), np.empty(6)
     with pytest.raises(TypeError, match="x: expected native float64 values, got buffer format 'f'"):
-        average_ranks_into(x.astype(np.float32), keep, 3, out, other)
+        average_ranks_into(x.astype(np.float32), keep, 3, out, other, False)
     with pytest.raises(TypeError, match="keep: expected native bool"):
-        average_ranks_into(x, keep.astype(np.uint8), 3, out, other)
+        average_ranks_into(x, keep.astype(np.uint8), 3, out, other, False)
     with pytest.raises(TypeError, match="within: expected native float64"):
-        average_ranks_into(x, keep, 3, x.astype(">f8"), other)
+        average_ranks_into(x, keep, 3, x.astype(">f8"), other, False)
     with pytest.raises(ValueError, match="pooled: expected 6 values, as x has, got 5"):
-        average_ranks_into(x, keep, 3, out, np.empty(5))
+        average_ranks_into(x, keep, 3, out, np.empty(5), False)
     with pytest.raises(ValueError, match="n: expected a positive row length dividing the 6 values of x, got 4"):
-        average_ranks_into(x, keep, 4, out, other)
+        average_ranks_into(x, keep, 4, out, other, False)
     with pytest.raises(ValueError, match="n: expected a positive row length"):
-        average_ranks_into(x, keep, 0, out, other)
+        average_ranks_into(x, keep, 0, out, other, False)
     with pytest.raises(ValueError, match="pooled: expected memory apart from within's"):
-        average_ranks_into(x, keep, 3, out, out)
+        average_ranks_into(x, keep, 3, out, out, False)
     with pytest.raises(ValueError, match="within: expected memory apart from x's"):
-        average_ranks_into(x, keep, 3, x, None)
+        average_ranks_into(x, keep, 3, x, None, False)
     with pytest.raises(ValueError, match="not C-contiguous"):
-        average_ranks_into(x, keep, 3, np.empty((6, 2))[:, 0], None)
-    average_ranks_into(x, keep, 3, out, None)  # pooled is optional
+        average_ranks_into(x, keep, 3, np.empty((6, 2))[:, 0], None, False)
+    average_ranks_into(x, keep, 3, out, None, False)  # pooled is optional
     assert out.tolist() == [2.0] * 6
+    keep[1] = False
+    average_ranks_into(x, keep, 3, out, other, True)  # centred: ranks less their mean, 0 where left out
+    assert out.tolist() == [0.0, 0.0, 0.0, 0.0, 0.0, 0.0] and other.tolist() == [0.0] * 6
+    average_ranks_into(np.arange(6.0), keep, 3, out, other, True)
+    assert out.tolist() == [-0.5, 0.0, 0.5, -1.0, 0.0, 1.0] and other.tolist() == [-2.0, 0.0, -1.0, 0.0, 1.0, 2.0]
 
 
 @given(

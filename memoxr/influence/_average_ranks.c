@@ -44,17 +44,19 @@ typedef struct {
     uint64_t at;
 } entry;
 
-/* Average ranks (1-based, within [start, end) of the sorted entries) written at their positions.
- * Runs of equal words share the mean of their ranks; NaN words never tie. */
-static void write_ranks(const entry *e, Py_ssize_t start, Py_ssize_t end, double *out)
+/* Average ranks (1-based, within [start, end) of the sorted entries) written at their positions,
+ * less their mean if centred ((end - start + 1) / 2, exactly). Runs of equal words share the mean of
+ * their ranks; NaN words never tie. */
+static void write_ranks(const entry *e, Py_ssize_t start, Py_ssize_t end, int centred, double *out)
 {
+    const double mean = centred ? (double)(end - start + 1) / 2.0 : 0.0;
     Py_ssize_t i = start;
     while (i < end) {
         Py_ssize_t j = i + 1;
         if (e[i].word != NAN_WORD)
             while (j < end && e[j].word == e[i].word)
                 j++;
-        double rank = (double)((i - start) + (j - 1 - start)) / 2.0 + 1.0;
+        double rank = (double)((i - start) + (j - 1 - start)) / 2.0 + 1.0 - mean;
         for (Py_ssize_t t = i; t < j; t++)
             out[e[t].at] = rank;
         i = j;
@@ -122,8 +124,8 @@ static void sort_entries(entry **sorted, entry **spare, Py_ssize_t m, Py_ssize_t
 
 /* The ranks of x (size values, rows of n) among its kept entries, within rows and (if pooled) pooled.
  * Returns 0, or -1 when out of memory (nothing written then). */
-static int average_ranks(const double *x, const char *keep, Py_ssize_t size, Py_ssize_t n, double *within,
-                         double *pooled)
+static int average_ranks(const double *x, const char *keep, Py_ssize_t size, Py_ssize_t n, int centred,
+                         double *within, double *pooled)
 {
     Py_ssize_t m = 0, rows = size / n;
     for (Py_ssize_t i = 0; i < size; i++)
@@ -137,10 +139,11 @@ static int average_ranks(const double *x, const char *keep, Py_ssize_t size, Py_
         free(count);
         return -1;
     }
+    const double left_out = centred ? 0.0 : NAN;
     for (Py_ssize_t i = 0; i < size; i++) {
-        within[i] = NAN;
+        within[i] = left_out;
         if (pooled != NULL)
-            pooled[i] = NAN;
+            pooled[i] = left_out;
     }
     entry *sorted = entries, *spare = entries + m;
     Py_ssize_t k = 0;
@@ -153,9 +156,9 @@ static int average_ranks(const double *x, const char *keep, Py_ssize_t size, Py_
     if (m > 0)
         sort_entries(&sorted, &spare, m, count);
     if (pooled != NULL)
-        write_ranks(sorted, 0, m, pooled);
+        write_ranks(sorted, 0, m, centred, pooled);
     if (rows == 1) {
-        write_ranks(sorted, 0, m, within);
+        write_ranks(sorted, 0, m, centred, within);
     } else if (m > 0) {
         /* Each row's run, in the pooled order: a stable counting sort by row. */
         memset(count, 0, sizeof(Py_ssize_t) * (size_t)(rows + 1));
@@ -168,7 +171,7 @@ static int average_ranks(const double *x, const char *keep, Py_ssize_t size, Py_
         /* count[r] is now row r's end. */
         Py_ssize_t start = 0;
         for (Py_ssize_t r = 0; r < rows; r++) {
-            write_ranks(spare, start, count[r], within);
+            write_ranks(spare, start, count[r], centred, within);
             start = count[r];
         }
     }
@@ -197,18 +200,21 @@ static int overlap(const Py_buffer *a, const Py_buffer *b)
 }
 
 PyDoc_STRVAR(average_ranks_into_doc,
-"average_ranks_into(x, keep, n, within, pooled, /)\n--\n\n"
+"average_ranks_into(x, keep, n, within, pooled, centred, /)\n--\n\n"
 "Average ranks of the kept entries of ``x``, within each row of ``n`` values and over all rows pooled.\n\n"
 "``x``: a C-contiguous buffer of native float64 values; ``keep``: a C-contiguous bool buffer of as many;\n"
 "``within`` and ``pooled`` (or None): writable C-contiguous float64 buffers of as many, apart from the\n"
-"inputs and each other, given NaN where ``keep`` is false. At most 2**32 - 1 values. The GIL is released.");
+"inputs and each other, given NaN where ``keep`` is false. ``centred``: write each ranking less its\n"
+"mean over the kept entries ((kept + 1) / 2) instead, and 0 where ``keep`` is false. The GIL is released.");
 
 static PyObject *average_ranks_into(PyObject *module, PyObject *args)
 {
     (void)module;
     PyObject *x_obj, *keep_obj, *within_obj, *pooled_obj;
     Py_ssize_t n;
-    if (!PyArg_ParseTuple(args, "OOnOO:average_ranks_into", &x_obj, &keep_obj, &n, &within_obj, &pooled_obj))
+    int centred;
+    if (!PyArg_ParseTuple(args, "OOnOOp:average_ranks_into", &x_obj, &keep_obj, &n, &within_obj, &pooled_obj,
+                          &centred))
         return NULL;
     Py_buffer views[4];
     const char *names[4] = {"x", "keep", "within", "pooled"};
@@ -241,10 +247,6 @@ static PyObject *average_ranks_into(PyObject *module, PyObject *args)
                      size, n);
         goto done;
     }
-    if ((uint64_t)size > UINT32_MAX) {
-        PyErr_Format(PyExc_ValueError, "x: expected at most 2**32 - 1 values, got %zd", size);
-        goto done;
-    }
     for (int v = 2; v < held; v++)
         for (int u = 0; u < v; u++)
             if (overlap(&views[v], &views[u])) {
@@ -255,7 +257,7 @@ static PyObject *average_ranks_into(PyObject *module, PyObject *args)
     int status = 0;
     if (size > 0) {
         Py_BEGIN_ALLOW_THREADS
-        status = average_ranks(views[0].buf, views[1].buf, size, n, views[2].buf,
+        status = average_ranks(views[0].buf, views[1].buf, size, n, centred, views[2].buf,
                                with_pooled ? views[3].buf : NULL);
         Py_END_ALLOW_THREADS
     }

@@ -1,3 +1,5 @@
 import numpy as np
 
-def average_ranks_into(x: np.ndarray, keep: np.ndarray, n: int, within: np.ndarray, pooled: np.ndarray | None, /) -> None: ...
+def average_ranks_into(
+    x: np.ndarray, keep: np.ndarray, n: int, within: np.ndarray, pooled: np.ndarray | None, centred: bool, /
+) -> None: ...

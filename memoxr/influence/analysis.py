@@ -142,6 +142,14 @@ def top_classes(
     return _with_attrs(pd.DataFrame(rows, columns=["method", "rank", "class_label", "mean"]), table.attrs, keep_attrs)
 
 
+class _Mask:
+    """The samples a correlation keeps, laid out by class and among the real samples (pooled)."""
+
+    def __init__(self, keep: np.ndarray, real: np.ndarray) -> None:
+        self.keep = keep
+        self.real_keep = keep[real]
+
+
 def rank_agreement(scores: xr.Dataset, *, skipna: bool | None = None, keep_attrs: bool | None = None) -> pd.DataFrame:
     """Spearman rank correlation between every pair of methods, per class and overall.
 
@@ -168,34 +176,43 @@ def rank_agreement(scores: xr.Dataset, *, skipna: bool | None = None, keep_attrs
     scores = _in_memory(scores)
     real = scores["training_indices"].values >= 0
     values = {m: scores[m].values.astype(np.float64) for m in METHODS}
-    finite = {m: real & ~np.isnan(v) for m, v in values.items()}
     pairs = list(itertools.combinations(METHODS, 2))
-    keeps = {pair: finite[pair[0]] & finite[pair[1]] for pair in pairs}
-    # Pairs usually share one mask (NaN only in padding), so each method is ranked once.
-    mask_key = {pair: np.packbits(keep).tobytes() for pair, keep in keeps.items()}
-    jobs: dict[tuple[str, bytes], tuple[np.ndarray, np.ndarray]] = {}
-    for pair, keep in keeps.items():
-        for method in pair:
-            jobs.setdefault((method, mask_key[pair]), (values[method], keep))
+    # Methods usually share one mask (NaN only in padding): each distinct mask is held once, with
+    # its counts, and each method ranked once per mask it is compared on.
+    masks: list[_Mask] = []
 
-    def rank(job: tuple[np.ndarray, np.ndarray]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        # Within each class (one row per class) and pooled over every real sample, from one sort.
-        data, keep = job
-        within, pooled = _kernels.row_and_pooled_ranks(data, keep)
-        return {"class": _kernels.centered(within, keep), "all": _kernels.centered(pooled[real], keep[real])}
+    def mask_of(keep: np.ndarray) -> _Mask:
+        known = next((mask for mask in masks if np.array_equal(mask.keep, keep)), None)
+        if known is None:
+            known = _Mask(keep, real)
+            masks.append(known)
+        return known
+
+    finite = {m: mask_of(real & ~np.isnan(v)) for m, v in values.items()}
+    keeps = {(a, b): finite[a] if finite[a] is finite[b] else mask_of(finite[a].keep & finite[b].keep) for a, b in pairs}
+    jobs = list(dict.fromkeys((method, keeps[pair]) for pair in pairs for method in pair))
+
+    def rank(job: tuple[str, _Mask]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        # Within each class (one row per class) and pooled over every real sample, from one sort:
+        # each ranking centred once, for all the correlations it takes part in.
+        method, mask = job
+        within, pooled = _kernels.row_and_pooled_ranks(values[method], mask.keep, centred=True)
+        pooled = pooled[real]
+        return {"class": (within, _kernels.sum_of_squares(within)), "all": (pooled, _kernels.sum_of_squares(pooled))}
 
     with ThreadPoolExecutor(max_workers=max(1, min(default_threads(), len(jobs)))) as pool:  # sorts release the GIL
-        ranks = dict(zip(jobs, pool.map(rank, jobs.values()), strict=True))
+        ranks = dict(zip(jobs, pool.map(rank, jobs), strict=True))
 
     def spearman(layout: str, pair: tuple[str, str]) -> np.ndarray:
-        # Pearson of average ranks: each ranking centred once, one product per pair.
-        a, b = (ranks[(m, mask_key[pair])][layout] for m in pair)
-        return _kernels.centered_correlation(a, b, keeps[pair] if layout == "class" else keeps[pair][real])
+        # Pearson of average ranks: one product per pair.
+        mask = keeps[pair]
+        a, b = (ranks[(m, mask)][layout] for m in pair)
+        return _kernels.centered_correlation(a, b, mask.keep if layout == "class" else mask.real_keep)
 
     def agreement(pair: tuple[str, str]) -> np.ndarray:
         rho = np.append(spearman("class", pair), spearman("all", pair))
         if not skip:  # a NaN among a class's real scores makes its correlation NaN
-            holed = (real & ~keeps[pair]).any(axis=-1)
+            holed = (real & ~keeps[pair].keep).any(axis=-1)
             rho[np.append(holed, holed.any())] = np.nan
         return rho
 

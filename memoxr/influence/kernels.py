@@ -32,6 +32,7 @@ from .rank_kernels import (  # noqa: F401
     centered_correlation,
     group_summary,
     row_and_pooled_ranks,
+    sum_of_squares,
 )
 
 #: Fields of a partial-moment record, stacked along the last axis.

@@ -29,32 +29,53 @@ def average_rank(x: np.ndarray, keep: np.ndarray, axis: int = -1) -> np.ndarray:
     """
     x = np.asarray(x, dtype=np.float64)
     keep = np.broadcast_to(np.asarray(keep, dtype=bool), x.shape)
-    return np.moveaxis(_ranks(np.moveaxis(x, axis, -1), np.moveaxis(keep, axis, -1), pooled=False)[0], -1, axis)
+    moved = _ranks(np.moveaxis(x, axis, -1), np.moveaxis(keep, axis, -1), pooled=False, centred=False)[0]
+    return np.moveaxis(moved, -1, axis)
 
 
-def row_and_pooled_ranks(x: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def row_and_pooled_ranks(
+    x: np.ndarray, keep: np.ndarray, *, centred: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """:func:`average_rank` of each row of ``x`` (along its last axis), and of all its kept entries pooled,
     from one sort; left-out entries are NaN in both.
 
+    ``centred=True`` gives each ranking less its mean over the kept entries, and 0
+    where left out: the deviations :func:`centered` would give, computed exactly
+    (the mean of ``k`` average ranks is ``(k + 1) / 2``).
+
     Examples
     --------
-    >>> within, pooled = row_and_pooled_ranks(np.array([[3.0, 1.0], [2.0, 9.0]]), np.array([[True, True], [True, False]]))
+    >>> x, keep = np.array([[3.0, 1.0], [2.0, 9.0]]), np.array([[True, True], [True, False]])
+    >>> within, pooled = row_and_pooled_ranks(x, keep)
     >>> within.tolist(), pooled.tolist()
     ([[2.0, 1.0], [1.0, nan]], [[3.0, 1.0], [2.0, nan]])
+    >>> [r.tolist() for r in row_and_pooled_ranks(x, keep, centred=True)]
+    [[[0.5, -0.5], [0.0, 0.0]], [[1.0, -1.0], [0.0, 0.0]]]
     """
     x = np.asarray(x, dtype=np.float64)
-    within, pooled = _ranks(x, np.broadcast_to(np.asarray(keep, dtype=bool), x.shape), pooled=True)
+    within, pooled = _ranks(x, np.broadcast_to(np.asarray(keep, dtype=bool), x.shape), pooled=True, centred=centred)
     assert pooled is not None
     return within, pooled
 
 
-def _ranks(x: np.ndarray, keep: np.ndarray, *, pooled: bool) -> tuple[np.ndarray, np.ndarray | None]:
+def _ranks(x: np.ndarray, keep: np.ndarray, *, pooled: bool, centred: bool) -> tuple[np.ndarray, np.ndarray | None]:
     x = np.ascontiguousarray(x)
     within = np.empty(x.shape)
     both = np.empty(x.shape) if pooled else None
     if x.size:
-        average_ranks_into(x, np.ascontiguousarray(keep), x.shape[-1], within, both)
+        average_ranks_into(x, np.ascontiguousarray(keep), x.shape[-1], within, both, centred)
     return within, both
+
+
+def sum_of_squares(x: np.ndarray) -> np.ndarray:
+    """Sum of ``x * x`` along the last axis.
+
+    Examples
+    --------
+    >>> sum_of_squares(np.array([[1.0, -2.0], [0.5, 0.0]])).tolist()
+    [5.0, 0.25]
+    """
+    return np.einsum("...i,...i->...", x, x)
 
 
 def centered(x: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -74,7 +95,7 @@ def centered(x: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.where(keep, x, 0.0).sum(axis=-1) / count
         deviation = np.where(keep, x - mean[..., None], 0.0)
-    return deviation, np.einsum("...i,...i->...", deviation, deviation)
+    return deviation, sum_of_squares(deviation)
 
 
 def centered_correlation(
