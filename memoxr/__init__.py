@@ -45,6 +45,7 @@ _LAZY = {
     "score_ranges": ".influence.analysis",
     "top_classes": ".influence.analysis",
     "top_k": ".influence.analysis",
+    "stats_and_analysis": ".influence.analysis",
     "DynamicsWriter": ".dynamics",
     "compare_scores": ".importers.compare",
     "compute_proxies": ".dynamics",
@@ -102,6 +103,7 @@ __all__ = [
     "sample_path",
     "score_errors",
     "score_ranges",
+    "stats_and_analysis",
     "top_classes",
     "top_k",
 ]
@@ -115,7 +117,14 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .estimate.incremental import append_estimate
     from .estimate.uncertainty import convergence, plot_convergence, score_errors
     from .importers.compare import compare_scores
-    from .influence.analysis import analyze, rank_agreement, score_ranges, top_classes, top_k
+    from .influence.analysis import (
+        analyze,
+        rank_agreement,
+        score_ranges,
+        stats_and_analysis,
+        top_classes,
+        top_k,
+    )
     from .influence.pairs import pairs
     from .influence.scores import influence_scores, row_statistics
     from .influence.sources import open_influence, sample_path

@@ -13,7 +13,7 @@ import xarray as xr
 
 from .compute.progress import compute, deprecated_show_progress
 from .errors import MemoxrInputError
-from .influence.analysis import Analysis, analyze
+from .influence.analysis import Analysis, stats_and_analysis
 from .influence.scores import influence_scores
 from .influence.seed_npz import SEED_KEYS, read_seed_npz, write_seed_npz
 from .influence.sources import open_influence, sample_path
@@ -174,8 +174,8 @@ def calculate(
         ds = open_influence(Location.of(source, storage_options), allow_pickle=allow_pickle)
         _check_class(ds, class_label)
         (scores,) = compute(influence_scores(ds, alpha=alpha, beta=beta, skipna=skipna))
-        stats = class_stats(scores, skipna=skipna)
-        result = Result(scores, stats, analyze(scores, stats, class_label=class_label, k=k, skipna=skipna))
+        stats, analysis = stats_and_analysis(scores, class_label=class_label, k=k, skipna=skipna)
+        result = Result(scores, stats, analysis)
         # All or none: the CSV waits in its partial until the scores are written; if it
         # then fails to land, the scores this run wrote are removed again.
         wrote_scores = False

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats as sps
 
@@ -79,6 +80,28 @@ def test_analysis_error_beside_the_background_agreement(scores):
     before = threading.active_count()
     with pytest.raises(MemoxrInputError, match=r"class_label must be one of the store's classes .*; received 9"):
         memoxr.analyze(scores, table, class_label=9)
+    assert threading.active_count() == before
+
+
+@pytest.mark.parametrize("skipna", [None, True, False])
+def test_stats_and_analysis_equal_class_stats_then_analyze(scores, skipna):
+    """Computed at once (the agreement's sorts beside the table), the same numbers as one after the other."""
+    held = scores.compute()
+    held["representativeness_score"][1, 0] = np.nan  # a NaN in one class's real samples
+    table, report = memoxr.stats_and_analysis(held, class_label=3, k=2, n_classes=2, skipna=skipna, keep_attrs=True)
+    expected_table = memoxr.class_stats(held, skipna=skipna, keep_attrs=True)
+    expected = memoxr.analyze(held, expected_table, class_label=3, k=2, n_classes=2, skipna=skipna, keep_attrs=True)
+    pd.testing.assert_frame_equal(table, expected_table, check_exact=True)
+    assert table.attrs == expected_table.attrs and table.attrs
+    for got, want in [(report.ranges, expected.ranges), (report.top_classes, expected.top_classes), (report.agreement, expected.agreement), *zip(report.top_samples.values(), expected.top_samples.values(), strict=True)]:
+        pd.testing.assert_frame_equal(got, want, check_exact=True)
+    assert str(report) == str(expected)
+
+
+def test_stats_and_analysis_error_leaves_no_thread(scores):
+    before = threading.active_count()
+    with pytest.raises(MemoxrInputError, match=r"class_label must be one of the store's classes .*; received 9"):
+        memoxr.stats_and_analysis(scores, class_label=9)
     assert threading.active_count() == before
 
 

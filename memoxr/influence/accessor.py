@@ -143,16 +143,14 @@ class MemoxrAccessor:
         >>> memoxr.open_influence(memoxr.sample_path()).memoxr.analyze(class_label=2, k=3).class_label
         2
         """
-        from .analysis import analyze
-        from .stats import class_stats
+        from .analysis import stats_and_analysis
 
         analysis_options = {key: options.pop(key) for key in ("class_label", "k", "n_classes") if key in options}
         scores = self._scores("analyze", skipna=skipna, keep_attrs=keep_attrs, score_options=options)
         from ..compute.progress import compute  # dask only when it runs: registering stays cheap
 
         (scores,) = compute(scores)  # once, for the table and every analysis
-        table = class_stats(scores, skipna=skipna, keep_attrs=keep_attrs)
-        return analyze(scores, table, skipna=skipna, keep_attrs=keep_attrs, **analysis_options)
+        return stats_and_analysis(scores, skipna=skipna, keep_attrs=keep_attrs, **analysis_options)[1]
 
     def sel_class(self, class_label: int) -> xr.Dataset:
         """The Dataset of one class, its padding dropped (``ds.sel(class=k)`` cannot be written).

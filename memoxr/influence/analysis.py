@@ -13,6 +13,7 @@ over it is NaN; a ranking lists it last).
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -317,6 +318,8 @@ def analyze(
 ) -> Analysis:
     """All analyses at once: ranges, top-k of ``class_label`` by each method, top classes, agreement.
 
+    ``table`` is the per-class table (:func:`memoxr.class_stats`) the top classes
+    are read from; :func:`stats_and_analysis` computes both at once.
     ``class_label`` defaults to the first class; ``skipna`` and ``keep_attrs``
     go to every analysis (the rule: :mod:`memoxr.compute.manners`).
 
@@ -328,15 +331,48 @@ def analyze(
     >>> report.class_label, len(report.top_samples["critical_sample_score"])
     (4, 2)
     """
+    options = {"class_label": class_label, "k": k, "n_classes": n_classes, "skipna": skipna, "keep_attrs": keep_attrs}
+    return _analyze(scores, lambda _: table, **options)[1]
+
+
+def stats_and_analysis(
+    scores: xr.Dataset, *, class_label: int | None = None, k: int = 10, n_classes: int = 5,
+    skipna: bool | None = None, keep_attrs: bool | None = None,
+) -> tuple[pd.DataFrame, Analysis]:
+    """The per-class table (:func:`memoxr.class_stats`) and :func:`analyze` of ``scores``, at once.
+
+    The same table and analysis as those two functions give, one after the
+    other; here the rank agreement's sorts run while the table is computed, so
+    each fills the cores the other leaves idle. Arguments as :func:`analyze`'s.
+
+    Examples
+    --------
+    >>> import memoxr
+    >>> scores = memoxr.influence_scores(memoxr.open_influence(memoxr.sample_path()))
+    >>> table, report = stats_and_analysis(scores, class_label=4, k=2)
+    >>> table.equals(memoxr.class_stats(scores)), report.class_label
+    (True, 4)
+    """
+    from .stats import class_stats
+
+    options = {"class_label": class_label, "k": k, "n_classes": n_classes, "skipna": skipna, "keep_attrs": keep_attrs}
+    return _analyze(scores, lambda s: class_stats(s, skipna=skipna, keep_attrs=keep_attrs), **options)
+
+
+def _analyze(
+    scores: xr.Dataset, make_table: Callable[[xr.Dataset], pd.DataFrame], *, class_label: int | None, k: int,
+    n_classes: int, skipna: bool | None, keep_attrs: bool | None,
+) -> tuple[pd.DataFrame, Analysis]:
     scores = _in_memory(scores)
     if class_label is None:
         class_label = int(scores[CLASS].values[0])
     options = {"skipna": skipna, "keep_attrs": keep_attrs}
-    # The agreement's sorts release the GIL: the small analyses run meanwhile, on this thread.
+    # The agreement's sorts release the GIL: the table and the small analyses run meanwhile, on this thread.
     with ThreadPoolExecutor(max_workers=1) as background:
         agreement = background.submit(rank_agreement, scores, **options)
         try:
-            return Analysis(
+            table = make_table(scores)
+            return table, Analysis(
                 ranges=score_ranges(scores, **options),
                 class_label=class_label,
                 top_samples={m: top_k(scores, class_label, k=k, by=m, **options) for m in METHODS},
