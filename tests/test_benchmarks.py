@@ -17,7 +17,7 @@ import pytest
 
 from memoxr.benchmarks import _common as c
 
-MODULES = ["_common", "calculate", "convert", "kernel", "plan", "scores", "startup", "scaling", "versions"]
+MODULES = ["_common", "calculate", "convert", "kernel", "plan", "ranks", "scores", "startup", "scaling", "versions"]
 
 
 @pytest.mark.parametrize("name", MODULES)
@@ -93,6 +93,15 @@ def test_kernel_benchmark_runs_on_tiny_data(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "1 chunks of (100, 500, 100) float32" in out  # CIFAR-100 size: one 20 MB chunk
     assert "ratio memoxr / numpy, seed:" in out and "ratio memoxr / floor:" in out
+
+
+def test_ranks_benchmark_runs_on_tiny_data(tmp_path, capsys):
+    from memoxr.benchmarks import ranks
+
+    assert ranks.main(["--sizes", "cifar", "--repeat", "1", "--workdir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "5 methods of (100, 500) scores, 50,000 kept each" in out
+    assert "ratio memoxr / scipy:" in out and "ratio memoxr / floor:" in out
 
 
 def test_wide_layouts_keep_the_samples_and_grow_the_influence():
