@@ -176,7 +176,7 @@ def rank_agreement(scores: xr.Dataset, *, skipna: bool | None = None, keep_attrs
     skip = rank_skipna(skipna)
     scores = _in_memory(scores)
     real = scores["training_indices"].values >= 0
-    values = {m: scores[m].values.astype(np.float64) for m in METHODS}
+    values = {m: np.asarray(scores[m].values, dtype=np.float64) for m in METHODS}  # read only: no copy
     pairs = list(itertools.combinations(METHODS, 2))
     # Methods usually share one mask (NaN only in padding): each distinct mask is held once, with
     # its counts, and each method ranked once per mask it is compared on.
