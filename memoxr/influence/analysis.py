@@ -243,12 +243,13 @@ def score_ranges(scores: xr.Dataset, *, skipna: bool | None = None, keep_attrs: 
     real = scores["training_indices"].values >= 0
     rows = []
     for method in METHODS:
-        v = scores[method].values[real]
-        finite = v[~np.isnan(v)]
-        if finite.size == 0 or (not skip and finite.size < v.size):
+        v = scores[method].values
+        nan = np.isnan(v)
+        kept = real & ~nan
+        if not kept.any() or (not skip and (real & nan).any()):
             rows.append((method, np.nan, np.nan))
-        else:
-            rows.append((method, finite.min(), finite.max()))
+        else:  # reduced in place, not copied out first
+            rows.append((method, np.min(v, where=kept, initial=np.inf), np.max(v, where=kept, initial=-np.inf)))
     return _with_attrs(pd.DataFrame(rows, columns=["method", "min", "max"]), scores.attrs, keep_attrs)
 
 
