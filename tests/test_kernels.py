@@ -174,6 +174,13 @@ def test_an_unbuilt_checkout_says_how_to_build_it(kernel):
     assert "pip install -e ." in done.stderr
 
 
+def test_descending_rank_leaves_nan_out_before_minus_infinity():
+    """NaN entries take no rank, even where they come before a -inf (which argsort of -x tied with them)."""
+    ranks = _kernels.descending_rank(np.array([np.nan, -np.inf, 1.0, np.nan]))
+    np.testing.assert_array_equal(ranks, [np.nan, 1.0, 0.0, np.nan])
+    assert np.nanmax(_kernels.normalized_descending_rank(np.array([np.nan, np.nan, -np.inf, 1.0]))) == 1.0
+
+
 @given(hnp.arrays(np.float64, st.integers(1, 30), elements=st.sampled_from([0.0, 0.5, 1.0, 2.0, -1.0])))
 def test_descending_rank_is_scipy_ordinal_rank(x):
     expected = sps.rankdata(-x, method="ordinal") - 1  # ordinal = ties by position
@@ -255,6 +262,22 @@ def test_ranks_within_rows_and_pooled_equal_the_reference(x, data):
     ranks_within, ranks_pooled = _kernels.row_and_pooled_ranks(x, number)
     np.testing.assert_array_equal(centred_within, _kernels.centered(ranks_within, number)[0])
     np.testing.assert_array_equal(centred_pooled.ravel(), _kernels.centered(ranks_pooled.ravel(), number.ravel())[0])
+
+
+@given(
+    hnp.arrays(np.float64, st.tuples(st.integers(0, 6), st.integers(0, 20)), elements=near_ties | st.floats()),
+    st.data(),
+)
+def test_ordinal_ranks_equal_scipy_and_a_stable_argsort(x, data):
+    """Ties in position order: scipy's "ordinal" ranks of the kept numbers, a stable argsort's order."""
+    keep = np.array(data.draw(hnp.arrays(bool, x.shape)), dtype=bool) & ~np.isnan(x)
+    ranks = _kernels.ordinal_rank(x, keep)
+    assert np.isnan(ranks[~keep]).all()
+    for r in range(x.shape[0]):
+        kept = x[r][keep[r]] + 0.0  # -0.0 ties with 0.0, as scipy ranks them
+        np.testing.assert_array_equal(ranks[r][keep[r]], sps.rankdata(kept, method="ordinal"))
+        order = np.argsort(kept, kind="stable")
+        np.testing.assert_array_equal(ranks[r][keep[r]][order], np.arange(1, kept.size + 1))
 
 
 @given(hnp.arrays(np.float64, st.tuples(st.integers(1, 4), st.integers(1, 4), st.integers(1, 4)), elements=near_ties),
@@ -356,29 +379,29 @@ def test_ranking_kernel_refuses_bad_buffers():
 
     x, keep, out, other = np.ones(6), np.ones(6, dtype=bool), np.empty(6), np.empty(6)
     with pytest.raises(TypeError, match="x: expected native float64 values, got buffer format 'f'"):
-        average_ranks_into(x.astype(np.float32), keep, 3, out, other, False)
+        average_ranks_into(x.astype(np.float32), keep, 3, out, other, False, False)
     with pytest.raises(TypeError, match="keep: expected native bool"):
-        average_ranks_into(x, keep.astype(np.uint8), 3, out, other, False)
+        average_ranks_into(x, keep.astype(np.uint8), 3, out, other, False, False)
     with pytest.raises(TypeError, match="within: expected native float64"):
-        average_ranks_into(x, keep, 3, x.astype(">f8"), other, False)
+        average_ranks_into(x, keep, 3, x.astype(">f8"), other, False, False)
     with pytest.raises(ValueError, match="pooled: expected 6 values, as x has, got 5"):
-        average_ranks_into(x, keep, 3, out, np.empty(5), False)
+        average_ranks_into(x, keep, 3, out, np.empty(5), False, False)
     with pytest.raises(ValueError, match="n: expected a positive row length dividing the 6 values of x, got 4"):
-        average_ranks_into(x, keep, 4, out, other, False)
+        average_ranks_into(x, keep, 4, out, other, False, False)
     with pytest.raises(ValueError, match="n: expected a positive row length"):
-        average_ranks_into(x, keep, 0, out, other, False)
+        average_ranks_into(x, keep, 0, out, other, False, False)
     with pytest.raises(ValueError, match="pooled: expected memory apart from within's"):
-        average_ranks_into(x, keep, 3, out, out, False)
+        average_ranks_into(x, keep, 3, out, out, False, False)
     with pytest.raises(ValueError, match="within: expected memory apart from x's"):
-        average_ranks_into(x, keep, 3, x, None, False)
+        average_ranks_into(x, keep, 3, x, None, False, False)
     with pytest.raises(ValueError, match="not C-contiguous"):
-        average_ranks_into(x, keep, 3, np.empty((6, 2))[:, 0], None, False)
-    average_ranks_into(x, keep, 3, out, None, False)  # pooled is optional
+        average_ranks_into(x, keep, 3, np.empty((6, 2))[:, 0], None, False, False)
+    average_ranks_into(x, keep, 3, out, None, False, False)  # pooled is optional
     assert out.tolist() == [2.0] * 6
     keep[1] = False
-    average_ranks_into(x, keep, 3, out, other, True)  # centred: ranks less their mean, 0 where left out
+    average_ranks_into(x, keep, 3, out, other, False, True)  # centred: ranks less their mean, 0 where left out
     assert out.tolist() == [0.0, 0.0, 0.0, 0.0, 0.0, 0.0] and other.tolist() == [0.0] * 6
-    average_ranks_into(np.arange(6.0), keep, 3, out, other, True)
+    average_ranks_into(np.arange(6.0), keep, 3, out, other, False, True)
     assert out.tolist() == [-0.5, 0.0, 0.5, -1.0, 0.0, 1.0] and other.tolist() == [-2.0, 0.0, -1.0, 0.0, 1.0, 2.0]
 
 

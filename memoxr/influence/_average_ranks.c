@@ -1,15 +1,16 @@
-/* Average ranks within each row and over all rows pooled, from one sort: the rank agreement's hot loop
- * (memoxr.influence.rank_kernels).
+/* Ranks within each row and over all rows pooled, from one sort: the rank agreement's hot loop, and the
+ * within-class order of the critical-sample score (memoxr.influence.rank_kernels).
  *
- * numpy's sorts run without SIMD here and a ranking needs a dozen passes around them; at ImageNet size
- * (1000 classes, a million samples, five methods) the rankings were a quarter of `memoxr calculate`.
- * This sorts the kept values once, carrying each value's flat position: by an LSD radix sort of the
- * high halves of their order-preserving 64-bit words (8-bit digits, whose 256 buckets stay in L1 where
- * 11-bit ones were 1.2x slower; a digit every value shares is skipped), then each run of equal high
- * halves by the low ones. Being stable, the sort keeps equal values in position order; one more counting pass by row gives every row's sorted run
- * from the pooled order. Ties get the average of the ranks they span, as scipy.stats.rankdata's
- * "average"; -0.0 ties with 0.0; a kept NaN (of either sign) ranks after every number and ties with
- * nothing, earlier positions first, as numpy's sorts order NaN; left-out entries get NaN. */
+ * At ImageNet size (1000 classes, a million samples, five methods) numpy's sorts and the dozen passes
+ * around them were a quarter of `memoxr calculate`. This sorts the kept values once, carrying each
+ * value's flat position: by an LSD radix sort of the high halves of their order-preserving 64-bit words
+ * (8-bit digits, whose 256 buckets stay in L1 where 11-bit ones were 1.2x slower; a digit every value
+ * shares is skipped), then each run of equal high halves by the low ones. Being stable, the sort keeps
+ * equal values in position order; one more counting pass by row gives every row's sorted run from the
+ * pooled order. Ties get the average of the ranks they span, as scipy.stats.rankdata's "average", or
+ * ranks in position order ("ordinal"); -0.0 ties with 0.0; a kept NaN (of either sign) ranks after
+ * every number and ties with nothing, earlier positions first, as numpy's sorts order NaN; left-out
+ * entries get NaN. */
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -44,16 +45,22 @@ typedef struct {
     uint64_t at;
 } entry;
 
-/* Average ranks (1-based, within [start, end) of the sorted entries) written at their positions,
- * less their mean if centred ((end - start + 1) / 2, exactly). Runs of equal words share the mean of
- * their ranks; NaN words never tie. */
-static void write_ranks(const entry *e, Py_ssize_t start, Py_ssize_t end, int centred, double *out)
+/* How ranks are written: ties averaged or ordered by position; less their mean or not. */
+typedef struct {
+    int ordinal;
+    int centred;
+} style;
+
+/* Ranks (1-based, within [start, end) of the sorted entries) written at their positions, less their
+ * mean if centred ((end - start + 1) / 2, exactly). Runs of equal words share the mean of their ranks,
+ * or keep the sort's order (position order) if ordinal; NaN words never tie. */
+static void write_ranks(const entry *e, Py_ssize_t start, Py_ssize_t end, style how, double *out)
 {
-    const double mean = centred ? (double)(end - start + 1) / 2.0 : 0.0;
+    const double mean = how.centred ? (double)(end - start + 1) / 2.0 : 0.0;
     Py_ssize_t i = start;
     while (i < end) {
         Py_ssize_t j = i + 1;
-        if (e[i].word != NAN_WORD)
+        if (!how.ordinal && e[i].word != NAN_WORD)
             while (j < end && e[j].word == e[i].word)
                 j++;
         double rank = (double)((i - start) + (j - 1 - start)) / 2.0 + 1.0 - mean;
@@ -124,7 +131,7 @@ static void sort_entries(entry **sorted, entry **spare, Py_ssize_t m, Py_ssize_t
 
 /* The ranks of x (size values, rows of n) among its kept entries, within rows and (if pooled) pooled.
  * Returns 0, or -1 when out of memory (nothing written then). */
-static int average_ranks(const double *x, const char *keep, Py_ssize_t size, Py_ssize_t n, int centred,
+static int average_ranks(const double *x, const char *keep, Py_ssize_t size, Py_ssize_t n, style how,
                          double *within, double *pooled)
 {
     Py_ssize_t m = 0, rows = size / n;
@@ -139,7 +146,7 @@ static int average_ranks(const double *x, const char *keep, Py_ssize_t size, Py_
         free(count);
         return -1;
     }
-    const double left_out = centred ? 0.0 : NAN;
+    const double left_out = how.centred ? 0.0 : NAN;
     for (Py_ssize_t i = 0; i < size; i++) {
         within[i] = left_out;
         if (pooled != NULL)
@@ -156,9 +163,9 @@ static int average_ranks(const double *x, const char *keep, Py_ssize_t size, Py_
     if (m > 0)
         sort_entries(&sorted, &spare, m, count);
     if (pooled != NULL)
-        write_ranks(sorted, 0, m, centred, pooled);
+        write_ranks(sorted, 0, m, how, pooled);
     if (rows == 1) {
-        write_ranks(sorted, 0, m, centred, within);
+        write_ranks(sorted, 0, m, how, within);
     } else if (m > 0) {
         /* Each row's run, in the pooled order: a stable counting sort by row. */
         memset(count, 0, sizeof(Py_ssize_t) * (size_t)(rows + 1));
@@ -171,7 +178,7 @@ static int average_ranks(const double *x, const char *keep, Py_ssize_t size, Py_
         /* count[r] is now row r's end. */
         Py_ssize_t start = 0;
         for (Py_ssize_t r = 0; r < rows; r++) {
-            write_ranks(spare, start, count[r], centred, within);
+            write_ranks(spare, start, count[r], how, within);
             start = count[r];
         }
     }
@@ -200,11 +207,12 @@ static int overlap(const Py_buffer *a, const Py_buffer *b)
 }
 
 PyDoc_STRVAR(average_ranks_into_doc,
-"average_ranks_into(x, keep, n, within, pooled, centred, /)\n--\n\n"
+"average_ranks_into(x, keep, n, within, pooled, ordinal, centred, /)\n--\n\n"
 "Average ranks of the kept entries of ``x``, within each row of ``n`` values and over all rows pooled.\n\n"
 "``x``: a C-contiguous buffer of native float64 values; ``keep``: a C-contiguous bool buffer of as many;\n"
 "``within`` and ``pooled`` (or None): writable C-contiguous float64 buffers of as many, apart from the\n"
-"inputs and each other, given NaN where ``keep`` is false. ``centred``: write each ranking less its\n"
+"inputs and each other, given NaN where ``keep`` is false. ``ordinal``: ties ranked in position order\n"
+"(ordinal ranks) instead of sharing their mean. ``centred``: write each ranking less its\n"
 "mean over the kept entries ((kept + 1) / 2) instead, and 0 where ``keep`` is false. The GIL is released.");
 
 static PyObject *average_ranks_into(PyObject *module, PyObject *args)
@@ -212,9 +220,9 @@ static PyObject *average_ranks_into(PyObject *module, PyObject *args)
     (void)module;
     PyObject *x_obj, *keep_obj, *within_obj, *pooled_obj;
     Py_ssize_t n;
-    int centred;
-    if (!PyArg_ParseTuple(args, "OOnOOp:average_ranks_into", &x_obj, &keep_obj, &n, &within_obj, &pooled_obj,
-                          &centred))
+    style how;
+    if (!PyArg_ParseTuple(args, "OOnOOpp:average_ranks_into", &x_obj, &keep_obj, &n, &within_obj, &pooled_obj,
+                          &how.ordinal, &how.centred))
         return NULL;
     Py_buffer views[4];
     const char *names[4] = {"x", "keep", "within", "pooled"};
@@ -257,7 +265,7 @@ static PyObject *average_ranks_into(PyObject *module, PyObject *args)
     int status = 0;
     if (size > 0) {
         Py_BEGIN_ALLOW_THREADS
-        status = average_ranks(views[0].buf, views[1].buf, size, n, centred, views[2].buf,
+        status = average_ranks(views[0].buf, views[1].buf, size, n, how, views[2].buf,
                                with_pooled ? views[3].buf : NULL);
         Py_END_ALLOW_THREADS
     }

@@ -31,6 +31,7 @@ from .rank_kernels import (  # noqa: F401
     centered,
     centered_correlation,
     group_summary,
+    ordinal_rank,
     row_and_pooled_ranks,
     sum_of_squares,
 )
@@ -166,15 +167,10 @@ def descending_rank(x: np.ndarray, axis: int = -1) -> np.ndarray:
     >>> descending_rank(np.array([0.2, 0.9, 0.2, np.nan])).tolist()
     [1.0, 0.0, 2.0, nan]
     """
-    x = np.moveaxis(np.asarray(x, dtype=np.float64), axis, -1)
-    finite = ~np.isnan(x)
-    # NaN keys sort last; the stable sort keeps sample order among ties.
-    keys = np.where(finite, -x, np.inf)
-    order = np.argsort(keys, axis=-1, kind="stable")
-    ranks = np.empty(x.shape, dtype=np.float64)
-    np.put_along_axis(ranks, order, np.broadcast_to(np.arange(x.shape[-1], dtype=np.float64), x.shape), axis=-1)
-    ranks = np.where(finite, ranks, np.nan)
-    return np.moveaxis(ranks, -1, axis)
+    x = np.asarray(x, dtype=np.float64)
+    ranks = ordinal_rank(-x, ~np.isnan(x), axis=axis)  # in C; NaN stays NaN
+    ranks -= 1.0
+    return ranks
 
 
 def normalized_descending_rank(x: np.ndarray, axis: int = -1) -> np.ndarray:

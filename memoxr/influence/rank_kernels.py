@@ -29,8 +29,25 @@ def average_rank(x: np.ndarray, keep: np.ndarray, axis: int = -1) -> np.ndarray:
     """
     x = np.asarray(x, dtype=np.float64)
     keep = np.broadcast_to(np.asarray(keep, dtype=bool), x.shape)
-    moved = _ranks(np.moveaxis(x, axis, -1), np.moveaxis(keep, axis, -1), pooled=False, centred=False)[0]
-    return np.moveaxis(moved, -1, axis)
+    moved = _ranks(np.moveaxis(x, axis, -1), np.moveaxis(keep, axis, -1), pooled=False, ordinal=False, centred=False)
+    return np.moveaxis(moved[0], -1, axis)
+
+
+def ordinal_rank(x: np.ndarray, keep: np.ndarray, axis: int = -1) -> np.ndarray:
+    """1-based ranks along ``axis`` among the entries where ``keep`` is true, ties in position order
+    (a stable sort's order: ``scipy.stats.rankdata``'s ``"ordinal"``); NaN elsewhere.
+
+    -0.0 ties with 0.0; a kept NaN ranks after every number. Sorted in C, as :func:`average_rank`.
+
+    Examples
+    --------
+    >>> ordinal_rank(np.array([3.0, 1.0, 3.0, 9.0]), np.array([True, True, True, False])).tolist()
+    [2.0, 1.0, 3.0, nan]
+    """
+    x = np.asarray(x, dtype=np.float64)
+    keep = np.broadcast_to(np.asarray(keep, dtype=bool), x.shape)
+    moved = _ranks(np.moveaxis(x, axis, -1), np.moveaxis(keep, axis, -1), pooled=False, ordinal=True, centred=False)
+    return np.moveaxis(moved[0], -1, axis)
 
 
 def row_and_pooled_ranks(
@@ -53,17 +70,20 @@ def row_and_pooled_ranks(
     [[[0.5, -0.5], [0.0, 0.0]], [[1.0, -1.0], [0.0, 0.0]]]
     """
     x = np.asarray(x, dtype=np.float64)
-    within, pooled = _ranks(x, np.broadcast_to(np.asarray(keep, dtype=bool), x.shape), pooled=True, centred=centred)
+    keep = np.broadcast_to(np.asarray(keep, dtype=bool), x.shape)
+    within, pooled = _ranks(x, keep, pooled=True, ordinal=False, centred=centred)
     assert pooled is not None
     return within, pooled
 
 
-def _ranks(x: np.ndarray, keep: np.ndarray, *, pooled: bool, centred: bool) -> tuple[np.ndarray, np.ndarray | None]:
+def _ranks(
+    x: np.ndarray, keep: np.ndarray, *, pooled: bool, ordinal: bool, centred: bool
+) -> tuple[np.ndarray, np.ndarray | None]:
     x = np.ascontiguousarray(x)
     within = np.empty(x.shape)
     both = np.empty(x.shape) if pooled else None
     if x.size:
-        average_ranks_into(x, np.ascontiguousarray(keep), x.shape[-1], within, both, centred)
+        average_ranks_into(x, np.ascontiguousarray(keep), x.shape[-1], within, both, ordinal, centred)
     return within, both
 
 
