@@ -15,7 +15,7 @@ from memoxr.datasets.synthetic import make_fz_arrays
 from memoxr.io.chunks import BlockChunks
 
 # Subprocesses import the installed memoxr, as pytest does here, not the checkout in the working
-# directory: after `pip install .` that holds no built row kernel (memoxr/influence/_row_moments.c).
+# directory: after `pip install .` that holds no built kernels (memoxr/influence/_*.c).
 os.environ["PYTHONSAFEPATH"] = "1"
 
 settings.register_profile("default", max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])

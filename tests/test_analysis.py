@@ -105,6 +105,35 @@ def test_stats_and_analysis_error_leaves_no_thread(scores):
     assert threading.active_count() == before
 
 
+@pytest.mark.parametrize("failing", ["table", "agreement", "both"])
+def test_stats_and_analysis_errors_of_either_side_reach_the_caller(scores, monkeypatch, failing):
+    """The table's error, the background agreement's, or the table's with the agreement's as a note."""
+    import memoxr.influence.analysis as analysis
+    import memoxr.influence.stats as stats
+
+    started = threading.Event()  # the table fails once the agreement has started, so it cannot be cancelled
+
+    def fail(name):
+        def raises(*args, **kwargs):
+            if name == "agreement":
+                started.set()
+            elif failing == "both":
+                assert started.wait(10)
+            raise ValueError(f"{name} failed")
+        return raises
+
+    if failing in ("table", "both"):
+        monkeypatch.setattr(stats, "class_stats", fail("table"))
+    if failing in ("agreement", "both"):
+        monkeypatch.setattr(analysis, "rank_agreement", fail("agreement"))
+    before = threading.active_count()
+    with pytest.raises(ValueError, match="table failed" if failing != "agreement" else "agreement failed") as raised:
+        memoxr.stats_and_analysis(scores.compute())
+    notes = getattr(raised.value, "__notes__", [])
+    assert notes == (["The rank agreement, computed meanwhile, failed too: ValueError('agreement failed')"] if failing == "both" else [])
+    assert threading.active_count() == before
+
+
 def test_analysis_errors(scores):
     with pytest.raises(MemoxrInputError, match=r"class_label must be one of the store's classes \[0, 1, 2, 3, 4, 5\]; received 9"):
         memoxr.top_k(scores, 9)

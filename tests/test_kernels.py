@@ -1,4 +1,4 @@
-"""The pure numpy kernels alone, against numpy/scipy and by properties."""
+"""The array kernels alone (numpy, and the C row and ranking kernels), against numpy/scipy and by properties."""
 
 from __future__ import annotations
 
@@ -165,9 +165,10 @@ def test_the_compiled_kernel_refuses_an_output_overlapping_its_input():
     assert both[4:].tolist() == [2.0, 1.0, 0.5, 0.5, 2.0, 5.0, 2.5, 0.5]
 
 
+@pytest.mark.parametrize("module", ["kernels", "rank_kernels"])
 @pytest.mark.parametrize("kernel", ["_row_moments", "_average_ranks"])
-def test_an_unbuilt_checkout_says_how_to_build_it(kernel):
-    code = f"import sys; sys.modules['memoxr.influence.{kernel}'] = None; import memoxr.influence.kernels"
+def test_an_unbuilt_checkout_says_how_to_build_it(kernel, module):
+    code = f"import sys; sys.modules['memoxr.influence.{kernel}'] = None; import memoxr.influence.{module}"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 1
     assert "memoxr's compiled kernels did not load from" in done.stderr
@@ -308,17 +309,23 @@ def test_pooled_ranks_of_many_rows_with_near_ties_equal_scipy():
 @pytest.mark.parametrize("run", [2, 32, 33, 5000])
 def test_values_that_differ_only_in_their_low_32_bits_equal_scipy(run):
     """The sort orders by the words' high halves, then each run sharing them by the low halves:
-    runs short (insertion sort) and long (radix sort), with ties and a neighbour run either side."""
+    runs of at most 32 by insertion sort, longer ones by radix sort; with ties and a run either side
+    (5 values below 1.0, 7 far above)."""
     rng = np.random.default_rng(run)
     low = rng.integers(0, 1 << 20, size=run)
     low[: run // 3] = low[0]  # ties within the run
     x = np.concatenate([1.0 + low * np.spacing(1.0), np.nextafter(1.0, 0.0) - low[:5] * np.spacing(0.5), 1.0 + (1 << 33) * np.spacing(1.0) + low[:7] * np.spacing(1.0)])
     rng.shuffle(x)
-    x = np.concatenate([x, x[::-1]]).reshape(2, -1)  # two rows, each holding the whole run
-    within, pooled = _kernels.row_and_pooled_ranks(x, np.ones(x.shape, dtype=bool))
-    np.testing.assert_array_equal(pooled.ravel(), sps.rankdata(x.ravel()))
+    high = (x.view(np.uint64) >> np.uint64(32)).tolist()
+    assert high.count(high[x.tolist().index(1.0 + low[0] * np.spacing(1.0))]) == run  # the run, whole
+    within, pooled = _kernels.row_and_pooled_ranks(x[None, :], np.ones((1, x.size), dtype=bool))
+    np.testing.assert_array_equal(pooled[0], sps.rankdata(x))
+    np.testing.assert_array_equal(within[0], sps.rankdata(x))
+    halves = np.concatenate([x, x[::-1]]).reshape(2, -1)  # two rows: each row's run is the pooled run's half
+    within, pooled = _kernels.row_and_pooled_ranks(halves, np.ones(halves.shape, dtype=bool))
+    np.testing.assert_array_equal(pooled.ravel(), sps.rankdata(halves.ravel()))
     for r in range(2):
-        np.testing.assert_array_equal(within[r], sps.rankdata(x[r]))
+        np.testing.assert_array_equal(within[r], sps.rankdata(halves[r]))
 
 
 def test_near_ties_signed_zeros_and_nan_in_one_row():
@@ -356,9 +363,10 @@ def test_kept_nan_of_either_sign_ranks_last():
 
 
 def test_ranks_of_a_million_like_scipy():
-    """At the rank agreement's size, with continuous values (some near ties) and rounded ones (many ties)."""
+    """At the rank agreement's size (a million samples), with continuous values (some near ties) and
+    rounded ones (many ties)."""
     rng = np.random.default_rng(7)
-    x = rng.random(1 << 17)
+    x = rng.random(1 << 20)
     x[::97] = np.nextafter(x[::97], 2.0)  # ...and their neighbours one unit up, shuffled in
     x = np.concatenate([x, np.nextafter(x[: 1 << 12], -1.0), np.round(rng.random(1 << 16), 3), -rng.random(1 << 12)])
     rng.shuffle(x)

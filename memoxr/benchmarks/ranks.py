@@ -7,8 +7,9 @@ scores computed (``memoxr.influence_scores``), each kept where its sample is rea
 NaN, as ``memoxr.rank_agreement`` keeps them. Then ``--repeat`` interleaved rounds (each starting from
 a different variant), each variant ranking all five methods:
 
-1. memoxr: ``memoxr.influence.kernels.row_and_pooled_ranks``: average ranks within every class and
-           over all samples pooled, from one sort (the C kernel).
+1. memoxr: ``memoxr.influence.kernels.row_and_pooled_ranks(..., centred=True)``, as
+           ``rank_agreement`` calls it: average ranks within every class and over all samples pooled,
+           less their means, from one sort (the C kernel).
 2. scipy:  ``scipy.stats.rankdata`` of the same: each class's row (``axis=-1``, left-out samples as
            NaN with ``nan_policy="omit"``) and the pooled kept scores.
 3. numpy sort: ``np.sort`` of each method's kept scores, pooled: the one sort a ranking by numpy
@@ -56,7 +57,7 @@ def compare(folder: Path, size: str, repeat: int, values: str) -> None:
     print(f"\n== {sizes.describe()}; values {values}")
     print(f"  {len(methods)} methods of {methods[0][0].shape} scores, {kept:,} kept each; one thread")
     variants = {
-        "memoxr": lambda: [row_and_pooled_ranks(x, keep) for x, keep in methods],
+        "memoxr": lambda: [row_and_pooled_ranks(x, keep, centred=True) for x, keep in methods],
         "scipy": lambda: [scipy_ranks(x, keep) for x, keep in methods],
         "numpy sort": lambda: [np.sort(x[keep]) for x, keep in methods],
         "floor": lambda: [x.sum() for x, _ in methods],

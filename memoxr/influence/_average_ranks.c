@@ -10,10 +10,12 @@
  * pooled order. Ties get the average of the ranks they span, as scipy.stats.rankdata's "average", or
  * ranks in position order ("ordinal"); -0.0 ties with 0.0; a kept NaN (of either sign) ranks after
  * every number and ties with nothing, earlier positions first, as numpy's sorts order NaN; left-out
- * entries get NaN. */
+ * entries get NaN (0 when the ranks are written centred, less their mean). */
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+
+#include "_buffers.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -140,7 +142,8 @@ static int average_ranks(const double *x, const char *keep, Py_ssize_t size, Py_
     if (m > (PY_SSIZE_T_MAX / (Py_ssize_t)sizeof(entry) - 1) / 2)
         return -1; /* 2m + 1 entries would not fit in size_t (32-bit builds) */
     entry *entries = malloc(sizeof(entry) * (size_t)(2 * m + 1));
-    Py_ssize_t *count = malloc(sizeof(Py_ssize_t) * (size_t)(DIGITS * BUCKETS > rows + 1 ? DIGITS * BUCKETS : rows + 1));
+    const Py_ssize_t counts = DIGITS * BUCKETS > rows + 1 ? DIGITS * BUCKETS : rows + 1;
+    Py_ssize_t *count = malloc(sizeof(Py_ssize_t) * (size_t)counts);
     if (entries == NULL || count == NULL) {
         free(entries);
         free(count);
@@ -187,33 +190,14 @@ static int average_ranks(const double *x, const char *keep, Py_ssize_t size, Py_
     return 0;
 }
 
-/* Whether a buffer holds `code` values in this machine's byte order (a struct-module format of one code,
- * with no prefix or one that means native order). */
-static int is_format(const Py_buffer *view, char code, Py_ssize_t itemsize)
-{
-    const char *format = view->format;
-    if (format == NULL || view->itemsize != itemsize)
-        return 0;
-    if (*format == '@' || *format == '=' || *format == (PY_LITTLE_ENDIAN ? '<' : '>') ||
-        (!PY_LITTLE_ENDIAN && *format == '!'))
-        format++;
-    return format[0] == code && format[1] == '\0';
-}
-
-static int overlap(const Py_buffer *a, const Py_buffer *b)
-{
-    const char *a0 = a->buf, *b0 = b->buf;
-    return a->len > 0 && b->len > 0 && a0 < b0 + b->len && b0 < a0 + a->len;
-}
-
 PyDoc_STRVAR(average_ranks_into_doc,
 "average_ranks_into(x, keep, n, within, pooled, ordinal, centred, /)\n--\n\n"
-"Average ranks of the kept entries of ``x``, within each row of ``n`` values and over all rows pooled.\n\n"
-"``x``: a C-contiguous buffer of native float64 values; ``keep``: a C-contiguous bool buffer of as many;\n"
-"``within`` and ``pooled`` (or None): writable C-contiguous float64 buffers of as many, apart from the\n"
-"inputs and each other, given NaN where ``keep`` is false. ``ordinal``: ties ranked in position order\n"
-"(ordinal ranks) instead of sharing their mean. ``centred``: write each ranking less its\n"
-"mean over the kept entries ((kept + 1) / 2) instead, and 0 where ``keep`` is false. The GIL is released.");
+"Ranks of the kept entries of ``x``, within each row of ``n`` values and over all rows pooled.\n\n"
+"``x``: a C-contiguous buffer of native float64 values; ``keep``: a C-contiguous bool buffer of as\n"
+"many; ``within`` and ``pooled`` (which may be None): writable C-contiguous float64 buffers of as many,\n"
+"apart from the inputs and each other, given NaN where ``keep`` is false. Ties share the mean of their\n"
+"ranks, or with ``ordinal`` are ranked in position order. ``centred``: each ranking less its mean over\n"
+"the kept entries ((kept + 1) / 2), and 0 where ``keep`` is false. The GIL is released.");
 
 static PyObject *average_ranks_into(PyObject *module, PyObject *args)
 {

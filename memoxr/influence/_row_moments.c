@@ -12,6 +12,8 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include "_buffers.h"
+
 #include <math.h>
 #include <string.h>
 
@@ -134,19 +136,6 @@ WITH_AVX2_CLONE static void rows_of_float64(const char *x, Py_ssize_t rows, Py_s
         row_moments(x + r * n * 8, n, 1, out + 4 * r);
 }
 
-/* Whether a buffer holds `code` values ('f', 'd') in this machine's byte order: a struct-module
- * format of one code, with no prefix or one that means native order ("<f" from numpy's '<f4'). */
-static int is_format(const Py_buffer *view, char code, Py_ssize_t itemsize)
-{
-    const char *format = view->format;
-    if (format == NULL || view->itemsize != itemsize)
-        return 0;
-    if (*format == '@' || *format == '=' || *format == (PY_LITTLE_ENDIAN ? '<' : '>') ||
-        (!PY_LITTLE_ENDIAN && *format == '!'))
-        format++;
-    return format[0] == code && format[1] == '\0';
-}
-
 PyDoc_STRVAR(row_moments_into_doc,
 "row_moments_into(x, n, out, /)\n--\n\n"
 "Partial moments (count, positive sum, mean, M2) of the rows of ``x``, written into ``out``.\n\n"
@@ -191,8 +180,7 @@ static PyObject *row_moments_into(PyObject *module, PyObject *args)
                      out.len / out.itemsize);
         goto done;
     }
-    const char *x_end = (const char *)x.buf + x.len, *out_end = (const char *)out.buf + out.len;
-    if (x.len > 0 && (const char *)out.buf < x_end && (const char *)x.buf < out_end) {
+    if (overlap(&x, &out)) {
         PyErr_SetString(PyExc_ValueError, "out: expected memory apart from x's, got a buffer overlapping it");
         goto done;
     }

@@ -179,7 +179,7 @@ def rank_agreement(scores: xr.Dataset, *, skipna: bool | None = None, keep_attrs
     values = {m: np.asarray(scores[m].values, dtype=np.float64) for m in METHODS}  # read only: no copy
     pairs = list(itertools.combinations(METHODS, 2))
     # Methods usually share one mask (NaN only in padding): each distinct mask is held once, with
-    # its counts, and each method ranked once per mask it is compared on.
+    # its real samples' part, and each method ranked once per mask it is compared on.
     masks: list[_Mask] = []
 
     def mask_of(keep: np.ndarray) -> _Mask:
@@ -332,8 +332,9 @@ def analyze(
     >>> report.class_label, len(report.top_samples["critical_sample_score"])
     (4, 2)
     """
-    options = {"class_label": class_label, "k": k, "n_classes": n_classes, "skipna": skipna, "keep_attrs": keep_attrs}
-    return _analyze(scores, lambda _: table, **options)[1]
+    return _analyze(
+        scores, lambda _: table, class_label=class_label, k=k, n_classes=n_classes, skipna=skipna, keep_attrs=keep_attrs
+    )[1]
 
 
 def stats_and_analysis(
@@ -356,8 +357,10 @@ def stats_and_analysis(
     """
     from .stats import class_stats
 
-    options = {"class_label": class_label, "k": k, "n_classes": n_classes, "skipna": skipna, "keep_attrs": keep_attrs}
-    return _analyze(scores, lambda s: class_stats(s, skipna=skipna, keep_attrs=keep_attrs), **options)
+    return _analyze(
+        scores, lambda held: class_stats(held, skipna=skipna, keep_attrs=keep_attrs), class_label=class_label, k=k,
+        n_classes=n_classes, skipna=skipna, keep_attrs=keep_attrs,
+    )
 
 
 def _analyze(
@@ -380,5 +383,9 @@ def _analyze(
                 top_classes=top_classes(table, n=n_classes, **options),
                 agreement=agreement.result(),
             )
-        finally:
-            agreement.cancel()
+        except BaseException as error:
+            if not agreement.cancel():  # running or done: its own error would be lost otherwise
+                other = agreement.exception()
+                if other is not None and other is not error:
+                    error.add_note(f"The rank agreement, computed meanwhile, failed too: {other!r}")
+            raise

@@ -8,21 +8,10 @@ row split over several chunks gives the same answer as the whole row.
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from ..compute.reduction import Reduction
-
-try:
-    from ._average_ranks import average_ranks_into  # noqa: F401  (rank_kernels' own; checked here with the other)
-    from ._row_moments import row_moments_into
-except ImportError as exc:  # a source checkout imported instead of the built package
-    raise ImportError(
-        f"memoxr's compiled kernels did not load from {os.path.dirname(__file__)} ({exc}): is this memoxr "
-        "a source checkout that was never built? Build it in place with `pip install -e .` in the checkout, "
-        "or run from another folder so that the installed memoxr is imported."
-    ) from exc
+from ._compiled import row_moments_into
 
 # Sort-based kernels over whole groups live in rank_kernels; kept importable from here.
 from .rank_kernels import (  # noqa: F401

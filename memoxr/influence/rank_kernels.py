@@ -1,15 +1,16 @@
-"""Kernels over whole groups of samples: average ranks (sorted in C), rank correlations, group summaries.
+"""Kernels over whole groups of samples: ranks (sorted in C), rank correlations, group summaries.
 
-Each sorts a group's values: Spearman's rho as the Pearson correlation of
-average ranks, and the per-class table's mean, std, min, max and exact median.
-No xarray, no dask; ``memoxr.influence.kernels`` holds the row kernels they follow.
+Ranks within each group (class) and over all groups pooled, from one sort;
+Spearman's rho as the Pearson correlation of average ranks; and the per-class
+table's mean, std, min, max and exact median, from one sort per group. No
+xarray, no dask; ``memoxr.influence.kernels`` holds the row kernels they follow.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ._average_ranks import average_ranks_into
+from ._compiled import average_ranks_into
 
 
 def average_rank(x: np.ndarray, keep: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -170,7 +171,7 @@ def group_summary(x: np.ndarray, valid: np.ndarray, *, skipna: bool = False, axi
         mean = np.where(used, x, 0.0).sum(axis=-1) / n
         deviation = np.where(used, x - mean[..., None], 0.0)
         out[..., 0] = mean
-        out[..., 1] = np.sqrt(np.einsum("...i,...i->...", deviation, deviation) / n)
+        out[..., 1] = np.sqrt(sum_of_squares(deviation) / n)
         out[..., 2] = ordered[..., 0]
         out[..., 3] = np.take_along_axis(ordered, last, axis=-1)[..., 0]
         lower = np.take_along_axis(ordered, last // 2, axis=-1)[..., 0]
