@@ -9,11 +9,13 @@ median of the per-round ratios. Nothing is a best case and nothing is asserted.
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
@@ -150,6 +152,36 @@ def workdir(path: Path | None) -> Path | None:
     if path is not None:
         path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def converted_store(folder: Path, size: str, values: str) -> tuple[Layout, Path]:
+    """An FZ npz of layout ``size`` written into ``folder`` and converted (default chunks); the npz is deleted."""
+    from memoxr.convert import convert_npz
+
+    sizes = layout(size)
+    npz, store = folder / f"{size}.npz", folder / f"{size}.zarr"
+    write_fz_npz(npz, sizes, values=values)
+    convert_npz(npz, store, overwrite=True)
+    npz.unlink()
+    return sizes, store
+
+
+def sizes_parser(doc: str, default_sizes: Sequence[str]) -> argparse.ArgumentParser:
+    """The options of an in-process benchmark over synthetic sizes: ``--sizes --repeat --values --workdir``."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--sizes", nargs="+", default=list(default_sizes), help=LAYOUT_HELP)
+    parser.add_argument("--repeat", type=int, default=7, help="interleaved rounds (default 7)")
+    parser.add_argument("--values", choices=["quantized", "gaussian"], default="quantized")
+    parser.add_argument("--workdir", type=Path, help="folder for the data (default: a temp folder)")
+    return parser
+
+
+def for_each_size(args: argparse.Namespace, run: Callable[[Path, str], None]) -> int:
+    """``run(folder, size)`` for each of ``args.sizes``, in one temporary folder under ``--workdir``."""
+    with tempfile.TemporaryDirectory(dir=workdir(args.workdir)) as tmp:
+        for size in args.sizes:
+            run(Path(tmp), size)
+    return 0
 
 
 def warm(*paths: Path) -> None:

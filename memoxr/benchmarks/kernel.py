@@ -20,15 +20,12 @@ per-round ratios). Nothing is asserted.
 
 from __future__ import annotations
 
-import argparse
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 import memoxr
 from memoxr.benchmarks import _common as c
-from memoxr.convert import convert_npz
 from memoxr.influence.kernels import row_moments
 
 
@@ -38,11 +35,7 @@ def seed_numpy(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def compare(folder: Path, size: str, n_chunks: int, repeat: int, values: str) -> None:
-    sizes = c.layout(size)
-    npz, store = folder / f"{size}.npz", folder / f"{size}.zarr"
-    c.write_fz_npz(npz, sizes, values=values)
-    convert_npz(npz, store, overwrite=True)
-    npz.unlink()
+    sizes, store = c.converted_store(folder, size, values)
     data = memoxr.open_influence(store)["influence"].data
     chunks = [np.asarray(data.blocks[i].compute(scheduler="sync")) for i in range(min(n_chunks, data.numblocks[0]))]
     gb = sum(x.nbytes for x in chunks) / 1e9
@@ -61,18 +54,10 @@ def compare(folder: Path, size: str, n_chunks: int, repeat: int, values: str) ->
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", nargs="+", default=["1gb-balanced", "1gb-ragged", "imagenet", "cifar"],
-                        help=c.LAYOUT_HELP)
+    parser = c.sizes_parser(__doc__, ["1gb-balanced", "1gb-ragged", "imagenet", "cifar"])
     parser.add_argument("--chunks", type=int, default=3, help="influence chunks per size (default 3)")
-    parser.add_argument("--repeat", type=int, default=7, help="interleaved rounds (default 7)")
-    parser.add_argument("--values", choices=["quantized", "gaussian"], default="quantized")
-    parser.add_argument("--workdir", type=Path, help="folder for the data (default: a temp folder)")
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(dir=c.workdir(args.workdir)) as tmp:
-        for size in args.sizes:
-            compare(Path(tmp), size, args.chunks, args.repeat, args.values)
-    return 0
+    return c.for_each_size(args, lambda folder, size: compare(folder, size, args.chunks, args.repeat, args.values))
 
 
 if __name__ == "__main__":

@@ -22,8 +22,6 @@ Printed: median and min-max seconds per round (all five methods), and the ratios
 
 from __future__ import annotations
 
-import argparse
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +29,6 @@ from scipy import stats
 
 import memoxr
 from memoxr.benchmarks import _common as c
-from memoxr.convert import convert_npz
 from memoxr.influence.analysis import METHODS
 from memoxr.influence.kernels import row_and_pooled_ranks
 
@@ -42,11 +39,7 @@ def scipy_ranks(x: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray
 
 
 def compare(folder: Path, size: str, repeat: int, values: str) -> None:
-    sizes = c.layout(size)
-    npz, store = folder / f"{size}.npz", folder / f"{size}.zarr"
-    c.write_fz_npz(npz, sizes, values=values)
-    convert_npz(npz, store, overwrite=True)
-    npz.unlink()
+    sizes, store = c.converted_store(folder, size, values)
     scores = memoxr.influence_scores(memoxr.open_influence(store)).compute()
     real = scores["training_indices"].values >= 0
     methods = []
@@ -70,16 +63,8 @@ def compare(folder: Path, size: str, repeat: int, values: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", nargs="+", default=["imagenet", "cifar"], help=c.LAYOUT_HELP)
-    parser.add_argument("--repeat", type=int, default=7, help="interleaved rounds (default 7)")
-    parser.add_argument("--values", choices=["quantized", "gaussian"], default="quantized")
-    parser.add_argument("--workdir", type=Path, help="folder for the data (default: a temp folder)")
-    args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(dir=c.workdir(args.workdir)) as tmp:
-        for size in args.sizes:
-            compare(Path(tmp), size, args.repeat, args.values)
-    return 0
+    args = c.sizes_parser(__doc__, ["imagenet", "cifar"]).parse_args(argv)
+    return c.for_each_size(args, lambda folder, size: compare(folder, size, args.repeat, args.values))
 
 
 if __name__ == "__main__":
