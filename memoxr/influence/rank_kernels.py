@@ -28,10 +28,7 @@ def average_rank(x: np.ndarray, keep: np.ndarray, axis: int = -1) -> np.ndarray:
     >>> average_rank(np.array([3.0, 1.0, 3.0, 9.0]), np.array([True, True, True, False])).tolist()
     [2.5, 1.0, 2.5, nan]
     """
-    x = np.asarray(x, dtype=np.float64)
-    keep = np.broadcast_to(np.asarray(keep, dtype=bool), x.shape)
-    moved = _ranks(np.moveaxis(x, axis, -1), np.moveaxis(keep, axis, -1), pooled=False, ordinal=False, centred=False)
-    return np.moveaxis(moved[0], -1, axis)
+    return _ranks_along(x, keep, axis, ordinal=False)
 
 
 def ordinal_rank(x: np.ndarray, keep: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -45,9 +42,13 @@ def ordinal_rank(x: np.ndarray, keep: np.ndarray, axis: int = -1) -> np.ndarray:
     >>> ordinal_rank(np.array([3.0, 1.0, 3.0, 9.0]), np.array([True, True, True, False])).tolist()
     [2.0, 1.0, 3.0, nan]
     """
+    return _ranks_along(x, keep, axis, ordinal=True)
+
+
+def _ranks_along(x: np.ndarray, keep: np.ndarray, axis: int, *, ordinal: bool) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
     keep = np.broadcast_to(np.asarray(keep, dtype=bool), x.shape)
-    moved = _ranks(np.moveaxis(x, axis, -1), np.moveaxis(keep, axis, -1), pooled=False, ordinal=True, centred=False)
+    moved = _ranks(np.moveaxis(x, axis, -1), np.moveaxis(keep, axis, -1), pooled=False, ordinal=ordinal, centred=False)
     return np.moveaxis(moved[0], -1, axis)
 
 
