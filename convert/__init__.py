@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import threading
-from concurrent.futures import ThreadPoolExecutor
+import os
 from typing import cast
 
 from memoxr.compute.progress import deprecated_show_progress
+from memoxr.errors import MemoxrInputError
 from memoxr.influence.fz_npz import DEFAULT_SAMPLE_ORDER, FZLayout, inspect_fz_npz, open_fz_npz
+from memoxr.io.checksum import BackgroundChecksum
 from memoxr.io.chunks import DEFAULT_CHUNK_MB, BlockChunks, BlockChunksLike, plan_shards
 from memoxr.io.encoding import COMPRESSOR, influence_encoding
 from memoxr.io.location import Location, PathLike, StorageOptions
@@ -43,6 +44,7 @@ def convert_npz(
     shard_mb: float | None = None,
     storage_options: StorageOptions = None,
     show_progress: bool | None = None,
+    source_checksum: BackgroundChecksum | None = None,
 ) -> str:
     """Convert a Feldman–Zhang influence npz into a labelled Zarr store, once.
 
@@ -74,6 +76,11 @@ def convert_npz(
     storage_options : mapping, optional
         fsspec options (credentials, ``client_kwargs={"endpoint_url": ...}``)
         for ``s3://`` paths, input or output.
+    source_checksum : BackgroundChecksum, optional
+        The source's sha256, already under way
+        (``memoxr.io.checksum.BackgroundChecksum(source)``); stopped if the conversion fails.
+        Default: started here, once the npz is validated. The command starts it before its
+        imports, which take one core, so that hashing overlaps them.
 
     Examples
     --------
@@ -84,6 +91,26 @@ def convert_npz(
     (((4, 4, 2), (137,), (46,)), 64)
     """
     source, output = Location.of(source, storage_options), Location.of(output, storage_options)
+    if source_checksum is not None and os.fspath(source_checksum.target) != source.path:
+        source_checksum.cancel()
+        raise MemoxrInputError(
+            f"source_checksum: expected the checksum of {source.path!r}, "
+            f"received one of {os.fspath(source_checksum.target)!r}"
+        )
+    try:
+        return _convert(source, output, source_checksum, overwrite=overwrite, allow_pickle=allow_pickle,
+                        chunk_mb=chunk_mb, chunks=chunks, sample_order=sample_order, shard_mb=shard_mb,
+                        show_progress=show_progress)
+    finally:
+        if source_checksum is not None:
+            source_checksum.cancel()  # a no-op once computed
+
+
+def _convert(
+    source: Location, output: Location, source_checksum: BackgroundChecksum | None, *, overwrite: bool,
+    allow_pickle: bool, chunk_mb: float, chunks: BlockChunksLike | None, sample_order: str | None,
+    shard_mb: float | None, show_progress: bool | None,
+) -> str:
     check_writable(output, overwrite=overwrite)
     ds = open_fz_npz(source, allow_pickle=allow_pickle, chunk_mb=chunk_mb, chunks=chunks, sample_order=sample_order,
                      checksum=False)
@@ -98,12 +125,11 @@ def convert_npz(
         encoding["influence"]["chunks"] = (inner.cls, inner.train, inner.test)
     # The source's sha256 runs on its own thread while the store is written (hashlib releases
     # the GIL), and is recorded before the completion marker; a failed write stops it.
-    stop = threading.Event()
-    with ThreadPoolExecutor(max_workers=1) as hashing, deprecated_show_progress(show_progress, "convert_npz"):
-        checksum = hashing.submit(file_sha256, source, stop=stop)
+    checksum = source_checksum or BackgroundChecksum(source, lambda location, stop: file_sha256(location, stop=stop))
+    with deprecated_show_progress(show_progress, "convert_npz"):
         try:
             return write_dataset(
                 ds, output, overwrite=overwrite, encoding=encoding, final_attrs=lambda: {"source_sha256": checksum.result()},
             )
         finally:
-            stop.set()
+            checksum.cancel()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import signal
@@ -13,6 +14,7 @@ import threading
 import time
 import urllib.request
 import uuid
+from pathlib import Path
 
 import boto3
 import numpy as np
@@ -113,6 +115,16 @@ def test_npz_on_s3_is_read_in_place(ragged_npz, ragged_store, bucket, options):
         memoxr.influence_scores(memoxr.open_influence(ragged_store)).compute().drop_attrs(),
         rtol=1e-6,
     )
+
+
+def test_sha256_of_an_npz_on_s3_is_streamed_block_by_block(ragged_npz, bucket, options, tmp_path):
+    from memoxr.io.npz import file_sha256
+    url = f"s3://{bucket}/in/ragged.npz"
+    _fs(options).put_file(ragged_npz, url.removeprefix("s3://"))
+    expected = hashlib.sha256(Path(ragged_npz).read_bytes()).hexdigest()
+    assert file_sha256(url, block=1000, storage_options=options) == expected  # many blocks, the last partial
+    store = convert_npz(url, tmp_path / "from_s3.zarr", chunks=SMALL_CHUNKS, storage_options=options)
+    assert memoxr.open_influence(store).attrs["source_sha256"] == expected
 
 
 def test_a_location_carries_its_options_through_writes_and_reads(tmp_path, bucket, options):

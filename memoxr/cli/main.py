@@ -9,6 +9,7 @@ for a class, ``--top-k`` for a number of top-ranked samples.
 from __future__ import annotations
 
 import importlib
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -146,16 +147,20 @@ def convert_cmd(
     infl_matrix_class{k}, tr_classidx_{k}, tt_classidx_{k}. It is validated
     completely before anything is written; OUTPUT.zarr appears only once complete.
     """
+    from ..io.checksum import BackgroundChecksum
     from ..io.chunks import validate_option_mb
 
     chunk_mb = validate_option_mb("--chunk-mb", chunk_mb)
     shard_mb = None if shard_mb is None else validate_option_mb("--shard-mb", shard_mb)
     refuse_existing_local_outputs((output,), overwrite=overwrite, inputs=(input_npz,))
+    # A local source's sha256 starts before the imports below, which hold one core for about
+    # half a second: the other core hashes meanwhile (the npz is validated before any write).
+    checksum = BackgroundChecksum(input_npz) if os.path.isfile(input_npz) else None
     from ..convert import convert_npz
 
     path = convert_npz(
         input_npz, output, overwrite=overwrite, allow_pickle=allow_pickle, chunk_mb=chunk_mb,
-        sample_order=sample_order, shard_mb=shard_mb, storage_options=storage_options,
+        sample_order=sample_order, shard_mb=shard_mb, storage_options=storage_options, source_checksum=checksum,
     )
     click.echo(f"wrote {path}")
 

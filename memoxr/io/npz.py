@@ -18,6 +18,7 @@ import numpy as np
 from zlib_ng import zlib_ng
 
 from ..errors import MemoxrInputError
+from .checksum import local_sha256
 from .location import Location, PathLike, StorageOptions, file_exists, open_file
 from .npy import ArrayHeader, read_npy_body, read_npy_header, refuse_pickled
 
@@ -320,16 +321,22 @@ def file_sha256(
 ) -> str:
     """Hex sha256 of a file (local or URL); ``""`` if ``stop`` is set before the end (the caller gave up).
 
+    A local file is hashed in place in the page cache (:func:`.checksum.local_sha256`); a URL is
+    streamed in blocks of ``block`` bytes through one reused buffer.
+
     >>> _ = open("hello.txt", "w").write("hello")
     >>> file_sha256("hello.txt")[:16]
     '2cf24dba5fb0a30e'
     """
-    digest = hashlib.sha256()
-    with open_file(Location.of(path, storage_options)) as fp:
-        while chunk := fp.read(block):
+    location = Location.of(path, storage_options)
+    if "://" not in location.path:
+        return local_sha256(location.path, stop=stop)
+    digest, buffer = hashlib.sha256(), bytearray(block)
+    with open_file(location) as fp:
+        while received := fp.readinto(buffer):
             if stop is not None and stop.is_set():
                 return ""
-            digest.update(chunk)
+            digest.update(memoryview(buffer)[:received])
     return digest.hexdigest()
 
 

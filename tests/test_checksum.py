@@ -1,0 +1,87 @@
+"""The source's sha256: read block by block, computed in the background, stopped when a conversion fails."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
+
+import memoxr
+from memoxr.cli.main import main
+from memoxr.convert import convert_npz
+from memoxr.errors import MemoxrInputError
+from memoxr.io import checksum
+from memoxr.io.checksum import BackgroundChecksum, local_sha256
+from memoxr.io.npz import file_sha256
+
+from conftest import SMALL_CHUNKS, write_npz
+
+
+@given(data=st.binary(max_size=100), block=st.integers(1, 40))
+def test_local_sha256_is_hashlib_at_every_block_boundary(tmp_path_factory, data, block):
+    path = tmp_path_factory.mktemp("sha") / "f.bin"
+    path.write_bytes(data)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(checksum, "BLOCK", block)  # files of zero, one and many blocks, some partial
+        assert local_sha256(path) == hashlib.sha256(data).hexdigest()
+        assert file_sha256(path) == hashlib.sha256(data).hexdigest()
+
+
+def test_local_sha256_stops_when_asked(tmp_path, monkeypatch):
+    (tmp_path / "f.bin").write_bytes(b"x" * 100)
+    monkeypatch.setattr(checksum, "BLOCK", 10)
+    stop = threading.Event()
+    stop.set()
+    assert local_sha256(tmp_path / "f.bin", stop=stop) == ""
+
+
+def test_background_checksum_gives_the_digest_or_its_error(tmp_path):
+    (tmp_path / "f.bin").write_bytes(b"hello")
+    assert BackgroundChecksum(tmp_path / "f.bin").result() == hashlib.sha256(b"hello").hexdigest()
+    with pytest.raises(FileNotFoundError):
+        BackgroundChecksum(tmp_path / "missing.bin").result()
+
+
+def waits_to_be_cancelled(target, stop):
+    return "" if stop.wait(timeout=60) else "never cancelled"
+
+
+def test_cancel_stops_a_background_checksum():
+    running = BackgroundChecksum("any", waits_to_be_cancelled)
+    running.cancel()
+    assert running.result() == ""
+
+
+def test_a_failed_conversion_cancels_the_given_checksum(tmp_path, ragged_arrays):
+    broken = dict(ragged_arrays)
+    del broken["tr_mem"]
+    path = write_npz(tmp_path / "bad.npz", broken)
+    running = BackgroundChecksum(path, waits_to_be_cancelled)
+    with pytest.raises(MemoxrInputError, match="tr_mem"):
+        convert_npz(path, tmp_path / "bad.zarr", source_checksum=running)
+    assert running.result() == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.npz"]
+
+
+def test_a_checksum_of_another_file_is_refused(tmp_path, ragged_npz, balanced_npz):
+    running = BackgroundChecksum(balanced_npz, waits_to_be_cancelled)
+    with pytest.raises(MemoxrInputError, match=r"source_checksum: expected the checksum of .*ragged\.npz.*balanced\.npz"):
+        convert_npz(ragged_npz, tmp_path / "out.zarr", source_checksum=running)
+    assert running.result() == "" and not (tmp_path / "out.zarr").exists()
+
+
+def test_given_checksum_is_recorded(tmp_path, ragged_npz):
+    store = convert_npz(ragged_npz, tmp_path / "out.zarr", chunks=SMALL_CHUNKS, source_checksum=BackgroundChecksum(ragged_npz))
+    assert memoxr.open_influence(store).attrs["source_sha256"] == hashlib.sha256(Path(ragged_npz).read_bytes()).hexdigest()
+
+
+def test_the_command_records_the_sha256_it_started_early(tmp_path, ragged_npz):
+    result = CliRunner().invoke(main, ["convert", ragged_npz, str(tmp_path / "out.zarr"), "-q"])
+    assert result.exit_code == 0, result.output
+    recorded = memoxr.open_influence(tmp_path / "out.zarr").attrs["source_sha256"]
+    assert recorded == hashlib.sha256(Path(ragged_npz).read_bytes()).hexdigest()
