@@ -80,8 +80,17 @@ def test_given_checksum_is_recorded(tmp_path, ragged_npz):
     assert memoxr.open_influence(store).attrs["source_sha256"] == hashlib.sha256(Path(ragged_npz).read_bytes()).hexdigest()
 
 
-def test_the_command_records_the_sha256_it_started_early(tmp_path, ragged_npz):
+def test_the_command_records_the_sha256_it_started_early(tmp_path, ragged_npz, monkeypatch):
+    import memoxr.convert
+    given = []
+
+    def recording(*args, **kwargs):
+        given.append(kwargs["source_checksum"])
+        return convert_npz(*args, **kwargs)
+
+    monkeypatch.setattr(memoxr.convert, "convert_npz", recording)
     result = CliRunner().invoke(main, ["convert", ragged_npz, str(tmp_path / "out.zarr"), "-q"])
     assert result.exit_code == 0, result.output
+    assert isinstance(given[0], BackgroundChecksum) and given[0].target == ragged_npz  # started by the command
     recorded = memoxr.open_influence(tmp_path / "out.zarr").attrs["source_sha256"]
     assert recorded == hashlib.sha256(Path(ragged_npz).read_bytes()).hexdigest()
