@@ -11,7 +11,7 @@ from memoxr.influence.fz_npz import DEFAULT_SAMPLE_ORDER, FZLayout, inspect_fz_n
 from memoxr.io.checksum import BackgroundChecksum
 from memoxr.io.chunks import DEFAULT_CHUNK_MB, BlockChunks, BlockChunksLike, plan_shards
 from memoxr.io.encoding import COMPRESSOR, influence_encoding
-from memoxr.io.location import Location, PathLike, StorageOptions
+from memoxr.io.location import Location, PathLike, StorageOptions, is_url
 from memoxr.io.npz import file_sha256, read_npz_headers
 from memoxr.io.storage import check_writable, write_dataset
 
@@ -77,10 +77,10 @@ def convert_npz(
         fsspec options (credentials, ``client_kwargs={"endpoint_url": ...}``)
         for ``s3://`` paths, input or output.
     source_checksum : BackgroundChecksum, optional
-        The source's sha256, already under way
-        (``memoxr.io.checksum.BackgroundChecksum(source)``); stopped if the conversion fails.
-        Default: started here, once the npz is validated. The command starts it before its
-        imports, which take one core, so that hashing overlaps them.
+        The source's sha256, already under way or complete
+        (``memoxr.io.checksum.BackgroundChecksum(source)``); stopped if the conversion fails,
+        and refused once cancelled. Default: started here, once the npz is validated. The
+        command starts it before its imports, which take one core, so that hashing overlaps them.
 
     Examples
     --------
@@ -90,20 +90,29 @@ def convert_npz(
     >>> ds["influence"].chunks, len(ds.attrs["source_sha256"])
     (((4, 4, 2), (137,), (46,)), 64)
     """
-    source, output = Location.of(source, storage_options), Location.of(output, storage_options)
-    if source_checksum is not None and os.fspath(source_checksum.target) != source.path:
-        source_checksum.cancel()
-        raise MemoxrInputError(
-            f"source_checksum: expected the checksum of {source.path!r}, "
-            f"received one of {os.fspath(source_checksum.target)!r}"
-        )
     try:
+        source, output = Location.of(source, storage_options), Location.of(output, storage_options)
+        if source_checksum is not None:
+            _check_checksum(source_checksum, source)
         return _convert(source, output, source_checksum, overwrite=overwrite, allow_pickle=allow_pickle,
                         chunk_mb=chunk_mb, chunks=chunks, sample_order=sample_order, shard_mb=shard_mb,
                         show_progress=show_progress)
     finally:
-        if source_checksum is not None:
-            source_checksum.cancel()  # a no-op once computed
+        if source_checksum is not None:  # stopped on any failure; a no-op once computed
+            source_checksum.cancel(wait=True)
+
+
+def _check_checksum(checksum: BackgroundChecksum, source: Location) -> None:
+    target = os.fspath(checksum.target)
+    same = target == source.path if is_url(target) or source.is_url else (
+        os.path.abspath(target) == os.path.abspath(source.path)
+    )
+    if not same:
+        raise MemoxrInputError(f"source_checksum: expected the checksum of {source.path!r}, received one of {target!r}")
+    if checksum.cancelled:
+        raise MemoxrInputError(
+            f"source_checksum: expected a checksum of {source.path!r} under way or complete, received a cancelled one"
+        )
 
 
 def _convert(
@@ -125,11 +134,13 @@ def _convert(
         encoding["influence"]["chunks"] = (inner.cls, inner.train, inner.test)
     # The source's sha256 runs on its own thread while the store is written (hashlib releases
     # the GIL), and is recorded before the completion marker; a failed write stops it.
-    checksum = source_checksum or BackgroundChecksum(source, lambda location, stop: file_sha256(location, stop=stop))
+    checksum = source_checksum
+    if checksum is None:
+        checksum = BackgroundChecksum(source, lambda location, stop: file_sha256(location, stop=stop))
     with deprecated_show_progress(show_progress, "convert_npz"):
         try:
             return write_dataset(
                 ds, output, overwrite=overwrite, encoding=encoding, final_attrs=lambda: {"source_sha256": checksum.result()},
             )
         finally:
-            checksum.cancel()
+            checksum.cancel(wait=True)  # the source is closed when this returns

@@ -155,13 +155,17 @@ def convert_cmd(
     refuse_existing_local_outputs((output,), overwrite=overwrite, inputs=(input_npz,))
     # A local source's sha256 starts before the imports below, which hold one core for about
     # half a second: the other core hashes meanwhile (the npz is validated before any write).
-    checksum = BackgroundChecksum(input_npz) if os.path.isfile(input_npz) else None
-    from ..convert import convert_npz
+    checksum = BackgroundChecksum(input_npz) if "://" not in input_npz and os.path.isfile(input_npz) else None
+    try:
+        from ..convert import convert_npz
 
-    path = convert_npz(
-        input_npz, output, overwrite=overwrite, allow_pickle=allow_pickle, chunk_mb=chunk_mb,
-        sample_order=sample_order, shard_mb=shard_mb, storage_options=storage_options, source_checksum=checksum,
-    )
+        path = convert_npz(
+            input_npz, output, overwrite=overwrite, allow_pickle=allow_pickle, chunk_mb=chunk_mb,
+            sample_order=sample_order, shard_mb=shard_mb, storage_options=storage_options, source_checksum=checksum,
+        )
+    finally:
+        if checksum is not None:
+            checksum.cancel()  # a no-op once computed
     click.echo(f"wrote {path}")
 
 

@@ -319,24 +319,22 @@ def file_sha256(
     storage_options: StorageOptions = None,
     stop: threading.Event | None = None,
 ) -> str:
-    """Hex sha256 of a file (local or URL); ``""`` if ``stop`` is set before the end (the caller gave up).
-
-    A local file is hashed in place in the page cache (:func:`.checksum.local_sha256`); a URL is
-    streamed in blocks of ``block`` bytes through one reused buffer.
+    """Hex sha256 of a file (local or URL), read ``block`` bytes at a time; ``""`` if ``stop`` is
+    set before the end (the caller gave up).
 
     >>> _ = open("hello.txt", "w").write("hello")
     >>> file_sha256("hello.txt")[:16]
     '2cf24dba5fb0a30e'
     """
     location = Location.of(path, storage_options)
-    if "://" not in location.path:
-        return local_sha256(location.path, stop=stop)
-    digest, buffer = hashlib.sha256(), bytearray(block)
+    if "://" not in location.path:  # a plain local path (file:// URLs go through fsspec, as they open)
+        return local_sha256(location.path, block=block, stop=stop)
+    digest = hashlib.sha256()
     with open_file(location) as fp:
-        while received := fp.readinto(buffer):
+        while chunk := fp.read(block):
             if stop is not None and stop.is_set():
                 return ""
-            digest.update(memoryview(buffer)[:received])
+            digest.update(chunk)
     return digest.hexdigest()
 
 
