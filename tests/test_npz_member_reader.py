@@ -147,6 +147,32 @@ def test_small_members_read_in_one_go_equal_np_load_and_long_headers_fall_back(t
             np.testing.assert_array_equal(got, expected[key])
 
 
+def test_small_members_are_read_once_with_their_headers(tmp_path, monkeypatch):
+    # After npz.headers, a small member's values come from the bytes its header was parsed from:
+    # no second read, the same values as np.load; past the budget, members are read again as before.
+    from memoxr.io import npz as npz_module
+
+    arrays = {"index": np.arange(7, dtype=np.int64), "labels": np.array([3, 1, 2], ">i2"), "scalar": np.array("tfds"),
+              "empty": np.zeros((0, 4), np.float32), "fortran": np.asfortranarray(np.arange(6.0).reshape(2, 3)),
+              "big": np.arange(20_000, dtype=np.float64)}  # 160 KB: beyond the read-ahead
+    path = tmp_path / "members.npz"
+    np.savez(path, **arrays)
+    reads = []
+    stored_data = npz_module.CheckedNpz._stored_data
+    monkeypatch.setattr(npz_module.CheckedNpz, "_stored_data", lambda self, key, *a: reads.append(key) or stored_data(self, key, *a))
+    for budget, read_again in ((npz_module._READ_AHEAD_BUDGET, {"big"}), (0, set(arrays))):
+        monkeypatch.setattr(npz_module, "_READ_AHEAD_BUDGET", budget)
+        with npz_module.open_npz(path) as npz, np.load(path) as expected:
+            assert [npz.headers[key].shape for key in arrays] == [array.shape for array in arrays.values()]
+            reads.clear()
+            for key in arrays:
+                got = npz[key]
+                assert got.dtype == expected[key].dtype and got.flags.writeable
+                assert got.flags.f_contiguous == expected[key].flags.f_contiguous
+                np.testing.assert_array_equal(got, expected[key])
+            assert set(reads) == read_again
+
+
 def test_damaged_small_member_is_a_clear_error(tmp_path):
     arrays = make_fz_arrays(RAGGED_TRAIN, RAGGED_TEST, seed=3)
     path = write_npz(tmp_path / "x.npz", arrays)

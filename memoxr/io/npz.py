@@ -32,6 +32,9 @@ _UNREADABLE = (OSError, EOFError, zipfile.BadZipFile, zlib.error, RuntimeError, 
 _SMALL_MEMBER = 1 << 20
 #: Bytes read to parse a member's header (numpy writes 128 bytes; longer ones are read through zipfile).
 _HEADER_PREFIX = 1024
+#: Members up to this size are read whole when their header is, and kept (up to the budget) for
+#: ``npz[key]``: one read and one header parse per index array, not two.
+_READ_AHEAD_MEMBER, _READ_AHEAD_BUDGET = 64 * 2**10, 64 * 2**20
 
 
 def _holds_whole_header(prefix: bytes, member_size: int) -> bool:
@@ -105,6 +108,8 @@ class CheckedNpz:
             raise MemoxrInputError(f"input {source!r} is not a readable npz archive: {exc}") from exc
         self._members = _npz_members(self._zip)
         self._headers: dict[str, ArrayHeader] = {}
+        self._read_ahead: dict[str, tuple[bytes, int]] = {}  # key: the member's bytes, where its data starts
+        self._read_ahead_bytes = 0
 
     @property
     def headers(self) -> dict[str, ArrayHeader]:
@@ -114,11 +119,15 @@ class CheckedNpz:
     def header(self, key: str) -> ArrayHeader:
         if key not in self._headers:
             info = self._member(key)
-            prefix = self._stored_data(key, info, min(info.file_size, _HEADER_PREFIX))
+            whole = (info.file_size <= _READ_AHEAD_MEMBER
+                     and self._read_ahead_bytes + info.file_size <= _READ_AHEAD_BUDGET)
+            prefix = self._stored_data(key, info, info.file_size if whole else min(info.file_size, _HEADER_PREFIX))
             if prefix is not None and _holds_whole_header(prefix, info.file_size):
-                self._headers[key] = read_npy_header(
-                    io.BytesIO(prefix), source=self.source, key=key, stored=info.file_size
-                )
+                member = io.BytesIO(prefix)
+                self._headers[key] = read_npy_header(member, source=self.source, key=key, stored=info.file_size)
+                if whole and len(prefix) == info.file_size:
+                    self._read_ahead[key] = (prefix, member.tell())
+                    self._read_ahead_bytes += len(prefix)
                 return self._headers[key]
             try:
                 with self._zip.open(info) as fp:
@@ -173,6 +182,16 @@ class CheckedNpz:
 
     def __getitem__(self, key: str) -> np.ndarray:
         info = self._member(key)
+        kept = self._read_ahead.pop(key, None)
+        if kept is not None:  # read whole with its header, which was parsed from these very bytes
+            whole, start = kept
+            self._read_ahead_bytes -= len(whole)
+            self._check_crc(key, info, zlib_ng.crc32(whole))
+            header = self._headers[key]
+            if not header.dtype.hasobject:
+                member = io.BytesIO(whole)
+                member.seek(start)
+                return read_npy_body(member, header, source=self.source)
         data = self._stored_data(key, info, info.file_size) if info.file_size <= _SMALL_MEMBER else None
         if data is not None:  # one read; checked as zipfile would (length, CRC-32), then the header
             if len(data) != info.file_size:
