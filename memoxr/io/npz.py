@@ -18,7 +18,7 @@ import numpy as np
 from zlib_ng import zlib_ng
 
 from ..errors import MemoxrInputError
-from .checksum import local_sha256
+from .checksum import BLOCK, local_sha256
 from .location import Location, PathLike, StorageOptions, file_exists, open_file
 from .npy import ArrayHeader, read_npy_body, read_npy_header, refuse_pickled
 
@@ -333,7 +333,7 @@ def load_npz_arrays(
 
 def file_sha256(
     path: PathLike | Location,
-    block: int = 8 * 2**20,
+    block: int = BLOCK,
     *,
     storage_options: StorageOptions = None,
     stop: threading.Event | None = None,
