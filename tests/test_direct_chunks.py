@@ -67,7 +67,7 @@ def test_scores_and_stats_read_each_chunk_file_once(ragged_store, monkeypatch):
     assert set(influence.values()) == {1}
 
 
-def test_chunks_the_caller_chose_and_integers_stay_on_zarrs_path(ragged_store):
+def test_chunks_the_caller_chose_and_integers_are_not_read_directly(ragged_store):
     ds = open_dataset(ragged_store, chunks={"class": 6})
     assert not _direct(ds["influence"])
     np.testing.assert_array_equal(ds["influence"].values, _zarr_values(ragged_store, "influence"))

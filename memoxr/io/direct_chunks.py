@@ -9,8 +9,8 @@ own array do the same work in less time and memory traffic (README, Performance:
 Only variables whose values xarray passes through unchanged are read so: floating-point arrays with
 NaN as their fill value, no CF scaling or ``missing_value``, no dtype change, and dask chunks equal
 to the Zarr chunks. Anything else (object storage, a wrapped store, sharding, other codecs, a byte
-order that is not this machine's, chunks the caller chose that differ from the store's) keeps
-xarray's Zarr path. A chunk that cannot be read or decoded raises
+order that is not this machine's, chunks the caller chose that differ from the store's) is read
+chunk by chunk as xarray reads it (through zarr-python, or :mod:`.local_zarr`'s backend). A chunk that cannot be read or decoded raises
 :class:`~memoxr.errors.MemoxrInputError` naming the store, the variable, the chunk and its object.
 """
 
@@ -19,27 +19,28 @@ from __future__ import annotations
 import itertools
 import os
 import struct
-import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import MemoxrInputError, damaged_chunk
+from .local_zarr import ArrayMetadata
 
 if TYPE_CHECKING:
     import dask.array
     import xarray as xr
-    import zarr
 
 #: Blosc's frame header: version, format version, flags, typesize, then uncompressed size,
 #: block size and compressed size as little-endian uint32.
 _BLOSC_HEADER = struct.Struct("<4BIII")
 
 
-def read_directly(ds: xr.Dataset, group: zarr.Group, root: str | Path) -> xr.Dataset:
-    """``ds`` as opened by ``xr.open_zarr`` from the local store at ``root``, with every eligible
-    data variable's chunks read directly (see the module's docstring); the others unchanged.
+def read_directly(ds: xr.Dataset, arrays: Mapping[str, ArrayMetadata], root: str | Path) -> xr.Dataset:
+    """``ds`` as opened from the local store at ``root`` (its arrays' metadata in ``arrays``, from
+    :func:`~memoxr.io.local_zarr.read_local_metadata`), with every eligible data variable's chunks
+    read directly (see the module's docstring); the others unchanged.
 
     Examples
     --------
@@ -56,54 +57,35 @@ def read_directly(ds: xr.Dataset, group: zarr.Group, root: str | Path) -> xr.Dat
 
     replaced = {}
     for name, var in ds.data_vars.items():
-        plan = _plan(var.variable, group, str(name))
-        if plan is not None:
-            data = _dask_array(Path(root), str(name), *plan)
+        array = arrays.get(str(name))
+        chunks = _plan(var.variable, array) if array is not None else None
+        if array is not None and chunks is not None:
+            data = _dask_array(Path(root), array, chunks)
             replaced[name] = xr.Variable(var.dims, data, var.attrs, var.encoding)
     return ds.assign(replaced) if replaced else ds
 
 
-def _plan(var: xr.Variable, group: zarr.Group, name: str) -> tuple[Any, tuple[tuple[int, ...], ...]] | None:
-    """The Zarr metadata and dask chunks of a variable that can be read directly, else None."""
-    from zarr.codecs import BloscCodec, BytesCodec
-    from zarr.core.chunk_grids import RegularChunkGrid
-    from zarr.core.metadata import ArrayV3Metadata
-
-    if var.chunks is None or name not in group:
+def _plan(var: xr.Variable, array: ArrayMetadata) -> tuple[tuple[int, ...], ...] | None:
+    """The dask chunks of a variable that can be read directly, else None."""
+    if var.chunks is None or array.compressor != "blosc":
         return None
-    meta = group[name].metadata
-    if not isinstance(meta, ArrayV3Metadata) or not isinstance(meta.chunk_grid, RegularChunkGrid):
-        return None
-    codecs = meta.codecs
-    if len(codecs) != 2 or not isinstance(codecs[0], BytesCodec) or not isinstance(codecs[1], BloscCodec):
-        return None
-    endian = codecs[0].endian
-    if endian is not None and endian.value != sys.byteorder:
-        return None
-    dtype = _native_dtype(meta)
     fill = var.encoding.get("_FillValue", np.nan)
-    if (dtype.kind != "f" or var.dtype != dtype or not _is_nan(meta.fill_value) or not _is_nan(fill)
+    if (array.dtype.kind != "f" or var.dtype != array.dtype or not _is_nan(array.fill_value) or not _is_nan(fill)
             or any(key in var.encoding for key in _DECODED_BY_XARRAY)):
         return None
-    chunk_shape = tuple(meta.chunk_grid.chunk_shape)
-    if 0 in meta.shape:
+    if 0 in array.shape:
         return None
     regular = tuple(
-        tuple(min(c, n - start) for start in range(0, n, c)) for n, c in zip(meta.shape, chunk_shape, strict=True)
+        tuple(min(c, n - start) for start in range(0, n, c))
+        for n, c in zip(array.shape, array.chunk_shape, strict=True)
     )
-    if tuple(var.chunks) != regular or tuple(var.shape) != tuple(meta.shape):
+    if tuple(var.chunks) != regular or tuple(var.shape) != array.shape:
         return None
-    return meta, regular
+    return regular
 
 
 #: CF attributes whose values xarray would change on read (scaling, masking beyond _FillValue).
 _DECODED_BY_XARRAY = ("scale_factor", "add_offset", "missing_value")
-
-
-def _native_dtype(meta: Any) -> np.dtype:
-    # zarr 3.1 wraps the dtype (to_native_dtype); zarr 3.0 holds the numpy dtype itself.
-    dtype = meta.dtype
-    return np.dtype(dtype.to_native_dtype() if hasattr(dtype, "to_native_dtype") else dtype)
 
 
 def _is_nan(value: Any) -> bool:
@@ -113,14 +95,15 @@ def _is_nan(value: Any) -> bool:
         return False
 
 
-def _dask_array(root: Path, name: str, meta: Any, chunks: tuple[tuple[int, ...], ...]) -> dask.array.Array:
+def _dask_array(root: Path, array: ArrayMetadata, chunks: tuple[tuple[int, ...], ...]) -> dask.array.Array:
     import dask.array as da
     from dask.base import tokenize
     from dask.highlevelgraph import HighLevelGraph
 
+    name = array.name
     folder = root.absolute() / name  # the tasks may run after a chdir, or in a worker elsewhere
-    chunk_shape = tuple(meta.chunk_grid.chunk_shape)
-    dtype = _native_dtype(meta)
+    chunk_shape = array.chunk_shape
+    dtype = array.dtype
     try:
         stamp = os.stat(folder / "zarr.json").st_mtime_ns
     except OSError:
@@ -131,7 +114,7 @@ def _dask_array(root: Path, name: str, meta: Any, chunks: tuple[tuple[int, ...],
     graph: dict[Any, Any] = {}
     for coords in itertools.product(*(range(len(c)) for c in chunks)):
         shape = tuple(dim[i] for dim, i in zip(chunks, coords, strict=True))
-        key = meta.encode_chunk_key(coords)
+        key = array.chunk_key(coords)
         graph[(out, *coords)] = (
             read_chunk, str(folder.joinpath(*key.split("/"))), shape, chunk_shape, dtype.str,
             (source, name, coords, key),

@@ -41,6 +41,7 @@ import xarray as xr
 from ..compute.progress import compute, deprecated_show_progress
 from ..errors import IncompleteStoreError, MemoxrInputError, OutputExistsError
 from .direct_chunks import read_directly
+from .local_zarr import LocalStoreMetadata, LocalZarrBackend, read_local_metadata
 from .location import (
     Location,
     PathLike,
@@ -364,8 +365,40 @@ def open_dataset(path: PathLike | Location | zarr.abc.store.Store, *, chunks: An
     """Open a memoxr Zarr store lazily (one dask chunk per Zarr chunk by default).
 
     ``path`` is a folder, an ``s3://`` URL (``storage_options`` for fsspec), or
-    any zarr ``Store`` (for instance a wrapper).
+    any zarr ``Store`` (for instance a wrapper). A folder whose arrays are all plain (what memoxr
+    writes) opens without importing zarr-python (:mod:`.local_zarr`).
     """
+    if not isinstance(path, str | os.PathLike | Location):
+        return _open_with_zarr(path, chunks=chunks)  # a zarr Store
+    location = Location.of(path, storage_options)
+    if not _exists(location):
+        raise MemoxrInputError(f"store {location.path!r} does not exist")
+    if not location.is_url:
+        meta = read_local_metadata(location.path)
+        if meta is not None and not meta.unfamiliar:
+            return _open_local(location.path, meta, chunks)
+    return _open_with_zarr(location, chunks=chunks)
+
+
+def _open_local(root: str, meta: LocalStoreMetadata, chunks: Any) -> xr.Dataset:
+    check_complete(meta.attrs, source=root)
+    try:
+        ds = xr.open_dataset(root, engine=LocalZarrBackend, chunks={} if chunks is None else chunks, metadata=meta)
+    except MemoxrInputError:
+        raise
+    except Exception as exc:  # e.g. arrays that disagree on a dimension's length
+        raise _damaged(root, exc) from exc
+    ds.attrs.pop(COMPLETE_ATTR, None)
+    return read_directly(ds, meta.arrays, root)
+
+
+def _damaged(source: str, exc: Exception) -> IncompleteStoreError:
+    return IncompleteStoreError(
+        f"{source!r}: store is damaged or incomplete ({type(exc).__name__}: {exc}); write it again with --overwrite"
+    )
+
+
+def _open_with_zarr(path: Location | zarr.abc.store.Store, *, chunks: Any) -> xr.Dataset:
     import zarr.abc.store
 
     store: str | zarr.abc.store.Store
@@ -374,11 +407,9 @@ def open_dataset(path: PathLike | Location | zarr.abc.store.Store, *, chunks: An
         store = path
         source = str(path)
     else:
-        location = Location.of(path, storage_options)
+        location = Location.of(path)  # a Location, or what Location.of refuses by name
         store = source = location.path
         so = dict(location.storage_options) if location.is_url else None
-        if not _exists(location):
-            raise MemoxrInputError(f"store {source!r} does not exist")
     try:
         group = zarr.open_group(store, mode="r", storage_options=so)
         attrs = dict(group.attrs)
@@ -391,12 +422,12 @@ def open_dataset(path: PathLike | Location | zarr.abc.store.Store, *, chunks: An
         with _zarr_v3_quiet():
             ds = xr.open_zarr(store, consolidated=True, chunks={} if chunks is None else chunks, storage_options=so)
     except Exception as exc:  # e.g. the writer died between the marker and the consolidated metadata
-        raise IncompleteStoreError(
-            f"{source!r}: store is damaged or incomplete ({type(exc).__name__}: {exc}); write it again with --overwrite"
-        ) from exc
+        raise _damaged(source, exc) from exc
     ds.attrs.pop(COMPLETE_ATTR, None)
     if isinstance(store, str) and not is_url(store):  # a local folder: its chunk files read straight
-        ds = read_directly(ds, group, store)
+        meta = read_local_metadata(store)
+        if meta is not None:
+            ds = read_directly(ds, meta.arrays, store)
     return ds
 
 
