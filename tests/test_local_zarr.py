@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -220,19 +221,64 @@ def test_a_store_with_an_unfamiliar_array_opens_with_zarr(tmp_path, create):
     assert any(layer.startswith("read-") for layer in ds["influence"].data.dask.layers)  # its floats still direct
 
 
-def test_a_nested_group_or_no_consolidated_metadata_is_left_to_zarr(tmp_path):
+def test_a_nested_group_is_left_to_zarr_and_no_consolidated_metadata_opens_nothing(tmp_path):
     root = convert_npz(memoxr.sample_path(), tmp_path / "s.zarr")
+    zarr.open_group(root, mode="r+").create_group("sub").create_array("y", shape=(2,), dtype="f4")
+    zarr.consolidate_metadata(root)
+    meta = read_local_metadata(root)
+    assert meta is not None and set(meta.unfamiliar) == {"sub", "sub/y"}
+    ds = open_dataset(root)
+    assert_same_as_zarr(root, ds)
+    assert any(layer.startswith("read-") for layer in ds["influence"].data.dask.layers)  # its floats still direct
     text = json.loads((Path(root) / "zarr.json").read_text())
-    nested = dict(text, consolidated_metadata=dict(text["consolidated_metadata"], metadata={
-        **text["consolidated_metadata"]["metadata"], "sub": {"zarr_format": 3, "node_type": "group", "attributes": {}}}))
-    (Path(root) / "zarr.json").write_text(json.dumps(nested))
-    assert read_local_metadata(root) is None
     (Path(root) / "zarr.json").write_text(json.dumps({k: v for k, v in text.items() if k != "consolidated_metadata"}))
+    assert read_local_metadata(root) is None
+    (Path(root) / "zarr.json").write_text("[" * 100_000)  # deeper than json can nest
     assert read_local_metadata(root) is None
     (Path(root) / "zarr.json").write_text("{not json")
     assert read_local_metadata(root) is None
     with pytest.raises(MemoxrInputError, match="not a readable Zarr store"):
         open_dataset(root)
+
+
+_PLAIN = {"zarr_format": 3, "node_type": "array", "shape": [4], "data_type": "int32",
+          "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": [2]}},
+          "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}}, "fill_value": 0,
+          "codecs": [{"name": "bytes", "configuration": {"endian": "little"}}], "dimension_names": ["a"]}
+
+
+@pytest.mark.parametrize("change", [
+    {"fill_value": 2**40}, {"fill_value": -1, "data_type": "uint8"}, {"fill_value": True},
+    {"fill_value": "0x1ffffffff", "data_type": "float32"}, {"fill_value": "0x_1", "data_type": "float32"},
+    {"shape": [2.7]}, {"shape": [True]}, {"shape": "4"}, {"shape": [1e400]},
+    {"extension": {"must_understand": True}}, {"extension": 1},
+    {"dimension_names": None}, {"dimension_names": ["a", "b"]}, {"dimension_names": [None]},
+    {"codecs": [{"name": "bytes"}]},  # a 4-byte type with no byte order
+    {"codecs": [{"name": "bytes", "configuration": {"endian": "big" if sys.byteorder == "little" else "little"}}]},
+    {"codecs": [{"name": "transpose", "configuration": {"order": [0]}}, {"name": "bytes"}]},
+    {"chunk_key_encoding": {"name": "v2"}}, {"storage_transformers": [{"name": "x"}]}, {"data_type": "string"},
+], ids=repr)
+def test_metadata_zarr_python_would_refuse_or_read_otherwise_is_left_to_it(change):
+    assert local_zarr.parse_array_metadata("x", {**_PLAIN, **change}) is None
+
+
+def test_an_extension_that_need_not_be_understood_and_a_scalar_are_read():
+    ignorable = {**_PLAIN, "extension": {"must_understand": False}}
+    assert local_zarr.parse_array_metadata("x", ignorable) is not None
+    scalar = {**_PLAIN, "shape": [], "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": []}},
+              "dimension_names": None}
+    assert local_zarr.parse_array_metadata("x", scalar).dimension_names == ()
+
+
+def test_a_store_with_a_scalar_opens_as_zarr_opens_it(tmp_path):
+    from memoxr.io.storage import write_dataset
+
+    ds = xr.Dataset({"v": ("x", np.arange(5.0)), "s": ((), 3.5), "n": ((), np.int64(7))}, attrs={"schema": "test"})
+    root = write_dataset(ds, tmp_path / "s.zarr")
+    assert read_local_metadata(root).unfamiliar == ()
+    opened = open_dataset(root)
+    assert_same_as_zarr(root, opened)
+    assert float(opened["s"]) == 3.5 and int(opened["n"]) == 7
 
 
 def test_a_damaged_chunk_of_an_index_array_is_named(tmp_path):

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import struct
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,16 +25,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import MemoxrInputError, damaged_chunk
-from .local_zarr import ArrayMetadata
+from .local_zarr import ArrayMetadata, codec, frame_problem
 
 if TYPE_CHECKING:
     import dask.array
     import xarray as xr
-
-#: Blosc's frame header: version, format version, flags, typesize, then uncompressed size,
-#: block size and compressed size as little-endian uint32.
-_BLOSC_HEADER = struct.Struct("<4BIII")
-
 
 def read_directly(ds: xr.Dataset, arrays: Mapping[str, ArrayMetadata], root: str | Path) -> xr.Dataset:
     """``ds`` as opened from the local store at ``root`` (its arrays' metadata in ``arrays``, from
@@ -145,38 +139,13 @@ def read_chunk(path: str, shape: tuple[int, ...], chunk_shape: tuple[int, ...], 
     except OSError as exc:  # a chunk that is a folder, or unreadable: name it
         raise MemoxrInputError(damaged_chunk(*where, f"{type(exc).__name__}: {exc}", verb="read")) from exc
     out = np.empty(chunk_shape, dtype=dtype)
-    problem = _frame_problem(frame, out.nbytes)
+    problem = frame_problem(frame, out.nbytes)
     if problem is None:
         try:
-            _blosc().decode(frame, out=out)
+            codec("blosc").decode(frame, out=out)
         except Exception as exc:  # numcodecs raises RuntimeError or ValueError, by version
             problem = f"{type(exc).__name__}: {exc}"
     if problem is not None:
         raise MemoxrInputError(damaged_chunk(*where, problem))
     part = out[tuple(slice(0, n) for n in shape)]
     return part if part.flags.c_contiguous else part.copy()
-
-
-def _frame_problem(frame: bytes, nbytes: int) -> str | None:
-    """Why ``frame`` cannot be a whole Blosc frame of ``nbytes`` decoded bytes, or None."""
-    if len(frame) < _BLOSC_HEADER.size:
-        return f"{len(frame)} bytes, shorter than a Blosc header"
-    _, _, _, _, decoded, _, compressed = _BLOSC_HEADER.unpack_from(frame)
-    if compressed != len(frame):
-        return f"the Blosc header announces {compressed} bytes, the file holds {len(frame)}"
-    if decoded != nbytes:
-        return f"the Blosc header announces {decoded} decoded bytes, a chunk holds {nbytes}"
-    return None
-
-
-_CODEC: list[Any] = []
-
-
-def _blosc() -> Any:
-    # One codec object: its decode reads every setting from the frame's header.
-    if not _CODEC:
-        from numcodecs import Blosc
-
-        _CODEC.append(Blosc())
-    return _CODEC[0]
-

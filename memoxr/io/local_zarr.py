@@ -15,9 +15,12 @@ zarr-python by the caller (:func:`memoxr.io.storage.open_dataset`).
 
 from __future__ import annotations
 
+import copy
 import itertools
 import json
 import math
+import re
+import struct
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -82,7 +85,8 @@ class LocalStoreMetadata:
 
 def read_local_metadata(root: str | Path) -> LocalStoreMetadata | None:
     """The consolidated metadata of the local store at ``root``, or None when there is none to read
-    (no root ``zarr.json``, not JSON, not a Zarr v3 group, no consolidated metadata, nested groups).
+    (no root ``zarr.json``, not JSON, not a Zarr v3 group, no consolidated metadata). Nested groups
+    and the arrays in them are ``unfamiliar``.
 
     Examples
     --------
@@ -95,7 +99,7 @@ def read_local_metadata(root: str | Path) -> LocalStoreMetadata | None:
     """
     try:
         root_json = json.loads(Path(root, "zarr.json").read_bytes())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
     if not isinstance(root_json, dict) or root_json.get("zarr_format") != 3 or root_json.get("node_type") != "group":
         return None
@@ -106,9 +110,8 @@ def read_local_metadata(root: str | Path) -> LocalStoreMetadata | None:
     arrays: dict[str, ArrayMetadata] = {}
     unfamiliar: list[str] = []
     for name, meta in consolidated["metadata"].items():
-        if "/" in name or not isinstance(meta, dict) or meta.get("node_type") != "array":
-            return None  # a nested group: zarr-python's to open
-        parsed = parse_array_metadata(str(name), meta)
+        nested = "/" in name or not isinstance(meta, dict) or meta.get("node_type") != "array"
+        parsed = None if nested else parse_array_metadata(str(name), meta)
         if parsed is None:
             unfamiliar.append(str(name))
         else:
@@ -135,19 +138,22 @@ def parse_array_metadata(name: str, meta: Mapping[str, Any]) -> ArrayMetadata | 
     True
     """
     try:
-        if meta.get("zarr_format") != 3 or meta.get("storage_transformers"):
+        if meta.get("zarr_format") != 3 or meta.get("storage_transformers") or any(
+                key not in _ARRAY_KEYS and not (isinstance(value, dict) and value.get("must_understand") is False)
+                for key, value in meta.items()):
             return None
         type_code = DATA_TYPES.get(meta["data_type"]) if isinstance(meta["data_type"], str) else None
         grid, keys, codecs = meta["chunk_grid"], meta["chunk_key_encoding"], meta["codecs"]
         if type_code is None or grid.get("name") != "regular" or keys.get("name") != "default":
             return None
-        shape = tuple(int(n) for n in meta["shape"])
-        chunk_shape = tuple(int(n) for n in grid["configuration"]["chunk_shape"])
-        separator = (keys.get("configuration") or {}).get("separator", "/")
+        shape, chunk_shape = _integers(meta["shape"]), _integers(grid["configuration"]["chunk_shape"])
+        separator = keys.get("configuration", {}).get("separator", "/")
         dims = meta.get("dimension_names")
-        if (len(chunk_shape) != len(shape) or min(chunk_shape, default=1) < 1 or min(shape, default=0) < 0
-                or separator not in ("/", ".") or not isinstance(dims, list) or len(dims) != len(shape)
-                or not all(isinstance(d, str) for d in dims)):
+        if dims is None and not shape:  # a scalar, as xarray writes it
+            dims = []
+        if (shape is None or chunk_shape is None or len(chunk_shape) != len(shape) or min(chunk_shape, default=1) < 1
+                or min(shape, default=0) < 0 or separator not in ("/", ".") or not isinstance(dims, list)
+                or len(dims) != len(shape) or not all(isinstance(d, str) for d in dims)):
             return None
         if not 1 <= len(codecs) <= 2 or codecs[0].get("name") != "bytes":
             return None
@@ -162,12 +168,26 @@ def parse_array_metadata(name: str, meta: Mapping[str, Any]) -> ArrayMetadata | 
         attributes = meta.get("attributes") or {}
         if fill_value is None or not isinstance(attributes, dict):
             return None
-    except (KeyError, TypeError, ValueError, AttributeError):
+    except (KeyError, TypeError, ValueError, AttributeError, ArithmeticError):  # OverflowError: a fill out of range
         return None
     return ArrayMetadata(
         name, shape, chunk_shape, dtype, fill_value, compressor, separator, tuple(dims), dict(attributes),
         tuple(dict(codec) for codec in codecs),
     )
+
+
+#: The keys of an array's Zarr v3 metadata; any other must say ``"must_understand": false``.
+_ARRAY_KEYS = frozenset({
+    "zarr_format", "node_type", "shape", "data_type", "chunk_grid", "chunk_key_encoding", "fill_value", "codecs",
+    "attributes", "dimension_names", "storage_transformers",
+})
+
+
+def _integers(values: Any) -> tuple[int, ...] | None:
+    """A JSON list of integers (not booleans, not floats) as a tuple, else None."""
+    if not isinstance(values, list) or not all(type(n) is int for n in values):
+        return None
+    return tuple(values)
 
 
 def _fill_value(value: Any, dtype: np.dtype) -> Any:
@@ -178,7 +198,7 @@ def _fill_value(value: Any, dtype: np.dtype) -> Any:
         return dtype.type(value) if isinstance(value, int) and not isinstance(value, bool) else None
     if isinstance(value, str) and value in _SPECIAL_FLOATS:
         return dtype.type(_SPECIAL_FLOATS[value])
-    if isinstance(value, str) and value.startswith("0x"):  # the value's bits, as hex
+    if isinstance(value, str) and re.fullmatch("0x[0-9a-fA-F]+", value):  # the value's bits, as hex
         bits = int(value, 16).to_bytes(dtype.itemsize, "big")
         return np.frombuffer(bits, dtype=dtype.newbyteorder(">"))[0].astype(dtype)
     if isinstance(value, int | float) and not isinstance(value, bool):
@@ -188,7 +208,9 @@ def _fill_value(value: Any, dtype: np.dtype) -> Any:
 
 def decode_chunk(path: str, array: ArrayMetadata, where: tuple[str, str, tuple[int, ...], str]) -> np.ndarray:
     """The whole chunk in the file at ``path`` (``array.chunk_shape``), the fill value where the
-    file does not exist, as Zarr reads it. ``where`` names it in errors: store, variable, coords, key.
+    file does not exist, as Zarr reads it; a chunk that cannot be read (a folder, say, which
+    zarr-python would read as fill values) or decoded raises :class:`~memoxr.errors.MemoxrInputError`
+    naming it. ``where`` names it: store, variable, coords, key.
     """
     try:
         with open(path, "rb") as file:
@@ -199,11 +221,13 @@ def decode_chunk(path: str, array: ArrayMetadata, where: tuple[str, str, tuple[i
         raise MemoxrInputError(damaged_chunk(*where, f"{type(exc).__name__}: {exc}", verb="read")) from exc
     out = np.empty(array.chunk_shape, dtype=array.dtype)
     try:
-        if array.compressor is None:
-            decoded: Any = frame
-        else:
-            decoded = _codec(array.compressor).decode(frame)
-        raw = memoryview(decoded).cast("B")
+        if array.compressor == "blosc":  # straight into the chunk's array, once its header is checked
+            problem = frame_problem(frame, out.nbytes)
+            if problem is not None:
+                raise ValueError(problem)
+            codec("blosc").decode(frame, out=out)
+            return out
+        raw = memoryview(frame if array.compressor is None else codec(array.compressor).decode(frame)).cast("B")
         if raw.nbytes != out.nbytes:
             raise ValueError(f"{raw.nbytes} decoded bytes, a chunk holds {out.nbytes}")
         out.reshape(-1).view(np.uint8)[:] = np.frombuffer(raw, dtype=np.uint8)
@@ -212,11 +236,29 @@ def decode_chunk(path: str, array: ArrayMetadata, where: tuple[str, str, tuple[i
     return out
 
 
+#: Blosc's frame header: version, format version, flags, typesize, then uncompressed size,
+#: block size and compressed size as little-endian uint32.
+_BLOSC_HEADER = struct.Struct("<4BIII")
+
+
+def frame_problem(frame: bytes, nbytes: int) -> str | None:
+    """Why ``frame`` cannot be a whole Blosc frame of ``nbytes`` decoded bytes, or None."""
+    if len(frame) < _BLOSC_HEADER.size:
+        return f"{len(frame)} bytes, shorter than a Blosc header"
+    _, _, _, _, decoded, _, compressed = _BLOSC_HEADER.unpack_from(frame)
+    if compressed != len(frame):
+        return f"the Blosc header announces {compressed} bytes, the file holds {len(frame)}"
+    if decoded != nbytes:
+        return f"the Blosc header announces {decoded} decoded bytes, a chunk holds {nbytes}"
+    return None
+
+
 _CODECS: dict[str, Any] = {}
 
 
-def _codec(name: str) -> Any:
-    # One codec object each: their decode reads every setting from the frame itself.
+def codec(name: str) -> Any:
+    """numcodecs' codec for ``name`` ("blosc" or "zstd"), one object each: its decode reads every
+    setting from the frame itself."""
     if name not in _CODECS:
         if name == "blosc":
             from numcodecs import Blosc
@@ -284,7 +326,7 @@ class _ChunkedArray(BackendArray):
             source = tuple(slice(max(lo - s, 0), min(hi - s, c))
                            for (lo, hi), s, c in zip(box, starts, array.chunk_shape, strict=True))
             if all(len(r) == 1 for r in ranges):  # one chunk: its part, without a copy
-                return chunk[source]
+                return chunk[source] if source else chunk  # (a 0-d chunk stays an array)
             if out is None:
                 out = np.empty(out_shape, dtype=array.dtype)
             target = tuple(slice(s + part.start - lo, s + part.stop - lo)
@@ -310,10 +352,10 @@ class _LocalStore(AbstractDataStore):
             encoding = {
                 "chunks": array.chunk_shape,
                 "preferred_chunks": dict(zip(array.dimension_names, array.chunk_shape, strict=True)),
-                "compressors": array.codecs[1:],
+                "compressors": copy.deepcopy(array.codecs[1:]),  # the caller's to change
                 "filters": (),
                 "shards": None,
-                "serializer": array.codecs[0],
+                "serializer": copy.deepcopy(array.codecs[0]),
                 "fill_value": array.fill_value,
             }
             data = indexing.LazilyIndexedArray(_ChunkedArray(self.root, array))
