@@ -84,6 +84,8 @@ def test_calculate_loads_no_cluster_plot_or_s3_library(source, tmp_path):
     assert "zarr" not in loaded  # a local store opens without zarr-python (memoxr/io/local_zarr.py)
     if source == "npz":  # no store opened or written: no chunk decoded either
         assert "numcodecs" not in loaded
+    else:  # nor through fsspec, which only URLs and files opened through it need
+        assert "fsspec" not in loaded
 
 
 EXTRAS_ONLY = ("s3fs", "aiohttp", "aiobotocore", "botocore", "distributed", "matplotlib", "bokeh", "jinja2")

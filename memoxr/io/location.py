@@ -18,12 +18,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, TypeVar
-
-import fsspec
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._optional import require
 from ..errors import MemoxrInputError, connection_failure
+
+if TYPE_CHECKING:
+    import fsspec  # imported where a filesystem is made: a local store is read without it
 
 PathLike = str | os.PathLike[str]
 #: The one type of ``storage_options`` (fsspec options) wherever a public function takes them.
@@ -135,6 +136,8 @@ class Location:
 
     @cached_property
     def _filesystem(self) -> tuple[fsspec.AbstractFileSystem, str]:
+        import fsspec.core
+
         return fsspec.core.url_to_fs(self.path, **self.storage_options)
 
     @property
@@ -229,6 +232,8 @@ def open_file(path: PathLike | Location, mode: str = "rb", *, storage_options: S
     ...     fp.read()
     'hello'
     """
+    import fsspec
+
     location = Location.of(path, storage_options)  # the public boundary: options resolved here
     return fsspec.open(location.path, mode, **(location.storage_options if location.is_url else {}))
 

@@ -35,7 +35,6 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-import fsspec
 import xarray as xr
 
 from ..compute.progress import compute, deprecated_show_progress
@@ -54,6 +53,7 @@ from .location import (
 from .schema import COMPLETE_ATTR, check_complete
 
 if TYPE_CHECKING:
+    import fsspec
     import zarr.abc.store
 
 
