@@ -9,9 +9,10 @@ Interleaved (each round starts from a different command), ``--repeat`` rounds of
 3. ``python -c "import memoxr"``
 4. ``memoxr --help``                    (``python -m memoxr --help``)
 5. ``memoxr convert --help``
-6. calculate's imports               what ``memoxr calculate`` of a store imports before it
-                                      reads anything (``memoxr.workflows``, ``dask.array``,
-                                      ``zarr``), as the command does: dask.array without
+6. calculate's imports               what ``memoxr calculate`` of a local store imports before
+                                      it reads anything (``memoxr.workflows``, ``dask.array``,
+                                      ``numcodecs``; no zarr-python, see ``memoxr/io/local_zarr.py``),
+                                      as the command does: dask.array without
                                       scipy, jinja2 or numpy's docstrings
                                       (:mod:`memoxr.compute.lean_imports`), the garbage
                                       collector paused and what is alive frozen at exit
@@ -36,8 +37,9 @@ import sys
 
 from memoxr.benchmarks import _common as c
 
-#: What ``calculate`` on a store imports before it reads (from an npz it needs no zarr).
-CALCULATE_IMPORTS = "import memoxr.workflows, dask.array, zarr"
+#: What ``calculate`` on a local store imports before it reads: its chunks' codecs, no zarr-python
+#: (``memoxr/io/local_zarr.py``); from an npz it needs no numcodecs either.
+CALCULATE_IMPORTS = "import memoxr.workflows, dask.array, numcodecs"
 
 
 def _lean_without(*targets: str) -> str:
