@@ -251,3 +251,70 @@ def test_encrypted_member_and_failing_reads_are_clear_errors(tmp_path):
     raw.broken = True
     with pytest.raises(MemoxrInputError, match=r"'s3://bucket/x.npz': key 'last' could not be read: connection reset"):
         npz["last"]
+
+
+def _counting_directory_parses(monkeypatch) -> list[int]:
+    parses: list[int] = []
+    real = zipfile.ZipFile._RealGetContents
+
+    def counting(self):
+        parses.append(1)
+        return real(self)
+
+    monkeypatch.setattr(zipfile.ZipFile, "_RealGetContents", counting)
+    return parses
+
+
+def test_an_archive_opened_again_reuses_its_parsed_directory(tmp_path, monkeypatch):
+    from memoxr.io.npz import open_npz
+
+    arrays = make_fz_arrays(RAGGED_TRAIN, RAGGED_TEST, seed=5)
+    path = write_npz(tmp_path / "x.npz", arrays)
+    parses = _counting_directory_parses(monkeypatch)
+    ds = memoxr.open_influence(path, chunk_mb=0.001)  # inspected, then one open per block of classes
+    assert ds["influence"].data.npartitions > 2
+    values = ds["influence"].values
+    assert len(parses) == 1
+    for c in range(len(RAGGED_TRAIN)):
+        n_tr, n_tt = arrays[f"infl_matrix_class{c}"].shape
+        np.testing.assert_array_equal(values[c, :n_tr, :n_tt], arrays[f"infl_matrix_class{c}"])
+    with open_npz(path) as npz:  # a local path again: no parse
+        np.testing.assert_array_equal(npz["tr_mem"], arrays["tr_mem"])
+    assert len(parses) == 1
+
+
+def test_an_archive_rewritten_in_place_is_parsed_again(tmp_path, monkeypatch):
+    from memoxr.io.npz import open_npz
+
+    path = tmp_path / "x.npz"
+    np.savez(path, a=np.arange(3), b=np.ones(2))
+    with open_npz(path) as npz:
+        assert npz.keys == ["a", "b"]
+    np.savez(path, c=np.arange(4))  # another size, mtime and (usually) inode
+    with open_npz(path) as npz:
+        assert npz.keys == ["c"] and npz["c"].tolist() == [0, 1, 2, 3]
+
+
+def test_a_member_changed_under_a_kept_directory_is_still_refused(tmp_path):
+    import os
+
+    from memoxr.io.npz import open_npz
+
+    path = tmp_path / "x.npz"
+    np.savez(path, a=np.arange(1000, dtype=np.float32), b=np.zeros(5000, dtype=np.float32))
+    with open_npz(path) as npz:
+        assert float(npz["b"].sum()) == 0.0
+    before = os.stat(path)
+    data = bytearray(path.read_bytes())
+    at = data.rindex(b"\x00" * 64)  # inside b's values: same size, the mtime put back
+    data[at] = 1
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    with open_npz(path) as npz, pytest.raises(MemoxrInputError, match="CRC-32 mismatch"):
+        npz["b"]
+
+
+def test_files_that_are_not_local_have_no_identity_and_are_not_kept():
+    from memoxr.io import npz as npz_module
+
+    assert npz_module._file_identity(io.BytesIO(b"PK")) is None
