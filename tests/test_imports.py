@@ -82,10 +82,9 @@ def test_calculate_loads_no_cluster_plot_or_s3_library(source, tmp_path):
     assert not [name for name in HEAVY if name in loaded]
     assert "scipy" not in loaded  # hidden while dask.array imports (memoxr/compute/lean_imports.py)
     assert "zarr" not in loaded  # a local store opens without zarr-python (memoxr/io/local_zarr.py)
+    assert "fsspec" not in loaded  # which only URLs need
     if source == "npz":  # no store opened or written: no chunk decoded either
         assert "numcodecs" not in loaded
-    else:  # nor through fsspec, which only URLs and files opened through it need
-        assert "fsspec" not in loaded
 
 
 EXTRAS_ONLY = ("s3fs", "aiohttp", "aiobotocore", "botocore", "distributed", "matplotlib", "bokeh", "jinja2")

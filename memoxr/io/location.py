@@ -220,7 +220,7 @@ def _check_bucket(fs: fsspec.AbstractFileSystem, fs_path: str, path: PathLike) -
 
 
 def open_file(path: PathLike | Location, mode: str = "rb", *, storage_options: StorageOptions = None) -> Any:
-    """An fsspec file for a local path or URL (use as a context manager).
+    """A file for a local path (Python's own) or a URL (fsspec's); use it as a context manager.
 
     Examples
     --------
@@ -232,9 +232,11 @@ def open_file(path: PathLike | Location, mode: str = "rb", *, storage_options: S
     ...     fp.read()
     'hello'
     """
+    location = Location.of(path, storage_options)  # the public boundary: options resolved here
+    if "://" not in location.path:  # a plain local path: no fsspec to import (12 ms) or to go through per read
+        return open(location.path, mode)
     import fsspec
 
-    location = Location.of(path, storage_options)  # the public boundary: options resolved here
     return fsspec.open(location.path, mode, **(location.storage_options if location.is_url else {}))
 
 
