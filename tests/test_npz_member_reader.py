@@ -318,3 +318,50 @@ def test_files_that_are_not_local_have_no_identity_and_are_not_kept():
     from memoxr.io import npz as npz_module
 
     assert npz_module._file_identity(io.BytesIO(b"PK")) is None
+
+
+_LARGE = {  # each above the one-read size (1 MB): read straight from the file
+    "int64": lambda: np.arange(300_000),
+    "float64": lambda: np.linspace(0.0, 1.0, 300_000),
+    "fortran": lambda: np.asfortranarray(np.arange(600_000, dtype=np.float32).reshape(600, 1000)),
+    "big_endian": lambda: np.arange(300_000, dtype=">i8"),
+    "bool": lambda: np.arange(2**21) % 3 == 0,
+}
+
+
+@pytest.mark.parametrize("kind", sorted(_LARGE))
+def test_large_members_are_read_straight_as_np_load_reads_them(tmp_path, monkeypatch, kind):
+    from memoxr.io.npz import open_npz
+
+    path = tmp_path / "x.npz"
+    np.savez(path, x=_LARGE[kind](), small=np.arange(3))
+    with open_npz(path) as npz:  # the directory parsed once, and kept
+        assert npz.keys == ["x", "small"]
+    parses = _counting_directory_parses(monkeypatch)
+    with open_npz(path) as npz:
+        got = npz["x"]
+    assert parses == []  # no zipfile reader built for a large member
+    expected = np.load(path)["x"]
+    np.testing.assert_array_equal(got, expected)
+    assert (got.dtype, got.shape, got.flags.f_contiguous) == (expected.dtype, expected.shape, expected.flags.f_contiguous)
+
+
+def test_a_large_member_damaged_or_cut_short_is_a_clear_error(tmp_path):
+    from memoxr.io.npz import open_npz
+
+    path = tmp_path / "x.npz"
+    np.savez(path, x=np.zeros(300_000), y=np.arange(3))
+    data = bytearray(path.read_bytes())
+    data[500_000] ^= 1  # inside x's values
+    flipped = tmp_path / "flipped.npz"
+    flipped.write_bytes(bytes(data))
+    with open_npz(flipped) as npz, pytest.raises(MemoxrInputError, match="key 'x'.*CRC-32 mismatch"):
+        npz["x"]
+    data = bytearray(path.read_bytes())
+    entry = _central_entry(bytes(data), "x.npy")  # the directory claims more than the file holds
+    size = int.from_bytes(data[entry + 24 : entry + 28], "little") + 5_000_000
+    data[entry + 20 : entry + 28] = size.to_bytes(4, "little") * 2
+    cut = tmp_path / "cut.npz"
+    cut.write_bytes(bytes(data))
+    with open_npz(cut) as npz, pytest.raises(MemoxrInputError, match="key 'x'"):
+        npz["x"]
