@@ -7,7 +7,8 @@ the influence matrices are loaded one class block at a time, inside dask tasks.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+import zipfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,6 +67,8 @@ class FZLayout:
     sha256: str = ""
     sample_order: str | None = None
     location: Location | None = field(default=None, repr=False)  # the file with its options
+    #: The archive's directory as inspected: the blocks of classes read without parsing it again.
+    members: dict[str, zipfile.ZipInfo] | None = field(default=None, repr=False, compare=False)
 
     @property
     def max_train(self) -> int:
@@ -98,10 +101,12 @@ class FZLayout:
             group = self.classes[start : start + plan.cls]
             shapes = [(len(self.train_index[i]), len(self.test_index[i])) for i in range(start, start + len(group))]
             token = tokenize(self.path, self.sha256, group, n_tr, n_tt)
+            members = None if self.members is None else {
+                f"infl_matrix_class{k}": self.members[f"infl_matrix_class{k}"] for k in group}
             load = dask.delayed(_load_class_block, pure=True)(
                 # As arrays: dask walks lists and tuples element by element for collections (14 ms at 1,000 classes).
                 self.location or self.path, np.asarray(group), np.asarray(shapes), n_tr, n_tt, self.allow_pickle,
-                dask_key_name=f"load-fz-block-{token}",
+                members, dask_key_name=f"load-fz-block-{token}",
             )
             blocks.append(da.from_delayed(load, shape=(len(group), n_tr, n_tt), dtype=np.float32))
         influence = da.concatenate(blocks, axis=0).rechunk((plan.cls, plan.train, plan.test))
@@ -130,15 +135,16 @@ def _load_class_block(
     n_tr: int,
     n_tt: int,
     allow_pickle: bool,
+    members: Mapping[str, zipfile.ZipInfo] | None = None,
 ) -> np.ndarray:
     """Load the influence matrices of ``classes`` into one NaN-padded float32 block (``shapes``: each
-    class's train and test counts).
+    class's train and test counts; ``members``: their directory entries, as inspected).
 
     Stored (uncompressed) float members, what ``np.savez`` writes, are read
     straight into the block; other members go through the checked reader.
     """
     block = np.empty((len(classes), n_tr, n_tt), dtype=np.float32)
-    with open_npz(path, allow_pickle=allow_pickle) as npz:
+    with open_npz(path, allow_pickle=allow_pickle, members=members) as npz:
         for c, (k, (n_train, n_test)) in enumerate(zip(classes, shapes, strict=True)):
             shape = (int(n_train), int(n_test))
             key = f"infl_matrix_class{int(k)}"
@@ -196,7 +202,7 @@ def inspect_fz_npz(
     source = location.path
     check_input_file(location)
     with open_npz(location, allow_pickle=allow_pickle) as npz:  # one open: headers, then the small arrays
-        headers = npz.headers
+        headers, members = npz.headers, npz.members
         classes, known, n_train, n_test = _check_headers(headers, source, allow_pickle=allow_pickle)
         tr_mem = as_numeric("tr_mem", npz["tr_mem"]).astype(np.float64)
         infinite = np.flatnonzero(np.isinf(tr_mem))
@@ -230,6 +236,7 @@ def inspect_fz_npz(
         sha256=file_sha256(location) if checksum else "",
         location=location,
         sample_order=sample_order,
+        members=members,
     )
 
 

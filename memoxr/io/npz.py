@@ -6,12 +6,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
-import os
-import stat
 import threading
 import zipfile
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, cast
 
 import numpy as np
@@ -37,26 +35,6 @@ _HEADER_PREFIX = 1024
 #: Members up to this size are read whole when their header is, and kept (up to the budget) for
 #: ``npz[key]``: one read and one header parse per index array, not two.
 _READ_AHEAD_MEMBER, _READ_AHEAD_BUDGET = 64 * 2**10, 64 * 2**20
-
-
-#: Parsed zip directories of local archives, by file identity (device, inode, size, mtime): an FZ
-#: npz of 1,000 classes has 3,003 members, whose directory zipfile parses in about 10 ms, and it is
-#: opened to be inspected and again for each block of classes read. Each member read still checks
-#: its local header and CRC-32. A few archives only: those a process is reading.
-_DIRECTORIES: dict[tuple[int, int, int, int], dict[str, zipfile.ZipInfo]] = {}
-_DIRECTORIES_KEPT = 4
-_DIRECTORIES_LOCK = threading.Lock()
-
-
-def _file_identity(raw: Any) -> tuple[int, int, int, int] | None:
-    """(device, inode, size, mtime) of a regular local file; None for anything else (a URL's file)."""
-    try:
-        info = os.fstat(raw.fileno())
-    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is an OSError
-        return None
-    if not stat.S_ISREG(info.st_mode):
-        return None
-    return info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns
 
 
 def _named_data_offset(head: bytes, info: zipfile.ZipInfo) -> int | None:
@@ -132,30 +110,32 @@ class CheckedNpz:
     naming the file and the key. Only the members asked for are touched.
     """
 
-    def __init__(self, raw: Any, *, source: str, allow_pickle: bool = False) -> None:
+    def __init__(self, raw: Any, *, source: str, allow_pickle: bool = False,
+                 members: Mapping[str, zipfile.ZipInfo] | None = None) -> None:
         self.source, self.allow_pickle, self._raw = source, allow_pickle, raw
         self._zipfile: zipfile.ZipFile | None = None
-        identity = _file_identity(raw)
-        with _DIRECTORIES_LOCK:
-            members = _DIRECTORIES.get(identity) if identity is not None else None
+        self._reused = members is not None
         if members is None:
             if not zipfile.is_zipfile(raw):
                 raise MemoxrInputError(f"input {source!r} is not an npz archive (expected a zip of .npy arrays)")
             raw.seek(0)
             members = _npz_members(self._zip)
-            if identity is not None:
-                with _DIRECTORIES_LOCK:
-                    _DIRECTORIES[identity] = members
-                    while len(_DIRECTORIES) > _DIRECTORIES_KEPT:
-                        del _DIRECTORIES[next(iter(_DIRECTORIES))]
-        self._members = members
+        self._members = dict(members)
         self._headers: dict[str, ArrayHeader] = {}
         self._read_ahead: dict[str, tuple[bytes, int]] = {}  # key: the member's bytes, where its data starts
         self._read_ahead_bytes = 0
 
     @property
+    def members(self) -> dict[str, zipfile.ZipInfo]:
+        """The archive's directory entries by key: ``members=`` of another open of this very file
+        (``open_fz_npz``'s blocks of classes) spares parsing it again (about 10 ms at 3,003 members).
+        Each member read still checks its local header and its CRC-32 against these entries."""
+        return dict(self._members)
+
+    @property
     def _zip(self) -> zipfile.ZipFile:
-        """zipfile's reader of the archive, made on first use (a directory found parsed needs none)."""
+        """zipfile's reader of the archive, made on first use (with ``members`` given, only for
+        compressed or unusual members)."""
         if self._zipfile is None:
             try:
                 self._zipfile = zipfile.ZipFile(self._raw)
@@ -196,6 +176,11 @@ class CheckedNpz:
         should decide: a compressed or encrypted member, or a local header whose name
         differs from the directory's. Shorter than ``size`` only where the file ends early.
         """
+        found = self._stored_read(key, info, size)
+        return None if found is None else found[1]
+
+    def _stored_read(self, key: str, info: zipfile.ZipInfo, size: int) -> tuple[int, bytes] | None:
+        """:meth:`_stored_data`, with where the member's data starts in the file."""
         if info.compress_type != zipfile.ZIP_STORED or info.flag_bits & _ENCRYPTED:
             return None
         try:
@@ -211,7 +196,7 @@ class CheckedNpz:
                 head += more
         except OSError as exc:  # e.g. a connection reset while reading from object storage
             raise MemoxrInputError(f"input {self.source!r}: key {key!r} could not be read: {exc}") from exc
-        return head[start : start + size]
+        return info.header_offset + start, head[start : start + size]
 
     def _member(self, key: str) -> zipfile.ZipInfo:
         if key not in self._members:
@@ -272,23 +257,22 @@ class CheckedNpz:
 
     def _read_stored(self, key: str, info: zipfile.ZipInfo) -> np.ndarray | None:
         """A large stored member's values read straight from the file, its header and CRC-32 checked
-        as zipfile would; None where zipfile should read it (compressed, encrypted, pickled values).
+        as zipfile would; None where zipfile should read it (compressed, encrypted, misnamed, a header
+        longer than the prefix read, pickled values).
 
         Without it, reading one large member (``tr_mem``, the labels) would build zipfile's reader of
         the whole archive: its directory parsed again (about 10 ms at 3,003 members).
         """
-        start = self._stored_start(info)
-        if start is None:
-            return None
-        fp = self._raw
-        fp.seek(start)
-        header = read_npy_header(fp, source=self.source, key=key, stored=info.file_size)
-        if header.dtype.hasobject:
-            return None
-        self._headers[key] = header
-        header_length = fp.tell() - start
-        values = read_npy_body(fp, header, source=self.source)
-        self._check_stored_crc(key, info, start, header_length, values.ravel(order="K"))
+        try:
+            found = self._stored_header(key, info)
+            if found is None or found[0].dtype.hasobject:
+                return None
+            header, head = found
+            self._headers[key] = header
+            values = read_npy_body(self._raw, header, source=self.source)
+            self._check_stored_crc(key, info, head, values)
+        except OSError as exc:  # e.g. a connection reset while reading from object storage
+            raise MemoxrInputError(f"input {self.source!r}: key {key!r} could not be read: {exc}") from exc
         return values
 
     def read_stored_into(self, key: str, shape: tuple[int, ...], out: np.ndarray) -> bool:
@@ -300,64 +284,66 @@ class CheckedNpz:
         over the bytes read, as zipfile would.
         """
         info = self._member(key)
-        fp = self._raw
-        data_start = self._stored_start(info)
-        if data_start is None:
-            return False  # zipfile decides (and an encrypted member is refused there)
-        fp.seek(data_start)
-        header = read_npy_header(fp, source=self.source, key=key, stored=info.file_size)
-        if header.dtype.kind != "f":
-            return False  # pickled or integer members: the general reader
-        if header.shape != shape:
-            raise MemoxrInputError(f"input {self.source!r}: key {key!r}: expected shape {shape}, received {header.shape}")
-        header_length, expected = fp.tell() - data_start, header.nbytes
-        dtype, fortran = header.dtype, header.fortran_order
-        direct = dtype == np.float32 and dtype.isnative and not fortran and out.flags.c_contiguous
-        buffer = out if direct else np.empty(shape[::-1] if fortran else shape, dtype=dtype)
-        received = fp.readinto(memoryview(cast(Any, buffer)).cast("B")) if expected else 0
-        if received != expected:  # the file is shorter than its zip directory says
-            raise MemoxrInputError(
-                f"input {self.source!r}: key {key!r}: expected {expected} bytes of data, received {received} "
-                "(truncated file)"
-            )
-        self._check_stored_crc(key, info, data_start, header_length, buffer)
+        try:
+            found = self._stored_header(key, info)
+            if found is None or found[0].dtype.kind != "f":
+                return False  # zipfile decides; pickled or integer members: the general reader
+            header, head = found
+            if header.shape != shape:
+                raise MemoxrInputError(
+                    f"input {self.source!r}: key {key!r}: expected shape {shape}, received {header.shape}")
+            expected, dtype, fortran = header.nbytes, header.dtype, header.fortran_order
+            direct = dtype == np.float32 and dtype.isnative and not fortran and out.flags.c_contiguous
+            buffer = out if direct else np.empty(shape[::-1] if fortran else shape, dtype=dtype)
+            received = self._raw.readinto(memoryview(cast(Any, buffer)).cast("B")) if expected else 0
+            if received != expected:  # the file is shorter than its zip directory says
+                raise MemoxrInputError(
+                    f"input {self.source!r}: key {key!r}: expected {expected} bytes of data, received {received} "
+                    "(truncated file)"
+                )
+            self._check_stored_crc(key, info, head, buffer)
+        except OSError as exc:
+            raise MemoxrInputError(f"input {self.source!r}: key {key!r} could not be read: {exc}") from exc
         if not direct:
             out[...] = buffer.T if fortran else buffer
         return True
 
-    def _stored_start(self, info: zipfile.ZipInfo) -> int | None:
-        """Where a stored member's data (its npy header) starts in the file; None for zipfile to read it."""
-        if info.compress_type != zipfile.ZIP_STORED or info.flag_bits & _ENCRYPTED:
+    def _stored_header(self, key: str, info: zipfile.ZipInfo) -> tuple[ArrayHeader, bytes] | None:
+        """A stored member's checked npy header and its bytes, the file positioned at its data; None
+        for zipfile to read it (compressed, encrypted, misnamed, or a header that does not end within
+        the prefix read: a header's length is never trusted to read more)."""
+        found = self._stored_read(key, info, min(info.file_size, _HEADER_PREFIX))
+        if found is None or not _holds_whole_header(found[1], info.file_size):
             return None
-        self._raw.seek(info.header_offset)
-        offset = _named_data_offset(self._raw.read(_LOCAL_HEADER + _NAME_ROOM), info)
-        return None if offset is None else info.header_offset + offset
+        start, prefix = found
+        member = io.BytesIO(prefix)
+        header = read_npy_header(member, source=self.source, key=key, stored=info.file_size)
+        head = prefix[: member.tell()]
+        self._raw.seek(start + len(head))
+        return header, head
 
-    def _check_stored_crc(self, key: str, info: zipfile.ZipInfo, start: int, header_length: int,
-                          values: np.ndarray) -> None:
-        """The CRC-32 of a stored member read as npy header, then ``values`` (C-contiguous, as stored),
-        then any bytes after them, is its directory's."""
-        crc = zlib_ng.crc32(self._header_bytes(start, header_length))
-        crc = zlib_ng.crc32(memoryview(cast(Any, values)).cast("B") if values.nbytes else b"", crc)
-        trailing = info.file_size - header_length - values.nbytes
-        if trailing > 0:
-            crc = zlib_ng.crc32(self._raw.read(trailing), crc)
+    def _check_stored_crc(self, key: str, info: zipfile.ZipInfo, head: bytes, values: np.ndarray) -> None:
+        """The CRC-32 of a stored member read as npy header ``head``, then ``values`` (contiguous, as
+        stored; the file positioned after them), then any bytes after them, is its directory's."""
+        crc = zlib_ng.crc32(head)
+        crc = zlib_ng.crc32(values.ravel(order="K").view(np.uint8), crc)  # bytes: also datetime64
+        trailing = info.file_size - len(head) - values.nbytes
+        while trailing > 0:
+            part = self._raw.read(min(trailing, BLOCK))
+            if not part:
+                break
+            crc = zlib_ng.crc32(part, crc)
+            trailing -= len(part)
         self._check_crc(key, info, crc)
 
     def _check_crc(self, key: str, info: zipfile.ZipInfo, crc: int) -> None:
         """The CRC-32 computed over a member's bytes is the one its directory entry records, or an error."""
         if crc != info.CRC:
+            changed = "; or the file changed since it was opened: open it again" if self._reused else ""
             raise MemoxrInputError(
                 f"input {self.source!r}: key {key!r}: member is damaged (CRC-32 mismatch); expected {info.CRC:#010x}, "
-                f"received {crc:#010x}"
+                f"received {crc:#010x}{changed}"
             )
-
-    def _header_bytes(self, start: int, length: int) -> bytes:
-        position = self._raw.tell()
-        self._raw.seek(start)
-        head = self._raw.read(length)
-        self._raw.seek(position)
-        return head
 
     def __enter__(self) -> CheckedNpz:
         return self
@@ -369,12 +355,14 @@ class CheckedNpz:
 
 @contextlib.contextmanager
 def open_npz(
-    path: PathLike | Location, *, allow_pickle: bool = False, storage_options: StorageOptions = None
+    path: PathLike | Location, *, allow_pickle: bool = False, storage_options: StorageOptions = None,
+    members: Mapping[str, zipfile.ZipInfo] | None = None,
 ) -> Iterator[CheckedNpz]:
-    """Open an npz (local or URL) whose members are header-checked before any is read."""
+    """Open an npz (local or URL) whose members are header-checked before any is read; ``members``:
+    its directory as an earlier open of the same file read it (:attr:`CheckedNpz.members`)."""
     location = Location.of(path, storage_options)
     source = location.path
-    with open_file(location) as raw, CheckedNpz(raw, source=source, allow_pickle=allow_pickle) as npz:
+    with open_file(location) as raw, CheckedNpz(raw, source=source, allow_pickle=allow_pickle, members=members) as npz:
         yield npz
 
 
