@@ -19,7 +19,7 @@ from zlib_ng import zlib_ng
 
 from ..errors import MemoxrInputError
 from .checksum import BLOCK, local_sha256
-from .location import Location, PathLike, StorageOptions, file_exists, open_file
+from .location import Location, PathLike, StorageOptions, file_exists, open_bytes, open_file
 from .npy import ArrayHeader, read_npy_body, read_npy_header, refuse_pickled
 
 #: A zip local header's fixed part, and room read for its name and extra field in the same read.
@@ -86,7 +86,7 @@ def read_npz_headers(path: PathLike | Location, *, storage_options: StorageOptio
     """
     location = Location.of(path, storage_options)
     check_input_file(location)
-    with open_file(location) as raw:
+    with open_bytes(location) as raw:
         return read_npz_headers_from(raw, source=location.path)
 
 
@@ -362,7 +362,7 @@ def open_npz(
     its directory as an earlier open of the same file read it (:attr:`CheckedNpz.members`)."""
     location = Location.of(path, storage_options)
     source = location.path
-    with open_file(location) as raw, CheckedNpz(raw, source=source, allow_pickle=allow_pickle, members=members) as npz:
+    with open_bytes(location) as raw, CheckedNpz(raw, source=source, allow_pickle=allow_pickle, members=members) as npz:
         yield npz
 
 
