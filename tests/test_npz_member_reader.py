@@ -221,7 +221,7 @@ def test_small_member_cut_short_or_misnamed_is_a_clear_error(tmp_path):
 
 
 def test_encrypted_member_and_failing_reads_are_clear_errors(tmp_path):
-    from memoxr.io.npz import CheckedNpz, open_npz
+    from memoxr.io.npz import open_npz
 
     path = tmp_path / "x.npz"
     np.savez(path, first=np.arange(5), last=np.arange(7))
@@ -238,19 +238,33 @@ def test_encrypted_member_and_failing_reads_are_clear_errors(tmp_path):
         with pytest.raises(MemoxrInputError, match=r"key 'first' could not be read: .*encrypted"):
             npz["first"]
 
-    class Failing(io.BytesIO):  # a connection that breaks after the directory was read
-        broken = False
+    _refused_when_the_connection_breaks(path, "last")
 
-        def read(self, size=-1):
-            if self.broken:
-                raise OSError("connection reset")
-            return super().read(size)
 
-    raw = Failing(path.read_bytes())
+class _BreakingConnection(io.BytesIO):
+    """A remote file whose connection breaks (``broken``) after the directory was read."""
+
+    broken = False
+
+    def read(self, size=-1):
+        if self.broken:
+            raise OSError("connection reset")
+        return super().read(size)
+
+    def readinto(self, buffer):
+        if self.broken:
+            raise OSError("connection reset")
+        return super().readinto(buffer)
+
+
+def _refused_when_the_connection_breaks(path, key: str) -> None:
+    from memoxr.io.npz import CheckedNpz
+
+    raw = _BreakingConnection(path.read_bytes())
     npz = CheckedNpz(raw, source="s3://bucket/x.npz")
     raw.broken = True
-    with pytest.raises(MemoxrInputError, match=r"'s3://bucket/x.npz': key 'last' could not be read: connection reset"):
-        npz["last"]
+    with pytest.raises(MemoxrInputError, match=rf"'s3://bucket/x.npz': key '{key}' could not be read: connection reset"):
+        npz[key]
 
 
 def _counting_directory_parses(monkeypatch) -> list[int]:
@@ -356,29 +370,9 @@ def test_a_large_member_damaged_or_cut_short_is_a_clear_error(tmp_path):
 
 
 def test_a_large_member_whose_connection_breaks_is_a_clear_error(tmp_path):
-    from memoxr.io.npz import CheckedNpz
-
     path = tmp_path / "x.npz"
     np.savez(path, x=np.arange(300_000), y=np.arange(3))
-
-    class Failing(io.BytesIO):  # a connection that breaks after the directory was read
-        broken = False
-
-        def read(self, size=-1):
-            if self.broken:
-                raise OSError("connection reset")
-            return super().read(size)
-
-        def readinto(self, buffer):
-            if self.broken:
-                raise OSError("connection reset")
-            return super().readinto(buffer)
-
-    raw = Failing(path.read_bytes())
-    npz = CheckedNpz(raw, source="s3://bucket/x.npz")
-    raw.broken = True
-    with pytest.raises(MemoxrInputError, match=r"'s3://bucket/x.npz': key 'x' could not be read: connection reset"):
-        npz["x"]
+    _refused_when_the_connection_breaks(path, "x")
 
 
 def test_a_header_length_beyond_its_member_reads_no_further(tmp_path):
