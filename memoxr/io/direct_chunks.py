@@ -24,8 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import MemoxrInputError, damaged_chunk
-from .local_zarr import ArrayMetadata, codec, frame_problem
+from .local_zarr import ArrayMetadata, decode_chunk
 
 if TYPE_CHECKING:
     import dask.array
@@ -131,21 +130,6 @@ def read_chunk(path: str, shape: tuple[int, ...], chunk_shape: tuple[int, ...], 
     >>> read_chunk(path, (2, 2), (2, 3), "<f4", ("s.zarr", "x", (0, 0), "c/0/0")).tolist()
     [[0.0, 1.0], [3.0, 4.0]]
     """
-    try:
-        with open(path, "rb") as file:
-            frame = file.read()
-    except FileNotFoundError:
-        return np.full(shape, np.nan, dtype=dtype)
-    except OSError as exc:  # a chunk that is a folder, or unreadable: name it
-        raise MemoxrInputError(damaged_chunk(*where, f"{type(exc).__name__}: {exc}", verb="read")) from exc
-    out = np.empty(chunk_shape, dtype=dtype)
-    problem = frame_problem(frame, out.nbytes)
-    if problem is None:
-        try:
-            codec("blosc").decode(frame, out=out)
-        except Exception as exc:  # numcodecs raises RuntimeError or ValueError, by version
-            problem = f"{type(exc).__name__}: {exc}"
-    if problem is not None:
-        raise MemoxrInputError(damaged_chunk(*where, problem))
+    out = decode_chunk(path, chunk_shape, np.dtype(dtype), np.nan, "blosc", where)
     part = out[tuple(slice(0, n) for n in shape)]
     return part if part.flags.c_contiguous else part.copy()

@@ -68,11 +68,6 @@ class ArrayMetadata:
         """The chunk's key under the array's folder (Zarr's default encoding: ``c/0/1``)."""
         return self.separator.join(("c", *map(str, coords)))
 
-    @property
-    def grid(self) -> tuple[int, ...]:
-        """Chunks along each dimension."""
-        return tuple(-(-n // c) for n, c in zip(self.shape, self.chunk_shape, strict=True))
-
 
 @dataclass(frozen=True)
 class LocalStoreMetadata:
@@ -132,8 +127,8 @@ def parse_array_metadata(name: str, meta: Mapping[str, Any]) -> ArrayMetadata | 
     ...         "fill_value": "NaN", "codecs": [{"name": "bytes", "configuration": {"endian": "little"}}],
     ...         "dimension_names": ["a", "b"], "attributes": {}}
     >>> array = parse_array_metadata("x", meta)
-    >>> array.grid, array.chunk_key((2, 0)), array.dtype.str
-    ((3, 1), 'c/2/0', '<f4')
+    >>> array.chunk_shape, array.chunk_key((2, 0)), array.dtype.str
+    ((2, 3), 'c/2/0', '<f4')
     >>> parse_array_metadata("x", {**meta, "data_type": "string"}) is None
     True
     """
@@ -206,33 +201,38 @@ def _fill_value(value: Any, dtype: np.dtype) -> Any:
     return None
 
 
-def decode_chunk(path: str, array: ArrayMetadata, where: tuple[str, str, tuple[int, ...], str]) -> np.ndarray:
-    """The whole chunk in the file at ``path`` (``array.chunk_shape``), the fill value where the
-    file does not exist, as Zarr reads it; a chunk that cannot be read (a folder, say, which
-    zarr-python would read as fill values) or decoded raises :class:`~memoxr.errors.MemoxrInputError`
-    naming it. ``where`` names it: store, variable, coords, key.
+def decode_chunk(path: str, chunk_shape: tuple[int, ...], dtype: np.dtype, fill_value: Any, compressor: str | None,
+                 where: tuple[str, str, tuple[int, ...], str]) -> np.ndarray:
+    """The whole chunk in the file at ``path`` (``chunk_shape``), decoded by ``compressor`` ("blosc",
+    "zstd" or None) into a new array; ``fill_value`` where the file does not exist, as Zarr reads it.
+    A chunk that cannot be read (a folder, say, which zarr-python would read as fill values) or
+    decoded raises :class:`~memoxr.errors.MemoxrInputError` naming it. ``where`` names it: store,
+    variable, coords, key.
     """
     try:
         with open(path, "rb") as file:
             frame = file.read()
     except FileNotFoundError:
-        return np.full(array.chunk_shape, array.fill_value, dtype=array.dtype)
+        return np.full(chunk_shape, fill_value, dtype=dtype)
     except OSError as exc:  # a chunk that is a folder, or unreadable: name it
         raise MemoxrInputError(damaged_chunk(*where, f"{type(exc).__name__}: {exc}", verb="read")) from exc
-    out = np.empty(array.chunk_shape, dtype=array.dtype)
-    try:
-        if array.compressor == "blosc":  # straight into the chunk's array, once its header is checked
-            problem = frame_problem(frame, out.nbytes)
-            if problem is not None:
-                raise ValueError(problem)
-            codec("blosc").decode(frame, out=out)
-            return out
-        raw = memoryview(frame if array.compressor is None else codec(array.compressor).decode(frame)).cast("B")
-        if raw.nbytes != out.nbytes:
-            raise ValueError(f"{raw.nbytes} decoded bytes, a chunk holds {out.nbytes}")
-        out.reshape(-1).view(np.uint8)[:] = np.frombuffer(raw, dtype=np.uint8)
-    except Exception as exc:  # numcodecs raises RuntimeError or ValueError, by version
-        raise MemoxrInputError(damaged_chunk(*where, f"{type(exc).__name__}: {exc}")) from exc
+    out = np.empty(chunk_shape, dtype=dtype)
+    # Blosc straight into the chunk's array, once its header is checked; the others through bytes.
+    problem = frame_problem(frame, out.nbytes) if compressor == "blosc" else None
+    if problem is None:
+        try:
+            if compressor == "blosc":
+                codec("blosc").decode(frame, out=out)
+            else:
+                raw = memoryview(frame if compressor is None else codec(compressor).decode(frame)).cast("B")
+                if raw.nbytes != out.nbytes:
+                    problem = f"{raw.nbytes} decoded bytes, a chunk holds {out.nbytes}"
+                else:
+                    out.reshape(-1).view(np.uint8)[:] = np.frombuffer(raw, dtype=np.uint8)
+        except Exception as exc:  # numcodecs raises RuntimeError or ValueError, by version
+            problem = f"{type(exc).__name__}: {exc}"
+    if problem is not None:
+        raise MemoxrInputError(damaged_chunk(*where, problem))
     return out
 
 
@@ -320,8 +320,8 @@ class _ChunkedArray(BackendArray):
         out: np.ndarray | None = None
         for coords in itertools.product(*ranges):
             key = array.chunk_key(coords)
-            chunk = decode_chunk(str(folder.joinpath(*key.split("/"))), array,
-                                 (str(self.root), array.name, coords, key))
+            chunk = decode_chunk(str(folder.joinpath(*key.split("/"))), array.chunk_shape, array.dtype,
+                                 array.fill_value, array.compressor, (str(self.root), array.name, coords, key))
             starts = [i * c for i, c in zip(coords, array.chunk_shape, strict=True)]
             source = tuple(slice(max(lo - s, 0), min(hi - s, c))
                            for (lo, hi), s, c in zip(box, starts, array.chunk_shape, strict=True))
@@ -364,12 +364,6 @@ class _LocalStore(AbstractDataStore):
 
     def get_attrs(self) -> dict[str, Any]:
         return {k: v for k, v in self.meta.attrs.items() if not k.lower().startswith("_nc")}
-
-    def get_dimensions(self) -> dict[str, int]:
-        return {d: n for array in self.meta.arrays.values() for d, n in zip(array.dimension_names, array.shape, strict=True)}
-
-    def close(self) -> None:
-        pass
 
 
 class LocalZarrBackend(BackendEntrypoint):

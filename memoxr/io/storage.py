@@ -373,11 +373,10 @@ def open_dataset(path: PathLike | Location | zarr.abc.store.Store, *, chunks: An
     location = Location.of(path, storage_options)
     if not _exists(location):
         raise MemoxrInputError(f"store {location.path!r} does not exist")
-    if not location.is_url:
-        meta = read_local_metadata(location.path)
-        if meta is not None and not meta.unfamiliar:
-            return _open_local(location.path, meta, chunks)
-    return _open_with_zarr(location, chunks=chunks)
+    meta = None if location.is_url else read_local_metadata(location.path)
+    if meta is not None and not meta.unfamiliar:
+        return _open_local(location.path, meta, chunks)
+    return _open_with_zarr(location, chunks=chunks, local_meta=meta)
 
 
 def _open_local(root: str, meta: LocalStoreMetadata, chunks: Any) -> xr.Dataset:
@@ -398,7 +397,10 @@ def _damaged(source: str, exc: Exception) -> IncompleteStoreError:
     )
 
 
-def _open_with_zarr(path: Location | zarr.abc.store.Store, *, chunks: Any) -> xr.Dataset:
+def _open_with_zarr(path: Location | zarr.abc.store.Store, *, chunks: Any,
+                    local_meta: LocalStoreMetadata | None = None) -> xr.Dataset:
+    """``path`` opened by xarray's Zarr backend; a local folder's float chunks then read directly
+    (``local_meta``: its metadata, if already read)."""
     import zarr.abc.store
 
     store: str | zarr.abc.store.Store
@@ -425,7 +427,7 @@ def _open_with_zarr(path: Location | zarr.abc.store.Store, *, chunks: Any) -> xr
         raise _damaged(source, exc) from exc
     ds.attrs.pop(COMPLETE_ATTR, None)
     if isinstance(store, str) and not is_url(store):  # a local folder: its chunk files read straight
-        meta = read_local_metadata(store)
+        meta = local_meta if local_meta is not None else read_local_metadata(store)
         if meta is not None:
             ds = read_directly(ds, meta.arrays, store)
     return ds
