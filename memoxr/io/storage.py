@@ -82,9 +82,11 @@ def remove_stale_partials(path: PathLike) -> list[Path]:
     pattern = re.compile(rf"\.{re.escape(target.name)}\.(partial|replaced)-(\d+)-[0-9a-z_]{{8}}")
     removed = []
     with contextlib.suppress(OSError):
-        for entry in sorted(target.parent.iterdir()):
-            match = pattern.fullmatch(entry.name)
-            if match and not _pid_alive(int(match.group(2))):
+        # Names matched before sorting: an output folder may hold thousands of other entries.
+        matches = sorted((m for m in map(pattern.fullmatch, os.listdir(target.parent)) if m), key=lambda m: m.string)
+        for match in matches:
+            entry = target.parent / match.string
+            if not _pid_alive(int(match.group(2))):
                 if match.group(1) == "replaced" and not target.exists() and not target.is_symlink():
                     # The writer died between moving the old output aside and the new one in:
                     # the old output is the only complete one, so it goes back, not away.
