@@ -52,6 +52,7 @@ import xarray as xr
 from dask.base import tokenize
 
 from memoxr.compute.progress import compute, deprecated_show_progress
+from memoxr.compute.scheduler import rechunk
 from memoxr.estimate.trials import TRIAL, TRIAL_VARIABLES, validate_labels
 from memoxr.io.chunks import validate_mb
 from memoxr.io.location import Location, StorageOptions, locate
@@ -185,7 +186,7 @@ def read_heldout_runs(
         load = dask.delayed(load_run, pure=True)(file, n_train, n_test, dask_key_name=f"load-heldout-run-{token}")
         rows.append(da.from_delayed(load, shape=(width,), dtype=bool))
     per_chunk = int(min(len(runs), max(1, trial_chunk_mb * 2**20 // width)))
-    stacked = da.stack(rows, axis=0).rechunk((per_chunk, width))
+    stacked = rechunk(da.stack(rows, axis=0), (per_chunk, width))
 
     experiment = PurePosixPath(source.rstrip("/")).name or source
     ds = xr.Dataset(

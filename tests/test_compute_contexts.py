@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import ast
+import sys
 import threading
 import time
+import types
 import warnings
 from pathlib import Path
 
@@ -17,7 +19,7 @@ from test_estimate import SMALL, check_against_reference, make_records
 
 import memoxr
 from memoxr.compute.progress import compute, progress, progress_shown
-from memoxr.compute.scheduler import use_scheduler
+from memoxr.compute.scheduler import rechunk, scheduler_without_client, use_scheduler
 from memoxr.estimate import DegenerateSampleWarning, estimate, write_trials
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -111,6 +113,39 @@ def test_use_scheduler_chooses_the_local_scheduler():
         assert _threads_used(work) == {threading.current_thread().name}
     with use_scheduler("threads"):
         assert _threads_used(work) - {threading.current_thread().name}  # a pool's threads
+
+
+def test_a_local_scheduler_is_named_only_when_no_client_can_exist(monkeypatch):
+    x = da.ones(4, chunks=2)
+    monkeypatch.delitem(sys.modules, "distributed", raising=False)
+    with dask.config.set(scheduler=None):
+        assert scheduler_without_client([x, x + 1]) is dask.threaded.get  # what dask falls back to
+        assert scheduler_without_client([]) is None
+    with dask.config.set(scheduler="synchronous"):  # configured: dask's own choice
+        assert scheduler_without_client([x]) is None
+    with dask.config.set(scheduler=None):
+        assert int(compute(x.sum())[0]) == 4
+        monkeypatch.setitem(sys.modules, "distributed", types.ModuleType("distributed"))  # a client may exist
+        assert scheduler_without_client([x]) is None
+
+
+def test_rechunk_names_tasks_only_when_no_client_can_exist(monkeypatch):
+    methods = []
+    original = da.Array.rechunk
+
+    def recorded(self, chunks="auto", *args, method=None, **kwargs):
+        methods.append(method)
+        return original(self, chunks, *args, method=method, **kwargs)
+
+    monkeypatch.setattr(da.Array, "rechunk", recorded)
+    x = da.arange(6, chunks=2)
+    monkeypatch.delitem(sys.modules, "distributed", raising=False)
+    assert rechunk(x, 3).chunks == ((3, 3),)
+    with dask.config.set({"array.rechunk.method": "tasks"}):  # configured: dask reads it itself
+        rechunk(x, 3)
+    monkeypatch.setitem(sys.modules, "distributed", types.ModuleType("distributed"))
+    assert rechunk(x, 3).compute().tolist() == list(range(6))
+    assert methods == ["tasks", None, None]
 
 
 def test_progress_on_a_distributed_cluster(capsys):

@@ -88,6 +88,20 @@ def test_proxies_on_the_cluster(cluster):
     xr.testing.assert_allclose(_on_cluster(cluster, work), _threaded(work))
 
 
+def test_a_default_client_of_the_users_gets_the_work(cluster, ragged_npz):
+    # A Client made the usual way (no use_scheduler): dask's own lookup must still find it, so
+    # memoxr names a local scheduler only while distributed is not imported at all.
+    def work():
+        ds = memoxr.open_influence(ragged_npz, chunks=SMALL_CHUNKS)  # several blocks: the scores rechunk
+        return memoxr.class_stats(memoxr.influence_scores(ds))
+
+    threaded = _threaded(work)
+    with distributed.Client(cluster) as client, distributed.get_task_stream(client) as stream:
+        on_cluster = work()
+    assert len(stream.data) > 0  # the tasks ran on the cluster's workers
+    pd.testing.assert_frame_equal(on_cluster, threaded)
+
+
 def test_scheduler_flag_and_environment(cluster, tmp_path, ragged_store, monkeypatch):
     runner = CliRunner()
     args = ["calculate", "--input", ragged_store, "--stats-csv", str(tmp_path / "a.csv"), "-q"]

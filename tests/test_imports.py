@@ -87,6 +87,29 @@ def test_calculate_loads_no_cluster_plot_or_s3_library(source, tmp_path):
         assert "numcodecs" not in loaded
 
 
+@pytest.mark.parametrize("source", ["npz", "store"])
+def test_library_work_does_not_import_distributed_to_look_for_a_client(source, tmp_path):
+    # dask imports distributed (0.1-0.2 s) on every compute and rechunk to look for a default client,
+    # unless told what to use; with distributed installed but not imported there is none to find.
+    path = memoxr.sample_path()
+    if source == "store":  # several chunks per dim, so the scores rechunk
+        path = tmp_path / "sample.zarr"
+        convert_npz(memoxr.sample_path(), path, chunk_mb=0.01)
+    code = (
+        "import numpy as np, memoxr, memoxr.workflows\nfrom memoxr.compute.progress import compute\nfrom memoxr.estimate import estimate\n"
+        f"result = memoxr.workflows.calculate({str(path)!r})\n"
+        "rng = np.random.default_rng(0)\n"
+        "records = {'mask': rng.random((40, 30)) < 0.5, 'train_correct': rng.random((40, 30)) < 0.5,\n"
+        "           'test_correct': rng.random((40, 12)) < 0.5, 'tr_labels': np.repeat([0, 1, 2], 10),\n"
+        "           'tt_labels': np.repeat([0, 1, 2], 4)}\n"
+        "(est,) = compute(estimate(records, chunk_mb=0.001))\n"
+        "assert result.stats.shape[0] == 10 and est['influence'].shape == (3, 10, 4)"
+    )
+    loaded = _modules_after(code)
+    assert "dask.array" in loaded and "memoxr.estimate.sums" in loaded
+    assert "distributed" not in loaded
+
+
 EXTRAS_ONLY = ("s3fs", "aiohttp", "aiobotocore", "botocore", "distributed", "matplotlib", "bokeh", "jinja2")
 
 

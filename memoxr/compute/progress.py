@@ -23,7 +23,7 @@ from dask.diagnostics import ProgressBar
 
 from ..errors import MemoxrInputError, connection_failure, damaged_chunk
 from . import collector
-from .scheduler import current_client
+from .scheduler import current_client, scheduler_without_client
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -172,7 +172,8 @@ def _compute_arrays(arrays: list[Any]) -> Iterator[Any]:
             with contextlib.redirect_stdout(sys.stderr):
                 distributed_progress(futures)
         return iter(client.gather(futures))
-    return iter(dask.compute(*arrays))  # a local scheduler: the progress block's ProgressBar draws
+    # A local scheduler: the progress block's ProgressBar draws.
+    return iter(dask.compute(*arrays, scheduler=scheduler_without_client(arrays)))
 
 
 def _raised_in_codec(tb: TracebackType | None) -> bool:

@@ -5,13 +5,16 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import dask
 
 from .._optional import require
 from ..errors import MemoxrInputError
+
+if TYPE_CHECKING:
+    import dask.array as da
 
 #: Environment variable naming the scheduler when ``--scheduler`` is not given.
 SCHEDULER_ENV = "MEMOXR_SCHEDULER"
@@ -34,6 +37,40 @@ def current_client() -> Any | None:
         return get_client()
     except ValueError:
         return None
+
+
+def scheduler_without_client(collections: Sequence[Any]) -> Any | None:
+    """The scheduler dask would choose for ``collections`` when no distributed client can exist, else None.
+
+    Unless a scheduler is configured, every ``dask.compute`` imports distributed (0.1-0.2 s, when
+    installed) to look for a default client. With distributed not imported there is none, and dask
+    falls back to the collections' own default scheduler: named here, so the lookup is skipped.
+    None (dask chooses, as usual) when distributed is imported or a scheduler is configured.
+
+    >>> import dask.array as da
+    >>> with dask.config.set(scheduler="synchronous"):  # configured: dask's own choice
+    ...     scheduler_without_client([da.ones(2)]) is None
+    True
+    """
+    if "distributed" in sys.modules or dask.config.get("scheduler", None) is not None:
+        return None
+    defaults = {collection.__dask_scheduler__ for collection in collections}
+    return defaults.pop() if len(defaults) == 1 else None
+
+
+def rechunk(x: da.Array, chunks: Any) -> Any:  # Any, as dask types Array.rechunk
+    """``x.rechunk(chunks)`` by the method dask would choose, without importing distributed to choose it.
+
+    Unless a method is configured, dask imports distributed (0.1-0.2 s, when installed) before every
+    rechunk to ask a default client whether to rechunk peer to peer. With distributed not imported
+    there is no client, and dask's answer is ``"tasks"``: given here, so the lookup is skipped.
+
+    >>> import dask.array as da
+    >>> rechunk(da.arange(6, chunks=2), 3).chunks
+    ((3, 3),)
+    """
+    lookup = "distributed" in sys.modules or dask.config.get("array.rechunk.method", None) is not None
+    return x.rechunk(chunks, method=None if lookup else "tasks")
 
 
 def _local_scheduler(name: str) -> Any:

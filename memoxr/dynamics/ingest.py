@@ -24,6 +24,7 @@ import xarray as xr
 
 from .._version import __version__
 from ..compute.progress import deprecated_show_progress
+from ..compute.scheduler import rechunk
 from ..errors import MemoxrInputError
 from ..io.chunks import DEFAULT_CHUNK_MB, validate_mb
 from ..io.location import Location, StorageOptions, locate, locate_each
@@ -190,7 +191,7 @@ def _variable_array(plan: _Plan, var: str, epochs_per_chunk: int) -> da.Array:
     ]
     shape = (*(len(plan.run_values[f]) for f in plan.run_dims), len(plan.epochs), n)
     stacked = da.stack(blocks).reshape(shape)
-    return stacked.rechunk({len(shape) - 2: epochs_per_chunk, len(shape) - 1: -1})
+    return rechunk(stacked, {len(shape) - 2: epochs_per_chunk, len(shape) - 1: -1})
 
 
 def _truth_array(

@@ -27,6 +27,7 @@ from typing import Any
 import dask.array as da
 import numpy as np
 
+from ..compute.scheduler import rechunk
 from ..io.schema import CLASS, TEST, TRAIN, TRAIN_ID
 from . import kernels as _k
 from .sums import even_sizes, quiet_blockwise
@@ -167,7 +168,7 @@ def add_intervals(
     train_blocks = even_sizes(n_train, train_block)
     with quiet_blockwise():
         mem = da.blockwise(
-            _memorization_block, "qi", mask.rechunk((-1, train_blocks)), "ti", train_correct.rechunk((-1, train_blocks)),
+            _memorization_block, "qi", rechunk(mask, (-1, train_blocks)), "ti", rechunk(train_correct, (-1, train_blocks)),
             "ti", weights_da, "bt", qs=qs, new_axes={"q": len(qs)}, dtype=np.float64, concatenate=True,
         )
 
@@ -178,13 +179,13 @@ def add_intervals(
     batch = int(min(replicates, max(1, budget // max(1, 4 * n_trials * ti))))
     with quiet_blockwise():
         rows, cols = (
-            da.blockwise(_gather_block, "tci", x, "tn", index, "ci", dtype=bool, concatenate=True).rechunk({0: -1})
+            rechunk(da.blockwise(_gather_block, "tci", x, "tn", index, "ci", dtype=bool, concatenate=True), {0: -1})
             for x, index in ((mask, train_index_da), (test_correct, test_index_da))
         )
-        infl = da.blockwise(
+        infl = rechunk(da.blockwise(
             _influence_block, "qcij", rows, "tci", cols, "tcj", train_index_da, "ci", test_index_da, "cj",
             weights_da, "bt", qs=qs, batch=batch, new_axes={"q": len(qs)}, dtype=np.float32, concatenate=True,
-        ).rechunk((len(qs), *ds["influence"].data.chunks))
+        ), (len(qs), *ds["influence"].data.chunks))
 
     ds = ds.copy()
     for k, side in enumerate(("low", "high")):

@@ -19,6 +19,7 @@ import numpy as np
 import xarray as xr
 
 from ..compute.progress import deprecated_show_progress
+from ..compute.scheduler import rechunk
 from ..errors import MemoxrInputError
 from ..io.chunks import (
     DEFAULT_CHUNK_MB,
@@ -323,7 +324,7 @@ def with_degenerate_warning(sums: TrialSums) -> TrialSums:
     >>> [w.category.__name__ for w in caught]
     ['DegenerateSampleWarning']
     """
-    whole = da.asarray(sums.train).rechunk(-1)
+    whole = rechunk(da.asarray(sums.train), -1)
     train = whole.map_blocks(_warn_degenerate_block, n_trials=sums.n_trials, dtype=whole.dtype)
     return dataclasses.replace(sums, train=train)
 

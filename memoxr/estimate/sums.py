@@ -33,6 +33,7 @@ import dask.array as da
 import numpy as np
 from dask.array import PerformanceWarning
 
+from ..compute.scheduler import rechunk
 from ..io.chunks import BlockChunks, plan_block_chunks
 from . import kernels as _k
 
@@ -59,12 +60,12 @@ class TrialSums:
     def __add__(self, other: TrialSums) -> TrialSums:
         full = None
         if self.test_in_full is not None and other.test_in_full is not None:
-            full = self.test_in_full + other.test_in_full.rechunk(self.test_in_full.chunks)
+            full = self.test_in_full + rechunk(other.test_in_full, self.test_in_full.chunks)
         return TrialSums(
             self.n_trials + other.n_trials,
             self.train + other.train,
             self.test_all + other.test_all,
-            self.test_in + other.test_in.rechunk(self.test_in.chunks),  # exact: whole numbers below 2**24
+            self.test_in + rechunk(other.test_in, self.test_in.chunks),  # exact: whole numbers below 2**24
             full,
         )
 
@@ -213,18 +214,18 @@ def class_test_in(
     test_index_da = da.from_array(test_index, chunks=(groups, plan.test))
     with quiet_blockwise():
         rows, cols = (
-            da.blockwise(_gather_block, "tci", x.rechunk((read, -1)), "tn", index, "ci", dtype=bool, concatenate=True)
+            da.blockwise(_gather_block, "tci", rechunk(x, (read, -1)), "tn", index, "ci", dtype=bool, concatenate=True)
             for x, index in ((mask, train_index_da), (test_correct, test_index_da))
         )
     # Products: a group's bool operands within the budget (their float32 copies are bounded inside).
     trials = even_sizes(n_trials, trial_chunk(n_trials, max(groups) * (plan.train + plan.test), 1, budget))
-    rows, cols = rows.rechunk((trials, groups, plan.train)), cols.rechunk((trials, groups, plan.test))
+    rows, cols = rechunk(rows, (trials, groups, plan.train)), rechunk(cols, (trials, groups, plan.test))
     with quiet_blockwise():
         partial = da.blockwise(
             _class_products_block, "tcij", rows, "tci", cols, "tcj", train_index_da, "ci", test_index_da, "cj",
             max_operand_bytes=budget, adjust_chunks={"t": 1}, dtype=np.float32,
         )
-    return sum_over_trials(partial).rechunk((plan.cls, plan.train, plan.test))
+    return rechunk(sum_over_trials(partial), (plan.cls, plan.train, plan.test))
 
 
 def full_test_in(mask: da.Array, test_correct: da.Array, chunk_mb: float, budget: int) -> da.Array:
@@ -239,7 +240,7 @@ def full_test_in(mask: da.Array, test_correct: da.Array, chunk_mb: float, budget
     tc = trial_chunk(n_trials, max(plan.train, plan.test), 4, budget)
     with quiet_blockwise():
         partial = da.blockwise(
-            _products_block, "tij", mask.rechunk((tc, plan.train)), "ti", test_correct.rechunk((tc, plan.test)), "tj",
+            _products_block, "tij", rechunk(mask, (tc, plan.train)), "ti", rechunk(test_correct, (tc, plan.test)), "tj",
             adjust_chunks={"t": 1}, dtype=np.float32, concatenate=True,
         )
     return sum_over_trials(partial)

@@ -24,6 +24,7 @@ import numpy as np
 import xarray as xr
 import zarr
 
+from ..compute.scheduler import rechunk
 from ..errors import MemoxrInputError
 from ..io.location import Location, StorageOptions, file_exists, locate
 from ..io.npy import refuse_pickled
@@ -180,7 +181,7 @@ def open_trials(path: str | os.PathLike[str] | Location, *, chunks: Any = None, 
     for key, dims in TRIAL_VARIABLES.items():
         data = arrays[key] if isinstance(arrays[key], da.Array) else da.asarray(arrays[key])
         if chunks is not None:
-            data = data.rechunk(chunks)
+            data = rechunk(data, chunks)
         variables[key] = (dims, data)
     return xr.Dataset(variables, attrs={"source_name": Path(str(path)).name})
 
@@ -228,7 +229,7 @@ def _small_values(x: Any) -> np.ndarray:
 
 def _as_dask(x: Any, trial_chunk: int | tuple[int, ...]) -> da.Array:
     x = x if isinstance(x, da.Array) else da.from_array(np.asarray(x), chunks=(trial_chunk, -1))
-    return x.rechunk({0: trial_chunk})
+    return rechunk(x, {0: trial_chunk})
 
 
 # ---------------------------------------------------------------------------------------------

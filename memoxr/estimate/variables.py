@@ -23,6 +23,7 @@ from typing import Any
 import dask.array as da
 import numpy as np
 
+from ..compute.scheduler import rechunk
 from ..io.schema import CLASS, TEST, TEST_ID, TRAIN, TRAIN_ID
 from . import kernels as _k
 from .sums import TrialSums, standard_error
@@ -46,7 +47,7 @@ def padded(values: Any, index: np.ndarray, chunks: Any, fill: float) -> da.Array
     >>> padded(np.array([5.0, 6.0]), np.array([[1, -1]]), -1, np.nan).compute().tolist()
     [[6.0, nan]]
     """
-    whole = da.asarray(values).astype(np.float64).rechunk(-1)
+    whole = rechunk(da.asarray(values).astype(np.float64), -1)
     return da.blockwise(
         _take_padded, "ci", da.from_array(index, chunks=chunks), "ci", whole, "z", fill=fill,
         dtype=np.float64, concatenate=True,
@@ -57,12 +58,12 @@ def _from_sums(block: Any, test_in: da.Array, test_all: Any, n_in: Any, n_trials
     """``block(test_in, test_all, n_in, n_trials)`` chunk by chunk, over 2-D or ``(class, ...)`` 3-D sums."""
     if test_in.ndim == 2:
         return da.blockwise(
-            block, "ij", test_in, "ij", da.asarray(test_all).rechunk((test_in.chunks[1],)), "j",
-            da.asarray(n_in).rechunk((test_in.chunks[0],)), "i", n_trials=n_trials, dtype=np.float32,
+            block, "ij", test_in, "ij", rechunk(da.asarray(test_all), (test_in.chunks[1],)), "j",
+            rechunk(da.asarray(n_in), (test_in.chunks[0],)), "i", n_trials=n_trials, dtype=np.float32,
         )
     return da.blockwise(
-        block, "cij", test_in, "cij", da.asarray(test_all).rechunk(test_in.chunks[::2]), "cj",
-        da.asarray(n_in).rechunk(test_in.chunks[:2]), "ci", n_trials=n_trials, dtype=np.float32,
+        block, "cij", test_in, "cij", rechunk(da.asarray(test_all), test_in.chunks[::2]), "cj",
+        rechunk(da.asarray(n_in), test_in.chunks[:2]), "ci", n_trials=n_trials, dtype=np.float32,
     )
 
 
@@ -89,7 +90,7 @@ def memorization(train: Any, n_trials: int) -> da.Array:
     >>> memorization(np.array([[1.0, 2.0], [1.0, 2.0], [1.0, 2.0]]), 2).compute().tolist()
     [1.0, nan]
     """
-    whole = da.asarray(train).rechunk(-1)
+    whole = rechunk(da.asarray(train), -1)
     return whole.map_blocks(_k.memorization_from_sums, n_trials=n_trials, drop_axis=0, dtype=np.float64)
 
 
@@ -105,8 +106,8 @@ def store_variables(sums: TrialSums, train_index: np.ndarray, test_index: np.nda
     ([1.0], [1])
     """
     n_trials = sums.n_trials
-    train = da.asarray(sums.train).rechunk(-1)
-    test_all = da.asarray(sums.test_all).rechunk(-1)
+    train = rechunk(da.asarray(sums.train), -1)
+    test_all = rechunk(da.asarray(sums.test_all), -1)
     n_in, hit_in, hit_all = train[0], train[1], train[2]
     # Padding: n_in = 0 for padded train rows (a NaN row), NaN test totals for padded test columns.
     n_in_pad = padded(n_in, train_index, sums.test_in.chunks[:2], 0.0)

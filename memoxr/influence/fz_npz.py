@@ -18,6 +18,7 @@ import numpy as np
 import xarray as xr
 from dask.base import tokenize
 
+from ..compute.scheduler import rechunk
 from ..errors import MemoxrInputError
 from ..io.chunks import (
     DEFAULT_CHUNK_MB,
@@ -109,7 +110,7 @@ class FZLayout:
                 members, dask_key_name=f"load-fz-block-{token}",
             )
             blocks.append(da.from_delayed(load, shape=(len(group), n_tr, n_tt), dtype=np.float32))
-        influence = da.concatenate(blocks, axis=0).rechunk((plan.cls, plan.train, plan.test))
+        influence = rechunk(da.concatenate(blocks, axis=0), (plan.cls, plan.train, plan.test))
 
         return influence_dataset(
             influence,

@@ -38,6 +38,7 @@ import xarray as xr
 
 from ..compute.manners import reduce_skipna, resolve_keep_attrs
 from ..compute.reduction import apply_reduction, reduce_dim
+from ..compute.scheduler import rechunk
 from ..errors import MemoxrInputError
 from ..io.schema import (
     CLASS,
@@ -243,9 +244,9 @@ def influence_scores(
         # The max and the rank need a class's samples in one block: merge train_sample chunks if split.
         # Moments are 4 numbers per sample: small class chunks are merged (PER_CLASS_BLOCK_BYTES).
         per_class = moments.shape[1] * _kernels.N_FIELDS * 8
-        moments = moments.rechunk({0: _class_blocks(moments.chunks[0], per_class), 1: -1, 2: -1})
-        memo, index = (da.asarray(a).rechunk({0: moments.chunks[0], 1: -1}) for a in (memo, index))
-        test_count = da.asarray(test_count).rechunk({0: moments.chunks[0]})
+        moments = rechunk(moments, {0: _class_blocks(moments.chunks[0], per_class), 1: -1, 2: -1})
+        memo, index = (rechunk(da.asarray(a), {0: moments.chunks[0], 1: -1}) for a in (memo, index))
+        test_count = rechunk(da.asarray(test_count), {0: moments.chunks[0]})
         fields = da.map_blocks(
             _class_scores_block, moments, memo[:, :, None], index[:, :, None], test_count[:, None, None], **kwargs,
             dtype=np.float64, chunks=(*moments.chunks[:2], (len(_kernels.SCORE_FIELDS),)),
