@@ -125,6 +125,18 @@ def test_versions_benchmark_compares_two_checkouts(tmp_path, capsys, ragged_stor
     assert "new/old" in out and "per-class CSV identical: True" in out
 
 
+def test_versions_benchmark_runs_calculate_as_a_library(tmp_path, capsys, ragged_store):
+    from pathlib import Path
+
+    import memoxr
+    from memoxr.benchmarks.versions import main
+
+    checkout = Path(memoxr.__file__).resolve().parent.parent
+    main([str(ragged_store), "--old", str(checkout), "--repeat", "1", "--library"])
+    out = capsys.readouterr().out.splitlines()[-1]
+    assert out.startswith("calculate ragged.zarr as a library: old") and "identical: True" in out
+
+
 def test_versions_benchmark_converts_with_each_version(tmp_path, capsys, ragged_npz):
     from pathlib import Path
 

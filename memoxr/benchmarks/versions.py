@@ -9,6 +9,11 @@ libraries. Printed per store: median and min-max wall time of each, the ratio of
 range of per-round ratios, and whether every run of both wrote the same per-class CSV, byte for byte
 (a refactor must not change a number). Nothing is asserted.
 
+With ``--library``, each run is ``calculate`` as a library user's process makes it instead:
+``python -c`` importing memoxr and calling :func:`memoxr.workflows.calculate` (none of the command's
+own start-up arrangements: lean imports, allocator, garbage collector, scheduler), which writes the
+same CSV.
+
 With ``--convert``, each ``.npz`` among the inputs is converted by each version into a store of its
 own (``memoxr convert``, timed, interleaved the same way), and each version's ``calculate`` then
 reads its own store: what a change of the store's encoding does to both commands.
@@ -38,6 +43,13 @@ def _calculate(store: Path, csv: Path) -> list[str]:
     return ["calculate", "--input", str(store), "-q", "--stats-csv", str(csv), "--overwrite"]
 
 
+def _run_library(store: Path, csv: Path, env: dict[str, str]) -> None:
+    code = ("import sys, memoxr.workflows\n"
+            "memoxr.workflows.calculate(sys.argv[1], stats_csv=sys.argv[2], overwrite=True)")
+    subprocess.run([sys.executable, "-c", code, str(store), str(csv)], check=True, env=env,
+                   cwd=tempfile.gettempdir(), stdout=subprocess.DEVNULL)
+
+
 def _collect(csvs: dict[str, Path], written: set[bytes], name: str) -> None:
     """The hash of ``name``'s last CSV, untimed, before its next run writes it again."""
     if csvs[name].exists():
@@ -61,6 +73,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeat", type=int, default=7, help="interleaved rounds (default 7)")
     parser.add_argument("--convert", action="store_true",
                         help="convert each .npz with each version (timed), then calculate from each version's store")
+    parser.add_argument("--library", action="store_true",
+                        help="run calculate as a library user's process does (memoxr.workflows.calculate in python -c)")
     args = parser.parse_args(argv)
     c.byte_compile(args.old)
     variants = {"old": dict(os.environ, PYTHONPATH=str(args.old)), "new": dict(os.environ)}
@@ -75,13 +89,17 @@ def main(argv: list[str] | None = None) -> None:
                 _report(f"convert {source.name}", c.interleave(convert, args.repeat))
             csvs = {name: Path(tmp) / f"{name}.csv" for name in variants}
             written: set[bytes] = set()  # every run's per-class CSV, both versions
-            calculate = {name: functools.partial(_run, _calculate(stores[name], csvs[name]), env)
-                         for name, env in variants.items()}
+            calculate = {
+                name: functools.partial(_run_library, stores[name], csvs[name], env) if args.library
+                else functools.partial(_run, _calculate(stores[name], csvs[name]), env)
+                for name, env in variants.items()
+            }
             collect = functools.partial(_collect, csvs, written)
             results = c.interleave(calculate, args.repeat, before_each=collect)
             for name in variants:
                 collect(name)
-            label = f"calculate {source.name}" + (" (each version's own store)" if stores["old"] != source else "")
+            label = (f"calculate {source.name}" + (" as a library" if args.library else "")
+                     + (" (each version's own store)" if stores["old"] != source else ""))
             _report(label, results, f"; every run's per-class CSV identical: {len(written) == 1}")
 
 
