@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dask
 import distributed
 import numpy as np
 import pandas as pd
@@ -96,10 +97,16 @@ def test_a_default_client_of_the_users_gets_the_work(cluster, ragged_npz):
         return memoxr.class_stats(memoxr.influence_scores(ds))
 
     threaded = _threaded(work)
-    with distributed.Client(cluster) as client, distributed.get_task_stream(client) as stream:
-        on_cluster = work()
-    assert len(stream.data) > 0  # the tasks ran on the cluster's workers
-    pd.testing.assert_frame_equal(on_cluster, threaded)
+    with distributed.Client(cluster) as client:
+        with distributed.get_task_stream(client) as stream:
+            on_cluster = work()
+        assert len(stream.data) > 0  # the tasks ran on the cluster's workers
+        pd.testing.assert_frame_equal(on_cluster, threaded)
+        # No scheduler configured, distributed imported: dask's own lookup finds the client.
+        with dask.config.set(scheduler=None), distributed.get_task_stream(client) as stream:
+            again = work()
+        assert len(stream.data) > 0
+        pd.testing.assert_frame_equal(again, threaded)
 
 
 def test_scheduler_flag_and_environment(cluster, tmp_path, ragged_store, monkeypatch):

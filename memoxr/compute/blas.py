@@ -18,6 +18,8 @@ import dask
 import dask.base
 import dask.threaded
 
+from .scheduler import falls_back_to_default_scheduler, scheduler_without_client
+
 
 def threaded_scheduler(collections: list[Any] | None = None) -> bool:
     """True when dask would run ``collections`` (or dask arrays) with its local thread pool.
@@ -31,7 +33,9 @@ def threaded_scheduler(collections: list[Any] | None = None) -> bool:
     ...     threaded_scheduler()
     False
     """
-    scheduler = dask.base.get_scheduler(collections=collections)
+    if not collections and falls_back_to_default_scheduler():
+        return True  # dask arrays default to threads (no client to look for: scheduler.py)
+    scheduler = scheduler_without_client(collections or []) or dask.base.get_scheduler(collections=collections)
     if scheduler is None:  # nothing configured and no collection: dask arrays default to threads
         return True
     return scheduler is dask.threaded.get

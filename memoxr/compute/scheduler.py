@@ -39,20 +39,34 @@ def current_client() -> Any | None:
         return None
 
 
+def falls_back_to_default_scheduler() -> bool:
+    """Whether dask, choosing a scheduler now, would fall back to a collection's own default.
+
+    True when no scheduler is configured and distributed is not imported, so no client exists
+    to be found; dask would still import distributed (0.1-0.2 s, once, when installed) to look.
+
+    >>> with dask.config.set(scheduler="synchronous"):
+    ...     falls_back_to_default_scheduler()
+    False
+    """
+    configured = dask.config.get("scheduler", None) is not None or dask.config.get("get", None) is not None
+    return not configured and "distributed" not in sys.modules
+
+
 def scheduler_without_client(collections: Sequence[Any]) -> Any | None:
     """The scheduler dask would choose for ``collections`` when no distributed client can exist, else None.
 
-    Unless a scheduler is configured, every ``dask.compute`` imports distributed (0.1-0.2 s, when
-    installed) to look for a default client. With distributed not imported there is none, and dask
-    falls back to the collections' own default scheduler: named here, so the lookup is skipped.
-    None (dask chooses, as usual) when distributed is imported or a scheduler is configured.
+    Unless a scheduler is configured, dask looks for a default client on every ``dask.compute``,
+    importing distributed to do so. When :func:`falls_back_to_default_scheduler`, dask then takes
+    the collections' own default scheduler: named here, so the lookup is skipped. None (dask
+    chooses, as usual) otherwise, or when the collections' defaults differ.
 
     >>> import dask.array as da
     >>> with dask.config.set(scheduler="synchronous"):  # configured: dask's own choice
     ...     scheduler_without_client([da.ones(2)]) is None
     True
     """
-    if "distributed" in sys.modules or dask.config.get("scheduler", None) is not None:
+    if not falls_back_to_default_scheduler():
         return None
     defaults = {collection.__dask_scheduler__ for collection in collections}
     return defaults.pop() if len(defaults) == 1 else None
@@ -61,9 +75,10 @@ def scheduler_without_client(collections: Sequence[Any]) -> Any | None:
 def rechunk(x: da.Array, chunks: Any) -> Any:  # Any, as dask types Array.rechunk
     """``x.rechunk(chunks)`` by the method dask would choose, without importing distributed to choose it.
 
-    Unless a method is configured, dask imports distributed (0.1-0.2 s, when installed) before every
-    rechunk to ask a default client whether to rechunk peer to peer. With distributed not imported
-    there is no client, and dask's answer is ``"tasks"``: given here, so the lookup is skipped.
+    Unless a method is configured, dask asks a default client, before every rechunk, whether to
+    rechunk peer to peer, importing distributed (0.1-0.2 s, once, when installed) to do so. With
+    distributed not imported there is no client, and dask's answer is ``"tasks"``: given here, so
+    the lookup is skipped.
 
     >>> import dask.array as da
     >>> rechunk(da.arange(6, chunks=2), 3).chunks

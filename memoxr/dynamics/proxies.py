@@ -29,6 +29,7 @@ import xarray as xr
 
 from ..compute.manners import reduce_skipna
 from ..compute.reduction import reduce_dim
+from ..compute.scheduler import rechunk
 from ..influence.kernels import ROW_STATISTICS
 from . import _kernels, _skipna_kernels
 from ._manners import finish, validate_dim
@@ -96,7 +97,7 @@ def _along_epoch(
 ) -> xr.DataArray:
     """Apply an order-dependent kernel: ``dim`` rechunked to one chunk."""
     if x.chunks is not None:
-        x = x.chunk({dim: -1})
+        x = x.copy(data=rechunk(x.data, {x.get_axis_num(dim): -1}))
     return xr.apply_ufunc(
         kernel, x, *args,
         input_core_dims=[[dim]] + [[] for _ in args],
