@@ -302,6 +302,19 @@ def test_a_file_rewritten_after_it_was_opened_is_refused_not_mixed_in(tmp_path):
         ds["influence"].values  # noqa: B018
 
 
+def test_the_same_path_rewritten_gives_other_task_keys(tmp_path):
+    # dask tells tasks apart by key: the blocks of a rewritten file must not share the old ones'
+    # (computed together, or kept by a cluster, one file's values would stand in for the other's).
+    arrays = make_fz_arrays(RAGGED_TRAIN, RAGGED_TEST, seed=5)
+    path = write_npz(tmp_path / "x.npz", arrays)
+    before = memoxr.open_influence(path)["influence"].data
+    arrays["infl_matrix_class1"] = arrays["infl_matrix_class1"] + 1  # the same shapes, other values
+    write_npz(path, arrays)
+    after = memoxr.open_influence(path)["influence"].data
+    assert before.name != after.name
+    assert not set(dict(before.__dask_graph__())) & set(dict(after.__dask_graph__()))
+
+
 def test_a_member_changed_under_a_given_directory_is_still_refused(tmp_path):
     import os
 

@@ -63,6 +63,27 @@ def test_npz_viewed_in_place_equals_store(ragged_npz, ragged_store):
     xr.testing.assert_allclose(from_npz.drop_attrs(), from_store.drop_attrs(), rtol=1e-6)
 
 
+def test_scores_of_different_inputs_computed_together_stay_apart(ragged_store, ragged_arrays, balanced_store):
+    # dask identifies tasks by key: two score graphs must not share one, or one's values stand in for the other's.
+    from memoxr.compute.progress import compute
+
+    ds = memoxr.open_influence(ragged_store)
+    halved = ds.copy()
+    halved["influence"] = ds["influence"] / 2
+    lazy = {
+        "ragged": memoxr.influence_scores(ds),
+        "halved": memoxr.influence_scores(halved),
+        "other weights": memoxr.influence_scores(ds, alpha=0.2, beta=1.5),
+        "balanced": memoxr.influence_scores(memoxr.open_influence(balanced_store)),
+    }
+    together = dict(zip(lazy, compute(*lazy.values()), strict=True))
+    for name, scores in lazy.items():
+        xr.testing.assert_identical(together[name], scores.compute())
+    assert_matches_reference(together["ragged"], ragged_arrays)
+    assert_matches_reference(together["other weights"], ragged_arrays, 0.2, 1.5)
+    np.testing.assert_allclose(together["halved"]["pos_infl_mean"], together["ragged"]["pos_infl_mean"] / 2, rtol=1e-6)
+
+
 def test_lazy_calls_compute_nothing(ragged_store):
     with raise_if_dask_computes():
         ds = memoxr.open_influence(ragged_store)

@@ -101,9 +101,11 @@ class FZLayout:
         for start in range(0, n_class, plan.cls):
             group = self.classes[start : start + plan.cls]
             shapes = [(len(self.train_index[i]), len(self.test_index[i])) for i in range(start, start + len(group))]
-            token = tokenize(self.path, self.sha256, group, n_tr, n_tt)
             members = None if self.members is None else {
                 f"infl_matrix_class{k}": self.members[f"infl_matrix_class{k}"] for k in group}
+            # The members' CRC-32s tell the contents apart when no sha256 was taken (a file rewritten in place).
+            crcs = None if members is None else np.array([info.CRC for info in members.values()], dtype=np.uint32)
+            token = tokenize(self.path, self.sha256, group, n_tr, n_tt, crcs)
             load = dask.delayed(_load_class_block, pure=True)(
                 # As arrays: dask walks lists and tuples element by element for collections (14 ms at 1,000 classes).
                 self.location or self.path, np.asarray(group), np.asarray(shapes), n_tr, n_tt, self.allow_pickle,

@@ -250,7 +250,8 @@ def influence_scores(
         fields = da.map_blocks(
             _class_scores_block, moments, memo[:, :, None], index[:, :, None], test_count[:, None, None], **kwargs,
             dtype=np.float64, chunks=(*moments.chunks[:2], (len(_kernels.SCORE_FIELDS),)),
-            name="memoxr-class-scores", meta=np.empty((0, 0, 0), dtype=np.float64),
+            # token, not name: a name is the whole key, shared by every call; a token is a prefix of a hash of the inputs.
+            token="memoxr-class-scores", meta=np.empty((0, 0, 0), dtype=np.float64),
         )
     else:
         memo, index = np.asarray(memo)[:, :, None], np.asarray(index)[:, :, None]
