@@ -85,6 +85,13 @@ __all__ = [
 # Public API
 
 
+def _version(path: str) -> tuple[str, int, int, int]:
+    """A local run file's full path and which version of it is there (inode, size, mtime), for its dask keys:
+    the same name in another folder, or the file written again, must not share a held result's keys."""
+    stat = os.stat(path)
+    return os.path.abspath(path), stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+
 def read_heldout_runs(
     folder: str | os.PathLike[str],
     *,
@@ -182,7 +189,7 @@ def read_heldout_runs(
     width = 2 * n_train + n_test
     rows = []
     for file in files:
-        token = tokenize(file.path, n_train, n_test, dict(file.storage_options) if file.is_url else None)
+        token = tokenize(file.path, n_train, n_test, dict(file.storage_options) if file.is_url else _version(file.path))
         load = dask.delayed(load_run, pure=True)(file, n_train, n_test, dask_key_name=f"load-heldout-run-{token}")
         rows.append(da.from_delayed(load, shape=(width,), dtype=bool))
     per_chunk = int(min(len(runs), max(1, trial_chunk_mb * 2**20 // width)))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+import dask
 import dask.array as da
 import numpy as np
 import pytest
@@ -553,3 +554,16 @@ def test_indices_and_counts_are_coordinates_in_memory_and_data_on_disk(tmp_path,
     assert {"train_index", "test_index", "train_count", "test_count"} <= set(on_disk.data_vars)  # the 0.x format
     reopened = memoxr.open_influence(path)
     xr.testing.assert_equal(reopened["train_index"], ds["train_index"].compute())
+
+
+def test_a_trials_store_written_again_gets_other_task_keys(tmp_path):
+    # A result of the old store still held (persisted, or on a cluster) must not stand in for the new one's.
+    from memoxr.estimate.trials import trial_arrays
+
+    old, new = make_records(seed=1), make_records(seed=2)
+    path = write_trials(old, tmp_path / "trials.zarr")
+    held = trial_arrays(str(path))[0]["mask"].persist()
+    write_trials(new, path, overwrite=True)
+    fresh = trial_arrays(str(path))[0]["mask"]
+    assert fresh.name != held.name
+    np.testing.assert_array_equal(dask.compute(held, fresh)[1], np.asarray(new["mask"]) != 0)

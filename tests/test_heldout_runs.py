@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import dask
 import dask.array as da
 import fsspec
 import numpy as np
@@ -120,6 +121,18 @@ def test_dataset_equals_reference(release, runs, labels):
         np.testing.assert_array_equal(ds[key].values, value, err_msg=key)
     np.testing.assert_array_equal(ds["tr_labels"].values, labels["tr_labels"])
     np.testing.assert_array_equal(ds["tt_labels"].values, labels["tt_labels"])
+
+
+def test_a_run_written_again_gets_other_task_keys(tmp_path, runs, labels):
+    # A result of the old file still held (persisted, or on a cluster) must not stand in for the new one's.
+    root = write_release(tmp_path / "toy-inception", {"0.7": runs[:2]})
+    held = read_heldout_runs(root, **labels)["test_correct"].data.persist()
+    changed = dict(runs[1], correctness_test=1 - runs[1]["correctness_test"])
+    np.savez(root / "0.7" / "1" / AUX_FILE, **changed)
+    fresh = read_heldout_runs(root, **labels)["test_correct"].data
+    expected = reference([runs[0], changed])["test_correct"]
+    np.testing.assert_array_equal(fresh.compute(), expected)
+    np.testing.assert_array_equal(dask.compute(held, fresh)[1], expected)
 
 
 def test_estimate_equals_estimate_on_reference(release, runs, labels):

@@ -23,6 +23,7 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 import zarr
+from dask.base import tokenize
 
 from ..compute.scheduler import rechunk
 from ..errors import MemoxrInputError
@@ -85,9 +86,30 @@ def _read_arrays(location: Location) -> tuple[dict[str, Any], str, str | None]:
         names = list(group.array_keys())
     except Exception as exc:  # zarr raises several kinds for a folder that is not a store
         raise MemoxrInputError(f"trials {source!r}: not a readable Zarr store ({exc})") from exc
-    arrays = {name: da.from_zarr(group[name]) if name in TRIAL_VARIABLES else None for name in names}
+    arrays = {
+        name: da.from_zarr(group[name], name=f"trials-{name}-{_token(location, name)}")
+        if name in TRIAL_VARIABLES else None
+        for name in names
+    }
     order = group.attrs.get("sample_order")
     return arrays, "", order if isinstance(order, str) else None
+
+
+def _token(location: Location, name: str) -> str:
+    """A token of a store's array for its dask keys: where it is, and which version of it is there.
+
+    dask would name the array by path and metadata alone: a store rewritten in place (``--overwrite``)
+    would share keys with a result of the old one still held (persisted, or on a cluster). Locally the
+    array's ``zarr.json`` (rewritten with every store) is told apart by inode, size and mtime; on
+    object storage by what the server says of it (ETag, last modified, size).
+    """
+    if location.is_url:
+        info = location.fs.info(f"{location.fs_path.rstrip('/')}/{name}/zarr.json")
+        version: Any = sorted((k, str(v)) for k, v in info.items())
+    else:
+        stat = os.stat(Path(location.path) / name / "zarr.json")
+        version = (os.path.abspath(location.path), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    return tokenize(location.path, dict(location.storage_options), version)
 
 
 def _load_member(location: Location, key: str) -> np.ndarray:
@@ -101,7 +123,6 @@ def _lazy_npz(location: Location) -> tuple[dict[str, Any], str, str | None]:
     """An npz's records as dask arrays (each member read whole, once per computation); its labels,
     sample order and sha256 now. Headers are checked first, and pickled members refused."""
     import dask
-    from dask.base import tokenize
 
     from ..io.npz import file_sha256, open_npz, read_npz_headers
 
