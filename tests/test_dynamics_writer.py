@@ -146,3 +146,23 @@ def test_writer_creation_errors(tmp_path: Path) -> None:
         DynamicsWriter(tmp_path / "d.zarr", samples=N + 1)
     with pytest.raises(MemoxrInputError, match="variables: the store .* holds"):
         DynamicsWriter(tmp_path / "d.zarr", variables={"loss": "f4"})
+
+
+def test_a_store_reopened_after_more_epochs_gets_other_task_keys(tmp_path: Path) -> None:
+    # A notebook that kept (persisted) an earlier read must not get its values back for the later one.
+    import dask
+
+    from memoxr.io.storage import open_dataset
+
+    path = tmp_path / "d.zarr"
+    writer = DynamicsWriter(path, samples=4, epochs=2, variables={"loss": "f4"})
+    writer.write_epoch(0, loss=[1, 2, 3, 4])
+    held = open_dataset(path)["loss"].data.persist()
+    writer.write_epoch(1, loss=[5, 6, 7, 8])
+    fresh = open_dataset(path)["loss"].data
+    assert fresh.name != held.name
+    old, new = dask.compute(held, fresh)
+    assert np.isnan(old[1]).all()
+    np.testing.assert_array_equal(new, [[1, 2, 3, 4], [5, 6, 7, 8]])
+    # Unchanged, it keeps its keys: two reads of the same state still share their work.
+    assert open_dataset(path)["loss"].data.name == fresh.name

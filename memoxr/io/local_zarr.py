@@ -387,8 +387,10 @@ class LocalZarrBackend(BackendEntrypoint):
 
     def open_dataset(
         self, filename_or_obj: Any, *, drop_variables: Any = None, metadata: LocalStoreMetadata | None = None,
-        **decoders: Any,
+        version: Any = None, **decoders: Any,
     ) -> xr.Dataset:
+        # version: not read here; xarray folds every keyword into the dask token of the arrays it chunks,
+        # so a store whose chunks are written in place gets new keys as they change (io/storage.py).
         root = Path(filename_or_obj).absolute()  # the tasks may run after a chdir, or in a worker elsewhere
         meta = metadata if metadata is not None else read_local_metadata(root)
         if meta is None or meta.unfamiliar:

@@ -384,13 +384,30 @@ def open_dataset(path: PathLike | Location | zarr.abc.store.Store, *, chunks: An
 def _open_local(root: str, meta: LocalStoreMetadata, chunks: Any) -> xr.Dataset:
     check_complete(meta.attrs, source=root)
     try:
-        ds = xr.open_dataset(root, engine=LocalZarrBackend, chunks={} if chunks is None else chunks, metadata=meta)
+        ds = xr.open_dataset(root, engine=LocalZarrBackend, chunks={} if chunks is None else chunks, metadata=meta,
+                             version=_written_in_place(root, meta))
     except MemoxrInputError:
         raise
     except Exception as exc:  # e.g. arrays that disagree on a dimension's length
         raise _damaged(root, exc) from exc
     ds.attrs.pop(COMPLETE_ATTR, None)
     return read_directly(ds, meta.arrays, root)
+
+
+def _written_in_place(root: str, meta: LocalStoreMetadata) -> tuple[int, int] | None:
+    """For a store a writer fills in place after creating it (``attrs["writer"]``: a DynamicsWriter
+    recording epochs), how many files it holds and their latest mtime, for its arrays' dask keys:
+    reopened after more epochs landed, it must not share keys with a result of the earlier read still
+    held. None for the stores memoxr writes once (a new folder each time, which xarray's token tells apart).
+    """
+    if "writer" not in meta.attrs:
+        return None
+    count, latest = 0, 0
+    for folder, _, files in os.walk(root):
+        for name in files:
+            count += 1
+            latest = max(latest, os.stat(os.path.join(folder, name)).st_mtime_ns)
+    return count, latest
 
 
 def _damaged(source: str, exc: Exception) -> IncompleteStoreError:
