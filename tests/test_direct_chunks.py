@@ -41,6 +41,22 @@ def test_influence_store_reads_directly_and_equals_zarr(ragged_store):
     assert ds["influence"].encoding["chunks"] == tuple(c[0] for c in ds["influence"].chunks)
 
 
+def test_a_store_filled_in_place_reads_directly_under_new_keys_as_it_grows(tmp_path):
+    # Blosc float chunks are read directly; in a store a writer fills in place (attrs["writer"]) their
+    # keys must change with its files, as xarray's do (memoxr/io/storage.py), and stay put otherwise.
+    path = tmp_path / "filled.zarr"
+    ds = xr.Dataset({"loss": (("epoch", "sample"), np.full((2, 3), np.nan, dtype=np.float32))},
+                    attrs={"writer": "a test"})
+    write_dataset(ds, path, encoding={"loss": {"chunks": (1, 3), "compressors": [BloscCodec(cname="lz4")],
+                                               "fill_value": np.nan}})
+    before = open_dataset(path)["loss"]
+    assert _direct(before) and open_dataset(path)["loss"].data.name == before.data.name
+    zarr.open_array(str(path / "loss"), mode="r+")[1] = [1, 2, 3]  # the second epoch lands
+    after = open_dataset(path)["loss"]
+    assert _direct(after) and after.data.name != before.data.name
+    np.testing.assert_array_equal(after.values[1], [1, 2, 3])
+
+
 def test_scores_are_the_same_through_zarr_and_directly(ragged_store):
     direct = memoxr.class_stats(memoxr.influence_scores(memoxr.open_influence(ragged_store)))
     wrapped = memoxr.open_influence(CountingStore(zarr.storage.LocalStore(ragged_store, read_only=True)))

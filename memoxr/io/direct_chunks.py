@@ -30,10 +30,13 @@ if TYPE_CHECKING:
     import dask.array
     import xarray as xr
 
-def read_directly(ds: xr.Dataset, arrays: Mapping[str, ArrayMetadata], root: str | Path) -> xr.Dataset:
+def read_directly(
+    ds: xr.Dataset, arrays: Mapping[str, ArrayMetadata], root: str | Path, *, version: Any = None
+) -> xr.Dataset:
     """``ds`` as opened from the local store at ``root`` (its arrays' metadata in ``arrays``, from
     :func:`~memoxr.io.local_zarr.read_local_metadata`), with every eligible data variable's chunks
-    read directly (see the module's docstring); the others unchanged.
+    read directly (see the module's docstring); the others unchanged. ``version`` joins the arrays'
+    dask token (a store filled in place: :func:`memoxr.io.storage.open_dataset`).
 
     Examples
     --------
@@ -53,7 +56,7 @@ def read_directly(ds: xr.Dataset, arrays: Mapping[str, ArrayMetadata], root: str
         array = arrays.get(str(name))
         chunks = _plan(var.variable, array) if array is not None else None
         if array is not None and chunks is not None:
-            data = _dask_array(Path(root), array, chunks)
+            data = _dask_array(Path(root), array, chunks, version)
             replaced[name] = xr.Variable(var.dims, data, var.attrs, var.encoding)
     return ds.assign(replaced) if replaced else ds
 
@@ -88,7 +91,7 @@ def _is_nan(value: Any) -> bool:
         return False
 
 
-def _dask_array(root: Path, array: ArrayMetadata, chunks: tuple[tuple[int, ...], ...]) -> dask.array.Array:
+def _dask_array(root: Path, array: ArrayMetadata, chunks: tuple[tuple[int, ...], ...], version: Any = None) -> dask.array.Array:
     import dask.array as da
     from dask.base import tokenize
     from dask.highlevelgraph import HighLevelGraph
@@ -101,7 +104,7 @@ def _dask_array(root: Path, array: ArrayMetadata, chunks: tuple[tuple[int, ...],
         stamp = os.stat(folder / "zarr.json").st_mtime_ns
     except OSError:
         stamp = None
-    token = tokenize(str(folder), chunk_shape, chunks, dtype.str, stamp)
+    token = tokenize(str(folder), chunk_shape, chunks, dtype.str, stamp, version)
     out = f"read-{name}-{token}"
     source = str(root)
     graph: dict[Any, Any] = {}

@@ -383,15 +383,16 @@ def open_dataset(path: PathLike | Location | zarr.abc.store.Store, *, chunks: An
 
 def _open_local(root: str, meta: LocalStoreMetadata, chunks: Any) -> xr.Dataset:
     check_complete(meta.attrs, source=root)
+    version = _written_in_place(root, meta)
     try:
         ds = xr.open_dataset(root, engine=LocalZarrBackend, chunks={} if chunks is None else chunks, metadata=meta,
-                             version=_written_in_place(root, meta))
+                             version=version)
     except MemoxrInputError:
         raise
     except Exception as exc:  # e.g. arrays that disagree on a dimension's length
         raise _damaged(root, exc) from exc
     ds.attrs.pop(COMPLETE_ATTR, None)
-    return read_directly(ds, meta.arrays, root)
+    return read_directly(ds, meta.arrays, root, version=version)
 
 
 def _written_in_place(root: str, meta: LocalStoreMetadata) -> tuple[int, int] | None:
