@@ -85,11 +85,11 @@ __all__ = [
 # Public API
 
 
-def _version(path: str) -> tuple[str, int, int, int]:
-    """A local run file's full path and which version of it is there (inode, size, mtime), for its dask keys:
-    the same name in another folder, or the file written again, must not share a held result's keys."""
+def _version(path: str) -> tuple[str, int, int, int, int]:
+    """A local run file's full path and which version of it is there (inode, size, mtime, ctime), for its
+    dask keys: the same name in another folder, or the file written again, must not share a held result's keys."""
     stat = os.stat(path)
-    return os.path.abspath(path), stat.st_ino, stat.st_size, stat.st_mtime_ns
+    return os.path.abspath(path), stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns
 
 
 def read_heldout_runs(

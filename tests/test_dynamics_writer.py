@@ -166,3 +166,22 @@ def test_a_store_reopened_after_more_epochs_gets_other_task_keys(tmp_path: Path)
     np.testing.assert_array_equal(new, [[1, 2, 3, 4], [5, 6, 7, 8]])
     # Unchanged, it keeps its keys: two reads of the same state still share their work.
     assert open_dataset(path)["loss"].data.name == fresh.name
+
+
+def test_a_chunk_being_written_does_not_stop_a_reader(tmp_path: Path, monkeypatch) -> None:
+    # zarr writes a chunk to a *.partial file and renames it: the walk for the store's version skips
+    # those, and a file gone between listing and stat (renamed meanwhile) is skipped, not an error.
+    import os
+
+    from memoxr.io import storage
+
+    path = tmp_path / "d.zarr"
+    writer = DynamicsWriter(path, samples=4, epochs=2, variables={"loss": "f4"})
+    writer.write_epoch(0, loss=[1, 2, 3, 4])
+    name = storage.open_dataset(path)["loss"].data.name
+    (path / "loss" / "c").mkdir(exist_ok=True)
+    (path / "loss" / "c" / "1.0123abcd.partial").write_bytes(b"half")
+    assert storage.open_dataset(path)["loss"].data.name == name  # not counted: the same version
+    real_walk = os.walk
+    monkeypatch.setattr(os, "walk", lambda root: [*real_walk(root), (str(path), [], ["renamed-meanwhile"])])
+    assert storage.open_dataset(path)["loss"].data.name == name

@@ -567,3 +567,19 @@ def test_a_trials_store_written_again_gets_other_task_keys(tmp_path):
     fresh = trial_arrays(str(path))[0]["mask"]
     assert fresh.name != held.name
     np.testing.assert_array_equal(dask.compute(held, fresh)[1], np.asarray(new["mask"]) != 0)
+
+
+def test_a_zarr_v2_trials_store_still_opens_and_keys_its_version(tmp_path):
+    # The version behind the keys comes from whichever metadata file the store has (here v2's .zarray).
+    import zarr
+
+    from memoxr.estimate.trials import trial_arrays
+
+    records = make_records(seed=3)
+    path = tmp_path / "v2.zarr"
+    group = zarr.open_group(str(path), mode="w", zarr_format=2)
+    for key, values in records.items():
+        group.create_array(key, data=np.asarray(values))
+    arrays = trial_arrays(str(path))[0]
+    np.testing.assert_array_equal(arrays["mask"].compute(), np.asarray(records["mask"]))
+    assert trial_arrays(str(path))[0]["mask"].name == arrays["mask"].name  # unchanged: the same keys

@@ -282,6 +282,31 @@ def test_estimate_ingest_and_evaluate_on_s3(tmp_path, bucket, options):
     assert auroc == pytest.approx(roc_auc_score(mislabeled, losses))
 
 
+def test_a_trials_store_on_s3_keeps_its_keys_until_written_again(tmp_path, bucket, options):
+    # Reopened unchanged, the same keys (reads shared); written again at the same URL, new ones.
+    from memoxr.estimate import write_trials
+    from memoxr.estimate.trials import trial_arrays
+    from memoxr.io.location import Location
+
+    rng = np.random.default_rng(2)
+    fs = _fs(options)
+    names = []
+    for version in range(2):
+        records = {"mask": rng.random((6, 5)) < 0.5, "train_correct": rng.random((6, 5)) < 0.5,
+                   "test_correct": rng.random((6, 3)) < 0.5, "tr_labels": np.arange(5) % 2, "tt_labels": np.arange(3) % 2}
+        local = write_trials(records, tmp_path / f"t{version}.zarr")
+        if fs.exists(f"{bucket}/t.zarr"):
+            fs.rm(f"{bucket}/t.zarr", recursive=True)
+            time.sleep(1.1)  # the same metadata bytes again: only the last-modified time, to the second, differs
+        fs.put(str(local), f"{bucket}/t.zarr", recursive=True)
+        fs.invalidate_cache()
+        opened = [trial_arrays(Location.of(f"s3://{bucket}/t.zarr", options))[0]["mask"] for _ in range(2)]
+        assert opened[0].name == opened[1].name
+        np.testing.assert_array_equal(opened[1].compute(), records["mask"])
+        names.append(opened[0].name)
+    assert names[0] != names[1]
+
+
 def test_overwrite_refuses_to_delete_what_is_not_a_store(ragged_npz, bucket, options):
     fs = _fs(options)
     fs.pipe(f"{bucket}/data/notes.txt", b"precious")

@@ -99,17 +99,41 @@ def _token(location: Location, name: str) -> str:
     """A token of a store's array for its dask keys: where it is, and which version of it is there.
 
     dask would name the array by path and metadata alone: a store rewritten in place (``--overwrite``)
-    would share keys with a result of the old one still held (persisted, or on a cluster). Locally the
-    array's ``zarr.json`` (rewritten with every store) is told apart by inode, size and mtime; on
-    object storage by what the server says of it (ETag, last modified, size).
+    would share keys with a result of the old one still held (persisted, or on a cluster). The
+    version is the array's metadata file's (``zarr.json``, or Zarr v2's ``.zarray``; else the root's):
+    locally its inode, size, mtime and ctime; on object storage its ETag, size and last-modified time (to
+    the second; the rest of what the server says varies between a listing and a request). None if none
+    can be read: the path alone.
     """
     if location.is_url:
-        info = location.fs.info(f"{location.fs_path.rstrip('/')}/{name}/zarr.json")
-        version: Any = sorted((k, str(v)) for k, v in info.items())
-    else:
-        stat = os.stat(Path(location.path) / name / "zarr.json")
-        version = (os.path.abspath(location.path), stat.st_ino, stat.st_size, stat.st_mtime_ns)
-    return tokenize(location.path, dict(location.storage_options), version)
+        return tokenize(location.path, location.endpoint, _remote_version(location, name))
+    return tokenize(os.path.abspath(location.path), _local_version(Path(location.path), name))
+
+
+_METADATA_FILES = ("{name}/zarr.json", "{name}/.zarray", "zarr.json", ".zmetadata")
+
+
+def _local_version(root: Path, name: str) -> tuple[int, int, int, int] | None:
+    for pattern in _METADATA_FILES:
+        try:
+            stat = os.stat(root / pattern.format(name=name))
+        except OSError:
+            continue
+        return stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns
+    return None
+
+
+def _remote_version(location: Location, name: str) -> tuple[str, str, float | str] | None:
+    for pattern in _METADATA_FILES:
+        try:
+            info = location.fs.info(f"{location.fs_path.rstrip('/')}/{pattern.format(name=name)}")
+        except (OSError, ValueError):
+            continue
+        # The same metadata written again has the same ETag (a hash of its bytes); the time tells it apart.
+        modified = info.get("LastModified", info.get("mtime", info.get("created", "")))
+        stamp = modified.timestamp() if hasattr(modified, "timestamp") else str(modified)
+        return str(info.get("ETag", "")), str(info.get("size")), stamp
+    return None
 
 
 def _load_member(location: Location, key: str) -> np.ndarray:

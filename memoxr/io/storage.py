@@ -397,17 +397,24 @@ def _open_local(root: str, meta: LocalStoreMetadata, chunks: Any) -> xr.Dataset:
 
 def _written_in_place(root: str, meta: LocalStoreMetadata) -> tuple[int, int] | None:
     """For a store a writer fills in place after creating it (``attrs["writer"]``: a DynamicsWriter
-    recording epochs), how many files it holds and their latest mtime, for its arrays' dask keys:
+    recording epochs), how many files it holds and their latest change, for its arrays' dask keys:
     reopened after more epochs landed, it must not share keys with a result of the earlier read still
     held. None for the stores memoxr writes once (a new folder each time, which xarray's token tells apart).
+    A chunk being written (zarr's ``*.partial`` file, renamed when complete) is not counted.
     """
     if "writer" not in meta.attrs:
         return None
     count, latest = 0, 0
     for folder, _, files in os.walk(root):
         for name in files:
+            if name.endswith(".partial"):
+                continue
+            try:
+                stat = os.stat(os.path.join(folder, name))
+            except FileNotFoundError:  # replaced by a writer meanwhile
+                continue
             count += 1
-            latest = max(latest, os.stat(os.path.join(folder, name)).st_mtime_ns)
+            latest = max(latest, stat.st_mtime_ns, stat.st_ctime_ns)
     return count, latest
 
 
