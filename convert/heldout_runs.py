@@ -55,7 +55,7 @@ from memoxr.compute.progress import compute, deprecated_show_progress
 from memoxr.compute.scheduler import rechunk
 from memoxr.estimate.trials import TRIAL, TRIAL_VARIABLES, validate_labels
 from memoxr.io.chunks import validate_mb
-from memoxr.io.location import Location, StorageOptions, locate
+from memoxr.io.location import Location, StorageOptions, local_version, locate
 from memoxr.io.npy import write_npy_streamed
 from memoxr.io.storage import atomic_output, check_writable, write_dataset
 
@@ -86,10 +86,9 @@ __all__ = [
 
 
 def _version(path: str) -> tuple[str, int, int, int, int]:
-    """A local run file's full path and which version of it is there (inode, size, mtime, ctime), for its
-    dask keys: the same name in another folder, or the file written again, must not share a held result's keys."""
-    stat = os.stat(path)
-    return os.path.abspath(path), stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns
+    """A local run file's full path and which version of it is there (:func:`~memoxr.io.location.local_version`),
+    for its dask keys: the same name in another folder, or the file written again, must not share a held result's keys."""
+    return os.path.abspath(path), *local_version(path)
 
 
 def read_heldout_runs(

@@ -27,7 +27,7 @@ from dask.base import tokenize
 
 from ..compute.scheduler import rechunk
 from ..errors import MemoxrInputError
-from ..io.location import Location, StorageOptions, file_exists, locate
+from ..io.location import Location, StorageOptions, file_exists, local_version, locate
 from ..io.npy import refuse_pickled
 from ..io.schema import TEST_ID, TRAIN_ID
 from . import kernels as _k
@@ -116,10 +116,9 @@ _METADATA_FILES = ("{name}/zarr.json", "{name}/.zarray", "zarr.json", ".zmetadat
 def _local_version(root: Path, name: str) -> tuple[int, int, int, int] | None:
     for pattern in _METADATA_FILES:
         try:
-            stat = os.stat(root / pattern.format(name=name))
+            return local_version(root / pattern.format(name=name))
         except OSError:
             continue
-        return stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns
     return None
 
 

@@ -17,7 +17,6 @@ chunk by chunk as xarray reads it (through zarr-python, or :mod:`.local_zarr`'s 
 from __future__ import annotations
 
 import itertools
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .local_zarr import ArrayMetadata, decode_chunk
+from .location import local_version
 
 if TYPE_CHECKING:
     import dask.array
@@ -101,7 +101,7 @@ def _dask_array(root: Path, array: ArrayMetadata, chunks: tuple[tuple[int, ...],
     chunk_shape = array.chunk_shape
     dtype = array.dtype
     try:
-        stamp = os.stat(folder / "zarr.json").st_mtime_ns
+        stamp: tuple[int, ...] | None = local_version(folder / "zarr.json")
     except OSError:
         stamp = None
     token = tokenize(str(folder), chunk_shape, chunks, dtype.str, stamp, version)

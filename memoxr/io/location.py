@@ -44,6 +44,20 @@ def is_url(path: object) -> bool:
     return "://" in text and not text.startswith("file://")
 
 
+def local_version(path: str | os.PathLike[str]) -> tuple[int, int, int, int]:
+    """Which version of the local file at ``path`` is there: its inode, size, mtime and ctime (OSError if none).
+
+    For dask keys: a file written again, even to the same size or with its mtime put back, gets another.
+
+    >>> import tempfile
+    >>> with tempfile.NamedTemporaryFile() as file:
+    ...     local_version(file.name) == local_version(file.name)
+    True
+    """
+    stat = os.stat(path)
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns
+
+
 #: botocore ``Config`` defaults memoxr gives ``s3://`` access (``config_kwargs``
 #: of the storage options win). A silent endpoint fails after about
 #: 5 s3fs tries x 1 attempt x 8 s (about 45 s); a refused connection at once.
