@@ -34,20 +34,21 @@ from pathlib import Path
 from memoxr.benchmarks import _common as c
 
 
-def _run(args: list[str], env: dict[str, str]) -> None:
-    subprocess.run([sys.executable, "-m", "memoxr", *args], check=True, env=env, cwd=tempfile.gettempdir(),
+def _run(python_args: list[str], env: dict[str, str]) -> None:
+    subprocess.run([sys.executable, *python_args], check=True, env=env, cwd=tempfile.gettempdir(),
                    stdout=subprocess.DEVNULL)
 
 
-def _calculate(store: Path, csv: Path) -> list[str]:
-    return ["calculate", "--input", str(store), "-q", "--stats-csv", str(csv), "--overwrite"]
+#: ``calculate`` as a library user's process makes it: ``python -c LIBRARY_CALCULATE STORE CSV``.
+LIBRARY_CALCULATE = ("import sys, memoxr.workflows\n"
+                     "memoxr.workflows.calculate(sys.argv[1], stats_csv=sys.argv[2], overwrite=True)")
 
 
-def _run_library(store: Path, csv: Path, env: dict[str, str]) -> None:
-    code = ("import sys, memoxr.workflows\n"
-            "memoxr.workflows.calculate(sys.argv[1], stats_csv=sys.argv[2], overwrite=True)")
-    subprocess.run([sys.executable, "-c", code, str(store), str(csv)], check=True, env=env,
-                   cwd=tempfile.gettempdir(), stdout=subprocess.DEVNULL)
+def _calculate(store: Path, csv: Path, *, library: bool) -> list[str]:
+    """Python's arguments for ``calculate`` of ``store`` writing the table to ``csv``: the command, or the library."""
+    if library:
+        return ["-c", LIBRARY_CALCULATE, str(store), str(csv)]
+    return ["-m", "memoxr", "calculate", "--input", str(store), "-q", "--stats-csv", str(csv), "--overwrite"]
 
 
 def _collect(csvs: dict[str, Path], written: set[bytes], name: str) -> None:
@@ -84,16 +85,13 @@ def main(argv: list[str] | None = None) -> None:
             stores = dict.fromkeys(variants, source)
             if args.convert and source.suffix == ".npz":
                 stores = {name: Path(tmp) / f"{name}.zarr" for name in variants}
-                convert = {name: functools.partial(_run, ["convert", str(source), str(stores[name]), "-q",
+                convert = {name: functools.partial(_run, ["-m", "memoxr", "convert", str(source), str(stores[name]), "-q",
                                                           "--overwrite"], env) for name, env in variants.items()}
                 _report(f"convert {source.name}", c.interleave(convert, args.repeat))
             csvs = {name: Path(tmp) / f"{name}.csv" for name in variants}
             written: set[bytes] = set()  # every run's per-class CSV, both versions
-            calculate = {
-                name: functools.partial(_run_library, stores[name], csvs[name], env) if args.library
-                else functools.partial(_run, _calculate(stores[name], csvs[name]), env)
-                for name, env in variants.items()
-            }
+            calculate = {name: functools.partial(_run, _calculate(stores[name], csvs[name], library=args.library), env)
+                         for name, env in variants.items()}
             collect = functools.partial(_collect, csvs, written)
             results = c.interleave(calculate, args.repeat, before_each=collect)
             for name in variants:
