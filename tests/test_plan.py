@@ -34,8 +34,13 @@ def test_plan_figures_match_the_store(ragged_store):
     assert plan.bytes_to_read == sum(p.stat().st_size for p in _chunk_files(ragged_store))
     assert plan.uncompressed_bytes == math.prod(array.shape) * 4
     chunk_bytes = math.prod(array.chunks) * 4
-    assert plan.per_task_bytes == 2 * chunk_bytes + min(math.ceil(plan.bytes_to_read / plan.n_chunks), chunk_bytes)
-    assert plan.resident_bytes == 11 * 8 * array.shape[0] * array.shape[1]
+    # Read straight from the chunk files: one decoded copy per task, plus the stored bytes.
+    assert plan.per_task_bytes == chunk_bytes + min(math.ceil(plan.bytes_to_read / plan.n_chunks), chunk_bytes)
+    assert any("straight from their files" in note for note in plan.notes)
+    # Scores and moments (11 float64 per sample), and each further test chunk's partial moments (4).
+    test_chunks = math.ceil(array.shape[2] / array.chunks[2])
+    assert test_chunks > 1
+    assert plan.resident_bytes == (11 + 4 * (test_chunks - 1)) * 8 * array.shape[0] * array.shape[1]
     assert plan.peak_per_worker == 3 * plan.per_task_bytes + plan.resident_bytes
 
 
@@ -69,6 +74,33 @@ def test_plan_of_an_npz(tmp_path):
     assert plan.bytes_to_read == os.path.getsize(npz)
     assert plan.shape == (3, 30, 12)
     assert "npz" in str(plan)
+    chunk_bytes = math.prod(plan.chunk_shape) * 4
+    assert plan.per_task_bytes == 2 * chunk_bytes + min(math.ceil(plan.bytes_to_read / plan.n_chunks), chunk_bytes)
+    assert not any("straight from their files" in note for note in plan.notes)
+
+
+def test_predicted_peak_matches_a_traced_run(tmp_path):
+    """The model against numpy's and Python's allocations in a real run, one task at a time: chunks
+    of 1.6 MB read straight from their files (several on every dimension, ragged classes)."""
+    import tracemalloc
+
+    from memoxr.convert import convert_npz
+    from memoxr.io.chunks import BlockChunks
+
+    arrays = make_fz_arrays([1000, 950, 880, 1000, 993, 800], [1000, 970, 1000, 900, 997, 1000], seed=1)
+    npz = write_npz(tmp_path / "x.npz", arrays)
+    store = convert_npz(npz, tmp_path / "x.zarr", chunks=BlockChunks(cls=2, train=500, test=400))
+    plan = plan_calculate(store, threads=1)
+    assert plan.n_chunks == 3 * 2 * 3
+    scores = memoxr.influence_scores(memoxr.open_influence(store))
+    tracemalloc.start()
+    try:
+        with dask.config.set(scheduler="synchronous"):
+            memoxr.class_stats(scores.compute())
+        traced = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert 0.9 <= traced / plan.peak_per_worker <= 1.1, (traced, plan)
 
 
 def test_plan_text_names_every_figure(balanced_store):

@@ -7,9 +7,13 @@ one task holds while it works on one chunk, times the tasks a worker runs at onc
 plus the results that stay in memory:
 
 * a task reading a Zarr chunk holds its stored bytes, the decoded chunk and the
-  array zarr copies it into (2x the chunk, uncompressed, plus the stored size);
+  array zarr copies it into (2x the chunk, uncompressed, plus the stored size); a
+  chunk of a local store read straight from its file (:mod:`memoxr.io.direct_chunks`)
+  is decoded into its own array, so 1x plus the stored size;
 * the scores of a ``(class, train_sample)`` layout stay in memory: the row
-  moments (4 float64 per sample) and the fields (7 float64 per sample).
+  moments (4 float64 per sample) and the fields (7 float64 per sample); where
+  the test samples span several chunks, each further chunk's partial moments
+  (4 float64 per sample) until they are merged.
 
 Checked against measured peaks by ``python -m memoxr.benchmarks.scaling``, which
 prints each prediction beside the measured peak (see the README's Performance
@@ -29,10 +33,12 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 R = TypeVar("R")
 
-#: Buffers a task holds per chunk it decodes, in units of the uncompressed chunk (see module docs).
+#: Buffers a task holds per chunk it decodes through zarr, in units of the uncompressed chunk (see module docs).
 DECODED_COPIES = 2
 #: float64 values kept per training sample while the scores are assembled (moments 4 + fields 7).
 RESIDENT_VALUES_PER_SAMPLE = 4 + 7
+#: float64 values per training sample of each further test chunk's partial moments, held until merged.
+PARTIAL_VALUES_PER_SAMPLE = 4
 
 
 @dataclass(frozen=True)

@@ -7,11 +7,13 @@ from typing import Any
 
 from ..compute.plan import (
     DECODED_COPIES,
+    PARTIAL_VALUES_PER_SAMPLE,
     RESIDENT_VALUES_PER_SAMPLE,
     CostPlan,
     count_tasks,
     default_threads,
 )
+from ..io.direct_chunks import reads_directly
 from ..io.location import Location, PathLike, StorageOptions, file_size, stored_bytes
 
 
@@ -62,7 +64,13 @@ def plan_calculate(
         notes.append("an npz is read member by member into padded class blocks; bytes to read is the file's size")
     stored = influence_bytes_to_read(location, "influence", uncompressed, notes)
     stored_per_chunk = math.ceil(stored / max(1, data.npartitions))
+    copies = DECODED_COPIES
+    if reads_directly(data):
+        copies = 1
+        notes.append("chunks read straight from their files: each task holds one decoded copy of its chunk")
     samples = int(math.prod(influence.shape[:2]))
+    test_chunks = len(data.chunks[influence.get_axis_num("test_sample")])
+    resident_values = RESIDENT_VALUES_PER_SAMPLE + PARTIAL_VALUES_PER_SAMPLE * (test_chunks - 1)
     return CostPlan(
         command="calculate",
         source=path,
@@ -75,8 +83,8 @@ def plan_calculate(
         bytes_to_read=int(stored),
         n_tasks=count_tasks(arrays),
         threads_per_worker=threads or default_threads(),
-        per_task_bytes=DECODED_COPIES * chunk_bytes + min(stored_per_chunk, chunk_bytes),
-        resident_bytes=RESIDENT_VALUES_PER_SAMPLE * 8 * samples,
+        per_task_bytes=copies * chunk_bytes + min(stored_per_chunk, chunk_bytes),
+        resident_bytes=resident_values * 8 * samples,
         notes=notes,
     )
 

@@ -30,6 +30,29 @@ if TYPE_CHECKING:
     import dask.array
     import xarray as xr
 
+#: Prefix of the dask names of directly read variables: ``read-<variable>-<token>``.
+NAME_PREFIX = "read-"
+
+
+def reads_directly(array: Any) -> bool:
+    """Whether a dask ``array`` is a variable as :func:`read_directly` reads it, untouched since:
+    each task holds its chunk's stored bytes and decodes them straight into the chunk's own array,
+    with no second decoded copy (what a cost plan counts per task).
+
+    Examples
+    --------
+    >>> import tempfile, memoxr
+    >>> from memoxr.convert import convert_npz
+    >>> store = convert_npz(memoxr.sample_path(), f"{tempfile.mkdtemp()}/digits.zarr")
+    >>> reads_directly(memoxr.open_influence(store)["influence"].data)
+    True
+    >>> reads_directly(memoxr.open_influence(memoxr.sample_path())["influence"].data)  # an npz
+    False
+    """
+    layers = getattr(getattr(array, "dask", None), "layers", {})
+    return len(layers) == 1 and str(getattr(array, "name", "")).startswith(NAME_PREFIX)
+
+
 def read_directly(
     ds: xr.Dataset, arrays: Mapping[str, ArrayMetadata], root: str | Path, *, version: Any = None
 ) -> xr.Dataset:
@@ -105,7 +128,7 @@ def _dask_array(root: Path, array: ArrayMetadata, chunks: tuple[tuple[int, ...],
     except OSError:
         stamp = None
     token = tokenize(str(folder), chunk_shape, chunks, dtype.str, stamp, version)
-    out = f"read-{name}-{token}"
+    out = f"{NAME_PREFIX}{name}-{token}"
     source = str(root)
     graph: dict[Any, Any] = {}
     for coords in itertools.product(*(range(len(c)) for c in chunks)):
