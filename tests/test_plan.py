@@ -153,6 +153,7 @@ def test_plan_of_pairs_reads_only_chunks_with_memorized_rows(ragged_store, min_m
     assert (expected == 0) == (wanted_rows == 0)
     assert plan.bytes_to_read <= sum(p.stat().st_size for p in _chunk_files(ragged_store))
     assert f"{expected} of {influence.npartitions} chunks" in str(plan)
+    assert "leaves out the pairs found" in str(plan)  # their number is not in the metadata
 
 
 def test_pairs_dry_run_prints_the_plan_and_writes_nothing(ragged_store, tmp_path):

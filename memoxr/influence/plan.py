@@ -100,7 +100,8 @@ def plan_pairs(
 
     ``options`` are :func:`memoxr.pairs`'s (``min_infl``, ``min_mem``, ``top_k_per_test``, ``full``...).
     The memorization and index arrays are read (small, needed to know which chunks to read);
-    the influence is not. A task holds its chunk as read (2x decoded plus stored) and the pairs it finds.
+    the influence is not. A task holds its chunk as read (counted as 2x decoded plus stored). The pairs
+    found are not counted: how many there are is known only once the chunks are read, and a note says so.
 
     Examples
     --------
@@ -121,7 +122,8 @@ def plan_pairs(
     chunk_bytes = math.prod(chunk_shape) * itemsize
     uncompressed = int(math.prod(data.shape) * itemsize)
     notes = [f"{len(search.wanted)} of {data.npartitions} chunks hold a train row with memorization >= "
-             f"{search.min_mem:g}; only those are read"]
+             f"{search.min_mem:g}; only those are read",
+             "the predicted peak leaves out the pairs found, which are known only once the chunks are read"]
     stored = influence_bytes_to_read(location, variable, uncompressed, notes)
     per_chunk = stored / max(1, data.npartitions)
     return CostPlan(
