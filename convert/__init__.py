@@ -120,7 +120,7 @@ def _convert(
     allow_pickle: bool, chunk_mb: float, chunks: BlockChunksLike | None, sample_order: str | None,
     shard_mb: float | None, show_progress: bool | None,
 ) -> str:
-    check_writable(output, overwrite=overwrite)
+    check_writable(output, overwrite=overwrite, kind="folder")
     ds = open_fz_npz(source, allow_pickle=allow_pickle, chunk_mb=chunk_mb, chunks=chunks, sample_order=sample_order,
                      checksum=False)
     if shard_mb is None and output.is_url:

@@ -106,6 +106,34 @@ def test_unusable_output_is_one_line_exit_2_and_nothing_written(tmp_path, inputs
         assert not out.exists()
 
 
+#: The commands whose {out} is a Zarr store (a folder).
+STORE_COMMANDS = ("convert", "calculate-zarr", "estimate", "ingest")
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".JSON", ".npy", ".parquet"])
+def test_store_named_like_a_file_is_refused_before_work(tmp_path, inputs, suffix):
+    """``--output scores.csv`` meant for ``--stats-csv`` would have made a folder named scores.csv."""
+    before = tree(tmp_path)
+    for name in STORE_COMMANDS:
+        out = tmp_path / f"out{suffix}"
+        result = run(*[a.format(out=out, **inputs) for a in COMMANDS[name]])
+        assert result.exit_code == 2, (name, result.output)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and str(out) in lines[0] and f"ends in '{suffix}'" in lines[0], (name, lines)
+        assert "a Zarr store is a folder" in lines[0] and "Traceback" not in result.output
+        assert tree(tmp_path) == before and not out.exists(), name
+
+
+def test_store_names_without_a_file_suffix_are_accepted(tmp_path, ragged_store):
+    from memoxr.io.storage import check_store_name
+    from memoxr.workflows import calculate
+
+    for name in ("scores.zarr", "scores", "scores.v2", "run.2026-11-25"):
+        check_store_name(tmp_path / name)
+    calculate(ragged_store, output=tmp_path / "scores")
+    assert (tmp_path / "scores" / "zarr.json").is_file()
+
+
 def test_check_writable_refuses_what_cannot_be_written(tmp_path):
     check_writable(tmp_path / "fine.zarr", overwrite=False)
     assert list(tmp_path.iterdir()) == []  # the write probe leaves nothing

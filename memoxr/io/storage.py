@@ -127,6 +127,34 @@ def _unfinished_memoxr(root_json: bytes) -> bool:
     return str(attrs.get("schema", "")).startswith("memoxr.") and attrs.get(COMPLETE_ATTR) is not True
 
 
+#: Names that announce a file of another format: a Zarr store written there would be a folder named so
+#: (``--output scores.csv`` meant for ``--stats-csv``, say).
+_FILE_FORMAT_SUFFIXES = (
+    ".csv", ".tsv", ".txt", ".json", ".parquet", ".npy", ".h5", ".hdf5", ".nc", ".pkl", ".pickle",
+    ".png", ".pdf", ".svg",
+)
+
+
+def check_store_name(path: PathLike | Location) -> None:
+    """Refuse a Zarr store output whose name ends in another file format's suffix.
+
+    Examples
+    --------
+    >>> check_store_name("scores.zarr"); check_store_name("s3://bucket/run-7")
+    >>> check_store_name("scores.csv")
+    Traceback (most recent call last):
+    ...
+    memoxr.errors.MemoxrInputError: output 'scores.csv': ends in '.csv', a file format, but a Zarr store is a folder; expected a name ending in .zarr (or no suffix)
+    """
+    name = str(Location.of(path).path).rstrip("/")
+    known = next((s for s in _FILE_FORMAT_SUFFIXES if name.lower().endswith(s)), None)
+    if known is not None:
+        raise MemoxrInputError(
+            f"output {name!r}: ends in {name[-len(known):]!r}, a file format, but a Zarr store is a folder; "
+            "expected a name ending in .zarr (or no suffix)"
+        )
+
+
 def check_writable(
     path: PathLike | Location, *, overwrite: bool, storage_options: StorageOptions = None, kind: str | None = None
 ) -> None:
@@ -138,9 +166,12 @@ def check_writable(
     storage: a missing bucket or refused credentials. An unfinished memoxr store
     on object storage (schema ``memoxr.*``, no completion marker) does not count
     as an output: a rerun replaces it. A Zarr store memoxr did not write does.
-    ``kind`` (``"file"`` or ``"folder"``) refuses replacing an output of the other kind.
+    ``kind`` (``"file"`` or ``"folder"``) refuses replacing an output of the other kind; a
+    ``"folder"`` (a Zarr store) named like a file of another format is refused (:func:`check_store_name`).
     """
     location = Location.of(path, storage_options)
+    if kind == "folder":
+        check_store_name(location)
     if location.is_url:
         if _remote_state(location) == "present" and not overwrite:
             raise OutputExistsError(location.path)
@@ -237,6 +268,7 @@ def store_output(path: PathLike | Location, *, overwrite: bool = False, storage_
     if the process dies, the missing completion marker makes it unreadable).
     """
     location = Location.of(path, storage_options)
+    check_store_name(location)
     if not location.is_url:
         target = Path(location.path)
         if overwrite and target.exists() and not (target / "zarr.json").is_file():
