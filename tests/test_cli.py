@@ -35,6 +35,13 @@ def test_help_explains_every_flag():
             assert flag in text, f"{command} --help lacks {flag}"
 
 
+def test_command_list_shows_every_summary_whole():
+    """The list ``memoxr --help`` prints, at click's default 80 columns: no summary cut with '...'."""
+    text = run("--help").output
+    commands = text[text.index("Commands:"):]
+    assert "..." not in commands, commands
+
+
 def test_convert_then_calculate_to_seed_npz(tmp_path, ragged_npz, ragged_arrays):
     result = run("convert", ragged_npz, tmp_path / "s.zarr", "--chunk-mb", "1", "-q")
     assert result.exit_code == 0, result.output

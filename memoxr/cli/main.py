@@ -107,7 +107,7 @@ def run(args: list[str] | None = None) -> None:
     main(args=args, prog_name="memoxr")
 
 
-@main.command("convert")
+@main.command("convert", short_help="A Feldman–Zhang influence npz into a labelled Zarr store.")
 @positional_paths([("--input", "input_npz", True), ("--output", "output", True)])
 @click.option("--input", "input_npz", metavar="INPUT.npz", type=click.Path(dir_okay=False), help="The FZ influence npz.  [required]")
 @click.option("--output", metavar="OUTPUT.zarr", type=click.Path(), help="The store to write.  [required]")
@@ -169,7 +169,7 @@ def convert_cmd(
     click.echo(f"wrote {path}")
 
 
-@main.command("calculate")
+@main.command("calculate", short_help="The four scores, the per-class table and the analysis.")
 @click.option("--input", "input_path", required=True, type=click.Path(), help="Influence data: an FZ .npz or a memoxr .zarr store.")
 @click.option(
     "--output",
@@ -214,7 +214,7 @@ def calculate_cmd(
         click.echo(f"wrote {path}")
 
 
-@main.command("update-csv")
+@main.command("update-csv", short_help="Merge the four scores' per-class statistics into a CSV.")
 @click.option("--influence-file", required=True, type=click.Path(), help="Scores: a .zarr written by calculate, or a seed-layout .npz (needs --allow-pickle).")
 @click.option("--csv-file", required=True, type=click.Path(dir_okay=False), help="Per-class CSV to update; created with the full table if it does not exist.")
 @click.option("--output", type=click.Path(dir_okay=False), default=None, help="Where to write the updated CSV.  [default: --csv-file, updated in place]")
@@ -244,7 +244,7 @@ def update_csv_cmd(
     click.echo(f"wrote {path}")
 
 
-@main.command("demo")
+@main.command("demo", short_help="The whole pipeline on the sample that ships with memoxr.")
 @click.option("--output", "output_dir", type=click.Path(file_okay=False), default="memoxr-demo", show_default=True, help="Folder for the demo's outputs.")
 @overwrite_option
 @quiet_option
