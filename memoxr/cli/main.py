@@ -61,11 +61,11 @@ class LazyGroup(click.Group):
         names = self.list_commands(ctx)
         limit = formatter.width - 6 - max(map(len, names))
         rows = []
-        for name in names:
-            if name in self.commands:
-                rows.append((name, self.commands[name].get_short_help_str(limit)))
-            else:
+        for name in names:  # a lazy command's summary from the table, whether or not it is imported yet
+            if name in self.lazy_commands:
                 rows.append((name, self.lazy_commands[name][2]))
+            else:
+                rows.append((name, self.commands[name].get_short_help_str(limit)))
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 
