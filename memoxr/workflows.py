@@ -30,6 +30,7 @@ from .io.schema import (
     check_scores_dataset,
     label_variables,
     promote_coords,
+    store_kind,
 )
 from .io.storage import atomic_output, check_writable, open_dataset, remove_output, write_dataset
 
@@ -130,7 +131,8 @@ def load_scores(
     if schema == INFLUENCE_SCHEMA:
         return influence_scores(check_influence_dataset(ds, source=source), skipna=skipna)
     raise MemoxrInputError(
-        f"{source!r}: attribute 'schema' is {schema!r}; expected {SCORES_SCHEMA!r} or {INFLUENCE_SCHEMA!r}"
+        f"{source!r}: attribute 'schema' is {schema!r}{store_kind(schema)}; expected {SCORES_SCHEMA!r} or "
+        f"{INFLUENCE_SCHEMA!r}"
     )
 
 

@@ -170,7 +170,8 @@ def test_ingest_refuses_existing_output(tmp_path: Path) -> None:
 
 def test_open_dynamics_refuses_other_stores(tmp_path: Path) -> None:
     write_dataset(xr.Dataset({"x": ("sample", np.ones(2))}, attrs={"schema": "memoxr.scores"}), tmp_path / "s.zarr")
-    with pytest.raises(MemoxrInputError, match="attribute 'schema' is 'memoxr.scores'; expected 'memoxr.dynamics'"):
+    with pytest.raises(MemoxrInputError, match=r"attribute 'schema' is 'memoxr.scores' \(a scores store, as memoxr calculate --output writes\); "
+                       r"expected 'memoxr.dynamics' \(a dynamics store, as memoxr ingest writes\)"):
         open_dynamics(tmp_path / "s.zarr")
 
 

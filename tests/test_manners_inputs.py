@@ -91,11 +91,13 @@ def test_row_statistics_by_name_in_any_order(ds):
 
 
 def test_wrong_schema_attr_is_refused_and_wrong_dims_named(ds, scores):
-    with pytest.raises(MemoxrInputError, match="attribute 'schema' is 'memoxr.scores'; expected 'memoxr.influence'"):
+    with pytest.raises(MemoxrInputError, match=r"attribute 'schema' is 'memoxr.scores' \(a scores store, as memoxr calculate --output writes\); "
+                       r"expected 'memoxr.influence' \(an influence store, as memoxr convert writes\)"):
         memoxr.influence_scores(ds.assign_attrs(schema="memoxr.scores"))
     with pytest.raises(MemoxrInputError, match="schema_version is 7; this memoxr reads version 1"):
         memoxr.influence_scores(ds.assign_attrs(schema_version=7))
-    with pytest.raises(MemoxrInputError, match="attribute 'schema' is 'memoxr.influence'; expected 'memoxr.scores'"):
+    with pytest.raises(MemoxrInputError, match=r"attribute 'schema' is 'memoxr.influence' \(an influence store, as memoxr convert writes\); "
+                       r"expected 'memoxr.scores' \(a scores store, as memoxr calculate --output writes\)"):
         memoxr.class_stats(scores.assign_attrs(schema="memoxr.influence"))
     renamed = ds.rename({"test_sample": "test"})
     with pytest.raises(MemoxrInputError, match=r"variable 'influence' has dims \('class', 'train_sample', 'test'\); "

@@ -26,7 +26,7 @@ import xarray as xr
 
 from ..errors import MemoxrInputError
 from ..io.location import Location, StorageOptions
-from ..io.schema import EPOCH, SCHEMA_VERSION, TRAIN_ID, TRAIN_ID_ALIASES
+from ..io.schema import EPOCH, SCHEMA_VERSION, TRAIN_ID, TRAIN_ID_ALIASES, store_kind
 from ..io.storage import open_dataset
 
 DYNAMICS_SCHEMA = "memoxr.dynamics"
@@ -128,7 +128,10 @@ def check_dynamics_dataset(ds: xr.Dataset, *, source: str = "dataset") -> xr.Dat
     if "schema" in ds.attrs:
         found = ds.attrs["schema"]
         if found != DYNAMICS_SCHEMA:
-            raise MemoxrInputError(f"{source}: attribute 'schema' is {found!r}; expected {DYNAMICS_SCHEMA!r}")
+            raise MemoxrInputError(
+                f"{source}: attribute 'schema' is {found!r}{store_kind(found)}; "
+                f"expected {DYNAMICS_SCHEMA!r}{store_kind(DYNAMICS_SCHEMA)}"
+            )
         version = ds.attrs.get("schema_version", SCHEMA_VERSION)
         if version != SCHEMA_VERSION:
             raise MemoxrInputError(f"{source}: schema_version is {version!r}; this memoxr reads version {SCHEMA_VERSION}")

@@ -104,7 +104,7 @@ def check_influence_dataset(
     True
     >>> check_influence_dataset(ds.assign_attrs(schema="memoxr.scores"))
     Traceback (most recent call last):
-    memoxr.errors.MemoxrInputError: dataset: attribute 'schema' is 'memoxr.scores'; expected 'memoxr.influence'
+    memoxr.errors.MemoxrInputError: dataset: attribute 'schema' is 'memoxr.scores' (a scores store, as memoxr calculate --output writes); expected 'memoxr.influence' (an influence store, as memoxr convert writes)
     """
     if "schema" in ds.attrs or "schema_version" in ds.attrs:
         check_schema_attrs(ds, INFLUENCE_SCHEMA, source)
@@ -178,6 +178,20 @@ def label_variables(ds: xr.Dataset) -> xr.Dataset:
     return ds
 
 
+#: What each memoxr store is and which command writes it, for messages about a store of the wrong kind.
+_STORE_KINDS = {
+    INFLUENCE_SCHEMA: "an influence store, as memoxr convert writes",
+    SCORES_SCHEMA: "a scores store, as memoxr calculate --output writes",
+    "memoxr.dynamics": "a dynamics store, as memoxr ingest writes",
+}
+
+
+def store_kind(schema: Any) -> str:
+    """' (what a store of ``schema`` is and which command writes it)', or '' for another schema."""
+    kind = _STORE_KINDS.get(schema) if isinstance(schema, str) else None
+    return f" ({kind})" if kind else ""
+
+
 def check_schema_attrs(ds: xr.Dataset, schema: str, source: str) -> None:
     """Raise unless ``ds`` says it follows ``schema`` in the version this memoxr reads.
 
@@ -186,11 +200,13 @@ def check_schema_attrs(ds: xr.Dataset, schema: str, source: str) -> None:
     >>> check_schema_attrs(xr.Dataset(attrs={"schema": "memoxr.scores", "schema_version": 1}), "memoxr.scores", "s")
     >>> check_schema_attrs(xr.Dataset(attrs={"schema": "other"}), "memoxr.scores", "s")
     Traceback (most recent call last):
-    memoxr.errors.MemoxrInputError: s: attribute 'schema' is 'other'; expected 'memoxr.scores'
+    memoxr.errors.MemoxrInputError: s: attribute 'schema' is 'other'; expected 'memoxr.scores' (a scores store, as memoxr calculate --output writes)
     """
     found = ds.attrs.get("schema")
     if found != schema:
-        raise MemoxrInputError(f"{source}: attribute 'schema' is {found!r}; expected {schema!r}")
+        raise MemoxrInputError(
+            f"{source}: attribute 'schema' is {found!r}{store_kind(found)}; expected {schema!r}{store_kind(schema)}"
+        )
     version = ds.attrs.get("schema_version")
     if version != SCHEMA_VERSION:
         raise MemoxrInputError(
