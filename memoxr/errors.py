@@ -16,13 +16,26 @@ class MemoxrInputError(ValueError):
 
 
 class OutputExistsError(FileExistsError):
-    """The output exists and ``overwrite`` was not given."""
+    """The output exists and ``overwrite`` was not given (``paths``: every existing output of the call).
 
-    def __init__(self, path: str) -> None:
-        super().__init__(
-            f"output {path!r} already exists; pass overwrite=True to replace it"
-        )
+    Examples
+    --------
+    >>> print(OutputExistsError("scores.zarr", "stats.csv"))
+    outputs 'scores.zarr' and 'stats.csv' already exist; pass overwrite=True to replace them
+    """
+
+    def __init__(self, path: str, *more: str) -> None:
+        super().__init__(f"{existing_outputs(path, *more)}; pass overwrite=True to replace {'them' if more else 'it'}")
         self.path = path
+        self.paths = (path, *more)
+
+
+def existing_outputs(*paths: str) -> str:
+    """``output 'a' already exists``, or ``outputs 'a' and 'b' already exist``."""
+    if len(paths) == 1:
+        return f"output {paths[0]!r} already exists"
+    names = ", ".join(repr(p) for p in paths[:-1]) + f" and {paths[-1]!r}"
+    return f"outputs {names} already exist"
 
 
 class IncompleteStoreError(MemoxrInputError):

@@ -12,7 +12,7 @@ import pandas as pd
 import xarray as xr
 
 from .compute.progress import compute, deprecated_show_progress
-from .errors import MemoxrInputError
+from .errors import MemoxrInputError, OutputExistsError
 from .influence.analysis import Analysis, stats_and_analysis
 from .influence.scores import influence_scores
 from .influence.seed_npz import SEED_KEYS, read_seed_npz, write_seed_npz
@@ -170,9 +170,15 @@ def calculate(
         scores_out = None if output is None else Location.of(output, storage_options)
         stats_out = None if stats_csv is None else Location.of(stats_csv, storage_options)
         outputs = [(scores_out, "file" if str(output).endswith(".npz") else "folder"), (stats_out, "file")]
-        for target, kind in outputs:  # every output usable before any work
+        existing = []
+        for target, kind in outputs:  # every output usable before any work; every existing one named at once
             if target is not None:
-                check_writable(target, overwrite=overwrite, kind=kind)
+                try:
+                    check_writable(target, overwrite=overwrite, kind=kind)
+                except OutputExistsError as exc:
+                    existing.append(exc.path)
+        if existing:
+            raise OutputExistsError(*existing)
         ds = open_influence(Location.of(source, storage_options), allow_pickle=allow_pickle)
         _check_class(ds, class_label)
         (scores,) = compute(influence_scores(ds, alpha=alpha, beta=beta, skipna=skipna))

@@ -173,6 +173,29 @@ def test_calculate_writes_both_outputs_or_none(tmp_path, ragged_store, monkeypat
     assert result.exit_code == 2 and "same path" in result.stderr
 
 
+def test_every_existing_output_is_named_at_once(tmp_path, ragged_store):
+    """Both outputs exist: one refusal names both, so one rerun with new names (or --overwrite) does."""
+    from memoxr.errors import OutputExistsError
+    from memoxr.workflows import calculate
+
+    scores, stats = tmp_path / "scores.zarr", tmp_path / "stats.csv"
+    assert run("calculate", "--input", ragged_store, "--output", scores, "--stats-csv", stats, "-q").exit_code == 0
+    before = tree(tmp_path)
+    result = run("calculate", "--input", ragged_store, "--output", scores, "--stats-csv", stats, "-q")
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        f"Error: outputs {str(scores)!r} and {str(stats)!r} already exist; pass --overwrite to replace them"
+    )
+    with pytest.raises(OutputExistsError, match="outputs .* and .* already exist") as caught:
+        calculate(ragged_store, output=scores, stats_csv=stats)
+    assert caught.value.paths == (str(scores), str(stats))
+    assert tree(tmp_path) == before
+    stats.unlink()  # one left: named alone, as before
+    result = run("calculate", "--input", ragged_store, "--output", scores, "--stats-csv", stats, "-q")
+    assert result.stderr.strip() == f"Error: output {str(scores)!r} already exists; pass --overwrite to replace it"
+    assert not stats.exists()
+
+
 def test_stale_partials_of_dead_writers_are_removed_only(tmp_path, ragged_npz):
     target = tmp_path / "out.zarr"
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)

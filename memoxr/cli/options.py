@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from ..errors import MemoxrInputError, MissingExtraError, OutputExistsError
+from ..errors import MemoxrInputError, MissingExtraError, OutputExistsError, existing_outputs
 
 # Library messages name Python keywords ("pass overwrite=True (--overwrite)"); the command line
 # shows the flag alone. Keywords of the library that are also flags of some command:
@@ -54,7 +54,7 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return func(*args, **kwargs)
         except OutputExistsError as exc:
-            message = f"output {exc.path!r} already exists; pass --overwrite to replace it"
+            message = f"{existing_outputs(*exc.paths)}; pass --overwrite to replace {'them' if len(exc.paths) > 1 else 'it'}"
         except (MemoxrInputError, MissingExtraError) as exc:
             message = str(exc)
         except Exception as exc:
@@ -100,22 +100,22 @@ allow_pickle_option = click.option(
 def refuse_existing_local_outputs(
     outputs: Sequence[str | None], *, overwrite: bool, inputs: Sequence[str] = ()
 ) -> None:
-    """Refuse an existing local output at once, before the command's imports (about 0.4 s).
+    """Refuse existing local outputs at once, before the command's imports (about 0.4 s).
 
-    Only what the library would refuse first, with its message: the first output
-    given, when it is a local path that exists. The library then checks every
-    output again, and fully (URLs, kinds, parents). Nothing is checked early when
-    an input is a URL (the library resolves it first) or two outputs are equal
-    (the library names that as one error).
+    What the library would refuse, with its message, when the outputs given are local:
+    every one that exists, named together. The library then checks every output again,
+    and fully (URLs, kinds, parents). Nothing is checked early when an input or an
+    output is a URL (the library resolves and checks those first) or two outputs are
+    equal (the library names that as one error).
     """
     from ..io.location import is_url
 
     given = [path for path in outputs if path is not None]
-    if overwrite or not given or len(set(given)) < len(given) or any(is_url(path) for path in inputs):
+    if overwrite or not given or len(set(given)) < len(given) or any(is_url(path) for path in (*inputs, *given)):
         return
-    first = given[0]
-    if not is_url(first) and os.path.exists(first):
-        raise OutputExistsError(str(Path(first)))
+    existing = [str(Path(path)) for path in given if os.path.exists(path)]
+    if existing:
+        raise OutputExistsError(*existing)
 
 
 def quiet_option(func: Callable[..., Any]) -> Callable[..., Any]:
