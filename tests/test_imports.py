@@ -347,15 +347,25 @@ def test_an_existing_local_output_is_refused_before_loading_xarray(tmp_path, com
     assert existing.read_text() == "kept\n"
 
 
-def test_only_the_first_output_is_refused_early_so_the_library_reports_in_its_order(tmp_path):
+def test_outputs_are_refused_early_only_where_the_library_would_report_the_same(tmp_path):
     from memoxr.cli.options import refuse_existing_local_outputs
     from memoxr.errors import OutputExistsError
 
     existing = tmp_path / "stats.csv"
     existing.write_text("kept\n")
-    # --output is checked fully first by the library (here: its parent is missing), so nothing early.
+    # The library reports a missing parent of --output first, so nothing early.
     refuse_existing_local_outputs((str(tmp_path / "nodir" / "out.zarr"), str(existing)), overwrite=False)
+    refuse_existing_local_outputs((str(existing), str(tmp_path / "nodir" / "out.zarr")), overwrite=False)
     refuse_existing_local_outputs((str(existing),), overwrite=False, inputs=("s3://bucket/in.npz",))
     refuse_existing_local_outputs((str(existing),), overwrite=True)
-    with pytest.raises(OutputExistsError):
+    with pytest.raises(OutputExistsError) as one:
         refuse_existing_local_outputs((None, str(existing)), overwrite=False)
+    assert one.value.paths == (str(existing),)
+    scores = tmp_path / "scores.zarr"
+    scores.mkdir()
+    with pytest.raises(OutputExistsError) as both:  # every existing output named at once, in order
+        refuse_existing_local_outputs((str(scores), str(existing)), overwrite=False)
+    assert both.value.paths == (str(scores), str(existing))
+    with pytest.raises(OutputExistsError) as first:  # the other output can be written: the same refusal
+        refuse_existing_local_outputs((str(scores), str(tmp_path / "new.csv")), overwrite=False)
+    assert first.value.paths == (str(scores),)

@@ -105,17 +105,19 @@ def refuse_existing_local_outputs(
     What the library would refuse, with its message, when the outputs given are local:
     every one that exists, named together. The library then checks every output again,
     and fully (URLs, kinds, parents). Nothing is checked early when an input or an
-    output is a URL (the library resolves and checks those first) or two outputs are
-    equal (the library names that as one error).
+    output is a URL (the library resolves and checks those first), two outputs are
+    equal (the library names that as one error), or an output that does not exist
+    lacks its parent folder (the library reports that first).
     """
     from ..io.location import is_url
 
     given = [path for path in outputs if path is not None]
     if overwrite or not given or len(set(given)) < len(given) or any(is_url(path) for path in (*inputs, *given)):
         return
-    existing = [str(Path(path)) for path in given if os.path.exists(path)]
-    if existing:
-        raise OutputExistsError(*existing)
+    existing = [path for path in given if os.path.exists(path)]
+    if not existing or any(not Path(path).absolute().parent.is_dir() for path in given if path not in existing):
+        return
+    raise OutputExistsError(*(str(Path(path)) for path in existing))
 
 
 def quiet_option(func: Callable[..., Any]) -> Callable[..., Any]:
