@@ -330,11 +330,30 @@ def demo_facts(result: Result) -> list[str]:
     facts.append(fact + ".")
     summary = result.analysis.agreement_summary()
     worst = summary.iloc[int(np.argmin(summary["overall"].to_numpy()))]
-    facts.append(
+    fact = (
         f"The methods disagree most between {worst['method_a']} and {worst['method_b']}: Spearman "
         f"{worst['overall']:.2f} overall, {worst['median_per_class']:.2f} median per class."
     )
+    # A low rank correlation can be ties, not disagreement: one method scores most samples alike
+    # (every memorization-0 sample gets 0) where the other tells them apart.
+    ties = {name: _most_common_share(scores[name].values[present]) for name in (worst["method_a"], worst["method_b"])}
+    (tied, (share, value)), (other, (other_share, _)) = sorted(ties.items(), key=lambda item: -item[1][0])
+    if share >= 0.5 and other_share < share / 2:
+        fact += (
+            f" Most of that is ties: {tied} gives {share:.0%} of samples the same score ({value:.3g}), which "
+            f"{other} tells apart."
+        )
+    facts.append(fact)
     return facts
+
+
+def _most_common_share(values: np.ndarray) -> tuple[float, float]:
+    """The share of ``values`` (NaN left out) that equal its most common value, and that value."""
+    values = values[~np.isnan(values)]
+    if values.size == 0:
+        return 0.0, float("nan")
+    unique, counts = np.unique(values, return_counts=True)
+    return float(counts.max() / values.size), float(unique[counts.argmax()])
 
 
 def demo_report(result: Result, output_dir: str | os.PathLike[str]) -> str:

@@ -383,6 +383,15 @@ def test_demo_prints_a_short_report_with_facts_from_the_results(tmp_path):
     rho = {(a, b): spearmanr(flat[a], flat[b]).statistic for i, a in enumerate(methods) for b in methods[i + 1:]}
     a, b = min(rho, key=rho.get)
     assert f"disagree most between {a} and {b}: Spearman {rho[a, b]:.2f} overall" in result.output
+    # ... and whether ties explain it: the share of samples at each method's most common score.
+    share = {}
+    for m in (a, b):
+        values, counts = np.unique(flat[m], return_counts=True)
+        share[m] = (counts.max() / flat[m].size, values[counts.argmax()])
+    tied, other = sorted((a, b), key=lambda m: -share[m][0])
+    assert share[tied][0] >= 0.5 > 2 * share[other][0]  # the shipped sample: 86% of memorization is 0
+    assert (f"Most of that is ties: {tied} gives {share[tied][0]:.0%} of samples the same score "
+            f"({share[tied][1]:.3g}), which {other} tells apart.") in result.output
     # The next commands it suggests run.
     suggested = [line.strip() for line in lines if line.strip().startswith("memoxr calculate")]
     assert suggested and run(*suggested[0].split()[1:], "-q").exit_code == 0
