@@ -71,6 +71,10 @@ def test_analysis_report(scores):
     assert "memoxr.Analysis" in repr(report)
     html = report._repr_html_()
     assert html.count("<table") == 2 + 5 + 1 and "Top samples of class 1 by critical_sample_score" in html
+    # The two index columns are explained once, above the top-sample tables, in both forms.
+    legend = "sample_index: the sample's row in the train split (tr_labels, tr_mem); train_sample: its row within its class."
+    assert text.count(legend) == 1 and text.index(legend) < text.index("Top samples of class 1")
+    assert html.count(legend) == 1
 
 
 def test_analysis_error_beside_the_background_agreement(scores):

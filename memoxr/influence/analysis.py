@@ -253,6 +253,10 @@ def score_ranges(scores: xr.Dataset, *, skipna: bool | None = None, keep_attrs: 
     return _with_attrs(pd.DataFrame(rows, columns=["method", "min", "max"]), scores.attrs, keep_attrs)
 
 
+#: What the top-sample tables' index columns are, printed above them.
+_COLUMNS_LEGEND = "sample_index: the sample's row in the train split (tr_labels, tr_mem); train_sample: its row within its class."
+
+
 @dataclass
 class Analysis:
     """What ``memoxr calculate`` prints: ranges, top-k of one class, top classes, agreement.
@@ -292,6 +296,8 @@ class Analysis:
             return frame.to_string(float_format=lambda v: f"{v:.6g}", index=False)
 
         parts = ["Score ranges (all samples):", table(self.ranges), ""]
+        if self.top_samples:
+            parts += [_COLUMNS_LEGEND, ""]
         for method, frame in self.top_samples.items():
             parts += [f"Top samples of class {self.class_label} by {method}:", table(frame), ""]
         wide = self.top_classes.pivot(index="rank", columns="method", values="class_label")
@@ -305,6 +311,8 @@ class Analysis:
     def _repr_html_(self) -> str:
         """Jupyter: the same sections as ``str()``, as HTML tables."""
         parts = ["<h4>Score ranges (all samples)</h4>", self.ranges.to_html(index=False)]
+        if self.top_samples:
+            parts += [f"<p>{_COLUMNS_LEGEND}</p>"]
         for method, frame in self.top_samples.items():
             parts += [f"<h4>Top samples of class {self.class_label} by {method}</h4>", frame.to_html(index=False)]
         wide = self.top_classes.pivot(index="rank", columns="method", values="class_label")[list(METHODS)]
