@@ -310,7 +310,7 @@ def _write_runs(
     folder: Location, output: Location, subset_ratio: float | str | None,
     labels: LabelsArg | Location, overwrite: bool, trial_chunk_mb: float,
 ) -> str:
-    check_writable(output, overwrite=overwrite)
+    check_writable(output, overwrite=overwrite, kind="file" if output.path.endswith(".npz") else "folder")
     tr_labels, tt_labels = read_labels(labels)
     ds = read_heldout_runs(
         # Each run's loader validates its own file while the output is written, and the output is

@@ -22,12 +22,18 @@ class OutputExistsError(FileExistsError):
     --------
     >>> print(OutputExistsError("scores.zarr", "stats.csv"))
     outputs 'scores.zarr' and 'stats.csv' already exist; pass overwrite=True to replace them
+    >>> import pickle
+    >>> pickle.loads(pickle.dumps(OutputExistsError("a.zarr", "b.csv"))).paths
+    ('a.zarr', 'b.csv')
     """
 
     def __init__(self, path: str, *more: str) -> None:
         super().__init__(f"{existing_outputs(path, *more)}; pass overwrite=True to replace {'them' if more else 'it'}")
         self.path = path
         self.paths = (path, *more)
+
+    def __reduce__(self) -> tuple[type, tuple[str, ...]]:  # rebuilt from its paths (across processes), not its message
+        return (type(self), self.paths)
 
 
 def existing_outputs(*paths: str) -> str:

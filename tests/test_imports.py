@@ -347,25 +347,51 @@ def test_an_existing_local_output_is_refused_before_loading_xarray(tmp_path, com
     assert existing.read_text() == "kept\n"
 
 
-def test_outputs_are_refused_early_only_where_the_library_would_report_the_same(tmp_path):
+def test_outputs_are_refused_early_only_where_the_library_would_report_the_same(tmp_path, ragged_store):
+    """The command's early refusal, where it refuses, says what the library says for the same paths."""
     from memoxr.cli.options import refuse_existing_local_outputs
-    from memoxr.errors import OutputExistsError
+    from memoxr.errors import MemoxrInputError, OutputExistsError
+    from memoxr.workflows import calculate
 
-    existing = tmp_path / "stats.csv"
-    existing.write_text("kept\n")
-    # The library reports a missing parent of --output first, so nothing early.
-    refuse_existing_local_outputs((str(tmp_path / "nodir" / "out.zarr"), str(existing)), overwrite=False)
-    refuse_existing_local_outputs((str(existing), str(tmp_path / "nodir" / "out.zarr")), overwrite=False)
-    refuse_existing_local_outputs((str(existing),), overwrite=False, inputs=("s3://bucket/in.npz",))
-    refuse_existing_local_outputs((str(existing),), overwrite=True)
-    with pytest.raises(OutputExistsError) as one:
-        refuse_existing_local_outputs((None, str(existing)), overwrite=False)
-    assert one.value.paths == (str(existing),)
-    scores = tmp_path / "scores.zarr"
-    scores.mkdir()
-    with pytest.raises(OutputExistsError) as both:  # every existing output named at once, in order
-        refuse_existing_local_outputs((str(scores), str(existing)), overwrite=False)
-    assert both.value.paths == (str(scores), str(existing))
-    with pytest.raises(OutputExistsError) as first:  # the other output can be written: the same refusal
-        refuse_existing_local_outputs((str(scores), str(tmp_path / "new.csv")), overwrite=False)
-    assert first.value.paths == (str(scores),)
+    def early(output, stats):
+        store = None if output is None or output.endswith(".npz") else output
+        try:
+            refuse_existing_local_outputs((output, stats), overwrite=False, stores=(store,))
+        except OutputExistsError as exc:
+            return str(exc)
+        return None
+
+    def library(output, stats):
+        try:
+            calculate(ragged_store, output=output, stats_csv=stats)
+        except (OutputExistsError, MemoxrInputError) as exc:
+            return str(exc)
+        return "written"
+
+    (tmp_path / "scores.zarr").mkdir()
+    (tmp_path / "stats.csv").write_text("kept\n")
+    (tmp_path / "taken.csv").mkdir()  # an existing store named like a CSV
+    (tmp_path / "link.csv").symlink_to(tmp_path / "gone" / "x.csv")  # dangling
+    at = lambda name: str(tmp_path / name)  # noqa: E731
+    cases = [
+        (at("scores.zarr"), at("stats.csv")),  # both exist: refused early, both named
+        (at("scores.zarr"), at("stats.csv") + "/"),  # a trailing slash names the same file
+        (at("scores.zarr"), None),
+        (None, at("stats.csv")),
+        (at("scores.zarr"), at("new.csv")),  # one new: the library decides
+        (at("new.zarr"), at("stats.csv")),
+        (at("scores.zarr"), at("nodir/stats.csv")),  # a missing parent: the library reports it
+        (at("taken.csv"), at("stats.csv")),  # a store named like a file: refused for its name
+        (at("scores.zarr"), at("link.csv")),  # a dangling link
+    ]
+    refused_early = 0
+    for output, stats in cases:
+        said = early(output, stats)
+        if said is not None:
+            refused_early += 1
+            assert library(output, stats) == said, (output, stats)
+    assert refused_early == 4
+    assert "outputs" in early(at("scores.zarr"), at("stats.csv"))
+    assert early(at("scores.zarr"), at("new.csv")) is None and early(at("taken.csv"), at("stats.csv")) is None
+    refuse_existing_local_outputs((at("stats.csv"),), overwrite=False, inputs=("s3://bucket/in.npz",))
+    refuse_existing_local_outputs((at("stats.csv"),), overwrite=True)

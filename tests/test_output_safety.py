@@ -111,8 +111,16 @@ STORE_COMMANDS = ("convert", "calculate-zarr", "estimate", "ingest")
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".JSON", ".npy", ".parquet"])
-def test_store_named_like_a_file_is_refused_before_work(tmp_path, inputs, suffix):
+def test_store_named_like_a_file_is_refused_before_work(tmp_path, inputs, suffix, monkeypatch):
     """``--output scores.csv`` meant for ``--stats-csv`` would have made a folder named scores.csv."""
+    import importlib
+
+    def work(*args, **kwargs):
+        raise AssertionError("the work started before the output's name was checked")
+
+    for module, name in [("convert", "open_fz_npz"), ("memoxr.workflows", "open_influence"),
+                         ("memoxr.estimate.writers", "estimate"), ("memoxr.dynamics.ingest", "ingest_dataset")]:
+        monkeypatch.setattr(importlib.import_module(module), name, work)
     before = tree(tmp_path)
     for name in STORE_COMMANDS:
         out = tmp_path / f"out{suffix}"

@@ -72,7 +72,8 @@ def estimate_command(
         from ..io.storage import check_writable
 
         if not append:  # the run would refuse an existing OUTPUT: so does its plan
-            check_writable(output, overwrite=overwrite, storage_options=storage_options)
+            kind = "file" if str(output).endswith(".npz") else "folder"
+            check_writable(output, overwrite=overwrite, storage_options=storage_options, kind=kind)
         plan = plan_estimate(trials, chunk_mb=chunk_mb, full=full, storage_options=storage_options)
         click.echo(str(plan))
         if bootstrap:

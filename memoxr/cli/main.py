@@ -152,7 +152,7 @@ def convert_cmd(
 
     chunk_mb = validate_option_mb("--chunk-mb", chunk_mb)
     shard_mb = None if shard_mb is None else validate_option_mb("--shard-mb", shard_mb)
-    refuse_existing_local_outputs((output,), overwrite=overwrite, inputs=(input_npz,))
+    refuse_existing_local_outputs((output,), overwrite=overwrite, inputs=(input_npz,), stores=(output,))
     # A local source's sha256 starts before the imports below, which hold one core for about
     # half a second: the other core hashes meanwhile (the npz is validated before any write).
     checksum = BackgroundChecksum(input_npz) if "://" not in input_npz and os.path.isfile(input_npz) else None
@@ -201,7 +201,8 @@ def calculate_cmd(
 
         click.echo(str(plan_calculate(input_path, allow_pickle=allow_pickle, storage_options=storage_options)))
         return
-    refuse_existing_local_outputs((output_path, stats_csv), overwrite=overwrite)
+    store = None if output_path is None or output_path.endswith(".npz") else output_path
+    refuse_existing_local_outputs((output_path, stats_csv), overwrite=overwrite, stores=(store,))
     from .. import workflows
 
     result = workflows.calculate(

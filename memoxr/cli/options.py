@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import os
 import re
 import sys
 from collections.abc import Callable, Sequence
@@ -98,26 +97,28 @@ allow_pickle_option = click.option(
 
 
 def refuse_existing_local_outputs(
-    outputs: Sequence[str | None], *, overwrite: bool, inputs: Sequence[str] = ()
+    outputs: Sequence[str | None], *, overwrite: bool, inputs: Sequence[str] = (), stores: Sequence[str | None] = ()
 ) -> None:
     """Refuse existing local outputs at once, before the command's imports (about 0.4 s).
 
-    What the library would refuse, with its message, when the outputs given are local:
-    every one that exists, named together. The library then checks every output again,
-    and fully (URLs, kinds, parents). Nothing is checked early when an input or an
-    output is a URL (the library resolves and checks those first), two outputs are
-    equal (the library names that as one error), or an output that does not exist
-    lacks its parent folder (the library reports that first).
+    Only where the library would refuse the same, with its message: when every output
+    given is a local path that exists (the library then names them all, before any
+    other check of theirs), and none of ``stores`` (the outputs that are Zarr stores)
+    is named like a file of another format (the library refuses that first). Otherwise
+    the library decides: an input or an output that is a URL, two equal outputs, an
+    output that does not exist yet (its parent, a dangling link, a folder that refuses
+    writes: the library checks each before reporting the others).
     """
-    from ..io.location import is_url
+    from ..io.location import file_format_suffix, is_url
 
     given = [path for path in outputs if path is not None]
     if overwrite or not given or len(set(given)) < len(given) or any(is_url(path) for path in (*inputs, *given)):
         return
-    existing = [path for path in given if os.path.exists(path)]
-    if not existing or any(not Path(path).absolute().parent.is_dir() for path in given if path not in existing):
+    if not all(Path(path).exists() for path in given):
         return
-    raise OutputExistsError(*(str(Path(path)) for path in existing))
+    if any(file_format_suffix(path) for path in stores if path is not None):
+        return
+    raise OutputExistsError(*(str(Path(path)) for path in given))
 
 
 def quiet_option(func: Callable[..., Any]) -> Callable[..., Any]:

@@ -370,7 +370,7 @@ def ingest(
     {'run': 2, 'epoch': 3, 'train_id': 5}
     """
     target = Location.of(output, storage_options)
-    check_writable(target, overwrite=overwrite)
+    check_writable(target, overwrite=overwrite, kind="folder")
     ds = ingest_dataset(  # each pattern and file its own Location
         locate_each(variables, storage_options), name=name, sample_order=sample_order,
         sample_ids=locate(sample_ids, storage_options), truth=locate_each(truth, storage_options), epochs=epochs,

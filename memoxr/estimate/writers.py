@@ -96,7 +96,7 @@ def estimate_to_zarr(
     """
     target = Location.of(output, storage_options)
     with deprecated_show_progress(show_progress, "estimate_to_zarr"):
-        check_writable(target, overwrite=overwrite)
+        check_writable(target, overwrite=overwrite, kind="folder")
         ds = estimate(locate(trials, storage_options), full=full, chunk_mb=chunk_mb, chunks=chunks,
                       sample_order=sample_order, bootstrap=bootstrap, confidence=confidence, seed=seed)
         return write_estimate_store(ds, target, overwrite=overwrite)

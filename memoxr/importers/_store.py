@@ -188,8 +188,8 @@ def open_scores(path: PathLike | Location, *, storage_options: StorageOptions = 
 
 
 def check_output(output: Location, *, overwrite: bool) -> None:
-    """Fail before reading any input when ``output`` exists (and no ``overwrite``)."""
-    check_writable(output, overwrite=overwrite)
+    """Fail before reading any input when ``output`` (a store) exists (and no ``overwrite``) or cannot be one."""
+    check_writable(output, overwrite=overwrite, kind="folder")
 
 
 def read_csv_table(f: Any, path: str, **kwargs: Any) -> Any:

@@ -393,3 +393,44 @@ def file_size(path: PathLike | Location) -> int | None:
         return int(location.fs.size(location.fs_path))
     except (OSError, ValueError):
         return None
+
+
+#: Names that announce a file of another format: a Zarr store written there would be a folder named so
+#: (``--output scores.csv`` meant for ``--stats-csv``, say). Checked only where a store is written.
+_FILE_FORMAT_SUFFIXES = (
+    ".csv", ".tsv", ".txt", ".json", ".parquet", ".npy", ".npz", ".zip", ".h5", ".hdf5", ".nc", ".pkl",
+    ".pickle", ".png", ".pdf", ".svg",
+)
+
+
+def file_format_suffix(path: PathLike | Location) -> str | None:
+    """The suffix (as written) of ``path`` when it names a file of another format than a Zarr store, else None.
+
+    Examples
+    --------
+    >>> file_format_suffix("scores.zarr"), file_format_suffix("s3://bucket/run-7"), file_format_suffix("out.CSV/")
+    (None, None, '.CSV')
+    """
+    name = str(path.path if isinstance(path, Location) else path).rstrip("/\\")
+    known = next((s for s in _FILE_FORMAT_SUFFIXES if name.lower().endswith(s)), None)
+    return None if known is None else name[-len(known):]
+
+
+def check_store_name(path: PathLike | Location) -> None:
+    """Refuse a Zarr store output whose name ends in another file format's suffix.
+
+    Examples
+    --------
+    >>> check_store_name("scores.zarr"); check_store_name("s3://bucket/run-7")
+    >>> check_store_name("scores.csv")
+    Traceback (most recent call last):
+    ...
+    memoxr.errors.MemoxrInputError: output 'scores.csv': ends in '.csv', a file format, but a Zarr store is a folder; expected a name ending in .zarr (or no suffix)
+    """
+    suffix = file_format_suffix(path)
+    if suffix is not None:
+        name = str(path.path if isinstance(path, Location) else path)
+        raise MemoxrInputError(
+            f"output {name!r}: ends in {suffix!r}, a file format, but a Zarr store is a folder; "
+            "expected a name ending in .zarr (or no suffix)"
+        )

@@ -47,6 +47,7 @@ from .location import (
     StorageOptions,
     _check_bucket,
     _exists,
+    check_store_name,
     describe_access_error,
     is_url,
 )
@@ -125,34 +126,6 @@ def _unfinished_memoxr(root_json: bytes) -> bool:
     except (ValueError, AttributeError):
         return False  # not ours to judge: treated as an existing output
     return str(attrs.get("schema", "")).startswith("memoxr.") and attrs.get(COMPLETE_ATTR) is not True
-
-
-#: Names that announce a file of another format: a Zarr store written there would be a folder named so
-#: (``--output scores.csv`` meant for ``--stats-csv``, say).
-_FILE_FORMAT_SUFFIXES = (
-    ".csv", ".tsv", ".txt", ".json", ".parquet", ".npy", ".h5", ".hdf5", ".nc", ".pkl", ".pickle",
-    ".png", ".pdf", ".svg",
-)
-
-
-def check_store_name(path: PathLike | Location) -> None:
-    """Refuse a Zarr store output whose name ends in another file format's suffix.
-
-    Examples
-    --------
-    >>> check_store_name("scores.zarr"); check_store_name("s3://bucket/run-7")
-    >>> check_store_name("scores.csv")
-    Traceback (most recent call last):
-    ...
-    memoxr.errors.MemoxrInputError: output 'scores.csv': ends in '.csv', a file format, but a Zarr store is a folder; expected a name ending in .zarr (or no suffix)
-    """
-    name = str(Location.of(path).path).rstrip("/")
-    known = next((s for s in _FILE_FORMAT_SUFFIXES if name.lower().endswith(s)), None)
-    if known is not None:
-        raise MemoxrInputError(
-            f"output {name!r}: ends in {name[-len(known):]!r}, a file format, but a Zarr store is a folder; "
-            "expected a name ending in .zarr (or no suffix)"
-        )
 
 
 def check_writable(
