@@ -302,6 +302,8 @@ def demo_facts(result: Result) -> list[str]:
     memo = scores["original_memo"].values
     present = ~np.isnan(memo)  # ragged classes are padded with NaN
     n = int(present.sum())
+    if n == 0:  # every memorization value NaN: none of the three findings is defined
+        return ["No training sample has a memorization value: there is nothing to report."]
     zeros = int((memo[present] == 0).sum())
     high = present & (memo >= 0.5)
     facts = [
@@ -329,7 +331,11 @@ def demo_facts(result: Result) -> list[str]:
         )
     facts.append(fact + ".")
     summary = result.analysis.agreement_summary()
-    worst = summary.iloc[int(np.argmin(summary["overall"].to_numpy()))]
+    overall = summary["overall"].to_numpy(dtype=float)
+    if np.isnan(overall).all():  # no pair of methods has a correlation (every score NaN, say)
+        facts.append("The methods' rank agreement is undefined here: no pair of methods has two comparable scores.")
+        return facts
+    worst = summary.iloc[int(np.nanargmin(overall))]
     fact = (
         f"The methods disagree most between {worst['method_a']} and {worst['method_b']}: Spearman "
         f"{worst['overall']:.2f} overall, {worst['median_per_class']:.2f} median per class."
@@ -338,7 +344,7 @@ def demo_facts(result: Result) -> list[str]:
     # (every memorization-0 sample gets 0) where the other tells them apart.
     ties = {name: _most_common_share(scores[name].values[present]) for name in (worst["method_a"], worst["method_b"])}
     (tied, (share, value)), (other, (other_share, _)) = sorted(ties.items(), key=lambda item: -item[1][0])
-    if share >= 0.5 and other_share < share / 2:
+    if share >= 0.5 and not np.isnan(other_share) and other_share < share / 2:
         fact += (
             f" Most of that is ties: {tied} gives {share:.0%} of samples the same score ({value:.3g}), which "
             f"{other} tells apart."
@@ -348,10 +354,11 @@ def demo_facts(result: Result) -> list[str]:
 
 
 def _most_common_share(values: np.ndarray) -> tuple[float, float]:
-    """The share of ``values`` (NaN left out) that equal its most common value, and that value."""
+    """The share of ``values`` (NaN left out) that equal its most common value, and that value; NaN and
+    NaN when every value is NaN (a method that tells nothing apart)."""
     values = values[~np.isnan(values)]
     if values.size == 0:
-        return 0.0, float("nan")
+        return float("nan"), float("nan")
     unique, counts = np.unique(values, return_counts=True)
     return float(counts.max() / values.size), float(unique[counts.argmax()])
 

@@ -397,6 +397,22 @@ def test_demo_prints_a_short_report_with_facts_from_the_results(tmp_path):
     assert suggested and run(*suggested[0].split()[1:], "-q").exit_code == 0
 
 
+def test_demo_facts_on_nan_scores_claim_nothing_false():
+    from memoxr.influence.analysis import stats_and_analysis
+    from memoxr.workflows import Result, calculate, demo_facts
+
+    scores = calculate(memoxr.sample_path()).scores
+    one_nan = scores.assign(critical_sample_score=scores["critical_sample_score"] * np.nan)
+    fact = demo_facts(Result(one_nan, *stats_and_analysis(one_nan)))[2]
+    assert "critical_sample_score" not in fact  # its NaN correlations are not the lowest
+    assert "disagree most between" in fact and "nan" not in fact
+    methods = ["original_memo", "influence_weighted_memo", "representativeness_score", "weighted_combination",
+               "critical_sample_score"]
+    all_nan = scores.assign({m: scores[m] * np.nan for m in methods})
+    assert demo_facts(Result(all_nan, *stats_and_analysis(all_nan))) == [
+        "No training sample has a memorization value: there is nothing to report."]
+
+
 # ----------------------------------------------------------------------------- missing extras
 
 def test_missing_s3fs_names_the_extra(monkeypatch):
