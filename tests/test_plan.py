@@ -79,9 +79,12 @@ def test_plan_of_an_npz(tmp_path):
     assert not any("straight from their files" in note for note in plan.notes)
 
 
-def test_predicted_peak_matches_a_traced_run(tmp_path):
+@pytest.mark.parametrize("test_chunk", [1000, 400, 100])
+def test_predicted_peak_matches_a_traced_run(tmp_path, test_chunk):
     """The model against numpy's and Python's allocations in a real run, one task at a time: chunks
-    of 1.6 MB read straight from their files (several on every dimension, ragged classes)."""
+    read straight from their files, ragged classes, several chunks on every dimension but, for the
+    first case, test samples in one chunk (the usual FZ layout). Tight up to a few test chunks; with
+    many, the partial moments' term counts more than dask holds at once: an upper bound."""
     import tracemalloc
 
     from memoxr.convert import convert_npz
@@ -89,9 +92,10 @@ def test_predicted_peak_matches_a_traced_run(tmp_path):
 
     arrays = make_fz_arrays([1000, 950, 880, 1000, 993, 800], [1000, 970, 1000, 900, 997, 1000], seed=1)
     npz = write_npz(tmp_path / "x.npz", arrays)
-    store = convert_npz(npz, tmp_path / "x.zarr", chunks=BlockChunks(cls=2, train=500, test=400))
+    store = convert_npz(npz, tmp_path / "x.zarr", chunks=BlockChunks(cls=2, train=500, test=test_chunk))
     plan = plan_calculate(store, threads=1)
-    assert plan.n_chunks == 3 * 2 * 3
+    test_chunks = math.ceil(1000 / test_chunk)
+    assert plan.n_chunks == 3 * 2 * test_chunks
     scores = memoxr.influence_scores(memoxr.open_influence(store))
     tracemalloc.start()
     try:
@@ -100,7 +104,9 @@ def test_predicted_peak_matches_a_traced_run(tmp_path):
         traced = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert 0.9 <= traced / plan.peak_per_worker <= 1.1, (traced, plan)
+    ratio = traced / plan.peak_per_worker
+    assert ratio <= 1.1, (ratio, plan)
+    assert ratio >= (0.85 if test_chunks <= 3 else 0.3), (ratio, plan)
 
 
 def test_plan_text_names_every_figure(balanced_store):

@@ -13,7 +13,9 @@ plus the results that stay in memory:
 * the scores of a ``(class, train_sample)`` layout stay in memory: the row
   moments (4 float64 per sample) and the fields (7 float64 per sample); where
   the test samples span several chunks, each further chunk's partial moments
-  (4 float64 per sample) until they are merged.
+  (4 float64 per sample) until they are merged. That last term assumes every
+  partial is alive at once: tight for a few test chunks, an upper bound for many
+  (dask merges them four at a time; 10 test chunks: about 2x the traced peak).
 
 Checked against measured peaks by ``python -m memoxr.benchmarks.scaling``, which
 prints each prediction beside the measured peak (see the README's Performance
