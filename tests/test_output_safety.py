@@ -118,7 +118,7 @@ def test_store_named_like_a_file_is_refused_before_work(tmp_path, inputs, suffix
     def work(*args, **kwargs):
         raise AssertionError("the work started before the output's name was checked")
 
-    for module, name in [("convert", "open_fz_npz"), ("memoxr.workflows", "open_influence"),
+    for module, name in [("memoxr.convert", "open_fz_npz"), ("memoxr.workflows", "open_influence"),
                          ("memoxr.estimate.writers", "estimate"), ("memoxr.dynamics.ingest", "ingest_dataset")]:
         monkeypatch.setattr(importlib.import_module(module), name, work)
     before = tree(tmp_path)
