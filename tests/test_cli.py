@@ -115,7 +115,7 @@ def test_update_csv_merges_into_existing(tmp_path, ragged_store):
         (["convert", "{npz}", "{store}"], "already exists; pass --overwrite to replace it"),
         (["calculate", "--input", "{store}", "--analyze-class", "42"], "--analyze-class must be one of the classes 0..5"),
         (["calculate", "--input", "{tmp}/nope.zarr"], "does not exist"),
-        (["calculate", "--input", "{store}", "--output", "{store}"], "already exists"),
+        (["calculate", "--input", "{store}", "--output", "{store}"], "is the same path as --input"),
         (["calculate", "--input", "{store}", "--alpha", "nan"], "alpha must be a finite number"),
         (["update-csv", "--influence-file", "{npz}", "--csv-file", "{tmp}/c.csv", "--output", "{tmp}/no/o.csv"], "parent folder"),
     ],

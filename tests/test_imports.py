@@ -356,7 +356,7 @@ def test_outputs_are_refused_early_only_where_the_library_would_report_the_same(
     def early(output, stats):
         store = None if output is None or output.endswith(".npz") else output
         try:
-            refuse_existing_local_outputs((output, stats), overwrite=False, stores=(store,))
+            refuse_existing_local_outputs((output, stats), overwrite=False, stores=(store,), inputs=(ragged_store,))
         except OutputExistsError as exc:
             return str(exc)
         return None
@@ -383,6 +383,8 @@ def test_outputs_are_refused_early_only_where_the_library_would_report_the_same(
         (at("scores.zarr"), at("nodir/stats.csv")),  # a missing parent: the library reports it
         (at("taken.csv"), at("stats.csv")),  # a store named like a file: refused for its name
         (at("scores.zarr"), at("link.csv")),  # a dangling link
+        (at("scores.zarr"), at("scores.zarr/x.csv")),  # one output inside the other: the library refuses it
+        (ragged_store, at("stats.csv")),  # the input as an output
     ]
     refused_early = 0
     for output, stats in cases:
@@ -393,5 +395,6 @@ def test_outputs_are_refused_early_only_where_the_library_would_report_the_same(
     assert refused_early == 4
     assert "outputs" in early(at("scores.zarr"), at("stats.csv"))
     assert early(at("scores.zarr"), at("new.csv")) is None and early(at("taken.csv"), at("stats.csv")) is None
+    assert "lies inside --output" in library(at("scores.zarr"), at("scores.zarr/x.csv"))
     refuse_existing_local_outputs((at("stats.csv"),), overwrite=False, inputs=("s3://bucket/in.npz",))
     refuse_existing_local_outputs((at("stats.csv"),), overwrite=True)

@@ -181,6 +181,29 @@ def test_calculate_writes_both_outputs_or_none(tmp_path, ragged_store, monkeypat
     assert result.exit_code == 2 and "same path" in result.stderr
 
 
+def test_outputs_overlapping_an_input_or_each_other_are_refused_even_with_overwrite(tmp_path, inputs):
+    """A helper found --overwrite destroying what it was told to replace around: the input replaced by
+    its scores, a store replaced while the CSV went inside it. Each is refused before anything is touched."""
+    store, scores = Path(inputs["store"]), tmp_path / "scores.zarr"
+    assert run("calculate", "--input", store, "--output", scores, "-q").exit_code == 0
+    cases = [
+        (["calculate", "--input", store, "--output", store, "--overwrite"], f"--output {str(store)!r} is the same path as --input"),
+        (["calculate", "--input", store, "--output", f"{store}/", "--overwrite"], "is the same path as --input"),
+        (["calculate", "--input", store, "--output", scores, "--stats-csv", scores / "x.csv", "--overwrite"],
+         f"--stats-csv {str(scores / 'x.csv')!r} lies inside --output {str(scores)!r}"),
+        (["calculate", "--input", store, "--output", tmp_path / "new.zarr", "--stats-csv", store / "x.csv"],
+         "lies inside --input"),
+        (["calculate", "--input", scores / "..", "--output", tmp_path, "--overwrite"], "is the same path as --input"),
+        (["estimate", inputs["trials"], inputs["trials"], "--overwrite"], "is the same path as --input"),
+    ]
+    before = tree(tmp_path)
+    for args, message in cases:
+        result = run(*args, "-q")
+        assert result.exit_code == 2, (args, result.output)
+        assert message in result.stderr and "expected outputs apart from each other and from the inputs" in result.stderr
+        assert tree(tmp_path) == before, args
+
+
 def test_every_existing_output_is_named_at_once(tmp_path, ragged_store):
     """Both outputs exist: one refusal names both, so one rerun with new names (or --overwrite) does."""
     from memoxr.errors import OutputExistsError

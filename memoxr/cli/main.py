@@ -202,7 +202,7 @@ def calculate_cmd(
         click.echo(str(plan_calculate(input_path, allow_pickle=allow_pickle, storage_options=storage_options)))
         return
     store = None if output_path is None or output_path.endswith(".npz") else output_path
-    refuse_existing_local_outputs((output_path, stats_csv), overwrite=overwrite, stores=(store,))
+    refuse_existing_local_outputs((output_path, stats_csv), overwrite=overwrite, stores=(store,), inputs=(input_path,))
     from .. import workflows
 
     result = workflows.calculate(

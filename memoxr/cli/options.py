@@ -105,15 +105,20 @@ def refuse_existing_local_outputs(
     given is a local path that exists (the library then names them all, before any
     other check of theirs), and none of ``stores`` (the outputs that are Zarr stores)
     is named like a file of another format (the library refuses that first). Otherwise
-    the library decides: an input or an output that is a URL, two equal outputs, an
+    the library decides: an input or an output that is a URL, two equal outputs,
+    outputs that overlap an input or each other (one in or holding the other), an
     output that does not exist yet (its parent, a dangling link, a folder that refuses
     writes: the library checks each before reporting the others).
     """
-    from ..io.location import file_format_suffix, is_url
+    from ..io.location import file_format_suffix, is_url, overlap
 
     given = [path for path in outputs if path is not None]
     if overwrite or not given or len(set(given)) < len(given) or any(is_url(path) for path in (*inputs, *given)):
         return
+    pairs = [(path, source) for path in given for source in inputs]
+    pairs += [(given[j], given[k]) for j in range(len(given)) for k in range(j)]
+    if any(overlap(a, b) for a, b in pairs):
+        return  # an output that is, holds or lies in an input or the other output: the library refuses that
     if not all(Path(path).exists() for path in given):
         return
     if any(file_format_suffix(path) for path in stores if path is not None):

@@ -434,3 +434,58 @@ def check_store_name(path: PathLike | Location) -> None:
             f"output {name!r}: ends in {suffix!r}, a file format, but a Zarr store is a folder; "
             "expected a name ending in .zarr (or no suffix)"
         )
+
+
+def overlap(a: PathLike | Location, b: PathLike | Location) -> str | None:
+    """How two locations overlap: ``"same"``, ``"inside"`` (``a`` lies in ``b``), ``"contains"``, or None.
+
+    Local paths are compared resolved (symlinks followed, ``..`` and trailing slashes gone); URLs
+    by their text, as object storage names keys. A URL and a local path never overlap.
+
+    Examples
+    --------
+    >>> overlap("s.zarr", "./s.zarr/"), overlap("s.zarr/x.csv", "s.zarr"), overlap("s.zarr", "t.zarr")
+    ('same', 'inside', None)
+    >>> overlap("s3://b/run", "s3://b/run/stats.csv"), overlap("s3://b/run", "s3://b/run2")
+    ('contains', None)
+    """
+    a_text, b_text = (str(x.path if isinstance(x, Location) else x) for x in (a, b))
+    if is_url(a_text) != is_url(b_text):
+        return None
+    if is_url(a_text):
+        left, right = a_text.rstrip("/"), b_text.rstrip("/")
+        inside, contains = left.startswith(right + "/"), right.startswith(left + "/")
+        same = left == right
+    else:
+        pa, pb = Path(a_text).resolve(), Path(b_text).resolve()
+        same, inside, contains = pa == pb, pb in pa.parents, pa in pb.parents
+    return "same" if same else "inside" if inside else "contains" if contains else None
+
+
+def refuse_overlapping(inputs: Mapping[str, PathLike | Location | None], outputs: Mapping[str, PathLike | Location | None]) -> None:
+    """Refuse an output that is, holds or lies inside an input or another output (names: the arguments).
+
+    Replacing it would destroy what is read, or what was just written.
+
+    Examples
+    --------
+    >>> refuse_overlapping({"--input": "in.zarr"}, {"--output": "s.zarr", "--stats-csv": "s.csv"})
+    >>> refuse_overlapping({"--input": "in.zarr"}, {"--output": "s.zarr", "--stats-csv": "s.zarr/x.csv"})
+    Traceback (most recent call last):
+    ...
+    memoxr.errors.MemoxrInputError: --stats-csv 's.zarr/x.csv' lies inside --output 's.zarr'; expected outputs apart from each other and from the inputs
+    """
+    given_out = [(name, path) for name, path in outputs.items() if path is not None]
+    given_in = [(name, path) for name, path in inputs.items() if path is not None]
+    pairs = [(o, i) for o in given_out for i in given_in]
+    pairs += [(given_out[j], given_out[k]) for j in range(len(given_out)) for k in range(j)]
+    for (out_name, out_path), (other_name, other_path) in pairs:
+        how = overlap(out_path, other_path)
+        if how is not None:
+            relation = {"same": "is the same path as", "inside": "lies inside", "contains": "holds"}[how]
+            out_text, other_text = (str(x.path if isinstance(x, Location) else x) for x in (out_path, other_path))
+            raise MemoxrInputError(
+                f"{out_name} {out_text!r} {relation} {other_name} {other_text!r}; "
+                "expected outputs apart from each other and from the inputs"
+            )
+
