@@ -18,7 +18,14 @@ from .influence.scores import influence_scores
 from .influence.seed_npz import SEED_KEYS, read_seed_npz, write_seed_npz
 from .influence.sources import open_influence, sample_path
 from .influence.stats import class_stats, merge_stats_csv
-from .io.location import Location, PathLike, StorageOptions, is_url, refuse_overlapping
+from .io.location import (
+    Location,
+    PathLike,
+    StorageOptions,
+    check_store_name,
+    is_url,
+    refuse_overlapping,
+)
 from .io.npz import read_npz_headers
 from .io.schema import (
     CLASS,
@@ -168,6 +175,8 @@ def calculate(
             raise MemoxrInputError(f"--output and --stats-csv are the same path {str(output)!r}; expected two outputs")
         # Replacing an output that is, holds or lies in the input or the other output destroys it.
         refuse_overlapping({"--input": source}, {"--output": output, "--stats-csv": stats_csv})
+        if output is not None and not str(output).endswith(".npz"):
+            check_store_name(output, also=", or .npz for the seed's layout; the per-class table goes to --stats-csv")
         # Each path its own Location, resolved here once.
         scores_out = None if output is None else Location.of(output, storage_options)
         stats_out = None if stats_csv is None else Location.of(stats_csv, storage_options)

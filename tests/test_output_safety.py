@@ -129,6 +129,9 @@ def test_store_named_like_a_file_is_refused_before_work(tmp_path, inputs, suffix
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and str(out) in lines[0] and f"ends in '{suffix}'" in lines[0], (name, lines)
         assert "a Zarr store is a folder" in lines[0] and "Traceback" not in result.output
+        also = {"calculate-zarr": "or .npz for the seed's layout; the per-class table goes to --stats-csv",
+                "estimate": "or .npz for the FZ layout"}.get(name, "(or no suffix)")
+        assert lines[0].endswith(also), (name, lines[0])  # what else the command takes
         assert tree(tmp_path) == before and not out.exists(), name
 
 

@@ -60,8 +60,8 @@ def estimate_command(
 
     TRIALS (.npz or Zarr store) holds mask and train_correct (trial, train),
     test_correct (trial, test), tr_labels and tt_labels. OUTPUT ending in .npz
-    is written in the FZ npz layout, anything else as a Zarr influence store
-    with standard errors and the sums that --append adds to; it appears only
+    is written in the FZ npz layout, one ending in .zarr (or with no suffix) as a
+    Zarr influence store with standard errors and the sums that --append adds to; it appears only
     once complete.
     """
     from ..io.chunks import validate_option_mb

@@ -16,7 +16,14 @@ from ..compute.blas import blas_threads_for_dask
 from ..compute.progress import compute, deprecated_show_progress
 from ..errors import MemoxrInputError
 from ..io.chunks import DEFAULT_CHUNK_MB, BlockChunksLike
-from ..io.location import Location, PathLike, StorageOptions, locate, refuse_overlapping
+from ..io.location import (
+    Location,
+    PathLike,
+    StorageOptions,
+    check_store_name,
+    locate,
+    refuse_overlapping,
+)
 from ..io.npy import write_npy_streamed
 from ..io.schema import CLASS, INFLUENCE_COORDS, check_influence_dataset
 from ..io.storage import atomic_output, check_writable, write_dataset
@@ -232,6 +239,7 @@ def write_estimate(
         if isinstance(trials, (str, os.PathLike, Location)):  # replacing the records being read destroys them
             refuse_overlapping({"--input": trials}, {"--output": output})
         if not str(output).endswith(".npz"):
+            check_store_name(output, also=", or .npz for the FZ layout")
             return estimate_to_zarr(locate(trials, storage_options), Location.of(output, storage_options),
                                     overwrite=overwrite, full=full, chunk_mb=chunk_mb, sample_order=sample_order,
                                     bootstrap=bootstrap, confidence=confidence, seed=seed)

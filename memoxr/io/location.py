@@ -416,8 +416,9 @@ def file_format_suffix(path: PathLike | Location) -> str | None:
     return None if known is None else name[-len(known):]
 
 
-def check_store_name(path: PathLike | Location) -> None:
-    """Refuse a Zarr store output whose name ends in another file format's suffix.
+def check_store_name(path: PathLike | Location, *, also: str = "") -> None:
+    """Refuse a Zarr store output whose name ends in another file format's suffix (``also``: what
+    else the caller accepts, added to the message).
 
     Examples
     --------
@@ -432,7 +433,7 @@ def check_store_name(path: PathLike | Location) -> None:
         name = str(path.path if isinstance(path, Location) else path)
         raise MemoxrInputError(
             f"output {name!r}: ends in {suffix!r}, a file format, but a Zarr store is a folder; "
-            "expected a name ending in .zarr (or no suffix)"
+            f"expected a name ending in .zarr (or no suffix){also}"
         )
 
 
