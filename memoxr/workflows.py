@@ -23,7 +23,7 @@ from .io.location import (
     PathLike,
     StorageOptions,
     check_store_name,
-    is_url,
+    overlap,
     refuse_overlapping,
 )
 from .io.npz import read_npz_headers
@@ -215,12 +215,6 @@ def calculate(
         return result
 
 
-def _same_file(a: PathLike | Location, b: PathLike | Location) -> bool:
-    if is_url(a) or is_url(b):
-        return str(a) == str(b)
-    return Path(a).resolve() == Path(b).resolve()
-
-
 def update_csv(
     influence_file: PathLike | Location,
     csv_file: PathLike | Location,
@@ -250,7 +244,7 @@ def update_csv(
     """
     csv_in = Location.of(csv_file, storage_options)
     csv_out = csv_in if output is None else Location.of(output, storage_options)
-    in_place = output is None or _same_file(csv_out, csv_in)
+    in_place = output is None or overlap(csv_out, csv_in) == "same"
     overwrite = overwrite or in_place
     check_writable(csv_out, overwrite=overwrite)
     with deprecated_show_progress(show_progress, "update_csv"):

@@ -110,14 +110,14 @@ def refuse_existing_local_outputs(
     output that does not exist yet (its parent, a dangling link, a folder that refuses
     writes: the library checks each before reporting the others).
     """
-    from ..io.location import file_format_suffix, is_url, overlap
+    from ..io.location import file_format_suffix, is_url, refuse_overlapping
 
     given = [path for path in outputs if path is not None]
     if overwrite or not given or len(set(given)) < len(given) or any(is_url(path) for path in (*inputs, *given)):
         return
-    pairs = [(path, source) for path in given for source in inputs]
-    pairs += [(given[j], given[k]) for j in range(len(given)) for k in range(j)]
-    if any(overlap(a, b) for a, b in pairs):
+    try:
+        refuse_overlapping({f"input {i}": p for i, p in enumerate(inputs)}, {f"output {i}": p for i, p in enumerate(given)})
+    except MemoxrInputError:
         return  # an output that is, holds or lies in an input or the other output: the library refuses that
     if not all(Path(path).exists() for path in given):
         return

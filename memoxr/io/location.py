@@ -411,7 +411,7 @@ def file_format_suffix(path: PathLike | Location) -> str | None:
     >>> file_format_suffix("scores.zarr"), file_format_suffix("s3://bucket/run-7"), file_format_suffix("out.CSV/")
     (None, None, '.CSV')
     """
-    name = str(path.path if isinstance(path, Location) else path).rstrip("/\\")
+    name = str(path).rstrip("/\\")
     known = next((s for s in _FILE_FORMAT_SUFFIXES if name.lower().endswith(s)), None)
     return None if known is None else name[-len(known):]
 
@@ -430,7 +430,7 @@ def check_store_name(path: PathLike | Location, *, also: str = "") -> None:
     """
     suffix = file_format_suffix(path)
     if suffix is not None:
-        name = str(path.path if isinstance(path, Location) else path)
+        name = str(path)
         raise MemoxrInputError(
             f"output {name!r}: ends in {suffix!r}, a file format, but a Zarr store is a folder; "
             f"expected a name ending in .zarr (or no suffix){also}"
@@ -450,7 +450,7 @@ def overlap(a: PathLike | Location, b: PathLike | Location) -> str | None:
     >>> overlap("s3://b/run", "s3://b/run/stats.csv"), overlap("s3://b/run", "s3://b/run2")
     ('contains', None)
     """
-    a_text, b_text = (str(x.path if isinstance(x, Location) else x) for x in (a, b))
+    a_text, b_text = str(a), str(b)  # a Location prints as its path
     if is_url(a_text) != is_url(b_text):
         return None
     if is_url(a_text):
@@ -484,7 +484,7 @@ def refuse_overlapping(inputs: Mapping[str, PathLike | Location | None], outputs
         how = overlap(out_path, other_path)
         if how is not None:
             relation = {"same": "is the same path as", "inside": "lies inside", "contains": "holds"}[how]
-            out_text, other_text = (str(x.path if isinstance(x, Location) else x) for x in (out_path, other_path))
+            out_text, other_text = str(out_path), str(other_path)
             raise MemoxrInputError(
                 f"{out_name} {out_text!r} {relation} {other_name} {other_text!r}; "
                 "expected outputs apart from each other and from the inputs"
